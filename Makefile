@@ -1,0 +1,62 @@
+# reprolib: `make figures` (the study, embedded profile) and `make test` do all set-up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PROFILE ?= embedded
+PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.setup-done
+DATA_STAMP := artifacts/.data-done
+PROFILE_FILE := reprolib/profiles/$(PROFILE).yaml
+OUT := figures/$(PROFILE)
+EXECUTED := notebooks/executed/$(PROFILE)
+# Notebooks in the order the study runs them; each one's executed copy is a make target.
+NOTEBOOKS := 01_upstream_and_tickets 02_transfer_sweep 03_accuracy_vs_sparsity 04_few_shot \
+             05_calibration 06_smm 07_ood 08_reprogrammer 09_claims 10_published 11_explorer
+
+.PHONY: help setup data test test-lib test-notebooks figures lab bench clean-results
+help:
+	@echo "make figures    regenerate every table and figure (PROFILE=$(PROFILE): embedded | smoke | paper)"
+	@echo "make test       library tests + nbval over every notebook (smoke profile)"
+	@echo "make lab        JupyterLab on notebooks/"
+	@echo "make bench      speed and memory benchmarks -> bench/results.md"
+	@echo "make setup      .venv with pinned dependencies (a no-op when up to date)"
+	@echo "make data       offline data (Fashion-MNIST from Debian, digits, glyphs)"
+
+setup: $(SETUP_STAMP)
+$(SETUP_STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+data: $(DATA_STAMP)
+$(DATA_STAMP): $(SETUP_STAMP) reprolib/data/embedded.py
+	@# Fashion-MNIST ships as a Debian package; install it when we are root, else the
+	@# library falls back to torchvision's downloader (needs internet).
+	@dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+	       || { apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; }; }; } \
+	  || echo "note: could not install dataset-fashion-mnist; reprolib will try torchvision's download"
+	$(PY) -m reprolib data --prepare
+	@mkdir -p $(dir $@) && touch $@
+
+test: setup data test-lib test-notebooks
+test-lib:
+	$(PY) -m pytest -q tests
+test-notebooks:
+	$(PY) -m reprolib notebooks --profile smoke --out notebooks/executed/smoke
+	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks/executed/smoke
+
+figures: setup data
+	$(PY) -m reprolib notebooks --profile $(PROFILE) --out $(EXECUTED)
+	@echo "figures and tables: $(OUT)/"
+
+lab: setup data
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup data
+	$(PY) -m reprolib.bench --out bench/results.md
+
+clean-results:
+	rm -rf artifacts/$(PROFILE)/runs artifacts/$(PROFILE)/ledger.csv $(EXECUTED)

@@ -1,0 +1,15 @@
+"""reprolib: a reproducible workbook for visual reprogramming under constraints.
+
+Data flows one way:
+config -> data -> backbone (+ ticket) -> method (prompt + label map, or linear head)
+-> train -> evaluate -> record -> ledger -> tables and figures.
+
+Importing the package is cheap on purpose (no torch at import time): the submodules
+(`reprolib.data`, `reprolib.models`, `reprolib.metrics`, ...) load what they need.
+"""
+
+__version__ = "0.1.0"
+
+from reprolib.errors import ReprolibError  # noqa: E402  (tiny, no heavy deps)
+
+__all__ = ["ReprolibError", "__version__"]

@@ -1,0 +1,111 @@
+"""Profiles: one typed dataclass of study settings, three YAML files of values.
+
+`reprolib/profiles/{smoke,embedded,paper}.yaml` are the single source of the numbers.
+The same files are passed to papermill (`-f`) as notebook parameters, and read here by
+the CLI and the library, so a notebook and a command line run the same configuration.
+Every key is type-checked against the dataclass annotations; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprolib.errors import ReprolibError, check_choice
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+PROFILES = ("smoke", "embedded", "paper")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Profile:
+    """Everything a study run needs to know; see the YAML files for the values."""
+
+    profile: str = "embedded"
+    backbone: str = "small_resnet"        # reprolib.models registry name
+    source: str = "fashion_mnist"         # upstream training set (imagenet = pretrained weights)
+    device: str = "auto"                  # auto | cpu | cuda
+    protocol: str = "embedded"            # reprolib.protocols preset for transfer runs
+    targets: list[str] = field(default_factory=lambda: ["digits", "glyphs"])
+    # Transfer methods of the sweep, each "method" or "method/label_map" (lp has no map).
+    methods: list[str] = field(default_factory=lambda: ["lp", "vp/ilm", "vp/flm", "smm/ilm", "full/ilm"])
+    levels: list[int] = field(default_factory=lambda: [0, 2, 4, 6, 8])   # IMP ticket levels
+    baselines: list[str] = field(default_factory=lambda: ["magnitude", "random"])
+    baseline_level: int = 8               # density at which the baselines are compared
+    n_shots: list[int] = field(default_factory=lambda: [1, 5, 10, -1])   # -1 = all
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    full_data_seeds: list[int] = field(default_factory=lambda: [1])      # seeds for n_shot = -1
+    upstream: dict[str, Any] = field(default_factory=dict)               # reprolib.upstream recipe
+    tickets: dict[str, Any] = field(default_factory=dict)                # reprolib.sparsity recipe
+    reprogrammer: dict[str, Any] = field(default_factory=dict)           # reprolib.reprogrammer recipe
+    artifacts: str = "artifacts/embedded"  # upstream model, tickets, run records, ledger
+    figures: str = "figures/embedded"      # PNG/PDF figures, CSV/Markdown tables
+    data_root: str = "data"                # caches and torchvision downloads
+    download: bool = False                 # allow torchvision / hub downloads
+
+    def path(self, key: str) -> Path:
+        """An artifacts/figures/data_root directory, absolute (relative ones are repo-relative)."""
+        p = Path(getattr(self, key))
+        return p if p.is_absolute() else REPO_ROOT / p
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is Any:
+        return True
+    return isinstance(value, annotation)
+
+
+def validate(values: dict[str, Any]) -> Profile:
+    """Build a Profile from a mapping, refusing unknown keys and wrong types in one line."""
+    hints = typing.get_type_hints(Profile)
+    names = [f.name for f in dataclasses.fields(Profile)]
+    for key, value in values.items():
+        check_choice("profile key", key, names)
+        if not _matches(value, hints[key]):
+            raise ReprolibError(
+                f"parameter {key} must be {_type_name(hints[key])}, got {type(value).__name__} {value!r}"
+            )
+    profile = Profile(**values)
+    check_choice("profile", profile.profile, PROFILES)
+    check_choice("device", profile.device, ("auto", "cpu", "cuda"))
+    return profile
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def load_profile(name: str, **overrides: Any) -> Profile:
+    """The named profile's YAML values, with keyword overrides, validated."""
+    import yaml
+
+    check_choice("profile", name, PROFILES)
+    with open(PROFILE_DIR / f"{name}.yaml") as f:
+        values = yaml.safe_load(f) or {}
+    values.update(overrides)
+    return validate(values)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ReprolibError("device 'cuda' requested but no CUDA GPU is visible; valid choices here: auto, cpu")
+    return device
