@@ -1,0 +1,55 @@
+"""`python -m reprolib <command> ...`: one entry point, commands loaded lazily.
+
+Each command lives in its own module, which defines `add_arguments(parser)` and
+`run(args) -> int`. Only the chosen command's module is imported, so `--help` and
+simple commands stay fast. A ReprolibError becomes one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from reprolib.errors import ReprolibError
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("reprolib.data.cli", "prepare or inspect datasets"),
+    "upstream": ("reprolib.upstream", "train the embedded upstream model"),
+    "tickets": ("reprolib.sparsity.cli", "make lottery tickets (IMP) and pruning baselines"),
+    "transfer": ("reprolib.transfer.cli", "one transfer run (LP, VP, SMM, watermark prompts)"),
+    "sweep": ("reprolib.sweep", "run the profile's grid of transfer runs, resumably"),
+    "ledger": ("reprolib.ledger", "build the tidy results table from all run records"),
+    "reprogrammer": ("reprolib.reprogrammer.cli", "text-image encoder reprogramming and OOD"),
+    "notebooks": ("reprolib.notebooks", "execute the study notebooks with papermill"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: python -m reprolib <command> [options]", "", "commands:"]
+    lines += [f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    try:
+        if name not in COMMANDS:
+            valid = ", ".join(COMMANDS)
+            raise ReprolibError(f"unknown command {name!r}; valid choices: {valid}")
+        module = importlib.import_module(COMMANDS[name][0])
+        parser = argparse.ArgumentParser(prog=f"python -m reprolib {name}", description=COMMANDS[name][1])
+        module.add_arguments(parser)
+        args = parser.parse_args(rest)
+        return int(module.run(args) or 0)
+    except ReprolibError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished runs are kept, rerun to resume", file=sys.stderr)
+        return 130
