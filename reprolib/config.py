@@ -86,7 +86,9 @@ def validate(values: dict[str, Any]) -> Profile:
 
 
 def _type_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    if typing.get_origin(annotation) is not None:  # list[int] reads better than "list"
+        return str(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def load_profile(name: str, **overrides: Any) -> Profile:

@@ -1,0 +1,52 @@
+"""Profiles are typed; bad input gives one line on stderr and a non-zero exit."""
+
+import subprocess
+import sys
+
+import pytest
+
+from reprolib.config import PROFILES, load_profile, validate
+from reprolib.errors import ReprolibError, check_choice, check_type
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_file_validates(name):
+    profile = load_profile(name)
+    assert profile.profile == name
+    assert profile.targets and profile.methods and profile.seeds
+
+
+def test_unknown_key_and_wrong_type_are_refused():
+    with pytest.raises(ReprolibError, match="unknown profile key 'sedes'.*seeds"):
+        validate({"sedes": [1]})
+    with pytest.raises(ReprolibError, match="seeds must be list\\[int\\], got str"):
+        validate({"seeds": "[1, 2]"})  # papermill -p injects strings: caught here
+    with pytest.raises(ReprolibError, match="baseline_level must be int, got bool"):
+        validate({"baseline_level": True})
+    with pytest.raises(ReprolibError, match="unknown profile 'fast'; valid choices: smoke, embedded, paper"):
+        load_profile("fast")
+
+
+def test_error_helpers_make_one_line():
+    with pytest.raises(ReprolibError) as err:
+        check_choice("method", "vpp", ["lp", "vp"])
+    assert str(err.value) == "unknown method 'vpp'; valid choices: lp, vp"
+    with pytest.raises(ReprolibError):
+        check_type("n_shot", 1.5, int)
+    assert "\n" not in str(ReprolibError("two\nlines"))
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "reprolib", *args], capture_output=True, text=True)
+
+
+def test_cli_unknown_command_is_one_line_and_exit_2():
+    result = _cli("trian")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown command 'trian'; valid choices: data, upstream, tickets" in result.stderr
+
+
+def test_cli_help_lists_commands():
+    result = _cli("--help")
+    assert result.returncode == 0 and "transfer" in result.stdout and "sweep" in result.stdout
