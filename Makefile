@@ -1,10 +1,14 @@
 # reprolib: `make figures` (the study, embedded profile) and `make test` do all set-up themselves.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 .DEFAULT_GOAL := help
 PROFILE ?= embedded
 PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+# Some machines' pip config names local package folders that may not exist; drop that noise.
+QUIET_PIP := sed '/is ignored: it is neither a file nor a directory/d'
 SETUP_STAMP := $(VENV)/.setup-done
 DATA_STAMP := artifacts/.data-done
 PROFILE_FILE := reprolib/profiles/$(PROFILE).yaml
@@ -26,8 +30,8 @@ help:
 setup: $(SETUP_STAMP)
 $(SETUP_STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PIP) -r requirements.lock 2>&1 | $(QUIET_PIP)
+	$(PIP) --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
 	@touch $@
 
 data: $(DATA_STAMP)
