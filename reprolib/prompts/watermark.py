@@ -1,0 +1,82 @@
+"""Watermark prompts, the SMM paper's Narrow / Medium / Full baselines (methods.md s.5).
+
+    backbone input = normalize(resize(x, out)) + delta * M
+
+delta (channels x out x out) starts at zero and is added in NORMALISED space (no
+sigmoid, no clamp). M is a binary frame of width 28 (narrow) or 56 (medium) at out = 224,
+or all ones (full). For other sizes the width scales with the image:
+max(1, round(width * out / 224)), e.g. 4 and 7 at 28 px (Python's round: 3.5 -> 4).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from reprolib.errors import check_choice
+from reprolib.prompts.common import (
+    Normalization,
+    Normalizer,
+    check_channels,
+    check_size,
+    match_channels,
+    resize,
+)
+
+WATERMARK_KINDS = ("narrow", "medium", "full")
+FRAME_WIDTH_AT_224 = {"narrow": 28, "medium": 56}
+
+
+def frame_width(kind: str, output_size: int) -> int | None:
+    """Width of the learnable frame in pixels at this size; None for 'full' (everywhere)."""
+    check_choice("watermark kind", kind, WATERMARK_KINDS)
+    if kind == "full":
+        return None
+    return max(1, round(FRAME_WIDTH_AT_224[kind] * output_size / 224))
+
+
+def frame_mask(output_size: int, width: int | None) -> Tensor:
+    """(out, out) float mask: 1 on a border `width` pixels wide, all ones when width is None."""
+    mask = torch.ones(output_size, output_size)
+    if width is not None and 2 * width < output_size:
+        mask[width : output_size - width, width : output_size - width] = 0.0
+    return mask
+
+
+class WatermarkPrompt(nn.Module):
+    """A zero-initialised additive delta on a fixed frame (or the whole image)."""
+
+    def __init__(
+        self,
+        kind: str,
+        output_size: int = 224,
+        channels: int = 3,
+        normalize: Normalization = None,
+    ):
+        super().__init__()
+        self.kind = check_choice("watermark kind", kind, WATERMARK_KINDS)
+        self.output_size = check_size("prompt output_size", output_size)
+        self.channels = check_channels(channels)
+        self.width = frame_width(kind, output_size)
+        self.delta = nn.Parameter(torch.zeros(channels, output_size, output_size))
+        self.register_buffer("mask", frame_mask(output_size, self.width).view(1, 1, output_size, output_size), persistent=False)
+        self.normalizer = Normalizer(normalize, channels)
+
+    @property
+    def frame_mask(self) -> Tensor:
+        """(out, out) float tensor: 1 where delta acts."""
+        return self.mask[0, 0]
+
+    def unprompted(self, x: Tensor) -> Tensor:
+        """r(x) = normalize(resize(x)): the input with delta removed."""
+        return self.normalizer(resize(match_channels(x, self.channels), self.output_size))
+
+    def prompt_image(self) -> Tensor:
+        """delta * M (normalised units, not clipped), detached, for display."""
+        return (self.delta * self.mask[0]).detach()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.unprompted(x) + self.delta * self.mask
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, output_size={self.output_size}, channels={self.channels}, width={self.width}"
