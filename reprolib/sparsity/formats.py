@@ -1,0 +1,221 @@
+"""Ticket files on disk: safe readers and writers for the common lottery-ticket formats.
+
+Readers return plain `dict[str, Tensor]` with wrapper prefixes removed; they never build a
+network (that is `reprolib.sparsity.load`). Writers exist for tests and for converting
+tickets between formats. Formats:
+
+- RLT (public code): `{arch}_dyn4_{S}_checkpoint.pth` (state dict, maybe under "state_dict")
+  + `{arch}_dyn4_{S}_mask.pth` (name -> 0/1 tensor); either file may carry "model." keys.
+- open_lth level folder: `mask.pth` (int 0/1), `model_ep{E}_it{I}.pth`, `sparsity_report.json`
+  ({"total": n, "unpruned": k}); a saved PrunedModel also holds `mask_<a___b>` buffers.
+- torch.nn.utils.prune state dict: `<m>.weight_orig` (dense) + `<m>.weight_mask` (0/1).
+- plain: any state dict + any mask file; ours: `level_XX/{model.pth, mask.pth, sparsity.json}`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from reprolib.errors import ReprolibError
+
+# Wrapper prefixes stripped from every key: DataParallel, open_lth / RLT model wrappers,
+# torch.compile. Stripped repeatedly, so "module.model.conv1.weight" -> "conv1.weight".
+WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
+# Keys under which training scripts nest the state dict inside a checkpoint dict.
+NESTED_STATE_KEYS = ("state_dict", "model_state_dict")
+
+
+def names_preview(names, limit: int = 4) -> str:
+    """'a, b, c, d (+7 more)': a short list of key names for one-line errors."""
+    names = sorted(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def rlt_file_names(arch: str, state: int) -> tuple[str, str]:
+    """The public code's (checkpoint, mask) file names for sparsity state `state`."""
+    return f"{arch}_dyn4_{state}_checkpoint.pth", f"{arch}_dyn4_{state}_mask.pth"
+
+
+def read_checkpoint(file: Path) -> dict[str, Tensor]:
+    """A state dict from `file` via torch.load(weights_only=True), unwrapped from a checkpoint dict."""
+    file = Path(file)
+    if not file.is_file():
+        raise ReprolibError(f"missing file {file}")
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file; all mean the same here
+        raise ReprolibError(_unreadable(file, err)) from None
+    if isinstance(obj, dict):
+        for key in NESTED_STATE_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict):
+        raise ReprolibError(f"cannot read {file}: expected a state dict (name -> tensor), found {type(obj).__name__}")
+    bad = [str(k) for k, v in obj.items() if not (isinstance(k, str) and isinstance(v, Tensor))]
+    if bad:
+        raise ReprolibError(f"cannot read {file}: expected a state dict (name -> tensor); non-tensor entries: {names_preview(bad)}")
+    return dict(obj)
+
+
+def _unreadable(file: Path, err: Exception) -> str:
+    """One line for a torch.load failure: an unsafe (but maybe valid) pickle, or not a checkpoint."""
+    text = " ".join(str(err).split())
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsafe:
+        return (f"cannot read {file} safely: it pickles {unsafe.group(1)}, which weights_only=True refuses; "
+                f"re-save only its state dict (torch.save(model.state_dict()))")
+    detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    detail_text = (detail.group(1) if detail else text) or "empty or truncated file"
+    return f"cannot read {file}: not a PyTorch checkpoint ({type(err).__name__}: {detail_text[:100]})"
+
+
+def strip_prefixes(state: dict[str, Tensor], file: Path) -> dict[str, Tensor]:
+    """Remove wrapper prefixes from every key (each file independently); collisions are errors."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        name = key
+        while name.startswith(WRAPPER_PREFIXES):
+            name = name.split(".", 1)[1]
+        if name in out:
+            raise ReprolibError(f"{file} holds {name!r} twice (with and without a wrapper prefix)")
+        out[name] = value
+    return out
+
+
+def check_binary(mask: dict[str, Tensor], file: Path) -> dict[str, Tensor]:
+    """The mask as float32 tensors, refusing any entry that is not all 0/1."""
+    out = {}
+    for name, value in mask.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ReprolibError(f"mask {file} is not 0/1: {name!r} holds non-finite values")
+        if not bool(((value == 0) | (value == 1)).all()):
+            found = torch.unique(value.float())[:4].tolist()
+            raise ReprolibError(f"mask {file} is not 0/1: {name!r} holds values such as {found}")
+        out[name] = value.to(torch.float32)
+    return out
+
+
+def read_mask(file: Path) -> dict[str, Tensor]:
+    """A name -> 0/1 float mask from `file`, prefixes stripped."""
+    return check_binary(strip_prefixes(read_checkpoint(file), file), file)
+
+
+def split_embedded_masks(state: dict[str, Tensor], file: Path) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Separate masks stored inside a state dict from the weights.
+
+    torch.nn.utils.prune stores `<m>.weight_orig` (the dense weight) and `<m>.weight_mask`; the
+    effective weight is their product, which the caller forms by applying the mask. open_lth's
+    PrunedModel stores `mask_<name with . as ___>` buffers next to already masked weights.
+    Returns (weights with plain names, mask); the mask is empty when none is embedded.
+    """
+    weights: dict[str, Tensor] = {}
+    mask: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key.endswith("_orig"):
+            base = key[: -len("_orig")]
+            if base + "_mask" not in state:
+                raise ReprolibError(f"{file} holds {key!r} without its {base + '_mask'!r} (torch prune format)")
+            weights[base] = value
+            mask[base] = state[base + "_mask"]
+        elif key.endswith("_mask") and key[: -len("_mask")] + "_orig" in state:
+            continue  # consumed with its _orig
+        elif key.startswith("mask_") and "___" in key:
+            mask[key[len("mask_"):].replace("___", ".")] = value
+        else:
+            weights[key] = value
+    # Names inside masks may carry wrapper prefixes too (open_lth: "model.conv1.weight").
+    return strip_prefixes(weights, file), check_binary(strip_prefixes(mask, file), file)
+
+
+def read_declared_density(file: Path) -> float | None:
+    """The density a sparsity report states: {"density": d} (ours) or {"total", "unpruned"} (open_lth)."""
+    try:
+        report = json.loads(Path(file).read_text())
+    except (OSError, ValueError) as err:
+        raise ReprolibError(f"cannot read {file}: not a JSON sparsity report ({type(err).__name__})") from None
+    if not isinstance(report, dict):
+        return None
+    if isinstance(report.get("density"), (int, float)):
+        return float(report["density"])
+    if isinstance(report.get("total"), (int, float)) and isinstance(report.get("unpruned"), (int, float)) and report["total"] > 0:
+        return float(report["unpruned"]) / float(report["total"])
+    return None
+
+
+# ---------------------------------------------------------------- writers (tests, conversion)
+
+def _masked_state(net: nn.Module, mask: dict[str, Tensor], apply_mask: bool) -> dict[str, Tensor]:
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    if apply_mask:
+        for name, m in mask.items():
+            state[name] = state[name] * m.to(state[name].dtype)
+    return state
+
+
+def _prefixed(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {prefix + k: v for k, v in state.items()}
+
+
+def save_rlt_format(net: nn.Module, mask: dict[str, Tensor], directory: Path, state: int, arch: str = "resnet50",
+                    prefix: str = "", mask_prefix: str | None = None, nested: bool = False,
+                    apply_mask: bool = True) -> tuple[Path, Path]:
+    """Write the public code's two files; `prefix` / `mask_prefix` reproduce its "model." keys.
+
+    `mask_prefix=None` uses `prefix`; `nested=True` stores {"state_dict": ...} as some scripts do.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ckpt_name, mask_name = rlt_file_names(arch, state)
+    weights = _prefixed(_masked_state(net, mask, apply_mask), prefix)
+    torch.save({"state_dict": weights} if nested else weights, directory / ckpt_name)
+    mp = prefix if mask_prefix is None else mask_prefix
+    torch.save({mp + k: v.clone() for k, v in mask.items()}, directory / mask_name)
+    return directory / ckpt_name, directory / mask_name
+
+
+def save_open_lth_level(net: nn.Module, mask: dict[str, Tensor], directory: Path, epoch: int = 0,
+                        iteration: int = 0, prefix: str = "model.") -> Path:
+    """Write an open_lth-style level folder: int mask, `model_ep{E}_it{I}.pth`, sparsity report."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({prefix + k: v.int() for k, v in mask.items()}, directory / "mask.pth")
+    model_file = directory / f"model_ep{epoch}_it{iteration}.pth"
+    torch.save(_prefixed(_masked_state(net, mask, True), prefix), model_file)
+    total = sum(m.numel() for m in mask.values())
+    unpruned = sum(float(m.sum()) for m in mask.values())
+    (directory / "sparsity_report.json").write_text(json.dumps({"total": float(total), "unpruned": unpruned}, indent=4))
+    return model_file
+
+
+def save_prune_state_dict(net: nn.Module, mask: dict[str, Tensor], file: Path) -> Path:
+    """Write the state dict torch.nn.utils.prune produces (weight_orig + weight_mask), made by prune itself."""
+    from torch.nn.utils import prune
+
+    pruned = copy.deepcopy(net)
+    modules = dict(pruned.named_modules())
+    for name, m in mask.items():
+        module_name, _, param_name = name.rpartition(".")
+        prune.custom_from_mask(modules[module_name], param_name, m.bool())
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(pruned.state_dict(), file)
+    return file
+
+
+def save_plain(net: nn.Module, mask: dict[str, Tensor], model_file: Path, mask_file: Path,
+               apply_mask: bool = True) -> tuple[Path, Path]:
+    """Write a plain state dict file and a name -> 0/1 mask file."""
+    model_file, mask_file = Path(model_file), Path(mask_file)
+    for f in (model_file, mask_file):
+        f.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(_masked_state(net, mask, apply_mask), model_file)
+    torch.save({k: v.clone() for k, v in mask.items()}, mask_file)
+    return model_file, mask_file
