@@ -1,0 +1,201 @@
+"""The ledger: every run record flattened into one tidy pandas table.
+
+`build_ledger(artifacts)` reads `<artifacts>/runs/*.json` (the record schema of
+ARCHITECTURE.md) and returns one row per run; `write_ledger` saves it atomically as
+`<artifacts>/ledger.csv`. Every table and figure of the study is drawn from this table.
+
+Columns that hold lists (the reliability bins, the label map) are stored as JSON strings so
+the CSV stays one flat file; `reliability(row)` and `label_map(row)` decode them.
+Upstream facts about each ticket (upstream test accuracy) come from the tickets' own
+`sparsity.json` files and are joined in as `upstream_accuracy`.
+
+CLI: `python -m reprolib ledger --profile P` (re)builds and saves the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reprolib.errors import ReprolibError
+
+LEDGER_NAME = "ledger.csv"
+TICKETS_NAME = "tickets.csv"
+# Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
+ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
+              "ticket_kind", "level", "density", "density_rlt", "upstream_accuracy",
+              "n_shot", "seed", "protocol", "split", "prompt_size"]
+METRIC_COLUMNS = ["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]
+TAIL_COLUMNS = ["wall_time_s", "device", "reliability", "label_map_indices", "created"]
+# Keys under which a ticket's sparsity.json may hold its upstream test accuracy.
+UPSTREAM_KEYS = ("upstream_test_accuracy", "upstream_accuracy", "test_accuracy", "accuracy")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def arm_name(method: str, label_map: str | None) -> str:
+    """The sweep's name of a transfer arm: 'lp', or 'method/label_map' (e.g. 'vp/ilm')."""
+    return method if not label_map else f"{method}/{label_map}"
+
+
+def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One ledger row from one record (ARCHITECTURE.md schema)."""
+    try:
+        cfg, metrics = record["config"], record["metrics"]
+    except (KeyError, TypeError):
+        raise ReprolibError(f"record {record.get('id', '?') if isinstance(record, dict) else record!r} "
+                            "lacks 'config' or 'metrics'; valid records follow ARCHITECTURE.md") from None
+    ticket = cfg.get("ticket") or {}
+    protocol = cfg.get("protocol")
+    label_map = cfg.get("label_map") or None
+    row: dict[str, Any] = {
+        "id": record.get("id"),
+        "profile": cfg.get("profile"),
+        "backbone": cfg.get("backbone"),
+        "target": cfg.get("target"),
+        "arm": arm_name(cfg.get("method"), label_map),
+        "method": cfg.get("method"),
+        "label_map": label_map,
+        "network": cfg.get("network"),
+        "ticket_kind": ticket.get("kind"),
+        "level": ticket.get("level"),
+        "density": ticket.get("density"),
+        "density_rlt": ticket.get("density_rlt"),
+        "n_shot": cfg.get("n_shot"),
+        "seed": cfg.get("seed"),
+        "protocol": protocol.get("name") if isinstance(protocol, dict) else protocol,
+        "split": cfg.get("split"),
+        "prompt_size": cfg.get("prompt_size"),
+    }
+    for name in METRIC_COLUMNS:
+        row[name] = metrics.get(name)
+    for name, value in (metrics.get("ood") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            row[f"ood_{name}"] = value
+        elif isinstance(value, dict):   # nested per-dataset / per-score values -> ood_<a>_<b>
+            for sub, v in value.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    row[f"ood_{name}_{sub}"] = v
+    row["wall_time_s"] = record.get("wall_time_s")
+    row["device"] = record.get("device")
+    row["reliability"] = json.dumps(metrics.get("reliability")) if metrics.get("reliability") else None
+    row["label_map_indices"] = json.dumps(record["label_map"]) if record.get("label_map") is not None else None
+    row["created"] = record.get("created")
+    return row
+
+
+def read_records(runs_dir: Path) -> list[dict[str, Any]]:
+    """All complete records in `runs_dir` (temporary files of writers in flight are ignored)."""
+    records = []
+    for path in sorted(Path(runs_dir).glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            records.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as err:
+            raise ReprolibError(f"run record {path} is not valid JSON ({err.msg}); delete it and rerun the sweep") from None
+    return records
+
+
+def tickets_table(artifacts: Path) -> pd.DataFrame:
+    """One row per ticket folder: kind, level, density, density_rlt, upstream_accuracy."""
+    rows = []
+    for path in sorted(Path(artifacts, "tickets").glob("*/level_*/sparsity.json")):
+        info = json.loads(path.read_text())
+        upstream = next((info[k] for k in UPSTREAM_KEYS if isinstance(info.get(k), (int, float))), None)
+        rows.append({"ticket_kind": path.parent.parent.name, "level": int(path.parent.name.split("_")[1]),
+                     "density": info.get("density"), "density_rlt": info.get("density_rlt"),
+                     "upstream_accuracy": upstream, "path": str(path.parent)})
+    columns = ["ticket_kind", "level", "density", "density_rlt", "upstream_accuracy", "path"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["ticket_kind", "level"], ignore_index=True)
+
+
+def build_ledger(artifacts: Path) -> pd.DataFrame:
+    """The tidy table of every record under `<artifacts>/runs`, sorted, with upstream accuracy."""
+    rows = [record_to_row(r) for r in read_records(Path(artifacts) / "runs")]
+    frame = pd.DataFrame(rows)
+    for column in ID_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.Series(dtype=object if column not in METRIC_COLUMNS else float)
+    tickets = tickets_table(Path(artifacts))
+    if len(frame) and len(tickets):
+        upstream = tickets.set_index(["ticket_kind", "level"])["upstream_accuracy"]
+        keys = list(zip(frame["ticket_kind"], frame["level"]))
+        frame["upstream_accuracy"] = [upstream.get(k) if k in upstream.index else None for k in keys]
+    ood = sorted(c for c in frame.columns if c.startswith("ood_"))
+    frame = frame[ID_COLUMNS + METRIC_COLUMNS + ood + TAIL_COLUMNS]
+    if len(frame):
+        frame = frame.sort_values(["target", "arm", "ticket_kind", "level", "n_shot", "seed"],
+                                  ignore_index=True, na_position="last")
+    return frame
+
+
+def write_ledger(frame: pd.DataFrame, artifacts: Path) -> Path:
+    """Save the ledger atomically at `<artifacts>/ledger.csv`; returns the path."""
+    path = Path(artifacts) / LEDGER_NAME
+    atomic_write_bytes(path, frame.to_csv(index=False).encode())
+    return path
+
+
+def load_ledger(artifacts: Path) -> pd.DataFrame:
+    """Read a saved ledger; a missing one is a one-line error saying how to build it."""
+    path = Path(artifacts) / LEDGER_NAME
+    if not path.exists():
+        raise ReprolibError(f"no ledger at {path}; build it with `python -m reprolib ledger --profile <profile>`")
+    return pd.read_csv(path)
+
+
+def update_ledger(artifacts: Path) -> pd.DataFrame:
+    """Build and save the ledger (and the tickets table beside it); returns the ledger."""
+    frame = build_ledger(artifacts)
+    write_ledger(frame, artifacts)
+    tickets = tickets_table(Path(artifacts))
+    atomic_write_bytes(Path(artifacts) / TICKETS_NAME, tickets.to_csv(index=False).encode())
+    return frame
+
+
+def reliability(row: pd.Series | dict[str, Any]) -> dict[str, list[float]] | None:
+    """The reliability bins of a ledger row: {counts, confidence, accuracy}, or None."""
+    value = row["reliability"]
+    return json.loads(value) if isinstance(value, str) and value else None
+
+
+def label_map(row: pd.Series | dict[str, Any]) -> list[int] | None:
+    """The source-class indices a ledger row's label map selected, or None (LP)."""
+    value = row["label_map_indices"]
+    return json.loads(value) if isinstance(value, str) and value else None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
+    parser.add_argument("--artifacts", default=None, help="override the profile's artifacts folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reprolib.config import load_profile
+
+    profile = load_profile(args.profile)
+    artifacts = Path(args.artifacts) if args.artifacts else profile.path("artifacts")
+    frame = update_ledger(artifacts)
+    print(f"ledger: {len(frame)} runs -> {artifacts / LEDGER_NAME}")
+    return 0
