@@ -1,0 +1,148 @@
+"""The dataset registry: static facts about every dataset, and `get_dataset`.
+
+Embedded targets (offline): fashion_mnist (the upstream source), digits, glyphs.
+Paper targets (torchvision downloaders, internet): cifar10, cifar100, svhn, gtsrb,
+flowers102, dtd, oxfordpets, eurosat, food101, sun397, stanfordcars.
+
+`prompt_size` is the side the padding prompt places the image at (methods.md s.1:
+32 for CIFAR-10/100, SVHN, GTSRB; 128 for the other paper sets; 20 for the embedded
+targets on the 28 px backbone; 28 for Fashion-MNIST, the source set itself).
+
+`image_size` is the side of the images this API serves: the native size for fixed-size
+sets (28, 8, 32); paper sets of variable size (GTSRB, Flowers102, DTD, ...) are resized
+to their prompt_size on load, as the ILM-VP pipeline does, so image_size == prompt_size.
+
+Class names: `info(name)` is static and never touches the disk. For paper sets whose
+names ship inside the downloaded data (cifar100, flowers102, dtd, oxfordpets, food101,
+sun397, stanfordcars) it holds placeholders "class 0", ...; the ImageSplit returned by
+`get_dataset` carries the readable names read from the data (`split.info.class_names`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reprolib.errors import check_choice, check_type
+
+if TYPE_CHECKING:
+    from reprolib.data.split import ImageSplit
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a transfer method needs to know about a dataset before seeing an image."""
+
+    name: str
+    num_classes: int
+    class_names: tuple[str, ...]   # readable, for captions like "a photo of a {class}"
+    image_size: int                # side of the images served (see module docstring)
+    channels: int
+    prompt_size: int               # side the padding prompt places the image at
+    kind: str                      # "embedded" | "paper"
+
+
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+# Digit names stay "0".."9": captions then read "a photo of a 0"; a caption builder that
+# wants words can map them itself. Kept as digits so labels and names agree at a glance.
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+GLYPH_CLASSES = tuple("ABCDEFGHIJ")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+# torchvision's EuroSAT folder order (sorted folder names), written as words.
+EUROSAT_CLASSES = ("annual crop", "forest", "herbaceous vegetation", "highway", "industrial",
+                   "pasture", "permanent crop", "residential", "river", "sea lake")
+# The GTSRB benchmark's sign names (label order 0..42); torchvision ships none.
+GTSRB_CLASSES = (
+    "speed limit 20 km/h", "speed limit 30 km/h", "speed limit 50 km/h", "speed limit 60 km/h",
+    "speed limit 70 km/h", "speed limit 80 km/h", "end of speed limit 80 km/h",
+    "speed limit 100 km/h", "speed limit 120 km/h", "no passing",
+    "no passing for vehicles over 3.5 tons", "right-of-way at the next intersection",
+    "priority road", "yield", "stop", "no vehicles", "vehicles over 3.5 tons prohibited",
+    "no entry", "general caution", "dangerous curve to the left", "dangerous curve to the right",
+    "double curve", "bumpy road", "slippery road", "road narrows on the right", "road work",
+    "traffic signals", "pedestrians", "children crossing", "bicycles crossing",
+    "beware of ice or snow", "wild animals crossing", "end of all speed and passing limits",
+    "turn right ahead", "turn left ahead", "ahead only", "go straight or right",
+    "go straight or left", "keep right", "keep left", "roundabout mandatory",
+    "end of no passing", "end of no passing by vehicles over 3.5 tons",
+)
+
+
+def _placeholders(n: int) -> tuple[str, ...]:
+    return tuple(f"class {i}" for i in range(n))
+
+
+def _paper(name: str, classes: tuple[str, ...], size: int) -> DatasetInfo:
+    return DatasetInfo(name, len(classes), classes, size, 3, size, "paper")
+
+
+_INFOS: dict[str, DatasetInfo] = {
+    "fashion_mnist": DatasetInfo("fashion_mnist", 10, FASHION_MNIST_CLASSES, 28, 1, 28, "embedded"),
+    "digits": DatasetInfo("digits", 10, DIGIT_CLASSES, 8, 1, 20, "embedded"),
+    "glyphs": DatasetInfo("glyphs", 10, GLYPH_CLASSES, 28, 1, 20, "embedded"),
+    "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32),
+    "cifar100": _paper("cifar100", _placeholders(100), 32),
+    "svhn": _paper("svhn", DIGIT_CLASSES, 32),
+    "gtsrb": _paper("gtsrb", GTSRB_CLASSES, 32),
+    "flowers102": _paper("flowers102", _placeholders(102), 128),
+    "dtd": _paper("dtd", _placeholders(47), 128),
+    "oxfordpets": _paper("oxfordpets", _placeholders(37), 128),
+    "eurosat": _paper("eurosat", EUROSAT_CLASSES, 128),
+    "food101": _paper("food101", _placeholders(101), 128),
+    "sun397": _paper("sun397", _placeholders(397), 128),
+    "stanfordcars": _paper("stanfordcars", _placeholders(196), 128),
+}
+
+
+def names(kind: str | None = None) -> list[str]:
+    """Registered dataset names (embedded first), optionally only one kind."""
+    if kind is not None:
+        check_choice("dataset kind", kind, ("embedded", "paper"))
+    return [n for n, i in _INFOS.items() if kind is None or i.kind == kind]
+
+
+def info(name: str) -> DatasetInfo:
+    """Static facts about dataset `name` (no disk access; see module docstring on names)."""
+    check_type("dataset name", name, str)
+    check_choice("dataset", name, _INFOS)
+    return _INFOS[name]
+
+
+def resolve_root(root: str | Path | None) -> Path:
+    """The data directory: `root` as given, or <repo>/data (the profiles' data_root)."""
+    if root is None:
+        from reprolib.config import REPO_ROOT
+
+        return REPO_ROOT / "data"
+    check_type("root", root, (str, Path))
+    return Path(root).expanduser()
+
+
+def get_dataset(name: str, split: str, root: str | Path | None = None, download: bool = False) -> ImageSplit:
+    """One split ("train" | "test") of dataset `name` as an ImageSplit.
+
+    root: where caches and torchvision downloads live (default <repo>/data).
+    download: allow torchvision (or Fashion-MNIST's) downloader; needs internet.
+    """
+    meta = info(name)
+    check_type("split", split, str)
+    check_choice("split", split, SPLITS)
+    check_type("download", download, bool)
+    root_dir = resolve_root(root)
+    if name == "glyphs":
+        from reprolib.data.glyphs import load_glyphs
+
+        return load_glyphs(split, root_dir)
+    if meta.kind == "embedded":
+        from reprolib.data import embedded
+
+        loader = embedded.load_fashion_mnist if name == "fashion_mnist" else embedded.load_digits
+        return loader(split, root_dir, download)
+    from reprolib.data.paper import load_paper
+
+    return load_paper(name, split, root_dir, download)
