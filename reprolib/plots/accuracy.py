@@ -1,0 +1,181 @@
+"""Accuracy figures: upstream tickets, accuracy vs sparsity, few-shot, SMM vs prompts, OOD.
+
+Every function takes the ledger (or the tickets table) and returns a Figure; accuracies are
+stored as fractions and drawn in percent. Error bars are the standard deviation over seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from reprolib.plots.common import (ARM_ORDER, KIND_MARKERS, arm_color, empty_figure, imp_rows,
+                                   ordered, require, shot_label, summarize)
+
+SMM_PROMPTS = {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium", "full/ilm": "full", "smm/ilm": "smm"}
+
+
+def upstream_per_level(tickets: pd.DataFrame) -> Figure:
+    """Upstream test accuracy and density per pruning level, IMP vs magnitude vs random."""
+    require(tickets, ["ticket_kind", "level", "density", "upstream_accuracy"], "upstream_per_level")
+    if tickets.empty:
+        return empty_figure("no tickets yet: run the tickets command (notebook 01)")
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax_acc, ax_den = fig.subplots(1, 2)
+    for kind in ordered(tickets["ticket_kind"].tolist(), list(KIND_MARKERS)):
+        rows = tickets[tickets["ticket_kind"] == kind].sort_values("level")
+        style = dict(marker=KIND_MARKERS.get(kind, "o"), label=kind, linestyle="-" if len(rows) > 1 else "none")
+        ax_acc.plot(rows["level"], 100 * rows["upstream_accuracy"].astype(float), **style)
+        ax_den.plot(rows["level"], 100 * rows["density"].astype(float), **style)
+    levels = sorted(tickets["level"].unique())
+    ax_den.plot(levels, [100 * 0.8 ** lv for lv in levels], color="grey", linestyle=":", label="0.8^level")
+    ax_acc.set(xlabel="pruning level", ylabel="upstream test accuracy (%)", title="Upstream accuracy")
+    ax_den.set(xlabel="pruning level", ylabel="density (% of prunable weights)", title="Density", yscale="log")
+    for ax in (ax_acc, ax_den):
+        ax.set_xticks(levels)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _baseline_points(ax, rows: pd.DataFrame, arm: str, metric: str, scale: float) -> None:
+    """Magnitude / random baselines as lone markers at their density (mean ± std over seeds)."""
+    for kind, marker in KIND_MARKERS.items():
+        if kind == "imp":
+            continue
+        base = rows[rows["ticket_kind"] == kind]
+        if base.empty:
+            continue
+        s = summarize(base, ["density"], metric)
+        ax.errorbar(100 * s["density"], scale * s["mean"], yerr=scale * s["std"], marker=marker,
+                    color=arm_color(arm), linestyle="none", mfc="white", capsize=2)
+
+
+def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: int = -1,
+                       arms: list[str] | None = None, ylabel: str | None = None) -> Figure:
+    """`metric` vs density, one panel per target, one line per arm (IMP; baselines as markers)."""
+    require(ledger, ["target", "arm", "ticket_kind", "density", "n_shot", metric], "metric_vs_sparsity")
+    rows = ledger[(ledger["n_shot"] == n_shot) & ledger[metric].notna()]
+    if arms is not None:
+        rows = rows[rows["arm"].isin(arms)]
+    if rows.empty:
+        return empty_figure(f"no runs with n_shot={n_shot} and a {metric} value")
+    targets = sorted(rows["target"].unique())
+    fig = Figure(figsize=(4.2 * len(targets), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(targets), sharey=True))
+    scale = 100.0 if metric == "accuracy" else 1.0
+    for ax, target in zip(axes, targets):
+        here = rows[rows["target"] == target]
+        for arm in ordered(here["arm"].tolist(), ARM_ORDER):
+            arm_rows = here[here["arm"] == arm]
+            s = summarize(imp_rows(arm_rows), ["density"], metric).sort_values("density", ascending=False)
+            ax.errorbar(100 * s["density"], scale * s["mean"], yerr=scale * s["std"], marker="o",
+                        color=arm_color(arm), label=arm, capsize=2)
+            _baseline_points(ax, arm_rows, arm, metric, scale)
+        ax.set_xscale("log")
+        ax.invert_xaxis()   # dense on the left, sparser to the right
+        ax.set(title=f"{target} ({shot_label(n_shot)})", xlabel="density (%) - sparser to the right")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel or ("accuracy (%)" if metric == "accuracy" else metric))
+    axes[-1].legend(fontsize=8, title="arm (o IMP, □ magnitude, x random)", title_fontsize=7)
+    return fig
+
+
+def accuracy_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None) -> Figure:
+    """Target accuracy vs density per target: LP vs VP vs SMM, mean ± std over seeds."""
+    return metric_vs_sparsity(ledger, "accuracy", n_shot=n_shot, arms=arms)
+
+
+def few_shot(ledger: pd.DataFrame, arms: list[str] | None = None) -> Figure:
+    """Accuracy vs n-shot, one line per IMP level; rows = targets, columns = arms."""
+    require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", "accuracy"], "few_shot")
+    rows = imp_rows(ledger)
+    if arms is not None:
+        rows = rows[rows["arm"].isin(arms)]
+    if rows.empty or rows["n_shot"].nunique() < 1:
+        return empty_figure("no IMP runs in the ledger")
+    targets, arm_list = sorted(rows["target"].unique()), ordered(rows["arm"].tolist(), ARM_ORDER)
+    shots = sorted(rows["n_shot"].unique(), key=lambda n: (n < 0, n))   # full data last
+    fig = Figure(figsize=(3.2 * len(arm_list), 2.8 * len(targets)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(targets), len(arm_list), sharey=True, squeeze=False))
+    levels = sorted(rows["level"].unique())
+    colors = {lv: c for lv, c in zip(levels, _level_colors(len(levels)))}
+    for i, target in enumerate(targets):
+        for j, arm in enumerate(arm_list):
+            ax = axes[i, j]
+            here = rows[(rows["target"] == target) & (rows["arm"] == arm)]
+            for level in levels:
+                s = summarize(here[here["level"] == level], ["n_shot"], "accuracy")
+                s = s.set_index("n_shot").reindex(shots)
+                ax.errorbar(range(len(shots)), 100 * s["mean"], yerr=100 * s["std"], marker="o",
+                            color=colors[level], label=f"level {level}", capsize=2)
+            ax.set_xticks(range(len(shots)), [shot_label(n).replace("-shot", "") for n in shots])
+            ax.set_title(f"{target} · {arm}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if i == len(targets) - 1:
+                ax.set_xlabel("shots per class")
+        axes[i, 0].set_ylabel("accuracy (%)")
+    axes[0, -1].legend(fontsize=7)
+    return fig
+
+
+def _level_colors(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(x) for x in np.linspace(0.0, 0.9, max(n, 1))]
+
+
+def smm_vs_prompts(ledger: pd.DataFrame, n_shot: int = -1) -> Figure:
+    """SMM vs pad / narrow / medium / full prompts, dense (level 0) beside the sparsest IMP ticket."""
+    require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", "accuracy"], "smm_vs_prompts")
+    rows = imp_rows(ledger)
+    rows = rows[(rows["n_shot"] == n_shot) & rows["arm"].isin(list(SMM_PROMPTS))]
+    if rows.empty:
+        return empty_figure("no pad / watermark / SMM runs in the ledger")
+    sparse_level = int(rows["level"].max())
+    targets = sorted(rows["target"].unique())
+    fig = Figure(figsize=(4.5 * len(targets), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(targets), sharey=True))
+    for ax, target in zip(axes, targets):
+        here = rows[rows["target"] == target]
+        arms = [a for a in SMM_PROMPTS if a in set(here["arm"])]
+        for k, (level, label) in enumerate([(0, "dense"), (sparse_level, f"IMP level {sparse_level}")]):
+            s = summarize(here[here["level"] == level], ["arm"], "accuracy").set_index("arm").reindex(arms)
+            ax.bar(np.arange(len(arms)) + (k - 0.5) * 0.38, 100 * s["mean"], width=0.38,
+                   yerr=100 * s["std"], capsize=2, label=label, alpha=0.85 if k == 0 else 0.55)
+        ax.set_xticks(range(len(arms)), [SMM_PROMPTS[a] for a in arms])
+        ax.set(title=f"{target} ({shot_label(n_shot)})")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("accuracy (%)")
+    axes[-1].legend(fontsize=8)
+    return fig
+
+
+def ood_columns(ledger: pd.DataFrame) -> list[str]:
+    """Ledger columns holding OOD-detection AUROC values."""
+    return sorted(c for c in ledger.columns if c.startswith("ood_") and "auroc" in c and ledger[c].notna().any())
+
+
+def ood_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1) -> Figure:
+    """OOD-detection AUROC vs density per arm, one panel per OOD metric column."""
+    columns = ood_columns(ledger)
+    if not columns:
+        return empty_figure("no OOD metrics in the ledger yet (records carry none)")
+    rows = imp_rows(ledger[ledger["n_shot"] == n_shot])
+    fig = Figure(figsize=(4.2 * len(columns), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True))
+    for ax, column in zip(axes, columns):
+        here = rows[rows[column].notna()]
+        for arm in ordered(here["arm"].tolist(), ARM_ORDER):
+            s = summarize(here[here["arm"] == arm], ["density"], column).sort_values("density", ascending=False)
+            ax.errorbar(100 * s["density"], s["mean"], yerr=s["std"], marker="o", color=arm_color(arm),
+                        label=arm, capsize=2)
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set(title=column.removeprefix("ood_"), xlabel="density (%)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("AUROC")
+    axes[-1].legend(fontsize=8)
+    return fig

@@ -1,0 +1,68 @@
+"""Tables drawn from the ledger: tidy summaries (mean, std, seeds) and readable pivots."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reprolib.plots.common import ARM_ORDER, ordered, require, shot_label
+
+GROUP = ["target", "arm", "ticket_kind", "level", "density", "n_shot"]
+
+
+def summary_table(ledger: pd.DataFrame, metrics: list[str] = ("accuracy", "ece"), by: list[str] = GROUP) -> pd.DataFrame:
+    """Mean and std over seeds of each metric per group (accuracy in percent), with the seed count."""
+    metrics = list(metrics)
+    require(ledger, [*by, *metrics, "seed"], "summary_table")
+    grouped = ledger.groupby(list(by), dropna=False)
+    out = grouped["seed"].nunique().rename("n_seeds").to_frame()
+    for metric in metrics:
+        scale = 100.0 if metric == "accuracy" else 1.0
+        out[f"{metric}_mean"] = grouped[metric].mean() * scale
+        out[f"{metric}_std"] = grouped[metric].std().fillna(0.0) * scale
+    out = out.reset_index()
+    if "arm" in out:
+        rank = {a: i for i, a in enumerate(ordered(out["arm"].tolist(), ARM_ORDER))}
+        out = out.sort_values(list(by), key=lambda s: s.map(rank) if s.name == "arm" else s, ignore_index=True)
+    return out
+
+
+def mean_std_pivot(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: int = -1, digits: int = 1) -> pd.DataFrame:
+    """Rows target x arm, one column per ticket (kind and level): 'mean ± std' over seeds."""
+    require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", metric], "mean_std_pivot")
+    rows = ledger[ledger["n_shot"] == n_shot]
+    if rows.empty:
+        return pd.DataFrame(columns=["target", "arm"])
+    scale = 100.0 if metric == "accuracy" else 1.0
+    stats = rows.groupby(["target", "arm", "ticket_kind", "level"])[metric].agg(["mean", "std"]).reset_index()
+    stats["cell"] = [f"{scale * m:.{digits}f} ± {0.0 if pd.isna(s) else scale * s:.{digits}f}"
+                     for m, s in zip(stats["mean"], stats["std"])]
+    stats["ticket"] = [("dense" if (k == "imp" and lv == 0) else f"{k} L{lv}")
+                       for k, lv in zip(stats["ticket_kind"], stats["level"])]
+    order = (stats.assign(dense=stats["ticket"] != "dense", baseline=stats["ticket_kind"] != "imp")
+             .sort_values(["dense", "baseline", "ticket_kind", "level"])["ticket"].drop_duplicates().tolist())
+    wide = stats.pivot(index=["target", "arm"], columns="ticket", values="cell")[order].reset_index()
+    wide.columns.name = None
+    rank = {a: i for i, a in enumerate(ordered(wide["arm"].tolist(), ARM_ORDER))}
+    wide = wide.sort_values(["target", "arm"], key=lambda s: s.map(rank) if s.name == "arm" else s, ignore_index=True)
+    wide.insert(2, "shots", shot_label(n_shot))
+    return wide
+
+
+def few_shot_pivot(ledger: pd.DataFrame, metric: str = "accuracy", digits: int = 1) -> pd.DataFrame:
+    """Rows target x arm x IMP level, one column per n-shot: 'mean ± std' over seeds."""
+    require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", metric], "few_shot_pivot")
+    rows = ledger[ledger["ticket_kind"] == "imp"]
+    if rows.empty:
+        return pd.DataFrame(columns=["target", "arm", "level"])
+    scale = 100.0 if metric == "accuracy" else 1.0
+    stats = rows.groupby(["target", "arm", "level", "n_shot"])[metric].agg(["mean", "std"]).reset_index()
+    stats["cell"] = [f"{scale * m:.{digits}f} ± {0.0 if pd.isna(s) else scale * s:.{digits}f}"
+                     for m, s in zip(stats["mean"], stats["std"])]
+    shots = sorted(stats["n_shot"].unique(), key=lambda n: (n < 0, n))
+    stats["shots"] = stats["n_shot"].map(shot_label)
+    wide = stats.pivot(index=["target", "arm", "level"], columns="shots", values="cell")
+    wide = wide[[shot_label(n) for n in shots]].reset_index()
+    wide.columns.name = None
+    rank = {a: i for i, a in enumerate(ordered(wide["arm"].tolist(), ARM_ORDER))}
+    return wide.sort_values(["target", "arm", "level"], key=lambda s: s.map(rank) if s.name == "arm" else s,
+                            ignore_index=True)

@@ -1,0 +1,107 @@
+"""Plots and tables: drawn from a synthetic ledger, checked for the numbers they show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from reprolib import plots
+from reprolib.errors import ReprolibError
+from reprolib.ledger import build_ledger, tickets_table
+from reprolib.published import compare, load_published, published_source
+from test_ledger import true_accuracy, write_synthetic_study
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    write_synthetic_study(artifacts)
+    return artifacts, build_ledger(artifacts)
+
+
+def _line_ys(ax, label: str) -> np.ndarray:
+    """y values of the errorbar series (or plain line) named `label`."""
+    lines = [c.lines[0] for c in ax.containers if c.get_label() == label]
+    lines += [ln for ln in ax.get_lines() if ln.get_label() == label]
+    assert len(lines) == 1, [c.get_label() for c in ax.containers]
+    return np.asarray(lines[0].get_ydata(), dtype=float)
+
+
+def test_accuracy_vs_sparsity_plots_seed_means_in_percent(study) -> None:
+    _, ledger = study
+    fig = plots.accuracy_vs_sparsity(ledger)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == ["digits (full)", "glyphs (full)"]
+    expected = [100 * np.mean([true_accuracy("vp/ilm", lv, -1, s) for s in (1, 2)]) for lv in (0, 2, 4)]
+    assert _line_ys(axes[0], "vp/ilm") == pytest.approx(expected)
+
+
+def test_calibration_few_shot_smm_reliability_legacy_and_upstream_figures(study, tmp_path: Path) -> None:
+    artifacts, ledger = study
+    calib = plots.calibration_vs_sparsity(ledger, arms=["lp", "vp/ilm"])
+    ece_ax = calib.axes[0]
+    assert _line_ys(ece_ax, "lp") == pytest.approx([0.0515 + 0.01 * lv for lv in (0, 2, 4)])
+    shots = plots.few_shot(ledger, arms=["lp"])
+    assert _line_ys(shots.axes[0], "level 4") == pytest.approx(
+        [100 * np.mean([true_accuracy("lp", 4, n, s) for s in (1, 2)]) for n in (5, -1)])
+    smm = plots.smm_vs_prompts(ledger)
+    heights = [p.get_height() for p in smm.axes[0].patches[:4]]   # dense bars: pad, narrow, full, smm
+    assert heights[0] == pytest.approx(100 * np.mean([true_accuracy("vp/ilm", 0, -1, s) for s in (1, 2)]))
+    pair = plots.reliability_pair(ledger, "digits", "vp/ilm")
+    assert "IMP level 4" in pair.axes[2].get_title() or "IMP level 4" in " ".join(a.get_title() for a in pair.axes)
+    legacy = plots.legacy_vs_real_ece(ledger)
+    assert len(legacy.axes[0].collections) == ledger["arm"].nunique()
+    up = plots.upstream_per_level(tickets_table(artifacts))
+    assert _line_ys(up.axes[0], "imp") == pytest.approx([90.0, 89.6, 89.2])
+    assert plots.ood_vs_sparsity(ledger.drop(columns=[c for c in ledger if c.startswith("ood_")])).axes[0].texts
+    paths = plots.save(calib, tmp_path, "calibration")
+    assert [p.name for p in paths] == ["calibration.png", "calibration.pdf"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+    assert not list(tmp_path.glob(".*"))   # no temporary files left
+
+
+def test_tables_and_markdown(study, tmp_path: Path) -> None:
+    _, ledger = study
+    pivot = plots.mean_std_pivot(ledger)
+    row = pivot[(pivot["target"] == "digits") & (pivot["arm"] == "lp")].iloc[0]
+    mean = 100 * np.mean([true_accuracy("lp", 0, -1, s) for s in (1, 2)])
+    assert row["dense"].startswith(f"{mean:.1f} ± ")
+    assert list(pivot.columns[:4]) == ["target", "arm", "shots", "dense"]
+    summary = plots.summary_table(ledger)
+    assert set(summary["n_seeds"]) == {2}
+    plots.save_table(pivot, tmp_path, "accuracy")
+    markdown = (tmp_path / "accuracy.md").read_text().splitlines()
+    assert markdown[0].startswith("| target | arm | shots | dense |") and len(markdown) == len(pivot) + 2
+    assert plots.few_shot_pivot(ledger).columns.tolist()[-2:] == ["5-shot", "full"]
+
+
+def test_explorer_panel_reads_npz_prompt_and_label_map(study) -> None:
+    artifacts, ledger = study
+    run = plots.select_run(ledger, "digits", "vp/ilm", 2, -1)
+    np.savez(artifacts / "runs" / f"{run['id']}.npz", **{"prompt.theta": np.zeros((1, 28, 28), np.float32),
+                                                         "label_map": np.array([3, 1, 0])})
+    fig = plots.explorer_panel(ledger, artifacts, "digits", "vp/ilm", 2, -1)
+    image = fig.axes[2].get_images()[0].get_array()
+    assert image.shape == (28, 28) and float(image[0, 0]) == pytest.approx(0.5) and float(image[14, 14]) == 0.0
+    with pytest.raises(ReprolibError, match="no run for target 'digits' arm 'vp/ilm' imp level 3"):
+        plots.select_run(ledger, "digits", "vp/ilm", 3, -1)
+
+
+def test_published_tables_keep_sources_and_compare(study) -> None:
+    _, ledger = study
+    assert "Chen et al. CVPR 2023" in published_source("ilmvp")[0]
+    smm = load_published("smm")
+    assert smm[(smm["backbone"] == "resnet18") & (smm["dataset"] == "svhn")]["smm"].item() == 84.4
+    paper = ledger.assign(backbone="resnet18", target=ledger["target"].map({"digits": "svhn", "glyphs": "gtsrb"}))
+    table = compare(paper, "smm")
+    row = table[(table["dataset"] == "svhn") & (table["arm"] == "smm/ilm")].iloc[0]
+    assert row["ours"] == pytest.approx(100 * np.mean([true_accuracy("smm/ilm", 0, -1, s) for s in (1, 2)]), abs=0.01)
+    assert row["difference"] == pytest.approx(row["ours"] - 84.4, abs=0.01)
+    with pytest.raises(ReprolibError, match="valid choices: ilmvp, smm"):
+        load_published("rlt")
