@@ -1,0 +1,132 @@
+"""The RLT paper's three qualitative claims as precise tests on our ledger.
+
+Each claim becomes one row: the claim, the exact test statement, the numbers behind it and a
+verdict, "holds" / "does not hold" / "inconclusive" (too little data, or a result inside the
+margin between the two). Accuracy differences are in percentage points; means are taken
+over seeds within a target first, then over targets, so every target weighs the same.
+The thresholds are module constants so the statements and the code cannot disagree.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reprolib.errors import check_type
+
+HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
+VERDICTS = (HOLDS, FAILS, UNSURE)
+DROP_MARGIN = 2.0          # claim 1: VP's drop must exceed LP's by more than this (points)
+FEW_SHOT_MAX = 10          # claim 1: n_shot <= this counts as few-shot
+ECE_SHARE = 0.75           # claim 2: share of (target, n-shot) cells where dense ECE < tickets' ECE
+UPSTREAM_SIMILAR = 2.0     # claim 3: a ticket within this of dense upstream accuracy (points)
+REPROGRAM_GAP = 5.0        # claim 3: "much worse" = this many points below dense
+COLUMNS = ["claim", "statement", "numbers", "verdict"]
+
+
+def _vp_arm(ledger: pd.DataFrame) -> str | None:
+    arms = [a for a in ledger["arm"].unique() if str(a).startswith("vp/")]
+    return "vp/ilm" if "vp/ilm" in arms else (sorted(arms)[0] if arms else None)
+
+
+def _mean_over_targets(rows: pd.DataFrame, metric: str) -> float:
+    """Mean over targets of the per-target mean over seeds (NaN when there are no rows)."""
+    return float(rows.groupby("target")[metric].mean().mean()) if len(rows) else float("nan")
+
+
+def _drop(ledger: pd.DataFrame, arm: str, sparse_level: int, shots: pd.Series) -> float:
+    """Accuracy drop in points, dense -> IMP `sparse_level`, for runs whose n_shot passes `shots`."""
+    rows = ledger[(ledger["arm"] == arm) & (ledger["ticket_kind"] == "imp") & shots]
+    dense = _mean_over_targets(rows[rows["level"] == 0], "accuracy")
+    sparse = _mean_over_targets(rows[rows["level"] == sparse_level], "accuracy")
+    return 100.0 * (dense - sparse)
+
+
+def claim_lp_robust(ledger: pd.DataFrame) -> dict[str, str]:
+    """Claim 1: LP is robust to sparsity while VP drops, most in the few-shot regime."""
+    vp = _vp_arm(ledger)
+    imp = ledger[ledger["ticket_kind"] == "imp"]
+    sparse = int(imp["level"].max()) if len(imp) else 0
+    statement = (f"mean accuracy drop dense -> IMP level {sparse} (full data) of {vp or 'VP'} exceeds LP's by "
+                 f"> {DROP_MARGIN:g} points, and {vp or 'VP'}'s drop is larger at n_shot <= {FEW_SHOT_MAX} "
+                 "than at full data")
+    row = {"claim": "1. LP is robust to sparsity while VP drops, most in few-shot", "statement": statement}
+    if vp is None or "lp" not in set(ledger["arm"]) or sparse == 0:
+        return row | {"numbers": "needs LP and VP runs at level 0 and a sparser IMP level", "verdict": UNSURE}
+    full = ledger["n_shot"] == -1
+    few = (ledger["n_shot"] > 0) & (ledger["n_shot"] <= FEW_SHOT_MAX)
+    lp_full, vp_full = _drop(ledger, "lp", sparse, full), _drop(ledger, vp, sparse, full)
+    vp_few, lp_few = _drop(ledger, vp, sparse, few), _drop(ledger, "lp", sparse, few)
+    numbers = (f"full data: LP drop {lp_full:.1f}, {vp} drop {vp_full:.1f} (gap {vp_full - lp_full:.1f}); "
+               f"n_shot<={FEW_SHOT_MAX}: LP drop {lp_few:.1f}, {vp} drop {vp_few:.1f}")
+    if pd.isna(lp_full) or pd.isna(vp_full):
+        return row | {"numbers": numbers, "verdict": UNSURE}
+    gap = vp_full - lp_full
+    more_in_few_shot = not pd.isna(vp_few) and vp_few > vp_full
+    verdict = HOLDS if gap > DROP_MARGIN and more_in_few_shot else FAILS if gap <= 0 else UNSURE
+    return row | {"numbers": numbers, "verdict": verdict}
+
+
+def _dense_vs_tickets_ece(ledger: pd.DataFrame, arm: str) -> tuple[float, float, int]:
+    """(share of cells with dense ECE < mean ticket ECE, mean gap tickets - dense, cells)."""
+    rows = ledger[(ledger["arm"] == arm) & (ledger["ticket_kind"] == "imp")]
+    cells = rows.assign(dense=rows["level"] == 0).groupby(["target", "n_shot", "dense"])["ece"].mean().unstack()
+    if True not in cells or False not in cells:
+        return float("nan"), float("nan"), 0
+    cells = cells.dropna()
+    gap = cells[False] - cells[True]
+    return float((gap > 0).mean()), float(gap.mean()), len(cells)
+
+
+def claim_dense_calibrated(ledger: pd.DataFrame) -> dict[str, str]:
+    """Claim 2: dense models are better calibrated (lower ECE) than their tickets, under LP and VP."""
+    vp = _vp_arm(ledger)
+    statement = (f"for both LP and {vp or 'VP'}, the dense model's ECE is below the mean ECE of its IMP tickets "
+                 f"in >= {ECE_SHARE:.0%} of (target, n-shot) cells and on average")
+    row = {"claim": "2. Dense models are better calibrated than lottery tickets (LP and VP)", "statement": statement}
+    results = {arm: _dense_vs_tickets_ece(ledger, arm) for arm in ("lp", vp) if arm is not None}
+    if len(results) < 2 or any(n == 0 for _, _, n in results.values()):
+        return row | {"numbers": "needs LP and VP runs on dense and ticket networks", "verdict": UNSURE}
+    numbers = "; ".join(f"{arm}: dense lower in {share:.0%} of {n} cells, mean ECE gap (tickets - dense) {gap:+.3f}"
+                        for arm, (share, gap, n) in results.items())
+    if all(share >= ECE_SHARE and gap > 0 for share, gap, _ in results.values()):
+        verdict = HOLDS
+    elif any(share < 0.5 and gap < 0 for share, gap, _ in results.values()):
+        verdict = FAILS
+    else:
+        verdict = UNSURE
+    return row | {"numbers": numbers, "verdict": verdict}
+
+
+def claim_not_universal(ledger: pd.DataFrame) -> dict[str, str]:
+    """Claim 3: for some targets a ticket reprograms much worse than dense despite similar upstream accuracy."""
+    statement = (f"for at least one target, an IMP ticket within {UPSTREAM_SIMILAR:g} points of the dense upstream "
+                 f"accuracy reprograms (prompt methods, full data) more than {REPROGRAM_GAP:g} points worse than dense; "
+                 f"does not hold if every such gap is <= {UPSTREAM_SIMILAR:g} points")
+    row = {"claim": "3. Lottery tickets are not universal reprogrammers", "statement": statement}
+    imp = ledger[(ledger["ticket_kind"] == "imp") & (ledger["arm"] != "lp")]
+    if "upstream_accuracy" not in imp or imp["upstream_accuracy"].isna().all():
+        return row | {"numbers": "needs upstream accuracy per ticket (tickets' sparsity.json)", "verdict": UNSURE}
+    runs = imp[imp["n_shot"] == -1] if (imp["n_shot"] == -1).any() else imp
+    upstream = runs.groupby("level")["upstream_accuracy"].first() * 100.0
+    if 0 not in upstream.index:
+        return row | {"numbers": "needs dense (level 0) runs", "verdict": UNSURE}
+    similar = [lv for lv, acc in upstream.items() if lv > 0 and abs(acc - upstream[0]) <= UPSTREAM_SIMILAR]
+    if not similar:
+        return row | {"numbers": "no IMP ticket within the upstream-accuracy margin of dense "
+                                 f"(upstream: {', '.join(f'L{lv} {a:.1f}' for lv, a in upstream.items())})",
+                      "verdict": UNSURE}
+    acc = runs.groupby(["target", "arm", "level"])["accuracy"].mean().unstack("level") * 100.0
+    gaps = acc[[0]].values - acc[similar]                     # dense - ticket, per target x arm x level
+    worst = gaps.max(axis=1).groupby("target").max()          # worst ticket gap per target
+    where = gaps.stack().groupby("target").idxmax()
+    numbers = "; ".join(f"{t}: worst gap {g:.1f} ({where[t][1]}, level {where[t][2]})" for t, g in worst.items())
+    numbers += f"; tickets compared: levels {similar} (upstream {', '.join(f'{upstream[lv]:.1f}' for lv in similar)} vs dense {upstream[0]:.1f})"
+    verdict = HOLDS if (worst > REPROGRAM_GAP).any() else FAILS if (worst <= UPSTREAM_SIMILAR).all() else UNSURE
+    return row | {"numbers": numbers, "verdict": verdict}
+
+
+def claims_table(ledger: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim: claim, statement, numbers, verdict."""
+    check_type("ledger", ledger, pd.DataFrame)
+    rows = [claim_lp_robust(ledger), claim_dense_calibrated(ledger), claim_not_universal(ledger)]
+    return pd.DataFrame(rows, columns=COLUMNS)
