@@ -1,0 +1,159 @@
+"""The sweep: the profile's grid of transfer runs, run resumably in-process or through submitit.
+
+`build_grid(profile)` lists one TransferConfig per run: targets x arms ("lp" or
+"method/label_map") x tickets (dense = IMP level 0, the IMP levels, and each baseline kind
+at `baseline_level`) x n-shots x seeds; full-data runs (n_shot = -1) use
+`profile.full_data_seeds`, few-shot runs `profile.seeds`.
+
+`run_sweep(configs)` runs each through `reprolib.transfer.run_transfer`, which writes its
+record atomically and skips a config whose record exists, so a killed sweep restarts where
+it stopped and never leaves a half-written record. `executor="submitit"` submits the missing
+runs as a job array (Slurm on a cluster, `cluster="local"` for submitit's LocalExecutor) and
+produces the same records.
+
+CLI: `python -m reprolib sweep --profile P [--executor local|submitit] [--dry-run]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reprolib.config import Profile, load_profile
+from reprolib.errors import ReprolibError, check_choice, check_type
+
+EXECUTORS = ("local", "submitit")
+CLUSTERS = ("slurm", "local", "debug")   # submitit cluster names; None = auto-detect
+
+
+def parse_arm(arm: str) -> tuple[str, str | None]:
+    """'lp' -> ('lp', None); 'vp/ilm' -> ('vp', 'ilm')."""
+    check_type("method", arm, str)
+    method, _, label_map = arm.partition("/")
+    if method == "lp" and label_map:
+        raise ReprolibError(f"method {arm!r}: lp takes no label map; valid form: 'lp'")
+    if method != "lp" and not label_map:
+        raise ReprolibError(f"method {arm!r} needs a label map; valid form: 'method/label_map', e.g. 'vp/ilm'")
+    return method, label_map or None
+
+
+def tickets_of(profile: Profile) -> list[tuple[str, str, int]]:
+    """(network, kind, level) of every network in the grid, dense first."""
+    tickets = [("dense", "imp", 0)]
+    tickets += [("LT", "imp", level) for level in profile.levels if level > 0]
+    tickets += [("LT", kind, profile.baseline_level) for kind in profile.baselines]
+    return list(dict.fromkeys(tickets))
+
+
+def build_grid(profile: Profile) -> list[Any]:
+    """Every TransferConfig of the profile's study, in a stable order (targets outermost)."""
+    from reprolib.transfer.config import TransferConfig
+
+    check_type("profile", profile, Profile)
+    results_path = str(profile.path("artifacts") / "runs")
+    configs = []
+    for target in profile.targets:
+        for arm in profile.methods:
+            method, label_map = parse_arm(arm)
+            for network, kind, level in tickets_of(profile):
+                for n_shot in profile.n_shots:
+                    for seed in (profile.full_data_seeds if n_shot == -1 else profile.seeds):
+                        configs.append(TransferConfig(
+                            profile=profile.profile, target=target, method=method, label_map=label_map,
+                            network=network, kind=kind, level=level, n_shot=n_shot, seed=seed,
+                            protocol=profile.protocol, device=profile.device, results_path=results_path,
+                            progress=False))
+    return configs
+
+
+def _default_runner() -> Callable[[Any], dict]:
+    from reprolib.transfer import run_transfer
+
+    return run_transfer
+
+
+def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any], dict] | None = None,
+              folder: str | Path | None = None, cluster: str | None = None, slurm: dict[str, Any] | None = None,
+              max_parallel: int = 8, verbose: bool = True) -> list[dict]:
+    """Run every config (finished ones are skipped by the runner); returns their records in order.
+
+    `runner` defaults to `run_transfer`; tests pass a cheap one with the same contract (write
+    the record atomically, return the existing record if present). For submitit, `folder`
+    holds the job logs (default `<results_path>/../submitit`), `slurm` extra executor
+    parameters (e.g. {"slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 60}).
+    """
+    check_choice("executor", executor, EXECUTORS)
+    runner = runner or _default_runner()
+    if executor == "local":
+        records = []
+        start = time.monotonic()
+        for i, config in enumerate(configs, 1):
+            records.append(runner(config))
+            if verbose:
+                print(f"[{i}/{len(configs)}] {_describe(config)}  ({time.monotonic() - start:.0f} s)", flush=True)
+        return records
+    return _run_submitit(configs, runner, folder, cluster, slurm or {}, max_parallel, verbose)
+
+
+def _describe(config: Any) -> str:
+    arm = config.method if not config.label_map else f"{config.method}/{config.label_map}"
+    ticket = "dense" if config.network == "dense" else f"{config.kind} L{config.level}"
+    shots = "full" if config.n_shot == -1 else f"{config.n_shot}-shot"
+    return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
+
+
+def _run_submitit(configs: list[Any], runner: Callable[[Any], dict], folder: str | Path | None,
+                  cluster: str | None, slurm: dict[str, Any], max_parallel: int, verbose: bool) -> list[dict]:
+    """Submit all configs as one job array; each job runs the same runner, so records are identical."""
+    import submitit
+
+    if cluster is not None:
+        check_choice("submitit cluster", cluster, CLUSTERS)
+    if folder is None:
+        first = getattr(configs[0], "results_path", None) if configs else None
+        folder = Path(first).parent / "submitit" if first else Path("submitit")
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    params = dict(slurm)
+    if executor.cluster == "slurm":
+        params.setdefault("slurm_array_parallelism", max_parallel)
+    if params:
+        executor.update_parameters(**params)
+    if not configs:
+        return []
+    jobs = executor.map_array(runner, configs)
+    if verbose:
+        print(f"submitted {len(jobs)} runs to submitit ({executor.cluster}); logs in {folder}", flush=True)
+    return [job.result() for job in jobs]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
+    parser.add_argument("--executor", default="local", help="local (in-process) | submitit")
+    parser.add_argument("--cluster", default=None, help="submitit cluster: slurm | local | debug (default: auto)")
+    parser.add_argument("--limit", type=int, default=None, help="run only the first N configs of the grid")
+    parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
+    parser.add_argument("--no-ledger", action="store_true", help="do not rebuild the ledger afterwards")
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    configs = build_grid(profile)
+    if args.limit is not None:
+        if args.limit < 0:
+            raise ReprolibError(f"--limit must be >= 0, got {args.limit}")
+        configs = configs[:args.limit]
+    if args.dry_run:
+        for config in configs:
+            print(_describe(config))
+        print(f"{len(configs)} runs")
+        return 0
+    run_sweep(configs, executor=args.executor, cluster=args.cluster)
+    if not args.no_ledger:
+        from reprolib.ledger import update_ledger
+
+        frame = update_ledger(profile.path("artifacts"))
+        print(f"ledger: {len(frame)} runs -> {profile.path('artifacts') / 'ledger.csv'}")
+    return 0
