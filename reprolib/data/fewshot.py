@@ -24,6 +24,8 @@ def as_label_tensor(labels: Any) -> torch.Tensor:
         tensor = labels.detach().cpu()
     else:
         tensor = torch.from_numpy(np.asarray(labels))
+    if tensor.numel() == 0:
+        raise ReprolibError("labels are empty; few-shot sampling needs at least one image per class")
     if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.dtype.is_complex:
         raise ReprolibError(f"labels must be integers, got dtype {tensor.dtype}")
     if tensor.dim() != 1:
@@ -41,8 +43,6 @@ def few_shot_indices(
     check_type("n_shot", n_shot, int)
     check_type("seed", seed, int)
     y = as_label_tensor(labels)
-    if len(y) == 0:
-        raise ReprolibError("labels are empty; few-shot sampling needs at least one image per class")
     classes, counts = torch.unique(y, sorted=True, return_counts=True)
     smallest = int(counts.argmin())
     min_count, min_class = int(counts[smallest]), int(classes[smallest])
