@@ -1,0 +1,123 @@
+"""The embedded CLIP stand-in: a TinyDualEncoder trained contrastively on Fashion-MNIST captions.
+
+Each training image's caption is "a photo of a {its class name}". The loss is CLIP's symmetric
+in-batch cross-entropy with a learned logit scale, but with multi-positive targets (same-class
+captions are identical, so every same-class pair is a positive; loss.py "same_class"); this
+trains faster than the diagonal targets and matters only for this stand-in, not for the
+Reprogrammer. The vocabulary covers the template words and the class names of every embedded
+dataset (fashion_mnist, digits, glyphs), so the digits and glyphs words exist but are untrained
+(random) embeddings: zero-shot on them is near chance, which is what reprogramming must fix.
+Note: the glyph class "A" and the article "a" share one word-level token, as in CLIP's
+lower-casing tokenizer.
+
+The trained encoder is cached at <artifacts>/reprogrammer/encoder.pth (written atomically); a
+cache whose settings differ from the recipe's is retrained and replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from reprolib.reprogrammer.encoders import TinyDualEncoder, build_vocabulary
+from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
+from reprolib.reprogrammer.recipe import ReprogrammerRecipe
+
+EMBEDDED_SETS = ("fashion_mnist", "digits", "glyphs")
+SOURCE = "fashion_mnist"
+
+
+def embedded_vocabulary(template: str) -> list[str]:
+    from reprolib.data import info
+
+    captions = [template.format(c) for name in EMBEDDED_SETS for c in info(name).class_names]
+    return build_vocabulary(captions)
+
+
+def encoder_settings(recipe: ReprogrammerRecipe, seed: int) -> dict[str, Any]:
+    """What the cached encoder depends on (a different value retrains it)."""
+    return {"source": SOURCE, "template": recipe.template, "epochs": recipe.encoder_epochs,
+            "train_size": recipe.encoder_train_size, "lr": recipe.encoder_lr,
+            "batch_size": recipe.encoder_batch_size, "seed": seed}
+
+
+def train_tiny_encoder(images: torch.Tensor, labels: torch.Tensor, class_names: list[str],
+                       vocabulary: list[str], recipe: ReprogrammerRecipe, seed: int = 1) -> TinyDualEncoder:
+    """Contrastive training of all encoder parameters (Adam, cosine decay, seeded)."""
+    torch.manual_seed(seed)
+    encoder = TinyDualEncoder(vocabulary)
+    caption_ids = encoder.tokenize([recipe.template.format(c) for c in class_names])
+    opt = torch.optim.Adam(encoder.parameters(), lr=recipe.encoder_lr)
+    steps_per_epoch = -(-len(images) // recipe.encoder_batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.encoder_epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(seed)
+    encoder.train()
+    for _ in range(recipe.encoder_epochs):
+        order = torch.randperm(len(images), generator=generator)
+        for start in range(0, len(images), recipe.encoder_batch_size):
+            idx = order[start: start + recipe.encoder_batch_size]
+            x, y = images[idx], labels[idx]
+            image_features = F.normalize(encoder.encode_image(encoder.normalize(x)), dim=-1)
+            text_features = F.normalize(encoder.encode_text(caption_ids[y]), dim=-1)
+            loss = symmetric_focal_contrastive(image_features, text_features, encoder.logit_scale,
+                                               contrastive_targets(y, "same_class"), alpha=1.0, gamma=0.0)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return encoder.eval()
+
+
+@torch.no_grad()
+def zero_shot_accuracy(encoder: TinyDualEncoder, images: torch.Tensor, labels: torch.Tensor,
+                       class_names: list[str], template: str) -> float:
+    from reprolib.reprogrammer.train import class_text_features, zero_shot_features
+
+    logits = zero_shot_features(encoder, images) @ class_text_features(encoder, class_names, template).T
+    return float((logits.argmax(dim=1) == labels).float().mean())
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def get_embedded_encoder(artifacts: Path, recipe: ReprogrammerRecipe, seed: int = 1,
+                         data_root: Path | None = None) -> tuple[TinyDualEncoder, dict[str, Any]]:
+    """The cached stand-in encoder (trained on first use) and its info: settings, zero-shot accuracy."""
+    from reprolib.data import get_dataset
+
+    path = Path(artifacts) / "reprogrammer" / "encoder.pth"
+    settings = encoder_settings(recipe, seed)
+    vocabulary = embedded_vocabulary(recipe.template)
+    if path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if saved.get("settings") == settings and saved.get("vocabulary") == vocabulary:
+            encoder = TinyDualEncoder(vocabulary, **saved["config"])
+            encoder.load_state_dict(saved["state_dict"])
+            return encoder.eval(), saved["info"]
+    train = get_dataset(SOURCE, "train", root=data_root)
+    test = get_dataset(SOURCE, "test", root=data_root)
+    class_names = list(train.info.class_names)
+    x, y = train.tensors()
+    pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[: recipe.encoder_train_size]
+    encoder = train_tiny_encoder(x[pick], y[pick], class_names, vocabulary, recipe, seed)
+    x_test, y_test = test.tensors()
+    accuracy = zero_shot_accuracy(encoder, x_test, y_test, class_names, recipe.template)
+    info = {"settings": settings, "zero_shot_accuracy_fashion_mnist_test": accuracy,
+            "note": "small dual encoder trained here; stands in for CLIP in the embedded profile"}
+    _save_atomic({"settings": settings, "vocabulary": vocabulary, "config": encoder.config,
+                  "state_dict": encoder.state_dict(), "info": info}, path)
+    return encoder, info

@@ -1,0 +1,132 @@
+"""The Reprogrammer recipe: `profile.reprogrammer` (a dict in the YAML) validated into a dataclass.
+
+Paper values (methods.md s.6, Geng & Chen 2024) are the defaults of `ReprogrammerRecipe`.
+`recipe_for(profile)` starts from the profile's preset (paper / embedded / smoke) and applies
+the YAML dict on top; an unknown key or a wrongly typed value is a one-line ReprolibError.
+
+Departures in the embedded and smoke presets (documented here because they are ours):
+- encoder "embedded" is a small dual encoder trained here on Fashion-MNIST; it stands in for CLIP.
+- frame 2 px: the paper's 16 px frame on a 224 px input is 16/224 of the side; at 28 px that is 2 px.
+- epochs 6 (embedded) / 2 (smoke) instead of 25, and the 500 warm-up steps are capped at
+  `warmup_max_fraction` (5%) of all steps, the paper's own ratio (500 of ~9.8k CIFAR-10 steps).
+- batch 128 as in the paper; smaller caps on training / evaluation sizes keep `make figures` short.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from reprolib.errors import ReprolibError, check_choice
+
+ENCODERS = ("embedded", "open_clip")
+CONTRASTIVE_TARGETS = ("diagonal", "same_class")
+
+
+@dataclass
+class ReprogrammerRecipe:
+    """All numbers of one Reprogrammer study; see the module docstring for the presets."""
+
+    encoder: str = "open_clip"            # embedded (CLIP stand-in) | open_clip
+    open_clip_arch: str = "ViT-B-32"
+    open_clip_pretrained: str = "openai"
+    template: str = "a photo of a {}"
+    frame: int = 16                        # frame width in pixels at the encoder's input size
+    epochs: int = 25
+    batch_size: int = 128
+    lr_image: float = 0.005                # Adam on W
+    wd_image: float = 0.1
+    lr_text: float = 5e-4                  # AdamW on token + positional embeddings
+    wd_text: float = 0.1
+    betas_text: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps_text: float = 1e-6
+    warmup_steps: int = 500
+    warmup_max_fraction: float = 1.0       # warm-up = min(warmup_steps, fraction * total steps)
+    focal_alpha: float = 0.8
+    focal_gamma: float = 4.0
+    contrastive_targets: str = "diagonal"  # diagonal (public code) | same_class
+    residual_alpha: float = 0.4
+    logit_scale_eval: float = 100.0        # OOD scores: max softmax of 100 x cosine logits
+    # baselines
+    lp_epochs: int = 100                   # linear probe on frozen image features (Adam, methods.md s.3)
+    lp_lr: float = 0.01
+    finetune_epochs: int = 10              # full image-encoder fine-tuning (AdamW, CE on text head)
+    finetune_lr: float = 3e-5
+    # evaluation
+    severities: list[int] = field(default_factory=lambda: [1, 3, 5])
+    max_train: int = -1                    # cap on target training images (-1 = all)
+    max_eval: int = -1                     # cap on each test / OOD set (-1 = all)
+    n_noise: int = 1000                    # noise OOD images
+    # embedded stand-in encoder (trained contrastively on Fashion-MNIST captions)
+    encoder_epochs: int = 4
+    encoder_train_size: int = 20000
+    encoder_lr: float = 3e-3
+    encoder_batch_size: int = 128
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "embedded": {
+        "encoder": "embedded", "frame": 2, "epochs": 6, "warmup_max_fraction": 0.05,
+        "lp_epochs": 50, "finetune_epochs": 4, "finetune_lr": 1e-3, "max_train": 6000,
+        "max_eval": 2000, "n_noise": 500, "encoder_epochs": 3, "encoder_train_size": 20000,
+    },
+    "smoke": {
+        "encoder": "embedded", "frame": 2, "epochs": 2, "batch_size": 64, "warmup_max_fraction": 0.05,
+        "lp_epochs": 10, "finetune_epochs": 1, "finetune_lr": 1e-3, "severities": [3],
+        "max_train": 512, "max_eval": 256, "n_noise": 128, "encoder_epochs": 3,
+        "encoder_train_size": 3000,
+    },
+}
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def make_recipe(values: dict[str, Any]) -> ReprogrammerRecipe:
+    """A recipe from a mapping, refusing unknown keys, wrong types and impossible values."""
+    hints = typing.get_type_hints(ReprogrammerRecipe)
+    names = [f.name for f in dataclasses.fields(ReprogrammerRecipe)]
+    for key, value in values.items():
+        check_choice("reprogrammer recipe key", key, names)
+        if not _matches(value, hints[key]):
+            raise ReprolibError(f"reprogrammer.{key} must be {getattr(hints[key], '__name__', hints[key])}, "
+                                f"got {type(value).__name__} {value!r}")
+    recipe = ReprogrammerRecipe(**values)
+    check_choice("reprogrammer encoder", recipe.encoder, ENCODERS)
+    check_choice("reprogrammer contrastive_targets", recipe.contrastive_targets, CONTRASTIVE_TARGETS)
+    if "{}" not in recipe.template:
+        raise ReprolibError(f"reprogrammer.template must contain '{{}}' for the class name, got {recipe.template!r}")
+    positive = ("epochs", "batch_size", "lr_image", "lr_text", "eps_text", "logit_scale_eval",
+                "lp_epochs", "lp_lr", "finetune_lr", "n_noise", "encoder_epochs", "encoder_train_size",
+                "encoder_lr", "encoder_batch_size", "frame")
+    for key in positive:
+        if not getattr(recipe, key) > 0:
+            raise ReprolibError(f"reprogrammer.{key} must be > 0, got {getattr(recipe, key)!r}")
+    if not 0.0 <= recipe.residual_alpha <= 1.0:
+        raise ReprolibError(f"reprogrammer.residual_alpha must lie in [0, 1], got {recipe.residual_alpha}")
+    if not 0.0 < recipe.warmup_max_fraction <= 1.0 or recipe.warmup_steps < 0:
+        raise ReprolibError("reprogrammer warm-up needs warmup_steps >= 0 and 0 < warmup_max_fraction <= 1, "
+                            f"got {recipe.warmup_steps}, {recipe.warmup_max_fraction}")
+    if len(recipe.betas_text) != 2:
+        raise ReprolibError(f"reprogrammer.betas_text must be two numbers, got {recipe.betas_text}")
+    for severity in recipe.severities:
+        check_choice("reprogrammer severity", severity, (1, 2, 3, 4, 5))
+    return recipe
+
+
+def recipe_for(profile: Any) -> ReprogrammerRecipe:
+    """The profile's preset (by profile name) updated with `profile.reprogrammer`."""
+    values = dict(PRESETS.get(profile.profile, {}))
+    values.update(profile.reprogrammer or {})
+    return make_recipe(values)

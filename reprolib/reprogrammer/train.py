@@ -1,0 +1,167 @@
+"""Training loops: the Reprogrammer and its two trained baselines (linear probe, fine-tuning).
+
+All loops are seeded (a CPU torch.Generator drives shuffling and W's init), so the same seed gives
+the same numbers on the CPU. Images are [0, 1] tensors at their native size; resizing and
+normalisation happen inside the models.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reprolib.reprogrammer.encoders import TextImageEncoder
+from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
+from reprolib.reprogrammer.recipe import ReprogrammerRecipe
+from reprolib.reprogrammer.reprogram import Reprogrammer, to_encoder_input
+
+
+def cosine_lr(base_lr: float, warmup: int, total: int, step: int) -> float:
+    """Linear warm-up over `warmup` steps ((step + 1) / warmup), then half-cosine to 0 at `total`."""
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * progress)) * base_lr
+
+
+def warmup_steps(recipe: ReprogrammerRecipe, total: int) -> int:
+    """The paper's 500 steps, capped at warmup_max_fraction of all steps for short runs."""
+    return min(recipe.warmup_steps, max(1, round(recipe.warmup_max_fraction * total)))
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start: start + batch_size]
+
+
+def train_reprogrammer(encoder: TextImageEncoder, images: torch.Tensor, labels: torch.Tensor,
+                       class_names: list[str], recipe: ReprogrammerRecipe, seed: int = 1,
+                       device: str = "cpu") -> tuple[Reprogrammer, list[float]]:
+    """Train W (Adam) and the text embeddings (AdamW) with the symmetric focal contrastive loss.
+
+    Each image's caption is its class caption; targets follow recipe.contrastive_targets
+    (see loss.py). Returns the model and the mean training loss of each epoch.
+    """
+    torch.manual_seed(seed)
+    model = Reprogrammer(encoder.to(device), class_names, recipe.frame, recipe.template, seed).to(device)
+    params = model.trainable_parameters()
+    opt_image = torch.optim.Adam(params["image"], lr=recipe.lr_image, weight_decay=recipe.wd_image)
+    opt_text = torch.optim.AdamW(params["text"], lr=recipe.lr_text, betas=tuple(recipe.betas_text),
+                                 eps=recipe.eps_text, weight_decay=recipe.wd_text)
+    steps_per_epoch = math.ceil(len(images) / recipe.batch_size)
+    total = recipe.epochs * steps_per_epoch
+    warmup = warmup_steps(recipe, total)
+    generator = torch.Generator().manual_seed(seed)
+    losses, step = [], 0
+    model.train()
+    for _ in range(recipe.epochs):
+        epoch_loss = 0.0
+        for idx in _batches(len(images), recipe.batch_size, generator):
+            for opt, lr in ((opt_image, recipe.lr_image), (opt_text, recipe.lr_text)):
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(lr, warmup, total, step)
+            x, y = images[idx].to(device), labels[idx].to(device)
+            image_features = model.image_features(x)
+            text_features = model.text_features(model.caption_ids[y])
+            targets = contrastive_targets(y, recipe.contrastive_targets)
+            loss = symmetric_focal_contrastive(image_features, text_features, model.encoder.logit_scale.detach(),
+                                               targets, recipe.focal_alpha, recipe.focal_gamma)
+            opt_image.zero_grad(set_to_none=True)
+            opt_text.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_image.step()
+            opt_text.step()
+            epoch_loss += float(loss.detach()) * len(idx)
+            step += 1
+        losses.append(epoch_loss / len(images))
+    return model.eval(), losses
+
+
+@torch.no_grad()
+def zero_shot_features(encoder: TextImageEncoder, images: torch.Tensor, batch_size: int = 512,
+                       device: str = "cpu") -> torch.Tensor:
+    """Unit-normalised image features of the plain resized images (frozen encoder)."""
+    encoder.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_encoder_input(images[start: start + batch_size].to(device), encoder.image_size, encoder.channels)
+        out.append(F.normalize(encoder.encode_image(encoder.normalize(x)), dim=-1).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def class_text_features(encoder: TextImageEncoder, class_names: list[str], template: str,
+                        device: str = "cpu") -> torch.Tensor:
+    ids = encoder.tokenize([template.format(c) for c in class_names]).to(device)
+    return F.normalize(encoder.eval().encode_text(ids), dim=-1).cpu()
+
+
+def train_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                       recipe: ReprogrammerRecipe, seed: int = 1) -> nn.Linear:
+    """Linear(D, K) on frozen features: Adam, lr recipe.lp_lr, no weight decay (methods.md s.3)."""
+    torch.manual_seed(seed)
+    head = nn.Linear(features.shape[1], num_classes)
+    opt = torch.optim.Adam(head.parameters(), lr=recipe.lp_lr)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(recipe.lp_epochs):
+        for idx in _batches(len(features), recipe.batch_size, generator):
+            loss = F.cross_entropy(head(features[idx]), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return head.eval()
+
+
+class FineTuned(nn.Module):
+    """The whole image encoder trained with CE on cosine logits against fixed class text features
+    (the zero-shot head, as the paper's fine-tuning baseline); the text tower is not used."""
+
+    def __init__(self, encoder: TextImageEncoder, text_features: torch.Tensor):
+        super().__init__()
+        self.encoder = copy.deepcopy(encoder)
+        self.register_buffer("text", text_features.clone())
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        x = to_encoder_input(images, self.encoder.image_size, self.encoder.channels)
+        return F.normalize(self.encoder.encode_image(self.encoder.normalize(x)), dim=-1)
+
+
+def train_finetune(encoder: TextImageEncoder, images: torch.Tensor, labels: torch.Tensor,
+                   text_features: torch.Tensor, recipe: ReprogrammerRecipe, seed: int = 1,
+                   device: str = "cpu") -> FineTuned:
+    """AdamW (betas 0.9/0.98, eps 1e-6, wd 0.1) on every image-tower parameter, cosine schedule."""
+    torch.manual_seed(seed)
+    model = FineTuned(encoder, text_features).to(device)
+    params = [p for name, p in model.encoder.named_parameters() if _is_image_param(name)]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=recipe.finetune_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    total = recipe.finetune_epochs * math.ceil(len(images) / recipe.batch_size)
+    warmup = warmup_steps(recipe, total)
+    generator, step = torch.Generator().manual_seed(seed), 0
+    scale = float(encoder.logit_scale.detach())
+    model.train()
+    for _ in range(recipe.finetune_epochs):
+        for idx in _batches(len(images), recipe.batch_size, generator):
+            for group in opt.param_groups:
+                group["lr"] = cosine_lr(recipe.finetune_lr, warmup, total, step)
+            x, y = images[idx].to(device), labels[idx].to(device)
+            loss = F.cross_entropy(scale * model.image_features(x) @ model.text.T, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    return model.eval()
+
+
+def _is_image_param(name: str) -> bool:
+    # TinyDualEncoder keeps its image tower under "visual."; open_clip under "model.visual."
+    return name.startswith("visual.") or name.startswith("model.visual.")

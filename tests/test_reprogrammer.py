@@ -1,0 +1,169 @@
+"""Reprogrammer (methods.md s.6): frame, gradients, residual mixing, loss, open_clip, study."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reprolib.errors import ReprolibError
+from reprolib.reprogrammer.encoders import TinyDualEncoder, build_open_clip, build_vocabulary, tiny_open_clip_config
+from reprolib.reprogrammer.loss import contrastive_targets, focal_loss, symmetric_focal_contrastive
+from reprolib.reprogrammer.recipe import PRESETS, make_recipe
+from reprolib.reprogrammer.reprogram import ImageReprogram, Reprogrammer, frame_mask, to_encoder_input
+from reprolib.reprogrammer.train import cosine_lr, train_reprogrammer
+
+CLASSES = ["cat", "dog", "ankle boot"]
+
+
+def tiny_encoder(seed: int = 0) -> TinyDualEncoder:
+    torch.manual_seed(seed)
+    return TinyDualEncoder(build_vocabulary([f"a photo of a {c}" for c in CLASSES])).eval()
+
+
+def test_frame_mask_leaves_centre_untouched():
+    mask = frame_mask(28, 2)
+    assert mask.sum() == 28 * 28 - 24 * 24
+    assert mask[..., 2:26, 2:26].abs().sum() == 0 and mask[..., :2, :].min() == 1
+    program = ImageReprogram(28, 1, frame=2, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    out = program(x)
+    assert torch.equal(out[..., 2:26, 2:26], x[..., 2:26, 2:26])
+    assert (out[..., :2, :] - x[..., :2, :]).abs().max() > 0.05     # the frame is perturbed
+    assert out.min() >= 0 and out.max() <= 1
+    small = torch.rand(2, 1, 8, 8)                                   # digits size: resized first
+    assert torch.equal(program(small)[..., 2:26, 2:26], to_encoder_input(small, 28, 1)[..., 2:26, 2:26])
+    with pytest.raises(ReprolibError, match="frame width 14"):
+        frame_mask(28, 14)
+
+
+def _grad_check(model: Reprogrammer, images: torch.Tensor, labels: torch.Tensor) -> None:
+    model.train()
+    loss = symmetric_focal_contrastive(model.image_features(images), model.text_features(model.caption_ids[labels]),
+                                       model.encoder.logit_scale.detach(), contrastive_targets(labels))
+    loss.backward()
+    trained = {id(model.image_program.W), id(model.encoder.token_embedding.weight),
+               id(model.encoder.positional_embedding)}
+    for name, p in model.named_parameters():
+        if id(p) in trained:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+
+
+def test_only_perturbation_and_text_embeddings_get_gradients():
+    model = Reprogrammer(tiny_encoder(), CLASSES, frame=2, seed=1)
+    _grad_check(model, torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+
+
+def test_residual_alpha_endpoints():
+    encoder = tiny_encoder()
+    model = Reprogrammer(encoder, CLASSES, frame=2, seed=1)
+    with torch.no_grad():   # move the text tables away from the zero-shot ones
+        model.encoder.token_embedding.weight.add_(0.5 * torch.randn_like(model.encoder.token_embedding.weight))
+    x = torch.rand(5, 1, 28, 28)
+    image0, text0 = model.features(x, alpha=0.0)
+    with torch.no_grad():
+        assert torch.allclose(image0, model.image_features(x)) and torch.allclose(text0, model.text_features())
+        zs_image = F.normalize(encoder.encode_image(encoder.normalize(x)), dim=-1)
+        zs_text = F.normalize(encoder.encode_text(encoder.tokenize([f"a photo of a {c}" for c in CLASSES])), dim=-1)
+    image1, text1 = model.features(x, alpha=1.0)
+    assert torch.allclose(image1, zs_image, atol=1e-6) and torch.allclose(text1, zs_text, atol=1e-6)
+    assert not torch.allclose(text0, text1, atol=1e-3)
+    image_half, _ = model.features(x, alpha=0.4)
+    assert torch.allclose(image_half, 0.6 * image0 + 0.4 * image1, atol=1e-6)   # no re-normalisation
+    assert image_half.norm(dim=1).max() <= 1 + 1e-6
+
+
+def _hand_focal(rows: list[list[float]], targets: list[list[float]], alpha: float, gamma: float) -> float:
+    total = 0.0
+    for logits, t in zip(rows, targets):
+        z = sum(math.exp(v) for v in logits)
+        total += sum(-alpha * tj * (1 - math.exp(v) / z) ** gamma * math.log(math.exp(v) / z)
+                     for v, tj in zip(logits, t))
+    return total / len(rows)
+
+
+def test_loss_matches_hand_computation():
+    image = [[1.0, 0.0], [0.6, 0.8]]
+    text = [[0.8, 0.6], [0.0, 1.0]]
+    s = 2.0
+    sim = [[s * sum(a * b for a, b in zip(i, t)) for t in text] for i in image]   # [[1.6, 0], [1.92, 1.6]]
+    sim_t = [[sim[j][i] for j in range(2)] for i in range(2)]
+    eye = [[1.0, 0.0], [0.0, 1.0]]
+    expected = 0.5 * (_hand_focal(sim, eye, 0.8, 4.0) + _hand_focal(sim_t, eye, 0.8, 4.0))
+    got = symmetric_focal_contrastive(torch.tensor(image), torch.tensor(text), s, torch.eye(2), 0.8, 4.0)
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+    # 3 x 3 with two same-class captions: multi-positive targets
+    logits = [[2.0, 1.0, -1.0], [0.5, 0.0, 0.3], [1.0, -2.0, 3.0]]
+    labels = torch.tensor([0, 0, 1])
+    t = contrastive_targets(labels, "same_class")
+    assert t.tolist() == [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]
+    assert float(focal_loss(torch.tensor(logits), t, 0.8, 4.0)) == pytest.approx(
+        _hand_focal(logits, t.tolist(), 0.8, 4.0), rel=1e-6)
+    # gamma 0, alpha 1 is cross-entropy
+    assert float(focal_loss(torch.tensor(logits), torch.tensor([0, 2, 1]), 1.0, 0.0)) == pytest.approx(
+        float(F.cross_entropy(torch.tensor(logits), torch.tensor([0, 2, 1]))), rel=1e-6)
+
+
+def test_open_clip_small_model_forward_backward_offline():
+    encoder = build_open_clip(model_config=tiny_open_clip_config())
+    assert encoder.image_size == 32 and encoder.channels == 3
+    model = Reprogrammer(encoder, ["cat", "dog", "bird"], frame=4, seed=1)
+    _grad_check(model, torch.rand(3, 1, 28, 28), torch.tensor([0, 1, 2]))   # gray -> 3 channels, resized
+    with pytest.raises(ReprolibError, match="unknown open_clip model"):
+        build_open_clip("ViT-Nope-1")
+
+
+def test_cosine_schedule_and_recipe_validation():
+    assert cosine_lr(1.0, 10, 100, 0) == pytest.approx(0.1)
+    assert cosine_lr(1.0, 10, 100, 9) == pytest.approx(1.0)
+    assert cosine_lr(1.0, 10, 100, 55) == pytest.approx(0.5)
+    assert make_recipe({}).lr_text == 5e-4 and make_recipe({}).frame == 16
+    with pytest.raises(ReprolibError, match="unknown reprogrammer recipe key 'epoch'"):
+        make_recipe({"epoch": 3})
+    with pytest.raises(ReprolibError, match="reprogrammer.epochs must be int"):
+        make_recipe({"epochs": "3"})
+    with pytest.raises(ReprolibError, match="residual_alpha"):
+        make_recipe({"residual_alpha": 1.5})
+
+
+def test_training_is_deterministic_and_moves_only_trained_tables():
+    recipe = make_recipe({**PRESETS["smoke"], "epochs": 2, "batch_size": 4})
+    images, labels = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(12) % 3
+    encoder = tiny_encoder()
+    a, losses_a = train_reprogrammer(encoder, images, labels, CLASSES, recipe, seed=1)
+    b, losses_b = train_reprogrammer(encoder, images, labels, CLASSES, recipe, seed=1)
+    assert losses_a == losses_b and torch.equal(a.image_program.W, b.image_program.W)
+    assert torch.equal(a.encoder.token_embedding.weight, b.encoder.token_embedding.weight)
+    assert not torch.equal(a.encoder.token_embedding.weight, encoder.token_embedding.weight)
+    assert torch.equal(a.encoder.visual[0].weight, encoder.visual[0].weight)   # image tower frozen
+
+
+@pytest.mark.slow
+def test_smoke_study_records_zero_shot_and_resume(tmp_path):
+    from reprolib.config import load_profile
+    from reprolib.reprogrammer import reprogrammer_table, run_reprogrammer_study
+
+    profile = load_profile("smoke", artifacts=str(tmp_path))
+    records = run_reprogrammer_study(profile, alphas=(0.0, 1.0))
+    methods = [(r["config"]["method"], r["config"]["alpha"]) for r in records]
+    assert methods == [("zero_shot", None), ("linear_probe", None), ("finetune", None), ("reprogrammer", None),
+                       ("residual_reprogrammer", 0.0), ("residual_reprogrammer", 0.4), ("residual_reprogrammer", 1.0)]
+    # the stand-in encoder learned Fashion-MNIST: zero-shot far above chance (10%)
+    assert records[0]["encoder"]["zero_shot_accuracy_fashion_mnist_test"] > 0.4
+    by = dict(zip(methods, records))
+    assert by[("residual_reprogrammer", 1.0)]["metrics"] == by[("zero_shot", None)]["metrics"]
+    assert by[("residual_reprogrammer", 0.0)]["metrics"] == by[("reprogrammer", None)]["metrics"]
+    m = by[("linear_probe", None)]["metrics"]
+    assert set(m["ood_detection"]) == {"fashion_mnist", "glyphs", "noise"}
+    assert set(m["ood_generalisation"]) == {"rotation", "blur", "noise", "contrast"}
+    assert all(0 <= d["auroc"] <= 1 and 0 <= d["fpr95"] <= 1 for d in m["ood_detection"].values())
+    files = sorted((tmp_path / "reprogrammer" / "runs").glob("*.json"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = run_reprogrammer_study(profile, alphas=(0.0, 1.0))           # resumes: nothing rewritten
+    assert again == records and [f.stat().st_mtime_ns for f in files] == stamps
+    table = reprogrammer_table(records)
+    assert len(table) == 7 and {"id_accuracy", "mean_auroc", "fpr95_noise"} <= set(table.columns)
