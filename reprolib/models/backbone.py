@@ -1,0 +1,57 @@
+"""Backbone: a source network plus what a transfer method needs to know about its input.
+
+Every method (LP, VP, SMM, watermark prompts) talks to a Backbone, never to the raw
+network: it reads `input_size`, `channels`, `mean`, `std` to build inputs, calls
+`normalize(x)` on [0, 1] images, `forward` for source logits (VP label maps) and
+`features` for penultimate features (LP). `.net` keeps torchvision parameter names so
+masks (`layer1.0.conv1.weight` -> 0/1 tensor) apply to it directly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# The ResNet trunk in torchvision's order; stages a network lacks are skipped.
+_TRUNK = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool")
+
+
+class Backbone(nn.Module):
+    """A ResNet-style network (`net`) with its input convention and output sizes."""
+
+    def __init__(self, net: nn.Module, name: str, input_size: int, channels: int,
+                 mean: tuple[float, ...], std: tuple[float, ...], num_source_classes: int):
+        super().__init__()
+        if len(mean) != channels or len(std) != channels:
+            raise ValueError(f"mean/std need {channels} values, got {len(mean)} and {len(std)}")
+        self.net = net
+        self.name = name
+        self.input_size = input_size
+        self.channels = channels
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.num_source_classes = num_source_classes
+        self.feature_dim = int(net.fc.in_features)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std per channel, for [0, 1] images of shape (N, channels, H, W)."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def forward(self, x_normalized: torch.Tensor) -> torch.Tensor:
+        """Source-task logits, shape (N, num_source_classes)."""
+        return self.net(x_normalized)
+
+    def features(self, x_normalized: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (after global average pooling), shape (N, feature_dim)."""
+        x = x_normalized
+        for name in _TRUNK:
+            module = getattr(self.net, name, None)
+            if module is not None:
+                x = module(x)
+        return torch.flatten(x, 1)
+
+    def extra_repr(self) -> str:
+        return (f"name={self.name!r}, input_size={self.input_size}, channels={self.channels}, "
+                f"num_source_classes={self.num_source_classes}, feature_dim={self.feature_dim}")
