@@ -1,0 +1,66 @@
+"""`python -m reprolib tickets --profile embedded [--levels 0-8] [--kinds imp,magnitude,random]`
+
+Makes the missing ticket levels (existing ones are kept) and prints a density table.
+Defaults: IMP at levels 0..max(profile.levels) (IMP needs every level in between), the
+profile's baselines at profile.baseline_level. An explicit --levels applies to every kind.
+"""
+
+from __future__ import annotations
+
+from reprolib.errors import ReprolibError, check_choice
+
+
+def parse_levels(text: str) -> list[int]:
+    """"0-8" -> [0..8]; "0,2,4" -> [0, 2, 4]; "0-2,5" -> [0, 1, 2, 5]."""
+    levels: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            levels.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ReprolibError(f"bad --levels {text!r}; valid forms: '0-8', '0,2,4', '0-2,5'") from None
+    if not levels:
+        raise ReprolibError(f"bad --levels {text!r}: no levels; valid forms: '0-8', '0,2,4'")
+    return sorted(levels)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--profile", default="embedded", help="smoke | embedded (default embedded)")
+    parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: see above)")
+    parser.add_argument("--kinds", default=None, help="comma list of imp, magnitude, random "
+                                                      "(default: imp + the profile's baselines)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from reprolib.config import load_profile
+    from reprolib.sparsity.imp import make_tickets
+    from reprolib.sparsity.masks import KINDS
+
+    profile = load_profile(args.profile)
+    kinds = ["imp", *profile.baselines] if args.kinds is None else [k.strip() for k in args.kinds.split(",")]
+    for kind in kinds:
+        check_choice("ticket kind", kind, KINDS)
+    summaries = []
+    if args.levels is not None:
+        summaries += make_tickets(profile, parse_levels(args.levels), kinds, progress=not args.quiet)
+    else:
+        if "imp" in kinds:
+            summaries += make_tickets(profile, list(range(max(profile.levels) + 1)), ["imp"],
+                                      progress=not args.quiet)
+        baselines = [k for k in kinds if k != "imp"]
+        if baselines:
+            summaries += make_tickets(profile, [profile.baseline_level], baselines, progress=not args.quiet)
+    print(format_table(summaries))
+    return 0
+
+
+def format_table(summaries: list[dict]) -> str:
+    """Plain-text table of (kind, level, target 0.8^L, measured density, RLT density, accuracy)."""
+    head = f"{'kind':<10}{'level':>6}{'target':>9}{'density':>9}{'rlt':>9}{'test acc':>10}{'train s':>9}  status"
+    rows = [head, "-" * len(head)]
+    for s in summaries:
+        rows.append(f"{s['kind']:<10}{s['level']:>6}{s['density_target']:>9.4f}{s['density']:>9.4f}"
+                    f"{s['density_rlt']:>9.4f}{s['upstream_test_accuracy']:>10.4f}{s['train_seconds']:>9.1f}"
+                    f"  {s['status']}")
+    return "\n".join(rows)

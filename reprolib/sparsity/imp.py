@@ -1,0 +1,196 @@
+"""Lottery tickets by iterative magnitude pruning (IMP) with weight rewinding, and the
+one-shot magnitude and random baselines at the same densities (methods.md s.7).
+
+- imp level 0: train the dense network with the upstream recipe, keeping its weights at
+  iteration `rewind_iteration` (0 = init) in `imp/level_00/rewind.pth`.
+- imp level L >= 1: prune `prune_fraction` (20%) of the remaining prunable weights of the
+  TRAINED level L-1 network, globally by |w|; rewind the survivors (the whole state dict,
+  BatchNorm statistics included) to the rewind point; retrain from iteration
+  `rewind_iteration` to the end of a `retrain_epochs` schedule; keeps 0.8^L.
+- magnitude level L (the standard one-shot LTH baseline): prune the trained dense model
+  once, globally by |w|, to density 0.8^L; rewind and retrain exactly like IMP.
+- random level L: the IMP level-L ticket's per-layer densities at seeded random positions
+  (layer-wise random pruning); rewind and retrain exactly like IMP.
+Baselines have no level 0 (it would be the dense model). Each level is written as
+model.pth, mask.pth, then sparsity.json last; a level with sparsity.json is never redone,
+so an interrupted run resumes at the first missing level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.sparsity import masks as M
+from reprolib.upstream import SourceData, UpstreamRecipe, evaluate, load_source_data, steps_per_epoch, train
+
+
+@dataclass
+class TicketRecipe:
+    """How tickets are made; the profile's `tickets:` dict overrides these defaults."""
+
+    prune_fraction: float = 0.2        # of the remaining weights, per IMP level
+    rewind_iteration: int = 200        # level-0 iteration the survivors rewind to (0 = init)
+    retrain_epochs: int = -1           # epochs of the retraining schedule (-1 = upstream epochs)
+    exclude: list[str] = field(default_factory=lambda: list(M.DEFAULT_EXCLUDE))  # never pruned
+    random_seed: int = 0               # random baseline at level L uses random_seed + L
+
+    @classmethod
+    def for_profile(cls, profile: Any) -> "TicketRecipe":
+        base = cls(rewind_iteration=10) if getattr(profile, "profile", None) == "smoke" else cls()
+        values = getattr(profile, "tickets", {}) or {}
+        types = {"prune_fraction": (int, float), "rewind_iteration": int, "retrain_epochs": int,
+                 "exclude": list, "random_seed": int}
+        for key, value in values.items():
+            check_choice("tickets recipe key", key, types)
+            check_type(f"tickets.{key}", value, types[key])
+        recipe = dataclasses.replace(base, **values)
+        if not 0.0 < recipe.prune_fraction < 1.0:
+            raise ReprolibError(f"tickets.prune_fraction must be in (0, 1), got {recipe.prune_fraction}")
+        if recipe.rewind_iteration < 0:
+            raise ReprolibError(f"tickets.rewind_iteration must be >= 0, got {recipe.rewind_iteration}")
+        return recipe
+
+    def retrain_recipe(self, upstream: UpstreamRecipe) -> UpstreamRecipe:
+        epochs = upstream.epochs if self.retrain_epochs < 0 else self.retrain_epochs
+        return dataclasses.replace(upstream, epochs=epochs)
+
+
+def target_density(recipe: TicketRecipe, level: int) -> float:
+    return (1.0 - recipe.prune_fraction) ** level
+
+
+class TicketMaker:
+    """Makes (or finds) ticket levels of one profile; `made` lists what it computed."""
+
+    def __init__(self, profile: Any, data: SourceData | None = None, progress: bool = True):
+        self.profile = profile
+        self.upstream = UpstreamRecipe.for_profile(profile)
+        self.recipe = TicketRecipe.for_profile(profile)
+        self.artifacts = profile.path("artifacts")
+        self._data = data
+        self.progress = progress
+        self.made: list[tuple[str, int]] = []
+
+    # -- helpers -----------------------------------------------------------------------
+    @property
+    def data(self) -> SourceData:
+        if self._data is None:
+            self._data = load_source_data(self.profile)
+        return self._data.subset(self.upstream)
+
+    def _new_backbone(self):
+        import torch
+
+        from reprolib.models import get_backbone
+
+        torch.manual_seed(self.upstream.seed)  # same init for every run of the same seed
+        return get_backbone(self.profile.backbone, weights=None)
+
+    def _load(self, kind: str, level: int):
+        backbone = self._new_backbone()
+        directory = M.ticket_dir(self.artifacts, kind, level)
+        backbone.net.load_state_dict(M.load_tensors(directory / "model.pth"))
+        return backbone, M.load_tensors(directory / "mask.pth")
+
+    def level(self, kind: str, level: int) -> dict[str, Any]:
+        """The sparsity.json of `kind` level `level`, making it (and its parents) if missing."""
+        check_choice("ticket kind", kind, M.KINDS)
+        check_type("ticket level", level, int)
+        if level < 0 or (level == 0 and kind != "imp"):
+            raise ReprolibError(f"{kind} ticket level must be >= {0 if kind == 'imp' else 1}, got {level}")
+        directory = M.ticket_dir(self.artifacts, kind, level)
+        if M.is_complete(directory):
+            return {**M.load_json(directory / "sparsity.json"), "path": str(directory), "status": "existing"}
+        if kind == "imp" and level == 0:
+            return self._make_dense(directory)
+        if kind == "imp":
+            self.level("imp", level - 1)
+            parent_backbone, parent_mask = self._load("imp", level - 1)
+            mask = M.global_magnitude_prune(parent_backbone.net, parent_mask, self.recipe.prune_fraction)
+            parent = M.ticket_dir(self.artifacts, "imp", level - 1)
+        elif kind == "magnitude":
+            self.level("imp", 0)
+            dense, _ = self._load("imp", 0)
+            full = M.full_mask(dense.net, self.recipe.exclude)
+            mask = M.global_magnitude_prune(dense.net, full, 1.0 - target_density(self.recipe, level))
+            parent = M.ticket_dir(self.artifacts, "imp", 0)
+        else:
+            self.level("imp", level)
+            _, imp_mask = self._load("imp", level)
+            mask = M.random_prune_like(imp_mask, seed=self.recipe.random_seed + level)
+            parent = M.ticket_dir(self.artifacts, "imp", level)
+        return self._retrain(kind, level, mask, parent, directory)
+
+    # -- the two kinds of training -----------------------------------------------------
+    def _make_dense(self, directory: Path) -> dict[str, Any]:
+        backbone = self._new_backbone()
+        mask = M.full_mask(backbone.net, self.recipe.exclude)
+        data, start = self.data, time.time()
+        total = self.upstream.epochs * steps_per_epoch(len(data.train_images), self.upstream.batch_size)
+        if self.recipe.rewind_iteration >= total:
+            raise ReprolibError(f"tickets.rewind_iteration {self.recipe.rewind_iteration} must be below the "
+                                f"{total} upstream training iterations")
+        rewind = train(backbone, data.train_images, data.train_labels, self.upstream, mask=mask,
+                       rewind_iteration=self.recipe.rewind_iteration, desc="imp level 0 (dense)",
+                       progress=self.progress)
+        M.save_tensors(directory / "rewind.pth", rewind)
+        return self._save("imp", 0, backbone, mask, None, directory, time.time() - start)
+
+    def rewind(self, mask: M.Mask):
+        """A backbone holding the rewind-point weights (whole state dict) times `mask`."""
+        backbone = self._new_backbone()
+        backbone.net.load_state_dict(M.load_tensors(M.ticket_dir(self.artifacts, "imp", 0) / "rewind.pth"))
+        M.apply_mask(backbone.net, mask)
+        return backbone
+
+    def _retrain(self, kind: str, level: int, mask: M.Mask, parent: Path, directory: Path) -> dict[str, Any]:
+        backbone = self.rewind(mask)
+        data, start = self.data, time.time()
+        train(backbone, data.train_images, data.train_labels, self.recipe.retrain_recipe(self.upstream),
+              mask=mask, start_iteration=self.recipe.rewind_iteration, desc=f"{kind} level {level}",
+              progress=self.progress)
+        return self._save(kind, level, backbone, mask, parent, directory, time.time() - start)
+
+    def _save(self, kind: str, level: int, backbone, mask: M.Mask, parent: Path | None,
+              directory: Path, seconds: float) -> dict[str, Any]:
+        data = self.data
+        scores = evaluate(backbone, data.test_images, data.test_labels, self.upstream.eval_batch_size,
+                          self.upstream.num_threads)
+        overall, per_layer = M.density(mask)
+        report = {
+            "kind": kind, "level": level, "backbone": self.profile.backbone,
+            "parent": None if parent is None else str(parent.relative_to(self.artifacts)),
+            "density": overall, "density_target": target_density(self.recipe, level),
+            "density_per_layer": per_layer, "density_rlt": M.density_rlt(backbone.net, mask),
+            "upstream_test_accuracy": scores["accuracy"], "upstream_test_loss": scores["loss"],
+            "recipe": {"upstream": self.upstream.as_dict(), "tickets": dataclasses.asdict(self.recipe)},
+            "train_seconds": round(seconds, 2),
+        }
+        M.save_tensors(directory / "model.pth", backbone.net.state_dict())
+        M.save_tensors(directory / "mask.pth", mask)
+        M.save_json(directory / "sparsity.json", report)  # last: marks the level complete
+        self.made.append((kind, level))
+        return {**report, "path": str(directory), "status": "made"}
+
+
+def make_tickets(profile: Any, levels: list[int], kinds: list[str] | tuple[str, ...] = ("imp",),
+                 data: SourceData | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Make (or find) every requested (kind, level); baselines skip level 0 (= dense).
+
+    Returns one summary per ticket (its sparsity.json plus `path` and `status`:
+    "made" or "existing"), IMP first, then the baselines, levels ascending.
+    """
+    if profile.backbone != "small_resnet":
+        raise ReprolibError(f"ticket making trains {profile.backbone} from scratch, which is for the embedded "
+                            f"small_resnet profiles; for {profile.profile} pass pretrained_dir to get_network")
+    maker = TicketMaker(profile, data=data, progress=progress)
+    out = []
+    for kind in kinds:
+        check_choice("ticket kind", kind, M.KINDS)
+        out += [maker.level(kind, level) for level in sorted(set(levels)) if kind == "imp" or level > 0]
+    return out

@@ -1,0 +1,169 @@
+"""Masks: which weights a ticket keeps, how to prune them, and our on-disk layout.
+
+A mask is `dict[str, Tensor]`: parameter name of `net` (e.g. `layer1.0.conv1.weight`) ->
+0/1 float tensor of the weight's shape. Only prunable weights appear; a weight that is not
+in the mask is dense. Layout: `<artifacts>/tickets/<kind>/level_XX/{model.pth, mask.pth,
+sparsity.json}`; every file is written to a temporary name and moved into place with
+os.replace, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reprolib.errors import ReprolibError, check_choice
+
+Mask = dict[str, torch.Tensor]
+KINDS = ("imp", "magnitude", "random")
+DEFAULT_EXCLUDE = ("conv1.weight", "fc.weight")
+
+
+def prunable_names(net: nn.Module, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> list[str]:
+    """Weight names of every Conv2d and Linear in `net`, minus `exclude`, in module order."""
+    exclude = set(exclude)
+    names = [f"{module_name}.weight" if module_name else "weight"
+             for module_name, module in net.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    return [name for name in names if name not in exclude]
+
+
+def full_mask(net: nn.Module, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> Mask:
+    """The all-ones mask over the prunable weights of `net`."""
+    params = dict(net.named_parameters())
+    return {name: torch.ones_like(params[name], dtype=torch.float32) for name in prunable_names(net, exclude)}
+
+
+@torch.no_grad()
+def apply_mask(net: nn.Module, mask: Mask) -> None:
+    """weight *= mask in place, so pruned weights are exactly zero."""
+    params = dict(net.named_parameters())
+    for name, keep in mask.items():
+        if name not in params:
+            raise ReprolibError(f"mask entry {name!r} is not a parameter of the network")
+        params[name].mul_(keep.to(device=params[name].device, dtype=params[name].dtype))
+
+
+def density(mask: Mask) -> tuple[float, dict[str, float]]:
+    """(kept fraction over all masked weights, kept fraction per layer)."""
+    kept = sum(float(m.sum()) for m in mask.values())
+    total = sum(m.numel() for m in mask.values())
+    per_layer = {name: float(m.sum()) / m.numel() for name, m in mask.items()}
+    return (kept / total if total else 1.0), per_layer
+
+
+def density_rlt(net: nn.Module, mask: Mask) -> float:
+    """RLT's convention: kept fraction of all conv weights except the stem conv (no fc).
+
+    A fraction in [0, 1]; RLT prints it as a percentage. Conv weights absent from the mask
+    count as dense, so this is correct whichever layers the mask covers.
+    """
+    kept = total = 0.0
+    for module_name, module in net.named_modules():
+        name = f"{module_name}.weight"
+        if not isinstance(module, nn.Conv2d) or name == "conv1.weight":
+            continue
+        total += module.weight.numel()
+        kept += float(mask[name].sum()) if name in mask else module.weight.numel()
+    return kept / total if total else 1.0
+
+
+@torch.no_grad()
+def global_magnitude_prune(net: nn.Module, mask: Mask, fraction: float) -> Mask:
+    """A new mask with `fraction` of the REMAINING masked weights removed, globally by |w|.
+
+    Scores are |w| of `net`'s current weights over all layers of `mask` at once. Exactly
+    round(fraction * remaining) weights go; ties are broken by position (layer order of
+    `mask`, then flat index; a stable sort), so the result is deterministic.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ReprolibError(f"prune fraction must be in [0, 1], got {fraction!r}")
+    params = dict(net.named_parameters())
+    names = list(mask)
+    flat_scores = []
+    for name in names:
+        score = params[name].detach().abs().flatten().float().cpu()
+        # already-pruned weights can never be chosen again (inf sorts last)
+        flat_scores.append(torch.where(mask[name].flatten().cpu() > 0, score, torch.full_like(score, float("inf"))))
+    scores = torch.cat(flat_scores)
+    remaining = int(sum(float(m.sum()) for m in mask.values()))
+    n_prune = int(round(fraction * remaining))
+    keep = torch.cat([mask[name].flatten().cpu() for name in names]).clone()
+    if n_prune:
+        order = torch.sort(scores, stable=True).indices
+        keep[order[:n_prune]] = 0.0
+    out, start = {}, 0
+    for name in names:
+        n = mask[name].numel()
+        out[name] = keep[start:start + n].view_as(mask[name]).to(mask[name].device)
+        start += n
+    return out
+
+
+def random_prune_like(mask: Mask, seed: int) -> Mask:
+    """A mask with the same number of kept weights per layer as `mask`, at seeded random positions."""
+    generator = torch.Generator().manual_seed(int(seed))
+    out = {}
+    for name, keep in mask.items():
+        n_keep = int(keep.sum())
+        flat = torch.zeros(keep.numel())
+        flat[torch.randperm(keep.numel(), generator=generator)[:n_keep]] = 1.0
+        out[name] = flat.view_as(keep)
+    return out
+
+
+# ---- on-disk layout -------------------------------------------------------------------
+
+def ticket_dir(artifacts: str | os.PathLike, kind: str, level: int) -> Path:
+    """`<artifacts>/tickets/<kind>/level_XX`."""
+    check_choice("ticket kind", kind, KINDS)
+    return Path(artifacts) / "tickets" / kind / f"level_{int(level):02d}"
+
+
+def is_complete(directory: Path) -> bool:
+    """A level is complete when sparsity.json exists (it is always written last)."""
+    return (Path(directory) / "sparsity.json").is_file()
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
+    """torch.save a name -> tensor dict atomically (model.pth, mask.pth, rewind.pth)."""
+    _atomic(Path(path), lambda tmp: torch.save({k: v.detach().cpu() for k, v in tensors.items()}, tmp))
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise ReprolibError(f"missing file {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    _atomic(Path(path), write)
+
+
+def load_json(path: str | os.PathLike) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,108 @@
+"""`get_network`: the backbone a transfer run uses, dense or a lottery ticket, plus its facts.
+
+Embedded profiles (small_resnet): dense = IMP level 0; "LT" reads our layout
+`<artifacts>/tickets/<kind>/level_XX` (made by `python -m reprolib tickets`). A baseline
+kind at level 0 is the dense model.
+Paper profile (torchvision resnet18/resnet50): dense = torchvision ImageNet weights. "LT"
+with `pretrained_dir` (any profile) loads a ticket through `reprolib.sparsity.load.load_ticket` (RLT /
+open_lth / our formats). Without `pretrained_dir` the ImageNet weights are pruned here
+one-shot by global magnitude to 0.8^level (kind "imp" or "magnitude"), or randomly with
+those per-layer densities (kind "random"), with NO retraining: these are not IMP tickets,
+and TicketInfo.kind says "magnitude" / "random" so the results table cannot mistake them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.sparsity import masks as M
+
+NETWORKS = ("dense", "LT")
+
+
+@dataclass(frozen=True)
+class TicketInfo:
+    """What a transfer record stores about the network it used (density as a fraction)."""
+
+    id: str
+    kind: str            # dense | imp | magnitude | random
+    level: int
+    density: float       # kept fraction of the prunable weights
+    density_rlt: float   # kept fraction of conv weights except the stem (RLT's convention)
+    path: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "level": self.level, "density": self.density,
+                "density_rlt": self.density_rlt, "path": self.path}
+
+
+def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: int = 0,
+                pretrained_dir: str | None = None):
+    """(Backbone in eval mode on CPU, TicketInfo) for the profile's backbone."""
+    check_choice("network", network, NETWORKS)
+    check_choice("ticket kind", kind, M.KINDS)
+    check_type("ticket level", level, int)
+    if level < 0:
+        raise ReprolibError(f"ticket level must be >= 0, got {level}")
+    if network == "LT" and pretrained_dir is not None:
+        return _external(profile, kind, level, pretrained_dir)
+    if profile.backbone == "small_resnet":
+        return _embedded(profile, network, kind, level)
+    return _torchvision(profile, network, kind, level)
+
+
+def _embedded(profile: Any, network: str, kind: str, level: int):
+    from reprolib.models import get_backbone
+
+    if network == "dense" or level == 0:
+        kind, level = "imp", 0
+    directory = M.ticket_dir(profile.path("artifacts"), kind, level)
+    if not M.is_complete(directory):
+        what = "dense upstream model" if level == 0 else f"{kind} ticket level {level}"
+        raise ReprolibError(f"no {what} at {directory}; make it with `python -m reprolib tickets "
+                            f"--profile {profile.profile} --levels 0-{level} --kinds {kind}`")
+    report = M.load_json(directory / "sparsity.json")
+    backbone = get_backbone(profile.backbone, weights=directory / "model.pth")
+    M.apply_mask(backbone.net, M.load_tensors(directory / "mask.pth"))  # guard: a mask is the truth
+    is_dense = network == "dense" or level == 0
+    info = TicketInfo(id=f"{profile.profile}-{profile.backbone}-" + ("dense" if is_dense else f"{kind}-L{level:02d}"),
+                      kind="dense" if is_dense else kind, level=level, density=float(report["density"]),
+                      density_rlt=float(report["density_rlt"]), path=str(directory))
+    return backbone.eval(), info
+
+
+def _external(profile: Any, kind: str, level: int, pretrained_dir: str):
+    from reprolib.models import from_network
+    from reprolib.sparsity.load import load_ticket  # foreign formats: another module's job
+
+    name = profile.backbone
+    net, mask = load_ticket(pretrained_dir, name, level)
+    overall, _ = M.density(mask)
+    info = TicketInfo(id=f"{name}-{kind}-L{level:02d}-external", kind=kind, level=level, density=overall,
+                      density_rlt=M.density_rlt(net, mask), path=str(pretrained_dir))
+    return from_network(name, net).eval(), info
+
+
+def _torchvision(profile: Any, network: str, kind: str, level: int):
+    from reprolib.models import get_backbone
+    from reprolib.sparsity.imp import TicketRecipe, target_density
+
+    name = profile.backbone
+    root = profile.path("data_root") / "torch_hub"
+    backbone = get_backbone(name, weights="default", root=root, download=profile.download)
+    if network == "dense" or level == 0:
+        return backbone, TicketInfo(id=f"{name}-imagenet-dense", kind="dense", level=0, density=1.0,
+                                    density_rlt=1.0, path=None)
+    recipe = TicketRecipe.for_profile(profile)
+    full = M.full_mask(backbone.net, recipe.exclude)
+    mask = M.global_magnitude_prune(backbone.net, full, 1.0 - target_density(recipe, level))
+    pruned_kind = "magnitude"
+    if kind == "random":
+        mask, pruned_kind = M.random_prune_like(mask, seed=recipe.random_seed + level), "random"
+    M.apply_mask(backbone.net, mask)
+    overall, _ = M.density(mask)
+    info = TicketInfo(id=f"{name}-imagenet-{pruned_kind}-oneshot-L{level:02d}", kind=pruned_kind, level=level,
+                      density=overall, density_rlt=M.density_rlt(backbone.net, mask), path=None)
+    return backbone.eval(), info

@@ -1,0 +1,247 @@
+"""Upstream (source-task) training: the recipe, one training run, evaluation, and the
+`python -m reprolib upstream` command (which makes the dense model, IMP level 0).
+
+Flat torchvision-reference style: data are in-memory tensors, one loop over iterations.
+The learning rate is a function of the global iteration, and each epoch's shuffle comes
+from a generator seeded by (seed, epoch), so a run can start at any iteration (IMP
+rewinding) and the same seed gives the same numbers on CPU. When a mask is given,
+weight *= mask after every optimizer step, so pruned weights stay exactly zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from reprolib.errors import ReprolibError, check_choice, check_type
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine", "multistep", "constant")
+AUGMENTATIONS = ("none", "flip")
+# dataclass field annotation (a string under `from __future__ import annotations`) -> accepted types
+_ACCEPTED_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
+
+
+@dataclass
+class UpstreamRecipe:
+    """How the embedded upstream model trains. Defaults are the embedded profile's values."""
+
+    epochs: int = 6
+    batch_size: int = 128
+    lr: float = 0.1
+    optimizer: str = "sgd"           # sgd (momentum, Nesterov) | adam
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"         # per-iteration cosine to 0 after linear warm-up
+    warmup_epochs: float = 0.5
+    augment: str = "flip"            # random horizontal flip (Fashion-MNIST is flip-safe)
+    seed: int = 0
+    train_subset: int = -1           # first N training images (-1 = all 60,000)
+    test_subset: int = -1            # first N test images (-1 = all 10,000)
+    eval_batch_size: int = 1000
+    # torch CPU threads while training / evaluating (0 = leave torch's setting). One thread
+    # is the robust choice on a shared 2-core machine: with the cores oversubscribed, two
+    # OpenMP threads spin-waiting on each other ran ~10x slower than one (60 vs 800 img/s).
+    num_threads: int = 1
+
+    @classmethod
+    def for_profile(cls, profile: Any) -> "UpstreamRecipe":
+        """Profile defaults (smoke is tiny), then the profile's `upstream:` dict on top."""
+        base = cls(**SMOKE_VALUES) if getattr(profile, "profile", None) == "smoke" else cls()
+        return base.updated(getattr(profile, "upstream", {}) or {})
+
+    def updated(self, values: dict[str, Any]) -> "UpstreamRecipe":
+        """A copy with `values` applied; unknown keys, wrong types, bad choices are errors."""
+        fields = {f.name: f.type for f in dataclasses.fields(self)}
+        for key, value in values.items():
+            check_choice("upstream recipe key", key, fields)
+            check_type(f"upstream.{key}", value, _ACCEPTED_TYPES[fields[key]])
+        recipe = dataclasses.replace(self, **{k: (float(v) if fields[k] == "float" else v) for k, v in values.items()})
+        recipe.validate()
+        return recipe
+
+    def validate(self) -> None:
+        check_choice("upstream optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("upstream schedule", self.schedule, SCHEDULES)
+        check_choice("upstream augment", self.augment, AUGMENTATIONS)
+        for key in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise ReprolibError(f"upstream.{key} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ReprolibError(f"upstream.lr must be > 0, got {self.lr}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# A few hundred steps on a subset: enough for ~70-80% accuracy, seconds of CPU.
+SMOKE_VALUES: dict[str, Any] = dict(epochs=2, batch_size=64, lr=0.05, warmup_epochs=0.2,
+                                    train_subset=4096, test_subset=2000)
+
+
+@dataclass
+class SourceData:
+    """Upstream train/test tensors: images float32 (N, C, H, W) in [0, 1], labels int64."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+    def subset(self, recipe: UpstreamRecipe) -> "SourceData":
+        n, m = recipe.train_subset, recipe.test_subset
+        cut = (lambda t, k: t if k < 0 else t[:k])
+        return SourceData(cut(self.train_images, n), cut(self.train_labels, n),
+                          cut(self.test_images, m), cut(self.test_labels, m))
+
+
+def load_source_data(profile: Any) -> SourceData:
+    """The profile's source dataset (Fashion-MNIST for the embedded profiles) via reprolib.data."""
+    from reprolib.data import get_dataset
+
+    root, download = profile.path("data_root"), profile.download
+    train_x, train_y = get_dataset(profile.source, "train", root=root, download=download).tensors()
+    test_x, test_y = get_dataset(profile.source, "test", root=root, download=download).tensors()
+    return SourceData(train_x, train_y, test_x, test_y)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """torch.set_num_threads(n) for the block, restored afterwards (n = 0: unchanged)."""
+    previous = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    # drop the ragged last batch (a batch of 1 breaks BatchNorm); at least one step
+    return max(1, n_images // batch_size)
+
+
+def learning_rate(recipe: UpstreamRecipe, iteration: int, total: int, per_epoch: int) -> float:
+    warmup = int(recipe.warmup_epochs * per_epoch)
+    if iteration < warmup:
+        return recipe.lr * (iteration + 1) / warmup
+    if recipe.schedule == "constant":
+        return recipe.lr
+    if recipe.schedule == "multistep":  # x0.1 at 50% and 75% of training
+        return recipe.lr * 0.1 ** sum(iteration >= int(f * total) for f in (0.5, 0.75))
+    progress = (iteration - warmup) / max(1, total - warmup)
+    return 0.5 * recipe.lr * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(params, recipe: UpstreamRecipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0,
+                           weight_decay=recipe.weight_decay)
+
+
+def _seed(*parts: int) -> int:
+    # hash of a tuple of ints is stable across processes (PYTHONHASHSEED only salts str/bytes)
+    return hash(parts) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def train(backbone, images: torch.Tensor, labels: torch.Tensor, recipe: UpstreamRecipe,
+          mask: dict[str, torch.Tensor] | None = None, start_iteration: int = 0,
+          rewind_iteration: int | None = None, desc: str | None = None,
+          progress: bool = True) -> dict[str, torch.Tensor] | None:
+    """Train `backbone` in place on [0, 1] `images` from `start_iteration` to the end.
+
+    Returns a copy of the state dict taken just before iteration `rewind_iteration`
+    (0 = the initial weights; the total = the final weights), or None when that
+    iteration is not in this run. Starting at iteration k sees exactly the batches,
+    flips and learning rates that iterations k.. of a full run see (fresh optimizer state).
+    """
+    from tqdm import tqdm
+
+    from reprolib.sparsity.masks import apply_mask
+
+    per_epoch = steps_per_epoch(len(images), recipe.batch_size)
+    total = recipe.epochs * per_epoch
+    if not 0 <= start_iteration <= total:
+        raise ReprolibError(f"start iteration {start_iteration} outside this recipe's 0..{total} iterations")
+    if mask is not None:
+        apply_mask(backbone.net, mask)
+    optimizer = make_optimizer(backbone.parameters(), recipe)
+    snapshot = (lambda: {k: v.detach().clone() for k, v in backbone.net.state_dict().items()})
+    rewind_state, order = None, None
+    bar = tqdm(range(start_iteration, total), desc=desc, disable=not progress, mininterval=2.0, leave=False)
+    backbone.train()
+    with cpu_threads(recipe.num_threads):
+        for iteration in bar:
+            if iteration == rewind_iteration:
+                rewind_state = snapshot()
+            epoch, step = divmod(iteration, per_epoch)
+            if order is None or step == 0:
+                generator = torch.Generator().manual_seed(_seed(recipe.seed, 0, epoch))
+                order = torch.randperm(len(images), generator=generator)
+            index = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            x, y = images[index], labels[index]
+            if recipe.augment == "flip":
+                generator = torch.Generator().manual_seed(_seed(recipe.seed, 1, iteration))
+                flip = torch.rand(len(x), generator=generator) < 0.5
+                x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(recipe, iteration, total, per_epoch)
+            loss = F.cross_entropy(backbone(backbone.normalize(x)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if mask is not None:
+                apply_mask(backbone.net, mask)  # pruned weights stay exactly 0 despite momentum / decay
+            if progress and step % 50 == 0:
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", refresh=False)
+    if rewind_iteration == total:
+        rewind_state = snapshot()
+    backbone.eval()
+    return rewind_state
+
+
+@torch.no_grad()
+def evaluate(backbone, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000,
+             num_threads: int = 1) -> dict[str, float]:
+    """Source-task accuracy (fraction) and mean cross-entropy, in eval mode."""
+    backbone.eval()
+    correct, loss_sum = 0, 0.0
+    with cpu_threads(num_threads):
+        for start in range(0, len(images), batch_size):
+            x, y = images[start:start + batch_size], labels[start:start + batch_size]
+            logits = backbone(backbone.normalize(x))
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+    n = max(1, len(images))
+    return {"accuracy": correct / n, "loss": loss_sum / n}
+
+
+# ---- `python -m reprolib upstream` ---------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper (default embedded)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    """Train (or find) the dense upstream model, i.e. IMP level 0, and print its accuracy."""
+    from reprolib.config import load_profile
+    from reprolib.sparsity.imp import make_tickets
+
+    profile = load_profile(args.profile)
+    if profile.backbone != "small_resnet":
+        raise ReprolibError(f"profile {profile.profile} uses pretrained {profile.backbone}; "
+                            f"upstream training is for the embedded small_resnet profiles (smoke, embedded)")
+    (summary,) = make_tickets(profile, levels=[0], kinds=["imp"], progress=not args.quiet)
+    print(f"dense upstream model: {summary['path']}  test accuracy {summary['upstream_test_accuracy']:.4f}"
+          f"  ({summary['status']})")
+    return 0
