@@ -123,6 +123,17 @@ def test_open_lth_level_picks_trained_model(small, tmp_path):
     assert_exact_ticket((ticket.net, ticket.mask), by_state[4], net)
 
 
+def test_open_lth_pruned_model_buffers(small, tmp_path):
+    # open_lth's PrunedModel state dict: "model."-prefixed masked weights + mask_<a___b> buffers
+    net, by_state = small
+    state = {"model." + k: v * by_state[4].get(k, 1) for k, v in net.state_dict().items()}
+    state.update({"mask_model___" + k.replace(".", "___"): m.int() for k, m in by_state[4].items()})
+    torch.save(state, tmp_path / "pruned_model.pth")
+    ticket = read_ticket(tmp_path / "pruned_model.pth", "small_resnet")
+    assert ticket.format == "embedded" and ticket.checkpoint_was_masked
+    assert_exact_ticket((ticket.net, ticket.mask), by_state[4], net)
+
+
 def test_plain_files_and_our_layout(small, tmp_path):
     net, by_state = small
     model_file, mask_file = formats.save_plain(net, by_state[4], tmp_path / "a" / "weights.pth", tmp_path / "b" / "m.pth")

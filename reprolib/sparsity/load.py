@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.sparsity import formats, masks
+from reprolib.sparsity.formats import names_preview
 
 ARCHS = ("resnet18", "resnet50", "small_resnet")
 DENSITY_TOL = 1e-3   # fraction of weights allowed to sit on the "wrong" side by chance
@@ -135,10 +136,6 @@ def _locate(path: Path, arch: str, state: int | None, mask: Path | None) -> _Fil
         f"(mask.pth + model.pth | model_ep*_it*.pth | one other .pth), a tickets root (level_XX/), "
         f"a single prune-format .pth"
     )
-
-
-def names_preview(names, limit: int = 4) -> str:
-    return formats.names_preview(names, limit)
 
 
 def _file_with_sibling_mask(file: Path, arch: str) -> _Files:
