@@ -1,0 +1,98 @@
+"""Run records: one JSON file per run, named by a hash of its configuration, written atomically.
+
+A record file either exists completely or not at all (temp file in the same directory,
+fsync, `os.replace`), so an interrupted sweep never leaves a half-written result and a
+rerun can trust `record_exists` to skip finished work. Companion files (the learned prompt
+or head, `.npz`) are written BEFORE the JSON: the JSON is the commit marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reprolib.errors import ReprolibError, check_type
+
+
+def canonical_json(obj: Any) -> str:
+    """Key-sorted compact JSON, the form that is hashed (floats as Python writes them)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the config's canonical JSON."""
+    check_type("config", config, dict)
+    try:
+        text = canonical_json(config)
+    except TypeError as err:
+        raise ReprolibError(f"config is not JSON-serialisable: {err}") from None
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+
+
+def _atomic_write(path: Path, write: Any, mode: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Interrupted or failed: leave nothing behind but the previous file (if any).
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as indented JSON at `path`; readers see the old file or the whole new one."""
+    text = json.dumps(obj, indent=1, sort_keys=True)   # serialise first: no file on a TypeError
+    return _atomic_write(Path(path), lambda f: f.write(text + "\n"), "w")
+
+
+def write_npz_atomic(path: str | Path, arrays: dict[str, Any]) -> Path:
+    """Write numpy arrays to a .npz file atomically (used for learned prompts / heads)."""
+    import numpy as np
+
+    return _atomic_write(Path(path), lambda f: np.savez(f, **arrays), "wb")
+
+
+def record_exists(path: str | Path) -> bool:
+    return Path(path).is_file()
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """Load one record; a missing or unreadable file is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReprolibError(f"no run record at {path}")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ReprolibError(f"run record {path} is not valid JSON: {err}") from None
+
+
+def versions() -> dict[str, str]:
+    """Library versions that can change numbers, stored in every record."""
+    import numpy
+    import torch
+    import torchvision
+
+    import reprolib
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "reprolib": reprolib.__version__,
+    }
