@@ -33,7 +33,7 @@ _ACCEPTED_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int
 class UpstreamRecipe:
     """How the embedded upstream model trains. Defaults are the embedded profile's values."""
 
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 128
     lr: float = 0.1
     optimizer: str = "sgd"           # sgd (momentum, Nesterov) | adam
