@@ -6,12 +6,14 @@ The learning rate is a function of the global iteration, and each epoch's shuffl
 from a generator seeded by (seed, epoch), so a run can start at any iteration (IMP
 rewinding) and the same seed gives the same numbers on CPU. When a mask is given,
 weight *= mask after every optimizer step, so pruned weights stay exactly zero.
+Training always runs on the CPU, whatever the profile's device: the model is small, and
+the CPU keeps the dense model and every ticket bit-identical from machine to machine.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,7 +50,8 @@ class UpstreamRecipe:
     eval_batch_size: int = 1000
     # torch CPU threads while training / evaluating (0 = leave torch's setting). One thread
     # is the robust choice on a shared 2-core machine: with the cores oversubscribed, two
-    # OpenMP threads spin-waiting on each other ran ~10x slower than one (60 vs 800 img/s).
+    # OpenMP threads spin-waiting on each other ran ~10x slower than one (60 vs 800 img/s;
+    # OMP_WAIT_POLICY=PASSIVE in the environment also avoids that collapse).
     num_threads: int = 1
 
     @classmethod
@@ -71,6 +74,8 @@ class UpstreamRecipe:
         check_choice("upstream optimizer", self.optimizer, OPTIMIZERS)
         check_choice("upstream schedule", self.schedule, SCHEDULES)
         check_choice("upstream augment", self.augment, AUGMENTATIONS)
+        if self.num_threads < 0:
+            raise ReprolibError(f"upstream.num_threads must be >= 0 (0 = torch's default), got {self.num_threads}")
         for key in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ReprolibError(f"upstream.{key} must be >= 1, got {getattr(self, key)}")
