@@ -2,7 +2,8 @@
 
 Makes the missing ticket levels (existing ones are kept) and prints a density table.
 Defaults: IMP at levels 0..max(profile.levels) (IMP needs every level in between), the
-profile's baselines at profile.baseline_level. An explicit --levels applies to every kind.
+profile's baselines at profile.baseline_level (what the sweep uses). An explicit --levels
+applies to every kind unless --baseline-levels gives the baselines their own levels.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from reprolib.errors import ReprolibError, check_choice
 
 
-def parse_levels(text: str) -> list[int]:
+def parse_levels(text: str, flag: str = "--levels") -> list[int]:
     """"0-8" -> [0..8]; "0,2,4" -> [0, 2, 4]; "0-2,5" -> [0, 1, 2, 5]."""
     levels: set[int] = set()
     try:
@@ -18,15 +19,18 @@ def parse_levels(text: str) -> list[int]:
             low, _, high = part.strip().partition("-")
             levels.update(range(int(low), int(high or low) + 1))
     except ValueError:
-        raise ReprolibError(f"bad --levels {text!r}; valid forms: '0-8', '0,2,4', '0-2,5'") from None
+        raise ReprolibError(f"bad {flag} {text!r}; valid forms: '0-8', '0,2,4', '0-2,5'") from None
     if not levels:
-        raise ReprolibError(f"bad --levels {text!r}: no levels; valid forms: '0-8', '0,2,4'")
+        raise ReprolibError(f"bad {flag} {text!r}: no levels; valid forms: '0-8', '0,2,4'")
     return sorted(levels)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--profile", default="embedded", help="smoke | embedded (default embedded)")
     parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: see above)")
+    parser.add_argument("--baseline-levels", default=None,
+                        help="levels of the magnitude / random baselines (default: --levels if given, "
+                             "else the profile's baseline_level)")
     parser.add_argument("--kinds", default=None, help="comma list of imp, magnitude, random "
                                                       "(default: imp + the profile's baselines)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -41,16 +45,17 @@ def run(args) -> int:
     kinds = ["imp", *profile.baselines] if args.kinds is None else [k.strip() for k in args.kinds.split(",")]
     for kind in kinds:
         check_choice("ticket kind", kind, KINDS)
-    summaries = []
-    if args.levels is not None:
-        summaries += make_tickets(profile, parse_levels(args.levels), kinds, progress=not args.quiet)
+    imp_levels = list(range(max(profile.levels) + 1)) if args.levels is None else parse_levels(args.levels)
+    if args.baseline_levels is not None:
+        baseline_levels = parse_levels(args.baseline_levels, "--baseline-levels")
     else:
-        if "imp" in kinds:
-            summaries += make_tickets(profile, list(range(max(profile.levels) + 1)), ["imp"],
-                                      progress=not args.quiet)
-        baselines = [k for k in kinds if k != "imp"]
-        if baselines:
-            summaries += make_tickets(profile, [profile.baseline_level], baselines, progress=not args.quiet)
+        baseline_levels = [profile.baseline_level] if args.levels is None else imp_levels
+    summaries = []
+    if "imp" in kinds:
+        summaries += make_tickets(profile, imp_levels, ["imp"], progress=not args.quiet)
+    baselines = [k for k in kinds if k != "imp"]
+    if baselines:
+        summaries += make_tickets(profile, baseline_levels, baselines, progress=not args.quiet)
     print(format_table(summaries))
     return 0
 
