@@ -244,6 +244,15 @@ def test_idempotent_and_resume_is_deterministic(tickets):
 
 
 @pytest.mark.slow
+def test_changed_recipe_is_refused(tickets):
+    profile, data, _ = tickets
+    changed = load_profile("smoke", artifacts=profile.artifacts, upstream={**profile.upstream, "lr": 0.2},
+                           tickets=profile.tickets)
+    with pytest.raises(ReprolibError, match="upstream.lr=0.05"):
+        TicketMaker(changed, data=data, progress=False).level("imp", 0)
+
+
+@pytest.mark.slow
 def test_get_network_dense_and_lt(tickets):
     profile, _, _ = tickets
     dense, info = get_network(profile)

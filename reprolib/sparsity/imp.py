@@ -19,6 +19,7 @@ so an interrupted run resumes at the first missing level.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ class TicketRecipe:
         for key, value in values.items():
             check_choice("tickets recipe key", key, types)
             check_type(f"tickets.{key}", value, types[key])
+        for name in values.get("exclude", []):
+            check_type("tickets.exclude item", name, str)
         recipe = dataclasses.replace(base, **values)
         if not 0.0 < recipe.prune_fraction < 1.0:
             raise ReprolibError(f"tickets.prune_fraction must be in (0, 1), got {recipe.prune_fraction}")
@@ -105,7 +108,9 @@ class TicketMaker:
             raise ReprolibError(f"{kind} ticket level must be >= {0 if kind == 'imp' else 1}, got {level}")
         directory = M.ticket_dir(self.artifacts, kind, level)
         if M.is_complete(directory):
-            return {**M.load_json(directory / "sparsity.json"), "path": str(directory), "status": "existing"}
+            report = M.load_json(directory / "sparsity.json")
+            self._check_same_recipe(report, directory)
+            return {**report, "path": str(directory), "status": "existing"}
         if kind == "imp" and level == 0:
             return self._make_dense(directory)
         if kind == "imp":
@@ -125,6 +130,20 @@ class TicketMaker:
             mask = M.random_prune_like(imp_mask, seed=self.recipe.random_seed + level)
             parent = M.ticket_dir(self.artifacts, "imp", level)
         return self._retrain(kind, level, mask, parent, directory)
+
+    def _recipes(self) -> dict[str, Any]:
+        # as stored in JSON (lists, not tuples), so a stored report compares equal
+        return json.loads(json.dumps({"upstream": self.upstream.as_dict(), "tickets": dataclasses.asdict(self.recipe)}))
+
+    def _check_same_recipe(self, report: dict[str, Any], directory: Path) -> None:
+        """A stored level made with another recipe is stale: say so instead of mixing recipes."""
+        stored, current = report.get("recipe", {}), self._recipes()
+        for part in ("upstream", "tickets"):
+            for key, value in current[part].items():
+                if stored.get(part, {}).get(key) != value:
+                    raise ReprolibError(f"{directory} was made with {part}.{key}={stored.get(part, {}).get(key)!r}, "
+                                        f"the profile now says {value!r}; delete {self.artifacts / 'tickets'} "
+                                        f"to remake the tickets, or restore the recipe")
 
     # -- the two kinds of training -----------------------------------------------------
     def _make_dense(self, directory: Path) -> dict[str, Any]:
@@ -168,7 +187,7 @@ class TicketMaker:
             "density": overall, "density_target": target_density(self.recipe, level),
             "density_per_layer": per_layer, "density_rlt": M.density_rlt(backbone.net, mask),
             "upstream_test_accuracy": scores["accuracy"], "upstream_test_loss": scores["loss"],
-            "recipe": {"upstream": self.upstream.as_dict(), "tickets": dataclasses.asdict(self.recipe)},
+            "recipe": self._recipes(),
             "train_seconds": round(seconds, 2),
         }
         M.save_tensors(directory / "model.pth", backbone.net.state_dict())
