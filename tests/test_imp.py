@@ -306,3 +306,22 @@ def test_cli_levels_and_errors(capsys):
     table = format_table([{"kind": "imp", "level": 2, "density_target": 0.64, "density": 0.64, "density_rlt": 0.63,
                            "upstream_test_accuracy": 0.9, "train_seconds": 1.0, "status": "made"}])
     assert "0.6400" in table and "imp" in table
+
+
+@pytest.mark.slow
+def test_paper_profile_without_tickets_prunes_imagenet_weights_one_shot(tmp_path, monkeypatch):
+    from reprolib.models import get_backbone, torchvision_resnets
+
+    torch.manual_seed(0)
+    fake_imagenet = get_backbone("resnet18", weights=None).net.state_dict()  # stands in for the download
+    monkeypatch.setattr(torchvision_resnets, "imagenet_state_dict", lambda name, root=None, download=False:
+                        fake_imagenet)
+    profile = load_profile("paper", backbone="resnet18", artifacts=str(tmp_path), download=False)
+    dense, info = get_network(profile)
+    assert info.kind == "dense" and torch.equal(dense.net.layer1[0].conv1.weight, fake_imagenet["layer1.0.conv1.weight"])
+    pruned, info = get_network(profile, network="LT", kind="imp", level=2)
+    assert info.kind == "magnitude" and abs(info.density - 0.64) < 1e-3   # honest: not an IMP ticket
+    weights = pruned.net.layer1[0].conv1.weight
+    assert (weights == 0).any() and torch.equal(weights[weights != 0], fake_imagenet["layer1.0.conv1.weight"][weights != 0])
+    _, info = get_network(profile, network="LT", kind="random", level=2)
+    assert info.kind == "random" and abs(info.density - 0.64) < 1e-3

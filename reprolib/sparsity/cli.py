@@ -27,7 +27,7 @@ def parse_levels(text: str, flag: str = "--levels") -> list[int]:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--profile", default="embedded", help="smoke | embedded (default embedded)")
-    parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: see above)")
+    parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: 0..max of the profile's levels)")
     parser.add_argument("--baseline-levels", default=None,
                         help="levels of the magnitude / random baselines (default: --levels if given, "
                              "else the profile's baseline_level)")
