@@ -70,7 +70,7 @@ PRESETS: dict[str, Protocol] = {
     "smm": Protocol(name="smm", epochs=200, batch_size=256, small_batch=64, prompt_lr=0.01,
                     lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=True, seed=7),
     # Tuned on digits with the embedded upstream model (values and accuracies: README).
-    "embedded": Protocol(name="embedded", epochs=12, batch_size=64, small_batch=64, prompt_lr=0.1,
+    "embedded": Protocol(name="embedded", epochs=8, batch_size=64, small_batch=64, prompt_lr=0.1,
                          lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=True,
                          test_batch_size=256, seed=1),
     "smoke": Protocol(name="smoke", epochs=2, batch_size=64, small_batch=64, prompt_lr=0.1,
