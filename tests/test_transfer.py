@@ -1,0 +1,181 @@
+"""Transfer runs end to end on `digits` with the smoke profile's real upstream model.
+
+The upstream model (IMP level 0 of the smoke profile) is made once if it is missing
+(`make_tickets`, a few hundred steps). Runs use the `smoke` protocol (2 epochs) so that
+each takes seconds; thresholds are far above chance (0.1 for 10 classes) but below what
+the code reaches, so a broken method (wrong map, frozen prompt, test leakage) fails.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reprolib.errors import ReprolibError
+from reprolib.transfer import TransferConfig, run_transfer
+from reprolib.transfer import run as run_module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # On a shared 2-core machine two OpenMP threads spin against each other; one is faster.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def smoke_upstream():
+    from reprolib.config import load_profile
+    from reprolib.sparsity import make_tickets
+    from reprolib.sparsity.masks import is_complete, ticket_dir
+
+    profile = load_profile("smoke")
+    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
+        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
+    return profile
+
+
+def config(tmp_path, **kw) -> TransferConfig:
+    base = dict(profile="smoke", target="digits", protocol="smoke", device="cpu",
+                results_path=str(tmp_path), progress=False)
+    base.update(kw)
+    return TransferConfig(**base)
+
+
+# Accuracy after the smoke protocol's 2 epochs (chance = 0.1). RLM maps onto arbitrary
+# source classes, so it learns far less in 2 epochs; it gets more epochs and a lower bar.
+METHOD_CASES = [("lp", None, 2, 0.6), ("vp", "ilm", 2, 0.3), ("vp", "flm", 2, 0.25), ("vp", "rlm", 6, 0.12),
+                ("smm", "ilm", 2, 0.4), ("full", "ilm", 2, 0.4)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,label_map,epochs,floor", METHOD_CASES)
+def test_each_method_learns_digits(smoke_upstream, tmp_path, method, label_map, epochs, floor):
+    record = run_transfer(config(tmp_path, method=method, label_map=label_map, epochs=epochs))
+    m = record["metrics"]
+    assert m["accuracy"] > floor
+    assert 0.0 <= m["ece"] <= 1.0 and m["nll"] > 0 and 0 <= m["brier"] <= 2
+    assert sum(m["reliability"]["counts"]) == record["config"]["n_test"] == 360
+    assert "legacy_rlt_ece" in m
+    assert record["config"]["protocol"]["name"] == "smoke"
+    assert record["config"]["ticket"]["density"] == 1.0
+    assert len(record["curves"]["test_accuracy"]) == epochs
+    assert record["curves"]["test_accuracy"][-1] == pytest.approx(m["accuracy"])   # final epoch reported
+    if method == "lp":
+        assert record["label_map"] is None
+    else:
+        assert sorted(set(record["label_map"])) == sorted(record["label_map"]) and len(record["label_map"]) == 10
+    if label_map == "rlm":
+        from reprolib.labelmap import random_label_map
+
+        assert record["label_map"] == random_label_map(10, 10, record["config"]["seed"]).tolist()
+    import numpy as np
+
+    arrays = np.load(tmp_path / f"{record['id']}.npz")
+    key = {"lp": "head.weight", "vp": "prompt.theta", "smm": "prompt.delta", "full": "prompt.delta"}[method]
+    assert np.abs(arrays[key]).sum() > 0      # the learned part actually moved from its init
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+
+
+def test_same_seed_same_record_and_rerun_skips(smoke_upstream, tmp_path, monkeypatch):
+    cfg = config(tmp_path / "a", method="vp", label_map="ilm", n_shot=5, seed=3)
+    first = run_transfer(cfg)
+    second = run_transfer(cfg.replace(results_path=str(tmp_path / "b")))
+    assert first["id"] == second["id"]
+    assert first["metrics"] == second["metrics"]
+    assert first["curves"] == second["curves"] and first["label_map"] == second["label_map"]
+    other_seed = run_transfer(cfg.replace(seed=4, results_path=str(tmp_path / "b")))
+    assert other_seed["id"] != first["id"]
+
+    # A rerun reads the record back and trains nothing.
+    monkeypatch.setattr(run_module, "_build", lambda *a, **k: pytest.fail("existing record was retrained"))
+    path = tmp_path / "a" / f"{first['id']}.json"
+    mtime = path.stat().st_mtime_ns
+    again = run_transfer(cfg)
+    assert again == json.loads(path.read_text()) and path.stat().st_mtime_ns == mtime
+
+
+def test_ilm_recomputes_map_every_epoch_flm_once(smoke_upstream, tmp_path, monkeypatch):
+    import reprolib.labelmap as labelmap
+
+    calls = []
+    real = labelmap.greedy_label_map
+    monkeypatch.setattr(labelmap, "greedy_label_map", lambda freq: calls.append(freq.sum()) or real(freq))
+    run_transfer(config(tmp_path, method="vp", label_map="ilm", n_shot=3, epochs=4))
+    assert len(calls) == 4 and all(int(n) == 30 for n in calls)   # whole few-shot train set, every epoch
+    calls.clear()
+    run_transfer(config(tmp_path, method="vp", label_map="flm", n_shot=3, epochs=4))
+    assert len(calls) == 1
+
+
+def test_best_on_validation_carved_from_train(smoke_upstream, tmp_path):
+    record = run_transfer(config(tmp_path, method="lp", n_shot=10, epochs=3, select_best_on_val=True))
+    assert record["config"]["n_val"] == 10 and record["config"]["n_train"] == 90
+    assert len(record["curves"]["val_accuracy"]) == 3
+    best = max(range(3), key=lambda e: (record["curves"]["val_accuracy"][e], -e))
+    assert record["selection"] == {"rule": "best_val", "epoch": best + 1}
+    assert record["metrics"]["accuracy"] == pytest.approx(record["curves"]["test_accuracy"][best])
+
+
+def test_cached_and_uncached_linear_probe_train_the_same_head():
+    from reprolib.models import get_backbone
+    from reprolib.protocols import get_protocol
+    from reprolib.transfer.linear_probe import build_lp
+    from reprolib.transfer.train import fit
+
+    torch.manual_seed(0)
+    backbone = get_backbone("small_resnet", weights=None)
+    x, y = torch.rand(96, 1, 8, 8), torch.randint(0, 10, (96,))
+    heads = []
+    for cached in (True, False):
+        t = build_lp(backbone, get_protocol("smoke"), 2, 10, seed=5, train=(x[:64], y[:64]),
+                     test=(x[64:], y[64:]), cached=cached)
+        result = fit(t, epochs=2, batch_size=16, test_batch_size=32, seed=5)
+        heads.append((t.extra["head"].weight.detach().clone(), result.test_logits))
+    assert not torch.equal(heads[0][0], torch.zeros_like(heads[0][0]))
+    torch.testing.assert_close(heads[0][0], heads[1][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(heads[0][1], heads[1][1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(method="prompt"), "valid choices: lp, vp, smm"),
+    (dict(method="lp", label_map="ilm"), "valid choices: none"),
+    (dict(label_map="hungarian"), "valid choices: ilm, flm, flm_grey, rlm"),
+    (dict(network="sparse"), "valid choices: dense, LT"),
+    (dict(network="LT", kind="snip"), "valid choices: imp, magnitude, random"),
+    (dict(n_shot=0), "n_shot"),
+    (dict(protocol="fast"), "valid choices: rlt, ilm, smm, embedded, smoke"),
+    (dict(device="tpu"), "valid choices: auto, cpu, cuda"),
+    (dict(epochs=0), "epochs"),
+    (dict(seed="1"), "seed must be int"),
+])
+def test_bad_config_values_are_one_line_errors(kwargs, needle):
+    with pytest.raises(ReprolibError) as err:
+        TransferConfig(**kwargs)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_target_is_one_line_error(tmp_path):
+    with pytest.raises(ReprolibError, match="unknown dataset 'mnist'; valid choices: .*digits"):
+        run_transfer(config(tmp_path, target="mnist"))
+
+
+def test_cli_runs_and_rejects_bad_flags(smoke_upstream, tmp_path, capsys):
+    from reprolib.cli import main
+
+    code = main(["transfer", "--profile", "smoke", "--protocol", "smoke", "--device", "cpu", "--method", "lp",
+                 "--n_shot", "5", "--dataset", "digits", "--results_path", str(tmp_path), "--no_progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "accuracy" in out and "ECE" in out and str(tmp_path) in out
+    assert main(["transfer", "--profile", "smoke", "--method", "lp", "--label_map", "ilm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "valid choices: none" in err
+    for flag, value in [("--method", "bogus"), ("--dataset", "mnist"), ("--network", "sparse")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["transfer", flag, value])
+        assert exit_info.value.code == 2
+        assert "invalid choice" in capsys.readouterr().err
