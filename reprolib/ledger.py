@@ -77,8 +77,9 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
         "method": cfg.get("method"),
         "label_map": label_map,
         "network": cfg.get("network"),
-        "ticket_kind": ticket.get("kind"),
-        "level": ticket.get("level"),
+        # The dense network is IMP level 0 (ARCHITECTURE.md), whatever kind its record names.
+        "ticket_kind": "imp" if cfg.get("network") == "dense" else ticket.get("kind"),
+        "level": 0 if cfg.get("network") == "dense" else ticket.get("level"),
         "density": ticket.get("density"),
         "density_rlt": ticket.get("density_rlt"),
         "n_shot": cfg.get("n_shot"),

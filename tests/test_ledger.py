@@ -42,7 +42,7 @@ def make_record(target: str, arm: str, kind: str, level: int, n_shot: int, seed:
     return {"id": run_id,
             "config": {"profile": "smoke", "backbone": "small_resnet", "target": target, "method": method,
                        "label_map": lmap or None, "network": "dense" if level == 0 else "LT",
-                       "ticket": {"kind": kind, "level": level, "id": f"{kind}-{level}",
+                       "ticket": {"kind": "dense" if level == 0 else kind, "level": level, "id": f"{kind}-{level}",
                                   "density": 0.8 ** level, "density_rlt": 0.8 ** level + 0.01},
                        "n_shot": n_shot, "seed": seed, "protocol": "smoke", "split": "official",
                        "prompt_size": 20 if method == "vp" else None},

@@ -1,0 +1,77 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Upstream model and lottery tickets
+#
+# The study starts from one upstream network and its sparse versions. This notebook makes
+# (or reuses) the tickets of the profile with `python -m reprolib tickets`: iterative
+# magnitude pruning (IMP, 20% of the remaining weights per level, rewound and retrained),
+# and the two baselines at the same density, one-shot global magnitude pruning and random
+# pruning. It then shows, per pruning level, the upstream test accuracy and the density.
+
+# %% tags=["parameters"]
+profile = "embedded"
+levels = [0, 2, 4, 6, 8]
+baselines = ["magnitude", "random"]
+baseline_level = 8
+artifacts = "artifacts/embedded"
+figures = "figures/embedded"
+
+# %%
+# %matplotlib inline
+from IPython.display import Markdown, display
+
+from reprolib import plots
+from reprolib.cli import main as reprolib_cli
+from reprolib.ledger import tickets_table
+from reprolib.notebooks import setup
+
+P = setup(profile=profile, levels=levels, baselines=baselines, baseline_level=baseline_level,
+          artifacts=artifacts, figures=figures)
+FIGURES = P.path("figures")
+
+# %% [markdown]
+# ## Make the tickets
+# Finished levels are kept on disk (`<artifacts>/tickets/<kind>/level_XX/`) and skipped,
+# so rerunning this cell is cheap. The command reads the profile's YAML (its upstream and
+# tickets recipes).
+
+# %%
+top = max([*P.levels, P.baseline_level])
+status = reprolib_cli(["tickets", "--profile", P.profile, "--levels", f"0-{top}",
+                       "--kinds", ",".join(["imp", *P.baselines]), "--quiet"])
+assert status == 0, f"the tickets command failed with status {status}"
+
+# %% [markdown]
+# ## Upstream accuracy and density per level
+# Left: test accuracy of each pruned network on the upstream task (the dense model is IMP
+# level 0). Right: density, the share of prunable weights kept, on a log scale; IMP follows
+# the dotted 0.8^level line by construction, and the baselines sit at the same density.
+# A ticket that keeps its upstream accuracy while losing most weights is what the lottery
+# ticket hypothesis promises; the later notebooks ask whether it also *transfers* as well.
+
+# %%
+tickets = tickets_table(P.path("artifacts"))
+fig = plots.upstream_per_level(tickets)
+plots.save(fig, FIGURES, "upstream_per_level")
+fig
+
+# %%
+table = tickets.drop(columns=["path"]).assign(
+    density=lambda t: (100 * t["density"]).round(2), density_rlt=lambda t: (100 * t["density_rlt"]).round(2),
+    upstream_accuracy=lambda t: (100 * t["upstream_accuracy"]).round(2))
+plots.save_table(table, FIGURES, "tickets")
+display(Markdown("Density and upstream accuracy in %; `density_rlt` counts conv weights without the stem conv and fc, as RLT reports it."))
+table
+
+# %% tags=["nbval-check-output"]
+# Summary (checked by nbval): which tickets exist.
+print(sorted(zip(tickets["ticket_kind"], tickets["level"].astype(int))))

@@ -1,0 +1,69 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Accuracy vs sparsity: LP vs VP vs SMM
+#
+# Does a sparser backbone (a lottery ticket) still transfer? For each target, target-task
+# test accuracy against the density of the backbone, one line per transfer arm, mean ±
+# standard deviation over seeds. Density falls to the right (log scale). Circles are IMP
+# tickets; hollow squares and crosses the magnitude and random baselines at the same density.
+# Read: a flat line is an arm robust to sparsity; the paper's claim is that LP stays flat
+# while visual prompting (VP) falls.
+
+# %% tags=["parameters"]
+profile = "embedded"
+artifacts = "artifacts/embedded"
+figures = "figures/embedded"
+
+# %%
+# %matplotlib inline
+from IPython.display import Markdown, display
+
+from reprolib import plots
+from reprolib.ledger import load_ledger
+from reprolib.notebooks import setup
+
+P = setup(profile=profile, artifacts=artifacts, figures=figures)
+FIGURES = P.path("figures")
+ledger = load_ledger(P.path("artifacts"))
+
+# %% [markdown]
+# ## Full training set
+
+# %%
+fig = plots.accuracy_vs_sparsity(ledger, n_shot=-1)
+plots.save(fig, FIGURES, "accuracy_vs_sparsity")
+fig
+
+# %% [markdown]
+# ## Each few-shot setting
+# The same figure with only n images per class for training (the test set is always full).
+
+# %%
+for n in sorted(n for n in ledger["n_shot"].unique() if n > 0):
+    fig = plots.accuracy_vs_sparsity(ledger, n_shot=int(n))
+    plots.save(fig, FIGURES, f"accuracy_vs_sparsity_{int(n)}shot")
+    display(fig)
+
+# %% [markdown]
+# ## Table: accuracy (%) per ticket, mean ± std over seeds (full data)
+
+# %%
+table = plots.mean_std_pivot(ledger, "accuracy", n_shot=-1)
+plots.save_table(table, FIGURES, "accuracy_vs_sparsity")
+table
+
+# %% tags=["nbval-check-output"]
+# Summary (checked by nbval): mean accuracy (%) per arm, dense vs sparsest IMP level, full data.
+imp = ledger[(ledger["ticket_kind"] == "imp") & (ledger["n_shot"] == -1)]
+top = int(imp["level"].max())
+summary = imp[imp["level"].isin([0, top])].groupby(["arm", "level"])["accuracy"].mean().unstack().mul(100).round(0)
+print(summary.to_string())

@@ -1,0 +1,52 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Few-shot: accuracy vs shots per class, per sparsity level
+#
+# Data sparsity meets model sparsity. Each panel is one target (row) and one transfer arm
+# (column); x is the number of training images per class (`full` = the whole training
+# set), one line per IMP level (dark = dense, light = sparsest), mean ± std over seeds.
+# Read: lines that fan out at the left mean sparsity hurts most when data is scarce.
+
+# %% tags=["parameters"]
+profile = "embedded"
+artifacts = "artifacts/embedded"
+figures = "figures/embedded"
+
+# %%
+# %matplotlib inline
+from IPython.display import Markdown, display
+
+from reprolib import plots
+from reprolib.ledger import load_ledger
+from reprolib.notebooks import setup
+
+P = setup(profile=profile, artifacts=artifacts, figures=figures)
+FIGURES = P.path("figures")
+ledger = load_ledger(P.path("artifacts"))
+
+# %%
+fig = plots.few_shot(ledger)
+plots.save(fig, FIGURES, "few_shot")
+fig
+
+# %% [markdown]
+# ## Table: accuracy (%) per shots per class, mean ± std over seeds (IMP tickets)
+
+# %%
+table = plots.few_shot_pivot(ledger)
+plots.save_table(table, FIGURES, "few_shot")
+table
+
+# %% tags=["nbval-check-output"]
+# Summary (checked by nbval): the shot settings and IMP levels in the ledger.
+imp = ledger[ledger["ticket_kind"] == "imp"]
+print(sorted(int(n) for n in imp["n_shot"].unique()), sorted(int(lv) for lv in imp["level"].unique()))

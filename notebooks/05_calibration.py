@@ -1,0 +1,82 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Calibration: ECE, MCE, NLL, Brier vs sparsity
+#
+# A model is calibrated when its confidence matches its accuracy. ECE (Guo et al. 2017,
+# 15 equal-width bins on the top-label confidence, pooled over the test set) is the mean
+# gap, MCE the largest bin gap, NLL and Brier are proper scoring rules. Lower is better
+# for all four. Lines: mean ± std over seeds, density falling to the right, LP and VP.
+
+# %% tags=["parameters"]
+profile = "embedded"
+artifacts = "artifacts/embedded"
+figures = "figures/embedded"
+
+# %%
+# %matplotlib inline
+from IPython.display import Markdown, display
+
+from reprolib import plots
+from reprolib.ledger import load_ledger
+from reprolib.notebooks import setup
+
+P = setup(profile=profile, artifacts=artifacts, figures=figures)
+FIGURES = P.path("figures")
+ledger = load_ledger(P.path("artifacts"))
+
+# %%
+calibration_arms = [a for a in ledger["arm"].unique() if a == "lp" or a.startswith("vp/")]
+fig = plots.calibration_vs_sparsity(ledger, n_shot=-1, arms=calibration_arms)
+plots.save(fig, FIGURES, "calibration_vs_sparsity")
+fig
+
+# %% [markdown]
+# ## Reliability diagrams: dense vs the sparsest IMP ticket
+# Bars: accuracy of the test images whose confidence falls in each bin; orange: the gap to
+# the bin's mean confidence (bars below the dashed diagonal = over-confident); the faint
+# step line is the share of images per bin. One pair per target and arm (first seed, full data).
+
+# %%
+for target in sorted(ledger["target"].unique()):
+    for arm in sorted(calibration_arms):
+        fig = plots.reliability_pair(ledger, target, arm, n_shot=-1)
+        plots.save(fig, FIGURES, f"reliability_{target}_{arm.replace('/', '_')}")
+        display(fig)
+
+# %% [markdown]
+# ## The public code's "ECE" beside the real one
+# RLT's logged "ECE" is not a calibration error: it feeds **raw logits** (not
+# probabilities) to a 15-bin ECE, once per test batch, and divides the sum by the number of
+# test images. It therefore grows with the logit scale and shrinks with the test batch
+# size (LP and VP used different batch sizes), so it can order arms and tickets differently
+# from the real ECE. Left: every run, proper ECE (x) vs legacy value (y), log scales; a
+# calibration measure would follow the diagonal. Right: the means per arm.
+
+# %%
+fig = plots.legacy_vs_real_ece(ledger)
+plots.save(fig, FIGURES, "legacy_vs_real_ece")
+fig
+
+# %% [markdown]
+# ## Table: ECE per ticket, mean ± std over seeds (full data)
+
+# %%
+table = plots.mean_std_pivot(ledger, "ece", n_shot=-1, digits=3)
+plots.save_table(table, FIGURES, "ece_vs_sparsity")
+plots.save_table(plots.summary_table(ledger, metrics=["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]),
+                 FIGURES, "calibration_summary")
+table
+
+# %% tags=["nbval-check-output"]
+# Summary (checked by nbval): mean ECE per arm, dense vs IMP tickets, rounded to 2 decimals.
+imp = ledger[ledger["ticket_kind"] == "imp"]
+print(imp.assign(dense=imp["level"] == 0).groupby(["arm", "dense"])["ece"].mean().unstack().round(2).to_string())

@@ -1,0 +1,52 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · SMM vs padding and watermark prompts, dense and sparse
+#
+# Sample-specific multi-channel masks (SMM, Cai et al. 2024) against the prompts it was
+# compared with: `pad` (the ILM-VP padding frame), and the `narrow` / `medium` / `full`
+# watermark prompts (a learned delta added on a frame of width 28 / 56 px at 224, or
+# everywhere). All use the ILM label map. Bars: mean ± std over seeds, for the dense
+# backbone and the sparsest IMP ticket; the profile's grid decides which prompts exist.
+
+# %% tags=["parameters"]
+profile = "embedded"
+artifacts = "artifacts/embedded"
+figures = "figures/embedded"
+
+# %%
+# %matplotlib inline
+from IPython.display import Markdown, display
+
+from reprolib import plots
+from reprolib.ledger import load_ledger
+from reprolib.notebooks import setup
+
+P = setup(profile=profile, artifacts=artifacts, figures=figures)
+FIGURES = P.path("figures")
+ledger = load_ledger(P.path("artifacts"))
+
+# %%
+fig = plots.smm_vs_prompts(ledger, n_shot=-1)
+plots.save(fig, FIGURES, "smm_vs_prompts")
+fig
+
+# %%
+from reprolib.plots.accuracy import SMM_PROMPTS
+
+prompt_rows = ledger[ledger["arm"].isin(list(SMM_PROMPTS))]
+table = plots.mean_std_pivot(prompt_rows, "accuracy", n_shot=-1)
+plots.save_table(table, FIGURES, "smm_vs_prompts")
+table
+
+# %% tags=["nbval-check-output"]
+# Summary (checked by nbval): which prompt arms the comparison covers.
+print(sorted(set(prompt_rows["arm"])))

@@ -1,0 +1,169 @@
+"""`python -m reprolib notebooks --profile P --out DIR [--only NAME] [--force]`: run the study notebooks.
+
+The notebooks live in `notebooks/NN_name.py` (jupytext percent format: diffable, and
+JupyterLab opens them as notebooks). Each is converted to .ipynb and executed by papermill
+with the profile's YAML as its parameters (the same mapping `papermill -f profile.yaml`
+gives), in the venv's `python3` kernel; the executed copy lands in `DIR/NN_name.ipynb`.
+
+Only what changed is redone: the executed copy records a hash of its inputs (the notebook
+source, the profile YAML, the results it reads, and the library code that draws them), and
+a notebook whose hash matches is skipped. A failed notebook keeps its executed copy (with
+the traceback) but no hash, so the next call runs it again.
+
+`setup(**parameters) -> Profile` is the notebooks' validation cell: it checks the
+papermill parameters (types, names, values) against reprolib.config and fails in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from reprolib.config import PROFILE_DIR, REPO_ROOT, Profile, load_profile
+from reprolib.errors import ReprolibError, check_choice
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+KERNEL = "python3"
+HASH_KEY = "reprolib_inputs_sha256"
+# Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work).
+DRAWING_CODE = ["reprolib/plots", "reprolib/claims.py", "reprolib/published.py", "reprolib/ledger.py",
+                "reprolib/published"]
+
+
+def names() -> list[str]:
+    """Notebook names in the order the study runs them."""
+    return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+
+
+def setup(**parameters: Any) -> Profile:
+    """The validated Profile of a notebook's parameters; creates its figures folder."""
+    name = parameters.pop("profile", None)
+    if not isinstance(name, str):
+        raise ReprolibError(f"parameter profile must be str, got {type(name).__name__} {name!r}")
+    profile = load_profile(name, **parameters)
+    profile.path("figures").mkdir(parents=True, exist_ok=True)
+    return profile
+
+
+def _file_digests(paths: list[Path]) -> list[str]:
+    out = []
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if path.is_dir() else [path] if path.exists() else []
+        out += [f"{f.relative_to(REPO_ROOT) if f.is_relative_to(REPO_ROOT) else f}:"
+                f"{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
+    return out
+
+
+def upstream_inputs(name: str, profile: Profile) -> list[Path]:
+    """The results a notebook reads: tickets for 01/02, the ledger and tickets table after that."""
+    artifacts = profile.path("artifacts")
+    number = int(name[:2])
+    if number <= 1:
+        return []
+    if number == 2:
+        # It builds the ledger: a change in the ledger code rebuilds it (runs are still skipped).
+        return sorted(artifacts.glob("tickets/*/level_*/sparsity.json")) + [REPO_ROOT / "reprolib/ledger.py"]
+    return [artifacts / "ledger.csv", artifacts / "tickets.csv"] + [REPO_ROOT / p for p in DRAWING_CODE]
+
+
+def inputs_hash(name: str, profile_file: Path, profile: Profile) -> str:
+    """SHA-256 over the notebook source, the profile YAML and the notebook's upstream inputs."""
+    parts = _file_digests([NOTEBOOK_DIR / f"{name}.py", profile_file]) + _file_digests(upstream_inputs(name, profile))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _recorded_hash(path: Path) -> str | None:
+    import nbformat
+
+    if not path.exists():
+        return None
+    try:
+        return nbformat.read(path, as_version=4).metadata.get(HASH_KEY)
+    except Exception:   # an unreadable copy is simply redone
+        return None
+
+
+def _declared_parameters(notebook) -> set[str]:
+    """Names assigned in the cell tagged `parameters`."""
+    import ast
+
+    for cell in notebook.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse(cell.source)
+            return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                    if isinstance(t, ast.Name)}
+    raise ReprolibError("a notebook has no cell tagged 'parameters'; valid notebooks open with one")
+
+
+def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) -> tuple[str, float]:
+    """Execute one notebook unless its inputs are unchanged; returns (status, seconds)."""
+    import jupytext
+    import nbformat
+    import papermill
+    import yaml
+
+    profile_file = PROFILE_DIR / f"{profile_name}.yaml"
+    parameters = yaml.safe_load(profile_file.read_text()) or {}
+    profile = load_profile(profile_name)
+    out_path = out_dir / f"{name}.ipynb"
+    digest = inputs_hash(name, profile_file, profile)
+    if not force and _recorded_hash(out_path) == digest:
+        return "unchanged", 0.0
+    notebook = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
+    # Pass the YAML keys the notebook declares (papermill warns about the others); the
+    # notebook's setup() reads the rest of the profile from the same YAML.
+    declared = _declared_parameters(notebook)
+    parameters = {k: v for k, v in parameters.items() if k in declared}
+    notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (reprolib)", "language": "python"}
+    source = out_dir / f".{name}.source.ipynb"
+    nbformat.write(notebook, source)
+    started = time.perf_counter()
+    try:
+        executed = papermill.execute_notebook(str(source), str(out_path), parameters=parameters,
+                                              kernel_name=KERNEL, cwd=str(REPO_ROOT), progress_bar=False)
+    except papermill.PapermillExecutionError as err:
+        raise ReprolibError(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: "
+                            f"{str(err.evalue).splitlines()[0] if err.evalue else ''}; see {out_path}") from None
+    finally:
+        source.unlink(missing_ok=True)
+    # Recompute: notebook 02 writes the ledger that later notebooks hash, not itself.
+    executed.metadata[HASH_KEY] = inputs_hash(name, profile_file, profile)
+    nbformat.write(executed, out_path)
+    return "executed", time.perf_counter() - started
+
+
+def run_notebooks(profile_name: str, out_dir: str | Path, only: list[str] | None = None,
+                  force: bool = False, verbose: bool = True) -> dict[str, tuple[str, float]]:
+    """Execute the notebooks in order (or only the named ones); returns name -> (status, seconds)."""
+    check_choice("profile", profile_name, [p.stem for p in PROFILE_DIR.glob("*.yaml")])
+    available = names()
+    selected = available if not only else [check_choice("notebook", n, available) for n in only]
+    out = Path(out_dir)
+    out = out if out.is_absolute() else REPO_ROOT / out
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in selected:
+        results[name] = execute(name, profile_name, out, force=force)
+        if verbose:
+            status, seconds = results[name]
+            print(f"{name:<28} {status}" + (f" in {seconds:.1f} s" if status == "executed" else ""), flush=True)
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
+    parser.add_argument("--out", required=True, help="folder for the executed notebooks")
+    parser.add_argument("--only", action="append", default=None, help="a notebook name (repeatable)")
+    parser.add_argument("--force", action="store_true", help="execute even when the inputs are unchanged")
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    results = run_notebooks(args.profile, args.out, only=args.only, force=args.force)
+    executed = sum(1 for status, _ in results.values() if status == "executed")
+    print(f"{executed} executed, {len(results) - executed} unchanged, {time.perf_counter() - started:.1f} s in all")
+    return 0
