@@ -14,6 +14,8 @@ DATA_STAMP := artifacts/.data-done
 PROFILE_FILE := reprolib/profiles/$(PROFILE).yaml
 OUT := figures/$(PROFILE)
 EXECUTED := notebooks/executed/$(PROFILE)
+# Extra flags for `reprolib notebooks`, e.g. NB_FLAGS=--force (re-execute all) or NB_FLAGS="--only 05_calibration".
+NB_FLAGS ?=
 # Notebooks in the order the study runs them; each one's executed copy is a make target.
 NOTEBOOKS := 01_upstream_and_tickets 02_transfer_sweep 03_accuracy_vs_sparsity 04_few_shot \
              05_calibration 06_smm 07_ood 08_reprogrammer 09_claims 10_published 11_explorer
@@ -22,7 +24,7 @@ NOTEBOOKS := 01_upstream_and_tickets 02_transfer_sweep 03_accuracy_vs_sparsity 0
 help:
 	@echo "make figures    regenerate every table and figure (PROFILE=$(PROFILE): embedded | smoke | paper)"
 	@echo "make test       library tests + nbval over every notebook (smoke profile)"
-	@echo "make lab        JupyterLab on notebooks/"
+	@echo "make lab        JupyterLab on notebooks/ (open NN_*.py as notebooks; executed copies in notebooks/executed/)"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date)"
 	@echo "make data       offline data (Fashion-MNIST from Debian, digits, glyphs)"
@@ -49,11 +51,12 @@ test: setup data test-lib test-notebooks
 test-lib:
 	$(PY) -m pytest -q tests
 test-notebooks:
-	$(PY) -m reprolib notebooks --profile smoke --out notebooks/executed/smoke
+	$(PY) -m reprolib notebooks --profile smoke --out notebooks/executed/smoke $(NB_FLAGS)
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks/executed/smoke
 
 figures: setup data
-	$(PY) -m reprolib notebooks --profile $(PROFILE) --out $(EXECUTED)
+	@# Each notebook re-executes only when its source, the profile YAML or the results it reads changed.
+	$(PY) -m reprolib notebooks --profile $(PROFILE) --out $(EXECUTED) $(NB_FLAGS)
 	@echo "figures and tables: $(OUT)/"
 
 lab: setup data

@@ -47,6 +47,17 @@ if run_reprogrammer_study is not None:
     plots.save_table(table, FIGURES, "reprogrammer")
     display(table)
 
+# %% [markdown]
+# Per method (zero-shot encoder, linear probe, fine-tuning, Reprogrammer, and the residual
+# variant at each mixing weight a): in-distribution accuracy, accuracy on covariate-shifted
+# test images, and OOD detection (AUROC higher and FPR95 lower are better), one colour per target.
+
+# %%
+if run_reprogrammer_study is not None:
+    fig = plots.reprogrammer_bars(table)
+    plots.save(fig, FIGURES, "reprogrammer")
+    display(fig)
+
 # %% tags=["nbval-check-output"]
 # Summary (checked by nbval): how many reprogrammer runs were tabulated.
 print(0 if run_reprogrammer_study is None else len(records))

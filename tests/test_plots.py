@@ -105,3 +105,15 @@ def test_published_tables_keep_sources_and_compare(study) -> None:
     assert row["difference"] == pytest.approx(row["ours"] - 84.4, abs=0.01)
     with pytest.raises(ReprolibError, match="valid choices: ilmvp, smm"):
         load_published("rlt")
+
+
+def test_reprogrammer_bars_one_bar_per_method_and_target() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"target": ["digits", "digits", "glyphs", "glyphs"],
+                          "method": ["zero_shot", "residual_reprogrammer"] * 2, "alpha": [None, 0.4, None, 0.4],
+                          "id_accuracy": [0.1, 0.8, 0.2, 0.7], "mean_auroc": [0.5, 0.9, 0.6, 0.8]})
+    fig = plots.reprogrammer_bars(table, columns=("id_accuracy", "mean_auroc"))
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == pytest.approx([0.1, 0.8, 0.2, 0.7])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["zero_shot", "residual_reprogrammer a=0.4"]
