@@ -103,6 +103,14 @@ def test_loss_matches_hand_computation():
     assert t.tolist() == [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]
     assert float(focal_loss(torch.tensor(logits), t, 0.8, 4.0)) == pytest.approx(
         _hand_focal(logits, t.tolist(), 0.8, 4.0), rel=1e-6)
+    # identical same-class captions: diagonal (public code) and multi-positive targets coincide
+    image_f = F.normalize(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    class_text = F.normalize(torch.randn(3, 4, generator=torch.Generator().manual_seed(1)), dim=1)
+    batch_labels = torch.tensor([0, 1, 0, 2, 0, 1])
+    diagonal = symmetric_focal_contrastive(image_f, class_text[batch_labels], 5.0, contrastive_targets(batch_labels))
+    multi = symmetric_focal_contrastive(image_f, class_text[batch_labels], 5.0,
+                                        contrastive_targets(batch_labels, "same_class"))
+    assert float(diagonal) == pytest.approx(float(multi), rel=1e-6)
     # gamma 0, alpha 1 is cross-entropy
     assert float(focal_loss(torch.tensor(logits), torch.tensor([0, 2, 1]), 1.0, 0.0)) == pytest.approx(
         float(F.cross_entropy(torch.tensor(logits), torch.tensor([0, 2, 1]))), rel=1e-6)

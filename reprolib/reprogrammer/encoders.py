@@ -101,7 +101,10 @@ class TinyDualEncoder(TextImageEncoder):
                 blocks.append(nn.MaxPool2d(2))
             in_ch = out_ch
         self.visual = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, embed_dim))
+        # CLIP's initialisation (std 0.02 / 0.01): the paper's text learning rate 5e-4 is sized for
+        # tables at this scale; PyTorch's default N(0, 1) table would barely move in a short run.
         self.token_embedding = nn.Embedding(len(self.vocabulary), width)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
         self.positional_embedding = nn.Parameter(0.01 * torch.randn(context_length, width))
         layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=0.0,
                                            batch_first=True, norm_first=True)
@@ -210,8 +213,11 @@ def build_open_clip(arch: str = "ViT-B-32", pretrained: str | None = "openai",
             first = re.sub(r"\s+", " ", str(err))[:200]
             raise ReprolibError(f"could not load open_clip {arch} weights {pretrained!r} (needs internet "
                                 f"on first use): {type(err).__name__}: {first}") from None
-    visual = model.visual
-    size = visual.image_size if hasattr(visual, "image_size") else 224
+    from open_clip.model import get_model_preprocess_cfg
+
+    cfg = get_model_preprocess_cfg(model)   # size / mean / std of the pretrained tag, when known
+    size = cfg.get("size", getattr(model.visual, "image_size", 224))
     size = size[0] if isinstance(size, (tuple, list)) else int(size)
     model.eval()
-    return OpenClipEncoder(model, image_size=size, context_length=model.positional_embedding.shape[0])
+    return OpenClipEncoder(model, image_size=size, context_length=model.positional_embedding.shape[0],
+                           mean=tuple(cfg.get("mean", OPENAI_MEAN)), std=tuple(cfg.get("std", OPENAI_STD)))

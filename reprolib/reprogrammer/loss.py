@@ -5,13 +5,16 @@ with T a row-stochastic target matrix (one-hot rows give the usual focal loss; g
 alpha = 1 give cross-entropy). The public code adds 1e-7 to every one-hot entry; we do not.
 
 Targets for a batch of images with one caption each ("a photo of a {class of image i}"):
-- "diagonal" (the public IBM/reprogrammer training loop and our default): image i's positive is
-  caption i only, as in CLIP pre-training. Same-class captions in the batch are identical
-  strings, so their columns have identical logits and image i can put at most 1/n_c of its
-  probability on "its" column (n_c = images of its class in the batch); in effect the
-  same-class duplicates are negatives and the loss never reaches 0.
-- "same_class": T_ij = 1/n_c for every j of the same class (multi-positive, as in SupCon),
-  which removes that floor. Offered for comparison; not the paper's choice.
+- "diagonal" (what the public IBM/reprogrammer training loop does, and what we train with):
+  image i's positive is caption i only, as in CLIP pre-training, although same-class captions in
+  the batch are identical strings.
+- "same_class": T_ij = 1/n_c for every j of image i's class (multi-positive, as in SupCon).
+Because same-class captions are identical, their text features and hence their logit columns
+(and rows, text->image) are identical, and the two choices give exactly the same loss and
+gradients (tests/test_reprogrammer.py checks this): spreading a target evenly over equal columns
+changes nothing, and averaging rows of equal captions does the spreading on the text side. So the
+public code's diagonal targets are not a bug here; the only cost is that the image->text
+probability of the right column is capped at 1/n_c, so the loss never reaches 0.
 """
 
 from __future__ import annotations

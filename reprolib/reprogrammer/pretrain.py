@@ -2,9 +2,8 @@
 
 Each training image's caption is "a photo of a {its class name}". The loss is CLIP's symmetric
 in-batch cross-entropy with a learned logit scale, but with multi-positive targets (same-class
-captions are identical, so every same-class pair is a positive; loss.py "same_class"); this
-trains faster than the diagonal targets and matters only for this stand-in, not for the
-Reprogrammer. The vocabulary covers the template words and the class names of every embedded
+captions are identical, so every same-class pair is a positive; loss.py "same_class", which gives
+the same loss as diagonal targets here, see loss.py). The vocabulary covers the template words and the class names of every embedded
 dataset (fashion_mnist, digits, glyphs), so the digits and glyphs words exist but are untrained
 (random) embeddings: zero-shot on them is near chance, which is what reprogramming must fix.
 Note: the glyph class "A" and the article "a" share one word-level token, as in CLIP's
@@ -30,6 +29,7 @@ from reprolib.reprogrammer.recipe import ReprogrammerRecipe
 
 EMBEDDED_SETS = ("fashion_mnist", "digits", "glyphs")
 SOURCE = "fashion_mnist"
+ENCODER_VERSION = 2   # bump when TinyDualEncoder or its training changes: old caches are retrained
 
 
 def embedded_vocabulary(template: str) -> list[str]:
@@ -41,7 +41,7 @@ def embedded_vocabulary(template: str) -> list[str]:
 
 def encoder_settings(recipe: ReprogrammerRecipe, seed: int) -> dict[str, Any]:
     """What the cached encoder depends on (a different value retrains it)."""
-    return {"source": SOURCE, "template": recipe.template, "epochs": recipe.encoder_epochs,
+    return {"version": ENCODER_VERSION, "source": SOURCE, "template": recipe.template, "epochs": recipe.encoder_epochs,
             "train_size": recipe.encoder_train_size, "lr": recipe.encoder_lr,
             "batch_size": recipe.encoder_batch_size, "seed": seed}
 
@@ -63,7 +63,7 @@ def train_tiny_encoder(images: torch.Tensor, labels: torch.Tensor, class_names: 
             idx = order[start: start + recipe.encoder_batch_size]
             x, y = images[idx], labels[idx]
             image_features = F.normalize(encoder.encode_image(encoder.normalize(x)), dim=-1)
-            text_features = F.normalize(encoder.encode_text(caption_ids[y]), dim=-1)
+            text_features = F.normalize(encoder.encode_text(caption_ids), dim=-1)[y]   # K captions, indexed
             loss = symmetric_focal_contrastive(image_features, text_features, encoder.logit_scale,
                                                contrastive_targets(y, "same_class"), alpha=1.0, gamma=0.0)
             opt.zero_grad(set_to_none=True)

@@ -45,8 +45,10 @@ def train_reprogrammer(encoder: TextImageEncoder, images: torch.Tensor, labels: 
                        device: str = "cpu") -> tuple[Reprogrammer, list[float]]:
     """Train W (Adam) and the text embeddings (AdamW) with the symmetric focal contrastive loss.
 
-    Each image's caption is its class caption; targets follow recipe.contrastive_targets
-    (see loss.py). Returns the model and the mean training loss of each epoch.
+    Each image's caption is its class caption, targets are diagonal as in the public code (see
+    loss.py). The K class captions are encoded once per step and indexed by label, which gives the
+    same features and gradients as encoding the batch's B captions one by one.
+    Returns the model and the mean training loss of each epoch.
     """
     torch.manual_seed(seed)
     model = Reprogrammer(encoder.to(device), class_names, recipe.frame, recipe.template, seed).to(device)
@@ -68,8 +70,8 @@ def train_reprogrammer(encoder: TextImageEncoder, images: torch.Tensor, labels: 
                     group["lr"] = cosine_lr(lr, warmup, total, step)
             x, y = images[idx].to(device), labels[idx].to(device)
             image_features = model.image_features(x)
-            text_features = model.text_features(model.caption_ids[y])
-            targets = contrastive_targets(y, recipe.contrastive_targets)
+            text_features = model.text_features()[y]
+            targets = contrastive_targets(y, "diagonal")
             loss = symmetric_focal_contrastive(image_features, text_features, model.encoder.logit_scale.detach(),
                                                targets, recipe.focal_alpha, recipe.focal_gamma)
             opt_image.zero_grad(set_to_none=True)
