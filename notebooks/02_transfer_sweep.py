@@ -32,6 +32,7 @@ n_shots = [1, 5, 10, -1]
 seeds = [1, 2, 3]
 full_data_seeds = [1]
 device = "auto"
+workers = 0  # sweep processes; 0 = one per CPU core on CPU, 1 on GPU
 artifacts = "artifacts/embedded"
 figures = "figures/embedded"
 
@@ -40,18 +41,18 @@ from collections import Counter
 
 from reprolib.ledger import update_ledger
 from reprolib.notebooks import setup
-from reprolib.sweep import build_grid, run_sweep
+from reprolib.sweep import build_grid, resolve_workers, run_sweep
 
 P = setup(profile=profile, targets=targets, methods=methods, levels=levels, baselines=baselines,
           baseline_level=baseline_level, n_shots=n_shots, seeds=seeds, full_data_seeds=full_data_seeds,
-          device=device, artifacts=artifacts, figures=figures)
+          device=device, workers=workers, artifacts=artifacts, figures=figures)
 
 # %%
 configs = build_grid(P)
 print(f"{len(configs)} runs in the grid; per arm: {dict(Counter(c.method if not c.label_map else f'{c.method}/{c.label_map}' for c in configs))}")
 
 # %%
-records = run_sweep(configs, verbose=False)
+records = run_sweep(configs, verbose=False, workers=resolve_workers(P.workers, P.device))
 ledger = update_ledger(P.path("artifacts"))
 print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min of training recorded")
 

@@ -29,6 +29,7 @@ class Profile:
     backbone: str = "small_resnet"        # reprolib.models registry name
     source: str = "fashion_mnist"         # upstream training set (imagenet = pretrained weights)
     device: str = "auto"                  # auto | cpu | cuda
+    workers: int = 0                      # sweep processes; 0 = one per core on CPU, 1 on GPU
     protocol: str = "embedded"            # reprolib.protocols preset for transfer runs
     targets: list[str] = field(default_factory=lambda: ["digits", "glyphs"])
     # Transfer methods of the sweep, each "method" or "method/label_map" (lp has no map).

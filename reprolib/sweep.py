@@ -17,6 +17,7 @@ CLI: `python -m reprolib sweep --profile P [--executor local|submitit] [--dry-ru
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,16 +78,22 @@ def _default_runner() -> Callable[[Any], dict]:
 
 def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any], dict] | None = None,
               folder: str | Path | None = None, cluster: str | None = None, slurm: dict[str, Any] | None = None,
-              max_parallel: int = 8, verbose: bool = True) -> list[dict]:
+              max_parallel: int = 8, verbose: bool = True, workers: int = 1) -> list[dict]:
     """Run every config (finished ones are skipped by the runner); returns their records in order.
 
     `runner` defaults to `run_transfer`; tests pass a cheap one with the same contract (write
     the record atomically, return the existing record if present). For submitit, `folder`
     holds the job logs (default `<results_path>/../submitit`), `slurm` extra executor
     parameters (e.g. {"slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 60}).
+    `workers` > 1 runs the local sweep in that many processes with cores / workers torch
+    threads each: the embedded runs are small, so two one-thread processes on two cores do
+    about twice the work of one two-thread process. Records do not depend on `workers`.
     """
     check_choice("executor", executor, EXECUTORS)
     runner = runner or _default_runner()
+    check_type("workers", workers, int)
+    if executor == "local" and workers > 1:
+        return _run_processes(configs, runner, workers, verbose)
     if executor == "local":
         records = []
         start = time.monotonic()
@@ -96,6 +103,41 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
                 print(f"[{i}/{len(configs)}] {_describe(config)}  ({time.monotonic() - start:.0f} s)", flush=True)
         return records
     return _run_submitit(configs, runner, folder, cluster, slurm or {}, max_parallel, verbose)
+
+
+def resolve_workers(workers: int, device: str) -> int:
+    """0 = one process per CPU core on the CPU, a single process when a GPU does the work."""
+    if workers < 0:
+        raise ReprolibError(f"workers must be >= 0 (0 = auto), got {workers}")
+    if workers:
+        return workers
+    from reprolib.config import resolve_device
+
+    return 1 if resolve_device(device) == "cuda" else (os.cpu_count() or 1)
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_processes(configs: list[Any], runner: Callable[[Any], dict], workers: int, verbose: bool) -> list[dict]:
+    """The local sweep over a pool of processes; results come back in the grid's order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    start = time.monotonic()
+    context = multiprocessing.get_context("spawn")   # no fork of a process holding torch threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(runner, config) for config in configs]
+        records = []
+        for i, (config, future) in enumerate(zip(configs, futures), 1):
+            records.append(future.result())
+            if verbose:
+                print(f"[{i}/{len(configs)}] {_describe(config)}  ({time.monotonic() - start:.0f} s)", flush=True)
+    return records
 
 
 def _describe(config: Any) -> str:
@@ -133,6 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
     parser.add_argument("--executor", default="local", help="local (in-process) | submitit")
     parser.add_argument("--cluster", default=None, help="submitit cluster: slurm | local | debug (default: auto)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local processes (default: the profile's workers; 0 = one per CPU core)")
     parser.add_argument("--limit", type=int, default=None, help="run only the first N configs of the grid")
     parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
     parser.add_argument("--no-ledger", action="store_true", help="do not rebuild the ledger afterwards")
@@ -150,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
             print(_describe(config))
         print(f"{len(configs)} runs")
         return 0
-    run_sweep(configs, executor=args.executor, cluster=args.cluster)
+    run_sweep(configs, executor=args.executor, cluster=args.cluster,
+              workers=resolve_workers(profile.workers if args.workers is None else args.workers, profile.device))
     if not args.no_ledger:
         from reprolib.ledger import update_ledger
 
