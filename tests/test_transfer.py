@@ -61,6 +61,10 @@ def test_each_method_learns_digits(smoke_upstream, tmp_path, method, label_map, 
     assert 0.0 <= m["ece"] <= 1.0 and m["nll"] > 0 and 0 <= m["brier"] <= 2
     assert sum(m["reliability"]["counts"]) == record["config"]["n_test"] == 360
     assert "legacy_rlt_ece" in m
+    # OOD detection of the trained model (noise and the other offline sets), every score a rate.
+    assert set(m["ood"]) == {"datasets", "noise"}
+    assert all(0.0 <= v <= 1.0 for group in m["ood"].values() for v in group.values())
+    assert set(m["ood"]["noise"]) == {"msp_auroc", "msp_fpr95", "energy_auroc", "energy_fpr95"}
     assert record["config"]["protocol"]["name"] == "smoke"
     assert record["config"]["ticket"]["density"] == 1.0
     assert len(record["curves"]["test_accuracy"]) == epochs

@@ -80,6 +80,7 @@ def build_lp(backbone, protocol: Protocol, epochs: int, num_classes: int, seed: 
     if val is not None:
         trainable.val_inputs, trainable.val_labels = encode(val[0]), val[1]
     trainable.extra["head"] = head
+    trainable.extra["encode"] = encode   # raw [0, 1] images -> stored inputs (OOD scoring)
     return trainable
 
 

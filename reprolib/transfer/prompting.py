@@ -127,7 +127,8 @@ def build_prompting(backbone, method: str, label_map: str, protocol: Protocol, e
     )
     if val is not None:
         trainable.val_inputs, trainable.val_labels = store(val[0], channels, stored_size), val[1]
-    trainable.extra.update(prompt=prompt, mapper=mapper)
+    trainable.extra.update(prompt=prompt, mapper=mapper,
+                           encode=lambda x: store(x, channels, stored_size))   # for OOD scoring
     return trainable
 
 

@@ -134,6 +134,7 @@ def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
 
     metrics = calibration_summary(result.test_logits, splits["test"][1].cpu(),
                                   legacy_batch_size=hashed["test_batch_size"])
+    metrics["ood"] = _ood_metrics(cfg, profile, trainable, train.info, result.test_logits, hashed)
     label_map = trainable.get_label_map()
     record = {
         "id": run_id,
@@ -156,6 +157,18 @@ def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
     write_npz_atomic(out_dir / f"{run_id}.npz", arrays)   # before the JSON (the commit marker)
     write_json_atomic(json_path, record)
     return record
+
+
+def _ood_metrics(cfg, profile, trainable, info, id_logits, hashed) -> dict:
+    """Detection metrics of the trained model on OOD images (reprolib.transfer.ood_eval)."""
+    from reprolib.transfer.ood_eval import ood_images, ood_metrics
+    from reprolib.transfer.train import predict
+
+    device, forward = hashed["device"], trainable.eval_forward or trainable.forward
+    encode = trainable.extra["encode"]
+    images = ood_images(cfg.target, profile, info.image_size, info.channels)
+    return ood_metrics(lambda x: predict(forward, encode(x.to(device)), hashed["test_batch_size"], device),
+                       id_logits, images)
 
 
 def _get_network(profile, **kwargs):
