@@ -32,7 +32,7 @@ n_shots = [1, 5, 10, -1]
 seeds = [1, 2, 3]
 full_data_seeds = [1]
 device = "auto"
-workers = 0  # sweep processes; 0 = one per CPU core on CPU, 1 on GPU
+workers = 0  # sweep processes (0: one per CPU core on CPU, one on GPU)
 artifacts = "artifacts/embedded"
 figures = "figures/embedded"
 

@@ -70,16 +70,24 @@ def _matches(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation)
 
 
+def check_fields(cls: type, values: dict[str, Any], what: str, prefix: str = "") -> None:
+    """Refuse keys that are not fields of the dataclass `cls`, and values of the wrong type.
+
+    The annotations are the single source of truth: `list[int]` wants a list of ints, a
+    float field takes ints too, and a bool is never an int. One-line errors, e.g.
+    "unknown profile key 'sedes'; valid choices: ..." or "parameter seeds must be list[int], got str '[1]'".
+    """
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key, value in values.items():
+        check_choice(what, key, names)
+        if not _matches(value, hints[key]):
+            raise ReprolibError(f"{prefix}{key} must be {_type_name(hints[key])}, got {type(value).__name__} {value!r}")
+
+
 def validate(values: dict[str, Any]) -> Profile:
     """Build a Profile from a mapping, refusing unknown keys and wrong types in one line."""
-    hints = typing.get_type_hints(Profile)
-    names = [f.name for f in dataclasses.fields(Profile)]
-    for key, value in values.items():
-        check_choice("profile key", key, names)
-        if not _matches(value, hints[key]):
-            raise ReprolibError(
-                f"parameter {key} must be {_type_name(hints[key])}, got {type(value).__name__} {value!r}"
-            )
+    check_fields(Profile, values, "profile key", prefix="parameter ")
     profile = Profile(**values)
     check_choice("profile", profile.profile, PROFILES)
     check_choice("device", profile.device, ("auto", "cpu", "cuda"))

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reprolib.plots.common import (ARM_ORDER, KIND_MARKERS, arm_color, empty_figure, imp_rows,
+from reprolib.plots.common import (ARM_ORDER, KIND_MARKERS, arm_color, density_lines, empty_figure, imp_rows,
                                    ordered, require, shot_label, summarize)
 
 SMM_PROMPTS = {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium", "full/ilm": "full", "smm/ilm": "smm"}
@@ -67,16 +67,10 @@ def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: i
     scale = 100.0 if metric == "accuracy" else 1.0
     for ax, target in zip(axes, targets):
         here = rows[rows["target"] == target]
+        density_lines(ax, imp_rows(here), metric, scale)
         for arm in ordered(here["arm"].tolist(), ARM_ORDER):
-            arm_rows = here[here["arm"] == arm]
-            s = summarize(imp_rows(arm_rows), ["density"], metric).sort_values("density", ascending=False)
-            ax.errorbar(100 * s["density"], scale * s["mean"], yerr=scale * s["std"], marker="o",
-                        color=arm_color(arm), label=arm, capsize=2)
-            _baseline_points(ax, arm_rows, arm, metric, scale)
-        ax.set_xscale("log")
-        ax.invert_xaxis()   # dense on the left, sparser to the right
+            _baseline_points(ax, here[here["arm"] == arm], arm, metric, scale)
         ax.set(title=f"{target} ({shot_label(n_shot)})", xlabel="density (%) - sparser to the right")
-        ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel or ("accuracy (%)" if metric == "accuracy" else metric))
     axes[-1].legend(fontsize=8, title="arm (o IMP, □ magnitude, x random)", title_fontsize=7)
     return fig
@@ -168,14 +162,8 @@ def ood_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1) -> Figure:
     axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True))
     for ax, column in zip(axes, columns):
         here = rows[rows[column].notna()]
-        for arm in ordered(here["arm"].tolist(), ARM_ORDER):
-            s = summarize(here[here["arm"] == arm], ["density"], column).sort_values("density", ascending=False)
-            ax.errorbar(100 * s["density"], s["mean"], yerr=s["std"], marker="o", color=arm_color(arm),
-                        label=arm, capsize=2)
-        ax.set_xscale("log")
-        ax.invert_xaxis()
+        density_lines(ax, here, column)
         ax.set(title=column.removeprefix("ood_"), xlabel="density (%)")
-        ax.grid(alpha=0.3)
     axes[0].set_ylabel("AUROC")
     axes[-1].legend(fontsize=8)
     return fig

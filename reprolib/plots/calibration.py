@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 
 from reprolib.errors import ReprolibError
 from reprolib.ledger import reliability
-from reprolib.plots.common import (ARM_ORDER, METRIC_LABELS, arm_color, empty_figure, imp_rows,
-                                   ordered, require, shot_label, summarize)
+from reprolib.plots.common import (ARM_ORDER, METRIC_LABELS, arm_color, density_lines, empty_figure, imp_rows,
+                                   ordered, require, shot_label)
 
 CALIBRATION_METRICS = ["ece", "mce", "nll", "brier"]
 
@@ -35,14 +35,8 @@ def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[s
         here = rows[rows["target"] == target]
         for j, metric in enumerate(metrics):
             ax = axes[i, j]
-            for arm in ordered(here["arm"].tolist(), ARM_ORDER):
-                s = summarize(here[here["arm"] == arm], ["density"], metric).sort_values("density", ascending=False)
-                ax.errorbar(100 * s["density"], s["mean"], yerr=s["std"], marker="o", color=arm_color(arm),
-                            label=arm, capsize=2)
-            ax.set_xscale("log")
-            ax.invert_xaxis()
+            density_lines(ax, here, metric)
             ax.set_title(f"{target} · {METRIC_LABELS[metric]} ({shot_label(n_shot)})", fontsize=9)
-            ax.grid(alpha=0.3)
             if i == len(targets) - 1:
                 ax.set_xlabel("density (%)")
     axes[0, -1].legend(fontsize=7)

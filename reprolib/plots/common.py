@@ -58,6 +58,24 @@ def imp_rows(ledger: pd.DataFrame) -> pd.DataFrame:
     return ledger[ledger["ticket_kind"] == "imp"]
 
 
+def density_lines(ax, rows: pd.DataFrame, metric: str, scale: float = 1.0) -> None:
+    """One line per arm: mean +- std over seeds of `metric` against density, dense on the left.
+
+    The x axis is logarithmic (IMP densities are 0.8^level) with the densities themselves as
+    plain tick labels.
+    """
+    for arm in ordered(rows["arm"].tolist(), ARM_ORDER):
+        s = summarize(rows[rows["arm"] == arm], ["density"], metric).sort_values("density", ascending=False)
+        ax.errorbar(100 * s["density"], scale * s["mean"], yerr=scale * s["std"], marker="o",
+                    color=arm_color(arm), label=arm, capsize=2)
+    ticks = sorted({round(100 * float(d), 1) for d in rows["density"].dropna()}, reverse=True)
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+
+
 def empty_figure(message: str, size: tuple[float, float] = (6, 2)) -> Figure:
     """A figure that says why there is nothing to draw (no data of that kind yet)."""
     fig = Figure(figsize=size)

@@ -14,11 +14,10 @@ Departures in the embedded and smoke presets (documented here because they are o
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from reprolib.config import check_fields
 from reprolib.errors import ReprolibError, check_choice
 
 ENCODERS = ("embedded", "open_clip")
@@ -81,26 +80,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _matches(value: Any, annotation: Any) -> bool:
-    if typing.get_origin(annotation) is list:
-        (item,) = typing.get_args(annotation)
-        return isinstance(value, list) and all(_matches(v, item) for v in value)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
-
-
 def make_recipe(values: dict[str, Any]) -> ReprogrammerRecipe:
     """A recipe from a mapping, refusing unknown keys, wrong types and impossible values."""
-    hints = typing.get_type_hints(ReprogrammerRecipe)
-    names = [f.name for f in dataclasses.fields(ReprogrammerRecipe)]
-    for key, value in values.items():
-        check_choice("reprogrammer recipe key", key, names)
-        if not _matches(value, hints[key]):
-            raise ReprolibError(f"reprogrammer.{key} must be {getattr(hints[key], '__name__', hints[key])}, "
-                                f"got {type(value).__name__} {value!r}")
+    check_fields(ReprogrammerRecipe, values, "reprogrammer recipe key", prefix="reprogrammer.")
     recipe = ReprogrammerRecipe(**values)
     check_choice("reprogrammer encoder", recipe.encoder, ENCODERS)
     if "{}" not in recipe.template:
