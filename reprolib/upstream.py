@@ -48,11 +48,12 @@ class UpstreamRecipe:
     train_subset: int = -1           # first N training images (-1 = all 60,000)
     test_subset: int = -1            # first N test images (-1 = all 10,000)
     eval_batch_size: int = 1000
-    # torch CPU threads while training / evaluating (0 = leave torch's setting). One thread
-    # is the robust choice on a shared 2-core machine: with the cores oversubscribed, two
-    # OpenMP threads spin-waiting on each other ran ~10x slower than one (60 vs 800 img/s;
-    # OMP_WAIT_POLICY=PASSIVE in the environment also avoids that collapse).
-    num_threads: int = 1
+    # torch CPU threads while training / evaluating (0 = leave torch's setting: one per
+    # core). On an idle 2-core machine two threads train at ~4,000 img/s against ~2,200 for
+    # one. Set 1 on a shared, oversubscribed machine: there two OpenMP threads spin-waiting
+    # on each other ran ~10x slower than one (OMP_WAIT_POLICY=PASSIVE also avoids that).
+    # Results are deterministic for a given thread count.
+    num_threads: int = 0
 
     @classmethod
     def for_profile(cls, profile: Any) -> "UpstreamRecipe":
