@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from reprolib.records import _atomic_write
+from reprolib.records import atomic_write
 
 
 def _maxrss_mb() -> float:
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         from reprolib.bench_tickets import bench_tickets
 
         text += "\n" + to_markdown(bench_tickets(quick=args.quick), "Upstream and tickets")
-    _atomic_write(Path(args.out), lambda f: f.write(text), "w")
+    atomic_write(args.out, lambda f: f.write(text), "w")
     print(text)
     return 0
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from reprolib.errors import ReprolibError
+from reprolib.records import atomic_write_bytes
 
 LEDGER_NAME = "ledger.csv"
 TICKETS_NAME = "tickets.csv"
@@ -35,22 +34,6 @@ METRIC_COLUMNS = ["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]
 TAIL_COLUMNS = ["wall_time_s", "device", "reliability", "label_map_indices", "created"]
 # Keys under which a ticket's sparsity.json may hold its upstream test accuracy.
 UPSTREAM_KEYS = ("upstream_test_accuracy", "upstream_accuracy", "test_accuracy", "accuracy")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def arm_name(method: str, label_map: str | None) -> str:

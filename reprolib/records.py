@@ -19,6 +19,10 @@ from typing import Any
 from reprolib.errors import ReprolibError, check_type
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def canonical_json(obj: Any) -> str:
     """Key-sorted compact JSON, the form that is hashed (floats as Python writes them)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -34,7 +38,13 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, write: Any, mode: str) -> Path:
+def atomic_write(path: str | Path, write: Any, mode: str = "wb") -> Path:
+    """Call `write(f)` on a temp file beside `path`, fsync, then rename it onto `path`.
+
+    Readers see the old file or the whole new one, never a part; on any failure the temp
+    file is removed. The one atomic writer of the project (records, ledger, tables,
+    figures, tickets, caches).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -43,6 +53,7 @@ def _atomic_write(path: Path, write: Any, mode: str) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         # Interrupted or failed: leave nothing behind but the previous file (if any).
@@ -52,17 +63,28 @@ def _atomic_write(path: Path, write: Any, mode: str) -> Path:
     return path
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data), "wb")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save(obj) atomically (tickets, caches, encoders)."""
+    import torch
+
+    return atomic_write(path, lambda f: torch.save(obj, f), "wb")
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write `obj` as indented JSON at `path`; readers see the old file or the whole new one."""
     text = json.dumps(obj, indent=1, sort_keys=True)   # serialise first: no file on a TypeError
-    return _atomic_write(Path(path), lambda f: f.write(text + "\n"), "w")
+    return atomic_write(path, lambda f: f.write(text + "\n"), "w")
 
 
 def write_npz_atomic(path: str | Path, arrays: dict[str, Any]) -> Path:
     """Write numpy arrays to a .npz file atomically (used for learned prompts / heads)."""
     import numpy as np
 
-    return _atomic_write(Path(path), lambda f: np.savez(f, **arrays), "wb")
+    return atomic_write(path, lambda f: np.savez(f, **arrays), "wb")
 
 
 def record_exists(path: str | Path) -> bool:

@@ -41,7 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from reprolib.data.registry import info
-from reprolib.data.split import ImageSplit, save_atomic
+from reprolib.data.split import ImageSplit
+from reprolib.records import atomic_torch_save
 from reprolib.errors import ReprolibError
 
 GLYPHS_VERSION = 1
@@ -234,7 +235,7 @@ def load_glyphs(split: str, root: Path, system_fonts: bool | None = None) -> Ima
         data = torch.load(path, weights_only=True)
     else:
         data = build_glyphs(fonts)
-        save_atomic(data, path)
+        atomic_torch_save(data, path)
     mask = _test_mask(data) if split == "test" else ~_test_mask(data)
     note = (f"glyphs v{data['version']}: letters A-J, {len(data['fonts'])} fonts x {data['copies']} jittered "
             f"copies (seed {data['seed']}); split by font, test fonts ({len(data['test_fonts'])}, unseen in "

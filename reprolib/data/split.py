@@ -10,7 +10,6 @@ Either way `tensors()` and `batches()` hand out float32 images in [0, 1].
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from reprolib.errors import ReprolibError, check_type
+from reprolib.records import atomic_torch_save
 
 # Cache a lazily read split as one tensor file when its uint8 images fit in this many bytes.
 MATERIALIZE_LIMIT_BYTES = 2 * 1024**3
@@ -28,14 +28,6 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images.to(torch.float32).div_(255.0)
     return images.to(torch.float32)
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temp file, then rename: a crash never leaves half a cache file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class ImageSplit:
@@ -111,7 +103,7 @@ class ImageSplit:
         c, s = self.info.channels, self.info.image_size
         self._images = torch.cat(chunks) if chunks else torch.empty(0, c, s, s, dtype=torch.uint8)
         if self._cache_path is not None:
-            save_atomic({"images": self._images, "labels": self.labels, "split_note": self.split_note,
+            atomic_torch_save({"images": self._images, "labels": self.labels, "split_note": self.split_note,
                          **self._cache_extra}, self._cache_path)
         self._dataset = None
         return self

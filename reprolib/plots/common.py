@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reprolib.errors import ReprolibError
-from reprolib.ledger import atomic_write_bytes
+from reprolib.records import atomic_write_bytes
 
 # Display order of transfer arms and their colours (stable across figures).
 ARM_ORDER = ["lp", "vp/ilm", "vp/flm", "vp/rlm", "smm/ilm", "narrow/ilm", "medium/ilm", "full/ilm"]

@@ -15,14 +15,13 @@ cache whose settings differ from the recipe's is retrained and replaced.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from reprolib.records import atomic_torch_save
 from reprolib.reprogrammer.encoders import TinyDualEncoder, build_vocabulary
 from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe
@@ -82,18 +81,6 @@ def zero_shot_accuracy(encoder: TinyDualEncoder, images: torch.Tensor, labels: t
     return float((logits.argmax(dim=1) == labels).float().mean())
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def get_embedded_encoder(artifacts: Path, recipe: ReprogrammerRecipe, seed: int = 1,
                          data_root: Path | None = None) -> tuple[TinyDualEncoder, dict[str, Any]]:
     """The cached stand-in encoder (trained on first use) and its info: settings, zero-shot accuracy."""
@@ -118,6 +105,6 @@ def get_embedded_encoder(artifacts: Path, recipe: ReprogrammerRecipe, seed: int 
     accuracy = zero_shot_accuracy(encoder, x_test, y_test, class_names, recipe.template)
     info = {"settings": settings, "zero_shot_accuracy_fashion_mnist_test": accuracy,
             "note": "small dual encoder trained here; stands in for CLIP in the embedded profile"}
-    _save_atomic({"settings": settings, "vocabulary": vocabulary, "config": encoder.config,
+    atomic_torch_save({"settings": settings, "vocabulary": vocabulary, "config": encoder.config,
                   "state_dict": encoder.state_dict(), "info": info}, path)
     return encoder, info

@@ -13,7 +13,6 @@ import dataclasses
 import platform
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import torch

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.records import atomic_torch_save, atomic_write
 
 Mask = dict[str, torch.Tensor]
 KINDS = ("imp", "magnitude", "random")
@@ -131,24 +131,9 @@ def is_complete(directory: Path) -> bool:
     return (Path(directory) / "sparsity.json").is_file()
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
     """torch.save a name -> tensor dict atomically (model.pth, mask.pth, rewind.pth)."""
-    _atomic(Path(path), lambda tmp: torch.save({k: v.detach().cpu() for k, v in tensors.items()}, tmp))
+    atomic_torch_save({k: v.detach().cpu() for k, v in tensors.items()}, path)
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -159,12 +144,7 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def save_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-
-    _atomic(Path(path), write)
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=2, sort_keys=True) + "\n"), "w")
 
 
 def load_json(path: str | os.PathLike) -> dict[str, Any]:
