@@ -26,6 +26,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (`error: ...`, exit 2) instead of a usage block."""
+
+    def error(self, message: str):
+        raise ReprolibError(f"{message} (see `{self.prog} --help`)")
+
+
 def _usage() -> str:
     lines = ["usage: python -m reprolib <command> [options]", "", "commands:"]
     lines += [f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()]
@@ -43,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             valid = ", ".join(COMMANDS)
             raise ReprolibError(f"unknown command {name!r}; valid choices: {valid}")
         module = importlib.import_module(COMMANDS[name][0])
-        parser = argparse.ArgumentParser(prog=f"python -m reprolib {name}", description=COMMANDS[name][1])
+        parser = _OneLineParser(prog=f"python -m reprolib {name}", description=COMMANDS[name][1])
         module.add_arguments(parser)
         args = parser.parse_args(rest)
         return int(module.run(args) or 0)

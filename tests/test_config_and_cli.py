@@ -50,3 +50,10 @@ def test_cli_unknown_command_is_one_line_and_exit_2():
 def test_cli_help_lists_commands():
     result = _cli("--help")
     assert result.returncode == 0 and "transfer" in result.stdout and "sweep" in result.stdout
+
+
+def test_bad_flag_value_is_one_line_naming_the_choices():
+    result = _cli("transfer", "--dataset", "digits", "--method", "foo")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr          # no usage block
+    assert "invalid choice: 'foo'" in result.stderr and "'lp', 'vp', 'smm'" in result.stderr
