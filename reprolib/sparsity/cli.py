@@ -66,6 +66,11 @@ def format_table(summaries: list[dict]) -> str:
     rows = [head, "-" * len(head)]
     for s in summaries:
         rows.append(f"{s['kind']:<10}{s['level']:>6}{s['density_target']:>9.4f}{s['density']:>9.4f}"
-                    f"{s['density_rlt']:>9.4f}{s['upstream_test_accuracy']:>10.4f}{s['train_seconds']:>9.1f}"
+                    f"{s['density_rlt']:>9.4f}{_accuracy(s['upstream_test_accuracy']):>10}{s['train_seconds']:>9.1f}"
                     f"  {s['status']}")
     return "\n".join(rows)
+
+
+def _accuracy(value: float | None) -> str:
+    """Upstream accuracy, or n/a (one-shot ImageNet tickets are not evaluated on ImageNet here)."""
+    return "n/a" if value is None else f"{value:.4f}"

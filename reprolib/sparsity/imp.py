@@ -204,9 +204,10 @@ def make_tickets(profile: Any, levels: list[int], kinds: list[str] | tuple[str, 
     Returns one summary per ticket (its sparsity.json plus `path` and `status`:
     "made" or "existing"), IMP first, then the baselines, levels ascending.
     """
-    if profile.backbone != "small_resnet":
-        raise ReprolibError(f"ticket making trains {profile.backbone} from scratch, which is for the embedded "
-                            f"small_resnet profiles; for {profile.profile} pass pretrained_dir to get_network")
+    if profile.backbone != "small_resnet":   # torchvision ImageNet weights: one-shot, see oneshot.py
+        from reprolib.sparsity.oneshot import oneshot_reports
+
+        return oneshot_reports(profile, levels, kinds)
     maker = TicketMaker(profile, data=data, progress=progress)
     out = []
     for kind in kinds:
