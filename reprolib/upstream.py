@@ -22,13 +22,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.config import check_fields
+from reprolib.errors import ReprolibError, check_choice
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "multistep", "constant")
 AUGMENTATIONS = ("none", "flip")
-# dataclass field annotation (a string under `from __future__ import annotations`) -> accepted types
-_ACCEPTED_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
 
 
 @dataclass
@@ -63,10 +62,8 @@ class UpstreamRecipe:
 
     def updated(self, values: dict[str, Any]) -> "UpstreamRecipe":
         """A copy with `values` applied; unknown keys, wrong types, bad choices are errors."""
+        check_fields(UpstreamRecipe, values, "upstream recipe key", prefix="upstream.")
         fields = {f.name: f.type for f in dataclasses.fields(self)}
-        for key, value in values.items():
-            check_choice("upstream recipe key", key, fields)
-            check_type(f"upstream.{key}", value, _ACCEPTED_TYPES[fields[key]])
         recipe = dataclasses.replace(self, **{k: (float(v) if fields[k] == "float" else v) for k, v in values.items()})
         recipe.validate()
         return recipe

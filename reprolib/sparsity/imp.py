@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reprolib.config import check_fields
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.sparsity import masks as M
 from reprolib.upstream import SourceData, UpstreamRecipe, evaluate, load_source_data, steps_per_epoch, train
@@ -44,13 +45,7 @@ class TicketRecipe:
     def for_profile(cls, profile: Any) -> "TicketRecipe":
         base = cls(rewind_iteration=10) if getattr(profile, "profile", None) == "smoke" else cls()
         values = getattr(profile, "tickets", {}) or {}
-        types = {"prune_fraction": (int, float), "rewind_iteration": int, "retrain_epochs": int,
-                 "exclude": list, "random_seed": int}
-        for key, value in values.items():
-            check_choice("tickets recipe key", key, types)
-            check_type(f"tickets.{key}", value, types[key])
-        for name in values.get("exclude", []):
-            check_type("tickets.exclude item", name, str)
+        check_fields(TicketRecipe, values, "tickets recipe key", prefix="tickets.")
         recipe = dataclasses.replace(base, **values)
         if not 0.0 < recipe.prune_fraction < 1.0:
             raise ReprolibError(f"tickets.prune_fraction must be in (0, 1), got {recipe.prune_fraction}")
