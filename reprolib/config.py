@@ -109,14 +109,3 @@ def load_profile(name: str, **overrides: Any) -> Profile:
         values = yaml.safe_load(f) or {}
     values.update(overrides)
     return validate(values)
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ReprolibError("device 'cuda' requested but no CUDA GPU is visible; valid choices here: auto, cpu")
-    return device

@@ -111,7 +111,7 @@ def resolve_workers(workers: int, device: str) -> int:
         raise ReprolibError(f"workers must be >= 0 (0 = auto), got {workers}")
     if workers:
         return workers
-    from reprolib.config import resolve_device
+    from reprolib.devices import resolve_device
 
     return 1 if resolve_device(device) == "cuda" else (os.cpu_count() or 1)
 

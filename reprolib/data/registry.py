@@ -43,6 +43,12 @@ class DatasetInfo:
     channels: int
     prompt_size: int               # side the padding prompt places the image at
     kind: str                      # "embedded" | "paper"
+    # Does a horizontal flip keep the label? Not for digits and letters (augmentation skips it).
+    mirror_safe: bool = True
+    # The papers halve the training batch for this set (ILM-VP / SMM: DTD, OxfordPets).
+    small_batch: bool = False
+    # Offline sets that are semantic-shift OOD data for this one (OOD detection scores).
+    ood_partners: tuple[str, ...] = ()
 
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -77,21 +83,24 @@ def _placeholders(n: int) -> tuple[str, ...]:
     return tuple(f"class {i}" for i in range(n))
 
 
-def _paper(name: str, classes: tuple[str, ...], size: int) -> DatasetInfo:
-    return DatasetInfo(name, len(classes), classes, size, 3, size, "paper")
+def _paper(name: str, classes: tuple[str, ...], size: int, **facts) -> DatasetInfo:
+    return DatasetInfo(name, len(classes), classes, size, 3, size, "paper", **facts)
 
 
 _INFOS: dict[str, DatasetInfo] = {
-    "fashion_mnist": DatasetInfo("fashion_mnist", 10, FASHION_MNIST_CLASSES, 28, 1, 28, "embedded"),
-    "digits": DatasetInfo("digits", 10, DIGIT_CLASSES, 8, 1, 20, "embedded"),
-    "glyphs": DatasetInfo("glyphs", 10, GLYPH_CLASSES, 28, 1, 20, "embedded"),
-    "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32),
+    "fashion_mnist": DatasetInfo("fashion_mnist", 10, FASHION_MNIST_CLASSES, 28, 1, 28, "embedded",
+                                 ood_partners=("digits", "glyphs")),
+    "digits": DatasetInfo("digits", 10, DIGIT_CLASSES, 8, 1, 20, "embedded", mirror_safe=False,
+                          ood_partners=("fashion_mnist", "glyphs")),
+    "glyphs": DatasetInfo("glyphs", 10, GLYPH_CLASSES, 28, 1, 20, "embedded", mirror_safe=False,
+                          ood_partners=("fashion_mnist", "digits")),
+    "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32, ood_partners=("svhn", "dtd")),
     "cifar100": _paper("cifar100", _placeholders(100), 32),
-    "svhn": _paper("svhn", DIGIT_CLASSES, 32),
+    "svhn": _paper("svhn", DIGIT_CLASSES, 32, mirror_safe=False),
     "gtsrb": _paper("gtsrb", GTSRB_CLASSES, 32),
     "flowers102": _paper("flowers102", _placeholders(102), 128),
-    "dtd": _paper("dtd", _placeholders(47), 128),
-    "oxfordpets": _paper("oxfordpets", _placeholders(37), 128),
+    "dtd": _paper("dtd", _placeholders(47), 128, small_batch=True),
+    "oxfordpets": _paper("oxfordpets", _placeholders(37), 128, small_batch=True),
     "eurosat": _paper("eurosat", EUROSAT_CLASSES, 128),
     "food101": _paper("food101", _placeholders(101), 128),
     "sun397": _paper("sun397", _placeholders(397), 128),

@@ -20,7 +20,8 @@ class Backbone(nn.Module):
     """A ResNet-style network (`net`) with its input convention and output sizes."""
 
     def __init__(self, net: nn.Module, name: str, input_size: int, channels: int,
-                 mean: tuple[float, ...], std: tuple[float, ...], num_source_classes: int):
+                 mean: tuple[float, ...], std: tuple[float, ...], num_source_classes: int,
+                 family: str = "resnet"):
         super().__init__()
         if len(mean) != channels or len(std) != channels:
             raise ValueError(f"mean/std need {channels} values, got {len(mean)} and {len(std)}")
@@ -31,6 +32,7 @@ class Backbone(nn.Module):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.num_source_classes = num_source_classes
+        self.family = family   # "resnet" | "vit": methods whose recipe differs by family read it
         self.feature_dim = int(net.fc.in_features)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,16 +3,7 @@
 Every prompt takes a target batch in [0, 1] of shape (N, C_t, H, W), C_t in {1, 3}, and
 returns the NORMALISED input of the backbone, (N, channels, out, out).
 
-Choices made here (all prompts share them):
-- Channels: a grey 1-channel target going into a 3-channel backbone is repeated to 3
-  channels; a 3-channel target going into a 1-channel backbone (the embedded grey
-  small_resnet) is converted to luminance with the ITU-R BT.601 weights
-  (0.299, 0.587, 0.114), the same weights PIL's "L" mode and torchvision's
-  rgb_to_grayscale use.
-- Resizing: `F.interpolate(mode="bilinear", align_corners=False, antialias=True)`.
-  Antialiasing only matters when shrinking; it is on because the public code resizes PIL
-  images with torchvision's Resize, which always antialiases. A batch that already has
-  the requested size is returned unchanged (no interpolation round-off).
+Channel matching and resizing live in `reprolib.images` (one way for every study).
 """
 
 from __future__ import annotations
@@ -24,41 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError, check_type
+from reprolib.images import check_batch, match_channels, resize  # noqa: F401  (re-exported)
 
 # (mean, std), each a sequence of `channels` floats (or one float broadcast), or None.
 Normalization = tuple[Sequence[float], Sequence[float]] | None
-
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-def check_batch(x: Tensor) -> Tensor:
-    """Refuse anything that is not an (N, 1|3, H, W) floating tensor."""
-    check_type("image batch", x, Tensor)
-    if x.dim() != 4 or x.shape[1] not in (1, 3) or not x.is_floating_point():
-        raise ReprolibError(
-            f"image batch must be a float tensor of shape (N, 1 or 3, H, W), got {x.dtype} {tuple(x.shape)}"
-        )
-    return x
-
-
-def match_channels(x: Tensor, channels: int) -> Tensor:
-    """Repeat grey to RGB, or convert RGB to luminance, so x has `channels` channels."""
-    check_batch(x)
-    have = x.shape[1]
-    if have == channels:
-        return x
-    if have == 1 and channels == 3:
-        return x.expand(-1, 3, -1, -1)
-    # have == 3, channels == 1: luminance (BT.601), see the module docstring.
-    weights = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * weights).sum(dim=1, keepdim=True)
-
-
-def resize(x: Tensor, size: int) -> Tensor:
-    """Bilinear (antialiased) resize to size x size; a no-op when x already has that size."""
-    if x.shape[-2] == size and x.shape[-1] == size:
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
 def check_channels(channels: int) -> int:

@@ -53,7 +53,7 @@ def _versions() -> dict[str, str]:
 def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
                            alphas: tuple[float, ...] = DEFAULT_ALPHAS, seed: int | None = None) -> list[dict]:
     """All records of the study (one per target x method, and per alpha for the residual)."""
-    from reprolib.config import resolve_device
+    from reprolib.devices import resolve_device
     from reprolib.records import config_hash, read_record, write_json_atomic
 
     recipe = recipe_for(profile)

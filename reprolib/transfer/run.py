@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from reprolib.devices import device_name
 from reprolib.errors import ReprolibError
 from reprolib.records import (config_hash, read_record, record_exists, versions,
                               write_json_atomic, write_npz_atomic)
@@ -29,7 +30,8 @@ from reprolib.transfer.config import TransferConfig
 
 def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
     """(hashed config dict, Profile, Protocol) with every None filled in."""
-    from reprolib.config import load_profile, resolve_device
+    from reprolib.config import load_profile
+    from reprolib.devices import resolve_device
     from reprolib.data.registry import info, names
     from reprolib.errors import check_choice
     from reprolib.protocols import get_protocol
@@ -150,7 +152,7 @@ def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
         "curves": result.curves,
         "wall_time_s": time.perf_counter() - started,
         "versions": versions(),
-        "device": _device_name(device),
+        "device": device_name(device),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     arrays = {k: v.numpy() for k, v in state_fn(trainable).items()}
@@ -208,11 +210,3 @@ def _is_tty() -> bool:
     import sys
 
     return sys.stderr.isatty()
-
-
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
-    import platform
-
-    return f"cpu: {platform.processor() or platform.machine()}"

@@ -13,9 +13,8 @@ deterministic.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,21 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-Forward = Callable[[Tensor], Tensor]
-
-
-def autocast(device: str) -> contextlib.AbstractContextManager:
-    """bf16 mixed precision on CUDA, nothing on CPU (where bf16 would only cost accuracy)."""
-    if str(device).startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def minibatches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[Tensor]:
-    """Index tensors covering 0..n-1: a seeded permutation when `generator` is given."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+from reprolib.batching import Forward, minibatches, predict  # noqa: F401  (predict re-exported)
+from reprolib.devices import autocast  # noqa: F401  (re-exported)
 
 
 def train_one_epoch(
@@ -73,16 +59,6 @@ def train_one_epoch(
         correct += int((logits.argmax(dim=1) == y).sum())
         seen += len(y)
     return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
-
-
-@torch.no_grad()
-def predict(forward: Forward, inputs: Tensor, batch_size: int, device: str = "cpu") -> Tensor:
-    """Logits for every input, in order, as a float32 CPU tensor (no gradients)."""
-    chunks = []
-    for idx in minibatches(len(inputs), batch_size, None):
-        with autocast(device):
-            chunks.append(forward(inputs[idx.to(inputs.device)]).float().cpu())
-    return torch.cat(chunks)
 
 
 def evaluate(forward: Forward, inputs: Tensor, labels: Tensor, batch_size: int,

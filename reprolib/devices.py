@@ -1,0 +1,35 @@
+"""Devices: resolving "auto", mixed precision on CUDA, and a device's name for records."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+
+import torch
+
+from reprolib.errors import ReprolibError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ReprolibError("device 'cuda' requested but no CUDA GPU is visible; valid choices here: auto, cpu")
+    return device
+
+
+def autocast(device: str) -> contextlib.AbstractContextManager:
+    """bf16 mixed precision on CUDA, nothing on CPU (where bf16 would only cost accuracy)."""
+    if str(device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def device_name(device: str) -> str:
+    """'cuda: <GPU name>' or 'cpu: <processor>', as stored in every record."""
+    if str(device).startswith("cuda"):
+        return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
+    return f"cpu: {platform.processor() or platform.machine()}"
