@@ -1,0 +1,84 @@
+"""Compare two ledgers run by run: did a refactor or a speed-up change any number?
+
+`compare_ledgers(before, after)` pairs the runs of two ledger CSVs by their configuration
+(the run id, a hash of the resolved config), and reports, per metric column (accuracy,
+ECE, ..., every `ood_*` column), how many paired runs hold exactly the same value and the
+largest absolute difference. Runs present in only one ledger are counted, not compared.
+Also `python -m reprolib ledger --compare BEFORE.csv` (after building the current ledger).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reprolib.errors import ReprolibError
+
+
+@dataclass(frozen=True)
+class ColumnDiff:
+    column: str
+    compared: int        # paired runs with a value on both sides
+    identical: int       # of those, exactly equal (NaN == NaN)
+    max_abs_diff: float
+
+
+@dataclass(frozen=True)
+class LedgerDiff:
+    paired: int
+    only_before: int
+    only_after: int
+    columns: tuple[ColumnDiff, ...]
+
+    @property
+    def identical(self) -> bool:
+        """Same runs, and every metric of every run exactly equal."""
+        return (self.only_before == 0 and self.only_after == 0
+                and all(c.identical == c.compared for c in self.columns))
+
+    def lines(self) -> list[str]:
+        out = [f"runs paired: {self.paired}; only in before: {self.only_before}; only in after: {self.only_after}"]
+        out += [f"{c.column:<22} identical {c.identical}/{c.compared}  max |diff| {c.max_abs_diff:.3g}"
+                for c in self.columns]
+        out.append("verdict: identical" if self.identical else "verdict: DIFFERENT")
+        return out
+
+
+def _read(path: Path):
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise ReprolibError(f"no ledger at {path}; build one with `python -m reprolib ledger --profile P`")
+    return pd.read_csv(path)
+
+
+# What makes a run the same run when its id (config hash) cannot be used, e.g. after a
+# change that adds a field to the hashed config.
+STUDY_KEY = ("profile", "target", "arm", "network", "ticket_kind", "level", "n_shot", "seed")
+
+
+def compare_ledgers(before: str | Path, after: str | Path, on: tuple[str, ...] = ("id",)) -> LedgerDiff:
+    """Pair the two ledgers' runs by `on` (default: the run id) and compare every metric exactly."""
+    from reprolib.ledger import METRIC_COLUMNS
+
+    old, new = _read(Path(before)), _read(Path(after))
+    for frame, name in ((old, before), (new, after)):
+        missing = [c for c in on if c not in frame]
+        if missing:
+            raise ReprolibError(f"ledger {name} has no column {missing[0]!r}; valid choices: {', '.join(frame.columns)}")
+        if frame.duplicated(list(on)).any():
+            raise ReprolibError(f"ledger {name} has several runs per {', '.join(on)}; pair on more columns")
+    old_keys, new_keys = old[list(on)].astype(str).agg("|".join, axis=1), new[list(on)].astype(str).agg("|".join, axis=1)
+    merged = old.merge(new, on=list(on), suffixes=("_before", "_after"))
+    metrics = [c for c in METRIC_COLUMNS if c in old and c in new]
+    metrics += sorted(c for c in set(old.columns) & set(new.columns) if c.startswith("ood_"))
+    columns = []
+    for column in metrics:
+        a, b = merged[f"{column}_before"], merged[f"{column}_after"]
+        both = a.notna() & b.notna()
+        same = ((a == b) & both) | (a.isna() & b.isna())
+        diff = (a[both] - b[both]).abs()
+        columns.append(ColumnDiff(column, int(both.sum() + (a.isna() & b.isna()).sum()), int(same.sum()),
+                                  float(diff.max()) if len(diff) else 0.0))
+    return LedgerDiff(paired=len(merged), only_before=int((~old_keys.isin(new_keys)).sum()),
+                      only_after=int((~new_keys.isin(old_keys)).sum()), columns=tuple(columns))
