@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from reprolib.claims import FAILS, HOLDS, UNSURE, claims_table
 from reprolib.ledger import build_ledger
 from synthetic_study import write_synthetic_study
