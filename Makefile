@@ -63,7 +63,7 @@ lab: setup data
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: setup data
-	$(PY) -m reprolib.bench --profile embedded --out bench/results.md
+	$(PY) bench/bench.py --profile embedded --out bench/results.md
 
 clean-results:
 	rm -rf artifacts/$(PROFILE)/runs artifacts/$(PROFILE)/ledger.csv $(EXECUTED)

@@ -1,3 +1,5 @@
+"""`python -m reprolib COMMAND ...`: the command line (see reprolib.cli)."""
+
 from reprolib.cli import main
 
 raise SystemExit(main())

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reprolib import paths
 from reprolib.errors import ReprolibError, check_choice
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
+PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
 PROFILES = ("smoke", "embedded", "paper")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PATH_KEYS = ("artifacts", "figures", "data_root")
 
 
 @dataclass
@@ -49,9 +50,13 @@ class Profile:
     download: bool = False                 # allow torchvision / hub downloads
 
     def path(self, key: str) -> Path:
-        """An artifacts/figures/data_root directory, absolute (relative ones are repo-relative)."""
-        p = Path(getattr(self, key))
-        return p if p.is_absolute() else REPO_ROOT / p
+        """The artifacts / figures / data_root directory, absolute.
+
+        Relative values are taken from the workbook root (`reprolib.paths.home()`: $REPROLIB_HOME,
+        else the checkout you stand in, else the current directory), never from the package.
+        """
+        check_choice("profile path", key, PATH_KEYS)
+        return paths.resolve(getattr(self, key))
 
 
 def _matches(value: Any, annotation: Any) -> bool:
@@ -105,7 +110,7 @@ def load_profile(name: str, **overrides: Any) -> Profile:
     import yaml
 
     check_choice("profile", name, PROFILES)
-    with open(PROFILE_DIR / f"{name}.yaml") as f:
+    with open(paths.profile_file(name)) as f:
         values = yaml.safe_load(f) or {}
     values.update(overrides)
     return validate(values)

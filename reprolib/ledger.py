@@ -21,11 +21,11 @@ from typing import Any
 
 import pandas as pd
 
+from reprolib import paths
 from reprolib.errors import ReprolibError
+from reprolib.paths import LEDGER_NAME, TICKETS_TABLE_NAME as TICKETS_NAME
 from reprolib.records import atomic_write_bytes
 
-LEDGER_NAME = "ledger.csv"
-TICKETS_NAME = "tickets.csv"
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
               "ticket_kind", "level", "density", "density_rlt", "upstream_accuracy",
@@ -104,19 +104,20 @@ def read_records(runs_dir: Path) -> list[dict[str, Any]]:
 def tickets_table(artifacts: Path) -> pd.DataFrame:
     """One row per ticket folder: kind, level, density, density_rlt, upstream_accuracy."""
     rows = []
-    for path in sorted(Path(artifacts, "tickets").glob("*/level_*/sparsity.json")):
-        info = json.loads(path.read_text())
+    for folder in paths.ticket_dirs(artifacts):
+        info = json.loads((folder / "sparsity.json").read_text())
         upstream = next((info[k] for k in UPSTREAM_KEYS if isinstance(info.get(k), (int, float))), None)
-        rows.append({"ticket_kind": path.parent.parent.name, "level": int(path.parent.name.split("_")[1]),
+        kind, level = paths.ticket_of(folder)
+        rows.append({"ticket_kind": kind, "level": level,
                      "density": info.get("density"), "density_rlt": info.get("density_rlt"),
-                     "upstream_accuracy": upstream, "path": str(path.parent)})
+                     "upstream_accuracy": upstream, "path": str(folder)})
     columns = ["ticket_kind", "level", "density", "density_rlt", "upstream_accuracy", "path"]
     return pd.DataFrame(rows, columns=columns).sort_values(["ticket_kind", "level"], ignore_index=True)
 
 
 def build_ledger(artifacts: Path) -> pd.DataFrame:
     """The tidy table of every record under `<artifacts>/runs`, sorted, with upstream accuracy."""
-    rows = [record_to_row(r) for r in read_records(Path(artifacts) / "runs")]
+    rows = [record_to_row(r) for r in read_records(paths.runs_dir(artifacts))]
     frame = pd.DataFrame(rows)
     for column in ID_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS:
         if column not in frame:
@@ -136,14 +137,14 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
 
 def write_ledger(frame: pd.DataFrame, artifacts: Path) -> Path:
     """Save the ledger atomically at `<artifacts>/ledger.csv`; returns the path."""
-    path = Path(artifacts) / LEDGER_NAME
+    path = paths.ledger_file(artifacts)
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
     return path
 
 
 def load_ledger(artifacts: Path) -> pd.DataFrame:
     """Read a saved ledger; a missing one is a one-line error saying how to build it."""
-    path = Path(artifacts) / LEDGER_NAME
+    path = paths.ledger_file(artifacts)
     if not path.exists():
         raise ReprolibError(f"no ledger at {path}; build it with `python -m reprolib ledger --profile <profile>`")
     return pd.read_csv(path)
@@ -154,7 +155,7 @@ def update_ledger(artifacts: Path) -> pd.DataFrame:
     frame = build_ledger(artifacts)
     write_ledger(frame, artifacts)
     tickets = tickets_table(Path(artifacts))
-    atomic_write_bytes(Path(artifacts) / TICKETS_NAME, tickets.to_csv(index=False).encode())
+    atomic_write_bytes(paths.tickets_table_file(artifacts), tickets.to_csv(index=False).encode())
     return frame
 
 
@@ -179,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     from reprolib.config import load_profile
 
     profile = load_profile(args.profile)
-    artifacts = Path(args.artifacts) if args.artifacts else profile.path("artifacts")
+    # A folder typed on the command line is taken from where the user stands, like any CLI path.
+    artifacts = Path(args.artifacts).resolve() if args.artifacts else profile.path("artifacts")
     frame = update_ledger(artifacts)
-    print(f"ledger: {len(frame)} runs -> {artifacts / LEDGER_NAME}")
+    print(f"ledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
     return 0

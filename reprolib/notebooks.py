@@ -22,20 +22,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reprolib.config import PROFILE_DIR, REPO_ROOT, Profile, load_profile
+from reprolib import paths
+from reprolib.config import PROFILE_DIR, Profile, load_profile
 from reprolib.errors import ReprolibError, check_choice
 
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = "python3"
 HASH_KEY = "reprolib_inputs_sha256"
-# Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work).
+# Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
+# relative to the folder that holds the package (the checkout, or site-packages).
 DRAWING_CODE = ["reprolib/plots", "reprolib/claims.py", "reprolib/published.py", "reprolib/ledger.py",
                 "reprolib/published"]
+_CODE_ROOT = paths.PACKAGE_DIR.parent
 
 
 def names() -> list[str]:
-    """Notebook names in the order the study runs them."""
-    return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+    """Notebook names in the order the study runs them (from `<home>/notebooks`)."""
+    return sorted(p.stem for p in paths.notebooks_dir().glob("[0-9][0-9]_*.py"))
 
 
 def setup(**parameters: Any) -> Profile:
@@ -48,13 +50,20 @@ def setup(**parameters: Any) -> Profile:
     return profile
 
 
-def _file_digests(paths: list[Path]) -> list[str]:
+def _short_name(file: Path) -> Path:
+    """A file's name relative to the workbook root or the package's folder, so hashes move with the checkout."""
+    for root in (paths.home(), _CODE_ROOT):
+        if file.is_relative_to(root):
+            return file.relative_to(root)
+    return file
+
+
+def _file_digests(files_or_dirs: list[Path]) -> list[str]:
     out = []
-    for path in paths:
+    for path in files_or_dirs:
         files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
             if path.is_dir() else [path] if path.exists() else []
-        out += [f"{f.relative_to(REPO_ROOT) if f.is_relative_to(REPO_ROOT) else f}:"
-                f"{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
+        out += [f"{_short_name(f)}:{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
     return out
 
 
@@ -66,13 +75,13 @@ def upstream_inputs(name: str, profile: Profile) -> list[Path]:
         return []
     if number == 2:
         # It builds the ledger: a change in the ledger code rebuilds it (runs are still skipped).
-        return sorted(artifacts.glob("tickets/*/level_*/sparsity.json")) + [REPO_ROOT / "reprolib/ledger.py"]
-    return [artifacts / "ledger.csv", artifacts / "tickets.csv"] + [REPO_ROOT / p for p in DRAWING_CODE]
+        return [d / "sparsity.json" for d in paths.ticket_dirs(artifacts)] + [_CODE_ROOT / "reprolib/ledger.py"]
+    return [paths.ledger_file(artifacts), paths.tickets_table_file(artifacts)] + [_CODE_ROOT / p for p in DRAWING_CODE]
 
 
 def inputs_hash(name: str, profile_file: Path, profile: Profile) -> str:
     """SHA-256 over the notebook source, the profile YAML and the notebook's upstream inputs."""
-    parts = _file_digests([NOTEBOOK_DIR / f"{name}.py", profile_file]) + _file_digests(upstream_inputs(name, profile))
+    parts = _file_digests([paths.notebooks_dir() / f"{name}.py", profile_file]) + _file_digests(upstream_inputs(name, profile))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -106,14 +115,14 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) ->
     import papermill
     import yaml
 
-    profile_file = PROFILE_DIR / f"{profile_name}.yaml"
+    profile_file = paths.profile_file(profile_name)
     parameters = yaml.safe_load(profile_file.read_text()) or {}
     profile = load_profile(profile_name)
     out_path = out_dir / f"{name}.ipynb"
     digest = inputs_hash(name, profile_file, profile)
     if not force and _recorded_hash(out_path) == digest:
         return "unchanged", 0.0
-    notebook = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
+    notebook = jupytext.read(paths.notebooks_dir() / f"{name}.py")
     # Pass the YAML keys the notebook declares (papermill warns about the others); the
     # notebook's setup() reads the rest of the profile from the same YAML.
     declared = _declared_parameters(notebook)
@@ -124,7 +133,7 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) ->
     started = time.perf_counter()
     try:
         executed = papermill.execute_notebook(str(source), str(out_path), parameters=parameters,
-                                              kernel_name=KERNEL, cwd=str(REPO_ROOT), progress_bar=False)
+                                              kernel_name=KERNEL, cwd=str(paths.home()), progress_bar=False)
     except papermill.PapermillExecutionError as err:
         raise ReprolibError(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: "
                             f"{str(err.evalue).splitlines()[0] if err.evalue else ''}; see {out_path}") from None
@@ -141,9 +150,11 @@ def run_notebooks(profile_name: str, out_dir: str | Path, only: list[str] | None
     """Execute the notebooks in order (or only the named ones); returns name -> (status, seconds)."""
     check_choice("profile", profile_name, [p.stem for p in PROFILE_DIR.glob("*.yaml")])
     available = names()
+    if not available:
+        raise ReprolibError(f"no notebooks (NN_name.py) in {paths.notebooks_dir()}; run from a reprolib checkout "
+                            f"or set {paths.HOME_ENV} to one")
     selected = available if not only else [check_choice("notebook", n, available) for n in only]
-    out = Path(out_dir)
-    out = out if out.is_absolute() else REPO_ROOT / out
+    out = Path(out_dir).resolve()   # a folder typed on the command line: from where the user stands
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in selected:

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from reprolib.claims import FAILS, HOLDS, UNSURE, claims_table
 from reprolib.ledger import build_ledger
-from test_ledger import write_synthetic_study
+from synthetic_study import write_synthetic_study
 
 
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory):
-    artifacts = tmp_path_factory.mktemp("claims")
-    write_synthetic_study(artifacts, arms=("lp", "vp/ilm"))
-    return build_ledger(artifacts)
-
-
-def test_synthetic_study_makes_all_three_claims_hold_with_their_numbers(ledger) -> None:
-    table = claims_table(ledger)
+def test_synthetic_study_makes_all_three_claims_hold_with_their_numbers(lp_vp_ledger) -> None:
+    table = claims_table(lp_vp_ledger)
     assert list(table.columns) == ["claim", "statement", "numbers", "verdict"]
     assert table["verdict"].tolist() == [HOLDS, HOLDS, HOLDS]
     # Claim 1: LP drops 0.5 x 4 = 2.0 points, VP 3 x 4 = 12.0 at full data and 5 x 4 = 20.0 few-shot.
@@ -30,8 +21,8 @@ def test_synthetic_study_makes_all_three_claims_hold_with_their_numbers(ledger) 
     assert "worst gap 12.0 (vp/ilm, level 4)" in table.loc[2, "numbers"]
 
 
-def test_flipped_results_do_not_hold(ledger) -> None:
-    swapped = ledger.copy()
+def test_flipped_results_do_not_hold(lp_vp_ledger) -> None:
+    swapped = lp_vp_ledger.copy()
     lp, vp = swapped["arm"] == "lp", swapped["arm"] == "vp/ilm"
     swapped.loc[lp, "arm"], swapped.loc[vp, "arm"] = "vp/ilm", "lp"   # now "VP" is the robust one
     swapped["ece"] = 0.2 - swapped["ece"]                               # tickets better calibrated
@@ -40,8 +31,8 @@ def test_flipped_results_do_not_hold(ledger) -> None:
     assert table.loc[1, "verdict"] == FAILS
 
 
-def test_missing_data_is_inconclusive(ledger, tmp_path: Path) -> None:
-    dense_only = ledger[ledger["level"] == 0]
+def test_missing_data_is_inconclusive(lp_vp_ledger, tmp_path: Path) -> None:
+    dense_only = lp_vp_ledger[lp_vp_ledger["level"] == 0]
     table = claims_table(dense_only)
     assert table["verdict"].tolist() == [UNSURE, UNSURE, UNSURE]
     # Tickets whose upstream accuracy fell far below dense: claim 3 cannot be tested.

@@ -46,3 +46,13 @@ def test_import_is_fast_and_light():
     assert torch_loaded == "False", "import reprolib must not import torch"
     # Not a timing test: the real guard is that no heavy module is imported (above).
     assert float(elapsed) < time.perf_counter() - start + 1
+
+
+def test_package_data_covers_every_data_file_of_the_package():
+    # A file pyproject does not list is missing from `pip install .` (tests/test_install.py installs it).
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["reprolib"]
+    package = ROOT / "reprolib"
+    data = [p for p in package.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert data, "the profiles and published tables are package data"
+    unlisted = [str(p.relative_to(package)) for p in data if not any(p.relative_to(package).match(g) for g in patterns)]
+    assert not unlisted, f"add to [tool.setuptools.package-data]: {unlisted}"

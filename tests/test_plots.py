@@ -13,16 +13,9 @@ import pytest
 
 from reprolib import plots
 from reprolib.errors import ReprolibError
-from reprolib.ledger import build_ledger, tickets_table
+from reprolib.ledger import tickets_table
 from reprolib.published import compare, load_published, published_source
-from test_ledger import true_accuracy, write_synthetic_study
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    write_synthetic_study(artifacts)
-    return artifacts, build_ledger(artifacts)
+from synthetic_study import true_accuracy
 
 
 def _line_ys(ax, label: str) -> np.ndarray:
@@ -33,8 +26,8 @@ def _line_ys(ax, label: str) -> np.ndarray:
     return np.asarray(lines[0].get_ydata(), dtype=float)
 
 
-def test_accuracy_vs_sparsity_plots_seed_means_in_percent(study) -> None:
-    _, ledger = study
+def test_accuracy_vs_sparsity_plots_seed_means_in_percent(synthetic_study) -> None:
+    _, ledger = synthetic_study
     fig = plots.accuracy_vs_sparsity(ledger)
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in axes] == ["digits (full)", "glyphs (full)"]
@@ -42,8 +35,8 @@ def test_accuracy_vs_sparsity_plots_seed_means_in_percent(study) -> None:
     assert _line_ys(axes[0], "vp/ilm") == pytest.approx(expected)
 
 
-def test_calibration_few_shot_smm_reliability_legacy_and_upstream_figures(study, tmp_path: Path) -> None:
-    artifacts, ledger = study
+def test_calibration_few_shot_smm_reliability_legacy_and_upstream_figures(synthetic_study, tmp_path: Path) -> None:
+    artifacts, ledger = synthetic_study
     calib = plots.calibration_vs_sparsity(ledger, arms=["lp", "vp/ilm"])
     ece_ax = calib.axes[0]
     assert _line_ys(ece_ax, "lp") == pytest.approx([0.0515 + 0.01 * lv for lv in (0, 2, 4)])
@@ -66,8 +59,8 @@ def test_calibration_few_shot_smm_reliability_legacy_and_upstream_figures(study,
     assert not list(tmp_path.glob(".*"))   # no temporary files left
 
 
-def test_tables_and_markdown(study, tmp_path: Path) -> None:
-    _, ledger = study
+def test_tables_and_markdown(synthetic_study, tmp_path: Path) -> None:
+    _, ledger = synthetic_study
     pivot = plots.mean_std_pivot(ledger)
     row = pivot[(pivot["target"] == "digits") & (pivot["arm"] == "lp")].iloc[0]
     mean = 100 * np.mean([true_accuracy("lp", 0, -1, s) for s in (1, 2)])
@@ -81,8 +74,8 @@ def test_tables_and_markdown(study, tmp_path: Path) -> None:
     assert plots.few_shot_pivot(ledger).columns.tolist()[-2:] == ["5-shot", "full"]
 
 
-def test_explorer_panel_reads_npz_prompt_and_label_map(study) -> None:
-    artifacts, ledger = study
+def test_explorer_panel_reads_npz_prompt_and_label_map(synthetic_study) -> None:
+    artifacts, ledger = synthetic_study
     run = plots.select_run(ledger, "digits", "vp/ilm", 2, -1)
     np.savez(artifacts / "runs" / f"{run['id']}.npz", **{"prompt.theta": np.zeros((1, 28, 28), np.float32),
                                                          "label_map": np.array([3, 1, 0])})
@@ -93,8 +86,8 @@ def test_explorer_panel_reads_npz_prompt_and_label_map(study) -> None:
         plots.select_run(ledger, "digits", "vp/ilm", 3, -1)
 
 
-def test_published_tables_keep_sources_and_compare(study) -> None:
-    _, ledger = study
+def test_published_tables_keep_sources_and_compare(synthetic_study) -> None:
+    _, ledger = synthetic_study
     assert "Chen et al. CVPR 2023" in published_source("ilmvp")[0]
     smm = load_published("smm")
     assert smm[(smm["backbone"] == "resnet18") & (smm["dataset"] == "svhn")]["smm"].item() == 84.4

@@ -123,11 +123,15 @@ def info(name: str) -> DatasetInfo:
 
 
 def resolve_root(root: str | Path | None) -> Path:
-    """The data directory: `root` as given, or <repo>/data (the profiles' data_root)."""
-    if root is None:
-        from reprolib.config import REPO_ROOT
+    """The data directory: `root` as given, or `<home>/data` (home: `reprolib.paths.home()`).
 
-        return REPO_ROOT / "data"
+    `<home>/data` is where the profiles' `data_root: data` resolves too, so
+    `get_dataset(name, split)` and a profile read the same caches.
+    """
+    from reprolib import paths   # a leaf module (the lead may hoist this to the module top)
+
+    if root is None:
+        return paths.default_data_dir()
     check_type("root", root, (str, Path))
     return Path(root).expanduser()
 

@@ -1,6 +1,7 @@
 """`make bench`: our transfer loops against loops built the way the public code builds them.
 
-`python -m reprolib.bench --out bench/results.md [--epochs E] [--profile smoke]`
+`python bench/bench.py --out bench/results.md [--epochs E] [--profile smoke]` (what `make bench` runs;
+reprolib must be importable: the Makefile's venv has it installed)
 
 Same backbone (the profile's dense upstream model), same data (`digits`), same protocol
 (`embedded`), on this CPU:
@@ -11,7 +12,7 @@ Same backbone (the profile's dense upstream model), same data (`digits`), same p
   label-mapping pass) vs the public way (DataLoader over PIL images with per-sample
   transforms, a separate mapping pass through a DataLoader every epoch). Goal: >= 2x.
 - Peak memory: the process's max RSS after each phase (getrusage; it only grows).
-Then `reprolib.bench_tickets` (upstream and ticket timings) when that module exists.
+Then `bench_tickets.py` beside this file (upstream and ticket timings).
 The results (Markdown table) are written atomically to --out and printed. Timings depend
 on the machine's load; nothing here asserts them.
 """
@@ -71,7 +72,11 @@ def _public_ilm_map(backbone, prompt, loader, num_classes: int) -> torch.Tensor:
 
 def public_prompt_loop(backbone, method: str, protocol, epochs: int, seed: int, train_data, test_data,
                        train_tf, map_tf, test_tf, prompt_size: int) -> tuple[float, float]:
-    """(seconds, final test accuracy) of a VP/SMM loop written the public code's way."""
+    """(seconds, final test accuracy) of a VP/SMM loop written the public code's way.
+
+    Many parameters because it mirrors the public scripts' loop one to one: three separate
+    torchvision transforms (train, mapping pass, test) are the point of the comparison.
+    """
     from reprolib.prompts import get_prompt
     from reprolib.transfer.train import multistep
 
@@ -234,10 +239,11 @@ def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import importlib.util
     import platform
 
-    parser = argparse.ArgumentParser(prog="python -m reprolib.bench", description=__doc__.splitlines()[0])
+    from bench_tickets import bench_tickets   # beside this file: the script's folder is on sys.path
+
+    parser = argparse.ArgumentParser(prog="python bench/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/results.md")
     parser.add_argument("--profile", default="embedded", help="whose dense upstream model to use (smoke | embedded)")
     parser.add_argument("--reuse-tickets", action="store_true",
@@ -255,10 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             text += to_markdown(bench_ticket_making(Path(scratch)), "Embedded upstream model and tickets") + "\n"
             artifacts = scratch if args.profile == "embedded" else None
         text += to_markdown(run_bench(args.profile, args.epochs, args.lp_epochs, artifacts), "Transfer training loops")
-    if importlib.util.find_spec("reprolib.bench_tickets") is not None:
-        from reprolib.bench_tickets import bench_tickets
-
-        text += "\n" + to_markdown(bench_tickets(quick=args.quick), "Upstream and tickets")
+    text += "\n" + to_markdown(bench_tickets(quick=args.quick), "Upstream and tickets")
     atomic_write(args.out, lambda f: f.write(text), "w")
     print(text)
     return 0
