@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from reprolib.errors import check_choice, check_type
+from reprolib.paths import PUBLISHED_DIR
 
-PUBLISHED_DIR = Path(__file__).parent / "published"
 TABLES = {"ilmvp": "ilmvp_cvpr23_main_table.csv", "smm": "smm_icml24_table1.csv"}
 # Our arm -> the published column holding the same method, per table.
 ARM_COLUMNS = {

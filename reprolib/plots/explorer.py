@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from reprolib import paths
 from reprolib.errors import ReprolibError
 from reprolib.ledger import label_map, reliability
 from reprolib.plots.calibration import draw_reliability
@@ -37,7 +38,7 @@ def select_run(ledger: pd.DataFrame, target: str, arm: str, level: int, n_shot: 
 
 def load_arrays(artifacts: str | Path, run_id: str) -> dict[str, np.ndarray]:
     """The run's learned arrays (empty dict when the .npz is missing)."""
-    path = Path(artifacts) / "runs" / f"{run_id}.npz"
+    path = paths.run_state_file(paths.runs_dir(artifacts), run_id)
     if not path.exists():
         return {}
     with np.load(path) as data:
