@@ -7,7 +7,6 @@ accuracies are percentages; our ledger stores fractions, converted here.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
