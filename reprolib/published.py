@@ -7,7 +7,6 @@ accuracies are percentages; our ledger stores fractions, converted here.
 
 from __future__ import annotations
 
-
 import pandas as pd
 
 from reprolib.errors import check_choice, check_type
