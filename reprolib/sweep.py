@@ -17,15 +17,21 @@ CLI: `python -m reprolib sweep --profile P [--executor local|submitit] [--dry-ru
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from reprolib.config import Profile, load_profile
+from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.ledger import update_ledger
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
@@ -134,22 +140,15 @@ def resolve_workers(workers: int, device: str) -> int:
         raise ReprolibError(f"workers must be >= 0 (0 = auto), got {workers}")
     if workers:
         return workers
-    from reprolib.devices import resolve_device
-
     return 1 if resolve_device(device) == "cuda" else (os.cpu_count() or 1)
 
 
 def _set_threads(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
 
 
 def _run_processes(configs: list[Any], runner: Callable[[Any], dict], workers: int, verbose: bool) -> list[dict]:
     """The local sweep over a pool of processes; results come back in the grid's order."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     threads = max(1, (os.cpu_count() or 1) // workers)
     progress = _Progress(len(configs), verbose)
     context = multiprocessing.get_context("spawn")   # no fork of a process holding torch threads
@@ -172,7 +171,7 @@ def _describe(config: Any) -> str:
 def _run_submitit(configs: list[Any], runner: Callable[[Any], dict], options: SubmititOptions,
                   verbose: bool) -> list[dict]:
     """Submit all configs as one job array; each job runs the same runner, so records are identical."""
-    import submitit
+    import submitit   # optional dependency: only a submitit sweep needs it
 
     if options.cluster is not None:
         check_choice("submitit cluster", options.cluster, CLUSTERS)
@@ -220,8 +219,6 @@ def run(args: argparse.Namespace) -> int:
     run_sweep(configs, executor=args.executor, submitit=SubmititOptions(cluster=args.cluster),
               workers=resolve_workers(profile.workers if args.workers is None else args.workers, profile.device))
     if not args.no_ledger:
-        from reprolib.ledger import update_ledger
-
         frame = update_ledger(profile.path("artifacts"))
         print(f"ledger: {len(frame)} runs -> {profile.path('artifacts') / 'ledger.csv'}")
     return 0

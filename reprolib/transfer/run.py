@@ -35,6 +35,7 @@ from reprolib.records import (build_record, config_hash, read_record, record_exi
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.method import MethodContext, TransferMethod
+from reprolib.transfer.ood_eval import ood_images, ood_metrics
 from reprolib.transfer.registry import build_method
 from reprolib.transfer.registry import get as get_method
 from reprolib.transfer.train import FitSettings, Splits, fit
@@ -160,8 +161,6 @@ def run_metrics(cfg: TransferConfig, profile, method: TransferMethod, test: tupl
 
 def _ood_metrics(cfg, profile, method: TransferMethod, info, id_logits, hashed) -> dict:
     """Detection metrics of the trained model on OOD images (reprolib.transfer.ood_eval)."""
-    from reprolib.transfer.ood_eval import ood_images, ood_metrics
-
     device = hashed["device"]
     images = ood_images(cfg.target, profile, info.image_size, info.channels)
     return ood_metrics(lambda x: predict(method.forward, method.encode(x.to(device)), hashed["test_batch_size"],

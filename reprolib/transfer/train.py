@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from reprolib.batching import Forward, minibatches, predict
 from reprolib.devices import autocast
@@ -170,8 +171,6 @@ def fit(method: TransferMethod, splits: Splits, settings: FitSettings) -> FitRes
     best validation accuracy (first one on ties) is restored at the end and the test logits
     are recomputed with it; test accuracy never selects anything.
     """
-    from tqdm.auto import tqdm
-
     stored = _store(method, splits)
     generator = torch.Generator().manual_seed(settings.seed)
     curves = _new_curves(stored.val is not None)
