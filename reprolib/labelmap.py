@@ -14,6 +14,8 @@ Pieces:
 - `LabelMapper(kind, num_source, num_target, seed)`: the policy the trainer calls,
   `initial(...)` once before training and `before_epoch(epoch, ...)` at the start of
   every epoch; both return the map to use.
+- `ordered_batches(images, labels, batch_size)`: a fresh, in-order pass over a training
+  set, the iterable a mapping pass consumes.
 
 Policies (`LABEL_MAPS`):
 - ilm: recomputed before every epoch (epoch 0 included) with the current prompt on the
@@ -32,11 +34,12 @@ The training set never includes test data: pass training batches only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
 
+from reprolib.batching import minibatches
 from reprolib.errors import ReprolibError, check_choice, check_type
 
 LABEL_MAPS = ("ilm", "flm", "flm_grey", "rlm")
@@ -100,6 +103,12 @@ def random_label_map(num_source: int, num_target: int, seed: int) -> Tensor:
     _check_k_le_s(num_source, num_target)
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(num_source, generator=generator)[:num_target]
+
+
+def ordered_batches(images: Tensor, labels: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """(x, y) minibatches of a stored training set in order; call again for a fresh pass."""
+    for idx in minibatches(len(labels), batch_size, None):
+        yield images[idx.to(images.device)], labels[idx.to(labels.device)]
 
 
 def map_logits(source_logits: Tensor, label_map: Tensor) -> Tensor:

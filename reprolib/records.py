@@ -8,6 +8,7 @@ or head, `.npz`) are written BEFORE the JSON: the JSON is the commit marker.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -101,6 +102,28 @@ def read_record(path: str | Path) -> dict[str, Any]:
             return json.load(f)
     except json.JSONDecodeError as err:
         raise ReprolibError(f"run record {path} is not valid JSON: {err}") from None
+
+
+# The keys every record has, whatever study wrote it; study-specific fields go between.
+ENVELOPE = ("id", "config", "metrics", "wall_time_s", "versions", "device", "created")
+
+
+def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *, wall_time_s: float,
+                 device: str, **fields: Any) -> dict[str, Any]:
+    """One run record: the common envelope plus the study's own fields (curves, label_map, ...).
+
+    `versions` is `versions()` (the libraries that can change numbers), `created` the current
+    UTC time to the second. A study field may not reuse an envelope key.
+    """
+    clash = sorted(set(fields) & set(ENVELOPE))
+    if clash:
+        raise ReprolibError(f"record field {clash[0]!r} is part of the record envelope; "
+                            f"valid choices: any name but {', '.join(ENVELOPE)}")
+    return {"id": run_id, "config": config, "metrics": metrics, **fields,
+            "wall_time_s": wall_time_s,
+            "versions": versions(),
+            "device": device,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def versions() -> dict[str, str]:

@@ -17,26 +17,37 @@ CLI: `python -m reprolib sweep --profile P [--executor local|submitit] [--dry-ru
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from reprolib.config import Profile, load_profile
+from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.ledger import update_ledger
+from reprolib.transfer import registry as method_registry
+from reprolib.transfer import run_transfer
+from reprolib.transfer.config import TransferConfig
 
 EXECUTORS = ("local", "submitit")
 CLUSTERS = ("slurm", "local", "debug")   # submitit cluster names; None = auto-detect
 
 
 def parse_arm(arm: str) -> tuple[str, str | None]:
-    """'lp' -> ('lp', None); 'vp/ilm' -> ('vp', 'ilm')."""
+    """'lp' -> ('lp', None); 'vp/ilm' -> ('vp', 'ilm'); the method registry says which needs a map."""
     check_type("method", arm, str)
     method, _, label_map = arm.partition("/")
-    if method == "lp" and label_map:
-        raise ReprolibError(f"method {arm!r}: lp takes no label map; valid form: 'lp'")
-    if method != "lp" and not label_map:
+    needs_label_map = method_registry.get(method).needs_label_map
+    if not needs_label_map and label_map:
+        raise ReprolibError(f"method {arm!r}: {method} takes no label map; valid form: {method!r}")
+    if needs_label_map and not label_map:
         raise ReprolibError(f"method {arm!r} needs a label map; valid form: 'method/label_map', e.g. 'vp/ilm'")
     return method, label_map or None
 
@@ -49,10 +60,8 @@ def tickets_of(profile: Profile) -> list[tuple[str, str, int]]:
     return list(dict.fromkeys(tickets))
 
 
-def build_grid(profile: Profile) -> list[Any]:
+def build_grid(profile: Profile) -> list[TransferConfig]:
     """Every TransferConfig of the profile's study, in a stable order (targets outermost)."""
-    from reprolib.transfer.config import TransferConfig
-
     check_type("profile", profile, Profile)
     results_path = str(profile.path("artifacts") / "runs")
     configs = []
@@ -70,39 +79,59 @@ def build_grid(profile: Profile) -> list[Any]:
     return configs
 
 
-def _default_runner() -> Callable[[Any], dict]:
-    from reprolib.transfer import run_transfer
+@dataclass(frozen=True)
+class SubmititOptions:
+    """Where and how `executor="submitit"` submits the job array.
 
-    return run_transfer
+    `folder` holds the job logs (default `<results_path>/../submitit`); `cluster` is a
+    submitit cluster name (None = auto-detect); `slurm` extra executor parameters (e.g.
+    {"slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 60}); `max_parallel`
+    the Slurm array parallelism.
+    """
+
+    folder: str | Path | None = None
+    cluster: str | None = None
+    slurm: dict[str, Any] = field(default_factory=dict)
+    max_parallel: int = 8
 
 
-def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any], dict] | None = None,
-              folder: str | Path | None = None, cluster: str | None = None, slurm: dict[str, Any] | None = None,
-              max_parallel: int = 8, verbose: bool = True, workers: int = 1) -> list[dict]:
+def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any], dict] | None = None, *,
+              submitit: SubmititOptions | None = None, verbose: bool = True, workers: int = 1) -> list[dict]:
     """Run every config (finished ones are skipped by the runner); returns their records in order.
 
     `runner` defaults to `run_transfer`; tests pass a cheap one with the same contract (write
-    the record atomically, return the existing record if present). For submitit, `folder`
-    holds the job logs (default `<results_path>/../submitit`), `slurm` extra executor
-    parameters (e.g. {"slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 60}).
+    the record atomically, return the existing record if present). `submitit` configures the
+    submitit executor (see SubmititOptions).
     `workers` > 1 runs the local sweep in that many processes with cores / workers torch
     threads each: the embedded runs are small, so two one-thread processes on two cores do
     about twice the work of one two-thread process. Records do not depend on `workers`.
     """
     check_choice("executor", executor, EXECUTORS)
-    runner = runner or _default_runner()
+    runner = runner or run_transfer
     check_type("workers", workers, int)
-    if executor == "local" and workers > 1:
+    if executor == "submitit":
+        return _run_submitit(configs, runner, submitit or SubmititOptions(), verbose)
+    if workers > 1:
         return _run_processes(configs, runner, workers, verbose)
-    if executor == "local":
-        records = []
-        start = time.monotonic()
-        for i, config in enumerate(configs, 1):
-            records.append(runner(config))
-            if verbose:
-                print(f"[{i}/{len(configs)}] {_describe(config)}  ({time.monotonic() - start:.0f} s)", flush=True)
-        return records
-    return _run_submitit(configs, runner, folder, cluster, slurm or {}, max_parallel, verbose)
+    progress = _Progress(len(configs), verbose)
+    records = []
+    for config in configs:
+        records.append(runner(config))
+        progress.done(config)
+    return records
+
+
+class _Progress:
+    """One line per finished run: '[i/n] <run> (<seconds since start> s)'."""
+
+    def __init__(self, total: int, verbose: bool):
+        self.total, self.verbose, self.count, self.start = total, verbose, 0, time.monotonic()
+
+    def done(self, config: Any) -> None:
+        self.count += 1
+        if self.verbose:
+            print(f"[{self.count}/{self.total}] {_describe(config)}  ({time.monotonic() - self.start:.0f} s)",
+                  flush=True)
 
 
 def resolve_workers(workers: int, device: str) -> int:
@@ -111,32 +140,24 @@ def resolve_workers(workers: int, device: str) -> int:
         raise ReprolibError(f"workers must be >= 0 (0 = auto), got {workers}")
     if workers:
         return workers
-    from reprolib.devices import resolve_device
-
     return 1 if resolve_device(device) == "cuda" else (os.cpu_count() or 1)
 
 
 def _set_threads(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
 
 
 def _run_processes(configs: list[Any], runner: Callable[[Any], dict], workers: int, verbose: bool) -> list[dict]:
     """The local sweep over a pool of processes; results come back in the grid's order."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     threads = max(1, (os.cpu_count() or 1) // workers)
-    start = time.monotonic()
+    progress = _Progress(len(configs), verbose)
     context = multiprocessing.get_context("spawn")   # no fork of a process holding torch threads
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(threads,)) as pool:
         futures = [pool.submit(runner, config) for config in configs]
         records = []
-        for i, (config, future) in enumerate(zip(configs, futures), 1):
+        for config, future in zip(configs, futures):
             records.append(future.result())
-            if verbose:
-                print(f"[{i}/{len(configs)}] {_describe(config)}  ({time.monotonic() - start:.0f} s)", flush=True)
+            progress.done(config)
     return records
 
 
@@ -147,20 +168,21 @@ def _describe(config: Any) -> str:
     return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
 
 
-def _run_submitit(configs: list[Any], runner: Callable[[Any], dict], folder: str | Path | None,
-                  cluster: str | None, slurm: dict[str, Any], max_parallel: int, verbose: bool) -> list[dict]:
+def _run_submitit(configs: list[Any], runner: Callable[[Any], dict], options: SubmititOptions,
+                  verbose: bool) -> list[dict]:
     """Submit all configs as one job array; each job runs the same runner, so records are identical."""
-    import submitit
+    import submitit   # optional dependency: only a submitit sweep needs it
 
-    if cluster is not None:
-        check_choice("submitit cluster", cluster, CLUSTERS)
+    if options.cluster is not None:
+        check_choice("submitit cluster", options.cluster, CLUSTERS)
+    folder = options.folder
     if folder is None:
         first = getattr(configs[0], "results_path", None) if configs else None
         folder = Path(first).parent / "submitit" if first else Path("submitit")
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    params = dict(slurm)
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=options.cluster)
+    params = dict(options.slurm)
     if executor.cluster == "slurm":
-        params.setdefault("slurm_array_parallelism", max_parallel)
+        params.setdefault("slurm_array_parallelism", options.max_parallel)
     if params:
         executor.update_parameters(**params)
     if not configs:
@@ -194,11 +216,9 @@ def run(args: argparse.Namespace) -> int:
             print(_describe(config))
         print(f"{len(configs)} runs")
         return 0
-    run_sweep(configs, executor=args.executor, cluster=args.cluster,
+    run_sweep(configs, executor=args.executor, submitit=SubmititOptions(cluster=args.cluster),
               workers=resolve_workers(profile.workers if args.workers is None else args.workers, profile.device))
     if not args.no_ledger:
-        from reprolib.ledger import update_ledger
-
         frame = update_ledger(profile.path("artifacts"))
         print(f"ledger: {len(frame)} runs -> {profile.path('artifacts') / 'ledger.csv'}")
     return 0

@@ -16,6 +16,7 @@ from reprolib.labelmap import (
     frequency_matrix,
     greedy_label_map,
     map_logits,
+    ordered_batches,
     random_label_map,
 )
 from reprolib.prompts import PaddingPrompt, SMMPrompt
@@ -139,6 +140,21 @@ def test_ilm_recomputes_each_epoch_and_flm_stays_fixed() -> None:
     assert ilm.before_epoch(1, backbone, prompt, _batches(x, y)).tolist() == [0, 2]
     assert flm.before_epoch(1, backbone, prompt, _batches(x, y)).tolist() == [3, 5]
     assert ilm.recomputes and not flm.recomputes
+
+
+def test_ordered_batches_walk_the_set_in_order_and_restart_each_pass() -> None:
+    x, y = torch.arange(10.0).view(10, 1, 1, 1), torch.arange(10) % 3
+    first = list(ordered_batches(x, y, 4))
+    assert [len(b) for b, _ in first] == [4, 4, 2]
+    assert torch.equal(torch.cat([b for b, _ in first]).flatten(), torch.arange(10.0))
+    assert torch.equal(torch.cat([t for _, t in first]), y)
+    again = list(ordered_batches(x, y, 4))   # a fresh pass, as every ILM remapping needs
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(first, again))
+    # ILM over ordered batches gives the same map as over one batch of everything.
+    bx, by = _brightness_data()
+    backbone, prompt = _SourceByBrightness(8), PaddingPrompt(4, 8, channels=1)
+    assert (LabelMapper("ilm", 8, 2).initial(backbone, prompt, ordered_batches(bx, by, 1)).tolist()
+            == LabelMapper("ilm", 8, 2).initial(backbone, prompt, [(bx, by)]).tolist() == [3, 5])
 
 
 def test_rlm_policy_and_unknown_name() -> None:

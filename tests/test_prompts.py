@@ -14,6 +14,7 @@ from reprolib.prompts import (
     SMMPrompt,
     WatermarkPrompt,
     augment,
+    augment_pad,
     get_prompt,
     match_channels,
     pad_offsets,
@@ -226,6 +227,14 @@ def test_registry_errors_and_smm_default_patch() -> None:
 
 
 # --- augmentation -------------------------------------------------------------------------
+
+
+def test_augment_pad_is_smms_32_at_224_scaled_below() -> None:
+    assert [augment_pad(s) for s in (224, 384, 32, 28, 20, 3)] == [32, 32, 5, 4, 3, 1]
+    x = torch.rand(2, 1, 20, 20)   # the default pad is augment_pad: same crops, same draws
+    default = augment(x, 20, torch.Generator().manual_seed(1))
+    explicit = augment(x, 20, torch.Generator().manual_seed(1), pad=augment_pad(20))
+    assert torch.equal(default, explicit)
 
 
 def test_augment_is_seeded_and_crops_from_the_enlarged_image() -> None:

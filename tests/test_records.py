@@ -5,7 +5,8 @@ import json
 import pytest
 
 from reprolib.errors import ReprolibError
-from reprolib.records import config_hash, read_record, record_exists, versions, write_json_atomic, write_npz_atomic
+from reprolib.records import (ENVELOPE, build_record, config_hash, read_record, record_exists, versions,
+                              write_json_atomic, write_npz_atomic)
 
 
 def test_config_hash_is_canonical_and_sensitive():
@@ -57,3 +58,21 @@ def test_read_record_errors(tmp_path):
 def test_versions_lists_the_libraries():
     v = versions()
     assert set(v) == {"python", "torch", "torchvision", "numpy", "reprolib"} and all(isinstance(s, str) for s in v.values())
+
+
+def test_build_record_has_the_envelope_and_the_study_fields():
+    import datetime
+
+    config = {"target": "digits", "method": "vp", "seed": 1}
+    record = build_record(config_hash(config), config, {"accuracy": 0.5}, wall_time_s=1.25, device="cpu: x86_64",
+                          curves={"epoch": [1]}, label_map=[3, 1])
+    assert set(record) == set(ENVELOPE) | {"curves", "label_map"}
+    assert record["id"] == config_hash(config) and record["config"] is config
+    assert record["metrics"] == {"accuracy": 0.5} and record["wall_time_s"] == 1.25
+    assert record["device"] == "cpu: x86_64" and record["versions"] == versions()
+    assert record["curves"] == {"epoch": [1]} and record["label_map"] == [3, 1]
+    created = datetime.datetime.fromisoformat(record["created"])
+    assert created.tzinfo is not None and abs(datetime.datetime.now(datetime.timezone.utc) - created).total_seconds() < 60
+    with pytest.raises(ReprolibError, match="record field 'created' is part of the record envelope") as err:
+        build_record("x", {}, {}, wall_time_s=0.0, device="cpu", created="yesterday")
+    assert "\n" not in str(err.value)

@@ -21,7 +21,7 @@ import pytest
 
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError
-from reprolib.sweep import build_grid, parse_arm, run_sweep
+from reprolib.sweep import SubmititOptions, build_grid, parse_arm, run_sweep
 
 RUNNER = textwrap.dedent('''
     import json, sys, time
@@ -77,8 +77,13 @@ def test_grid_covers_targets_arms_tickets_shots_and_seeds() -> None:
 
 def test_bad_method_names_are_one_line_errors() -> None:
     assert parse_arm("vp/ilm") == ("vp", "ilm") and parse_arm("lp") == ("lp", None)
+    assert parse_arm("smm/flm") == ("smm", "flm")
     with pytest.raises(ReprolibError, match="needs a label map"):
         parse_arm("vp")
+    with pytest.raises(ReprolibError, match="lp takes no label map; valid form: 'lp'"):
+        parse_arm("lp/ilm")
+    with pytest.raises(ReprolibError, match="unknown method 'warp'; valid choices: lp, vp, smm"):
+        parse_arm("warp/ilm")
     with pytest.raises(ReprolibError, match="valid choices: local, submitit"):
         run_sweep([], executor="ray")
     with pytest.raises(ReprolibError, match="method"):
@@ -127,7 +132,8 @@ def test_submitit_local_executor_writes_the_same_records(tmp_path: Path) -> None
     local = run_sweep(configs, runner=fake_run, verbose=False)
     assert cloudpickle is not None   # fake_run lives in no module: cloudpickle ships it by value
     remote = run_sweep([c.replace(results_path=str(submitit_dir)) for c in configs], executor="submitit",
-                       cluster="local", runner=fake_run, folder=tmp_path / "logs", verbose=False)
+                       runner=fake_run, submitit=SubmititOptions(cluster="local", folder=tmp_path / "logs"),
+                       verbose=False)
     assert [r["id"] for r in remote] == [r["id"] for r in local]
     assert sorted(p.name for p in submitit_dir.glob("*.json")) == sorted(p.name for p in local_dir.glob("*.json"))
     again = run_sweep([c.replace(results_path=str(submitit_dir)) for c in configs], runner=fake_run, verbose=False)

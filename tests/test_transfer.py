@@ -96,7 +96,7 @@ def test_same_seed_same_record_and_rerun_skips(smoke_upstream, tmp_path, monkeyp
     assert other_seed["id"] != first["id"]
 
     # A rerun reads the record back and trains nothing.
-    monkeypatch.setattr(run_module, "_build", lambda *a, **k: pytest.fail("existing record was retrained"))
+    monkeypatch.setattr(run_module, "build_method", lambda *a, **k: pytest.fail("existing record was retrained"))
     path = tmp_path / "a" / f"{first['id']}.json"
     mtime = path.stat().st_mtime_ns
     again = run_transfer(cfg)
@@ -125,24 +125,84 @@ def test_best_on_validation_carved_from_train(smoke_upstream, tmp_path):
     assert record["metrics"]["accuracy"] == pytest.approx(record["curves"]["test_accuracy"][best])
 
 
+def _context(backbone, seed=5, label_map=None, epochs=2):
+    from reprolib.data import info
+    from reprolib.protocols import get_protocol
+    from reprolib.transfer.method import MethodContext
+
+    return MethodContext(backbone=backbone, target=info("digits"), protocol=get_protocol("smoke"),
+                         epochs=epochs, seed=seed, label_map=label_map)
+
+
 def test_cached_and_uncached_linear_probe_train_the_same_head():
     from reprolib.models import get_backbone
-    from reprolib.protocols import get_protocol
-    from reprolib.transfer.linear_probe import build_lp
-    from reprolib.transfer.train import fit
+    from reprolib.transfer.linear_probe import LinearProbe
+    from reprolib.transfer.train import FitSettings, Splits, fit
 
     torch.manual_seed(0)
     backbone = get_backbone("small_resnet", weights=None)
     x, y = torch.rand(96, 1, 8, 8), torch.randint(0, 10, (96,))
     heads = []
     for cached in (True, False):
-        t = build_lp(backbone, get_protocol("smoke"), 2, 10, seed=5, train=(x[:64], y[:64]),
-                     test=(x[64:], y[64:]), cached=cached)
-        result = fit(t, epochs=2, batch_size=16, test_batch_size=32, seed=5)
-        heads.append((t.extra["head"].weight.detach().clone(), result.test_logits))
+        method = LinearProbe(_context(backbone), cached=cached)
+        result = fit(method, Splits(train=(x[:64], y[:64]), test=(x[64:], y[64:])),
+                     FitSettings(epochs=2, batch_size=16, test_batch_size=32, seed=5))
+        heads.append((method.learned_state()["head.weight"], result.test_logits))
+    assert heads[0][0].shape == (10, backbone.feature_dim)
     assert not torch.equal(heads[0][0], torch.zeros_like(heads[0][0]))
     torch.testing.assert_close(heads[0][0], heads[1][0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(heads[0][1], heads[1][1], rtol=1e-4, atol=1e-5)
+
+
+def test_registry_builds_every_method_with_its_facts():
+    from reprolib.data import info
+    from reprolib.labelmap import random_label_map
+    from reprolib.models import get_backbone
+    from reprolib.transfer import registry
+    from reprolib.transfer.config import METHODS, PROMPT_METHODS
+    from reprolib.transfer.linear_probe import LinearProbe
+    from reprolib.transfer.prompting import PromptMethod
+
+    assert METHODS == registry.names() == ("lp", "vp", "smm", "narrow", "medium", "full")
+    assert PROMPT_METHODS == ("vp", "smm", "narrow", "medium", "full")
+    backbone = get_backbone("small_resnet", weights=None)       # 28 px grey input
+    # digits: prompt_size 20, so VP stores 20 px images; the others store the backbone's 28 px.
+    sizes = {name: registry.get(name).prompt_size(backbone, info("digits")) for name in METHODS}
+    assert sizes == {"lp": None, "vp": 20, "smm": 28, "narrow": 28, "medium": 28, "full": 28}
+    lp = registry.build_method("lp", _context(backbone))
+    assert isinstance(lp, LinearProbe) and lp.label_map is None and lp.train_transform is None
+    x = torch.rand(7, 1, 8, 8)
+    assert lp.encode(x).shape == (7, backbone.feature_dim) and lp.forward(lp.encode(x)).shape == (7, 10)
+    for name in PROMPT_METHODS:
+        method = registry.build_method(name, _context(backbone, label_map="rlm"))
+        assert isinstance(method, PromptMethod)
+        assert method.encode(x).shape == (7, 1, sizes[name], sizes[name])
+        # smoke augments the resized prompts (stored at 28 + 4 px), never the padding prompt.
+        assert (method.train_transform is None) == (name == "vp")
+        stored = method.prepare(x, torch.arange(7))
+        assert stored.shape[-1] == (20 if name == "vp" else 32)
+        assert method.label_map.tolist() == random_label_map(10, 10, 5).tolist()   # seed 5, fixed
+        assert method.forward(method.encode(x)).shape == (7, 10)
+        assert len(method.optimizers) == (2 if name == "smm" else 1)
+    with pytest.raises(ReprolibError, match="needs a label map; valid choices: ilm, flm, flm_grey, rlm"):
+        registry.build_method("vp", _context(backbone))
+    with pytest.raises(ReprolibError, match="takes no label map"):
+        registry.build_method("lp", _context(backbone, label_map="ilm"))
+    with pytest.raises(ReprolibError, match="unknown method 'prompt'; valid choices: lp, vp, smm"):
+        registry.get("prompt")
+
+
+def test_smm_generator_schedule_follows_the_backbone_family():
+    """ViT-family backbones train SMM's mask generator at generator_lr_vit without decay."""
+    from reprolib.models import get_backbone
+    from reprolib.transfer.registry import build_method
+
+    backbone = get_backbone("small_resnet", weights=None)
+    resnet = build_method("smm", _context(backbone, label_map="rlm"))
+    assert [o.param_groups[0]["lr"] for o in resnet.optimizers] == [0.1, 0.01] and len(resnet.schedulers) == 2
+    backbone.family = "vit"
+    vit = build_method("smm", _context(backbone, label_map="rlm"))
+    assert [o.param_groups[0]["lr"] for o in vit.optimizers] == [0.1, 0.001] and len(vit.schedulers) == 1
 
 
 @pytest.mark.parametrize("kwargs,needle", [

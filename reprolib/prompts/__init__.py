@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.prompts.common import Normalization, augment, match_channels, resize
+from reprolib.prompts.common import Normalization, augment, augment_pad, match_channels, resize
 from reprolib.prompts.padding import PaddingPrompt, pad_offsets
 from reprolib.prompts.smm import SMMPrompt, upsample_patches, valid_patch_sizes
 from reprolib.prompts.watermark import WATERMARK_KINDS, WatermarkPrompt, frame_width
@@ -27,6 +27,7 @@ __all__ = [
     "SMMPrompt",
     "WatermarkPrompt",
     "augment",
+    "augment_pad",
     "frame_width",
     "get",
     "get_prompt",

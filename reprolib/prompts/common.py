@@ -72,6 +72,14 @@ def _per_channel(name: str, values: Sequence[float] | Tensor | float, channels: 
     return t.view(1, channels, 1, 1)
 
 
+def augment_pad(size: int) -> int:
+    """SMM's resize margin: +32 px at 224 and above, scaled below that (28 px -> +4).
+
+    The crop then jitters the same fraction of the image at every size.
+    """
+    return 32 if size >= 224 else max(1, round(32 * size / 224))
+
+
 def augment(
     x: Tensor,
     size: int,
@@ -83,14 +91,13 @@ def augment(
 
     Each image gets its own crop offset and (when `flip`) a horizontal flip with
     probability 1/2, drawn from `generator` (a CPU torch.Generator), so a seed fixes the
-    result. `pad` defaults to 32 (SMM's value) for size >= 224 and to round(32 * size /
-    224) below that (28 px -> +4), so the crop jitters the same fraction of the image.
+    result. `pad` defaults to `augment_pad(size)`.
     Turn `flip` off for letters and digits, which are not mirror-invariant.
     """
     check_batch(x)
     check_size("augment size", size)
     if pad is None:
-        pad = 32 if size >= 224 else max(1, round(32 * size / 224))
+        pad = augment_pad(size)
     check_type("augment pad", pad, int)
     if pad < 0:
         raise ReprolibError(f"augment pad must be >= 0, got {pad}")

@@ -17,13 +17,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError
+from reprolib.images import to_network
 from reprolib.prompts.common import (
     Normalization,
     Normalizer,
     check_channels,
     check_size,
-    match_channels,
-    resize,
 )
 
 
@@ -69,7 +68,7 @@ class PaddingPrompt(nn.Module):
 
     def pad(self, x: Tensor) -> Tensor:
         """The [0, 1] image resized to input_size and zero-padded to output_size (unnormalised)."""
-        x = resize(match_channels(x, self.channels), self.input_size)
+        x = to_network(x, self.channels, self.input_size)
         b, a = self.before, self.after
         return F.pad(x, (b, a, b, a))
 

@@ -1,6 +1,6 @@
 """Sample-specific multi-channel masks (SMM; methods.md s.5).
 
-    r(x) = normalize(resize(x, image_size))            (bilinear, see prompts.common)
+    r(x) = normalize(resize(x, image_size))            (bilinear, see reprolib.images)
     backbone input = r(x) + delta * upsample_p(G(r(x)))
 
 G (`.mask_generator`) is a small CNN: 3x3 convs (stride 1, pad 1) channels -> 8 -> 16 ->
@@ -26,13 +26,12 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.images import to_network
 from reprolib.prompts.common import (
     Normalization,
     Normalizer,
     check_channels,
     check_size,
-    match_channels,
-    resize,
 )
 
 SMM_LAYERS = (5, 6)
@@ -106,7 +105,7 @@ class SMMPrompt(nn.Module):
 
     def unprompted(self, x: Tensor) -> Tensor:
         """r(x): resized and normalised, no mask."""
-        return self.normalizer(resize(match_channels(x, self.channels), self.image_size))
+        return self.normalizer(to_network(x, self.channels, self.image_size))
 
     def mask(self, rx: Tensor) -> Tensor:
         """The full-resolution sample-specific mask for r(x), (N, channels, H, W)."""

@@ -14,13 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.errors import check_choice
+from reprolib.images import to_network
 from reprolib.prompts.common import (
     Normalization,
     Normalizer,
     check_channels,
     check_size,
-    match_channels,
-    resize,
 )
 
 WATERMARK_KINDS = ("narrow", "medium", "full")
@@ -69,7 +68,7 @@ class WatermarkPrompt(nn.Module):
 
     def unprompted(self, x: Tensor) -> Tensor:
         """r(x) = normalize(resize(x)): the input with delta removed."""
-        return self.normalizer(resize(match_channels(x, self.channels), self.output_size))
+        return self.normalizer(to_network(x, self.channels, self.output_size))
 
     def prompt_image(self) -> Tensor:
         """delta * M (normalised units, not clipped), detached, for display."""

@@ -12,14 +12,10 @@ from __future__ import annotations
 import argparse
 
 from reprolib.config import PROFILES
+from reprolib.data import names as dataset_names
 from reprolib.protocols import names as protocol_names
-from reprolib.transfer.config import DEVICES, LABEL_MAPS, METHODS, NETWORKS, TICKET_KINDS
-
-
-def _dataset_names() -> list[str]:
-    from reprolib.data import names
-
-    return names()
+from reprolib.transfer.config import DEVICES, LABEL_MAPS, METHODS, NETWORKS, TICKET_KINDS, TransferConfig
+from reprolib.transfer.run import record_path, run_transfer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained_dir", default=None, help="directory with the ticket files (RLT or ours)")
     parser.add_argument("--n_shot", type=int, default=-1, help="training images per class; -1 = all")
     parser.add_argument("--batch_size", type=int, default=None, help="training batch (default: the protocol's)")
-    parser.add_argument("--dataset", default="digits", choices=_dataset_names(), help="target dataset")
+    parser.add_argument("--dataset", default="digits", choices=dataset_names(), help="target dataset")
     parser.add_argument("--results_path", default=None, help="record directory (default: <artifacts>/runs)")
     # Ours.
     parser.add_argument("--method", default="vp", choices=METHODS)
@@ -48,9 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
 
 
-def config_from_args(args: argparse.Namespace):
-    from reprolib.transfer.config import TransferConfig
-
+def config_from_args(args: argparse.Namespace) -> TransferConfig:
     return TransferConfig(
         profile=args.profile, target=args.dataset, method=args.method,
         label_map=None if args.label_map == "none" else args.label_map,
@@ -62,8 +56,6 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from reprolib.transfer.run import record_path, run_transfer
-
     cfg = config_from_args(args)
     path = record_path(cfg)
     existed = path.is_file() and not args.force

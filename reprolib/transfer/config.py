@@ -11,14 +11,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.labelmap import LABEL_MAPS
+from reprolib.protocols import names as protocol_names
+from reprolib.transfer import registry
 
-METHODS = ("lp", "vp", "smm", "narrow", "medium", "full")
-PROMPT_METHODS = METHODS[1:]
-LABEL_MAPS = ("ilm", "flm", "flm_grey", "rlm")
+METHODS = registry.names()                  # one source: the method registry
+PROMPT_METHODS = registry.prompt_methods()
 NETWORKS = ("dense", "LT")
 TICKET_KINDS = ("imp", "magnitude", "random")
-DEVICES = ("auto", "cpu", "cuda")
 
 # Fields that do not change the numbers (where the record goes, progress bars): not hashed.
 UNHASHED = ("results_path", "progress")
@@ -54,13 +56,35 @@ class TransferConfig:
         """One-line errors for every bad value (names the value and the valid choices)."""
         for name in ("profile", "target", "method", "network", "kind"):
             check_type(name, getattr(self, name), str)
+        self._validate_method()
+        self._validate_network()
+        self._validate_counts()
+        if self.device is not None:
+            check_choice("device", self.device, DEVICES)
+        for name in ("protocol", "pretrained_dir", "results_path"):
+            if getattr(self, name) is not None:
+                check_type(name, getattr(self, name), str)
+        if self.protocol is not None:
+            check_choice("protocol", self.protocol, protocol_names())
+        check_type("select_best_on_val", self.select_best_on_val, bool)
+        check_type("val_fraction", self.val_fraction, float)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ReprolibError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.progress is not None:
+            check_type("progress", self.progress, bool)
+
+    def _validate_method(self) -> None:
+        """The method exists; its label map is one of LABEL_MAPS (default ilm) or, for LP, none."""
         check_choice("method", self.method, METHODS)
-        if self.method == "lp":
+        if not registry.get(self.method).needs_label_map:
             if self.label_map not in (None, "none"):
-                raise ReprolibError(f"method 'lp' takes no label map, got {self.label_map!r}; valid choices: none")
+                raise ReprolibError(f"method {self.method!r} takes no label map, got {self.label_map!r}; "
+                                    "valid choices: none")
             self.label_map = None
         else:
             self.label_map = check_choice("label map", self.label_map or "ilm", LABEL_MAPS)
+
+    def _validate_network(self) -> None:
         check_choice("network", self.network, NETWORKS)
         check_choice("ticket kind", self.kind, TICKET_KINDS)
         check_type("level", self.level, int)
@@ -69,6 +93,9 @@ class TransferConfig:
         if self.network == "dense" and (self.level != 0 or self.kind != "imp"):
             raise ReprolibError(f"network 'dense' takes no ticket (got kind {self.kind!r} level {self.level}); "
                                 "valid choices: --network LT for a ticket")
+
+    def _validate_counts(self) -> None:
+        """n_shot, seed, batch_size and epochs: ints in range (None = the protocol's)."""
         check_type("n_shot", self.n_shot, int)
         if self.n_shot == 0 or self.n_shot < -1:
             raise ReprolibError(f"n_shot must be -1 (all) or >= 1, got {self.n_shot}")
@@ -82,21 +109,6 @@ class TransferConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ReprolibError(f"{name} must be >= 1, got {value}")
-        if self.device is not None:
-            check_choice("device", self.device, DEVICES)
-        for name in ("protocol", "pretrained_dir", "results_path"):
-            if getattr(self, name) is not None:
-                check_type(name, getattr(self, name), str)
-        if self.protocol is not None:
-            from reprolib.protocols import names
-
-            check_choice("protocol", self.protocol, names())
-        check_type("select_best_on_val", self.select_best_on_val, bool)
-        check_type("val_fraction", self.val_fraction, float)
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ReprolibError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        if self.progress is not None:
-            check_type("progress", self.progress, bool)
 
     def replace(self, **changes: Any) -> TransferConfig:
         return dataclasses.replace(self, **changes)

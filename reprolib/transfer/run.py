@@ -13,29 +13,36 @@ training subset. Test data never selects or builds anything.
 
 from __future__ import annotations
 
-import datetime
 import math
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from reprolib.devices import device_name
-from reprolib.errors import ReprolibError
-from reprolib.records import (config_hash, read_record, record_exists, versions,
+from reprolib.batching import predict
+from reprolib.config import load_profile
+from reprolib.data import few_shot_indices, get_dataset
+from reprolib.data.registry import info, names
+from reprolib.devices import device_name, resolve_device
+from reprolib.errors import ReprolibError, check_choice
+from reprolib.metrics import calibration_summary
+from reprolib.protocols import get_protocol
+from reprolib.records import (build_record, config_hash, read_record, record_exists,
                               write_json_atomic, write_npz_atomic)
+from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
+from reprolib.transfer.method import MethodContext, TransferMethod
+from reprolib.transfer.ood_eval import ood_images, ood_metrics
+from reprolib.transfer.registry import build_method
+from reprolib.transfer.registry import get as get_method
+from reprolib.transfer.train import FitSettings, Splits, fit
 
 
 def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
     """(hashed config dict, Profile, Protocol) with every None filled in."""
-    from reprolib.config import load_profile
-    from reprolib.devices import resolve_device
-    from reprolib.data.registry import info, names
-    from reprolib.errors import check_choice
-    from reprolib.protocols import get_protocol
-
     cfg.validate()
     profile = load_profile(cfg.profile)
     check_choice("dataset", cfg.target, names())
@@ -88,10 +95,26 @@ def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.sort(torch.cat(train_idx)).values, val
 
 
-def load_target(cfg: TransferConfig, profile, seed: int):
-    """(train split, test split, val split or None) as ImageSplits."""
-    from reprolib.data import few_shot_indices, get_dataset
+@dataclass(frozen=True)
+class TargetData:
+    """The run's target splits (ImageSplits): few-shot train, full test, optional validation."""
 
+    train: Any
+    test: Any
+    val: Any | None
+
+    def on_device(self, device: str) -> Splits:
+        """Every split as (images, labels) tensors on `device`."""
+        def tensors(split):
+            x, y = split.tensors()
+            return x.to(device), y.to(device)
+
+        return Splits(train=tensors(self.train), test=tensors(self.test),
+                      val=tensors(self.val) if self.val else None)
+
+
+def load_target(cfg: TransferConfig, profile, seed: int) -> TargetData:
+    """The target's splits: train (few-shot subset, minus a carved validation split), test, val."""
     root, download = profile.path("data_root"), profile.download
     train = get_dataset(cfg.target, "train", root=root, download=download)
     test = get_dataset(cfg.target, "test", root=root, download=download)
@@ -101,7 +124,58 @@ def load_target(cfg: TransferConfig, profile, seed: int):
     if cfg.select_best_on_val:
         train_pos, val_pos = carve_validation(train.labels, cfg.val_fraction, seed)
         train, val = train.subset(train_pos), train.subset(val_pos)
-    return train, test, val
+    return TargetData(train, test, val)
+
+
+def load_backbone(cfg: TransferConfig, profile, device: str):
+    """(frozen Backbone on `device`, TicketInfo) of the run's dense network or ticket."""
+    backbone, ticket = get_network(profile, network=cfg.network, kind=cfg.kind, level=cfg.level,
+                                   pretrained_dir=cfg.pretrained_dir)
+    backbone = backbone.to(device).eval().requires_grad_(False)
+    if device.startswith("cuda"):
+        backbone = backbone.to(memory_format=torch.channels_last)
+    return backbone, ticket
+
+
+def method_context(cfg: TransferConfig, hashed: dict[str, Any], protocol, backbone, target) -> MethodContext:
+    return MethodContext(backbone=backbone, target=target, protocol=protocol, epochs=hashed["epochs"],
+                         seed=hashed["seed"], device=hashed["device"], label_map=cfg.label_map)
+
+
+def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
+    progress = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    return FitSettings(epochs=hashed["epochs"], batch_size=hashed["batch_size"],
+                       test_batch_size=hashed["test_batch_size"], seed=hashed["seed"],
+                       device=hashed["device"], progress=progress, desc=f"{cfg.method} {cfg.target}")
+
+
+def run_metrics(cfg: TransferConfig, profile, method: TransferMethod, test: tuple[torch.Tensor, torch.Tensor],
+                info, hashed: dict[str, Any]) -> dict[str, Any]:
+    """Calibration summary of the reported test logits against the test labels, plus OOD
+    detection by the trained model; `test` = (test logits, test labels)."""
+    test_logits, test_labels = test
+    metrics = calibration_summary(test_logits, test_labels.cpu(), legacy_batch_size=hashed["test_batch_size"])
+    metrics["ood"] = _ood_metrics(cfg, profile, method, info, test_logits, hashed)
+    return metrics
+
+
+def _ood_metrics(cfg, profile, method: TransferMethod, info, id_logits, hashed) -> dict:
+    """Detection metrics of the trained model on OOD images (reprolib.transfer.ood_eval)."""
+    device = hashed["device"]
+    images = ood_images(cfg.target, profile, info.image_size, info.channels)
+    return ood_metrics(lambda x: predict(method.forward, method.encode(x.to(device)), hashed["test_batch_size"],
+                                         device),
+                       id_logits, images)
+
+
+def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: TargetData, backbone) -> dict:
+    """The record's config: the hashed settings plus what the run found (ticket, split, sizes)."""
+    return {**hashed,
+            "ticket": {"kind": ticket.kind, "level": ticket.level, "id": ticket.id,
+                       "density": ticket.density, "density_rlt": ticket.density_rlt},
+            "split": data.train.split_note,
+            "prompt_size": get_method(cfg.method).prompt_size(backbone, data.train.info),
+            "n_train": len(data.train), "n_test": len(data.test), "n_val": len(data.val) if data.val else 0}
 
 
 def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
@@ -116,97 +190,22 @@ def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     seed, device = hashed["seed"], hashed["device"]
     torch.manual_seed(seed)
-    train, test, val = load_target(cfg, profile, seed)
-    backbone, ticket = _get_network(profile, network=cfg.network, kind=cfg.kind, level=cfg.level,
-                                   pretrained_dir=cfg.pretrained_dir)
-    backbone = backbone.to(device).eval().requires_grad_(False)
-    if device.startswith("cuda"):
-        backbone = backbone.to(memory_format=torch.channels_last)
-
-    def on_device(split):
-        x, y = split.tensors()
-        return x.to(device), y.to(device)
-
-    splits = {"train": on_device(train), "test": on_device(test), "val": on_device(val) if val else None}
-    trainable, state_fn = _build(cfg, hashed, protocol, backbone, train.info, splits)
-    progress = cfg.progress if cfg.progress is not None else _is_tty()
-    result = _fit(trainable, hashed, device, progress, desc=f"{cfg.method} {cfg.target}")
-
-    from reprolib.metrics import calibration_summary
-
-    metrics = calibration_summary(result.test_logits, splits["test"][1].cpu(),
-                                  legacy_batch_size=hashed["test_batch_size"])
-    metrics["ood"] = _ood_metrics(cfg, profile, trainable, train.info, result.test_logits, hashed)
-    label_map = trainable.get_label_map()
-    record = {
-        "id": run_id,
-        "config": {**hashed,
-                   "ticket": {"kind": ticket.kind, "level": ticket.level, "id": ticket.id,
-                              "density": ticket.density, "density_rlt": ticket.density_rlt},
-                   "split": train.split_note, "prompt_size": _prompt_size(cfg, train.info, backbone),
-                   "n_train": len(train), "n_test": len(test), "n_val": len(val) if val else 0},
-        "metrics": metrics,
-        "selection": {"rule": "best_val" if cfg.select_best_on_val else "final_epoch",
-                      "epoch": result.selected_epoch + 1},
-        "label_map": None if label_map is None else [int(s) for s in label_map.tolist()],
-        "curves": result.curves,
-        "wall_time_s": time.perf_counter() - started,
-        "versions": versions(),
-        "device": device_name(device),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    arrays = {k: v.numpy() for k, v in state_fn(trainable).items()}
+    data = load_target(cfg, profile, seed)
+    backbone, ticket = load_backbone(cfg, profile, device)
+    method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info))
+    splits = data.on_device(device)
+    result = fit(method, splits, fit_settings(cfg, hashed))
+    metrics = run_metrics(cfg, profile, method, (result.test_logits, splits.test[1]), data.train.info, hashed)
+    label_map = method.label_map
+    record = build_record(
+        run_id, record_config(cfg, hashed, ticket, data, backbone), metrics,
+        wall_time_s=time.perf_counter() - started, device=device_name(device),
+        selection={"rule": "best_val" if cfg.select_best_on_val else "final_epoch",
+                   "epoch": result.selected_epoch + 1},
+        label_map=None if label_map is None else [int(s) for s in label_map.tolist()],
+        curves=result.curves,
+    )
+    arrays = {k: v.numpy() for k, v in method.learned_state().items()}
     write_npz_atomic(out_dir / f"{run_id}.npz", arrays)   # before the JSON (the commit marker)
     write_json_atomic(json_path, record)
     return record
-
-
-def _ood_metrics(cfg, profile, trainable, info, id_logits, hashed) -> dict:
-    """Detection metrics of the trained model on OOD images (reprolib.transfer.ood_eval)."""
-    from reprolib.transfer.ood_eval import ood_images, ood_metrics
-    from reprolib.transfer.train import predict
-
-    device, forward = hashed["device"], trainable.eval_forward or trainable.forward
-    encode = trainable.extra["encode"]
-    images = ood_images(cfg.target, profile, info.image_size, info.channels)
-    return ood_metrics(lambda x: predict(forward, encode(x.to(device)), hashed["test_batch_size"], device),
-                       id_logits, images)
-
-
-def _get_network(profile, **kwargs):
-    from reprolib.sparsity.network import get_network   # lazy: pulls in the model registry
-
-    return get_network(profile, **kwargs)
-
-
-def _build(cfg, hashed, protocol, backbone, info, splits):
-    args = dict(protocol=protocol, epochs=hashed["epochs"], num_classes=info.num_classes,
-                seed=hashed["seed"], train=splits["train"], test=splits["test"], val=splits["val"],
-                device=hashed["device"])
-    if cfg.method == "lp":
-        from reprolib.transfer.linear_probe import build_lp, lp_state
-
-        return build_lp(backbone, **args), lp_state
-    from reprolib.transfer.prompting import build_prompting, prompt_state
-
-    return build_prompting(backbone, cfg.method, cfg.label_map, prompt_size=info.prompt_size,
-                           target=cfg.target, **args), prompt_state
-
-
-def _fit(trainable, hashed, device, progress, desc):
-    from reprolib.transfer.train import fit
-
-    return fit(trainable, hashed["epochs"], hashed["batch_size"], hashed["test_batch_size"],
-               hashed["seed"], device=device, progress=progress, desc=desc)
-
-
-def _prompt_size(cfg, info, backbone) -> int | None:
-    if cfg.method == "vp":
-        return min(info.prompt_size, backbone.input_size)
-    return None if cfg.method == "lp" else backbone.input_size
-
-
-def _is_tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()

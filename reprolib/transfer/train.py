@@ -1,10 +1,9 @@
 """The flat training loop shared by every transfer method: one epoch, one evaluation, one fit.
 
-A method is reduced to a `Trainable` (see `fit`): a function from a batch of stored inputs
-to the K target logits, the modules that switch between train and eval mode, optimisers
-and per-epoch schedulers, and an optional `before_epoch` hook (ILM recomputes its label
-map there). Inputs live in memory as tensors (on the GPU when there is one); minibatches
-are drawn by a seeded `torch.Generator`, so a seed fixes the order on every device.
+`fit(method, splits, settings)` trains a `TransferMethod` (reprolib.transfer.method) on raw
+[0, 1] image splits: the method turns them into stored inputs once (`prepare` / `encode`),
+and the loop walks those in memory (on the GPU when there is one). Minibatches are drawn
+by a seeded `torch.Generator`, so a seed fixes the order on every device.
 
 On CUDA the forward pass runs under bf16 autocast (no gradient scaler needed) and the
 backbone and its inputs use channels_last; on CPU everything stays float32 and
@@ -15,32 +14,36 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from reprolib.batching import Forward, minibatches, predict  # noqa: F401  (predict re-exported)
-from reprolib.devices import autocast  # noqa: F401  (re-exported)
+from reprolib.batching import Forward, minibatches, predict
+from reprolib.devices import autocast
+from reprolib.transfer.method import TransferMethod
+
+LabelledImages = tuple[Tensor, Tensor]   # (images or stored inputs, labels)
 
 
 def train_one_epoch(
     forward: Forward,
     optimizers: list[torch.optim.Optimizer],
-    inputs: Tensor,
-    labels: Tensor,
+    data: LabelledImages,
     batch_size: int,
     generator: torch.Generator,
     transform: Callable[[Tensor], Tensor] | None = None,
     device: str = "cpu",
 ) -> dict[str, float]:
-    """One pass over (inputs, labels) in seeded random order; CE over the K target logits.
+    """One pass over `data` = (inputs, labels) in seeded random order; CE over the K target logits.
 
     `transform` (train augmentation) is applied to each stored minibatch before `forward`.
     Returns the mean loss and the accuracy over the epoch (on the augmented inputs).
     """
+    inputs, labels = data
     total_loss, correct, seen = 0.0, 0, 0
     for idx in minibatches(len(labels), batch_size, generator):
         idx = idx.to(inputs.device)
@@ -69,26 +72,26 @@ def evaluate(forward: Forward, inputs: Tensor, labels: Tensor, batch_size: int,
     return logits, accuracy
 
 
-@dataclass
-class Trainable:
-    """What `fit` needs from a method (built by linear_probe.py or prompting.py)."""
+@dataclass(frozen=True)
+class Splits:
+    """Raw [0, 1] image splits (images, labels), already on the run's device."""
 
-    forward: Forward                                   # stored inputs -> K target logits
-    modules: list[nn.Module]                           # learned modules (train/eval mode)
-    optimizers: list[torch.optim.Optimizer]
-    schedulers: list[Any]                              # stepped once per epoch
-    train_inputs: Tensor
-    train_labels: Tensor
-    test_inputs: Tensor
-    test_labels: Tensor
-    val_inputs: Tensor | None = None
-    val_labels: Tensor | None = None
-    train_transform: Callable[[Tensor], Tensor] | None = None
-    eval_forward: Forward | None = None                # default: forward
-    before_epoch: Callable[[int], None] | None = None  # e.g. ILM remapping
-    get_label_map: Callable[[], Tensor | None] = lambda: None
-    set_label_map: Callable[[Tensor | None], None] = lambda m: None
-    extra: dict[str, Any] = field(default_factory=dict)
+    train: LabelledImages
+    test: LabelledImages
+    val: LabelledImages | None = None
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How long and in what batches to train; `seed` fixes the minibatch order."""
+
+    epochs: int
+    batch_size: int
+    test_batch_size: int
+    seed: int
+    device: str = "cpu"
+    progress: bool = False
+    desc: str = ""
 
 
 @dataclass
@@ -98,58 +101,98 @@ class FitResult:
     selected_epoch: int          # the epoch whose state gave test_logits (0-based)
 
 
+@dataclass
+class _Stored:
+    """The splits as the method's stored inputs (what `forward` takes)."""
+
+    train: LabelledImages
+    test: LabelledImages
+    val: LabelledImages | None
+
+
+def _store(method: TransferMethod, splits: Splits) -> _Stored:
+    train = (method.prepare(*splits.train), splits.train[1])
+    test = (method.encode(splits.test[0]), splits.test[1])
+    val = None if splits.val is None else (method.encode(splits.val[0]), splits.val[1])
+    return _Stored(train, test, val)
+
+
 def _set_mode(modules: list[nn.Module], training: bool) -> None:
     for module in modules:
         module.train(training)
 
 
-def fit(t: Trainable, epochs: int, batch_size: int, test_batch_size: int, seed: int,
-        device: str = "cpu", progress: bool = False, desc: str = "") -> FitResult:
-    """Train for `epochs`, evaluating on test every epoch (the curve); final epoch reported.
+class _BestEpoch:
+    """The state (learned modules and label map) of the epoch best on validation (first on ties)."""
+
+    def __init__(self) -> None:
+        self.accuracy: float | None = None
+        self.epoch = -1
+        self.states: list[dict[str, Any]] = []
+        self.label_map: Tensor | None = None
+
+    def offer(self, method: TransferMethod, epoch: int, accuracy: float) -> None:
+        if self.accuracy is None or accuracy > self.accuracy:
+            self.accuracy, self.epoch = accuracy, epoch
+            self.states = [copy.deepcopy(m.state_dict()) for m in method.modules]
+            self.label_map = method.label_map
+
+    def restore(self, method: TransferMethod) -> None:
+        for module, state in zip(method.modules, self.states):
+            module.load_state_dict(state)
+        method.label_map = self.label_map
+
+
+def _new_curves(with_val: bool) -> dict[str, list]:
+    curves: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": [], "lr": []}
+    if with_val:
+        curves["val_accuracy"] = []
+    return curves
+
+
+def _train_epoch(method: TransferMethod, stored: _Stored, settings: FitSettings, epoch: int,
+                 generator: torch.Generator) -> dict[str, float]:
+    """before_epoch, one training pass, then the schedulers; returns the pass's loss and accuracy."""
+    method.before_epoch(epoch)
+    _set_mode(method.modules, True)
+    stats = train_one_epoch(method.forward, method.optimizers, stored.train, settings.batch_size,
+                            generator, method.train_transform, settings.device)
+    stats["lr"] = method.optimizers[0].param_groups[0]["lr"]
+    for scheduler in method.schedulers:
+        scheduler.step()
+    _set_mode(method.modules, False)
+    return stats
+
+
+def fit(method: TransferMethod, splits: Splits, settings: FitSettings) -> FitResult:
+    """Train for `settings.epochs`, evaluating on test every epoch (the curve); final epoch reported.
 
     With a validation split, the state (learned modules and label map) of the epoch with the
     best validation accuracy (first one on ties) is restored at the end and the test logits
     are recomputed with it; test accuracy never selects anything.
     """
-    from tqdm.auto import tqdm
-
-    generator = torch.Generator().manual_seed(seed)
-    eval_forward = t.eval_forward or t.forward
-    curves: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": [], "lr": []}
-    if t.val_inputs is not None:
-        curves["val_accuracy"] = []
-    best: tuple[float, int, Any] | None = None
+    stored = _store(method, splits)
+    generator = torch.Generator().manual_seed(settings.seed)
+    curves = _new_curves(stored.val is not None)
+    best = _BestEpoch()
     test_logits = torch.empty(0)
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(settings.epochs), desc=settings.desc, disable=not settings.progress, leave=False)
     for epoch in bar:
-        if t.before_epoch is not None:
-            t.before_epoch(epoch)
-        _set_mode(t.modules, True)
-        stats = train_one_epoch(t.forward, t.optimizers, t.train_inputs, t.train_labels, batch_size,
-                                generator, t.train_transform, device)
-        curves["lr"].append(t.optimizers[0].param_groups[0]["lr"])
-        for scheduler in t.schedulers:
-            scheduler.step()
-        _set_mode(t.modules, False)
-        test_logits, test_acc = evaluate(eval_forward, t.test_inputs, t.test_labels, test_batch_size, device)
-        curves["epoch"].append(epoch + 1)
-        curves["train_loss"].append(stats["loss"])
-        curves["train_accuracy"].append(stats["accuracy"])
-        curves["test_accuracy"].append(test_acc)
-        if t.val_inputs is not None:
-            _, val_acc = evaluate(eval_forward, t.val_inputs, t.val_labels, test_batch_size, device)
+        stats = _train_epoch(method, stored, settings, epoch, generator)
+        test_logits, test_acc = evaluate(method.forward, *stored.test, settings.test_batch_size, settings.device)
+        for key, value in (("lr", stats["lr"]), ("epoch", epoch + 1), ("train_loss", stats["loss"]),
+                           ("train_accuracy", stats["accuracy"]), ("test_accuracy", test_acc)):
+            curves[key].append(value)
+        if stored.val is not None:
+            _, val_acc = evaluate(method.forward, *stored.val, settings.test_batch_size, settings.device)
             curves["val_accuracy"].append(val_acc)
-            if best is None or val_acc > best[0]:
-                snapshot = ([copy.deepcopy(m.state_dict()) for m in t.modules], t.get_label_map())
-                best = (val_acc, epoch, snapshot)
+            best.offer(method, epoch, val_acc)
         bar.set_postfix(loss=f"{stats['loss']:.3f}", test=f"{test_acc:.3f}")
-    selected = epochs - 1
-    if best is not None and best[1] != epochs - 1:
-        _, selected, (states, label_map) = best
-        for module, state in zip(t.modules, states):
-            module.load_state_dict(state)
-        t.set_label_map(label_map)
-        test_logits, _ = evaluate(eval_forward, t.test_inputs, t.test_labels, test_batch_size, device)
+    selected = settings.epochs - 1
+    if stored.val is not None and best.epoch != selected:
+        selected = best.epoch
+        best.restore(method)
+        test_logits, _ = evaluate(method.forward, *stored.test, settings.test_batch_size, settings.device)
     return FitResult(test_logits=test_logits, curves=curves, selected_epoch=selected)
 
 
