@@ -141,17 +141,14 @@ def public_lp_loop(backbone, protocol, epochs: int, seed: int, train_data, test_
 
 def ours(backbone, method: str, protocol, epochs: int, seed: int, train_data, test_data) -> tuple[float, float]:
     """(seconds incl. feature caching / input storing / mapping passes, final test accuracy)."""
-    from reprolib.transfer.linear_probe import build_lp
-    from reprolib.transfer.prompting import build_prompting
-    from reprolib.transfer.train import fit
+    from reprolib.data import info
+    from reprolib.transfer import MethodContext, build_method
+    from reprolib.transfer.train import FitSettings, Splits, fit
 
     started = time.perf_counter()
-    common = dict(protocol=protocol, epochs=epochs, num_classes=10, seed=seed, train=train_data, test=test_data)
-    if method == "lp":
-        t = build_lp(backbone, **common)
-    else:
-        t = build_prompting(backbone, method, "ilm", prompt_size=20, target="digits", **common)
-    result = fit(t, epochs, protocol.batch_size, protocol.test_batch_size, seed)
+    ctx = MethodContext(backbone, info("digits"), protocol, epochs, seed, "cpu", None if method == "lp" else "ilm")
+    settings = FitSettings(epochs, protocol.batch_size, protocol.test_batch_size, seed)
+    result = fit(build_method(method, ctx), Splits(train_data, test_data), settings)
     accuracy = float((result.test_logits.argmax(1) == test_data[1]).double().mean())
     return time.perf_counter() - started, accuracy
 
