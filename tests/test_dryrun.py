@@ -206,3 +206,13 @@ def test_write_dryrun_root_in_one_call(tmp_path, monkeypatch):
     assert len(pets) == 37 * 2 and np.unique(pets.labels.numpy()).size == 37
     with pytest.raises(ReprolibError, match="valid choices"):
         write_dryrun_root(tmp_path, datasets=["imagenet"])
+
+
+def test_command_line(tmp_path, capsys):
+    from reprolib.dryrun.__main__ import main
+
+    assert main(["--root", str(tmp_path), "--datasets", "dtd", "--archs", "--train", "1", "--test", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["datasets"]["dtd"]["status"] == "written" and summary["weights"] == {}
+    assert main(["--root", str(tmp_path), "--datasets", "imagenet"]) == 2
+    assert "valid choices" in capsys.readouterr().err
