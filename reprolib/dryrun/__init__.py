@@ -1,0 +1,65 @@
+"""Paper dry run: synthetic data in torchvision's on-disk formats, random "ImageNet" weights.
+
+The paper profile reads torchvision's real datasets and ImageNet checkpoints, which need
+internet. A dry run runs the same code on stand-ins written where and how torchvision
+expects them, so that reprolib's own loaders (reprolib.data.get_dataset,
+reprolib.models.get_backbone) take their real code path offline:
+
+    from reprolib.dryrun import write_dryrun_root, integrity_checks_bypassed
+    summary = write_dryrun_root("data/dryrun")            # every set + resnet18/50 weights
+    with integrity_checks_bypassed():                     # CIFAR/SVHN/Flowers md5 only
+        split = get_dataset("cifar10", "train", root="data/dryrun")
+
+Modules: formats (one writer per dataset, table of formats and checks), integrity (the
+md5 bypass and why), weights (checkpoint file names, why no hash check applies), synth
+(class-dependent images, atomic writes). Nothing here is imported by the rest of reprolib.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reprolib.dryrun.formats import NEEDS_BYPASS, dataset_names, write_synthetic_dataset
+from reprolib.dryrun.integrity import PATCHED_MODULES, integrity_checks_bypassed
+from reprolib.dryrun.weights import arch_names, checkpoint_path, write_random_imagenet_weights
+from reprolib.errors import check_choice
+
+DEFAULT_ARCHS = ("resnet18", "resnet50")   # the backbones reprolib.models builds today
+HUB_SUBDIR = "torch_hub"                    # paper profile: get_backbone(root=<data_root>/torch_hub)
+
+
+def write_dryrun_root(root: str | os.PathLike, datasets: tuple[str, ...] | list[str] | None = None,
+                      archs: tuple[str, ...] | list[str] | None = DEFAULT_ARCHS, *,
+                      n_per_class_train: int = 2, n_per_class_test: int = 2, seed: int = 0,
+                      torch_home: str | os.PathLike | None = None) -> dict:
+    """Write a whole dry-run data root; skips whatever is already there (idempotent).
+
+    root: the profile's data_root. Datasets go to root/<name>/ (datasets=None: all of
+    dataset_names()). Weights for `archs` go to root/torch_hub/<checkpoint file>, the
+    directory the paper profile passes to get_backbone as `root` (reprolib.sparsity.network),
+    or, with torch_home=, to torch_home/hub/checkpoints/ (torch hub's cache for TORCH_HOME).
+    Returns {"root", "datasets": {name: record}, "weights": {arch: record},
+    "integrity_bypass_needed": [names]}.
+    """
+    root = Path(root).expanduser()
+    names = dataset_names() if datasets is None else list(datasets)
+    for name in names:
+        check_choice("dry-run dataset", name, dataset_names())
+    arch_list = list(archs or ())
+    for arch in arch_list:
+        check_choice("dry-run arch", arch, arch_names())
+    summary: dict = {"root": str(root), "datasets": {}, "weights": {}}
+    for name in names:
+        summary["datasets"][name] = write_synthetic_dataset(name, root, n_per_class_train, n_per_class_test,
+                                                            seed=seed)
+    for arch in arch_list:
+        where = {"torch_home": torch_home} if torch_home is not None else {"checkpoint_dir": root / HUB_SUBDIR}
+        summary["weights"][arch] = write_random_imagenet_weights(arch, seed=seed, **where)
+    summary["integrity_bypass_needed"] = [n for n in names if n in NEEDS_BYPASS]
+    return summary
+
+
+__all__ = ["write_dryrun_root", "write_synthetic_dataset", "write_random_imagenet_weights",
+           "integrity_checks_bypassed", "dataset_names", "arch_names", "checkpoint_path",
+           "NEEDS_BYPASS", "PATCHED_MODULES", "DEFAULT_ARCHS"]

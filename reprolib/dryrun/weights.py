@@ -1,0 +1,92 @@
+"""Random "ImageNet" weights where torchvision's loader looks for cached ones.
+
+`write_random_imagenet_weights(arch, torch_home)` saves the state dict of a seeded,
+randomly initialised torchvision model as
+
+    <torch_home>/hub/checkpoints/<basename of the weights enum's URL>
+
+e.g. resnet18-f37072fd.pth for ResNet18_Weights.IMAGENET1K_V1. With TORCH_HOME=torch_home
+(or torch.hub.set_dir(torch_home/"hub")) both reprolib's loader
+(reprolib.models.torchvision_resnets.imagenet_state_dict: looks for that file name in
+`root`, then in torch.hub.get_dir()/checkpoints, and torch.load()s it) and torchvision's
+`weights.get_state_dict()` / `torch.hub.load_state_dict_from_url(url)` find it offline.
+
+Hash prefix: the "-f37072fd" in the name is the start of the real file's sha256.
+torch.hub.load_state_dict_from_url (torch 2.x) checks it only while downloading:
+`if not os.path.exists(cached_file): ... download_url_to_file(url, cached_file, hash_prefix)`;
+an existing cached file is torch.load()ed without hashing, whatever check_hash says.
+reprolib passes check_hash=True, but only on its download branch, which it reaches only
+when the file is absent. So a random file under the real name loads everywhere without
+network and without patching anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reprolib.dryrun.synth import atomic_write
+from reprolib.errors import ReprolibError, check_choice
+
+# arch -> the weights enum member reprolib (or the paper profile) uses
+WEIGHTS = {
+    "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
+    "resnet50": "ResNet50_Weights.IMAGENET1K_V2",
+    "vit_b_16": "ViT_B_16_Weights.IMAGENET1K_V1",
+    "vit_b_32": "ViT_B_32_Weights.IMAGENET1K_V1",
+}
+
+
+def arch_names() -> list[str]:
+    return list(WEIGHTS)
+
+
+def weights_enum(arch: str):
+    import torchvision.models as tvm
+
+    check_choice("dry-run arch", arch, WEIGHTS)
+    enum_name, member = WEIGHTS[arch].split(".")
+    return getattr(getattr(tvm, enum_name), member)
+
+
+def checkpoint_path(arch: str, torch_home: str | os.PathLike) -> Path:
+    """Where torch hub keeps `arch`'s weights when TORCH_HOME=torch_home."""
+    return Path(torch_home).expanduser() / "hub" / "checkpoints" / os.path.basename(weights_enum(arch).url)
+
+
+def random_state_dict(arch: str, seed: int = 0) -> dict:
+    """State dict of torchvision `arch` (1000 classes) initialised under torch seed `seed`."""
+    import torch
+    import torchvision.models as tvm
+
+    check_choice("dry-run arch", arch, WEIGHTS)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = getattr(tvm, arch)(weights=None)
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+def write_random_imagenet_weights(arch: str, torch_home: str | os.PathLike | None = None, *,
+                                  checkpoint_dir: str | os.PathLike | None = None, seed: int = 0) -> dict:
+    """Write random weights for `arch` unless a file is already there.
+
+    Target: checkpoint_path(arch, torch_home) (torch hub's cache for TORCH_HOME=torch_home),
+    or, with checkpoint_dir= instead, checkpoint_dir/<file name> (a directory reprolib
+    searches first, e.g. the `root` of get_backbone: the paper profile passes
+    <data_root>/torch_hub). Returns {"arch", "path", "status": "written" | "exists", "bytes"}.
+    An existing file is never overwritten (it may be the real checkpoint). The write is
+    atomic (temp file + rename), so an interrupted run leaves no half file under the name.
+    """
+    import torch
+
+    if (torch_home is None) == (checkpoint_dir is None):
+        raise ReprolibError("pass exactly one of torch_home= and checkpoint_dir=")
+    if torch_home is not None:
+        path = checkpoint_path(arch, torch_home)
+    else:
+        path = Path(checkpoint_dir).expanduser() / os.path.basename(weights_enum(arch).url)
+    if path.is_file():
+        return {"arch": arch, "path": str(path), "status": "exists", "bytes": path.stat().st_size}
+    state = random_state_dict(arch, seed)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return {"arch": arch, "path": str(path), "status": "written", "bytes": path.stat().st_size}
