@@ -103,18 +103,31 @@ def read_record(path: str | Path) -> dict[str, Any]:
         raise ReprolibError(f"run record {path} is not valid JSON: {err}") from None
 
 
-def versions() -> dict[str, str]:
-    """Library versions that can change numbers, stored in every record."""
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Library versions that can change numbers, stored in every record.
+
+    `extra` names further packages a study depends on (e.g. ("open_clip",)); each one that
+    imports is added with its __version__, one that does not is left out.
+    """
+    import importlib
+
     import numpy
     import torch
     import torchvision
 
     import reprolib
 
-    return {
+    out = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
         "reprolib": reprolib.__version__,
     }
+    for name in extra:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        out[name] = str(getattr(module, "__version__", "unknown"))
+    return out
