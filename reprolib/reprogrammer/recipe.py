@@ -11,7 +11,7 @@ Departures in embedded.yaml and smoke.yaml (documented here because they are our
 - epochs 15 (embedded) / 2 (smoke) instead of 25, and the 500 warm-up steps are capped at
   `warmup_max_fraction` (5%) of all steps, the paper's own ratio (500 of ~9.8k CIFAR-10 steps).
 - linear probe 50 (embedded) / 10 (smoke) epochs instead of 100; fine-tuning 4 / 1 epochs at lr 1e-3
-  instead of 10 at 3e-5 (the small stand-in encoder moves little at CLIP's fine-tuning lr).
+  instead of 10 at 3e-5 (set for the small stand-in encoder; CLIP's values are the defaults).
 - batch 128 as in the paper (64 in smoke); caps on training / evaluation sizes (max_train,
   max_eval, n_noise; smoke: one severity, 3) keep `make figures` and the tests short.
 - the stand-in encoder: 3 epochs on 20,000 Fashion-MNIST images (smoke: 3,000).

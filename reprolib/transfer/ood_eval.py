@@ -14,7 +14,7 @@ selected epoch's prompt + label map, or linear head) scores in-distribution test
 
 Scores (higher = more in-distribution): maximum softmax probability over the K target
 logits (`msp`) and negative energy (`energy`, logsumexp). Metrics: AUROC and FPR at 95%
-TPR from reprolib.metrics, ID as the positive class.
+TPR (reprolib.ood.detection, shared with the Reprogrammer study), ID as the positive class.
 """
 
 from __future__ import annotations
