@@ -69,8 +69,28 @@ def max_cosine(image_features: torch.Tensor, text_features: torch.Tensor) -> tor
 
 
 def detection_metrics(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> dict[str, float]:
-    """{"auroc", "fpr95"} with ID positive and higher score = more ID (see reprolib.metrics)."""
+    """{"auroc", "fpr95"} with ID positive and higher score = more ID (see reprolib.metrics).
+
+    The one place both studies turn detection scores into metrics: the Reprogrammer study
+    stores this pair per OOD set, the transfer runs through `detection` below.
+    """
     return {"auroc": ood_auroc(id_scores, ood_scores), "fpr95": fpr_at_95_tpr(id_scores, ood_scores)}
+
+
+LOGIT_SCORES = {"msp": msp, "energy": energy}
+
+
+def detection(id_logits: torch.Tensor, ood_logits: torch.Tensor,
+              scores: tuple[str, ...] = ("msp", "energy")) -> dict[str, float]:
+    """{"<score>_auroc", "<score>_fpr95"} for each named logit score (ID positive), flat as
+    the transfer records store them: msp_auroc, msp_fpr95, energy_auroc, energy_fpr95."""
+    out = {}
+    for name in scores:
+        check_choice("OOD score", name, LOGIT_SCORES)
+        score = LOGIT_SCORES[name]
+        for metric, value in detection_metrics(score(id_logits), score(ood_logits)).items():
+            out[f"{name}_{metric}"] = value
+    return out
 
 
 # ----------------------------------------------------------------------------- corruptions

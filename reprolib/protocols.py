@@ -25,9 +25,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from reprolib.data.catalog import info
 from reprolib.errors import ReprolibError, check_choice
-
-SMALL_BATCH_TARGETS = ("dtd", "oxfordpets")   # the papers halve the batch for these two
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class Protocol:
     name: str
     epochs: int
     batch_size: int                      # training batch for every method
-    small_batch: int                     # batch for SMALL_BATCH_TARGETS
+    small_batch: int                     # batch for targets whose DatasetInfo.small_batch is set
     prompt_lr: float                     # padding theta, watermark delta, SMM delta
     lp_lr: float                         # linear-probe head
     generator_lr: float                  # SMM mask generator (ResNet-style backbones)
@@ -49,8 +48,8 @@ class Protocol:
     seed: int = 4                        # the paper's default seed (RLT 4, ILM 7)
 
     def batch_size_for(self, target: str) -> int:
-        """The training batch the preset uses for `target`."""
-        return self.small_batch if target in SMALL_BATCH_TARGETS else self.batch_size
+        """The training batch the preset uses for `target` (small for DTD, OxfordPets)."""
+        return self.small_batch if info(target).small_batch else self.batch_size
 
     def milestone_epochs(self, epochs: int) -> list[int]:
         """Epoch indices at which the learning rate drops, int(f * E) as in the public code."""

@@ -109,10 +109,10 @@ ENVELOPE = ("id", "config", "metrics", "wall_time_s", "versions", "device", "cre
 
 
 def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *, wall_time_s: float,
-                 device: str, **fields: Any) -> dict[str, Any]:
+                 device: str, extra_versions: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
     """One run record: the common envelope plus the study's own fields (curves, label_map, ...).
 
-    `versions` is `versions()` (the libraries that can change numbers), `created` the current
+    `versions` is `versions(extra_versions)` (the libraries that can change numbers), `created` the current
     UTC time to the second. A study field may not reuse an envelope key.
     """
     clash = sorted(set(fields) & set(ENVELOPE))
@@ -121,23 +121,36 @@ def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *
                             f"valid choices: any name but {', '.join(ENVELOPE)}")
     return {"id": run_id, "config": config, "metrics": metrics, **fields,
             "wall_time_s": wall_time_s,
-            "versions": versions(),
+            "versions": versions(extra_versions),
             "device": device,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
-def versions() -> dict[str, str]:
-    """Library versions that can change numbers, stored in every record."""
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Library versions that can change numbers, stored in every record.
+
+    `extra` names further packages a study depends on (e.g. ("open_clip",)); each one that
+    imports is added with its __version__, one that does not is left out.
+    """
+    import importlib
+
     import numpy
     import torch
     import torchvision
 
     import reprolib
 
-    return {
+    out = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
         "reprolib": reprolib.__version__,
     }
+    for name in extra:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        out[name] = str(getattr(module, "__version__", "unknown"))
+    return out

@@ -12,6 +12,8 @@ import torch
 
 from reprolib.cli import main as cli_main
 from reprolib.data import embedded, get_dataset, glyphs, info, names
+from reprolib.data.catalog import LOADER_NAMES
+from reprolib.data.registry import LOADERS
 from reprolib.data.split import ImageSplit
 from reprolib.errors import ReprolibError
 
@@ -54,9 +56,51 @@ def test_unknown_names_and_bad_arguments():
 
 
 def test_import_is_light():
-    code = ("import sys, reprolib.data as d; d.names(); d.info('cifar10'); "
+    code = ("import sys, reprolib.data as d, reprolib.protocols; d.names(); d.info('cifar10'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_catalog_imports_no_loader():
+    # the static facts sit below the loaders: loaders import the catalog, never the reverse
+    code = ("import sys, reprolib.data.catalog; "
+            "loaded = sorted(m for m in sys.modules if m.startswith('reprolib.data.')); "
+            "assert loaded == ['reprolib.data.catalog'], loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_loader_name_has_a_reader():
+    assert set(LOADERS) == set(LOADER_NAMES)
+    assert {n: info(n).loader for n in names("embedded")} == {
+        "fashion_mnist": "fashion_mnist_idx", "digits": "sklearn_digits", "glyphs": "glyphs"}
+    assert {info(n).loader for n in names("paper")} == {"torchvision"}
+
+
+@pytest.mark.parametrize("name", names())
+def test_dataset_facts_are_consistent(name):
+    meta = info(name)
+    assert meta.kind in ("embedded", "paper") and meta.loader in LOADER_NAMES
+    assert meta.name == name and meta.num_classes == len(meta.class_names) >= 2
+    # OOD partners: other registered sets, no repeats
+    assert name not in meta.ood_partners and len(set(meta.ood_partners)) == len(meta.ood_partners)
+    assert set(meta.ood_partners) <= set(names())
+    # the papers halve the batch for exactly DTD and OxfordPets
+    assert meta.small_batch == (name in ("dtd", "oxfordpets"))
+    # mirroring changes the meaning of digits and letters only
+    assert meta.mirror_safe == (name not in ("digits", "glyphs", "svhn"))
+    # prompt sizes: 32 / 128 for paper sets (served at that size), 20 for embedded targets,
+    # 28 for Fashion-MNIST (the source set itself); a prompt never shrinks a 28 px image
+    if meta.kind == "paper":
+        assert meta.channels == 3 and meta.image_size == meta.prompt_size in (32, 128)
+    else:
+        assert meta.channels == 1 and meta.prompt_size == (28 if name == "fashion_mnist" else 20)
+        assert meta.ood_partners == tuple(n for n in names("embedded") if n != name)
+
+
+def test_ood_partners_of_the_targets_that_have_them():
+    assert info("digits").ood_partners == ("fashion_mnist", "glyphs")
+    assert info("glyphs").ood_partners == ("fashion_mnist", "digits")
+    assert info("cifar10").ood_partners == ("svhn", "dtd")
 
 
 # ---- digits ---------------------------------------------------------------------------

@@ -67,6 +67,24 @@ def test_detection_metrics_separate_id_from_ood():
     assert swapped["auroc"] < 0.05 and swapped["fpr95"] > 0.9
 
 
+def test_detection_flattens_the_pair_per_score_as_transfer_records_store_it():
+    id_logits = torch.zeros(50, 10)
+    id_logits[:, 3] = 8.0                       # confident: high msp and energy
+    ood_logits = torch.randn(40, 10, generator=torch.Generator().manual_seed(0)) * 0.1
+    out = ood.detection(id_logits, ood_logits)
+    assert list(out) == ["msp_auroc", "msp_fpr95", "energy_auroc", "energy_fpr95"]
+    assert out["msp_auroc"] == 1.0 and out["energy_auroc"] == 1.0 and out["msp_fpr95"] == 0.0
+    swapped = ood.detection(ood_logits, id_logits, scores=("msp",))
+    assert swapped == {"msp_auroc": 0.0, "msp_fpr95": 1.0}
+    # the same pair as detection_metrics on the scores
+    g = torch.Generator().manual_seed(5)
+    a, b = torch.randn(30, 4, generator=g), torch.randn(20, 4, generator=g)
+    pair = ood.detection_metrics(ood.energy(a), ood.energy(b))
+    assert ood.detection(a, b, scores=("energy",)) == {"energy_auroc": pair["auroc"], "energy_fpr95": pair["fpr95"]}
+    with pytest.raises(ReprolibError, match="unknown OOD score 'maxlogit'; valid choices: msp, energy"):
+        ood.detection(a, b, scores=("maxlogit",))
+
+
 @pytest.mark.parametrize("kind", ood.CORRUPTIONS)
 def test_corruptions_deterministic_in_range_and_change_the_image(kind):
     images = _images()

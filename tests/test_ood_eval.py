@@ -3,7 +3,9 @@
 import torch
 
 from reprolib.config import load_profile
-from reprolib.transfer.ood_eval import MAX_PER_SET, detection, ood_images
+from reprolib.data import info
+from reprolib.images import to_network
+from reprolib.transfer.ood_eval import MAX_PER_SET, NOISE_SEED, ood_images, ood_metrics
 
 
 def test_ood_images_pool_the_other_embedded_sets_at_the_target_size():
@@ -18,12 +20,32 @@ def test_ood_images_pool_the_other_embedded_sets_at_the_target_size():
     assert torch.equal(again["datasets"], images["datasets"])
 
 
-def test_detection_sees_confident_id_and_flat_ood():
+def test_partners_are_the_sets_scored_before_issue_9():
+    # ood_images used the literal ("fashion_mnist", "digits", "glyphs") minus the target.
+    for target in ("digits", "glyphs"):
+        legacy = tuple(n for n in ("fashion_mnist", "digits", "glyphs") if n != target)
+        assert info(target).ood_partners == legacy
+
+
+def test_pooled_images_are_the_partners_through_to_network():
+    from reprolib.data import get_dataset
+
+    images = ood_images("glyphs", load_profile("smoke"), size=28, channels=1)
+    first = get_dataset("fashion_mnist", "test")
+    keep = torch.randperm(len(first), generator=torch.Generator().manual_seed(NOISE_SEED))[:MAX_PER_SET]
+    expected, _ = first.subset(torch.sort(keep).values).tensors()
+    assert torch.equal(images["datasets"][:MAX_PER_SET], to_network(expected, 1, 28))
+    # digits (8 px) are upsampled to the target's 28 px
+    assert images["datasets"].shape == (2 * MAX_PER_SET, 1, 28, 28)
+
+
+def test_ood_metrics_keep_the_record_keys():
     id_logits = torch.zeros(50, 10)
-    id_logits[:, 3] = 8.0                       # confident: high msp and energy
-    ood_logits = torch.randn(40, 10, generator=torch.Generator().manual_seed(0)) * 0.1
-    out = detection(id_logits, ood_logits)
-    assert out["msp_auroc"] == 1.0 and out["energy_auroc"] == 1.0
-    assert out["msp_fpr95"] == 0.0
-    swapped = detection(ood_logits, id_logits)
-    assert swapped["msp_auroc"] == 0.0 and swapped["msp_fpr95"] == 1.0
+    id_logits[:, 3] = 8.0
+    flat = torch.randn(40, 10, generator=torch.Generator().manual_seed(0)) * 0.1
+    out = ood_metrics(lambda x: flat[: len(x)], id_logits, {"datasets": torch.zeros(40, 1, 8, 8),
+                                                            "noise": torch.zeros(30, 1, 8, 8)})
+    assert set(out) == {"datasets", "noise"}
+    for group in out.values():
+        assert set(group) == {"msp_auroc", "msp_fpr95", "energy_auroc", "energy_fpr95"}
+        assert group["msp_auroc"] == 1.0 and group["msp_fpr95"] == 0.0

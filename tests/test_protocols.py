@@ -2,6 +2,7 @@
 
 import pytest
 
+from reprolib.data import names as data_names
 from reprolib.errors import ReprolibError
 from reprolib.protocols import get_protocol, names
 
@@ -12,6 +13,9 @@ def test_rlt_preset_is_the_papers():
     assert p.milestone_epochs(p.epochs) == [50, 72] and p.gamma == 0.1 and not p.augment
     assert p.batch_size_for("dtd") == p.batch_size_for("oxfordpets") == 64
     assert p.batch_size_for("cifar10") == 128
+    assert [n for n in data_names() if p.batch_size_for(n) == 64] == ["dtd", "oxfordpets"]
+    with pytest.raises(ReprolibError, match="unknown dataset 'imagenet'"):
+        p.batch_size_for("imagenet")
 
 
 def test_ilm_and_smm_presets():

@@ -8,12 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from reprolib.config import load_profile
 from reprolib.errors import ReprolibError
+from reprolib.images import to_network
+from reprolib.records import versions
 from reprolib.reprogrammer.encoders import TinyDualEncoder, build_open_clip, build_vocabulary, tiny_open_clip_config
 from reprolib.reprogrammer.loss import contrastive_targets, focal_loss, symmetric_focal_contrastive
-from reprolib.reprogrammer.recipe import PRESETS, make_recipe
-from reprolib.reprogrammer.reprogram import ImageReprogram, Reprogrammer, frame_mask, to_encoder_input
-from reprolib.reprogrammer.train import cosine_lr, train_reprogrammer
+from reprolib.reprogrammer.evaluate import build_eval_sets
+from reprolib.reprogrammer.pretrain import embedded_vocabulary
+from reprolib.reprogrammer.recipe import make_recipe, recipe_for
+from reprolib.reprogrammer.reprogram import ImageReprogram, Reprogrammer, frame_mask
+from reprolib.reprogrammer.train import cosine_lr, train_reprogrammer, zero_shot_features
 
 CLASSES = ["cat", "dog", "ankle boot"]
 
@@ -34,7 +39,7 @@ def test_frame_mask_leaves_centre_untouched():
     assert (out[..., :2, :] - x[..., :2, :]).abs().max() > 0.05     # the frame is perturbed
     assert out.min() >= 0 and out.max() <= 1
     small = torch.rand(2, 1, 8, 8)                                   # digits size: resized first
-    assert torch.equal(program(small)[..., 2:26, 2:26], to_encoder_input(small, 28, 1)[..., 2:26, 2:26])
+    assert torch.equal(program(small)[..., 2:26, 2:26], to_network(small, 1, 28)[..., 2:26, 2:26])
     with pytest.raises(ReprolibError, match="frame width 14"):
         frame_mask(28, 14)
 
@@ -138,8 +143,76 @@ def test_cosine_schedule_and_recipe_validation():
         make_recipe({"residual_alpha": 1.5})
 
 
+# The values the removed by-name presets gave (recipe.PRESETS before issue 9); the YAML must give
+# exactly these, since the resolved recipe is part of every Reprogrammer record's hashed config.
+SMOKE_RECIPE = {"encoder": "embedded", "frame": 2, "epochs": 2, "batch_size": 64, "warmup_max_fraction": 0.05,
+                "lp_epochs": 10, "finetune_epochs": 1, "finetune_lr": 1e-3, "severities": [3],
+                "max_train": 512, "max_eval": 256, "n_noise": 128, "encoder_epochs": 3,
+                "encoder_train_size": 3000}
+EMBEDDED_RECIPE = {"encoder": "embedded", "frame": 2, "epochs": 15, "batch_size": 128, "warmup_max_fraction": 0.05,
+                   "lp_epochs": 50, "finetune_epochs": 4, "finetune_lr": 1e-3, "severities": [1, 3, 5],
+                   "max_train": 6000, "max_eval": 2000, "n_noise": 500, "encoder_epochs": 3,
+                   "encoder_train_size": 20000}
+PAPER_RECIPE = {"encoder": "open_clip", "frame": 16, "epochs": 25, "batch_size": 128, "warmup_max_fraction": 1.0,
+                "lp_epochs": 100, "finetune_epochs": 10, "finetune_lr": 3e-5, "severities": [1, 3, 5],
+                "max_train": -1, "max_eval": -1, "n_noise": 1000, "encoder_epochs": 4,
+                "encoder_train_size": 20000}
+
+
+@pytest.mark.parametrize("name, expected", [("smoke", SMOKE_RECIPE), ("embedded", EMBEDDED_RECIPE),
+                                            ("paper", PAPER_RECIPE)])
+def test_profile_yaml_gives_the_recipe(name, expected):
+    recipe = recipe_for(load_profile(name))
+    for key, value in expected.items():
+        got = getattr(recipe, key)
+        assert got == value and type(got) is type(value), (key, got, value)
+    # Unlisted numbers are the paper's (the dataclass defaults) in every profile.
+    assert (recipe.lr_image, recipe.lr_text, recipe.warmup_steps, recipe.residual_alpha) == (0.005, 5e-4, 500, 0.4)
+    assert (recipe.encoder_lr, recipe.encoder_batch_size, recipe.lp_lr) == (3e-3, 128, 0.01)
+
+
+def test_recipe_comes_from_the_yaml_not_the_profile_name():
+    # A profile called "smoke" with an empty reprogrammer dict gets the paper's recipe.
+    assert recipe_for(load_profile("smoke", reprogrammer={})).epochs == 25
+    assert recipe_for(load_profile("paper", reprogrammer={"epochs": 3})).epochs == 3
+
+
+def test_vocabulary_covers_the_embedded_datasets():
+    # The cached stand-in encoder is only reused when this list is unchanged (pretrain.py).
+    assert embedded_vocabulary("a photo of a {}") == [
+        "<pad>", "<sos>", "<eos>", *"0123456789", "a", "ankle", "b", "bag", "boot", "c", "coat", "d", "dress",
+        "e", "f", "g", "h", "i", "j", "of", "photo", "pullover", "sandal", "shirt", "sneaker", "t-shirt/top",
+        "trouser"]
+
+
+def test_records_versions_adds_importable_extras():
+    v = versions(extra=("open_clip", "no_such_package_for_reprolib"))
+    import open_clip
+
+    assert v["open_clip"] == open_clip.__version__ and "no_such_package_for_reprolib" not in v
+    assert {"python", "torch", "torchvision", "numpy", "reprolib"} <= set(v)
+
+
+def test_zero_shot_features_resize_like_the_transfer_study():
+    encoder = tiny_encoder()
+    digits = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    feats = zero_shot_features(encoder, digits, batch_size=2)
+    expected = F.normalize(encoder.encode_image(encoder.normalize(to_network(digits, 1, 28))), dim=-1)
+    assert feats.shape == (5, 64) and torch.allclose(feats, expected, atol=1e-6)
+    rgb = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    luma = (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]).unsqueeze(1)   # BT.601, not the mean
+    assert torch.allclose(encoder.image_features(rgb), encoder.image_features(luma), atol=1e-6)
+
+
+def test_eval_sets_use_the_ood_partners_at_the_target_size():
+    recipe = make_recipe({**SMOKE_RECIPE, "max_eval": 16, "n_noise": 8})
+    sets = build_eval_sets("digits", recipe, seed=1)
+    assert list(sets.ood) == ["fashion_mnist", "glyphs", "noise"]
+    assert all(x.shape[1:] == (1, 8, 8) for x in sets.ood.values()) and len(sets.ood["glyphs"]) == 16
+
+
 def test_training_is_deterministic_and_moves_only_trained_tables():
-    recipe = make_recipe({**PRESETS["smoke"], "epochs": 2, "batch_size": 4})
+    recipe = make_recipe({**load_profile("smoke").reprogrammer, "epochs": 2, "batch_size": 4})
     images, labels = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(12) % 3
     encoder = tiny_encoder()
     a, losses_a = train_reprogrammer(encoder, images, labels, CLASSES, recipe, seed=1)

@@ -15,9 +15,9 @@ from typing import Any
 
 _EXPORTS = {
     "get_dataset": "reprolib.data.registry",
-    "names": "reprolib.data.registry",
-    "info": "reprolib.data.registry",
-    "DatasetInfo": "reprolib.data.registry",
+    "names": "reprolib.data.catalog",
+    "info": "reprolib.data.catalog",
+    "DatasetInfo": "reprolib.data.catalog",
     "ImageSplit": "reprolib.data.split",
     "few_shot_indices": "reprolib.data.fewshot",
 }

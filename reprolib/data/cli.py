@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from reprolib.data.catalog import info, names
 from reprolib.errors import ReprolibError
 
 
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _describe(name: str, root: str | None, download: bool) -> str:
-    from reprolib.data.registry import get_dataset
+    from reprolib.data.registry import get_dataset   # here, so `--list` never imports torch
 
     start = time.perf_counter()
     train = get_dataset(name, "train", root=root, download=download)
@@ -37,8 +38,6 @@ def _describe(name: str, root: str | None, download: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reprolib.data.registry import info, names
-
     if args.list:
         for name in names():
             meta = info(name)

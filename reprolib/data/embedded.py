@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reprolib.data.registry import info
+from reprolib.data.catalog import info
 from reprolib.data.split import ImageSplit
 from reprolib.errors import ReprolibError
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reprolib.data.registry import info
+from reprolib.data.catalog import info
 from reprolib.data.split import ImageSplit
 from reprolib.records import atomic_torch_save
 from reprolib.errors import ReprolibError

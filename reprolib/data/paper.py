@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reprolib.data.registry import DatasetInfo, info
+from reprolib.data.catalog import DatasetInfo, info
 from reprolib.data.split import ImageSplit
 from reprolib.errors import ReprolibError
 

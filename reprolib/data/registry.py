@@ -1,125 +1,35 @@
-"""The dataset registry: static facts about every dataset, and `get_dataset`.
+"""`get_dataset`: one split of a registered dataset, read by the loader its DatasetInfo names.
 
-Embedded targets (offline): fashion_mnist (the upstream source), digits, glyphs.
-Paper targets (torchvision downloaders, internet): cifar10, cifar100, svhn, gtsrb,
-flowers102, dtd, oxfordpets, eurosat, food101, sun397, stanfordcars.
-
-`prompt_size` is the side the padding prompt places the image at (methods.md s.1:
-32 for CIFAR-10/100, SVHN, GTSRB; 128 for the other paper sets; 20 for the embedded
-targets on the 28 px backbone; 28 for Fashion-MNIST, the source set itself).
-
-`image_size` is the side of the images this API serves: the native size for fixed-size
-sets (28, 8, 32); paper sets of variable size (GTSRB, Flowers102, DTD, ...) are resized
-to their prompt_size on load, as the ILM-VP pipeline does, so image_size == prompt_size.
-
-Class names: `info(name)` is static and never touches the disk. For paper sets whose
-names ship inside the downloaded data (cifar100, flowers102, dtd, oxfordpets, food101,
-sun397, stanfordcars) it holds placeholders "class 0", ...; the ImageSplit returned by
-`get_dataset` carries the readable names read from the data (`split.info.class_names`).
+The static facts (DatasetInfo, `info`, `names`) live in reprolib.data.catalog, which imports no
+loader; this module imports the loaders and maps `DatasetInfo.loader` to them (LOADERS), so
+the data package has no import cycle. `info`, `names` and `DatasetInfo` are re-exported here
+for callers that import them from the registry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from reprolib.data.embedded import load_digits, load_fashion_mnist
+from reprolib.data.glyphs import load_glyphs
+from reprolib.data.catalog import DatasetInfo, info, names
+from reprolib.data.paper import load_paper
+from reprolib.data.split import ImageSplit
 from reprolib.errors import check_choice, check_type
-
-if TYPE_CHECKING:
-    from reprolib.data.split import ImageSplit
 
 SPLITS = ("train", "test")
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a transfer method needs to know about a dataset before seeing an image."""
-
-    name: str
-    num_classes: int
-    class_names: tuple[str, ...]   # readable, for captions like "a photo of a {class}"
-    image_size: int                # side of the images served (see module docstring)
-    channels: int
-    prompt_size: int               # side the padding prompt places the image at
-    kind: str                      # "embedded" | "paper"
-    # Does a horizontal flip keep the label? Not for digits and letters (augmentation skips it).
-    mirror_safe: bool = True
-    # The papers halve the training batch for this set (ILM-VP / SMM: DTD, OxfordPets).
-    small_batch: bool = False
-    # Offline sets that are semantic-shift OOD data for this one (OOD detection scores).
-    ood_partners: tuple[str, ...] = ()
-
-
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-# Digit names stay "0".."9": captions then read "a photo of a 0"; a caption builder that
-# wants words can map them itself. Kept as digits so labels and names agree at a glance.
-DIGIT_CLASSES = tuple(str(d) for d in range(10))
-GLYPH_CLASSES = tuple("ABCDEFGHIJ")
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
-# torchvision's EuroSAT folder order (sorted folder names), written as words.
-EUROSAT_CLASSES = ("annual crop", "forest", "herbaceous vegetation", "highway", "industrial",
-                   "pasture", "permanent crop", "residential", "river", "sea lake")
-# The GTSRB benchmark's sign names (label order 0..42); torchvision ships none.
-GTSRB_CLASSES = (
-    "speed limit 20 km/h", "speed limit 30 km/h", "speed limit 50 km/h", "speed limit 60 km/h",
-    "speed limit 70 km/h", "speed limit 80 km/h", "end of speed limit 80 km/h",
-    "speed limit 100 km/h", "speed limit 120 km/h", "no passing",
-    "no passing for vehicles over 3.5 tons", "right-of-way at the next intersection",
-    "priority road", "yield", "stop", "no vehicles", "vehicles over 3.5 tons prohibited",
-    "no entry", "general caution", "dangerous curve to the left", "dangerous curve to the right",
-    "double curve", "bumpy road", "slippery road", "road narrows on the right", "road work",
-    "traffic signals", "pedestrians", "children crossing", "bicycles crossing",
-    "beware of ice or snow", "wild animals crossing", "end of all speed and passing limits",
-    "turn right ahead", "turn left ahead", "ahead only", "go straight or right",
-    "go straight or left", "keep right", "keep left", "roundabout mandatory",
-    "end of no passing", "end of no passing by vehicles over 3.5 tons",
-)
-
-
-def _placeholders(n: int) -> tuple[str, ...]:
-    return tuple(f"class {i}" for i in range(n))
-
-
-def _paper(name: str, classes: tuple[str, ...], size: int, **facts) -> DatasetInfo:
-    return DatasetInfo(name, len(classes), classes, size, 3, size, "paper", **facts)
-
-
-_INFOS: dict[str, DatasetInfo] = {
-    "fashion_mnist": DatasetInfo("fashion_mnist", 10, FASHION_MNIST_CLASSES, 28, 1, 28, "embedded",
-                                 ood_partners=("digits", "glyphs")),
-    "digits": DatasetInfo("digits", 10, DIGIT_CLASSES, 8, 1, 20, "embedded", mirror_safe=False,
-                          ood_partners=("fashion_mnist", "glyphs")),
-    "glyphs": DatasetInfo("glyphs", 10, GLYPH_CLASSES, 28, 1, 20, "embedded", mirror_safe=False,
-                          ood_partners=("fashion_mnist", "digits")),
-    "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32, ood_partners=("svhn", "dtd")),
-    "cifar100": _paper("cifar100", _placeholders(100), 32),
-    "svhn": _paper("svhn", DIGIT_CLASSES, 32, mirror_safe=False),
-    "gtsrb": _paper("gtsrb", GTSRB_CLASSES, 32),
-    "flowers102": _paper("flowers102", _placeholders(102), 128),
-    "dtd": _paper("dtd", _placeholders(47), 128, small_batch=True),
-    "oxfordpets": _paper("oxfordpets", _placeholders(37), 128, small_batch=True),
-    "eurosat": _paper("eurosat", EUROSAT_CLASSES, 128),
-    "food101": _paper("food101", _placeholders(101), 128),
-    "sun397": _paper("sun397", _placeholders(397), 128),
-    "stanfordcars": _paper("stanfordcars", _placeholders(196), 128),
+# DatasetInfo.loader -> reader(name, split, root, download). Glyphs are rendered offline and
+# digits ship with sklearn, so those two ignore `download`.
+LOADERS: dict[str, Callable[[str, str, Path, bool], ImageSplit]] = {
+    "fashion_mnist_idx": lambda name, split, root, download: load_fashion_mnist(split, root, download),
+    "sklearn_digits": lambda name, split, root, download: load_digits(split, root, download),
+    "glyphs": lambda name, split, root, download: load_glyphs(split, root),
+    "torchvision": load_paper,
 }
 
-
-def names(kind: str | None = None) -> list[str]:
-    """Registered dataset names (embedded first), optionally only one kind."""
-    if kind is not None:
-        check_choice("dataset kind", kind, ("embedded", "paper"))
-    return [n for n, i in _INFOS.items() if kind is None or i.kind == kind]
-
-
-def info(name: str) -> DatasetInfo:
-    """Static facts about dataset `name` (no disk access; see module docstring on names)."""
-    check_type("dataset name", name, str)
-    check_choice("dataset", name, _INFOS)
-    return _INFOS[name]
+__all__ = ["SPLITS", "LOADERS", "DatasetInfo", "get_dataset", "info", "names", "resolve_root"]
 
 
 def resolve_root(root: str | Path | None) -> Path:
@@ -147,15 +57,4 @@ def get_dataset(name: str, split: str, root: str | Path | None = None, download:
     check_choice("split", split, SPLITS)
     check_type("download", download, bool)
     root_dir = resolve_root(root)
-    if name == "glyphs":
-        from reprolib.data.glyphs import load_glyphs
-
-        return load_glyphs(split, root_dir)
-    if meta.kind == "embedded":
-        from reprolib.data import embedded
-
-        loader = embedded.load_fashion_mnist if name == "fashion_mnist" else embedded.load_digits
-        return loader(split, root_dir, download)
-    from reprolib.data.paper import load_paper
-
-    return load_paper(name, split, root_dir, download)
+    return LOADERS[meta.loader](name, split, root_dir, download)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from reprolib.data.catalog import DatasetInfo
 from reprolib.errors import ReprolibError, check_type
 from reprolib.records import atomic_torch_save
 
@@ -35,11 +36,13 @@ class ImageSplit:
 
     `split_note` says which split definition produced it (official torchvision split,
     seeded stratified split, font-disjoint split...), so every result can record it.
+    The constructor takes 10 parameters because it serves both modes (in-memory `images`, or a
+    lazy `dataset` with its indices, cache file and workers); loaders pass them by keyword.
     """
 
     def __init__(
         self,
-        info: Any,
+        info: DatasetInfo,
         split: str,
         split_note: str,
         labels: torch.Tensor,

@@ -6,7 +6,7 @@ Public API (torch is imported lazily by the submodules):
 - `reprogrammer_table(records)` -> pandas.DataFrame.
 - building blocks: encoders.{TextImageEncoder, TinyDualEncoder, OpenClipEncoder, build_open_clip},
   reprogram.{Reprogrammer, ImageReprogram, frame_mask, residual_mix}, loss, train, evaluate,
-  recipe.{ReprogrammerRecipe, recipe_for}.
+  recipe.{ReprogrammerRecipe, recipe_for} (the numbers come from the profile's `reprogrammer:` dict).
 In the embedded profile the encoder is a small dual encoder trained here; it stands in for CLIP.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 
+# The study is imported on call so that `import reprolib.reprogrammer` stays free of torch.
 def run_reprogrammer_study(*args: Any, **kwargs: Any) -> list[dict]:
     from reprolib.reprogrammer.study import run_reprogrammer_study as run
 

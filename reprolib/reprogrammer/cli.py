@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 
+from reprolib.config import load_profile
+from reprolib.reprogrammer.recipe import recipe_for
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper (default embedded)")
@@ -21,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reprolib.config import load_profile
-    from reprolib.reprogrammer.recipe import recipe_for
+    # Here, not at the top: the study imports torch, which `--help` and bad flags should not wait for.
     from reprolib.reprogrammer.study import DEFAULT_ALPHAS, get_encoder, reprogrammer_table, run_reprogrammer_study
 
     overrides = {} if args.device is None else {"device": args.device}

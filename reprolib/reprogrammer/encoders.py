@@ -2,6 +2,7 @@
 
 `TextImageEncoder` is what the Reprogrammer needs from CLIP: `encode_image(x_normalised)`,
 `encode_text(token_ids)`, `tokenize(captions)`, `.logit_scale` (the exp'd scale, a tensor),
+`image_features(images_01)` (resize + normalise + encode + unit-normalise),
 `.image_size`, `.channels`, `.mean` / `.std` with `normalize(x)`, and the two tables the text
 side of the Reprogrammer trains: `.token_embedding` (nn.Embedding) and `.positional_embedding`
 (nn.Parameter, context_length x width).
@@ -21,9 +22,11 @@ import math
 import re
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from reprolib.errors import ReprolibError
+from reprolib.images import to_network
 
 SPECIAL_TOKENS = ("<pad>", "<sos>", "<eos>")
 PAD, SOS, EOS = 0, 1, 2
@@ -58,6 +61,12 @@ class TextImageEncoder(nn.Module):
         std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         return (x - mean) / std
 
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit-normalised features of [0, 1] images of any size and 1 or 3 channels, brought to
+        the encoder's input by reprolib.images.to_network (the transfer study's image path)."""
+        x = to_network(images, self.channels, self.image_size)
+        return F.normalize(self.encode_image(self.normalize(x)), dim=-1)
+
 
 # ----------------------------------------------------------------------------- embedded stand-in
 
@@ -79,6 +88,8 @@ class TinyDualEncoder(TextImageEncoder):
     global average pool, linear projection. Text tower: token + positional embeddings, 2 pre-norm
     transformer layers with a causal mask (as CLIP), final LayerNorm, the <eos> position's
     feature, linear projection. Logit scale initialised to 1/0.07 and capped at 100, as CLIP.
+    The constructor's 9 parameters are the architecture, saved as `config` in the encoder cache
+    and passed back by keyword when the cache is loaded (pretrain.py).
     """
 
     def __init__(self, vocabulary: list[str], embed_dim: int = 64, width: int = 64, layers: int = 2,

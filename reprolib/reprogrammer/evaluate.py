@@ -7,29 +7,24 @@
   corruptions stand in for them in every profile.
 - OOD detection (semantic shift): max softmax probability of the logits (100 x cosine logits for
   the encoder methods, the head's logits for the linear probe), AUROC and FPR at 95% TPR with the
-  ID test set positive. OOD sets: the other offline sets of OOD_SETS (test splits, resized to the
-  target's native size and channels) plus uniform-noise images. The paper's iSUN / LSUN /
-  Places365 are not available offline.
+  ID test set positive. OOD sets: the target's DatasetInfo.ood_partners (test splits, brought
+  to the target's native size and channels by reprolib.images.to_network; a paper partner that
+  is not on disk is skipped) plus uniform-noise images. The paper's iSUN / LSUN / Places365 are
+  not available offline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from reprolib.data import get_dataset, info
+from reprolib.errors import ReprolibError
+from reprolib.images import to_network
+from reprolib.ood import CORRUPTIONS, corrupt, detection_metrics, msp, noise_images
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe
-
-# ID target -> offline sets used as semantic-shift OOD data ("noise" is always added).
-OOD_SETS: dict[str, tuple[str, ...]] = {
-    "digits": ("fashion_mnist", "glyphs"),
-    "glyphs": ("fashion_mnist", "digits"),
-    "fashion_mnist": ("digits", "glyphs"),
-    "cifar10": ("svhn", "dtd"),
-}
 
 
 @dataclass
@@ -48,63 +43,37 @@ class EvalSets:
         return out
 
 
-def _cap(n: int, cap: int) -> int:
-    return n if cap < 0 else min(n, cap)
-
-
-def _seeded_subset(x: torch.Tensor, y: torch.Tensor | None, cap: int, seed: int):
+def seeded_subset(x: torch.Tensor, y: torch.Tensor | None, cap: int, seed: int):
+    """At most `cap` rows of x (and y), drawn by `seed` and kept in their order; cap -1 = all."""
     if cap < 0 or len(x) <= cap:
         return x, y
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:cap].sort().values
     return x[pick], (None if y is None else y[pick])
 
 
-def match_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
-    """Resize (bilinear, antialiased when shrinking) and match channels, staying in [0, 1]."""
-    if images.shape[-1] != size or images.shape[-2] != size:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
-                               antialias=images.shape[-1] > size).clamp(0.0, 1.0)
-    if images.shape[1] != channels:
-        images = images.mean(dim=1, keepdim=True) if channels == 1 else images.expand(-1, channels, -1, -1)
-    return images.contiguous()
-
-
 def build_eval_sets(target: str, recipe: ReprogrammerRecipe, seed: int = 1,
                     data_root: Path | None = None) -> EvalSets:
-    """ID test set, its corruptions, and the OOD sets (offline ones that load, plus noise)."""
-    from reprolib.data import get_dataset
-    from reprolib.errors import ReprolibError
-    from reprolib.ood import CORRUPTIONS, corrupt, noise_images
-
+    """ID test set, its corruptions, and the OOD sets (partners that load, plus noise)."""
     test = get_dataset(target, "test", root=data_root)
-    x, y = _seeded_subset(*test.tensors(), recipe.max_eval, seed)
+    x, y = seeded_subset(*test.tensors(), recipe.max_eval, seed)
     size, channels = x.shape[-1], x.shape[1]
     sets = EvalSets(x, y)
     for kind in CORRUPTIONS:
         sets.corrupted[kind] = {sev: corrupt(x, kind, sev, seed=seed) for sev in recipe.severities}
-    for name in OOD_SETS.get(target, ()):
+    for name in info(target).ood_partners:
         try:
             ood_x, _ = get_dataset(name, "test", root=data_root).tensors()
         except ReprolibError:       # a paper OOD set that is not downloaded: skip it, keep noise
             continue
-        ood_x, _ = _seeded_subset(ood_x, None, recipe.max_eval, seed)
-        sets.ood[name] = match_images(ood_x, size, channels)
+        ood_x, _ = seeded_subset(ood_x, None, recipe.max_eval, seed)
+        sets.ood[name] = to_network(ood_x, channels, size)
     sets.ood["noise"] = noise_images(recipe.n_noise, channels, size, seed=seed)
     return sets
-
-
-@torch.no_grad()
-def apply_batched(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 256,
-                  device: str = "cpu") -> torch.Tensor:
-    return torch.cat([fn(images[i: i + batch_size].to(device)).float().cpu()
-                      for i in range(0, len(images), batch_size)])
 
 
 def metrics_from_logits(logits: dict[str, torch.Tensor], sets: EvalSets) -> dict:
     """id_accuracy, ood_generalisation {kind: {severity: acc}}, mean_covariate_accuracy,
     ood_detection {set: {auroc, fpr95}} (MSP score), all fractions in [0, 1]."""
-    from reprolib.ood import detection_metrics, msp
-
     def accuracy(key: str) -> float:
         return float((logits[key].argmax(dim=1) == sets.id_labels).float().mean())
 

@@ -3,8 +3,9 @@
 Each training image's caption is "a photo of a {its class name}". The loss is CLIP's symmetric
 in-batch cross-entropy with a learned logit scale, but with multi-positive targets (same-class
 captions are identical, so every same-class pair is a positive; loss.py "same_class", which gives
-the same loss as diagonal targets here, see loss.py). The vocabulary covers the template words and the class names of every embedded
-dataset (fashion_mnist, digits, glyphs), so the digits and glyphs words exist but are untrained
+the same loss as diagonal targets here, see loss.py). The vocabulary covers the template words and
+the class names of every embedded dataset (reprolib.data.names("embedded"): fashion_mnist, digits,
+glyphs, in that order), so the digits and glyphs words exist but are untrained
 (random) embeddings: zero-shot on them is near chance, which is what reprogramming must fix.
 Note: the glyph class "A" and the article "a" share one word-level token, as in CLIP's
 lower-casing tokenizer.
@@ -21,20 +22,21 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from reprolib.batching import minibatches
+from reprolib.data import get_dataset, info, names
 from reprolib.records import atomic_torch_save
 from reprolib.reprogrammer.encoders import TinyDualEncoder, build_vocabulary
 from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe
+from reprolib.reprogrammer.train import class_text_features, zero_shot_features
 
-EMBEDDED_SETS = ("fashion_mnist", "digits", "glyphs")
 SOURCE = "fashion_mnist"
 ENCODER_VERSION = 2   # bump when TinyDualEncoder or its training changes: old caches are retrained
 
 
 def embedded_vocabulary(template: str) -> list[str]:
-    from reprolib.data import info
-
-    captions = [template.format(c) for name in EMBEDDED_SETS for c in info(name).class_names]
+    """The stand-in encoder's words: the template's and every embedded dataset's class names."""
+    captions = [template.format(c) for name in names(kind="embedded") for c in info(name).class_names]
     return build_vocabulary(captions)
 
 
@@ -57,9 +59,7 @@ def train_tiny_encoder(images: torch.Tensor, labels: torch.Tensor, class_names: 
     generator = torch.Generator().manual_seed(seed)
     encoder.train()
     for _ in range(recipe.encoder_epochs):
-        order = torch.randperm(len(images), generator=generator)
-        for start in range(0, len(images), recipe.encoder_batch_size):
-            idx = order[start: start + recipe.encoder_batch_size]
+        for idx in minibatches(len(images), recipe.encoder_batch_size, generator):
             x, y = images[idx], labels[idx]
             image_features = F.normalize(encoder.encode_image(encoder.normalize(x)), dim=-1)
             text_features = F.normalize(encoder.encode_text(caption_ids), dim=-1)[y]   # K captions, indexed
@@ -75,8 +75,6 @@ def train_tiny_encoder(images: torch.Tensor, labels: torch.Tensor, class_names: 
 @torch.no_grad()
 def zero_shot_accuracy(encoder: TinyDualEncoder, images: torch.Tensor, labels: torch.Tensor,
                        class_names: list[str], template: str) -> float:
-    from reprolib.reprogrammer.train import class_text_features, zero_shot_features
-
     logits = zero_shot_features(encoder, images) @ class_text_features(encoder, class_names, template).T
     return float((logits.argmax(dim=1) == labels).float().mean())
 
@@ -84,8 +82,6 @@ def zero_shot_accuracy(encoder: TinyDualEncoder, images: torch.Tensor, labels: t
 def get_embedded_encoder(artifacts: Path, recipe: ReprogrammerRecipe, seed: int = 1,
                          data_root: Path | None = None) -> tuple[TinyDualEncoder, dict[str, Any]]:
     """The cached stand-in encoder (trained on first use) and its info: settings, zero-shot accuracy."""
-    from reprolib.data import get_dataset
-
     path = Path(artifacts) / "reprogrammer" / "encoder.pth"
     settings = encoder_settings(recipe, seed)
     vocabulary = embedded_vocabulary(recipe.template)

@@ -1,11 +1,11 @@
 """The Reprogrammer (methods.md s.6): image-side frame perturbation, text-side trainable
 embeddings, and the Residual Reprogrammer's feature mixing.
 
-Image side: a [0, 1] image is resized bicubically to the encoder's input size and clamped to
-[0, 1] (bicubic overshoots; the clamp keeps the centre an honest image), then
+Image side: a [0, 1] image is brought to the encoder's input size and channels by
+reprolib.images.to_network, the same path the transfer study uses (bilinear, antialiased;
+grey repeated to 3 channels for a colour encoder, RGB to BT.601 luminance for a grey one), then
 x' = clamp(x + tanh(W) * M, 0, 1) with M = 1 on a `frame`-pixel border and 0 inside, W drawn
-from N(0, 1); then the encoder normalisation and the frozen image encoder. Gray images are
-repeated to 3 channels for a colour encoder.
+from N(0, 1); then the encoder normalisation and the frozen image encoder.
 
 Text side: a private copy of the encoder in which only the token-embedding table and the
 positional embedding require gradients; captions "a photo of a {class}".
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprolib.errors import ReprolibError
+from reprolib.images import to_network
 from reprolib.reprogrammer.encoders import TextImageEncoder
 
 
@@ -35,21 +36,6 @@ def frame_mask(size: int, frame: int) -> torch.Tensor:
     mask = torch.ones(1, 1, size, size)
     mask[..., frame: size - frame, frame: size - frame] = 0.0
     return mask
-
-
-def to_encoder_input(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
-    """[0, 1] images (N, C, H, W) -> [0, 1] images (N, channels, size, size), bicubic, clamped."""
-    if images.dim() != 4:
-        raise ReprolibError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
-    if images.shape[-1] != size or images.shape[-2] != size:
-        images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
-    if images.shape[1] == channels:
-        return images
-    if images.shape[1] == 1:
-        return images.expand(-1, channels, -1, -1)
-    if channels == 1:
-        return images.mean(dim=1, keepdim=True)
-    raise ReprolibError(f"cannot feed {images.shape[1]}-channel images to a {channels}-channel encoder")
 
 
 def residual_mix(reprogrammed: torch.Tensor, zero_shot: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -69,7 +55,7 @@ class ImageReprogram(nn.Module):
         self.W = nn.Parameter(torch.randn(1, channels, size, size, generator=generator))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = to_encoder_input(images, self.size, self.channels)
+        x = to_network(images, self.channels, self.size)
         return (x + torch.tanh(self.W) * self.mask).clamp(0.0, 1.0)
 
 
@@ -111,8 +97,7 @@ class Reprogrammer(nn.Module):
 
     def zero_shot_image_features(self, images: torch.Tensor) -> torch.Tensor:
         """Unit-normalised features of the plain (resized, unperturbed) images."""
-        x = to_encoder_input(images, self.encoder.image_size, self.encoder.channels)
-        return F.normalize(self.encoder.encode_image(self.encoder.normalize(x)), dim=-1)
+        return self.encoder.image_features(images)
 
     def text_features(self, token_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Unit-normalised features of the captions under the trained embeddings (class captions by default)."""

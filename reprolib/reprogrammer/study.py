@@ -10,52 +10,40 @@ runs only on a GPU there (the embedded encoder is cheap enough to fine-tune on t
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import torch
 
+from reprolib.batching import predict
+from reprolib.data import get_dataset
+from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_type
-from reprolib.reprogrammer.evaluate import apply_batched, build_eval_sets, metrics_from_logits
+from reprolib.records import build_record, config_hash, read_record, write_json_atomic
+from reprolib.reprogrammer import train as T
+from reprolib.reprogrammer.encoders import build_open_clip
+from reprolib.reprogrammer.evaluate import build_eval_sets, metrics_from_logits, seeded_subset
+from reprolib.reprogrammer.pretrain import get_embedded_encoder
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe, recipe_for
-from reprolib.reprogrammer.reprogram import residual_mix
+from reprolib.reprogrammer.reprogram import Reprogrammer, residual_mix
 
 METHODS = ("zero_shot", "linear_probe", "finetune", "reprogrammer", "residual_reprogrammer")
 DEFAULT_ALPHAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+EVAL_BATCH = 256   # images per forward pass when scoring the evaluation sets
 
 
 def get_encoder(profile: Any, recipe: ReprogrammerRecipe, seed: int):
     """(encoder, info) for the recipe: the cached embedded stand-in or open_clip's pretrained model."""
     if recipe.encoder == "embedded":
-        from reprolib.reprogrammer.pretrain import get_embedded_encoder
-
         return get_embedded_encoder(profile.path("artifacts"), recipe, seed, profile.path("data_root"))
-    from reprolib.reprogrammer.encoders import build_open_clip
-
     encoder = build_open_clip(recipe.open_clip_arch, recipe.open_clip_pretrained,
                               cache_dir=str(profile.path("data_root") / "open_clip"))
     return encoder, {"arch": recipe.open_clip_arch, "pretrained": recipe.open_clip_pretrained}
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "torch": torch.__version__}
-    try:
-        import open_clip
-
-        out["open_clip"] = open_clip.__version__
-    except ImportError:
-        pass
-    return out
-
-
 def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
                            alphas: tuple[float, ...] = DEFAULT_ALPHAS, seed: int | None = None) -> list[dict]:
     """All records of the study (one per target x method, and per alpha for the residual)."""
-    from reprolib.devices import resolve_device
-    from reprolib.records import config_hash, read_record, write_json_atomic
-
     recipe = recipe_for(profile)
     seed = (profile.seeds[0] if profile.seeds else 1) if seed is None else seed
     check_type("seed", seed, int)
@@ -90,34 +78,26 @@ def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
 
 
 def _record(config: dict, metrics: dict, extra: dict, device: str) -> dict:
-    from reprolib.records import config_hash
-
-    return {"id": config_hash(config), "config": config, "metrics": metrics,
-            "curves": extra.get("curves", {}), "encoder": extra.get("encoder", {}),
-            "wall_time_s": extra.get("wall_time_s", 0.0), "versions": _versions(), "device": device,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return build_record(config_hash(config), config, metrics, wall_time_s=extra.get("wall_time_s", 0.0),
+                        device=device, extra_versions=("open_clip",), curves=extra.get("curves", {}),
+                        encoder=extra.get("encoder", {}))
 
 
 def _run_target(profile: Any, recipe: ReprogrammerRecipe, target: str, missing: list, seed: int,
                 device: str, write) -> None:
     """Train what the missing records need, score every eval set once, write the records."""
-    from reprolib.data import get_dataset
-    from reprolib.reprogrammer import train as T
-    from reprolib.reprogrammer.evaluate import _seeded_subset
-
     encoder, encoder_info = get_encoder(profile, recipe, seed)
     encoder = encoder.to(device).eval()
     train_split = get_dataset(target, "train", root=profile.path("data_root"))
     class_names = list(train_split.info.class_names)
-    x_train, y_train = _seeded_subset(*train_split.tensors(), recipe.max_train, seed)
+    x_train, y_train = seeded_subset(*train_split.tensors(), recipe.max_train, seed)
     sets = build_eval_sets(target, recipe, seed, profile.path("data_root"))
-    items = sets.items()
     methods = {m for m, _ in missing}
     zs_text = T.class_text_features(encoder, class_names, recipe.template, device).to(device)
     scale = recipe.logit_scale_eval
 
-    def zs_image(x: torch.Tensor) -> torch.Tensor:
-        return T.zero_shot_features(encoder, x, device=device).to(device)
+    def score(forward) -> dict[str, torch.Tensor]:
+        return {k: predict(forward, x, EVAL_BATCH, device) for k, x in sets.items()}
 
     def emit(method: str, alpha: float | None, logits: dict, started: float, curves: dict | None = None) -> None:
         write((method, alpha), metrics_from_logits(logits, sets),
@@ -125,34 +105,38 @@ def _run_target(profile: Any, recipe: ReprogrammerRecipe, target: str, missing: 
 
     if "zero_shot" in methods:
         t0 = time.time()
-        emit("zero_shot", None, {k: apply_batched(lambda b: scale * zs_image(b) @ zs_text.T, x, device=device)
-                                 for k, x in items}, t0)
+        emit("zero_shot", None, score(lambda b: scale * encoder.image_features(b) @ zs_text.T), t0)
     if "linear_probe" in methods:
         t0 = time.time()
         head = T.train_linear_probe(T.zero_shot_features(encoder, x_train, device=device), y_train,
                                     len(class_names), recipe, seed).to(device)
-        emit("linear_probe", None, {k: apply_batched(lambda b: head(zs_image(b)), x, device=device)
-                                    for k, x in items}, t0)
+        emit("linear_probe", None, score(lambda b: head(encoder.image_features(b))), t0)
     if "finetune" in methods:
         t0 = time.time()
         tuned = T.train_finetune(encoder, x_train, y_train, zs_text, recipe, seed, device)
-        emit("finetune", None, {k: apply_batched(lambda b: scale * tuned.image_features(b) @ tuned.text.T,
-                                                 x, device=device) for k, x in items}, t0)
+        emit("finetune", None, score(lambda b: scale * tuned.image_features(b) @ tuned.text.T), t0)
     if methods & {"reprogrammer", "residual_reprogrammer"}:
         t0 = time.time()
         model, losses = T.train_reprogrammer(encoder, x_train, y_train, class_names, recipe, seed, device)
-        with torch.no_grad():
-            rep_text = model.text_features()
-            feats = {k: (apply_batched(model.image_features, x, device=device),
-                         apply_batched(model.zero_shot_image_features, x, device=device)) for k, x in items}
         curves = {"epoch": list(range(1, len(losses) + 1)), "train_loss": losses}
-        for method, alpha in missing:
-            if method not in ("reprogrammer", "residual_reprogrammer"):
-                continue
-            a = 0.0 if method == "reprogrammer" else alpha   # alpha 0 is the plain Reprogrammer
-            text = residual_mix(rep_text, model.zero_shot_text, a).cpu()
-            logits = {k: scale * residual_mix(rep, zs, a) @ text.T for k, (rep, zs) in feats.items()}
+        for (method, alpha), logits in _reprogrammer_logits(model, score, missing, scale).items():
             emit(method, alpha, logits, t0, curves)
+
+
+def _reprogrammer_logits(model: Reprogrammer, score, missing: list, scale: float) -> dict[tuple, dict]:
+    """Logits of each missing (reprogrammer | residual_reprogrammer, alpha) record on every eval set;
+    the image features are computed once and mixed per alpha (alpha 0 is the plain Reprogrammer)."""
+    with torch.no_grad():
+        rep_text = model.text_features()
+    rep_images, zs_images = score(model.image_features), score(model.zero_shot_image_features)
+    out = {}
+    for method, alpha in missing:
+        if method not in ("reprogrammer", "residual_reprogrammer"):
+            continue
+        a = 0.0 if method == "reprogrammer" else alpha
+        text = residual_mix(rep_text, model.zero_shot_text, a).cpu()
+        out[(method, alpha)] = {k: scale * residual_mix(rep_images[k], zs_images[k], a) @ text.T for k in rep_images}
+    return out
 
 
 def reprogrammer_table(records: list[dict]):

@@ -1,24 +1,24 @@
 """Training loops: the Reprogrammer and its two trained baselines (linear probe, fine-tuning).
 
 All loops are seeded (a CPU torch.Generator drives shuffling and W's init), so the same seed gives
-the same numbers on the CPU. Images are [0, 1] tensors at their native size; resizing and
-normalisation happen inside the models.
+the same numbers on the CPU. Images are [0, 1] tensors at their native size; resizing
+(reprolib.images.to_network) and normalisation happen inside the encoder (image_features).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reprolib.batching import minibatches, predict
 from reprolib.reprogrammer.encoders import TextImageEncoder
 from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe
-from reprolib.reprogrammer.reprogram import Reprogrammer, to_encoder_input
+from reprolib.reprogrammer.reprogram import Reprogrammer
 
 
 def cosine_lr(base_lr: float, warmup: int, total: int, step: int) -> float:
@@ -32,12 +32,6 @@ def cosine_lr(base_lr: float, warmup: int, total: int, step: int) -> float:
 def warmup_steps(recipe: ReprogrammerRecipe, total: int) -> int:
     """The paper's 500 steps, capped at warmup_max_fraction of all steps for short runs."""
     return min(recipe.warmup_steps, max(1, round(recipe.warmup_max_fraction * total)))
-
-
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    order = torch.randperm(n, generator=generator)
-    for start in range(0, n, batch_size):
-        yield order[start: start + batch_size]
 
 
 def train_reprogrammer(encoder: TextImageEncoder, images: torch.Tensor, labels: torch.Tensor,
@@ -64,7 +58,7 @@ def train_reprogrammer(encoder: TextImageEncoder, images: torch.Tensor, labels: 
     model.train()
     for _ in range(recipe.epochs):
         epoch_loss = 0.0
-        for idx in _batches(len(images), recipe.batch_size, generator):
+        for idx in minibatches(len(images), recipe.batch_size, generator):
             for opt, lr in ((opt_image, recipe.lr_image), (opt_text, recipe.lr_text)):
                 for group in opt.param_groups:
                     group["lr"] = cosine_lr(lr, warmup, total, step)
@@ -88,13 +82,8 @@ def train_reprogrammer(encoder: TextImageEncoder, images: torch.Tensor, labels: 
 @torch.no_grad()
 def zero_shot_features(encoder: TextImageEncoder, images: torch.Tensor, batch_size: int = 512,
                        device: str = "cpu") -> torch.Tensor:
-    """Unit-normalised image features of the plain resized images (frozen encoder)."""
-    encoder.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = to_encoder_input(images[start: start + batch_size].to(device), encoder.image_size, encoder.channels)
-        out.append(F.normalize(encoder.encode_image(encoder.normalize(x)), dim=-1).cpu())
-    return torch.cat(out)
+    """Unit-normalised image features of the plain resized images (frozen encoder), on the CPU."""
+    return predict(encoder.eval().image_features, images, batch_size, device)
 
 
 @torch.no_grad()
@@ -112,7 +101,7 @@ def train_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes
     opt = torch.optim.Adam(head.parameters(), lr=recipe.lp_lr)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(recipe.lp_epochs):
-        for idx in _batches(len(features), recipe.batch_size, generator):
+        for idx in minibatches(len(features), recipe.batch_size, generator):
             loss = F.cross_entropy(head(features[idx]), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -130,8 +119,7 @@ class FineTuned(nn.Module):
         self.register_buffer("text", text_features.clone())
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
-        x = to_encoder_input(images, self.encoder.image_size, self.encoder.channels)
-        return F.normalize(self.encoder.encode_image(self.encoder.normalize(x)), dim=-1)
+        return self.encoder.image_features(images)
 
 
 def train_finetune(encoder: TextImageEncoder, images: torch.Tensor, labels: torch.Tensor,
@@ -152,7 +140,7 @@ def train_finetune(encoder: TextImageEncoder, images: torch.Tensor, labels: torc
     scale = float(encoder.logit_scale.detach())
     model.train()
     for _ in range(recipe.finetune_epochs):
-        for idx in _batches(len(images), recipe.batch_size, generator):
+        for idx in minibatches(len(images), recipe.batch_size, generator):
             for group in opt.param_groups:
                 group["lr"] = cosine_lr(recipe.finetune_lr, warmup, total, step)
             x, y = images[idx].to(device), labels[idx].to(device)

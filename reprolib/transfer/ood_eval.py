@@ -5,15 +5,16 @@ same lens is turned on the image-classifier study. After training, the run's mod
 selected epoch's prompt + label map, or linear head) scores in-distribution test images
 (the target's test set) and two kinds of OOD images:
 
-- `datasets`: the other offline image sets, pooled (for digits: Fashion-MNIST and glyphs
-  test images; for glyphs: Fashion-MNIST and digits), `MAX_PER_SET` images each. In the
+- `datasets`: the target's OOD partners (DatasetInfo.ood_partners), pooled (for digits:
+  Fashion-MNIST and glyphs test images; for glyphs: Fashion-MNIST and digits), resized by
+  reprolib.images.to_network, `MAX_PER_SET` images each. In the
   paper profile: the test sets of the profile's other targets that are already on disk
   (nothing is downloaded for this).
 - `noise`: seeded uniform-noise images of the target's size and channels.
 
 Scores (higher = more in-distribution): maximum softmax probability over the K target
 logits (`msp`) and negative energy (`energy`, logsumexp). Metrics: AUROC and FPR at 95%
-TPR from reprolib.metrics, ID as the positive class.
+TPR (reprolib.ood.detection, shared with the Reprogrammer study), ID as the positive class.
 """
 
 from __future__ import annotations
@@ -24,27 +25,28 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from reprolib.data import get_dataset, info
 from reprolib.errors import ReprolibError
+from reprolib.images import to_network
+from reprolib.ood import detection, noise_images
 
 MAX_PER_SET = 300      # OOD images per source set: a stable AUROC, cheap across a 700-run sweep
 NOISE_SEED = 12345
 
 
 def ood_images(target: str, profile, size: int, channels: int) -> dict[str, Tensor]:
-    """{'datasets': pooled other-set test images, 'noise': noise images}, [0,1], target-sized."""
-    from reprolib.data.registry import info
+    """{'datasets': pooled other-set test images, 'noise': noise images}, [0,1], target-sized.
 
-    candidates = ("fashion_mnist", "digits", "glyphs") if info(target).kind == "embedded" else profile.targets
+    Embedded targets use their DatasetInfo.ood_partners; paper targets the profile's other
+    targets (only those already on disk).
+    """
+    candidates = info(target).ood_partners if info(target).kind == "embedded" else profile.targets
     others = tuple(name for name in candidates if name != target)
     return _ood_images(others, str(profile.path("data_root")), size, channels)
 
 
 @functools.lru_cache(maxsize=4)   # a sweep worker scores many runs of the same target
 def _ood_images(others: tuple[str, ...], data_root: str, size: int, channels: int) -> dict[str, Tensor]:
-    from reprolib.data import get_dataset
-    from reprolib.ood import noise_images
-    from reprolib.prompts import match_channels, resize
-
     pooled = []
     for name in others:
         try:
@@ -53,27 +55,15 @@ def _ood_images(others: tuple[str, ...], data_root: str, size: int, channels: in
             continue   # a paper set that is not on disk: not downloaded just for OOD scoring
         keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(NOISE_SEED))[:MAX_PER_SET]
         images, _ = split.subset(torch.sort(keep).values).tensors()
-        pooled.append(resize(match_channels(images, channels), size))
+        pooled.append(to_network(images, channels, size))
     out = {"noise": noise_images(MAX_PER_SET, channels, size, seed=NOISE_SEED)}
     if pooled:
         out["datasets"] = torch.cat(pooled)
     return out
 
 
-def detection(id_logits: Tensor, ood_logits: Tensor) -> dict[str, float]:
-    """AUROC and FPR95 of the msp and energy scores (ID positive)."""
-    from reprolib.metrics import fpr_at_95_tpr, ood_auroc
-    from reprolib.ood import energy, msp
-
-    out = {}
-    for name, score in (("msp", msp), ("energy", energy)):
-        id_s, ood_s = score(id_logits), score(ood_logits)
-        out[f"{name}_auroc"] = ood_auroc(id_s, ood_s)
-        out[f"{name}_fpr95"] = fpr_at_95_tpr(id_s, ood_s)
-    return out
-
-
 def ood_metrics(predict_images: Callable[[Tensor], Tensor], id_logits: Tensor,
                 images: dict[str, Tensor]) -> dict[str, dict[str, float]]:
-    """{'datasets': {...}, 'noise': {...}}: detection metrics of each OOD group."""
+    """{'datasets': {...}, 'noise': {...}}: msp / energy AUROC and FPR95 of each OOD group
+    (reprolib.ood.detection)."""
     return {group: detection(id_logits, predict_images(x)) for group, x in images.items()}
