@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.sparsity.network import NETWORKS
 
 METHODS = ("lp", "vp", "smm", "narrow", "medium", "full")
 PROMPT_METHODS = METHODS[1:]
 LABEL_MAPS = ("ilm", "flm", "flm_grey", "rlm")
-NETWORKS = ("dense", "LT")
 TICKET_KINDS = ("imp", "magnitude", "random")
 DEVICES = ("auto", "cpu", "cuda")
 
