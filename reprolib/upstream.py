@@ -163,6 +163,8 @@ def train(backbone, images: torch.Tensor, labels: torch.Tensor, recipe: Upstream
     (0 = the initial weights; the total = the final weights), or None when that
     iteration is not in this run. Starting at iteration k sees exactly the batches,
     flips and learning rates that iterations k.. of a full run see (fresh optimizer state).
+    Nine parameters: the IMP hooks (mask, start and rewind iterations) sit beside the data
+    and recipe so that dense training and ticket retraining are this one loop.
     """
     per_epoch = steps_per_epoch(len(images), recipe.batch_size)
     total = recipe.epochs * per_epoch
