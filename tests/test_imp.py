@@ -12,6 +12,7 @@ from torch import nn
 
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError
+from reprolib.models import get_backbone, torchvision_resnets
 from reprolib.sparsity import masks as M
 from reprolib.sparsity.cli import format_table, parse_levels
 from reprolib.sparsity.imp import TicketMaker
@@ -68,8 +69,6 @@ def test_prunable_names_follow_exclude():
     net = wide_net()
     assert M.prunable_names(net, exclude=()) == ["0.weight", "1.weight", "3.weight"]
     assert M.prunable_names(net, exclude=("0.weight",)) == ["1.weight", "3.weight"]
-    from reprolib.models import get_backbone
-
     names = M.prunable_names(get_backbone("small_resnet", weights=None).net)
     assert "conv1.weight" not in names and "fc.weight" not in names
     assert "layer2.0.downsample.0.weight" in names and "layer1.0.conv1.weight" in names
@@ -113,8 +112,6 @@ def test_random_prune_like_keeps_per_layer_counts():
 
 
 def test_density_rlt_counts_conv_except_stem():
-    from reprolib.models import get_backbone
-
     net = get_backbone("small_resnet", weights=None).net
     mask = {"layer1.0.conv1.weight": torch.zeros(16, 16, 3, 3), "fc.weight": torch.zeros(10, 128)}
     convs = [m.weight.numel() for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and n != "conv1"]
@@ -133,8 +130,6 @@ def test_atomic_save_load(tmp_path):
 # ---- training honours masks -----------------------------------------------------------
 
 def test_training_keeps_pruned_weights_zero_and_rewind_zero_is_init():
-    from reprolib.models import get_backbone
-
     data = tiny_fmnist(128, 16)
     torch.manual_seed(0)
     backbone = get_backbone("small_resnet", weights=None)
@@ -343,8 +338,6 @@ def test_cli_levels_and_errors(capsys):
 
 @pytest.mark.slow
 def test_paper_profile_without_tickets_prunes_imagenet_weights_one_shot(tmp_path, monkeypatch):
-    from reprolib.models import get_backbone, torchvision_resnets
-
     torch.manual_seed(0)
     fake_imagenet = get_backbone("resnet18", weights=None).net.state_dict()  # stands in for the download
     monkeypatch.setattr(torchvision_resnets, "torchvision_state_dict",
