@@ -344,9 +344,11 @@ def test_paper_profile_without_tickets_prunes_imagenet_weights_one_shot(tmp_path
                         lambda name, weights, root=None, download=False: fake_imagenet)
     profile = load_profile("paper", backbone="resnet18", artifacts=str(tmp_path), download=False)
     dense, info = get_network(profile)
+    assert info.id == "resnet18-imagenet-dense"
     assert info.kind == "dense" and torch.equal(dense.net.layer1[0].conv1.weight, fake_imagenet["layer1.0.conv1.weight"])
     pruned, info = get_network(profile, network="LT", kind="imp", level=2)
     assert info.kind == "magnitude" and abs(info.density - 0.64) < 1e-3   # honest: not an IMP ticket
+    assert info.id == "resnet18-imagenet-magnitude-oneshot-L02"
     weights = pruned.net.layer1[0].conv1.weight
     assert (weights == 0).any() and torch.equal(weights[weights != 0], fake_imagenet["layer1.0.conv1.weight"][weights != 0])
     _, info = get_network(profile, network="LT", kind="random", level=2)

@@ -93,7 +93,7 @@ def _oneshot(profile: Any, network: str, kind: str, level: int):
     root = profile.path("data_root") / "torch_hub"
     backbone = get_backbone(name, weights="default", root=root, download=profile.download)
     if network == "dense" or level == 0:
-        return backbone, TicketInfo(id=f"{name}-imagenet-dense", kind="dense", level=0, density=1.0,
+        return backbone, TicketInfo(id=f"{name}-{profile.source}-dense", kind="dense", level=0, density=1.0,
                                     density_rlt=1.0, path=None)
     recipe = TicketRecipe.for_profile(profile)
     full = M.full_mask(backbone.net, recipe.exclude)
@@ -103,6 +103,6 @@ def _oneshot(profile: Any, network: str, kind: str, level: int):
         mask, pruned_kind = M.random_prune_like(mask, seed=recipe.random_seed + level), "random"
     M.apply_mask(backbone.net, mask)
     overall, _ = M.density(mask)
-    info = TicketInfo(id=f"{name}-imagenet-{pruned_kind}-oneshot-L{level:02d}", kind=pruned_kind, level=level,
+    info = TicketInfo(id=f"{name}-{profile.source}-{pruned_kind}-oneshot-L{level:02d}", kind=pruned_kind, level=level,
                       density=overall, density_rlt=M.density_rlt(backbone.net, mask), path=None)
     return backbone.eval(), info
