@@ -160,7 +160,7 @@ def bench_ticket_making(artifacts: Path) -> list[dict[str, Any]]:
     time and upstream test accuracy as recorded in its sparsity.json.
     """
     from reprolib.config import load_profile
-    from reprolib.sparsity.imp import make_tickets
+    from reprolib.sparsity.tickets import make_tickets
 
     profile = load_profile("embedded", artifacts=str(artifacts))
     start = time.perf_counter()

@@ -1,5 +1,7 @@
-"""Upstream (source-task) training: the recipe, one training run, evaluation, and the
-`python -m reprolib upstream` command (which makes the dense model, IMP level 0).
+"""Upstream (source-task) training: the recipe, one training run, and evaluation.
+
+The `python -m reprolib upstream` command, which makes the dense model (IMP level 0)
+with this, is `reprolib.sparsity.upstream_cli`.
 
 Flat torchvision-reference style: data are in-memory tensors, one loop over iterations.
 The learning rate is a function of the global iteration, and each epoch's shuffle comes
@@ -21,9 +23,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from reprolib.config import check_fields
+from reprolib.data import get_dataset
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.sparsity.masks import apply_mask
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "multistep", "constant")
@@ -32,7 +37,7 @@ AUGMENTATIONS = ("none", "flip")
 
 @dataclass
 class UpstreamRecipe:
-    """How the embedded upstream model trains. Defaults are the embedded profile's values."""
+    """How the upstream model trains: these defaults, then the profile's `upstream:` dict on top."""
 
     epochs: int = 4
     batch_size: int = 128
@@ -56,9 +61,8 @@ class UpstreamRecipe:
 
     @classmethod
     def for_profile(cls, profile: Any) -> "UpstreamRecipe":
-        """Profile defaults (smoke is tiny), then the profile's `upstream:` dict on top."""
-        base = cls(**SMOKE_VALUES) if getattr(profile, "profile", None) == "smoke" else cls()
-        return base.updated(getattr(profile, "upstream", {}) or {})
+        """The dataclass defaults with the profile's `upstream:` values applied, validated."""
+        return cls().updated(getattr(profile, "upstream", {}) or {})
 
     def updated(self, values: dict[str, Any]) -> "UpstreamRecipe":
         """A copy with `values` applied; unknown keys, wrong types, bad choices are errors."""
@@ -84,11 +88,6 @@ class UpstreamRecipe:
         return dataclasses.asdict(self)
 
 
-# A few hundred steps on a subset: enough for ~70-80% accuracy, seconds of CPU.
-SMOKE_VALUES: dict[str, Any] = dict(epochs=2, batch_size=64, lr=0.05, warmup_epochs=0.2,
-                                    train_subset=4096, test_subset=2000)
-
-
 @dataclass
 class SourceData:
     """Upstream train/test tensors: images float32 (N, C, H, W) in [0, 1], labels int64."""
@@ -107,8 +106,6 @@ class SourceData:
 
 def load_source_data(profile: Any) -> SourceData:
     """The profile's source dataset (Fashion-MNIST for the embedded profiles) via reprolib.data."""
-    from reprolib.data import get_dataset
-
     root, download = profile.path("data_root"), profile.download
     train_x, train_y = get_dataset(profile.source, "train", root=root, download=download).tensors()
     test_x, test_y = get_dataset(profile.source, "test", root=root, download=download).tensors()
@@ -166,11 +163,9 @@ def train(backbone, images: torch.Tensor, labels: torch.Tensor, recipe: Upstream
     (0 = the initial weights; the total = the final weights), or None when that
     iteration is not in this run. Starting at iteration k sees exactly the batches,
     flips and learning rates that iterations k.. of a full run see (fresh optimizer state).
+    Nine parameters: the IMP hooks (mask, start and rewind iterations) sit beside the data
+    and recipe so that dense training and ticket retraining are this one loop.
     """
-    from tqdm import tqdm
-
-    from reprolib.sparsity.masks import apply_mask
-
     per_epoch = steps_per_epoch(len(images), recipe.batch_size)
     total = recipe.epochs * per_epoch
     if not 0 <= start_iteration <= total:
@@ -226,25 +221,3 @@ def evaluate(backbone, images: torch.Tensor, labels: torch.Tensor, batch_size: i
             correct += int((logits.argmax(1) == y).sum())
     n = max(1, len(images))
     return {"accuracy": correct / n, "loss": loss_sum / n}
-
-
-# ---- `python -m reprolib upstream` ---------------------------------------------------
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper (default embedded)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run(args) -> int:
-    """Train (or find) the dense upstream model, i.e. IMP level 0, and print its accuracy."""
-    from reprolib.config import load_profile
-    from reprolib.sparsity.imp import make_tickets
-
-    profile = load_profile(args.profile)
-    if profile.backbone != "small_resnet":
-        raise ReprolibError(f"profile {profile.profile} uses pretrained {profile.backbone}; "
-                            f"upstream training is for the embedded small_resnet profiles (smoke, embedded)")
-    (summary,) = make_tickets(profile, levels=[0], kinds=["imp"], progress=not args.quiet)
-    print(f"dense upstream model: {summary['path']}  test accuracy {summary['upstream_test_accuracy']:.4f}"
-          f"  ({summary['status']})")
-    return 0

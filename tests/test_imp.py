@@ -12,10 +12,13 @@ from torch import nn
 
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError
+from reprolib.models import get_backbone, torchvision_resnets
 from reprolib.sparsity import masks as M
 from reprolib.sparsity.cli import format_table, parse_levels
-from reprolib.sparsity.imp import TicketMaker, TicketRecipe, make_tickets
+from reprolib.sparsity.imp import TicketMaker
 from reprolib.sparsity.network import get_network
+from reprolib.sparsity.recipe import TicketRecipe
+from reprolib.sparsity.tickets import make_tickets
 from reprolib.upstream import SourceData, UpstreamRecipe, cpu_threads, train
 
 FMNIST_RAW = Path("/usr/share/datasets/fashion-mnist")
@@ -66,8 +69,6 @@ def test_prunable_names_follow_exclude():
     net = wide_net()
     assert M.prunable_names(net, exclude=()) == ["0.weight", "1.weight", "3.weight"]
     assert M.prunable_names(net, exclude=("0.weight",)) == ["1.weight", "3.weight"]
-    from reprolib.models import get_backbone
-
     names = M.prunable_names(get_backbone("small_resnet", weights=None).net)
     assert "conv1.weight" not in names and "fc.weight" not in names
     assert "layer2.0.downsample.0.weight" in names and "layer1.0.conv1.weight" in names
@@ -111,8 +112,6 @@ def test_random_prune_like_keeps_per_layer_counts():
 
 
 def test_density_rlt_counts_conv_except_stem():
-    from reprolib.models import get_backbone
-
     net = get_backbone("small_resnet", weights=None).net
     mask = {"layer1.0.conv1.weight": torch.zeros(16, 16, 3, 3), "fc.weight": torch.zeros(10, 128)}
     convs = [m.weight.numel() for n, m in net.named_modules() if isinstance(m, nn.Conv2d) and n != "conv1"]
@@ -131,8 +130,6 @@ def test_atomic_save_load(tmp_path):
 # ---- training honours masks -----------------------------------------------------------
 
 def test_training_keeps_pruned_weights_zero_and_rewind_zero_is_init():
-    from reprolib.models import get_backbone
-
     data = tiny_fmnist(128, 16)
     torch.manual_seed(0)
     backbone = get_backbone("small_resnet", weights=None)
@@ -294,7 +291,31 @@ def test_recipes_refuse_unknown_keys_and_bad_values():
     with pytest.raises(ReprolibError, match=r"tickets.exclude must be list\[str\]"):
         TicketRecipe.for_profile(load_profile("smoke", tickets={"exclude": ["fc.weight", 3]}))
     assert UpstreamRecipe.for_profile(load_profile("embedded")) == UpstreamRecipe()
-    assert UpstreamRecipe.for_profile(load_profile("smoke")).train_subset > 0
+
+
+def test_recipes_are_the_profile_values_on_the_dataclass_defaults():
+    """Each number is written in the profile YAML; nothing is chosen by the profile's name."""
+    smoke, embedded, paper = (load_profile(name) for name in ("smoke", "embedded", "paper"))
+    assert UpstreamRecipe.for_profile(smoke) == UpstreamRecipe(
+        epochs=2, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0005, schedule="cosine",
+        warmup_epochs=0.2, augment="flip", seed=0, train_subset=4096, test_subset=2000, eval_batch_size=1000,
+        num_threads=0)
+    assert TicketRecipe.for_profile(smoke) == TicketRecipe(
+        prune_fraction=0.2, rewind_iteration=10, retrain_epochs=-1, exclude=["conv1.weight", "fc.weight"],
+        random_seed=0)
+    assert UpstreamRecipe.for_profile(embedded) == UpstreamRecipe(
+        epochs=4, batch_size=128, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=0.0005, schedule="cosine",
+        warmup_epochs=0.5, augment="flip", seed=0, train_subset=-1, test_subset=-1, eval_batch_size=1000,
+        num_threads=0)
+    assert TicketRecipe.for_profile(embedded) == TicketRecipe(
+        prune_fraction=0.2, rewind_iteration=200, retrain_epochs=2, exclude=["conv1.weight", "fc.weight"],
+        random_seed=0)
+    # the paper profile writes none: the dataclass defaults
+    assert (paper.upstream, paper.tickets) == ({}, {})
+    assert TicketRecipe.for_profile(paper) == TicketRecipe() and TicketRecipe().rewind_iteration == 200
+    # a profile named smoke gets nothing the YAML does not say
+    renamed = load_profile("smoke", upstream={}, tickets={})
+    assert UpstreamRecipe.for_profile(renamed) == UpstreamRecipe() and TicketRecipe.for_profile(renamed) == TicketRecipe()
 
 
 def test_cli_levels_and_errors(capsys):
@@ -307,6 +328,9 @@ def test_cli_levels_and_errors(capsys):
     assert main(["tickets", "--profile", "smoke", "--kinds", "imp,lottery"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "lottery" in err and err.count("\n") == 1
+    assert main(["upstream", "--profile", "paper"]) == 2   # pretrained weights: nothing to train here
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "uses pretrained resnet50 weights" in err and "trained here: small_resnet" in err
     table = format_table([{"kind": "imp", "level": 2, "density_target": 0.64, "density": 0.64, "density_rlt": 0.63,
                            "upstream_test_accuracy": 0.9, "train_seconds": 1.0, "status": "made"}])
     assert "0.6400" in table and "imp" in table
@@ -314,17 +338,17 @@ def test_cli_levels_and_errors(capsys):
 
 @pytest.mark.slow
 def test_paper_profile_without_tickets_prunes_imagenet_weights_one_shot(tmp_path, monkeypatch):
-    from reprolib.models import get_backbone, torchvision_resnets
-
     torch.manual_seed(0)
     fake_imagenet = get_backbone("resnet18", weights=None).net.state_dict()  # stands in for the download
-    monkeypatch.setattr(torchvision_resnets, "imagenet_state_dict", lambda name, root=None, download=False:
-                        fake_imagenet)
+    monkeypatch.setattr(torchvision_resnets, "torchvision_state_dict",
+                        lambda name, weights, root=None, download=False: fake_imagenet)
     profile = load_profile("paper", backbone="resnet18", artifacts=str(tmp_path), download=False)
     dense, info = get_network(profile)
+    assert info.id == "resnet18-imagenet-dense"
     assert info.kind == "dense" and torch.equal(dense.net.layer1[0].conv1.weight, fake_imagenet["layer1.0.conv1.weight"])
     pruned, info = get_network(profile, network="LT", kind="imp", level=2)
     assert info.kind == "magnitude" and abs(info.density - 0.64) < 1e-3   # honest: not an IMP ticket
+    assert info.id == "resnet18-imagenet-magnitude-oneshot-L02"
     weights = pruned.net.layer1[0].conv1.weight
     assert (weights == 0).any() and torch.equal(weights[weights != 0], fake_imagenet["layer1.0.conv1.weight"][weights != 0])
     _, info = get_network(profile, network="LT", kind="random", level=2)

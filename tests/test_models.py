@@ -1,12 +1,21 @@
-"""Backbone registry: shapes, names, normalisation, weights handling, one-line errors."""
+"""Backbone registry: specs, shapes, names, normalisation, weights handling, one-line errors."""
 
 from __future__ import annotations
+
+import ast
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from reprolib.errors import ReprolibError
-from reprolib.models import FASHION_MNIST_MEAN, FASHION_MNIST_STD, get_backbone, names
+from reprolib.models import FASHION_MNIST_MEAN, FASHION_MNIST_STD, BackboneSpec, get_backbone, get_spec, names
+from reprolib.models.registry import register
+
+REPROLIB = Path(__file__).resolve().parent.parent / "reprolib"
 
 EXPECTED = {  # name -> (input size, channels, source classes, feature dim)
     "small_resnet": (28, 1, 10, 128),
@@ -26,6 +35,84 @@ def one_thread():
 
 def test_registry_names():
     assert names() == ["small_resnet", "resnet18", "resnet50"]
+    assert set(EXPECTED) == set(names())   # every registered backbone has an expectation here
+
+
+def _slow_if_big(name: str):
+    return pytest.param(name, marks=pytest.mark.slow) if name == "resnet50" else name
+
+
+@pytest.mark.parametrize("name", [_slow_if_big(n) for n in names()])
+def test_spec_metadata_matches_the_built_network(name):
+    """Building a spec's network and a forward pass agree with every fact the spec states."""
+    spec = get_spec(name)
+    assert spec.name == name and spec.tickets in ("imp", "oneshot") and spec.family in ("resnet", "vit")
+    assert len(spec.mean) == len(spec.std) == spec.channels
+    assert (spec.tickets == "imp") == (spec.weights == "upstream")
+    torch.manual_seed(0)
+    backbone = get_backbone(name, weights=None)
+    assert (backbone.input_size, backbone.channels, backbone.num_source_classes) == \
+        (spec.input_size, spec.channels, spec.num_source_classes)
+    assert (backbone.mean, backbone.std, backbone.family) == (spec.mean, spec.std, spec.family)
+    assert backbone.feature_dim == backbone.net.fc.in_features
+    x = backbone.normalize(torch.rand(2, spec.channels, spec.input_size, spec.input_size))
+    with torch.no_grad():
+        assert backbone(x).shape == (2, spec.num_source_classes)
+    assert spec.build(7).fc.out_features == 7   # the builder honours num_classes
+
+
+def test_spec_values():
+    small, r18, r50 = (get_spec(n) for n in ("small_resnet", "resnet18", "resnet50"))
+    assert (small.weights, small.tickets, small.mean, small.std) == ("upstream", "imp", (0.2860,), (0.3530,))
+    assert (r18.weights, r18.tickets) == ("ResNet18_Weights.IMAGENET1K_V1", "oneshot")
+    assert (r50.weights, r50.tickets) == ("ResNet50_Weights.IMAGENET1K_V2", "oneshot")
+    assert r50.mean == (0.485, 0.456, 0.406) and r50.std == (0.229, 0.224, 0.225)
+
+
+def test_spec_is_frozen_and_checked():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_spec("resnet18").input_size = 32
+    fields = dict(name="tiny", build=lambda n: None, input_size=8, channels=1, mean=(0.5,), std=(0.5,),
+                  num_source_classes=2, family="resnet", weights="upstream", tickets="imp")
+    with pytest.raises(ReprolibError, match="unknown tiny ticket source 'loaded'; valid choices: imp, oneshot"):
+        BackboneSpec(**{**fields, "tickets": "loaded"})
+    with pytest.raises(ReprolibError, match="tickets 'imp' go with weights 'upstream'"):
+        BackboneSpec(**{**fields, "weights": "ResNet18_Weights.IMAGENET1K_V1"})
+    with pytest.raises(ReprolibError, match="mean/std need 1 values"):
+        BackboneSpec(**{**fields, "mean": (0.5, 0.5)})
+    with pytest.raises(ReprolibError, match="'resnet18' is already registered"):
+        register(dataclasses.replace(get_spec("resnet18")))
+    with pytest.raises(ReprolibError, match="unknown backbone 'vit_b'; valid choices: small_resnet, resnet18"):
+        get_spec("vit_b")
+
+
+def _string_constants(tree: ast.AST) -> list[str]:
+    """Every str constant of a module except docstrings (module, class, function)."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+# Modules outside reprolib/models that other parts of issue 9 rewrite or move out of the
+# package (the profile default, the benchmarks); remove each once that lands.
+NOT_YET = {"config.py", "bench_tickets.py"}
+
+
+def test_no_module_outside_the_registry_names_a_backbone():
+    offenders = []
+    for path in sorted(REPROLIB.rglob("*.py")):
+        relative = path.relative_to(REPROLIB)
+        if relative.parts[0] == "models" or str(relative) in NOT_YET:
+            continue
+        for text in _string_constants(ast.parse(path.read_text())):
+            if "small_resnet" in text or "resnet50" in text:
+                offenders.append(f"{relative}: {text!r}")
+    assert offenders == []
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "resnet50" else n
@@ -110,6 +197,14 @@ def test_offline_torchvision_weights_not_cached(tmp_path, monkeypatch):
     assert "resnet50" in message and "download" in message
 
 
-def test_small_resnet_default_weights_need_upstream_model(tmp_path):
+def test_upstream_backbone_has_no_default_weights(tmp_path):
+    """Weights trained here come from the caller (get_network knows the ticket directory)."""
     message = _one_line_error(lambda: get_backbone("small_resnet", weights="default", root=tmp_path))
-    assert "python -m reprolib upstream" in message
+    assert "small_resnet has no default weights" in message and "python -m reprolib upstream" in message
+    assert "get_network" in message
+
+
+def test_import_models_is_light():
+    code = ("import sys, reprolib.models as m; m.names(); m.get_spec('resnet50'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

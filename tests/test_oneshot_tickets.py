@@ -7,16 +7,18 @@ import pytest
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError
 from reprolib.ledger import tickets_table
-from reprolib.sparsity.imp import make_tickets
+from reprolib.models import get_backbone, torchvision_resnets
+from reprolib.sparsity.tickets import make_tickets
 
 
 @pytest.fixture
 def paper_offline(tmp_path, monkeypatch):
     """The paper profile with resnet18, its ImageNet download replaced by random weights."""
-    import reprolib.models as models
+    def random_weights(name, weights, root=None, download=False):
+        assert weights == "ResNet18_Weights.IMAGENET1K_V1"   # the registry's enum reaches the loader
+        return get_backbone(name, weights=None).net.state_dict()
 
-    real = models.get_backbone
-    monkeypatch.setattr(models, "get_backbone", lambda name, weights="default", **kw: real(name, weights=None))
+    monkeypatch.setattr(torchvision_resnets, "torchvision_state_dict", random_weights)
     return load_profile("paper", backbone="resnet18", artifacts=str(tmp_path), download=False)
 
 

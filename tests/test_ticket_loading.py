@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import subprocess
 import sys
-import types
 
 import pytest
 import torch
 import torchvision
 
+import reprolib.sparsity
+import ticket_files   # the tests' writers of each format (the library only reads them)
 from reprolib.errors import ReprolibError
-from reprolib.sparsity import formats, masks
-from reprolib.sparsity.load import (
-    add_public_flags, build_network, density_table, load_ticket, network_from_flags, read_ticket, ticket_densities,
-)
+from reprolib.sparsity import masks
+from reprolib.sparsity.load import build_network, load_ticket, read_ticket
+from ticket_files import ticket_densities
 
 STATE = 4
 
@@ -80,7 +80,7 @@ def error_of(call, *args, **kwargs) -> str:
 ])
 def test_rlt_format_round_trip_resnet50(r50, tmp_path, ckpt_prefix, mask_prefix, nested):
     net, mask = r50
-    formats.save_rlt_format(net, mask, tmp_path, STATE, "resnet50", prefix=ckpt_prefix, mask_prefix=mask_prefix, nested=nested)
+    ticket_files.save_rlt_format(net, mask, tmp_path, STATE, "resnet50", prefix=ckpt_prefix, mask_prefix=mask_prefix, nested=nested)
     ticket = read_ticket(tmp_path, "resnet50", state=STATE)
     assert ticket.format == "rlt" and ticket.checkpoint_was_masked
     assert_exact_ticket((ticket.net, ticket.mask), mask, net)
@@ -94,7 +94,7 @@ def test_rlt_format_round_trip_resnet50(r50, tmp_path, ckpt_prefix, mask_prefix,
 def test_rlt_unmasked_checkpoint_gets_masked(small, tmp_path):
     # The public loader's prefix bug ran such a checkpoint dense; ours multiplies the mask in.
     net, by_state = small
-    formats.save_rlt_format(net, by_state[4], tmp_path, 4, "small_resnet", prefix="module.model.",
+    ticket_files.save_rlt_format(net, by_state[4], tmp_path, 4, "small_resnet", prefix="module.model.",
                             mask_prefix="module.", apply_mask=False)
     ticket = read_ticket(tmp_path / "small_resnet_dyn4_4_checkpoint.pth", "small_resnet")
     assert ticket.format == "rlt" and not ticket.checkpoint_was_masked
@@ -105,7 +105,7 @@ def test_rlt_unmasked_checkpoint_gets_masked(small, tmp_path):
 @pytest.mark.slow
 def test_torch_prune_state_dict_resnet50(r50, tmp_path):
     net, mask = r50
-    file = formats.save_prune_state_dict(net, mask, tmp_path / "pruned.pth")
+    file = ticket_files.save_prune_state_dict(net, mask, tmp_path / "pruned.pth")
     assert any(k.endswith("weight_orig") for k in torch.load(file, weights_only=True))
     loaded_net, loaded_mask = load_ticket(file, "resnet50")
     assert_exact_ticket((loaded_net, loaded_mask), mask, net)
@@ -114,8 +114,8 @@ def test_torch_prune_state_dict_resnet50(r50, tmp_path):
 def test_open_lth_level_picks_trained_model(small, tmp_path):
     net, by_state = small
     level = tmp_path / "level_4" / "main"
-    formats.save_open_lth_level(net, by_state[2], level, epoch=0)      # the rewind point (other weights)
-    formats.save_open_lth_level(net, by_state[4], level, epoch=40)     # the trained ticket
+    ticket_files.save_open_lth_level(net, by_state[2], level, epoch=0)      # the rewind point (other weights)
+    ticket_files.save_open_lth_level(net, by_state[4], level, epoch=40)     # the trained ticket
     (level / "model_ep0_it0.pth").unlink()
     torch.save({"model." + k: v for k, v in build_network("small_resnet").state_dict().items()}, level / "model_ep0_it0.pth")
     ticket = read_ticket(tmp_path, "small_resnet", state=4)
@@ -136,7 +136,7 @@ def test_open_lth_pruned_model_buffers(small, tmp_path):
 
 def test_plain_files_and_our_layout(small, tmp_path):
     net, by_state = small
-    model_file, mask_file = formats.save_plain(net, by_state[4], tmp_path / "a" / "weights.pth", tmp_path / "b" / "m.pth")
+    model_file, mask_file = ticket_files.save_plain(net, by_state[4], tmp_path / "a" / "weights.pth", tmp_path / "b" / "m.pth")
     assert_exact_ticket(load_ticket(model_file, "small_resnet", mask=mask_file), by_state[4], net)
     for s in (2, 4):  # our layout under a tickets root
         level = masks.ticket_dir(tmp_path / "art", "imp", s)
@@ -155,7 +155,7 @@ def test_resnet18_round_trip_and_missing_num_batches_tracked(tmp_path):
     torch.manual_seed(2)
     net = torchvision.models.resnet18(weights=None)
     mask = random_global_masks(net, [3])[3]
-    ckpt, _ = formats.save_rlt_format(net, mask, tmp_path, 3, "resnet18")
+    ckpt, _ = ticket_files.save_rlt_format(net, mask, tmp_path, 3, "resnet18")
     state = torch.load(ckpt, weights_only=True)
     torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, ckpt)  # old PyTorch
     loaded_net, loaded_mask = load_ticket(tmp_path, "resnet18", state=3)
@@ -170,7 +170,7 @@ def test_density_conventions(small, tmp_path):
     net, by_state = small
     names = [n for n, _ in net.named_parameters() if n.endswith("weight") and _.dim() > 1]  # incl. stem and fc
     with_all = random_global_masks(net, [5], seed=9, names=names)[5]
-    formats.save_plain(net, with_all, tmp_path / "m.pth", tmp_path / "k.pth")
+    ticket_files.save_plain(net, with_all, tmp_path / "m.pth", tmp_path / "k.pth")
     ticket = read_ticket(tmp_path / "m.pth", "small_resnet", mask=tmp_path / "k.pth")
     convs = [n for n in names if n not in ("conv1.weight", "fc.weight")]
     expected_rlt = sum(float(with_all[n].sum()) for n in convs) / sum(with_all[n].numel() for n in convs)
@@ -178,18 +178,14 @@ def test_density_conventions(small, tmp_path):
     measured = ticket_densities(ticket.net, ticket.mask)
     assert measured["density"] == pytest.approx(ticket.density, abs=1e-5)
     assert measured["density_rlt"] == pytest.approx(expected_rlt, abs=1e-5)
-    rows = density_table([0, 5, 8], {5: measured})
-    assert [r["nominal_density"] for r in rows] == [1.0, 0.8 ** 5, 0.8 ** 8]
-    assert rows[1]["remaining_pct_rlt"] == pytest.approx(100 * expected_rlt, abs=1e-3)
-    assert rows[0]["density"] is None and rows[2]["density_rlt"] is None
 
 
 def test_checkpoint_of_another_state_is_refused(small, tmp_path):
     net, by_state = small
     # checkpoint pruned at state 6, mask of state 4: kept weights are zero -> density too low
-    formats.save_plain(net, by_state[6], tmp_path / "m6.pth", tmp_path / "k6.pth")
-    formats.save_plain(net, by_state[4], tmp_path / "m4.pth", tmp_path / "k4.pth")
-    formats.save_plain(net, by_state[2], tmp_path / "m2.pth", tmp_path / "k2.pth")
+    ticket_files.save_plain(net, by_state[6], tmp_path / "m6.pth", tmp_path / "k6.pth")
+    ticket_files.save_plain(net, by_state[4], tmp_path / "m4.pth", tmp_path / "k4.pth")
+    ticket_files.save_plain(net, by_state[2], tmp_path / "m2.pth", tmp_path / "k2.pth")
     msg = error_of(load_ticket, tmp_path / "m6.pth", "small_resnet", mask=tmp_path / "k4.pth")
     assert "m6.pth" in msg and "measured density" in msg
     # checkpoint pruned at state 2 (denser, nested), mask of state 4: partly masked -> other mask
@@ -199,7 +195,7 @@ def test_checkpoint_of_another_state_is_refused(small, tmp_path):
 
 def test_declared_density_must_match(small, tmp_path):
     net, by_state = small
-    formats.save_open_lth_level(net, by_state[4], tmp_path, epoch=2)
+    ticket_files.save_open_lth_level(net, by_state[4], tmp_path, epoch=2)
     (tmp_path / "sparsity_report.json").write_text(json.dumps({"total": 100.0, "unpruned": 99.0}))
     assert "sparsity_report.json declares density 0.990000" in error_of(load_ticket, tmp_path, "small_resnet")
 
@@ -209,11 +205,11 @@ def test_declared_density_must_match(small, tmp_path):
 def test_wrong_architecture(small, tmp_path):
     torch.manual_seed(0)
     r18 = torchvision.models.resnet18(weights=None)
-    formats.save_rlt_format(r18, masks.full_mask(r18), tmp_path, 0, "resnet50")
+    ticket_files.save_rlt_format(r18, masks.full_mask(r18), tmp_path, 0, "resnet50")
     msg = error_of(load_ticket, tmp_path, "resnet50", state=0)
     assert "resnet50_dyn4_0_checkpoint.pth" in msg and "'resnet50'" in msg and "looks like a resnet18" in msg
     net, by_state = small
-    formats.save_plain(net, by_state[4], tmp_path / "s.pth", tmp_path / "sk.pth")
+    ticket_files.save_plain(net, by_state[4], tmp_path / "s.pth", tmp_path / "sk.pth")
     assert "s.pth does not match arch 'resnet18'" in error_of(load_ticket, tmp_path / "s.pth", "resnet18", mask=tmp_path / "sk.pth")
 
 
@@ -260,7 +256,7 @@ def test_file_and_directory_errors(small, tmp_path):
     torch.save(by_state[4], tmp_path / "k.pth")
     msg = error_of(load_ticket, tmp_path / "broken.pth", "small_resnet", mask=tmp_path / "k.pth")
     assert msg.startswith(f"cannot read {tmp_path / 'broken.pth'}: not a PyTorch checkpoint (")
-    ckpt, mask_file = formats.save_rlt_format(net, by_state[4], tmp_path / "rlt", 4, "small_resnet")
+    ckpt, mask_file = ticket_files.save_rlt_format(net, by_state[4], tmp_path / "rlt", 4, "small_resnet")
     mask_file.unlink()
     msg = error_of(load_ticket, tmp_path / "rlt", "small_resnet", state=4)
     assert "missing file" in msg and "small_resnet_dyn4_4_mask.pth" in msg
@@ -272,28 +268,27 @@ def test_file_and_directory_errors(small, tmp_path):
     assert str(tmp_path / "empty") in msg and "looked for" in msg and "resnet50_dyn4_S_checkpoint.pth" in msg
     assert "missing ticket path" in error_of(load_ticket, tmp_path / "nowhere", "resnet50")
     msg = error_of(load_ticket, tmp_path, "resnet34")
-    assert "resnet34" in msg and "resnet18, resnet50, small_resnet" in msg
+    assert "resnet34" in msg and "small_resnet, resnet18, resnet50" in msg
 
 
-# ---------------------------------------------------------------- the public code's flags
+# ---------------------------------------------------------------- the package API
 
-def test_public_flags(tmp_path, monkeypatch):
-    from reprolib.config import load_profile
+def test_readme_api_is_exported_without_importing_torch(small, tmp_path):
+    """The README's `reprolib.sparsity.load_ticket(...)` works, and `import reprolib.sparsity` stays light."""
+    net, by_state = small
+    ticket_files.save_rlt_format(net, by_state[4], tmp_path, 4, "small_resnet")
+    assert_exact_ticket(reprolib.sparsity.load_ticket(tmp_path, arch="small_resnet", state=4), by_state[4], net)
+    assert reprolib.sparsity.read_ticket(tmp_path, "small_resnet", state=4).format == "rlt"
+    code = "import sys, reprolib.sparsity; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(AttributeError, match="has no attribute 'load_tickets'"):
+        reprolib.sparsity.load_tickets  # noqa: B018 (a typo is an AttributeError, as usual)
 
-    parser = argparse.ArgumentParser()
-    add_public_flags(parser)
-    calls = []
-    fake = types.ModuleType("reprolib.sparsity.network")
-    fake.get_network = lambda profile, **kw: calls.append(kw) or ("backbone", "info")
-    monkeypatch.setitem(sys.modules, "reprolib.sparsity.network", fake)
-    paper, smoke = load_profile("paper"), load_profile("smoke")
-    args = parser.parse_args(["--network", "LT", "--sparsity", "4", "--pretrained_dir", str(tmp_path)])
-    assert network_from_flags(args, paper) == ("backbone", "info")
-    assert calls[-1] == {"network": "LT", "kind": "imp", "level": 4, "pretrained_dir": str(tmp_path)}
-    network_from_flags(parser.parse_args(["--network", "LT", "--sparsity", "2"]), smoke)  # makes its own
-    assert calls[-1]["pretrained_dir"] is None and calls[-1]["level"] == 2
-    assert "needs --pretrained_dir" in error_of(network_from_flags, parser.parse_args(["--network", "LT"]), paper)
-    msg = error_of(network_from_flags, parser.parse_args(["--network", "sparse"]), paper)
-    assert "'sparse'" in msg and "dense, LT" in msg
-    missing = str(tmp_path / "nope")
-    assert missing in error_of(network_from_flags, parser.parse_args(["--network", "LT", "--pretrained_dir", missing]), paper)
+
+def test_every_registered_backbone_is_an_arch():
+    from reprolib.models import get_spec, names
+
+    for name in names():
+        net = build_network(name, device="meta")
+        assert net.fc.out_features == get_spec(name).num_source_classes
+    assert build_network("small_resnet", num_classes=3, device="meta").fc.out_features == 3

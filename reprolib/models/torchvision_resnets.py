@@ -1,8 +1,10 @@
-"""torchvision ResNet-18 / ResNet-50 with ImageNet weights, offline-first.
+"""torchvision networks and their pretrained weights, offline-first.
 
-Weights are read from the torch hub checkpoint cache; they are downloaded only when the
-caller allows it (`download=True`, i.e. the profile's `download: true`). Offline and not
-cached is a one-line ReprolibError naming the file and how to get it.
+Which architecture and which weights enum belong to a backbone is the registry's fact
+(`reprolib.models.registry`); this module only builds and fetches. Weights are read from
+the torch hub checkpoint cache; they are downloaded only when the caller allows it
+(`download=True`, i.e. the profile's `download: true`). Offline and not cached is a
+one-line ReprolibError naming the file and how to get it.
 """
 
 from __future__ import annotations
@@ -15,17 +17,12 @@ from torch import nn
 
 from reprolib.errors import ReprolibError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# name -> (torchvision builder, weights enum member used by "default")
-_WEIGHTS = {"resnet18": "ResNet18_Weights.IMAGENET1K_V1", "resnet50": "ResNet50_Weights.IMAGENET1K_V2"}
+def _weights_enum(weights: str):
+    """"ResNet50_Weights.IMAGENET1K_V2" -> the torchvision enum member."""
+    import torchvision.models as tvm  # torchvision is slow to import; only when weights are read
 
-
-def _weights_enum(name: str):
-    import torchvision.models as tvm
-
-    enum_name, member = _WEIGHTS[name].split(".")
+    enum_name, member = weights.split(".")
     return getattr(getattr(tvm, enum_name), member)
 
 
@@ -36,10 +33,10 @@ def _cache_dirs(root: str | os.PathLike | None) -> list[Path]:
     return dirs
 
 
-def imagenet_state_dict(name: str, root: str | os.PathLike | None = None,
-                        download: bool = False) -> dict[str, torch.Tensor]:
-    """The ImageNet state dict of torchvision `name`, from cache or (if allowed) the web."""
-    weights = _weights_enum(name)
+def torchvision_state_dict(name: str, weights: str, root: str | os.PathLike | None = None,
+                           download: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision weights enum `weights` (for backbone `name`), cached or downloaded."""
+    weights = _weights_enum(weights)
     filename = os.path.basename(weights.url)
     dirs = _cache_dirs(root)
     for directory in dirs:
@@ -47,7 +44,7 @@ def imagenet_state_dict(name: str, root: str | os.PathLike | None = None,
             return torch.load(directory / filename, map_location="cpu", weights_only=True)
     if not download:
         raise ReprolibError(
-            f"{name} ImageNet weights {filename} are not cached in {', '.join(str(d) for d in dirs)}; "
+            f"{name} pretrained weights {filename} are not cached in {', '.join(str(d) for d in dirs)}; "
             f"allow downloads (profile download: true / download=True) or pass weights=None"
         )
     try:
@@ -57,8 +54,8 @@ def imagenet_state_dict(name: str, root: str | os.PathLike | None = None,
         raise ReprolibError(f"could not download {name} weights from {weights.url}: {type(err).__name__}: {err}")
 
 
-def torchvision_resnet(name: str) -> nn.Module:
-    """An untrained torchvision ResNet (1000 classes) of the given registry name."""
-    import torchvision.models as tvm
+def torchvision_network(arch: str, num_classes: int) -> nn.Module:
+    """An untrained torchvision network `arch` (e.g. "resnet50") with `num_classes` outputs."""
+    import torchvision.models as tvm  # as above: only when a network is built
 
-    return getattr(tvm, name)(weights=None)
+    return getattr(tvm, arch)(weights=None, num_classes=num_classes)

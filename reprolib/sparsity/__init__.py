@@ -1,12 +1,19 @@
-"""Sparsity: masks, lottery tickets by IMP and pruning baselines, and loading tickets.
+"""Sparsity: masks, lottery tickets (IMP here, or one-shot pruned pretrained weights), loading tickets.
 
 - `reprolib.sparsity.masks`: the mask type, pruning (global magnitude, random) and our
   on-disk layout `<artifacts>/tickets/<kind>/level_XX/{model.pth, mask.pth, sparsity.json}`.
-- `reprolib.sparsity.imp`: `make_tickets(profile, levels, kinds)` (IMP with rewinding,
-  one-shot magnitude and random baselines), idempotent and resumable.
+- `reprolib.sparsity.recipe`: `TicketRecipe` (the profile's `tickets:`), `target_density`.
+- `reprolib.sparsity.tickets`: `make_tickets(profile, levels, kinds)`, made the way the
+  backbone's registry spec says: `imp` (IMP with rewinding, one-shot magnitude and random
+  baselines, retrained) or `oneshot` (`reprolib.sparsity.oneshot`); idempotent, resumable.
 - `reprolib.sparsity.network`: `get_network(profile, network, kind, level, pretrained_dir)`.
-- `reprolib.sparsity.load`: `load_ticket(path, arch, state)` for foreign ticket formats.
-Submodules import torch; this package file does not, so `import reprolib.sparsity` is cheap.
+- `reprolib.sparsity.load`: `load_ticket(path, arch, state)` / `read_ticket` for every
+  common ticket format (RLT, open_lth, torch prune, ours).
+- `reprolib.sparsity.cli` / `upstream_cli`: the `tickets` and `upstream` commands.
+
+Submodules import torch; this package file does not, so `import reprolib.sparsity` is
+cheap: the names below load their module on first use (the reason for the imports inside
+`__getattr__`).
 """
 
 from __future__ import annotations
@@ -14,18 +21,24 @@ from __future__ import annotations
 from typing import Any
 
 
-def get_network(*args: Any, **kwargs: Any):
-    """See reprolib.sparsity.network.get_network."""
-    from reprolib.sparsity.network import get_network as _get_network
+def __getattr__(name: str) -> Any:
+    if name == "get_network":
+        from reprolib.sparsity.network import get_network
 
-    return _get_network(*args, **kwargs)
+        return get_network
+    if name == "make_tickets":
+        from reprolib.sparsity.tickets import make_tickets
+
+        return make_tickets
+    if name == "load_ticket":
+        from reprolib.sparsity.load import load_ticket
+
+        return load_ticket
+    if name == "read_ticket":
+        from reprolib.sparsity.load import read_ticket
+
+        return read_ticket
+    raise AttributeError(f"module 'reprolib.sparsity' has no attribute {name!r}")
 
 
-def make_tickets(*args: Any, **kwargs: Any):
-    """See reprolib.sparsity.imp.make_tickets."""
-    from reprolib.sparsity.imp import make_tickets as _make_tickets
-
-    return _make_tickets(*args, **kwargs)
-
-
-__all__ = ["get_network", "make_tickets"]
+__all__ = ["get_network", "make_tickets", "load_ticket", "read_ticket"]

@@ -8,7 +8,10 @@ applies to every kind unless --baseline-levels gives the baselines their own lev
 
 from __future__ import annotations
 
+from reprolib.config import load_profile
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.sparsity.masks import KINDS
+from reprolib.sparsity.tickets import make_tickets
 
 
 def parse_levels(text: str, flag: str = "--levels") -> list[int]:
@@ -26,7 +29,7 @@ def parse_levels(text: str, flag: str = "--levels") -> list[int]:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded (default embedded)")
+    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper (default embedded)")
     parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: 0..max of the profile's levels)")
     parser.add_argument("--baseline-levels", default=None,
                         help="levels of the magnitude / random baselines (default: --levels if given, "
@@ -37,10 +40,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from reprolib.config import load_profile
-    from reprolib.sparsity.imp import make_tickets
-    from reprolib.sparsity.masks import KINDS
-
     profile = load_profile(args.profile)
     kinds = ["imp", *profile.baselines] if args.kinds is None else [k.strip() for k in args.kinds.split(",")]
     for kind in kinds:

@@ -1,8 +1,8 @@
 """Ticket files on disk: safe readers and writers for the common lottery-ticket formats.
 
 Readers return plain `dict[str, Tensor]` with wrapper prefixes removed; they never build a
-network (that is `reprolib.sparsity.load`). Writers exist for tests and for converting
-tickets between formats. Formats:
+network (that is `reprolib.sparsity.load`). The tests write each format with their own
+writers (tests/ticket_files.py). Formats:
 
 - RLT (public code): `{arch}_dyn4_{S}_checkpoint.pth` (state dict, maybe under "state_dict")
   + `{arch}_dyn4_{S}_mask.pth` (name -> 0/1 tensor); either file may carry "model." keys.
@@ -14,13 +14,12 @@ tickets between formats. Formats:
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from reprolib.errors import ReprolibError
 
@@ -146,74 +145,3 @@ def read_declared_density(file: Path) -> float | None:
     if isinstance(report.get("total"), (int, float)) and isinstance(report.get("unpruned"), (int, float)) and report["total"] > 0:
         return float(report["unpruned"]) / float(report["total"])
     return None
-
-
-# ---------------------------------------------------------------- writers (tests, conversion)
-
-def _masked_state(net: nn.Module, mask: dict[str, Tensor], apply_mask: bool) -> dict[str, Tensor]:
-    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    if apply_mask:
-        for name, m in mask.items():
-            state[name] = state[name] * m.to(state[name].dtype)
-    return state
-
-
-def _prefixed(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {prefix + k: v for k, v in state.items()}
-
-
-def save_rlt_format(net: nn.Module, mask: dict[str, Tensor], directory: Path, state: int, arch: str = "resnet50",
-                    prefix: str = "", mask_prefix: str | None = None, nested: bool = False,
-                    apply_mask: bool = True) -> tuple[Path, Path]:
-    """Write the public code's two files; `prefix` / `mask_prefix` reproduce its "model." keys.
-
-    `mask_prefix=None` uses `prefix`; `nested=True` stores {"state_dict": ...} as some scripts do.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    ckpt_name, mask_name = rlt_file_names(arch, state)
-    weights = _prefixed(_masked_state(net, mask, apply_mask), prefix)
-    torch.save({"state_dict": weights} if nested else weights, directory / ckpt_name)
-    mp = prefix if mask_prefix is None else mask_prefix
-    torch.save({mp + k: v.clone() for k, v in mask.items()}, directory / mask_name)
-    return directory / ckpt_name, directory / mask_name
-
-
-def save_open_lth_level(net: nn.Module, mask: dict[str, Tensor], directory: Path, epoch: int = 0,
-                        iteration: int = 0, prefix: str = "model.") -> Path:
-    """Write an open_lth-style level folder: int mask, `model_ep{E}_it{I}.pth`, sparsity report."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save({prefix + k: v.int() for k, v in mask.items()}, directory / "mask.pth")
-    model_file = directory / f"model_ep{epoch}_it{iteration}.pth"
-    torch.save(_prefixed(_masked_state(net, mask, True), prefix), model_file)
-    total = sum(m.numel() for m in mask.values())
-    unpruned = sum(float(m.sum()) for m in mask.values())
-    (directory / "sparsity_report.json").write_text(json.dumps({"total": float(total), "unpruned": unpruned}, indent=4))
-    return model_file
-
-
-def save_prune_state_dict(net: nn.Module, mask: dict[str, Tensor], file: Path) -> Path:
-    """Write the state dict torch.nn.utils.prune produces (weight_orig + weight_mask), made by prune itself."""
-    from torch.nn.utils import prune
-
-    pruned = copy.deepcopy(net)
-    modules = dict(pruned.named_modules())
-    for name, m in mask.items():
-        module_name, _, param_name = name.rpartition(".")
-        prune.custom_from_mask(modules[module_name], param_name, m.bool())
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(pruned.state_dict(), file)
-    return file
-
-
-def save_plain(net: nn.Module, mask: dict[str, Tensor], model_file: Path, mask_file: Path,
-               apply_mask: bool = True) -> tuple[Path, Path]:
-    """Write a plain state dict file and a name -> 0/1 mask file."""
-    model_file, mask_file = Path(model_file), Path(mask_file)
-    for f in (model_file, mask_file):
-        f.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(_masked_state(net, mask, apply_mask), model_file)
-    torch.save({k: v.clone() for k, v in mask.items()}, mask_file)
-    return model_file, mask_file

@@ -1,5 +1,6 @@
 """Lottery tickets by iterative magnitude pruning (IMP) with weight rewinding, and the
-one-shot magnitude and random baselines at the same densities (methods.md s.7).
+one-shot magnitude and random baselines at the same densities (methods.md s.7), for
+backbones whose spec says `tickets="imp"` (trained here; `reprolib.sparsity.tickets` picks).
 
 - imp level 0: train the dense network with the upstream recipe, keeping its weights at
   iteration `rewind_iteration` (0 = init) in `imp/level_00/rewind.pth`.
@@ -21,45 +22,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprolib.config import check_fields
+import torch
+
 from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.models import get_backbone
 from reprolib.sparsity import masks as M
+from reprolib.sparsity.recipe import TicketRecipe, target_density
 from reprolib.upstream import SourceData, UpstreamRecipe, evaluate, load_source_data, steps_per_epoch, train
-
-
-@dataclass
-class TicketRecipe:
-    """How tickets are made; the profile's `tickets:` dict overrides these defaults."""
-
-    prune_fraction: float = 0.2        # of the remaining weights, per IMP level
-    rewind_iteration: int = 200        # level-0 iteration the survivors rewind to (0 = init)
-    retrain_epochs: int = -1           # epochs of the retraining schedule (-1 = upstream epochs)
-    exclude: list[str] = field(default_factory=lambda: list(M.DEFAULT_EXCLUDE))  # never pruned
-    random_seed: int = 0               # random baseline at level L uses random_seed + L
-
-    @classmethod
-    def for_profile(cls, profile: Any) -> "TicketRecipe":
-        base = cls(rewind_iteration=10) if getattr(profile, "profile", None) == "smoke" else cls()
-        values = getattr(profile, "tickets", {}) or {}
-        check_fields(TicketRecipe, values, "tickets recipe key", prefix="tickets.")
-        recipe = dataclasses.replace(base, **values)
-        if not 0.0 < recipe.prune_fraction < 1.0:
-            raise ReprolibError(f"tickets.prune_fraction must be in (0, 1), got {recipe.prune_fraction}")
-        if recipe.rewind_iteration < 0:
-            raise ReprolibError(f"tickets.rewind_iteration must be >= 0, got {recipe.rewind_iteration}")
-        return recipe
-
-    def retrain_recipe(self, upstream: UpstreamRecipe) -> UpstreamRecipe:
-        epochs = upstream.epochs if self.retrain_epochs < 0 else self.retrain_epochs
-        return dataclasses.replace(upstream, epochs=epochs)
-
-
-def target_density(recipe: TicketRecipe, level: int) -> float:
-    return (1.0 - recipe.prune_fraction) ** level
 
 
 class TicketMaker:
@@ -82,10 +54,6 @@ class TicketMaker:
         return self._data.subset(self.upstream)
 
     def _new_backbone(self):
-        import torch
-
-        from reprolib.models import get_backbone
-
         torch.manual_seed(self.upstream.seed)  # same init for every run of the same seed
         return get_backbone(self.profile.backbone, weights=None)
 
@@ -192,17 +160,13 @@ class TicketMaker:
         return {**report, "path": str(directory), "status": "made"}
 
 
-def make_tickets(profile: Any, levels: list[int], kinds: list[str] | tuple[str, ...] = ("imp",),
-                 data: SourceData | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Make (or find) every requested (kind, level); baselines skip level 0 (= dense).
+def make_imp_tickets(profile: Any, levels: list[int], kinds: list[str] | tuple[str, ...] = ("imp",),
+                     data: SourceData | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Make (or find) every requested (kind, level) by IMP; baselines skip level 0 (= dense).
 
     Returns one summary per ticket (its sparsity.json plus `path` and `status`:
-    "made" or "existing"), IMP first, then the baselines, levels ascending.
+    "made" or "existing"), in the order of `kinds`, levels ascending.
     """
-    if profile.backbone != "small_resnet":   # torchvision ImageNet weights: one-shot, see oneshot.py
-        from reprolib.sparsity.oneshot import oneshot_reports
-
-        return oneshot_reports(profile, levels, kinds)
     maker = TicketMaker(profile, data=data, progress=progress)
     out = []
     for kind in kinds:

@@ -1,7 +1,8 @@
 """Load anyone's lottery ticket into a torchvision-style network, strictly and verifiably.
 
-`load_ticket(path, arch, state=None, mask=None) -> (net, mask)` (methods.md s.7) reads the
-formats of `reprolib.sparsity.formats`, picked from what the path holds:
+`load_ticket(path, arch, state=None, mask=None) -> (net, mask)` (methods.md s.7) builds the
+registry backbone `arch` (a `reprolib.models.names()` entry) and reads the formats of
+`reprolib.sparsity.formats` into it, picked from what the path holds:
 
 - a directory + `state=S`: RLT's `{arch}_dyn4_{S}_checkpoint.pth` + `{arch}_dyn4_{S}_mask.pth`,
   else a tickets root with `level_{S:02d}/` (ours) or `level_{S}/[main/]` (open_lth);
@@ -40,10 +41,9 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.models import get_spec, names
 from reprolib.sparsity import formats, masks
 from reprolib.sparsity.formats import names_preview
-
-ARCHS = ("resnet18", "resnet50", "small_resnet")
 DENSITY_TOL = 1e-3   # fraction of weights allowed to sit on the "wrong" side by chance
 _OPEN_LTH_MODEL = re.compile(r"model_ep(\d+)_it(\d+)\.pth$")
 
@@ -72,17 +72,17 @@ class _Files:
     report_file: Path | None = None
 
 
-def load_ticket(path: str | Path, arch: str = "resnet50", state: int | None = None,
+def load_ticket(path: str | Path, arch: str, state: int | None = None,
                 mask: str | Path | None = None) -> tuple[nn.Module, dict[str, Tensor]]:
     """(network with weight * mask applied, mask) from a ticket file or directory; see the module doc."""
     ticket = read_ticket(path, arch=arch, state=state, mask=mask)
     return ticket.net, ticket.mask
 
 
-def read_ticket(path: str | Path, arch: str = "resnet50", state: int | None = None,
+def read_ticket(path: str | Path, arch: str, state: int | None = None,
                 mask: str | Path | None = None) -> LoadedTicket:
     """Like load_ticket, returning the files read and the measured densities too."""
-    check_choice("arch", arch, ARCHS)
+    check_choice("arch", arch, names())
     if state is not None and (isinstance(state, bool) or not isinstance(state, int) or state < 0):
         raise ReprolibError(f"state must be an int >= 0, got {state!r}")
     files = _locate(Path(path), arch, state, None if mask is None else Path(mask))
@@ -194,16 +194,10 @@ def _report(directory: Path) -> Path | None:
 # ---------------------------------------------------------------- building and loading
 
 def build_network(arch: str, num_classes: int | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """A raw network of `arch` (torchvision resnets with weights=None; 1000 / 10 classes by default)."""
-    check_choice("arch", arch, ARCHS)
+    """A raw untrained network of registry backbone `arch` (default: its number of source classes)."""
+    spec = get_spec(check_choice("arch", arch, names()))
     with torch.device(device):
-        if arch == "small_resnet":
-            from reprolib.models.small_resnet import small_resnet  # lazy: only this arch needs it
-
-            return small_resnet(num_classes=num_classes or 10)
-        import torchvision
-
-        return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes or 1000)
+        return spec.build(num_classes or spec.num_source_classes)
 
 
 def _mismatches(net: nn.Module, weights: dict[str, Tensor]) -> tuple[list[str], list[str], list[str]]:
@@ -215,7 +209,7 @@ def _mismatches(net: nn.Module, weights: dict[str, Tensor]) -> tuple[list[str], 
 
 
 def _guess_arch(arch: str, weights: dict[str, Tensor], num_classes: int | None) -> str:
-    for other in ARCHS:
+    for other in names():
         if other != arch:
             net = build_network(other, num_classes, device="meta")  # meta: shapes only, no memory
             if not any(_mismatches(net, weights)):
@@ -261,16 +255,6 @@ def _check_mask_keys(net: nn.Module, mask: dict[str, Tensor], file: Path, arch: 
 
 # ---------------------------------------------------------------- masking and verification
 
-def measured_density_rlt(net: nn.Module) -> float:
-    """RLT's convention measured on the weights: nonzero fraction of conv weights except the stem."""
-    nonzero = total = 0
-    for name, module in net.named_modules():
-        if isinstance(module, nn.Conv2d) and name != "conv1":
-            nonzero += int(torch.count_nonzero(module.weight.detach()))
-            total += module.weight.numel()
-    return nonzero / total if total else 1.0
-
-
 def _apply_and_verify(net: nn.Module, mask: dict[str, Tensor], raw: dict[str, Tensor], files: _Files,
                       arch: str) -> LoadedTicket:
     params = dict(net.named_parameters())
@@ -308,76 +292,3 @@ def _apply_and_verify(net: nn.Module, mask: dict[str, Tensor], raw: dict[str, Te
     return LoadedTicket(net=net, mask=mask, arch=arch, format=files.format, model_file=file, mask_file=files.mask_file,
                         density=density, measured_density=measured, density_rlt=masks.density_rlt(net, mask),
                         checkpoint_was_masked=pruned > 0 and fraction <= DENSITY_TOL)
-
-
-# ---------------------------------------------------------------- density table
-
-def ticket_densities(net: nn.Module, mask: dict[str, Tensor]) -> dict[str, float]:
-    """Both conventions for one loaded ticket: overall (masked weights) and RLT (convs minus stem)."""
-    total = sum(m.numel() for m in mask.values())
-    params = dict(net.named_parameters())
-    nonzero = sum(int(torch.count_nonzero(params[k].detach())) for k in mask)
-    return {"density": nonzero / total if total else 1.0, "density_rlt": measured_density_rlt(net)}
-
-
-def density_table(states, measured: dict[int, dict[str, float]] | None = None) -> list[dict[str, float | int | None]]:
-    """One row per state S: IMP's nominal 0.8^S, and measured densities in both conventions.
-
-    `measured[S]` is `ticket_densities(net, mask)` (or any dict with density / density_rlt);
-    states without a measurement get None. Percentages are given too, as RLT reports them.
-    """
-    measured = measured or {}
-    rows = []
-    for s in states:
-        got = measured.get(s, {})
-        density, rlt = got.get("density"), got.get("density_rlt")
-        rows.append({
-            "state": s,
-            "nominal_density": 0.8 ** s,
-            "density": density,
-            "density_rlt": rlt,
-            "remaining_pct": None if density is None else 100 * density,
-            "remaining_pct_rlt": None if rlt is None else 100 * rlt,
-        })
-    return rows
-
-
-# ---------------------------------------------------------------- the public code's flags
-
-NETWORKS = ("dense", "LT")
-
-
-def add_public_flags(parser) -> None:
-    """The public code's `--network dense|LT --sparsity S --pretrained_dir DIR` flags."""
-    parser.add_argument("--network", default="dense", help="dense | LT (a lottery ticket)")
-    parser.add_argument("--sparsity", type=int, default=0, help="sparsity state S of the ticket (keeps 0.8^S)")
-    parser.add_argument("--pretrained_dir", default=None,
-                        help="directory with {arch}_dyn4_{S}_checkpoint.pth + _mask.pth, or level_XX/ tickets")
-
-
-def network_from_flags(args, profile):
-    """Validate the public flags and return `reprolib.sparsity.network.get_network(...)`'s result.
-
-    LT needs --pretrained_dir unless the profile makes its own tickets (embedded / smoke:
-    IMP on the upstream model it trains); the paper profile has no ticket source otherwise.
-    """
-    network = getattr(args, "network", "dense")
-    check_choice("network", network, NETWORKS)
-    sparsity = getattr(args, "sparsity", 0)
-    if isinstance(sparsity, bool) or not isinstance(sparsity, int) or sparsity < 0:
-        raise ReprolibError(f"--sparsity must be an int >= 0, got {sparsity!r}")
-    pretrained_dir = getattr(args, "pretrained_dir", None)
-    if pretrained_dir is not None and not Path(pretrained_dir).is_dir():
-        raise ReprolibError(f"--pretrained_dir {pretrained_dir} is not a directory")
-    if network == "LT" and pretrained_dir is None and not _profile_makes_tickets(profile):
-        raise ReprolibError(f"--network LT needs --pretrained_dir DIR: profile {profile.profile!r} "
-                            f"(source {profile.source!r}) does not make its own tickets")
-    from reprolib.sparsity.network import get_network  # lazy: it pulls in the model registry
-
-    return get_network(profile, network=network, kind="imp", level=sparsity, pretrained_dir=pretrained_dir)
-
-
-def _profile_makes_tickets(profile) -> bool:
-    # Tickets are made here by IMP on the upstream model this library trains; with
-    # torchvision's ImageNet weights (source "imagenet") there is no IMP run to take them from.
-    return getattr(profile, "source", "imagenet") != "imagenet"

@@ -1,14 +1,16 @@
 """`get_network`: the backbone a transfer run uses, dense or a lottery ticket, plus its facts.
 
-Embedded profiles (small_resnet): dense = IMP level 0; "LT" reads our layout
-`<artifacts>/tickets/<kind>/level_XX` (made by `python -m reprolib tickets`). A baseline
-kind at level 0 is the dense model.
-Paper profile (torchvision resnet18/resnet50): dense = torchvision ImageNet weights. "LT"
-with `pretrained_dir` (any profile) loads a ticket through `reprolib.sparsity.load.load_ticket` (RLT /
-open_lth / our formats). Without `pretrained_dir` the ImageNet weights are pruned here
-one-shot by global magnitude to 0.8^level (kind "imp" or "magnitude"), or randomly with
-those per-layer densities (kind "random"), with NO retraining: these are not IMP tickets,
-and TicketInfo.kind says "magnitude" / "random" so the results table cannot mistake them.
+What a profile's backbone offers is its registry spec's `tickets`:
+- "imp" (trained here; the embedded profiles): dense = IMP level 0; "LT" reads our layout
+  `<artifacts>/tickets/<kind>/level_XX` (made by `python -m reprolib tickets`). A baseline
+  kind at level 0 is the dense model.
+- "oneshot" (pretrained torchvision weights; the paper profile): dense = those weights.
+  Without `pretrained_dir`, "LT" prunes them here one-shot by global magnitude to
+  0.8^level (kind "imp" or "magnitude"), or randomly with those per-layer densities (kind
+  "random"), with NO retraining: these are not IMP tickets, and TicketInfo.kind says
+  "magnitude" / "random" so the results table cannot mistake them.
+"LT" with `pretrained_dir` (any backbone) loads a ticket through
+`reprolib.sparsity.load.load_ticket` (RLT / open_lth / our formats).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.models import from_network, get_backbone, get_spec
 from reprolib.sparsity import masks as M
+from reprolib.sparsity.load import load_ticket
+from reprolib.sparsity.recipe import TicketRecipe, target_density
 
-NETWORKS = ("dense", "LT")
+NETWORKS = ("dense", "LT")   # the public code's --network choices: the dense model or a ticket
 
 
 @dataclass(frozen=True)
@@ -48,14 +53,13 @@ def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: 
         raise ReprolibError(f"ticket level must be >= 0, got {level}")
     if network == "LT" and pretrained_dir is not None:
         return _external(profile, kind, level, pretrained_dir)
-    if profile.backbone == "small_resnet":
-        return _embedded(profile, network, kind, level)
-    return _torchvision(profile, network, kind, level)
+    if get_spec(profile.backbone).tickets == "imp":
+        return _from_layout(profile, network, kind, level)
+    return _oneshot(profile, network, kind, level)
 
 
-def _embedded(profile: Any, network: str, kind: str, level: int):
-    from reprolib.models import get_backbone
-
+def _from_layout(profile: Any, network: str, kind: str, level: int):
+    """A level of our ticket layout (IMP level 0 for dense), as `python -m reprolib tickets` made it."""
     if network == "dense" or level == 0:
         kind, level = "imp", 0
     directory = M.ticket_dir(profile.path("artifacts"), kind, level)
@@ -74,9 +78,7 @@ def _embedded(profile: Any, network: str, kind: str, level: int):
 
 
 def _external(profile: Any, kind: str, level: int, pretrained_dir: str):
-    from reprolib.models import from_network
-    from reprolib.sparsity.load import load_ticket  # foreign formats: another module's job
-
+    """A ticket in any format `load_ticket` reads, at state `level` of `pretrained_dir`."""
     name = profile.backbone
     net, mask = load_ticket(pretrained_dir, name, level)
     overall, _ = M.density(mask)
@@ -85,15 +87,13 @@ def _external(profile: Any, kind: str, level: int, pretrained_dir: str):
     return from_network(name, net).eval(), info
 
 
-def _torchvision(profile: Any, network: str, kind: str, level: int):
-    from reprolib.models import get_backbone
-    from reprolib.sparsity.imp import TicketRecipe, target_density
-
+def _oneshot(profile: Any, network: str, kind: str, level: int):
+    """The pretrained weights, pruned once at load time for "LT" (not retrained)."""
     name = profile.backbone
     root = profile.path("data_root") / "torch_hub"
     backbone = get_backbone(name, weights="default", root=root, download=profile.download)
     if network == "dense" or level == 0:
-        return backbone, TicketInfo(id=f"{name}-imagenet-dense", kind="dense", level=0, density=1.0,
+        return backbone, TicketInfo(id=f"{name}-{profile.source}-dense", kind="dense", level=0, density=1.0,
                                     density_rlt=1.0, path=None)
     recipe = TicketRecipe.for_profile(profile)
     full = M.full_mask(backbone.net, recipe.exclude)
@@ -103,6 +103,6 @@ def _torchvision(profile: Any, network: str, kind: str, level: int):
         mask, pruned_kind = M.random_prune_like(mask, seed=recipe.random_seed + level), "random"
     M.apply_mask(backbone.net, mask)
     overall, _ = M.density(mask)
-    info = TicketInfo(id=f"{name}-imagenet-{pruned_kind}-oneshot-L{level:02d}", kind=pruned_kind, level=level,
+    info = TicketInfo(id=f"{name}-{profile.source}-{pruned_kind}-oneshot-L{level:02d}", kind=pruned_kind, level=level,
                       density=overall, density_rlt=M.density_rlt(backbone.net, mask), path=None)
     return backbone.eval(), info

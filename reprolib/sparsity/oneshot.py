@@ -1,6 +1,6 @@
-"""Tickets of the paper profile: one-shot pruning of torchvision's ImageNet weights.
+"""One-shot tickets of pretrained backbones (spec `tickets="oneshot"`; the paper profile).
 
-IMP needs ImageNet training, which the workbook cannot assume. For a torchvision backbone
+IMP needs ImageNet training, which the workbook cannot assume. For such a backbone
 the `tickets` command therefore records, per requested (kind, level), the ticket that
 `get_network` builds at load time: the ImageNet weights pruned ONCE by global magnitude to
 0.8^level of the prunable weights (kind "magnitude"; a request for "imp" gets this too, and
@@ -20,6 +20,8 @@ from typing import Any
 
 from reprolib.errors import check_choice
 from reprolib.sparsity import masks as M
+from reprolib.sparsity.network import get_network
+from reprolib.sparsity.recipe import TicketRecipe, target_density
 
 ONESHOT_KINDS = ("magnitude", "random")
 NOTE = "one-shot pruning of torchvision ImageNet weights at load time; not retrained, not IMP"
@@ -27,9 +29,6 @@ NOTE = "one-shot pruning of torchvision ImageNet weights at load time; not retra
 
 def oneshot_reports(profile: Any, levels: list[int], kinds: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
     """Write (or find) the sparsity.json of each (kind, level); returns the summaries."""
-    from reprolib.sparsity.imp import TicketRecipe, target_density
-    from reprolib.sparsity.network import get_network
-
     recipe = TicketRecipe.for_profile(profile)
     out = []
     for requested in kinds:

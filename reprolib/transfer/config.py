@@ -15,12 +15,12 @@ from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.labelmap import LABEL_MAPS
 from reprolib.protocols import names as protocol_names
+from reprolib.sparsity.masks import KINDS as TICKET_KINDS
+from reprolib.sparsity.network import NETWORKS
 from reprolib.transfer import registry
 
 METHODS = registry.names()                  # one source: the method registry
 PROMPT_METHODS = registry.prompt_methods()
-NETWORKS = ("dense", "LT")
-TICKET_KINDS = ("imp", "magnitude", "random")
 
 # Fields that do not change the numbers (where the record goes, progress bars): not hashed.
 UNHASHED = ("results_path", "progress")

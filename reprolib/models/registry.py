@@ -1,0 +1,126 @@
+"""The backbone registry: one `BackboneSpec` per backbone, holding every fact about it.
+
+A spec says how to build the raw untrained network, what input it takes (size, channels,
+normalisation), how many source classes it has, where its trained weights come from, and
+how its lottery tickets are made. Code outside `reprolib.models` asks the spec (for
+example `get_spec(profile.backbone).tickets`) instead of comparing backbone names.
+
+Adding a backbone is one `register(BackboneSpec(...))` entry below plus a line in the
+model tests' expectations. This module does not import torch: the builders import their
+network modules when called, so `names()` and `get_spec()` stay cheap for the CLI and for
+profile checks (that is the reason for the imports inside `_small_resnet` / `_torchvision`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reprolib.errors import ReprolibError, check_choice
+
+# Fashion-MNIST train-set pixel mean / std (60,000 images, [0, 1] scale).
+FASHION_MNIST_MEAN = (0.2860,)
+FASHION_MNIST_STD = (0.3530,)
+# torchvision's ImageNet normalisation (the one its pretrained weights were trained with).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+FAMILIES = ("resnet", "vit")
+TICKET_SOURCES = ("imp", "oneshot")
+UPSTREAM = "upstream"   # `weights` value: trained here, from the profile's source set
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything the library needs to know about one backbone.
+
+    weights: "upstream" (trained here by `python -m reprolib upstream`, on the profile's
+    source set; the caller passes the file) or a torchvision weights enum such as
+    "ResNet50_Weights.IMAGENET1K_V2" (downloaded / read from the torch hub cache).
+    tickets: "imp" (iterative magnitude pruning with rewinding, here) or "oneshot"
+    (the pretrained weights pruned once at load time, not retrained).
+    """
+
+    name: str
+    build: Callable[[int], Any]     # num_classes -> raw untrained nn.Module (torchvision names)
+    input_size: int                 # square input side in pixels
+    channels: int
+    mean: tuple[float, ...]         # per-channel normalisation of [0, 1] images
+    std: tuple[float, ...]
+    num_source_classes: int
+    family: str                     # "resnet" | "vit": methods whose recipe differs read it
+    weights: str
+    tickets: str
+
+    def __post_init__(self) -> None:
+        check_choice(f"{self.name} family", self.family, FAMILIES)
+        check_choice(f"{self.name} ticket source", self.tickets, TICKET_SOURCES)
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ReprolibError(f"{self.name}: mean/std need {self.channels} values, "
+                                f"got {len(self.mean)} and {len(self.std)}")
+        # IMP level 0 IS the upstream model: one exists exactly when the other does.
+        if (self.tickets == "imp") != (self.weights == UPSTREAM):
+            raise ReprolibError(f"{self.name}: tickets 'imp' go with weights {UPSTREAM!r} (IMP trains the dense "
+                                f"model here), got tickets {self.tickets!r} with weights {self.weights!r}")
+
+    @property
+    def trained_here(self) -> bool:
+        """True when the weights are the upstream model this library trains (IMP level 0)."""
+        return self.weights == UPSTREAM
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    """Add `spec` to the registry; a name can be registered once."""
+    if spec.name in _REGISTRY:
+        raise ReprolibError(f"backbone {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def names() -> list[str]:
+    """Registered backbone names, in registration order."""
+    return list(_REGISTRY)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The spec of backbone `name`; an unknown name is a one-line error listing the choices."""
+    check_choice("backbone", name, names())
+    return _REGISTRY[name]
+
+
+# ---- builders (import torch only when a network is built) -----------------------------
+
+def _small_resnet(num_classes: int):
+    from reprolib.models.small_resnet import small_resnet
+
+    return small_resnet(num_classes=num_classes)
+
+
+def _torchvision(arch: str, num_classes: int):
+    from reprolib.models.torchvision_resnets import torchvision_network
+
+    return torchvision_network(arch, num_classes)
+
+
+# ---- entries --------------------------------------------------------------------------
+
+register(BackboneSpec(
+    name="small_resnet", build=_small_resnet, input_size=28, channels=1,
+    mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD, num_source_classes=10, family="resnet",
+    weights=UPSTREAM, tickets="imp",
+))
+register(BackboneSpec(
+    name="resnet18", build=functools.partial(_torchvision, "resnet18"), input_size=224, channels=3,
+    mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="resnet",
+    weights="ResNet18_Weights.IMAGENET1K_V1", tickets="oneshot",
+))
+register(BackboneSpec(
+    name="resnet50", build=functools.partial(_torchvision, "resnet50"), input_size=224, channels=3,
+    mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="resnet",
+    weights="ResNet50_Weights.IMAGENET1K_V2", tickets="oneshot",
+))

@@ -1,0 +1,49 @@
+"""TicketRecipe: how tickets are made (the profile's `tickets:` dict), and the target density.
+
+Shared by IMP (`reprolib.sparsity.imp`), the one-shot tickets of pretrained backbones
+(`reprolib.sparsity.oneshot`) and `get_network`, which prunes those at load time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from reprolib.config import check_fields
+from reprolib.errors import ReprolibError
+from reprolib.sparsity.masks import DEFAULT_EXCLUDE
+from reprolib.upstream import UpstreamRecipe
+
+
+@dataclass
+class TicketRecipe:
+    """How tickets are made: these defaults, then the profile's `tickets:` dict on top."""
+
+    prune_fraction: float = 0.2        # of the remaining weights, per IMP level
+    rewind_iteration: int = 200        # level-0 iteration the survivors rewind to (0 = init)
+    retrain_epochs: int = -1           # epochs of the retraining schedule (-1 = upstream epochs)
+    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))  # never pruned
+    random_seed: int = 0               # random baseline at level L uses random_seed + L
+
+    @classmethod
+    def for_profile(cls, profile: Any) -> "TicketRecipe":
+        """The dataclass defaults with the profile's `tickets:` values applied, validated."""
+        values = getattr(profile, "tickets", {}) or {}
+        check_fields(TicketRecipe, values, "tickets recipe key", prefix="tickets.")
+        recipe = dataclasses.replace(cls(), **values)
+        if not 0.0 < recipe.prune_fraction < 1.0:
+            raise ReprolibError(f"tickets.prune_fraction must be in (0, 1), got {recipe.prune_fraction}")
+        if recipe.rewind_iteration < 0:
+            raise ReprolibError(f"tickets.rewind_iteration must be >= 0, got {recipe.rewind_iteration}")
+        return recipe
+
+    def retrain_recipe(self, upstream: UpstreamRecipe) -> UpstreamRecipe:
+        """The upstream recipe with the retraining schedule's epochs."""
+        epochs = upstream.epochs if self.retrain_epochs < 0 else self.retrain_epochs
+        return dataclasses.replace(upstream, epochs=epochs)
+
+
+def target_density(recipe: TicketRecipe, level: int) -> float:
+    """Kept fraction of the prunable weights at `level`: (1 - prune_fraction) ** level."""
+    return (1.0 - recipe.prune_fraction) ** level
