@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from reprolib import paths
+from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.models.registry import names as backbone_names
 
 PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
 PROFILES = ("smoke", "embedded", "paper")
@@ -26,9 +28,10 @@ PATH_KEYS = ("artifacts", "figures", "data_root")
 class Profile:
     """Everything a study run needs to know; see the YAML files for the values."""
 
-    profile: str = "embedded"
-    backbone: str = "small_resnet"        # reprolib.models registry name
-    source: str = "fashion_mnist"         # upstream training set (imagenet = pretrained weights)
+    # What the study is about: no defaults, every profile YAML names them.
+    profile: str
+    backbone: str                          # reprolib.models registry name
+    source: str                            # upstream training set (imagenet = pretrained weights)
     device: str = "auto"                  # auto | cpu | cuda
     workers: int = 0                      # sweep processes; 0 = one per core on CPU, 1 on GPU
     protocol: str = "embedded"            # reprolib.protocols preset for transfer runs
@@ -93,9 +96,15 @@ def check_fields(cls: type, values: dict[str, Any], what: str, prefix: str = "")
 def validate(values: dict[str, Any]) -> Profile:
     """Build a Profile from a mapping, refusing unknown keys and wrong types in one line."""
     check_fields(Profile, values, "profile key", prefix="parameter ")
+    required = [f.name for f in dataclasses.fields(Profile) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in values]
+    if missing:
+        raise ReprolibError(f"profile lacks required key {missing[0]!r}; every profile names: {', '.join(required)}")
     profile = Profile(**values)
     check_choice("profile", profile.profile, PROFILES)
-    check_choice("device", profile.device, ("auto", "cpu", "cuda"))
+    check_choice("device", profile.device, DEVICES)
+    check_choice("backbone", profile.backbone, backbone_names())
     return profile
 
 

@@ -1,11 +1,13 @@
-"""Devices: resolving "auto", mixed precision on CUDA, and a device's name for records."""
+"""Devices: resolving "auto", mixed precision on CUDA, and a device's name for records.
+
+torch is imported inside the functions so that the profile checks (which only need DEVICES)
+stay free of torch.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import platform
-
-import torch
 
 from reprolib.errors import ReprolibError
 
@@ -14,6 +16,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -23,6 +27,8 @@ def resolve_device(device: str) -> str:
 
 def autocast(device: str) -> contextlib.AbstractContextManager:
     """bf16 mixed precision on CUDA, nothing on CPU (where bf16 would only cost accuracy)."""
+    import torch
+
     if str(device).startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -30,6 +36,8 @@ def autocast(device: str) -> contextlib.AbstractContextManager:
 
 def device_name(device: str) -> str:
     """'cuda: <GPU name>' or 'cpu: <processor>', as stored in every record."""
+    import torch
+
     if str(device).startswith("cuda"):
         return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
     return f"cpu: {platform.processor() or platform.machine()}"

@@ -98,16 +98,11 @@ def _string_constants(tree: ast.AST) -> list[str]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
 
 
-# Modules outside reprolib/models that other parts of issue 9 rewrite or move out of the
-# package (the profile default, the benchmarks); remove each once that lands.
-NOT_YET = {"config.py", "bench_tickets.py"}
-
-
 def test_no_module_outside_the_registry_names_a_backbone():
     offenders = []
     for path in sorted(REPROLIB.rglob("*.py")):
         relative = path.relative_to(REPROLIB)
-        if relative.parts[0] == "models" or str(relative) in NOT_YET:
+        if relative.parts[0] == "models":
             continue
         for text in _string_constants(ast.parse(path.read_text())):
             if "small_resnet" in text or "resnet50" in text:
