@@ -21,7 +21,7 @@ def _row(benchmark: str, value: float, unit: str, note: str = "") -> dict[str, A
 
 def _train_throughput(threads: int, steps: int, batch_size: int) -> float:
     from reprolib.models import get_backbone
-    from reprolib.upstream import UpstreamRecipe, cpu_threads, train
+    from reprolib.sparsity.upstream import UpstreamRecipe, cpu_threads, train
 
     torch.manual_seed(0)
     backbone = get_backbone("small_resnet", weights=None)
@@ -37,7 +37,7 @@ def _train_throughput(threads: int, steps: int, batch_size: int) -> float:
 
 def _eval_throughput(n: int) -> float:
     from reprolib.models import get_backbone
-    from reprolib.upstream import evaluate
+    from reprolib.sparsity.upstream import evaluate
 
     backbone = get_backbone("small_resnet", weights=None)
     images, labels = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
@@ -60,7 +60,7 @@ def _prune_seconds(name: str) -> tuple[float, int]:
 
 def bench_tickets(quick: bool = False) -> list[dict[str, Any]]:
     from reprolib.models import get_backbone
-    from reprolib.upstream import UpstreamRecipe
+    from reprolib.sparsity.upstream import UpstreamRecipe
 
     steps = 10 if quick else 50
     rows = [_row("small_resnet parameters", sum(p.numel() for p in get_backbone("small_resnet", None).parameters()),

@@ -44,7 +44,7 @@ class Profile:
     n_shots: list[int] = field(default_factory=lambda: [1, 5, 10, -1])   # -1 = all
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     full_data_seeds: list[int] = field(default_factory=lambda: [1])      # seeds for n_shot = -1
-    upstream: dict[str, Any] = field(default_factory=dict)               # reprolib.upstream recipe
+    upstream: dict[str, Any] = field(default_factory=dict)               # reprolib.sparsity.upstream recipe
     tickets: dict[str, Any] = field(default_factory=dict)                # reprolib.sparsity recipe
     reprogrammer: dict[str, Any] = field(default_factory=dict)           # reprolib.reprogrammer recipe
     artifacts: str = "artifacts/embedded"  # upstream model, tickets, run records, ledger

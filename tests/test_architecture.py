@@ -144,7 +144,6 @@ def test_cycle_finder_reports_each_cycle():
     assert cycles(graph) == ["a -> b -> a", "b -> c -> d -> b"]
 
 
-@pytest.mark.xfail(strict=False, reason="cycles being removed on other branches (issue 9)")
 def test_no_import_cycles():
     found = cycles(import_graph())
     print("\n".join(found))
@@ -162,7 +161,6 @@ def subpackage_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     return {name: targets - {name} for name, targets in folded.items()}
 
 
-@pytest.mark.xfail(strict=False, reason="cycles being removed on other branches (issue 9)")
 def test_no_import_cycles_between_subpackages():
     # Data flows one way (ARCHITECTURE.md): e.g. models must not need sparsity while sparsity builds models.
     found = cycles(subpackage_graph(import_graph()))
@@ -232,17 +230,6 @@ def test_size_check_counts_lines_and_parameters(tmp_path):
     assert [str(o).split(" ", 1)[1] for o in oversized_functions([source])] == ["long (56 lines, 0 parameters)"]
 
 
-# A ratchet: files already clean stay clean while the package-wide check below is xfail (issue 9).
-ALREADY_CLEAN = ["reprolib/paths.py", "reprolib/config.py", "reprolib/notebooks.py", "reprolib/ledger.py",
-         "bench/bench.py", "bench/bench_tickets.py"]
-
-
-def test_clean_files_stay_free_of_oversized_function_without_a_reason():
-    offenders = oversized_functions([REPO / f for f in ALREADY_CLEAN])
-    assert not offenders, "\n".join(map(str, offenders))
-
-
-@pytest.mark.xfail(strict=False, reason="modules being split on other branches (issue 9)")
 def test_no_oversized_function_without_a_reason():
     files = sorted(PACKAGE.rglob("*.py")) + sorted((REPO / "bench").glob("*.py"))
     offenders = oversized_functions(files)

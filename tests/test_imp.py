@@ -19,7 +19,7 @@ from reprolib.sparsity.imp import TicketMaker
 from reprolib.sparsity.network import get_network
 from reprolib.sparsity.recipe import TicketRecipe
 from reprolib.sparsity.tickets import make_tickets
-from reprolib.upstream import SourceData, UpstreamRecipe, cpu_threads, train
+from reprolib.sparsity.upstream import SourceData, UpstreamRecipe, cpu_threads, train
 
 FMNIST_RAW = Path("/usr/share/datasets/fashion-mnist")
 LEVELS = [0, 1, 2, 3]

@@ -27,7 +27,7 @@ EXPECTED = {  # name -> (input size, channels, source classes, feature dim)
 @pytest.fixture(autouse=True)
 def one_thread():
     # one CPU thread: on a shared, oversubscribed machine two spin-waiting threads are far slower
-    from reprolib.upstream import cpu_threads
+    from reprolib.sparsity.upstream import cpu_threads
 
     with cpu_threads(1):
         yield

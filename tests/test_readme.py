@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import reprolib.sparsity
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"(<!-- no-test: [^>]*-->\s*\n)?```python\n(.*?)```", re.S)
@@ -52,8 +51,6 @@ def test_readme_block_1_profile_paths_and_data(tmp_path, workbook_home):
     assert shapes == "(50, 1, 8, 8) [5, 5, 5, 5, 5, 5, 5, 5, 5, 5]"
 
 
-@pytest.mark.xfail(not hasattr(reprolib.sparsity, "load_ticket"), strict=True, raises=AssertionError,
-                   reason="reprolib.sparsity.load_ticket is exported on another branch (issue 9)")
 def test_readme_block_2_loads_a_torch_prune_ticket(tmp_path):
     code, skip = BLOCKS[1]
     assert skip is None

@@ -36,8 +36,6 @@ class ImageSplit:
 
     `split_note` says which split definition produced it (official torchvision split,
     seeded stratified split, font-disjoint split...), so every result can record it.
-    The constructor takes 10 parameters because it serves both modes (in-memory `images`, or a
-    lazy `dataset` with its indices, cache file and workers); loaders pass them by keyword.
     """
 
     def __init__(
@@ -53,6 +51,10 @@ class ImageSplit:
         num_workers: int = 0,
         cache_extra: dict[str, Any] | None = None,
     ):
+        """In memory (`images`) or lazy (`dataset` with its indices, cache file and workers).
+
+        Many parameters because one class serves both modes; loaders pass them by keyword.
+        """
         if (images is None) == (dataset is None):
             raise ValueError("ImageSplit needs exactly one of images (in memory) or dataset (lazy)")
         self.info = info

@@ -97,7 +97,11 @@ def draw_label_map(ax: Axes, mapping: list[int] | None, target: str, source: str
 
 def explorer_panel(ledger: pd.DataFrame, artifacts: str | Path, target: str, arm: str, level: int,
                    n_shot: int, kind: str = "imp", seed: int | None = None, source: str | None = None) -> Figure:
-    """Four panels for one run: numbers, reliability diagram, learned prompt, label map."""
+    """Four panels for one run: numbers, reliability diagram, learned prompt, label map.
+
+    Many parameters because each widget of the explorer (target, arm, level, shots, kind,
+    seed) selects the run, and the notebook passes them by name.
+    """
     run = select_run(ledger, target, arm, level, n_shot, kind=kind, seed=seed)
     fig = Figure(figsize=(13, 3.6), layout="constrained")
     ax_text, ax_rel, ax_prompt, ax_map = fig.subplots(1, 4, gridspec_kw={"width_ratios": [0.8, 1, 1, 1.2]})

@@ -88,13 +88,16 @@ class TinyDualEncoder(TextImageEncoder):
     global average pool, linear projection. Text tower: token + positional embeddings, 2 pre-norm
     transformer layers with a causal mask (as CLIP), final LayerNorm, the <eos> position's
     feature, linear projection. Logit scale initialised to 1/0.07 and capped at 100, as CLIP.
-    The constructor's 9 parameters are the architecture, saved as `config` in the encoder cache
-    and passed back by keyword when the cache is loaded (pretrain.py).
     """
 
     def __init__(self, vocabulary: list[str], embed_dim: int = 64, width: int = 64, layers: int = 2,
                  heads: int = 4, context_length: int = 12, image_size: int = 28,
                  mean: float = 0.2860, std: float = 0.3530):
+        """The architecture, saved as `config` in the encoder cache.
+
+        Many parameters because each is one architecture number, passed back by keyword when
+        the cache is loaded (pretrain.py).
+        """
         super().__init__()
         if list(vocabulary[:3]) != list(SPECIAL_TOKENS):
             raise ReprolibError(f"vocabulary must start with {SPECIAL_TOKENS}, got {vocabulary[:3]}")

@@ -31,7 +31,7 @@ from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.models import get_backbone
 from reprolib.sparsity import masks as M
 from reprolib.sparsity.recipe import TicketRecipe, target_density
-from reprolib.upstream import SourceData, UpstreamRecipe, evaluate, load_source_data, steps_per_epoch, train
+from reprolib.sparsity.upstream import SourceData, UpstreamRecipe, evaluate, load_source_data, steps_per_epoch, train
 
 
 class TicketMaker:

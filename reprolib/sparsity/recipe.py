@@ -13,7 +13,7 @@ from typing import Any
 from reprolib.config import check_fields
 from reprolib.errors import ReprolibError
 from reprolib.sparsity.masks import DEFAULT_EXCLUDE
-from reprolib.upstream import UpstreamRecipe
+from reprolib.sparsity.upstream import UpstreamRecipe
 
 
 @dataclass

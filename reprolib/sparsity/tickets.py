@@ -12,7 +12,7 @@ from typing import Any
 from reprolib.models import get_spec
 from reprolib.sparsity.imp import make_imp_tickets
 from reprolib.sparsity.oneshot import oneshot_reports
-from reprolib.upstream import SourceData
+from reprolib.sparsity.upstream import SourceData
 
 
 def make_tickets(profile: Any, levels: list[int], kinds: list[str] | tuple[str, ...] = ("imp",),

@@ -163,8 +163,8 @@ def train(backbone, images: torch.Tensor, labels: torch.Tensor, recipe: Upstream
     (0 = the initial weights; the total = the final weights), or None when that
     iteration is not in this run. Starting at iteration k sees exactly the batches,
     flips and learning rates that iterations k.. of a full run see (fresh optimizer state).
-    Nine parameters: the IMP hooks (mask, start and rewind iterations) sit beside the data
-    and recipe so that dense training and ticket retraining are this one loop.
+    Many parameters because the IMP hooks (mask, start and rewind iterations) sit beside the
+    data and recipe, so that dense training and ticket retraining are this one loop.
     """
     per_epoch = steps_per_epoch(len(images), recipe.batch_size)
     total = recipe.epochs * per_epoch
@@ -185,12 +185,7 @@ def train(backbone, images: torch.Tensor, labels: torch.Tensor, recipe: Upstream
             if order is None or step == 0:
                 generator = torch.Generator().manual_seed(_seed(recipe.seed, 0, epoch))
                 order = torch.randperm(len(images), generator=generator)
-            index = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
-            x, y = images[index], labels[index]
-            if recipe.augment == "flip":
-                generator = torch.Generator().manual_seed(_seed(recipe.seed, 1, iteration))
-                flip = torch.rand(len(x), generator=generator) < 0.5
-                x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            x, y = _minibatch(images, labels, order, step, iteration, recipe)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(recipe, iteration, total, per_epoch)
             loss = F.cross_entropy(backbone(backbone.normalize(x)), y)
@@ -205,6 +200,18 @@ def train(backbone, images: torch.Tensor, labels: torch.Tensor, recipe: Upstream
         rewind_state = snapshot()
     backbone.eval()
     return rewind_state
+
+
+def _minibatch(images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, step: int, iteration: int,
+               recipe: UpstreamRecipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step `step` of the epoch's shuffled `order`, flipped by a generator seeded per iteration."""
+    index = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+    x, y = images[index], labels[index]
+    if recipe.augment == "flip":
+        generator = torch.Generator().manual_seed(_seed(recipe.seed, 1, iteration))
+        flip = torch.rand(len(x), generator=generator) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    return x, y
 
 
 @torch.no_grad()
