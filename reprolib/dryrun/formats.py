@@ -45,8 +45,10 @@ from typing import Callable
 
 import numpy as np
 
-from reprolib.dryrun.synth import ImageMaker, atomic_write, dataset_seed, save_image
+from reprolib.data.catalog import CIFAR10_CLASSES
+from reprolib.dryrun.synth import ImageMaker, dataset_seed, save_image
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.records import atomic_write
 
 # name -> (real number of classes, default image side, fixed size?)
 SPECS: dict[str, tuple[int, int, bool]] = {
@@ -90,23 +92,17 @@ class _Writer:
 
 
 def _pickle(path: Path, obj: object) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            pickle.dump(obj, f, protocol=2)
-    atomic_write(path, write)
+    atomic_write(path, lambda f: pickle.dump(obj, f, protocol=2))
 
 
 def _savemat(path: Path, mdict: dict) -> None:
-    from scipy.io import savemat
+    from scipy.io import savemat   # only the .mat-based sets need scipy
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            savemat(f, mdict)
-    atomic_write(path, write)
+    atomic_write(path, lambda f: savemat(f, mdict))
 
 
 def _text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda f: f.write(text), "w")
 
 
 def _cifar_rows(w: _Writer, labels: list[int]) -> np.ndarray:
@@ -126,8 +122,6 @@ def _cifar10(w: _Writer) -> None:
     test = w.labels(w.n_test)
     _pickle(base / "test_batch", {"batch_label": "testing batch 1 of 1", "labels": test,
                                   "data": _cifar_rows(w, test), "filenames": [f"synthetic_t{j}.png" for j in range(len(test))]})
-    from reprolib.data.registry import CIFAR10_CLASSES
-
     _pickle(base / "batches.meta", {"label_names": list(CIFAR10_CLASSES[:w.k]), "num_cases_per_batch": 10000,
                                     "num_vis": 3072})
 

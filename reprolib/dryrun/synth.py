@@ -9,11 +9,8 @@ curve moves, yet no two images are identical.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zlib
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -45,20 +42,6 @@ class ImageMaker:
         pixels = colour[None, None, :] + amplitude * wave[..., None]
         pixels = pixels + self._rng.normal(0, 12, (height, width, 3))
         return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_image(path: Path, pixels: np.ndarray, fmt: str) -> None:

@@ -7,7 +7,7 @@ randomly initialised torchvision model as
 
 e.g. resnet18-f37072fd.pth for ResNet18_Weights.IMAGENET1K_V1. With TORCH_HOME=torch_home
 (or torch.hub.set_dir(torch_home/"hub")) both reprolib's loader
-(reprolib.models.torchvision_resnets.imagenet_state_dict: looks for that file name in
+(reprolib.models.torchvision_resnets.torchvision_state_dict: looks for that file name in
 `root`, then in torch.hub.get_dir()/checkpoints, and torch.load()s it) and torchvision's
 `weights.get_state_dict()` / `torch.hub.load_state_dict_from_url(url)` find it offline.
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reprolib.dryrun.synth import atomic_write
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.records import atomic_torch_save
 
 # arch -> the weights enum member reprolib (or the paper profile) uses
 WEIGHTS = {
@@ -88,5 +88,5 @@ def write_random_imagenet_weights(arch: str, torch_home: str | os.PathLike | Non
     if path.is_file():
         return {"arch": arch, "path": str(path), "status": "exists", "bytes": path.stat().st_size}
     state = random_state_dict(arch, seed)
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    atomic_torch_save(state, path)
     return {"arch": arch, "path": str(path), "status": "written", "bytes": path.stat().st_size}
