@@ -299,7 +299,7 @@ def test_recipes_are_the_profile_values_on_the_dataclass_defaults():
     assert UpstreamRecipe.for_profile(smoke) == UpstreamRecipe(
         epochs=2, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0005, schedule="cosine",
         warmup_epochs=0.2, augment="flip", seed=0, train_subset=4096, test_subset=2000, eval_batch_size=1000,
-        num_threads=0)
+        num_threads=1)
     assert TicketRecipe.for_profile(smoke) == TicketRecipe(
         prune_fraction=0.2, rewind_iteration=10, retrain_epochs=-1, exclude=["conv1.weight", "fc.weight"],
         random_seed=0)

@@ -6,7 +6,7 @@ expects them, so that reprolib's own loaders (reprolib.data.get_dataset,
 reprolib.models.get_backbone) take their real code path offline:
 
     from reprolib.dryrun import write_dryrun_root, integrity_checks_bypassed
-    summary = write_dryrun_root("data/dryrun")            # every set + resnet18/50 weights
+    summary = write_dryrun_root("data/dryrun")            # every set + every torchvision backbone
     with integrity_checks_bypassed():                     # CIFAR/SVHN/Flowers md5 only
         split = get_dataset("cifar10", "train", root="data/dryrun")
 
@@ -25,7 +25,7 @@ from reprolib.dryrun.integrity import PATCHED_MODULES, integrity_checks_bypassed
 from reprolib.dryrun.weights import arch_names, checkpoint_path, write_random_imagenet_weights
 from reprolib.errors import check_choice
 
-DEFAULT_ARCHS = ("resnet18", "resnet50")   # the backbones reprolib.models builds today
+DEFAULT_ARCHS = tuple(arch_names())        # every registered backbone with torchvision weights
 HUB_SUBDIR = "torch_hub"                    # paper profile: get_backbone(root=<data_root>/torch_hub)
 
 

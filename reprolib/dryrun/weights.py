@@ -26,27 +26,20 @@ import os
 from pathlib import Path
 
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.models.registry import get_spec, names
 from reprolib.records import atomic_torch_save
 
-# arch -> the weights enum member reprolib (or the paper profile) uses
-WEIGHTS = {
-    "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
-    "resnet50": "ResNet50_Weights.IMAGENET1K_V2",
-    "vit_b_16": "ViT_B_16_Weights.IMAGENET1K_V1",
-    "vit_b_32": "ViT_B_32_Weights.IMAGENET1K_V1",
-}
-
-
 def arch_names() -> list[str]:
-    return list(WEIGHTS)
+    """The registered backbones whose weights come from torchvision (the paper profile's)."""
+    return [name for name in names() if not get_spec(name).trained_here]
 
 
 def weights_enum(arch: str):
-    import torchvision.models as tvm
+    """The torchvision weights enum member the registry names for `arch`."""
+    from reprolib.models.torchvision_resnets import weights_enum as enum_of   # imports torchvision
 
-    check_choice("dry-run arch", arch, WEIGHTS)
-    enum_name, member = WEIGHTS[arch].split(".")
-    return getattr(getattr(tvm, enum_name), member)
+    check_choice("dry-run arch", arch, arch_names())
+    return enum_of(get_spec(arch).weights)
 
 
 def checkpoint_path(arch: str, torch_home: str | os.PathLike) -> Path:
@@ -57,12 +50,11 @@ def checkpoint_path(arch: str, torch_home: str | os.PathLike) -> Path:
 def random_state_dict(arch: str, seed: int = 0) -> dict:
     """State dict of torchvision `arch` (1000 classes) initialised under torch seed `seed`."""
     import torch
-    import torchvision.models as tvm
 
-    check_choice("dry-run arch", arch, WEIGHTS)
+    check_choice("dry-run arch", arch, arch_names())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = getattr(tvm, arch)(weights=None)
+        model = get_spec(arch).build(1000)
     return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 

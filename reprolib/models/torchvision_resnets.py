@@ -18,7 +18,7 @@ from torch import nn
 from reprolib.errors import ReprolibError
 
 
-def _weights_enum(weights: str):
+def weights_enum(weights: str):
     """"ResNet50_Weights.IMAGENET1K_V2" -> the torchvision enum member."""
     import torchvision.models as tvm  # torchvision is slow to import; only when weights are read
 
@@ -36,7 +36,7 @@ def _cache_dirs(root: str | os.PathLike | None) -> list[Path]:
 def torchvision_state_dict(name: str, weights: str, root: str | os.PathLike | None = None,
                            download: bool = False) -> dict[str, torch.Tensor]:
     """The state dict of torchvision weights enum `weights` (for backbone `name`), cached or downloaded."""
-    weights = _weights_enum(weights)
+    weights = weights_enum(weights)
     filename = os.path.basename(weights.url)
     dirs = _cache_dirs(root)
     for directory in dirs:
