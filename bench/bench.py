@@ -78,7 +78,7 @@ def public_prompt_loop(backbone, method: str, protocol, epochs: int, seed: int, 
     torchvision transforms (train, mapping pass, test) are the point of the comparison.
     """
     from reprolib.prompts import get_prompt
-    from reprolib.transfer.train import multistep
+    from reprolib.schedules import multistep
 
     torch.manual_seed(seed)
     normalize = (backbone.mean, backbone.std)
@@ -116,7 +116,7 @@ def public_prompt_loop(backbone, method: str, protocol, epochs: int, seed: int, 
 def public_lp_loop(backbone, protocol, epochs: int, seed: int, train_data, test_data, tf) -> tuple[float, float]:
     """(seconds, final test accuracy): backbone forward every batch of every epoch."""
     from reprolib.transfer.linear_probe import new_head
-    from reprolib.transfer.train import multistep
+    from reprolib.schedules import multistep
 
     head = new_head(backbone.feature_dim, 10, seed, "cpu")
     opt = torch.optim.Adam(head.parameters(), lr=protocol.lp_lr)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
-from reprolib.paths import LEDGER_NAME, TICKETS_TABLE_NAME as TICKETS_NAME
+from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
 from reprolib.records import atomic_write_bytes
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.

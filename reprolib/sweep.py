@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from reprolib import paths
 from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
@@ -63,7 +64,7 @@ def tickets_of(profile: Profile) -> list[tuple[str, str, int]]:
 def build_grid(profile: Profile) -> list[TransferConfig]:
     """Every TransferConfig of the profile's study, in a stable order (targets outermost)."""
     check_type("profile", profile, Profile)
-    results_path = str(profile.path("artifacts") / "runs")
+    results_path = str(paths.runs_dir(profile.path("artifacts")))
     configs = []
     for target in profile.targets:
         for arm in profile.methods:
@@ -220,5 +221,5 @@ def run(args: argparse.Namespace) -> int:
               workers=resolve_workers(profile.workers if args.workers is None else args.workers, profile.device))
     if not args.no_ledger:
         frame = update_ledger(profile.path("artifacts"))
-        print(f"ledger: {len(frame)} runs -> {profile.path('artifacts') / 'ledger.csv'}")
+        print(f"ledger: {len(frame)} runs -> {paths.ledger_file(profile.path('artifacts'))}")
     return 0

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -18,13 +18,8 @@ from reprolib.transfer import TransferConfig, run_transfer
 from reprolib.transfer import run as run_module
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # On a shared 2-core machine two OpenMP threads spin against each other; one is faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread per test (conftest.one_thread): on a shared 2-core machine that is faster.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="session")

@@ -69,8 +69,6 @@ def write_random_imagenet_weights(arch: str, torch_home: str | os.PathLike | Non
     An existing file is never overwritten (it may be the real checkpoint). The write is
     atomic (temp file + rename), so an interrupted run leaves no half file under the name.
     """
-    import torch
-
     if (torch_home is None) == (checkpoint_dir is None):
         raise ReprolibError("pass exactly one of torch_home= and checkpoint_dir=")
     if torch_home is not None:

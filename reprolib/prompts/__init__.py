@@ -13,7 +13,8 @@ from typing import Any
 from torch import nn
 
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.prompts.common import Normalization, augment, augment_pad, match_channels, resize
+from reprolib.images import match_channels, resize
+from reprolib.prompts.common import Normalization, augment, augment_pad
 from reprolib.prompts.padding import PaddingPrompt, pad_offsets
 from reprolib.prompts.smm import SMMPrompt, upsample_patches, valid_patch_sizes
 from reprolib.prompts.watermark import WATERMARK_KINDS, WatermarkPrompt, frame_width

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError, check_type
-from reprolib.images import check_batch, match_channels, resize  # noqa: F401  (re-exported)
+from reprolib.images import check_batch, resize
 
 # (mean, std), each a sequence of `channels` floats (or one float broadcast), or None.
 Normalization = tuple[Sequence[float], Sequence[float]] | None

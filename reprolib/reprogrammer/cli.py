@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from reprolib import paths
 from reprolib.config import load_profile
 from reprolib.reprogrammer.recipe import recipe_for
 
@@ -40,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     table = reprogrammer_table(records)
     columns = ["target", "method", "alpha", "id_accuracy", "mean_covariate_accuracy", "mean_auroc", "mean_fpr95"]
     print(table[columns].round(3).to_string(index=False))
-    print(f"{len(records)} records under {profile.path('artifacts') / 'reprogrammer' / 'runs'}")
+    print(f"{len(records)} records under {paths.reprogrammer_runs_dir(profile.path('artifacts'))}")
     return 0

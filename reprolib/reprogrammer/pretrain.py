@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from reprolib import paths
 from reprolib.batching import minibatches
 from reprolib.data import get_dataset, info, names
 from reprolib.records import atomic_torch_save
@@ -82,7 +83,7 @@ def zero_shot_accuracy(encoder: TinyDualEncoder, images: torch.Tensor, labels: t
 def get_embedded_encoder(artifacts: Path, recipe: ReprogrammerRecipe, seed: int = 1,
                          data_root: Path | None = None) -> tuple[TinyDualEncoder, dict[str, Any]]:
     """The cached stand-in encoder (trained on first use) and its info: settings, zero-shot accuracy."""
-    path = Path(artifacts) / "reprogrammer" / "encoder.pth"
+    path = paths.encoder_file(artifacts)
     settings = encoder_settings(recipe, seed)
     vocabulary = embedded_vocabulary(recipe.template)
     if path.is_file():

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from reprolib import paths
 from reprolib.batching import predict
 from reprolib.data import get_dataset
 from reprolib.devices import resolve_device
@@ -37,7 +38,7 @@ def get_encoder(profile: Any, recipe: ReprogrammerRecipe, seed: int):
     if recipe.encoder == "embedded":
         return get_embedded_encoder(profile.path("artifacts"), recipe, seed, profile.path("data_root"))
     encoder = build_open_clip(recipe.open_clip_arch, recipe.open_clip_pretrained,
-                              cache_dir=str(profile.path("data_root") / "open_clip"))
+                              cache_dir=str(paths.open_clip_dir(profile.path("data_root"))))
     return encoder, {"arch": recipe.open_clip_arch, "pretrained": recipe.open_clip_pretrained}
 
 
@@ -53,7 +54,7 @@ def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
     if targets is None:
         targets = list(profile.targets) if recipe.encoder == "embedded" else ["cifar10"]
     device = resolve_device(profile.device)
-    runs_dir = profile.path("artifacts") / "reprogrammer" / "runs"
+    runs_dir = paths.reprogrammer_runs_dir(profile.path("artifacts"))
 
     def config(target: str, method: str, alpha: float | None) -> dict:
         return {"profile": profile.profile, "study": "reprogrammer", "encoder": recipe.encoder,
@@ -67,13 +68,13 @@ def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
         wanted += [("residual_reprogrammer", a) for a in sweep]
         if recipe.encoder != "embedded" and device != "cuda":
             wanted = [w for w in wanted if w[0] != "finetune"]      # ViT-B-32 fine-tuning needs a GPU
-        paths = {w: runs_dir / f"{config_hash(config(target, *w))}.json" for w in wanted}
-        missing = [w for w in wanted if not paths[w].is_file()]
+        record_files = {w: runs_dir / f"{config_hash(config(target, *w))}.json" for w in wanted}
+        missing = [w for w in wanted if not record_files[w].is_file()]
         if missing:
             _run_target(profile, recipe, target, missing, seed, device,
-                        lambda w, metrics, extra: write_json_atomic(paths[w], _record(config(target, *w), metrics,
-                                                                                      extra, device)))
-        records += [read_record(paths[w]) for w in wanted]
+                        lambda w, metrics, extra: write_json_atomic(record_files[w], _record(config(target, *w),
+                                                                                             metrics, extra, device)))
+        records += [read_record(record_files[w]) for w in wanted]
     return records
 
 

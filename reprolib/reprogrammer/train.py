@@ -19,14 +19,7 @@ from reprolib.reprogrammer.encoders import TextImageEncoder
 from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe
 from reprolib.reprogrammer.reprogram import Reprogrammer
-
-
-def cosine_lr(base_lr: float, warmup: int, total: int, step: int) -> float:
-    """Linear warm-up over `warmup` steps ((step + 1) / warmup), then half-cosine to 0 at `total`."""
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * progress)) * base_lr
+from reprolib.schedules import warmup_cosine
 
 
 def warmup_steps(recipe: ReprogrammerRecipe, total: int) -> int:
@@ -61,7 +54,7 @@ def train_reprogrammer(encoder: TextImageEncoder, images: torch.Tensor, labels: 
         for idx in minibatches(len(images), recipe.batch_size, generator):
             for opt, lr in ((opt_image, recipe.lr_image), (opt_text, recipe.lr_text)):
                 for group in opt.param_groups:
-                    group["lr"] = cosine_lr(lr, warmup, total, step)
+                    group["lr"] = warmup_cosine(lr, step, total, warmup)
             x, y = images[idx].to(device), labels[idx].to(device)
             image_features = model.image_features(x)
             text_features = model.text_features()[y]
@@ -142,7 +135,7 @@ def train_finetune(encoder: TextImageEncoder, images: torch.Tensor, labels: torc
     for _ in range(recipe.finetune_epochs):
         for idx in minibatches(len(images), recipe.batch_size, generator):
             for group in opt.param_groups:
-                group["lr"] = cosine_lr(recipe.finetune_lr, warmup, total, step)
+                group["lr"] = warmup_cosine(recipe.finetune_lr, step, total, warmup)
             x, y = images[idx].to(device), labels[idx].to(device)
             loss = F.cross_entropy(scale * model.image_features(x) @ model.text.T, y)
             opt.zero_grad(set_to_none=True)

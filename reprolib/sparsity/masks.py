@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from reprolib import paths
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.records import atomic_torch_save, atomic_write
 
@@ -123,7 +124,7 @@ def random_prune_like(mask: Mask, seed: int) -> Mask:
 def ticket_dir(artifacts: str | os.PathLike, kind: str, level: int) -> Path:
     """`<artifacts>/tickets/<kind>/level_XX`."""
     check_choice("ticket kind", kind, KINDS)
-    return Path(artifacts) / "tickets" / kind / f"level_{int(level):02d}"
+    return paths.ticket_dir(artifacts, kind, level)
 
 
 def is_complete(directory: Path) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reprolib import paths
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.models import from_network, get_backbone, get_spec
 from reprolib.sparsity import masks as M
@@ -90,7 +91,7 @@ def _external(profile: Any, kind: str, level: int, pretrained_dir: str):
 def _oneshot(profile: Any, network: str, kind: str, level: int):
     """The pretrained weights, pruned once at load time for "LT" (not retrained)."""
     name = profile.backbone
-    root = profile.path("data_root") / "torch_hub"
+    root = paths.torch_hub_dir(profile.path("data_root"))
     backbone = get_backbone(name, weights="default", root=root, download=profile.download)
     if network == "dense" or level == 0:
         return backbone, TicketInfo(id=f"{name}-{profile.source}-dense", kind="dense", level=0, density=1.0,

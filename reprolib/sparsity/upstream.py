@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from reprolib.config import check_fields
 from reprolib.data import get_dataset
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.schedules import warmup_cosine, warmup_lr
 from reprolib.sparsity.masks import apply_mask
 
 OPTIMIZERS = ("sgd", "adam")
@@ -130,15 +130,15 @@ def steps_per_epoch(n_images: int, batch_size: int) -> int:
 
 
 def learning_rate(recipe: UpstreamRecipe, iteration: int, total: int, per_epoch: int) -> float:
+    """The recipe's rate at `iteration`: linear warm-up, then cosine / multistep / constant."""
     warmup = int(recipe.warmup_epochs * per_epoch)
+    if recipe.schedule == "cosine":
+        return warmup_cosine(recipe.lr, iteration, total, warmup)
     if iteration < warmup:
-        return recipe.lr * (iteration + 1) / warmup
+        return warmup_lr(recipe.lr, iteration, warmup)
     if recipe.schedule == "constant":
         return recipe.lr
-    if recipe.schedule == "multistep":  # x0.1 at 50% and 75% of training
-        return recipe.lr * 0.1 ** sum(iteration >= int(f * total) for f in (0.5, 0.75))
-    progress = (iteration - warmup) / max(1, total - warmup)
-    return 0.5 * recipe.lr * (1.0 + math.cos(math.pi * progress))
+    return recipe.lr * 0.1 ** sum(iteration >= int(f * total) for f in (0.5, 0.75))   # multistep: x0.1 at 50%, 75%
 
 
 def make_optimizer(params, recipe: UpstreamRecipe) -> torch.optim.Optimizer:

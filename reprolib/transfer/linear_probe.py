@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from reprolib.devices import autocast
 from reprolib.images import to_network
+from reprolib.schedules import multistep
 from reprolib.transfer.method import MethodContext, TransferMethod
-from reprolib.transfer.train import multistep
 
 FEATURE_BATCH = 256   # inference batch for the one feature pass
 

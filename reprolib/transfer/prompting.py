@@ -32,8 +32,8 @@ from reprolib.data.registry import DatasetInfo
 from reprolib.images import to_network_in_chunks
 from reprolib.labelmap import LabelMapper, map_logits, ordered_batches
 from reprolib.prompts import augment, augment_pad, get_prompt
+from reprolib.schedules import multistep
 from reprolib.transfer.method import MethodContext, TransferMethod
-from reprolib.transfer.train import multistep
 
 MAP_BATCH = 512   # inference batch of the label-mapping pass
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from reprolib import paths
 from reprolib.batching import predict
 from reprolib.config import load_profile
 from reprolib.data import few_shot_indices, get_dataset
@@ -75,7 +76,7 @@ def record_path(cfg: TransferConfig) -> Path:
 
 
 def _results_dir(cfg: TransferConfig, profile) -> Path:
-    return Path(cfg.results_path) if cfg.results_path else profile.path("artifacts") / "runs"
+    return Path(cfg.results_path) if cfg.results_path else paths.runs_dir(profile.path("artifacts"))
 
 
 def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

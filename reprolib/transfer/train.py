@@ -194,8 +194,3 @@ def fit(method: TransferMethod, splits: Splits, settings: FitSettings) -> FitRes
         best.restore(method)
         test_logits, _ = evaluate(method.forward, *stored.test, settings.test_batch_size, settings.device)
     return FitResult(test_logits=test_logits, curves=curves, selected_epoch=selected)
-
-
-def multistep(optimizer: torch.optim.Optimizer, milestones: list[int], gamma: float):
-    """MultiStepLR stepped once per epoch, as in the public code."""
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=gamma)
