@@ -1,4 +1,4 @@
-"""Output label mapping: K target classes onto K of the backbone's S source logits (methods.md s.2).
+"""Output label mapping: K target classes onto K of the backbone's S source logits (docs/methods.md s.2).
 
 Pieces:
 - `frequency_matrix(source_logits, labels, K)` -> D (S x K): D[s, t] = number of training

@@ -1,4 +1,4 @@
-"""Calibration and OOD-detection metrics (methods.md s.9): torch tensors in, Python numbers out.
+"""Calibration and OOD-detection metrics (docs/methods.md s.9): torch tensors in, Python numbers out.
 
 Calibration follows Guo et al. 2017: top-label confidence and correctness, `n_bins`
 equal-width bins on (0, 1] (a confidence c goes to bin ceil(c * n_bins) - 1, so c = 1.0 is
@@ -171,7 +171,7 @@ def calibration_summary(logits: torch.Tensor, labels: torch.Tensor, n_bins: int 
 def legacy_rlt_ece(logits: torch.Tensor, labels: torch.Tensor, batch_size: int, n_bins: int = 15) -> float:
     """The "ECE" the public RLT code logged. NOT a calibration measure: kept only to explain old logs.
 
-    What that code did (methods.md s.9): for each test batch (consecutive `batch_size` samples,
+    What that code did (docs/methods.md s.9): for each test batch (consecutive `batch_size` samples,
     the last one possibly smaller) it passed the RAW logits to a 15-bin top-label ECE, so the
     "confidence" is the largest raw logit and correctness is argmax == label. That ECE's bins are
     the edges b/n_bins, b = 1..n_bins, searched from the left: a value v lands in the first bin

@@ -1,4 +1,4 @@
-"""Training protocols: named presets of epochs, batch sizes and learning rates (methods.md s.3-5).
+"""Training protocols: named presets of epochs, batch sizes and learning rates (docs/methods.md s.3-5).
 
 A protocol holds every optimisation number a transfer run uses, for every method, so that a
 run record can carry the full preset (`Protocol.to_dict()`) and a changed preset can never be

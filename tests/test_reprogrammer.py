@@ -1,4 +1,4 @@
-"""Reprogrammer (methods.md s.6): frame, gradients, residual mixing, loss, open_clip, study."""
+"""Reprogrammer (docs/methods.md s.6): frame, gradients, residual mixing, loss, open_clip, study."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ Embedded targets (offline): fashion_mnist (the upstream source), digits, glyphs.
 Paper targets (torchvision downloaders, internet): cifar10, cifar100, svhn, gtsrb,
 flowers102, dtd, oxfordpets, eurosat, food101, sun397, stanfordcars.
 
-`prompt_size` is the side the padding prompt places the image at (methods.md s.1:
+`prompt_size` is the side the padding prompt places the image at (docs/methods.md s.1:
 32 for CIFAR-10/100, SVHN, GTSRB; 128 for the other paper sets; 20 for the embedded
 targets on the 28 px backbone; 28 for Fashion-MNIST, the source set itself).
 

@@ -1,4 +1,4 @@
-"""Few-shot sampling (methods.md s.8): n training images per class, seeded.
+"""Few-shot sampling (docs/methods.md s.8): n training images per class, seeded.
 
 For each class in sorted label order, that class's indices (ascending) are shuffled with
 one torch.Generator seeded with `seed` (classes drawn in turn from the same generator)

@@ -1,6 +1,6 @@
 """Paper targets through torchvision's dataset classes (downloads only with download=True).
 
-Splits (recorded in each ImageSplit's split_note; methods.md s.10 asks for it):
+Splits (recorded in each ImageSplit's split_note; docs/methods.md s.10 asks for it):
 - cifar10, cifar100: official train (50,000) / test (10,000).
 - svhn, gtsrb, food101, stanfordcars: torchvision's official train / test.
 - flowers102: torchvision's official "train" (1,020) / "test" (6,149); "val" unused.
@@ -9,7 +9,7 @@ Splits (recorded in each ImageSplit's split_note; methods.md s.10 asks for it):
 - eurosat, sun397: torchvision ships no split, so we make a real one: a seeded stratified
   80/20 split (sklearn train_test_split, seed 0). NOTE: the public RLT code's EuroSAT split
   is a no-op (it sets attributes the dataset never reads), so it trains and tests on all
-  27,000 images (methods.md s.10); our numbers are therefore not comparable with its logs.
+  27,000 images (docs/methods.md s.10); our numbers are therefore not comparable with its logs.
   (ILM-VP used CoOp's splits instead; full-data numbers differ across split definitions.)
 
 Images are converted to RGB, resized to prompt_size x prompt_size (32 or 128) and kept as

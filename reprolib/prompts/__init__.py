@@ -1,4 +1,4 @@
-"""Visual prompts: map a [0, 1] target batch to a normalised backbone input (methods.md s.1, s.5).
+"""Visual prompts: map a [0, 1] target batch to a normalised backbone input (docs/methods.md s.1, s.5).
 
 Registry names (`PROMPTS`): vp (padding prompt), narrow | medium | full (watermark
 prompts), smm (sample-specific masks). Every prompt module has `forward(x)` (the

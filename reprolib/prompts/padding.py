@@ -1,4 +1,4 @@
-"""Padding visual prompt (ILM-VP's "expansive" prompt; methods.md s.1).
+"""Padding visual prompt (ILM-VP's "expansive" prompt; docs/methods.md s.1).
 
 The target image, resized to `input_size` (s), sits zero-padded in the centre of the
 backbone's `output_size` (out) input; a learnable frame surrounds it:

@@ -1,4 +1,4 @@
-"""Sample-specific multi-channel masks (SMM; methods.md s.5).
+"""Sample-specific multi-channel masks (SMM; docs/methods.md s.5).
 
     r(x) = normalize(resize(x, image_size))            (bilinear, see reprolib.images)
     backbone input = r(x) + delta * upsample_p(G(r(x)))

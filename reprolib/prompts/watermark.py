@@ -1,4 +1,4 @@
-"""Watermark prompts, the SMM paper's Narrow / Medium / Full baselines (methods.md s.5).
+"""Watermark prompts, the SMM paper's Narrow / Medium / Full baselines (docs/methods.md s.5).
 
     backbone input = normalize(resize(x, out)) + delta * M
 

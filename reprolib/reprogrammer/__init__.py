@@ -1,4 +1,4 @@
-"""Reprogrammer (Geng & Chen, SaTML 2024; methods.md s.6): reprogram a text-image encoder.
+"""Reprogrammer (Geng & Chen, SaTML 2024; docs/methods.md s.6): reprogram a text-image encoder.
 
 Public API (torch is imported lazily by the submodules):
 - `run_reprogrammer_study(profile, targets=None, alphas=(0, .2, .4, .6, .8, 1), seed=None)`

@@ -1,4 +1,4 @@
-"""Evaluation sets and metrics of the Reprogrammer study (methods.md s.6, issue 6).
+"""Evaluation sets and metrics of the Reprogrammer study (docs/methods.md s.6, issue 6).
 
 - ID accuracy on the target's test set.
 - OOD generalisation (covariate shift): accuracy on seeded corruptions of the ID test set

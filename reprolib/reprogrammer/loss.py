@@ -1,4 +1,4 @@
-"""Symmetric in-batch contrastive loss with focal loss in place of cross-entropy (methods.md s.6).
+"""Symmetric in-batch contrastive loss with focal loss in place of cross-entropy (docs/methods.md s.6).
 
 focal(logits, T) = mean_i sum_j -alpha * T_ij * (1 - p_ij)^gamma * log p_ij, p = softmax over j,
 with T a row-stochastic target matrix (one-hot rows give the usual focal loss; gamma = 0 and

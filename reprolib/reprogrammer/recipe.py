@@ -1,6 +1,6 @@
 """The Reprogrammer recipe: `profile.reprogrammer` (a dict in the YAML) validated into a dataclass.
 
-Paper values (methods.md s.6, Geng & Chen 2024) are the defaults of `ReprogrammerRecipe`
+Paper values (docs/methods.md s.6, Geng & Chen 2024) are the defaults of `ReprogrammerRecipe`
 (paper.yaml: `reprogrammer: {}`). `recipe_for(profile)` applies the profile's `reprogrammer:`
 dict on top of them; every departure is written in that YAML (embedded.yaml, smoke.yaml), none
 is chosen by profile name. An unknown key or a wrongly typed value is a one-line ReprolibError.
@@ -53,7 +53,7 @@ class ReprogrammerRecipe:
     residual_alpha: float = 0.4
     logit_scale_eval: float = 100.0        # OOD scores: max softmax of 100 x cosine logits
     # baselines
-    lp_epochs: int = 100                   # linear probe on frozen image features (Adam, methods.md s.3)
+    lp_epochs: int = 100                   # linear probe on frozen image features (Adam; docs/methods.md s.6 baselines)
     lp_lr: float = 0.01
     finetune_epochs: int = 10              # full image-encoder fine-tuning (AdamW, CE on text head)
     finetune_lr: float = 3e-5

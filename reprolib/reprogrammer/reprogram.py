@@ -1,4 +1,4 @@
-"""The Reprogrammer (methods.md s.6): image-side frame perturbation, text-side trainable
+"""The Reprogrammer (docs/methods.md s.6): image-side frame perturbation, text-side trainable
 embeddings, and the Residual Reprogrammer's feature mixing.
 
 Image side: a [0, 1] image is brought to the encoder's input size and channels by

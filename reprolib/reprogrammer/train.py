@@ -88,7 +88,7 @@ def class_text_features(encoder: TextImageEncoder, class_names: list[str], templ
 
 def train_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
                        recipe: ReprogrammerRecipe, seed: int = 1) -> nn.Linear:
-    """Linear(D, K) on frozen features: Adam, lr recipe.lp_lr, no weight decay (methods.md s.3)."""
+    """Linear(D, K) on frozen features: Adam, lr recipe.lp_lr, no weight decay (docs/methods.md s.6 baselines)."""
     torch.manual_seed(seed)
     head = nn.Linear(features.shape[1], num_classes)
     opt = torch.optim.Adam(head.parameters(), lr=recipe.lp_lr)

@@ -1,5 +1,5 @@
 """Lottery tickets by iterative magnitude pruning (IMP) with weight rewinding, and the
-one-shot magnitude and random baselines at the same densities (methods.md s.7), for
+one-shot magnitude and random baselines at the same densities (docs/methods.md s.7), for
 backbones whose spec says `tickets="imp"` (trained here; `reprolib.sparsity.tickets` picks).
 
 - imp level 0: train the dense network with the upstream recipe, keeping its weights at

@@ -1,6 +1,6 @@
 """Load anyone's lottery ticket into a torchvision-style network, strictly and verifiably.
 
-`load_ticket(path, arch, state=None, mask=None) -> (net, mask)` (methods.md s.7) builds the
+`load_ticket(path, arch, state=None, mask=None) -> (net, mask)` (docs/methods.md s.7) builds the
 registry backbone `arch` (a `reprolib.models.names()` entry) and reads the formats of
 `reprolib.sparsity.formats` into it, picked from what the path holds:
 
@@ -15,7 +15,7 @@ registry backbone `arch` (a `reprolib.models.names()` entry) and reads the forma
 
 Why so strict. The public RLT loader matched checkpoint and mask keys with and without a
 "model." prefix inconsistently, so the masked weights were overwritten by unmasked ones and
-the "sparse" network ran dense (methods.md s.7). Here each file's wrapper prefixes
+the "sparse" network ran dense (docs/methods.md s.7). Here each file's wrapper prefixes
 ("module.", "model.", "_orig_mod.") are stripped independently, keys must match the network
 exactly (only `num_batches_tracked`, which old PyTorch did not save, may be missing), the
 mask is multiplied into the weights explicitly, and the result is verified:

@@ -1,4 +1,4 @@
-"""Linear probing (methods.md s.3): a new Linear(feature_dim, K) on a frozen backbone.
+"""Linear probing (docs/methods.md s.3): a new Linear(feature_dim, K) on a frozen backbone.
 
 Inputs go straight to the backbone's channels and input size (`reprolib.images.to_network`)
 and are normalised, with no augmentation. Nothing before the head trains and the backbone

@@ -4,7 +4,7 @@ The backbone is frozen and stays in eval mode (BN uses running statistics); grad
 flow through it to the prompt, whose parameters are the only ones that train. The model's
 target logits are the K mapped source logits; cross-entropy runs over those K only.
 
-- vp (methods.md s.1, s.4): PaddingPrompt at the dataset's prompt_size (capped at the
+- vp (docs/methods.md s.1, s.4): PaddingPrompt at the dataset's prompt_size (capped at the
   backbone's input size). Images are stored once at that size (the prompt's own resize is
   then a no-op), no augmentation. Adam on theta at protocol.prompt_lr, MultiStepLR.
 - narrow / medium / full / smm (s.5): the image is resized to the backbone's input size.
