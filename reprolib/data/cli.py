@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--prepare", action="store_true", help="check/build the embedded datasets (default)")
     action.add_argument("--list", action="store_true", help="list the registered datasets")
-    parser.add_argument("--root", default=None, help="data directory for caches and downloads (default: <repo>/data)")
+    parser.add_argument("--root", default=None, help="data directory for caches and downloads (default: <home>/data; home = $REPROLIB_HOME, the checkout you stand in, or the cwd)")
     parser.add_argument("--download", action="store_true", help="allow downloads (Fashion-MNIST fallback; needs internet)")
     parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
                         help="datasets to prepare (default: the embedded ones: fashion_mnist digits glyphs)")

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from reprolib import paths
+from reprolib.data.catalog import DatasetInfo, info, names
 from reprolib.data.embedded import load_digits, load_fashion_mnist
 from reprolib.data.glyphs import load_glyphs
-from reprolib.data.catalog import DatasetInfo, info, names
 from reprolib.data.paper import load_paper
 from reprolib.data.split import ImageSplit
 from reprolib.errors import check_choice, check_type
@@ -38,8 +39,6 @@ def resolve_root(root: str | Path | None) -> Path:
     `<home>/data` is where the profiles' `data_root: data` resolves too, so
     `get_dataset(name, split)` and a profile read the same caches.
     """
-    from reprolib import paths   # a leaf module (the lead may hoist this to the module top)
-
     if root is None:
         return paths.default_data_dir()
     check_type("root", root, (str, Path))
@@ -49,7 +48,7 @@ def resolve_root(root: str | Path | None) -> Path:
 def get_dataset(name: str, split: str, root: str | Path | None = None, download: bool = False) -> ImageSplit:
     """One split ("train" | "test") of dataset `name` as an ImageSplit.
 
-    root: where caches and torchvision downloads live (default <repo>/data).
+    root: where caches and torchvision downloads live (default `<home>/data`, see reprolib.paths).
     download: allow torchvision (or Fashion-MNIST's) downloader; needs internet.
     """
     meta = info(name)
