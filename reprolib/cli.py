@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "transfer": ("reprolib.transfer.cli", "one transfer run (LP, VP, SMM, watermark prompts)"),
     "sweep": ("reprolib.sweep", "run the profile's grid of transfer runs, resumably"),
     "ledger": ("reprolib.ledger", "build the tidy results table from all run records"),
+    "compare": ("reprolib.compare", "compare two ledgers metric for metric (did a change move a number?)"),
     "reprogrammer": ("reprolib.reprogrammer.cli", "text-image encoder reprogramming and OOD"),
     "notebooks": ("reprolib.notebooks", "execute the study notebooks with papermill"),
 }

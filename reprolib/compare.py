@@ -4,15 +4,17 @@
 (the run id, a hash of the resolved config), and reports, per metric column (accuracy,
 ECE, ..., every `ood_*` column), how many paired runs hold exactly the same value and the
 largest absolute difference. Runs present in only one ledger are counted, not compared.
-Also `python -m reprolib ledger --compare BEFORE.csv` (after building the current ledger).
+Also `python -m reprolib compare BEFORE.csv AFTER.csv` (exit 1 when anything differs).
 """
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 from reprolib.errors import ReprolibError
+from reprolib.ledger import METRIC_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,6 @@ STUDY_KEY = ("profile", "target", "arm", "network", "ticket_kind", "level", "n_s
 
 def compare_ledgers(before: str | Path, after: str | Path, on: tuple[str, ...] = ("id",)) -> LedgerDiff:
     """Pair the two ledgers' runs by `on` (default: the run id) and compare every metric exactly."""
-    from reprolib.ledger import METRIC_COLUMNS
-
     old, new = _read(Path(before)), _read(Path(after))
     for frame, name in ((old, before), (new, after)):
         missing = [c for c in on if c not in frame]
@@ -82,3 +82,16 @@ def compare_ledgers(before: str | Path, after: str | Path, on: tuple[str, ...] =
                                   float(diff.max()) if len(diff) else 0.0))
     return LedgerDiff(paired=len(merged), only_before=int((~old_keys.isin(new_keys)).sum()),
                       only_after=int((~new_keys.isin(old_keys)).sum()), columns=tuple(columns))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("before", help="a ledger.csv (e.g. a copy kept from before a change)")
+    parser.add_argument("after", help="another ledger.csv (e.g. <artifacts>/ledger.csv now)")
+    parser.add_argument("--by-study-key", action="store_true",
+                        help="pair runs by profile/target/arm/ticket/shots/seed instead of run id")
+
+
+def run(args: argparse.Namespace) -> int:
+    diff = compare_ledgers(Path(args.before), Path(args.after), on=STUDY_KEY if args.by_study_key else ("id",))
+    print("\n".join(diff.lines()))
+    return 0 if diff.identical else 1

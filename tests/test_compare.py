@@ -56,3 +56,15 @@ def test_errors_are_one_line(tmp_path):
     dup = _ledger(tmp_path / "d.csv", [_row("a", 0.9), _row("b", 0.9)])
     with pytest.raises(ReprolibError, match="several runs per"):
         compare_ledgers(dup, dup, on=("target",))
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    from reprolib.cli import main
+
+    same = _ledger(tmp_path / "x.csv", [_row("a", 0.9)])
+    other = _ledger(tmp_path / "y.csv", [_row("a", 0.8)])
+    assert main(["compare", str(same), str(same)]) == 0
+    assert capsys.readouterr().out.strip().endswith("verdict: identical")
+    assert main(["compare", str(same), str(other)]) == 1
+    assert "accuracy               identical 0/1" in capsys.readouterr().out
+    assert main(["compare", str(same), str(tmp_path / "missing.csv")]) == 2
