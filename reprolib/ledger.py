@@ -29,7 +29,8 @@ from reprolib.records import atomic_write_bytes
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
               "ticket_kind", "level", "density", "density_rlt", "upstream_accuracy",
-              "n_shot", "seed", "protocol", "split", "prompt_size"]
+              "n_shot", "shots_min", "shots_max", "capped", "seed", "protocol", "split", "prompt_size",
+              "legacy_ece_batch"]
 METRIC_COLUMNS = ["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]
 TAIL_COLUMNS = ["wall_time_s", "device", "reliability", "label_map_indices", "created"]
 # Keys under which a ticket's sparsity.json may hold its upstream test accuracy.
@@ -39,6 +40,16 @@ UPSTREAM_KEYS = ("upstream_test_accuracy", "upstream_accuracy", "test_accuracy",
 def arm_name(method: str, label_map: str | None) -> str:
     """The sweep's name of a transfer arm: 'lp', or 'method/label_map' (e.g. 'vp/ilm')."""
     return method if not label_map else f"{method}/{label_map}"
+
+
+def shot_columns(cfg: dict[str, Any]) -> dict[str, Any]:
+    """shots_min / shots_max (effective images per class of a few-shot draw) and `capped` (how
+    many classes had fewer than n_shot images and kept all of them; docs/methods.md s.8).
+    Full-data runs: min/max empty, capped 0."""
+    shots = cfg.get("effective_shots")
+    if not shots:
+        return {"shots_min": None, "shots_max": None, "capped": 0}
+    return {"shots_min": shots.get("min"), "shots_max": shots.get("max"), "capped": len(shots.get("capped") or [])}
 
 
 def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -66,10 +77,12 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
         "density": ticket.get("density"),
         "density_rlt": ticket.get("density_rlt"),
         "n_shot": cfg.get("n_shot"),
+        **shot_columns(cfg),
         "seed": cfg.get("seed"),
         "protocol": protocol.get("name") if isinstance(protocol, dict) else protocol,
         "split": cfg.get("split"),
         "prompt_size": cfg.get("prompt_size"),
+        "legacy_ece_batch": cfg.get("legacy_ece_batch"),   # the legacy RLT "ECE"'s test batch
     }
     for name in METRIC_COLUMNS:
         row[name] = metrics.get(name)

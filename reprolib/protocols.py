@@ -5,18 +5,30 @@ run record can carry the full preset (`Protocol.to_dict()`) and a changed preset
 mistaken for an old one. The presets:
 
 - `rlt`: the RLT paper (Misra et al.): 100 epochs, Adam lr 0.01 on the prompt, MultiStepLR x0.1
-  at int(0.5E) and int(0.72E) stepped per epoch; LP lr 0.01; batch 128 (64 for DTD, OxfordPets).
-- `ilm`: ILM-VP (Chen et al.): as `rlt` but 200 epochs and LP lr 0.1.
-- `smm`: SMM (Cai et al.): 200 epochs, batch 256 (64 for DTD, OxfordPets), delta lr 0.01 and
+  at int(0.5E) and int(0.72E) stepped per epoch; LP lr 0.01; batch 128 for every dataset (one
+  `--batch_size` feeds all of RLT's loaders; docs/methods.md s.4).
+- `ilm`: ILM-VP (Chen et al.): as `rlt` but 200 epochs, LP lr 0.1, seed 7, and batch 64 on
+  the sets whose `DatasetInfo.small_batch` is set (DTD, OxfordPets: ILM's CoOp loaders).
+- `smm`: SMM (Cai et al.): 200 epochs, batch 256 for every dataset, delta lr 0.01 and
   mask-generator lr 0.01 with the same decay (ResNets); for ViT the generator uses lr 0.001
-  without decay. Train augmentation on (resize + random crop, flips where they make sense).
+  without decay. Train augmentation on (resize + random crop, flips on every dataset, SVHN and
+  GTSRB included, as the public code: `flip="always"`). Decision (docs/methods.md s.5): SMM's
+  released script covers only CIFAR-10/100, GTSRB and SVHN at 256; the 64 on DTD/OxfordPets is
+  ILM's and nobody confirmed it for SMM, so `smm` keeps 256 everywhere.
 - `embedded`: the CPU study on the 28 px embedded backbone. Fewer epochs and a larger prompt
   learning rate than `rlt`, tuned so a full-data VP run on `digits` takes seconds and lands
   far above chance (see the README for how it compares with longer training).
 - `smoke`: two epochs, for tests and CI; numbers are meaningless, the code path is the point.
 
 SMM's augmentation is used by the `smm` protocol and by the SMM/watermark methods under every
-protocol whose `augment` is True (RLT/ILM never augment, as in their code).
+protocol whose `augment` is True (RLT/ILM never augment, as in their code). `flip` says which
+augmented images may be mirrored: "always" (the public SMM code) or "mirror_safe" (ours: only
+targets whose `DatasetInfo.mirror_safe` is set; the embedded and smoke presets).
+
+The legacy RLT "ECE" (docs/methods.md s.9) depends on the test batch it is computed with, so
+every preset names the batch RLT logged with: `legacy_ece_batch` (128), except for the
+(method, target) pairs in `legacy_ece_exceptions` (VP on OxfordPets: 64, RLT's VP loader).
+`legacy_batch_for(method, target)` is the one place that reads them.
 """
 
 from __future__ import annotations
@@ -25,8 +37,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from reprolib.data.catalog import info
+from reprolib.data.catalog import DatasetInfo, info
 from reprolib.errors import ReprolibError, check_choice
+
+FLIPS = ("always", "mirror_safe")   # Protocol.flip: which augmented targets may be mirrored
+# RLT's test loaders: batch 128, except VP on OxfordPets (64); (method, target, batch) rows.
+RLT_LEGACY_ECE_EXCEPTIONS: tuple[tuple[str, str, int], ...] = (("vp", "oxfordpets", 64),)
 
 
 @dataclass(frozen=True)
@@ -44,12 +60,26 @@ class Protocol:
     milestones: tuple[float, ...] = (0.5, 0.72)   # fractions of E; MultiStepLR at int(f * E)
     gamma: float = 0.1
     augment: bool = False                # SMM train augmentation for smm / watermark methods
-    test_batch_size: int = 256           # evaluation batch (also the legacy RLT-ECE batch)
+    test_batch_size: int = 256           # evaluation batch (numbers do not depend on it)
     seed: int = 4                        # the paper's default seed (RLT 4, ILM 7)
+    flip: str = "mirror_safe"            # one of FLIPS: mirror every augmented target, or the safe ones
+    legacy_ece_batch: int = 128          # test batch of the legacy RLT "ECE" (RLT's test loaders)
+    legacy_ece_exceptions: tuple[tuple[str, str, int], ...] = RLT_LEGACY_ECE_EXCEPTIONS
 
     def batch_size_for(self, target: str) -> int:
-        """The training batch the preset uses for `target` (small for DTD, OxfordPets)."""
+        """The training batch the preset uses for `target` (small_batch where DatasetInfo.small_batch)."""
         return self.small_batch if info(target).small_batch else self.batch_size
+
+    def legacy_batch_for(self, method: str, target: str) -> int:
+        """The test batch RLT logged its "ECE" with for `method` on `target` (docs/methods.md s.9)."""
+        for m, t, batch in self.legacy_ece_exceptions:
+            if (m, t) == (method, target):
+                return batch
+        return self.legacy_ece_batch
+
+    def flips(self, target: DatasetInfo) -> bool:
+        """Whether SMM / watermark augmentation mirrors images of `target` (docs/methods.md s.5)."""
+        return self.flip == "always" or target.mirror_safe
 
     def milestone_epochs(self, epochs: int) -> list[int]:
         """Epoch indices at which the learning rate drops, int(f * E) as in the public code."""
@@ -58,16 +88,20 @@ class Protocol:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
+        d["legacy_ece_exceptions"] = [list(row) for row in self.legacy_ece_exceptions]
         return d
 
 
 PRESETS: dict[str, Protocol] = {
-    "rlt": Protocol(name="rlt", epochs=100, batch_size=128, small_batch=64, prompt_lr=0.01,
+    # RLT: one --batch_size (128) for every loader, so small_batch = batch_size.
+    "rlt": Protocol(name="rlt", epochs=100, batch_size=128, small_batch=128, prompt_lr=0.01,
                     lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, seed=4),
     "ilm": Protocol(name="ilm", epochs=200, batch_size=128, small_batch=64, prompt_lr=0.01,
                     lp_lr=0.1, generator_lr=0.01, generator_lr_vit=0.001, seed=7),
-    "smm": Protocol(name="smm", epochs=200, batch_size=256, small_batch=64, prompt_lr=0.01,
-                    lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=True, seed=7),
+    # SMM: 256 everywhere (64 on DTD/Pets is ILM's, unconfirmed for SMM); flips as its code.
+    "smm": Protocol(name="smm", epochs=200, batch_size=256, small_batch=256, prompt_lr=0.01,
+                    lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=True, seed=7,
+                    flip="always"),
     # Tuned on digits with the embedded upstream model (values and accuracies: README).
     "embedded": Protocol(name="embedded", epochs=8, batch_size=64, small_batch=64, prompt_lr=0.1,
                          lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=True,
@@ -91,6 +125,7 @@ def get_protocol(name: str, **overrides: Any) -> Protocol:
     for key in overrides:
         check_choice("protocol field", key, fields)
     protocol = dataclasses.replace(PRESETS[name], **overrides)
-    if protocol.epochs < 1 or protocol.batch_size < 1 or protocol.small_batch < 1:
+    check_choice("protocol flip", protocol.flip, FLIPS)
+    if min(protocol.epochs, protocol.batch_size, protocol.small_batch, protocol.legacy_ece_batch) < 1:
         raise ReprolibError(f"protocol epochs and batch sizes must be >= 1, got {protocol}")
     return protocol

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from reprolib.data import few_shot_indices
+from reprolib.data import capped_warning, effective_shots, few_shot_indices
 from reprolib.errors import ReprolibError
 
 # Unbalanced labels: class 0 has 7 images, class 1 has 4, class 2 has 9 (interleaved).
@@ -55,17 +55,37 @@ def test_max_n_is_the_smallest_class_count():
     assert set(idx[LABELS[idx] == 1].tolist()) == set(torch.nonzero(LABELS == 1).flatten().tolist())
 
 
-@pytest.mark.parametrize("n_shot", [0, -2, -100, 5, 500])
+@pytest.mark.parametrize("n_shot", [0, -2, -100])
 def test_bad_counts_are_one_line_errors(n_shot):
     with pytest.raises(ReprolibError) as err:
         few_shot_indices(LABELS, n_shot, seed=1)
     message = str(err.value)
-    assert "\n" not in message and f"n_shot={n_shot}" in message and "1..4" in message
+    assert "\n" not in message and f"n_shot={n_shot}" in message and "valid: -1 (all) or an int >= 1" in message
 
 
-def test_too_many_shots_names_the_class():
-    with pytest.raises(ReprolibError, match=r"exceeds the 4 training images of class 1 \('cat'\)"):
-        few_shot_indices(LABELS, 5, seed=1, class_names=["dog", "cat", "bird"])
+def test_n_shot_above_a_class_size_keeps_all_of_that_class():
+    """Issue 10 fix 4 (raised before): a class of 10 images and n_shot 50 keeps its 10 (RLT's
+    behaviour), the others get 50, and the capped class is recorded."""
+    labels = torch.cat([torch.zeros(10, dtype=torch.long), torch.ones(80, dtype=torch.long),
+                        torch.full((60,), 2, dtype=torch.long)])
+    idx = few_shot_indices(labels, 50, seed=3)
+    assert torch.bincount(labels[idx], minlength=3).tolist() == [10, 50, 50]
+    assert set(torch.nonzero(labels == 0).flatten().tolist()) <= set(idx.tolist())
+    # The uncapped classes draw exactly what they would have drawn (same generator order).
+    g = torch.Generator().manual_seed(3)
+    expected = []
+    for cls in (0, 1, 2):
+        members = torch.nonzero(labels == cls).flatten()
+        expected += members[torch.randperm(len(members), generator=g)[:50]].tolist()
+    assert idx.tolist() == sorted(expected)
+    summary = effective_shots(labels, 50, class_names=["rose", "tulip", "daisy"])
+    assert summary == {"n_shot": 50, "min": 10, "max": 50, "capped": ["rose"]}
+    assert effective_shots(labels, 5) == {"n_shot": 5, "min": 5, "max": 5, "capped": []}
+    assert effective_shots(labels, -1) is None
+    line = capped_warning(summary, "flowers102")
+    assert line == ("warning: flowers102 n_shot=50: 1 classes have fewer images and keep all of them (rose); "
+                    "effective shots 10..50")
+    assert capped_warning(effective_shots(labels, 5), "flowers102") is None
 
 
 @pytest.mark.parametrize("n_shot", [True, 2.0, "5", None])

@@ -2,6 +2,7 @@
 
 import pytest
 
+from reprolib.data import info as data_info
 from reprolib.data import names as data_names
 from reprolib.errors import ReprolibError
 from reprolib.protocols import get_protocol, names
@@ -11,9 +12,8 @@ def test_rlt_preset_is_the_papers():
     p = get_protocol("rlt")
     assert (p.epochs, p.prompt_lr, p.lp_lr, p.batch_size) == (100, 0.01, 0.01, 128)
     assert p.milestone_epochs(p.epochs) == [50, 72] and p.gamma == 0.1 and not p.augment
-    assert p.batch_size_for("dtd") == p.batch_size_for("oxfordpets") == 64
-    assert p.batch_size_for("cifar10") == 128
-    assert [n for n in data_names() if p.batch_size_for(n) == 64] == ["dtd", "oxfordpets"]
+    # Issue 10 fix 3: RLT feeds one --batch_size (128) to every loader, DTD and Pets included.
+    assert {n: p.batch_size_for(n) for n in data_names(kind="paper")} == dict.fromkeys(data_names(kind="paper"), 128)
     with pytest.raises(ReprolibError, match="unknown dataset 'imagenet'"):
         p.batch_size_for("imagenet")
 
@@ -23,7 +23,36 @@ def test_ilm_and_smm_presets():
     assert (ilm.epochs, ilm.lp_lr, ilm.prompt_lr) == (200, 0.1, 0.01)
     assert ilm.milestone_epochs(200) == [100, 144]
     assert (smm.epochs, smm.batch_size, smm.prompt_lr, smm.generator_lr, smm.generator_lr_vit) == (200, 256, 0.01, 0.01, 0.001)
-    assert smm.milestone_epochs(200) == [100, 144] and smm.augment and smm.batch_size_for("dtd") == 64
+    assert smm.milestone_epochs(200) == [100, 144] and smm.augment
+    # ILM keeps its CoOp loaders' 64 on DTD and Pets; SMM uses 256 everywhere (issue 10 fix 3).
+    assert [n for n in data_names() if ilm.batch_size_for(n) == 64] == ["dtd", "oxfordpets"]
+    assert ilm.batch_size_for("cifar10") == 128
+    assert smm.batch_size_for("dtd") == smm.batch_size_for("oxfordpets") == smm.batch_size_for("svhn") == 256
+
+
+def test_legacy_ece_batch_is_rlts_test_loader_batch():
+    """Issue 10 fix 2: 128, and 64 for VP on OxfordPets, in every preset (data, not name checks)."""
+    for name in names():
+        p = get_protocol(name)
+        assert p.legacy_batch_for("vp", "oxfordpets") == 64
+        assert p.legacy_batch_for("lp", "oxfordpets") == p.legacy_batch_for("smm", "oxfordpets") == 128
+        assert p.legacy_batch_for("vp", "cifar10") == p.legacy_batch_for("vp", "digits") == 128
+    d = get_protocol("embedded").to_dict()
+    assert d["legacy_ece_batch"] == 128 and d["legacy_ece_exceptions"] == [["vp", "oxfordpets", 64]]
+    assert get_protocol("rlt", legacy_ece_batch=256).legacy_batch_for("lp", "dtd") == 256
+
+
+def test_smm_flips_every_dataset_and_the_safe_choice_stays_named():
+    """Issue 10 fix 7: `smm` mirrors SVHN and GTSRB as the public code; embedded/smoke stay safe."""
+    smm = get_protocol("smm")
+    assert smm.flip == "always"
+    assert smm.flips(data_info("svhn")) and smm.flips(data_info("gtsrb")) and smm.flips(data_info("digits"))
+    for name in ("embedded", "smoke", "rlt", "ilm"):
+        p = get_protocol(name)
+        assert p.flip == "mirror_safe"
+        assert not p.flips(data_info("svhn")) and not p.flips(data_info("digits")) and p.flips(data_info("gtsrb"))
+    with pytest.raises(ReprolibError, match="unknown protocol flip 'never'; valid choices: always, mirror_safe"):
+        get_protocol("smm", flip="never")
 
 
 def test_embedded_and_smoke_are_short():

@@ -20,6 +20,8 @@ _EXPORTS = {
     "DatasetInfo": "reprolib.data.catalog",
     "ImageSplit": "reprolib.data.split",
     "few_shot_indices": "reprolib.data.fewshot",
+    "effective_shots": "reprolib.data.fewshot",
+    "capped_warning": "reprolib.data.fewshot",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -12,9 +12,14 @@ flowers102, dtd, oxfordpets, eurosat, food101, sun397, stanfordcars.
 32 for CIFAR-10/100, SVHN, GTSRB; 128 for the other paper sets; 20 for the embedded
 targets on the 28 px backbone; 28 for Fashion-MNIST, the source set itself).
 
-`image_size` is the side of the images this API serves: the native size for fixed-size
-sets (28, 8, 32); paper sets of variable size (GTSRB, Flowers102, DTD, ...) are resized
-to their prompt_size on load, as the ILM-VP pipeline does, so image_size == prompt_size.
+`image_size` is the side of the images `get_dataset` serves by default: the native size for
+the embedded sets (28, 8); paper sets are served at their prompt_size by default (VP's copy,
+as the ILM-VP pipeline), so image_size == prompt_size. A caller may ask a paper set for
+another side (`get_dataset(..., size=224)`: LP, SMM and the watermark prompts take the
+original image resized once to the backbone's input; docs/methods.md s.4); `native_size`
+(the side every original image of the set already has, None when it varies) lets a set whose
+originals are smaller than the requested side be served unresized, so the network's own
+resize is the only one (and 50,000 CIFAR images are not stored at 224).
 
 Class names: `info(name)` is static and never touches the disk. For paper sets whose
 names ship inside the downloaded data (cifar100, flowers102, dtd, oxfordpets, food101,
@@ -54,6 +59,21 @@ class DatasetInfo:
     ood_partners: tuple[str, ...] = ()
     # Which reader get_dataset uses (one of LOADER_NAMES; see reprolib.data.registry).
     loader: str = "torchvision"
+    # Side of every original image when the set has one fixed size (CIFAR 32, SVHN 32,
+    # EuroSAT 64); None when the originals vary (GTSRB, Flowers102, DTD, ...).
+    native_size: int | None = None
+
+    def served_side(self, size: int | None) -> int:
+        """The side `get_dataset(name, split, size=size)` serves (see the module docstring).
+
+        None or the prompt size: the prompt-size copy (unchanged default). A larger side: the
+        native side when every original is at most that big (served unresized), else `size`.
+        """
+        if size is None or size == self.prompt_size:
+            return self.prompt_size
+        if self.native_size is not None and self.native_size <= size:
+            return self.native_size
+        return size
 
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -99,14 +119,14 @@ _INFOS: dict[str, DatasetInfo] = {
                           ood_partners=("fashion_mnist", "glyphs"), loader="sklearn_digits"),
     "glyphs": DatasetInfo("glyphs", 10, GLYPH_CLASSES, 28, 1, 20, "embedded", mirror_safe=False,
                           ood_partners=("fashion_mnist", "digits"), loader="glyphs"),
-    "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32, ood_partners=("svhn", "dtd")),
-    "cifar100": _paper("cifar100", _placeholders(100), 32),
-    "svhn": _paper("svhn", DIGIT_CLASSES, 32, mirror_safe=False),
+    "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32, ood_partners=("svhn", "dtd"), native_size=32),
+    "cifar100": _paper("cifar100", _placeholders(100), 32, native_size=32),
+    "svhn": _paper("svhn", DIGIT_CLASSES, 32, mirror_safe=False, native_size=32),
     "gtsrb": _paper("gtsrb", GTSRB_CLASSES, 32),
     "flowers102": _paper("flowers102", _placeholders(102), 128),
     "dtd": _paper("dtd", _placeholders(47), 128, small_batch=True),
     "oxfordpets": _paper("oxfordpets", _placeholders(37), 128, small_batch=True),
-    "eurosat": _paper("eurosat", EUROSAT_CLASSES, 128),
+    "eurosat": _paper("eurosat", EUROSAT_CLASSES, 128, native_size=64),
     "food101": _paper("food101", _placeholders(101), 128),
     "sun397": _paper("sun397", _placeholders(397), 128),
     "stanfordcars": _paper("stanfordcars", _placeholders(196), 128),

@@ -2,7 +2,8 @@
 
 For each class in sorted label order, that class's indices (ascending) are shuffled with
 one torch.Generator seeded with `seed` (classes drawn in turn from the same generator)
-and the first n are kept. The result is returned sorted ascending, so a subset keeps the
+and the first n are kept; a class with fewer than n images keeps all of them (RLT's
+behaviour; `effective_shots` records which classes were capped). The result is returned sorted ascending, so a subset keeps the
 dataset's original order. n_shot = -1 means the full set (arange). Labels may be any
 tensor, list or ndarray of ints: we never need a dataset's `.targets` attribute.
 """
@@ -38,24 +39,48 @@ def few_shot_indices(
 ) -> torch.Tensor:
     """Indices (sorted ascending, int64) of `n_shot` seeded images per class; -1 = all.
 
-    class_names (optional) only makes the error message readable.
+    A class with fewer than `n_shot` images keeps all of them, as RLT's sampler does
+    (docs/methods.md s.8); `effective_shots` says which classes were capped. class_names
+    (optional) only makes the error message readable.
     """
     check_type("n_shot", n_shot, int)
     check_type("seed", seed, int)
     y = as_label_tensor(labels)
-    classes, counts = torch.unique(y, sorted=True, return_counts=True)
-    smallest = int(counts.argmin())
-    min_count, min_class = int(counts[smallest]), int(classes[smallest])
+    classes = torch.unique(y, sorted=True)
     if n_shot == -1:
         return torch.arange(len(y))
-    if n_shot < 1 or n_shot > min_count:
-        name = f" ({class_names[min_class]!r})" if class_names is not None and 0 <= min_class < len(class_names) else ""
-        reason = (f"exceeds the {min_count} training images of class {min_class}{name}" if n_shot > min_count
-                  else "is not a valid shot count")
-        raise ReprolibError(f"n_shot={n_shot} {reason}; valid: -1 (all) or 1..{min_count}")
+    if n_shot < 1:
+        raise ReprolibError(f"n_shot={n_shot} is not a valid shot count; valid: -1 (all) or an int >= 1")
     generator = torch.Generator().manual_seed(seed)
     chosen = []
     for cls in classes.tolist():
         members = torch.nonzero(y == cls).flatten()
         chosen.append(members[torch.randperm(len(members), generator=generator)[:n_shot]])
     return torch.sort(torch.cat(chosen)).values
+
+
+def effective_shots(labels: Any, n_shot: int, class_names: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """{"min", "max", "capped": [classes with fewer than n_shot images]} of a few-shot draw.
+
+    None for n_shot = -1 (the full set). Classes are named by `class_names` when given,
+    else by their label. This is what the record and the ledger store (docs/methods.md s.8).
+    """
+    if n_shot == -1:
+        return None
+    y = as_label_tensor(labels)
+    classes, counts = torch.unique(y, sorted=True, return_counts=True)
+    kept = torch.clamp(counts, max=n_shot)
+    capped = [int(c) for c, k in zip(classes.tolist(), kept.tolist()) if k < n_shot]
+    if class_names is not None:
+        capped = [class_names[c] if 0 <= c < len(class_names) else c for c in capped]
+    return {"n_shot": n_shot, "min": int(kept.min()), "max": int(kept.max()), "capped": capped}
+
+
+def capped_warning(summary: dict[str, Any] | None, dataset: str) -> str | None:
+    """One warning line when some classes had fewer than n_shot images, else None."""
+    if not summary or not summary["capped"]:
+        return None
+    shown = ", ".join(str(c) for c in summary["capped"][:5])
+    more = f" and {len(summary['capped']) - 5} more" if len(summary["capped"]) > 5 else ""
+    return (f"warning: {dataset} n_shot={summary['n_shot']}: {len(summary['capped'])} classes have fewer images "
+            f"and keep all of them ({shown}{more}); effective shots {summary['min']}..{summary['max']}")

@@ -12,9 +12,12 @@ Splits (recorded in each ImageSplit's split_note; docs/methods.md s.10 asks for 
   27,000 images (docs/methods.md s.10); our numbers are therefore not comparable with its logs.
   (ILM-VP used CoOp's splits instead; full-data numbers differ across split definitions.)
 
-Images are converted to RGB, resized to prompt_size x prompt_size (32 or 128) and kept as
-uint8. A full split whose uint8 tensor fits MATERIALIZE_LIMIT_BYTES is decoded once and
-cached at root/cache/<name>_<split>_<size>.pt; larger ones (food101, sun397) stay lazy.
+Images are converted to RGB, resized ONCE from the original to the served side and kept as
+uint8. The served side is the prompt size (32 or 128, VP's copy) unless the caller asks for
+another (`size`: LP, SMM and the watermark prompts ask for the backbone's input side, so they
+never upsample the prompt-size copy; docs/methods.md s.4); see `DatasetInfo.served_side`.
+Each side is cached separately: a full split whose uint8 tensor fits MATERIALIZE_LIMIT_BYTES
+is decoded once and cached at root/cache/<name>_<split>_<side>.pt; larger ones stay lazy.
 """
 
 from __future__ import annotations
@@ -121,10 +124,12 @@ def _stratified_indices(labels: torch.Tensor, split: str) -> torch.Tensor:
     return torch.from_numpy(np.sort(train if split == "train" else test))
 
 
-def load_paper(name: str, split: str, root: Path, download: bool = False) -> ImageSplit:
-    """A paper target's `split`: from the tensor cache when present, else via torchvision."""
+def load_paper(name: str, split: str, root: Path, download: bool = False, size: int | None = None) -> ImageSplit:
+    """A paper target's `split` at `static.served_side(size)` (default: its prompt size): from
+    the tensor cache of that side when present, else via torchvision."""
     static = info(name)
-    size = static.prompt_size
+    size = static.served_side(size)
+    static = dataclasses.replace(static, image_size=size)
     cache = root / "cache" / f"{name}_{split}_{size}.pt"
     if cache.is_file():
         data = torch.load(cache, weights_only=True)

@@ -17,16 +17,18 @@ from reprolib.data.embedded import load_digits, load_fashion_mnist
 from reprolib.data.glyphs import load_glyphs
 from reprolib.data.paper import load_paper
 from reprolib.data.split import ImageSplit
-from reprolib.errors import check_choice, check_type
+from reprolib.errors import ReprolibError, check_choice, check_type
 
 SPLITS = ("train", "test")
 
-# DatasetInfo.loader -> reader(name, split, root, download). Glyphs are rendered offline and
-# digits ship with sklearn, so those two ignore `download`.
-LOADERS: dict[str, Callable[[str, str, Path, bool], ImageSplit]] = {
-    "fashion_mnist_idx": lambda name, split, root, download: load_fashion_mnist(split, root, download),
-    "sklearn_digits": lambda name, split, root, download: load_digits(split, root, download),
-    "glyphs": lambda name, split, root, download: load_glyphs(split, root),
+# DatasetInfo.loader -> reader(name, split, root, download, size). Glyphs are rendered offline
+# and digits ship with sklearn, so those two ignore `download`. The embedded sets are served at
+# their native side whatever `size` asks (images.to_network resizes them, as always), so the
+# embedded study's inputs never change; only torchvision sets honour `size`.
+LOADERS: dict[str, Callable[[str, str, Path, bool, int | None], ImageSplit]] = {
+    "fashion_mnist_idx": lambda name, split, root, download, size: load_fashion_mnist(split, root, download),
+    "sklearn_digits": lambda name, split, root, download, size: load_digits(split, root, download),
+    "glyphs": lambda name, split, root, download, size: load_glyphs(split, root),
     "torchvision": load_paper,
 }
 
@@ -45,15 +47,23 @@ def resolve_root(root: str | Path | None) -> Path:
     return Path(root).expanduser()
 
 
-def get_dataset(name: str, split: str, root: str | Path | None = None, download: bool = False) -> ImageSplit:
+def get_dataset(name: str, split: str, root: str | Path | None = None, download: bool = False,
+                size: int | None = None) -> ImageSplit:
     """One split ("train" | "test") of dataset `name` as an ImageSplit.
 
     root: where caches and torchvision downloads live (default `<home>/data`, see reprolib.paths).
     download: allow torchvision (or Fashion-MNIST's) downloader; needs internet.
+    size: for paper sets, the side to resize the originals to once (default: the prompt size;
+    `DatasetInfo.served_side` says what is served); each side has its own cache file.
+    Embedded sets ignore it and are served at their native side.
     """
     meta = info(name)
     check_type("split", split, str)
     check_choice("split", split, SPLITS)
     check_type("download", download, bool)
+    if size is not None:
+        check_type("size", size, int)
+        if size < 1:
+            raise ReprolibError(f"size must be a positive side in pixels or None (the prompt size), got {size}")
     root_dir = resolve_root(root)
-    return LOADERS[meta.loader](name, split, root_dir, download)
+    return LOADERS[meta.loader](name, split, root_dir, download, size)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from reprolib.devices import autocast
 from reprolib.images import to_network
 from reprolib.schedules import multistep
 from reprolib.transfer.method import MethodContext, TransferMethod
@@ -29,14 +28,17 @@ def backbone_input(backbone, x: Tensor) -> Tensor:
 
 @torch.no_grad()
 def extract_features(backbone, images: Tensor, device: str = "cpu", batch_size: int = FEATURE_BATCH) -> Tensor:
-    """Penultimate features of every image (one no-grad pass; float32, on `images`' device)."""
+    """Penultimate features of every image (one no-grad pass; float32, on `images`' device).
+
+    Float32 on every device (no autocast): the features feed evaluation as well as training,
+    and the public LP evaluates in float32 (docs/methods.md s.3, s.4).
+    """
     chunks = []
     for start in range(0, len(images), batch_size):
         x = backbone_input(backbone, images[start:start + batch_size])
         if str(device).startswith("cuda"):
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device):
-            chunks.append(backbone.features(x).float())
+        chunks.append(backbone.features(x).float())
     if not chunks:
         return torch.empty(0, backbone.feature_dim, device=images.device)
     return torch.cat(chunks)

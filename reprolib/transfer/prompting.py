@@ -9,8 +9,9 @@ target logits are the K mapped source logits; cross-entropy runs over those K on
   then a no-op), no augmentation. Adam on theta at protocol.prompt_lr, MultiStepLR.
 - narrow / medium / full / smm (s.5): the image is resized to the backbone's input size.
   Under a protocol with `augment` (smm, embedded, smoke) training batches get SMM's
-  augmentation: stored once at size+pad, then a seeded per-image random crop and (for
-  mirror-safe targets only: `DatasetInfo.mirror_safe`) a horizontal flip.
+  augmentation: stored once at size+pad, then a seeded per-image random crop and a horizontal
+  flip where `Protocol.flips(target)` allows it (`smm`: every dataset, as the public code;
+  the other presets: only targets whose `DatasetInfo.mirror_safe` is set).
   SMM has two Adam optimisers: delta at prompt_lr with MultiStepLR, the mask generator at
   generator_lr with the same decay (ResNet-family backbones) or generator_lr_vit without
   decay (ViT family). Watermark prompts train their delta like SMM's.
@@ -47,6 +48,20 @@ def stored_size(kind: str, backbone, target: DatasetInfo) -> int:
     if kind == "vp":
         return min(target.prompt_size, backbone.input_size)
     return backbone.input_size
+
+
+def load_side(kind: str, backbone, target: DatasetInfo, protocol, split: str) -> int:
+    """Side at which a run asks `get_dataset` for `split` (docs/methods.md s.4, s.5).
+
+    The original image is resized once to where the method first needs it: vp: its prompt
+    size; the watermark prompts and SMM: the backbone input, or input + SMM's crop margin for
+    the training split of an augmenting protocol (the crops come from that copy). The
+    label-mapping pass and test images use the input side.
+    """
+    side = stored_size(kind, backbone, target)
+    if kind != "vp" and protocol.augment and split == "train":
+        return side + augment_pad(backbone.input_size)
+    return side
 
 
 def new_prompt(kind: str, ctx: MethodContext) -> nn.Module:
@@ -97,7 +112,7 @@ class PromptMethod(TransferMethod):
         if kind != "vp" and ctx.protocol.augment:
             self.augment_pad = augment_pad(self.backbone.input_size)
             self._augment_generator = torch.Generator().manual_seed(ctx.seed + 1)
-            self._flip = ctx.target.mirror_safe
+            self._flip = ctx.protocol.flips(ctx.target)
             self.train_transform = self._augment
         self._mapping_set: tuple[Tensor, Tensor] | None = None
 

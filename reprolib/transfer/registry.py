@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from reprolib.data.registry import DatasetInfo
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.labelmap import LABEL_MAPS
+from reprolib.protocols import Protocol
 from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
-from reprolib.transfer.prompting import PromptMethod, stored_size
+from reprolib.transfer.prompting import PromptMethod, load_side, stored_size
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,22 @@ class MethodSpec:
     # config.prompt_size); None when no prompt places the image (LP).
     prompt_size: Callable[[object, DatasetInfo], int | None]
     summary: str
+    # Side at which a run loads the target's split (backbone, target, protocol, split) -> px:
+    # the original image resized once to what the method stores (docs/methods.md s.4).
+    # `backbone` only needs `input_size` (a Backbone or a models.registry BackboneSpec).
+    load_side: Callable[[object, DatasetInfo, Protocol, str], int] = lambda backbone, target, protocol, split: (
+        backbone.input_size)
 
 
 def _prompt(kind: str, summary: str) -> MethodSpec:
     return MethodSpec(name=kind, build=lambda ctx: PromptMethod(ctx, kind), needs_label_map=True,
-                      prompt_size=lambda backbone, target: stored_size(kind, backbone, target), summary=summary)
+                      prompt_size=lambda backbone, target: stored_size(kind, backbone, target), summary=summary,
+                      load_side=lambda backbone, target, protocol, split: load_side(kind, backbone, target,
+                                                                                   protocol, split))
 
 
 _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
+    # LP: the original image resized once to the backbone input (the default load_side).
     MethodSpec(name="lp", build=LinearProbe, needs_label_map=False, prompt_size=lambda backbone, target: None,
                summary="linear probe: a new head on cached penultimate features"),
     _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size"),

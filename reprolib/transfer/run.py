@@ -25,11 +25,12 @@ import torch
 from reprolib import paths
 from reprolib.batching import predict
 from reprolib.config import load_profile
-from reprolib.data import few_shot_indices, get_dataset
+from reprolib.data import capped_warning, effective_shots, few_shot_indices, get_dataset
 from reprolib.data.registry import info, names
 from reprolib.devices import device_name, resolve_device
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.metrics import calibration_summary
+from reprolib.models.registry import get_spec
 from reprolib.protocols import get_protocol
 from reprolib.records import (build_record, config_hash, read_record, record_exists,
                               write_json_atomic, write_npz_atomic)
@@ -62,6 +63,7 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "protocol": protocol.to_dict(), "epochs": epochs,
         "batch_size": cfg.batch_size or protocol.batch_size_for(cfg.target),
         "test_batch_size": protocol.test_batch_size, "device": device,
+        "legacy_ece_batch": protocol.legacy_batch_for(cfg.method, cfg.target),
         "select_best_on_val": cfg.select_best_on_val,
         "val_fraction": cfg.val_fraction if cfg.select_best_on_val else None,
         "num_classes": target.num_classes,
@@ -98,11 +100,13 @@ def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
 
 @dataclass(frozen=True)
 class TargetData:
-    """The run's target splits (ImageSplits): few-shot train, full test, optional validation."""
+    """The run's target splits (ImageSplits): few-shot train, full test, optional validation;
+    `shots` is the few-shot draw's effective shots (fewshot.effective_shots; None for full data)."""
 
     train: Any
     test: Any
     val: Any | None
+    shots: dict[str, Any] | None = None
 
     def on_device(self, device: str) -> Splits:
         """Every split as (images, labels) tensors on `device`."""
@@ -114,18 +118,29 @@ class TargetData:
                       val=tensors(self.val) if self.val else None)
 
 
-def load_target(cfg: TransferConfig, profile, seed: int) -> TargetData:
-    """The target's splits: train (few-shot subset, minus a carved validation split), test, val."""
+def load_target(cfg: TransferConfig, profile, seed: int, protocol) -> TargetData:
+    """The target's splits: train (few-shot subset, minus a carved validation split), test, val.
+
+    Each split is loaded at the side the method stores (MethodSpec.load_side): paper images
+    are resized once from the original, never upsampled from the prompt-size copy (s.4).
+    """
     root, download = profile.path("data_root"), profile.download
-    train = get_dataset(cfg.target, "train", root=root, download=download)
-    test = get_dataset(cfg.target, "test", root=root, download=download)
+    spec, backbone, target = get_method(cfg.method), get_spec(profile.backbone), info(cfg.target)
+    train = get_dataset(cfg.target, "train", root=root, download=download,
+                        size=spec.load_side(backbone, target, protocol, "train"))
+    test = get_dataset(cfg.target, "test", root=root, download=download,
+                       size=spec.load_side(backbone, target, protocol, "test"))
+    shots = effective_shots(train.labels, cfg.n_shot, train.info.class_names)
     if cfg.n_shot != -1:
         train = train.subset(few_shot_indices(train.labels, cfg.n_shot, seed))
+        warning = capped_warning(shots, cfg.target)
+        if warning:
+            print(warning, file=sys.stderr)   # one line; the record and the ledger keep the details
     val = None
     if cfg.select_best_on_val:
         train_pos, val_pos = carve_validation(train.labels, cfg.val_fraction, seed)
         train, val = train.subset(train_pos), train.subset(val_pos)
-    return TargetData(train, test, val)
+    return TargetData(train, test, val, shots)
 
 
 def load_backbone(cfg: TransferConfig, profile, device: str):
@@ -155,7 +170,8 @@ def run_metrics(cfg: TransferConfig, profile, method: TransferMethod, test: tupl
     """Calibration summary of the reported test logits against the test labels, plus OOD
     detection by the trained model; `test` = (test logits, test labels)."""
     test_logits, test_labels = test
-    metrics = calibration_summary(test_logits, test_labels.cpu(), legacy_batch_size=hashed["test_batch_size"])
+    # The legacy RLT "ECE" at the batch RLT logged with (docs/methods.md s.9), not our test batch.
+    metrics = calibration_summary(test_logits, test_labels.cpu(), legacy_batch_size=hashed["legacy_ece_batch"])
     metrics["ood"] = _ood_metrics(cfg, profile, method, info, test_logits, hashed)
     return metrics
 
@@ -176,7 +192,8 @@ def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: Tar
                        "density": ticket.density, "density_rlt": ticket.density_rlt},
             "split": data.train.split_note,
             "prompt_size": get_method(cfg.method).prompt_size(backbone, data.train.info),
-            "n_train": len(data.train), "n_test": len(data.test), "n_val": len(data.val) if data.val else 0}
+            "n_train": len(data.train), "n_test": len(data.test), "n_val": len(data.val) if data.val else 0,
+            "effective_shots": data.shots}
 
 
 def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
@@ -191,12 +208,12 @@ def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     seed, device = hashed["seed"], hashed["device"]
     torch.manual_seed(seed)
-    data = load_target(cfg, profile, seed)
+    data = load_target(cfg, profile, seed, protocol)
     backbone, ticket = load_backbone(cfg, profile, device)
     method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info))
     splits = data.on_device(device)
     result = fit(method, splits, fit_settings(cfg, hashed))
-    metrics = run_metrics(cfg, profile, method, (result.test_logits, splits.test[1]), data.train.info, hashed)
+    metrics = run_metrics(cfg, profile, method, (result.test_logits, splits.test[1]), data.test.info, hashed)
     label_map = method.label_map
     record = build_record(
         run_id, record_config(cfg, hashed, ticket, data, backbone), metrics,

@@ -5,9 +5,10 @@
 and the loop walks those in memory (on the GPU when there is one). Minibatches are drawn
 by a seeded `torch.Generator`, so a seed fixes the order on every device.
 
-On CUDA the forward pass runs under bf16 autocast (no gradient scaler needed) and the
-backbone and its inputs use channels_last; on CPU everything stays float32 and
-deterministic.
+On CUDA the training forward pass runs under bf16 autocast (no gradient scaler needed) and
+the backbone and its inputs use channels_last; evaluation (`evaluate`, via batching.predict)
+runs in float32 on every device, as the public test loops (docs/methods.md s.4). On CPU
+everything stays float32 and deterministic.
 """
 
 from __future__ import annotations
