@@ -110,3 +110,27 @@ def test_reprogrammer_bars_one_bar_per_method_and_target() -> None:
     heights = [p.get_height() for p in fig.axes[0].patches]
     assert heights == pytest.approx([0.1, 0.8, 0.2, 0.7])
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["zero_shot", "residual_reprogrammer a=0.4"]
+
+
+def test_capped_few_shot_cells_are_marked_in_the_table_and_the_figure(synthetic_study, tmp_path: Path) -> None:
+    """Issue 10 fix 4: a 5-shot cell whose runs kept fewer images in some class is marked (table: †
+    and the smallest effective shots, plus a footnote; figure: hatched, with a note)."""
+    _, ledger = synthetic_study
+    ledger = ledger.copy()
+    capped = (ledger["target"] == "digits") & (ledger["n_shot"] == 5)
+    ledger["capped"] = np.where(capped, 2, 0)
+    ledger["shots_min"] = np.where(capped, 3, np.where(ledger["n_shot"] > 0, ledger["n_shot"], np.nan))
+    pivot = plots.few_shot_pivot(ledger)
+    digits, glyphs = pivot[pivot["target"] == "digits"], pivot[pivot["target"] == "glyphs"]
+    assert digits["5-shot"].str.endswith(" †3").all() and not digits["full"].str.contains("†").any()
+    assert not glyphs["5-shot"].str.contains("†").any()
+    assert "capped" in pivot.attrs["footnote"]
+    plots.save_table(pivot, tmp_path, "few_shot")
+    assert (tmp_path / "few_shot.md").read_text().rstrip().splitlines()[-1] == pivot.attrs["footnote"]
+    fig = plots.few_shot(ledger, arms=["lp"])
+    hatched = {ax.get_title(): [p.get_hatch() for p in ax.patches] for ax in fig.axes if ax.get_title()}
+    assert hatched["digits · lp"] == ["//"] and hatched["glyphs · lp"] == []
+    assert "keep all of them" in fig._supxlabel.get_text()
+    # A ledger without the columns (older records) draws no marks and no footnote.
+    plain = plots.few_shot_pivot(ledger.drop(columns=["capped", "shots_min"]))
+    assert "footnote" not in plain.attrs and not plain["5-shot"].str.contains("†").any()

@@ -237,3 +237,146 @@ def test_cli_runs_and_rejects_bad_flags(smoke_upstream, tmp_path, capsys):
         assert main(["transfer", flag, value]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and f"invalid choice: '{value}'" in err
+
+
+# ---- issue 10: what a run loads and evaluates with -------------------------------------------
+
+def _synthetic_flowers(root, side=300):
+    """A 3-class synthetic Flowers102 in torchvision's format (originals about `side` px, 3 train and
+    2 test images per class); torchvision reads it back, so the real loading code runs."""
+    from reprolib.dryrun import write_synthetic_dataset
+
+    write_synthetic_dataset("flowers102", root, n_per_class_train=3, n_per_class_test=2, num_classes=3,
+                            image_size=side)
+
+
+def _originals(root, split, side):
+    """The originals as torchvision serves them, each resized ONCE to `side` (PIL bilinear), [0, 1]."""
+    import numpy as np
+    import torchvision
+    from PIL import Image
+
+    from reprolib.dryrun import integrity_checks_bypassed
+
+    with integrity_checks_bypassed():
+        dataset = torchvision.datasets.Flowers102(str(root / "flowers102"), split=split)
+        images = [dataset[i][0].convert("RGB") for i in range(len(dataset))]
+    assert min(images[0].size) >= 300   # originals larger than any side asked for below
+    arrays = [np.asarray(im.resize((side, side), Image.BILINEAR, reducing_gap=None)) for im in images]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
+
+
+def test_lp_and_smm_load_the_original_resized_once_vp_the_prompt_copy(tmp_path):
+    """Issue 10 fix 1 (failed before: every paper split came at its 128 px prompt size and LP / SMM
+    upsampled that copy). LP and SMM take the original resized once to the backbone input (SMM's
+    augmented training copy to input + 32); VP keeps its 128 px copy; each side has its own cache."""
+    from types import SimpleNamespace
+
+    from reprolib.dryrun import integrity_checks_bypassed
+    from reprolib.images import to_network
+    from reprolib.models.registry import get_spec, names as backbone_names
+    from reprolib.protocols import get_protocol
+    from reprolib.transfer.registry import get as get_method
+
+    _synthetic_flowers(tmp_path)
+    backbone = next(n for n in backbone_names() if get_spec(n).input_size == 224 and get_spec(n).channels == 3)
+    profile = SimpleNamespace(path=lambda key: tmp_path, download=False, backbone=backbone)
+    expected_224 = _originals(tmp_path, "test", 224)
+    with integrity_checks_bypassed():
+        lp = run_module.load_target(TransferConfig(profile="smoke", target="flowers102", method="lp"), profile, 1,
+                                    get_protocol("rlt"))
+        smm = run_module.load_target(TransferConfig(profile="smoke", target="flowers102", method="smm",
+                                                    label_map="ilm"), profile, 1, get_protocol("smm"))
+        vp = run_module.load_target(TransferConfig(profile="smoke", target="flowers102", method="vp",
+                                                   label_map="ilm"), profile, 1, get_protocol("rlt"))
+    lp_test = lp.test.tensors()[0]
+    assert lp_test.shape == (6, 3, 224, 224) and torch.equal(lp_test, expected_224)
+    assert torch.equal(lp.train.tensors()[0], _originals(tmp_path, "train", 224))
+    # The old path (the 128 px copy upsampled) is a different, blurred image.
+    upsampled = to_network(vp.test.tensors()[0], 3, 224)
+    assert vp.test.tensors()[0].shape[-1] == vp.train.tensors()[0].shape[-1] == 128
+    assert (upsampled - expected_224).abs().max() > 0.05
+    assert torch.equal(smm.test.tensors()[0], expected_224)
+    assert torch.equal(smm.train.tensors()[0], _originals(tmp_path, "train", 256))
+    assert get_method("lp").load_side(get_spec(backbone), lp.test.info, get_protocol("rlt"), "test") == 224
+    cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert cached == ["flowers102_test_128.pt", "flowers102_test_224.pt", "flowers102_train_128.pt",
+                      "flowers102_train_224.pt", "flowers102_train_256.pt"]
+
+
+def test_few_shot_above_a_class_size_is_capped_and_recorded(tmp_path, capsys):
+    """Issue 10 fix 4 (raised before): n_shot 50 on a class of 10 keeps the 10, records it, warns once."""
+    from types import SimpleNamespace
+
+    from reprolib.dryrun import integrity_checks_bypassed, write_synthetic_dataset
+    from reprolib.ledger import record_to_row
+    from reprolib.models.registry import get_spec, names as backbone_names
+    from reprolib.protocols import get_protocol
+
+    write_synthetic_dataset("flowers102", tmp_path, n_per_class_train=10, n_per_class_test=1, num_classes=2)
+    backbone = next(n for n in backbone_names() if get_spec(n).input_size == 224)
+    profile = SimpleNamespace(path=lambda key: tmp_path, download=False, backbone=backbone)
+    with integrity_checks_bypassed():
+        data = run_module.load_target(TransferConfig(profile="smoke", target="flowers102", method="lp", n_shot=50),
+                                      profile, 1, get_protocol("rlt"))
+    assert len(data.train) == 20 and data.shots["min"] == data.shots["max"] == 10
+    assert len(data.shots["capped"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: flowers102 n_shot=50: 2 classes have fewer images")
+    row = record_to_row({"id": "x", "config": {"n_shot": 50, "effective_shots": data.shots, "legacy_ece_batch": 128},
+                         "metrics": {}})
+    assert (row["shots_min"], row["shots_max"], row["capped"], row["legacy_ece_batch"]) == (10, 10, 2, 128)
+
+
+def test_evaluation_never_autocasts_even_on_cuda(monkeypatch):
+    """Issue 10 fix 5 (failed before: predict and LP's feature pass entered bf16 autocast on CUDA)."""
+    import contextlib
+
+    from reprolib import batching, devices
+    from reprolib.transfer import linear_probe, train
+
+    entered = []
+
+    def recording_autocast(device):
+        entered.append(str(device))
+        return contextlib.nullcontext()
+
+    for module in (devices, batching, linear_probe, train):
+        monkeypatch.setattr(module, "autocast", recording_autocast, raising=False)
+
+    class Chunk:   # stands in for a CPU chunk "moved to cuda" on a machine without a GPU
+        def __init__(self, x):
+            self.x = x
+
+        def to(self, device):
+            return self.x
+
+    class Inputs:
+        device = torch.device("cpu")
+
+        def __init__(self, x):
+            self.x = x
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, idx):
+            return Chunk(self.x[idx])
+
+    x = torch.randn(10, 4)
+    logits, accuracy = train.evaluate(lambda z: z * 2, Inputs(x), torch.zeros(10, dtype=torch.long), 3, "cuda")
+    assert torch.equal(logits, x * 2) and logits.dtype == torch.float32
+    assert torch.equal(batching.predict(lambda z: z + 1, Inputs(x), 4, "cuda"), x + 1)
+
+    class Backbone(torch.nn.Module):
+        channels, input_size, feature_dim = 3, 8, 3
+
+        def normalize(self, z):
+            return z
+
+        def features(self, z):
+            return z.mean(dim=(2, 3))
+
+    feats = linear_probe.extract_features(Backbone(), torch.rand(5, 3, 8, 8), device="cuda", batch_size=2)
+    assert feats.shape == (5, 3) and feats.dtype == torch.float32
+    assert entered == []

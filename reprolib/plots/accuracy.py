@@ -105,13 +105,29 @@ def few_shot(ledger: pd.DataFrame, arms: list[str] | None = None) -> Figure:
                 ax.errorbar(range(len(shots)), 100 * s["mean"], yerr=100 * s["std"], marker="o",
                             color=colors[level], label=f"level {level}", capsize=2)
             ax.set_xticks(range(len(shots)), [shot_label(n).replace("-shot", "") for n in shots])
+            for k in capped_positions(here, shots):
+                ax.axvspan(k - 0.35, k + 0.35, facecolor="none", edgecolor="grey", hatch="//", linewidth=0)
             ax.set_title(f"{target} · {arm}", fontsize=9)
             ax.grid(alpha=0.3)
             if i == len(targets) - 1:
                 ax.set_xlabel("shots per class")
         axes[i, 0].set_ylabel("accuracy (%)")
     axes[0, -1].legend(fontsize=7)
+    if capped_positions(rows, shots):
+        fig.supxlabel(CAPPED_NOTE, fontsize=7)
     return fig
+
+
+CAPPED_NOTE = ("hatched: n_shot exceeds some classes' training images; those classes keep all of them "
+               "(RLT's behaviour, docs/methods.md s.8), so fewer shots were used than the label says")
+
+
+def capped_positions(rows: pd.DataFrame, shots: list) -> list[int]:
+    """Positions in `shots` whose runs were capped (ledger column `capped` > 0; none without it)."""
+    if "capped" not in rows:
+        return []
+    capped = rows[pd.to_numeric(rows["capped"], errors="coerce").fillna(0) > 0]["n_shot"].unique()
+    return [k for k, n in enumerate(shots) if n in set(capped.tolist())]
 
 
 def _level_colors(n: int) -> list:

@@ -102,7 +102,8 @@ def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
 
 
 def to_markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """A GitHub Markdown table (pandas' to_markdown needs tabulate, which we do not ship)."""
+    """A GitHub Markdown table (pandas' to_markdown needs tabulate, which we do not ship), followed
+    by `table.attrs["footnote"]` when the table has one."""
     def cell(value: object) -> str:
         if isinstance(value, float):
             return "" if pd.isna(value) else format(value, floatfmt)
@@ -111,6 +112,8 @@ def to_markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
     header = [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    if table.attrs.get("footnote"):   # e.g. few_shot_pivot's note on capped cells
+        lines += ["", str(table.attrs["footnote"])]
     return "\n".join(lines) + "\n"
 
 
