@@ -18,7 +18,8 @@ from reprolib.reprogrammer.evaluate import build_eval_sets
 from reprolib.reprogrammer.pretrain import embedded_vocabulary
 from reprolib.reprogrammer.recipe import make_recipe, recipe_for
 from reprolib.reprogrammer.reprogram import ImageReprogram, Reprogrammer, frame_mask
-from reprolib.reprogrammer.train import train_reprogrammer, zero_shot_features
+from reprolib.reprogrammer.train import (class_text_features, train_finetune, train_linear_probe, train_reprogrammer,
+                                         zero_shot_features)
 
 CLASSES = ["cat", "dog", "ankle boot"]
 
@@ -138,22 +139,122 @@ def test_recipe_validation():
         make_recipe({"epochs": "3"})
     with pytest.raises(ReprolibError, match="residual_alpha"):
         make_recipe({"residual_alpha": 1.5})
+    with pytest.raises(ReprolibError, match="reprogrammer baselines 'v2'.*public, reprolib_v1"):
+        make_recipe({"baselines": "v2"})
+    with pytest.raises(ReprolibError, match="same length"):
+        make_recipe({"step_milestones": [0.4, 0.7], "step_factors": [0.5, 0.2, 0.1]})
+    with pytest.raises(ReprolibError, match="increasing fractions"):
+        make_recipe({"step_milestones": [0.7, 0.4, 0.8]})
 
 
-# The values the removed by-name presets gave (recipe.PRESETS before issue 9); the YAML must give
-# exactly these, since the resolved recipe is part of every Reprogrammer record's hashed config.
+def test_public_baselines_are_the_default():
+    # Fails before issue 10: no `baselines` field; 100 LP epochs, 10 fine-tuning epochs.
+    recipe = make_recipe({})
+    assert recipe.baselines == "public"
+    assert (recipe.lp_epochs, recipe.lp_lr, recipe.finetune_epochs, recipe.finetune_lr) == (25, 0.01, 25, 3e-5)
+    assert (recipe.step_milestones, recipe.step_factors, recipe.finetune_head_scale) == (
+        [0.4, 0.7, 0.8], [0.5, 0.2, 0.1], 100.0)
+
+
+def _recorded_lrs(monkeypatch, optimizer_cls) -> list[float]:
+    """The lr of the first parameter group at every optimizer step (patched onto the class)."""
+    seen, step = [], optimizer_cls.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(optimizer_cls, "step", recording_step)
+    return seen
+
+
+def test_linear_probe_lr_follows_the_step_schedule(monkeypatch):
+    # 20 images, batch 2, 10 epochs: 100 steps; milestones at steps 40, 70 and 80.
+    # Fails before issue 10 (a constant 0.01 for 100 epochs).
+    seen = _recorded_lrs(monkeypatch, torch.optim.Adam)
+    recipe = make_recipe({"batch_size": 2, "lp_epochs": 10})
+    features = F.normalize(torch.randn(20, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    train_linear_probe(features, torch.arange(20) % 3, 3, recipe, seed=1)
+    assert len(seen) == 100
+    assert [seen[k] for k in (0, 39, 40, 69, 70, 79, 80, 99)] == pytest.approx(
+        [0.01, 0.01, 0.005, 0.005, 0.002, 0.002, 0.001, 0.001], rel=1e-12)
+    seen.clear()
+    train_linear_probe(features, torch.arange(20) % 3, 3, make_recipe({"batch_size": 2, "lp_epochs": 10,
+                                                                       "baselines": "reprolib_v1"}), seed=1)
+    assert seen == [0.01] * 100                                  # reprolib_v1: no schedule
+
+
+def test_public_finetune_head_starts_at_100_text_features_and_trains(monkeypatch):
+    # Fails before issue 10: the head was the fixed text features (a buffer, no gradients, no bias).
+    encoder = tiny_encoder()
+    text = class_text_features(encoder, CLASSES, "a photo of a {}")
+    recipe = make_recipe({"batch_size": 4, "finetune_epochs": 1, "finetune_lr": 1e-3})
+    images, labels = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(12) % 3
+    seen = _recorded_lrs(monkeypatch, torch.optim.AdamW)
+    initial = {}
+    monkeypatch.setattr(torch.nn.Linear, "forward", _remember_first_head_state(initial))
+    tuned = train_finetune(encoder, images, labels, text, recipe, seed=1)
+    assert torch.equal(initial["weight"], 100.0 * text) and torch.equal(initial["bias"], torch.zeros(3))
+    assert torch.allclose(text.norm(dim=-1), torch.ones(3))                  # unit-normalised text features
+    head = tuned.head
+    assert isinstance(head, torch.nn.Linear) and head.weight.requires_grad and head.bias.requires_grad
+    assert not torch.equal(head.weight, initial["weight"]) and head.bias.abs().sum() > 0   # both trained
+    assert seen == pytest.approx([1e-3, 1e-3, 5e-4], rel=1e-12)   # 3 steps: step 2 >= 40% of 3; no warm-up
+    x = images[:5]
+    with torch.no_grad():
+        assert torch.allclose(tuned(x), head(tuned.image_features(x)))
+
+
+def _remember_first_head_state(store: dict):
+    forward = torch.nn.Linear.forward
+
+    def remembering(self, inputs):
+        if self.out_features == 3 and "weight" not in store:      # the head's first forward: its initial state
+            store["weight"], store["bias"] = self.weight.detach().clone(), self.bias.detach().clone()
+        return forward(self, inputs)
+
+    return remembering
+
+
+def test_public_finetune_head_receives_gradients():
+    encoder = tiny_encoder()
+    text = class_text_features(encoder, CLASSES, "a photo of a {}")
+    recipe = make_recipe({"batch_size": 4, "finetune_epochs": 1, "finetune_lr": 1e-3})
+    images, labels = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(12) % 3
+    tuned = train_finetune(encoder, images, labels, text, recipe, seed=1).train()
+    F.cross_entropy(tuned(images), labels).backward()
+    assert tuned.head.weight.grad.abs().sum() > 0 and tuned.head.bias.grad.abs().sum() > 0
+    assert tuned.encoder.visual[0].weight.grad.abs().sum() > 0                 # the image tower trains too
+    assert tuned.encoder.token_embedding.weight.grad is None                    # the text tower does not
+
+
+def test_reprolib_v1_finetune_keeps_the_fixed_text_head():
+    encoder = tiny_encoder()
+    text = class_text_features(encoder, CLASSES, "a photo of a {}")
+    recipe = make_recipe({"batch_size": 4, "finetune_epochs": 1, "finetune_lr": 1e-3, "baselines": "reprolib_v1"})
+    images, labels = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(3)), torch.arange(12) % 3
+    tuned = train_finetune(encoder, images, labels, text, recipe, seed=1)
+    assert list(tuned.head.parameters()) == [] and torch.equal(tuned.head.text, text)
+    x = images[:5]
+    with torch.no_grad():
+        assert torch.equal(tuned(x), 100.0 * tuned.image_features(x) @ text.T)    # scored at logit_scale_eval
+
+
+# The values each profile's YAML gives; the resolved recipe is part of every Reprogrammer record's
+# hashed config. Issue 10 (fix 6) moved the baselines to the public RPR recipe: lp_epochs 25 everywhere
+# (was smoke 10 / embedded 50 / paper 100), finetune_epochs smoke 2 / embedded 15 / paper 25 (was 1 / 4 / 10).
 SMOKE_RECIPE = {"encoder": "embedded", "frame": 2, "epochs": 2, "batch_size": 64, "warmup_max_fraction": 0.05,
-                "lp_epochs": 10, "finetune_epochs": 1, "finetune_lr": 1e-3, "severities": [3],
+                "lp_epochs": 25, "finetune_epochs": 2, "finetune_lr": 1e-3, "severities": [3],
                 "max_train": 512, "max_eval": 256, "n_noise": 128, "encoder_epochs": 3,
-                "encoder_train_size": 3000}
+                "encoder_train_size": 3000, "baselines": "public"}
 EMBEDDED_RECIPE = {"encoder": "embedded", "frame": 2, "epochs": 15, "batch_size": 128, "warmup_max_fraction": 0.05,
-                   "lp_epochs": 50, "finetune_epochs": 4, "finetune_lr": 1e-3, "severities": [1, 3, 5],
+                   "lp_epochs": 25, "finetune_epochs": 15, "finetune_lr": 1e-3, "severities": [1, 3, 5],
                    "max_train": 6000, "max_eval": 2000, "n_noise": 500, "encoder_epochs": 3,
-                   "encoder_train_size": 20000}
+                   "encoder_train_size": 20000, "baselines": "public"}
 PAPER_RECIPE = {"encoder": "open_clip", "frame": 16, "epochs": 25, "batch_size": 128, "warmup_max_fraction": 1.0,
-                "lp_epochs": 100, "finetune_epochs": 10, "finetune_lr": 3e-5, "severities": [1, 3, 5],
+                "lp_epochs": 25, "finetune_epochs": 25, "finetune_lr": 3e-5, "severities": [1, 3, 5],
                 "max_train": -1, "max_eval": -1, "n_noise": 1000, "encoder_epochs": 4,
-                "encoder_train_size": 20000}
+                "encoder_train_size": 20000, "baselines": "public"}
 
 
 @pytest.mark.parametrize("name, expected", [("smoke", SMOKE_RECIPE), ("embedded", EMBEDDED_RECIPE),
@@ -166,6 +267,8 @@ def test_profile_yaml_gives_the_recipe(name, expected):
     # Unlisted numbers are the paper's (the dataclass defaults) in every profile.
     assert (recipe.lr_image, recipe.lr_text, recipe.warmup_steps, recipe.residual_alpha) == (0.005, 5e-4, 500, 0.4)
     assert (recipe.encoder_lr, recipe.encoder_batch_size, recipe.lp_lr) == (3e-3, 128, 0.01)
+    assert (recipe.step_milestones, recipe.step_factors, recipe.finetune_head_scale) == (
+        [0.4, 0.7, 0.8], [0.5, 0.2, 0.1], 100.0)
 
 
 def test_recipe_comes_from_the_yaml_not_the_profile_name():

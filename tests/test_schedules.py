@@ -1,4 +1,4 @@
-"""reprolib.schedules: the one warm-up + cosine schedule, as the upstream and Reprogrammer loops use it."""
+"""reprolib.schedules: the warm-up + cosine schedule (upstream, Reprogrammer), multistep, and the step decay of the Reprogrammer baselines."""
 
 import math
 import random
@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from reprolib.schedules import multistep, warmup_cosine, warmup_lr
+from reprolib.schedules import multistep, step_decay, warmup_cosine, warmup_lr
 from reprolib.sparsity.upstream import UpstreamRecipe, learning_rate
 
 
@@ -51,3 +51,15 @@ def test_multistep_drops_at_the_milestone_epochs():
         optimizer.step()
         scheduler.step()
     assert seen == pytest.approx([0.01, 0.01, 0.001, 0.0001])
+
+
+def test_step_decay_values_at_the_milestones():
+    # RPR's baselines: x0.5 / x0.2 / x0.1 of the base rate once 40 / 70 / 80% of the steps are done.
+    milestones, factors = [0.4, 0.7, 0.8], [0.5, 0.2, 0.1]
+    lrs = {k: step_decay(0.01, k, 100, milestones, factors) for k in (0, 39, 40, 69, 70, 79, 80, 99)}
+    assert lrs == pytest.approx({0: 0.01, 39: 0.01, 40: 0.005, 69: 0.005, 70: 0.002, 79: 0.002,
+                                 80: 0.001, 99: 0.001}, rel=1e-12)
+    # a milestone that is not a whole step (40% of 7 = 2.8) takes effect at the first step past it
+    assert [step_decay(1.0, k, 7, milestones, factors) for k in range(7)] == pytest.approx(
+        [1.0, 1.0, 1.0, 0.5, 0.5, 0.2, 0.1])
+    assert step_decay(0.3, 5, 10, [], []) == 0.3                   # no milestones: constant

@@ -5,13 +5,30 @@ Paper values (docs/methods.md s.6, Geng & Chen 2024) are the defaults of `Reprog
 dict on top of them; every departure is written in that YAML (embedded.yaml, smoke.yaml), none
 is chosen by profile name. An unknown key or a wrongly typed value is a one-line ReprolibError.
 
+The two trained baselines (`baselines`, see BASELINES; docs/methods.md s.6):
+- "public" (the default): as IBM/reprogrammer's linear_probing.py and fine_tune.py run them.
+  Linear probe: Adam, lr 0.01, no weight decay, 25 epochs. Fine-tuning: AdamW (lr 3e-5,
+  betas 0.9/0.98, eps 1e-6, wd 0.1) on the image tower AND a trainable linear head whose weight
+  starts at 100 x the unit-normalised zero-shot class text features (the public code multiplies
+  by CLIP's exp'd logit scale, which is 100 for the OpenAI weights) and whose bias starts at 0,
+  25 epochs. Both follow the per-step `step_decay` schedule: lr x0.5 / x0.2 / x0.1 once 40 / 70 /
+  80% of all steps are done (`step_milestones`, `step_factors`), no warm-up.
+- "reprolib_v1" (what reprolib ran before issue 10, kept to compare with old records): the
+  linear probe at a constant lr (no schedule); fine-tuning with AdamW under a warm-up (capped
+  as the Reprogrammer's) + cosine schedule against a FIXED head, the zero-shot text features
+  times the encoder's logit scale (scored on `logit_scale_eval` x cosine logits). Its epochs
+  and lr were lp_epochs 100, finetune_epochs 10, finetune_lr 3e-5 (embedded: 50, 4, 1e-3;
+  smoke: 10, 1, 1e-3): set them beside `baselines: reprolib_v1` to rerun it exactly.
+
 Departures in embedded.yaml and smoke.yaml (documented here because they are ours):
 - encoder "embedded" is a small dual encoder trained here on Fashion-MNIST; it stands in for CLIP.
 - frame 2 px: the paper's 16 px frame on a 224 px input is 16/224 of the side; at 28 px that is 2 px.
 - epochs 15 (embedded) / 2 (smoke) instead of 25, and the 500 warm-up steps are capped at
   `warmup_max_fraction` (5%) of all steps, the paper's own ratio (500 of ~9.8k CIFAR-10 steps).
-- linear probe 50 (embedded) / 10 (smoke) epochs instead of 100; fine-tuning 4 / 1 epochs at lr 1e-3
-  instead of 10 at 3e-5 (set for the small stand-in encoder; CLIP's values are the defaults).
+- baselines: fine-tuning gets the Reprogrammer's share of the paper's 25 epochs (embedded 15,
+  smoke 2; the step schedule scales with the steps), at lr 1e-3 instead of 3e-5 (set for the
+  small stand-in encoder). The linear probe keeps the paper's 25 epochs: it trains on cached
+  features, so its epochs cost almost nothing (and 2 epochs leave the smoke probe at chance).
 - batch 128 as in the paper (64 in smoke); caps on training / evaluation sizes (max_train,
   max_eval, n_noise; smoke: one severity, 3) keep `make figures` and the tests short.
 - the stand-in encoder: 3 epochs on 20,000 Fashion-MNIST images (smoke: 3,000).
@@ -27,6 +44,7 @@ from reprolib.errors import ReprolibError, check_choice
 
 ENCODERS = ("embedded", "open_clip")
 CONTRASTIVE_TARGETS = ("diagonal", "same_class")
+BASELINES = ("public", "reprolib_v1")   # the linear-probe / fine-tuning variants (module docstring)
 
 
 @dataclass
@@ -52,11 +70,15 @@ class ReprogrammerRecipe:
     focal_gamma: float = 4.0
     residual_alpha: float = 0.4
     logit_scale_eval: float = 100.0        # OOD scores: max softmax of 100 x cosine logits
-    # baselines
-    lp_epochs: int = 100                   # linear probe on frozen image features (Adam; docs/methods.md s.6 baselines)
+    # baselines (docs/methods.md s.6; the module docstring)
+    baselines: str = "public"              # public (RPR's code) | reprolib_v1 (ours before issue 10)
+    lp_epochs: int = 25                    # linear probe on frozen image features (Adam, no weight decay)
     lp_lr: float = 0.01
-    finetune_epochs: int = 10              # full image-encoder fine-tuning (AdamW, CE on text head)
+    finetune_epochs: int = 25              # image tower + head fine-tuning (AdamW, CE)
     finetune_lr: float = 3e-5
+    finetune_head_scale: float = 100.0     # public head: weight = scale x zero-shot text features, bias 0
+    step_milestones: list[float] = field(default_factory=lambda: [0.4, 0.7, 0.8])   # fractions of all steps
+    step_factors: list[float] = field(default_factory=lambda: [0.5, 0.2, 0.1])      # x base lr from each
     # evaluation
     severities: list[int] = field(default_factory=lambda: [1, 3, 5])
     max_train: int = -1                    # cap on target training images (-1 = all)
@@ -74,10 +96,11 @@ def make_recipe(values: dict[str, Any]) -> ReprogrammerRecipe:
     check_fields(ReprogrammerRecipe, values, "reprogrammer recipe key", prefix="reprogrammer.")
     recipe = ReprogrammerRecipe(**values)
     check_choice("reprogrammer encoder", recipe.encoder, ENCODERS)
+    check_choice("reprogrammer baselines", recipe.baselines, BASELINES)
     if "{}" not in recipe.template:
         raise ReprolibError(f"reprogrammer.template must contain '{{}}' for the class name, got {recipe.template!r}")
     positive = ("epochs", "batch_size", "lr_image", "lr_text", "eps_text", "logit_scale_eval",
-                "lp_epochs", "lp_lr", "finetune_lr", "n_noise", "encoder_epochs", "encoder_train_size",
+                "lp_epochs", "lp_lr", "finetune_epochs", "finetune_lr", "finetune_head_scale", "n_noise", "encoder_epochs", "encoder_train_size",
                 "encoder_lr", "encoder_batch_size", "frame")
     for key in positive:
         if not getattr(recipe, key) > 0:
@@ -89,9 +112,20 @@ def make_recipe(values: dict[str, Any]) -> ReprogrammerRecipe:
                             f"got {recipe.warmup_steps}, {recipe.warmup_max_fraction}")
     if len(recipe.betas_text) != 2:
         raise ReprolibError(f"reprogrammer.betas_text must be two numbers, got {recipe.betas_text}")
+    _check_step_schedule(recipe.step_milestones, recipe.step_factors)
     for severity in recipe.severities:
         check_choice("reprogrammer severity", severity, (1, 2, 3, 4, 5))
     return recipe
+
+
+def _check_step_schedule(milestones: list[float], factors: list[float]) -> None:
+    if len(milestones) != len(factors):
+        raise ReprolibError(f"reprogrammer.step_milestones and step_factors must have the same length, "
+                            f"got {milestones} and {factors}")
+    if any(not 0.0 < m <= 1.0 for m in milestones) or list(milestones) != sorted(milestones):
+        raise ReprolibError(f"reprogrammer.step_milestones must be increasing fractions in (0, 1], got {milestones}")
+    if any(not f > 0 for f in factors):
+        raise ReprolibError(f"reprogrammer.step_factors must be > 0, got {factors}")
 
 
 def recipe_for(profile: Any) -> ReprogrammerRecipe:

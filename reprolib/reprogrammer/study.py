@@ -115,7 +115,7 @@ def _run_target(profile: Any, recipe: ReprogrammerRecipe, target: str, missing: 
     if "finetune" in methods:
         t0 = time.time()
         tuned = T.train_finetune(encoder, x_train, y_train, zs_text, recipe, seed, device)
-        emit("finetune", None, score(lambda b: scale * tuned.image_features(b) @ tuned.text.T), t0)
+        emit("finetune", None, score(tuned), t0)         # the head's logits (public: trained, from 100 x text)
     if methods & {"reprogrammer", "residual_reprogrammer"}:
         t0 = time.time()
         model, losses = T.train_reprogrammer(encoder, x_train, y_train, class_names, recipe, seed, device)

@@ -1,4 +1,5 @@
-"""Training loops: the Reprogrammer and its two trained baselines (linear probe, fine-tuning).
+"""Training loops: the Reprogrammer and its two trained baselines (linear probe, fine-tuning;
+recipe.baselines picks the public RPR variant or reprolib_v1, see recipe.py).
 
 All loops are seeded (a CPU torch.Generator drives shuffling and W's init), so the same seed gives
 the same numbers on the CPU. Images are [0, 1] tensors at their native size; resizing
@@ -19,7 +20,7 @@ from reprolib.reprogrammer.encoders import TextImageEncoder
 from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe
 from reprolib.reprogrammer.reprogram import Reprogrammer
-from reprolib.schedules import warmup_cosine
+from reprolib.schedules import step_decay, warmup_cosine
 
 
 def warmup_steps(recipe: ReprogrammerRecipe, total: int) -> int:
@@ -88,40 +89,87 @@ def class_text_features(encoder: TextImageEncoder, class_names: list[str], templ
 
 def train_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
                        recipe: ReprogrammerRecipe, seed: int = 1) -> nn.Linear:
-    """Linear(D, K) on frozen features: Adam, lr recipe.lp_lr, no weight decay (docs/methods.md s.6 baselines)."""
+    """Linear(D, K) on frozen unit-normalised features: Adam, lr recipe.lp_lr, no weight decay,
+    lp_epochs; the lr follows `baseline_lr` (public: the step schedule; reprolib_v1: constant).
+    docs/methods.md s.6 baselines."""
     torch.manual_seed(seed)
     head = nn.Linear(features.shape[1], num_classes)
     opt = torch.optim.Adam(head.parameters(), lr=recipe.lp_lr)
-    generator = torch.Generator().manual_seed(seed)
+    total = recipe.lp_epochs * math.ceil(len(features) / recipe.batch_size)
+    generator, step = torch.Generator().manual_seed(seed), 0
     for _ in range(recipe.lp_epochs):
         for idx in minibatches(len(features), recipe.batch_size, generator):
+            for group in opt.param_groups:
+                group["lr"] = baseline_lr(recipe, recipe.lp_lr, step, total)
             loss = F.cross_entropy(head(features[idx]), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            step += 1
     return head.eval()
 
 
-class FineTuned(nn.Module):
-    """The whole image encoder trained with CE on cosine logits against fixed class text features
-    (the zero-shot head, as the paper's fine-tuning baseline); the text tower is not used."""
+def baseline_lr(recipe: ReprogrammerRecipe, base_lr: float, step: int, total: int) -> float:
+    """The linear probe's lr at `step` of `total`: the public step schedule, or (reprolib_v1) constant."""
+    if recipe.baselines == "public":
+        return step_decay(base_lr, step, total, recipe.step_milestones, recipe.step_factors)
+    return base_lr
 
-    def __init__(self, encoder: TextImageEncoder, text_features: torch.Tensor):
+
+class CosineHead(nn.Module):
+    """Fixed class text features as a classifier: scale x cosine logits (reprolib_v1's head)."""
+
+    def __init__(self, text_features: torch.Tensor, scale: float):
+        super().__init__()
+        self.register_buffer("text", text_features.clone())
+        self.scale = scale
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * features @ self.text.T
+
+
+def zero_shot_head(text_features: torch.Tensor, scale: float) -> nn.Linear:
+    """The public fine-tuning head: a trainable Linear(D, K), weight = scale x the unit-normalised
+    class text features, bias 0. Its inputs are unit-normalised image features, so at the start
+    it gives scale x cosine logits, the zero-shot classifier."""
+    head = nn.Linear(text_features.shape[1], text_features.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(scale * text_features)
+        head.bias.zero_()
+    return head
+
+
+class FineTuned(nn.Module):
+    """A trained copy of the image encoder and a classification head on its unit-normalised
+    features (public: the trainable zero_shot_head; reprolib_v1: the fixed CosineHead); the text
+    tower is not used. Calling it gives the K class logits."""
+
+    def __init__(self, encoder: TextImageEncoder, head: nn.Module):
         super().__init__()
         self.encoder = copy.deepcopy(encoder)
-        self.register_buffer("text", text_features.clone())
+        self.head = head
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder.image_features(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.image_features(images))
 
 
 def train_finetune(encoder: TextImageEncoder, images: torch.Tensor, labels: torch.Tensor,
                    text_features: torch.Tensor, recipe: ReprogrammerRecipe, seed: int = 1,
                    device: str = "cpu") -> FineTuned:
-    """AdamW (betas 0.9/0.98, eps 1e-6, wd 0.1) on every image-tower parameter, cosine schedule."""
+    """AdamW (betas 0.9/0.98, eps 1e-6, wd 0.1, lr recipe.finetune_lr), CE on the model's logits,
+    finetune_epochs. public: every image-tower parameter and the zero_shot_head (finetune_head_scale)
+    train under the step schedule. reprolib_v1: the image tower trains under warm-up + cosine
+    against the fixed text features at the encoder's logit scale, scored at logit_scale_eval."""
     torch.manual_seed(seed)
-    model = FineTuned(encoder, text_features).to(device)
+    public = recipe.baselines == "public"
+    head = (zero_shot_head(text_features, recipe.finetune_head_scale) if public
+            else CosineHead(text_features, float(encoder.logit_scale.detach())))
+    model = FineTuned(encoder, head).to(device)
     params = [p for name, p in model.encoder.named_parameters() if _is_image_param(name)]
+    params += list(model.head.parameters())            # empty for the fixed CosineHead
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
@@ -130,18 +178,20 @@ def train_finetune(encoder: TextImageEncoder, images: torch.Tensor, labels: torc
     total = recipe.finetune_epochs * math.ceil(len(images) / recipe.batch_size)
     warmup = warmup_steps(recipe, total)
     generator, step = torch.Generator().manual_seed(seed), 0
-    scale = float(encoder.logit_scale.detach())
     model.train()
     for _ in range(recipe.finetune_epochs):
         for idx in minibatches(len(images), recipe.batch_size, generator):
             for group in opt.param_groups:
-                group["lr"] = warmup_cosine(recipe.finetune_lr, step, total, warmup)
+                group["lr"] = (step_decay(recipe.finetune_lr, step, total, recipe.step_milestones, recipe.step_factors)
+                               if public else warmup_cosine(recipe.finetune_lr, step, total, warmup))
             x, y = images[idx].to(device), labels[idx].to(device)
-            loss = F.cross_entropy(scale * model.image_features(x) @ model.text.T, y)
+            loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
+    if not public:
+        model.head.scale = recipe.logit_scale_eval     # v1 scored every encoder method on 100 x cosine
     return model.eval()
 
 
