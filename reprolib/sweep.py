@@ -38,11 +38,12 @@ from typing import Any
 
 import torch
 
-from reprolib import paths
+from reprolib import cost, paths
 from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.ledger import update_ledger
+from reprolib.protocols import get_protocol
 from reprolib.records import clear_failure, config_hash, one_line_error, write_failure
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
@@ -318,7 +319,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="local processes (default: the profile's workers; 0 = one per CPU core)")
     parser.add_argument("--limit", type=int, default=None, help="run only the first N configs of the grid")
-    parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
+    parser.add_argument("--dry-run", action="store_true", help="list the grid and its cost (images, GPU-hours) and exit")
+    parser.add_argument("--throughput-fwd", type=cost.parse_rate, default=None,
+                        help="images/s forward for --dry-run's GPU-hours (default: bench/results.md, else assumed)")
+    parser.add_argument("--throughput-fwdbwd", type=cost.parse_rate, default=None,
+                        help="images/s forward+backward for --dry-run's GPU-hours (default as --throughput-fwd)")
     parser.add_argument("--no-ledger", action="store_true", help="do not rebuild the ledger afterwards")
 
 
@@ -333,6 +338,9 @@ def run(args: argparse.Namespace) -> int:
         for config in configs:
             print(_describe(config))
         print(f"{len(configs)} runs")
+        rate = cost.throughput(profile.backbone, args.throughput_fwd, args.throughput_fwdbwd)
+        for line in cost.describe(cost.grid_cost(configs, profile, get_protocol(profile.protocol).epochs), rate):
+            print(line)
         return 0
     summary = run_sweep(configs, executor=args.executor, submitit=SubmititOptions(cluster=args.cluster),
                         workers=resolve_workers(profile.workers if args.workers is None else args.workers,
