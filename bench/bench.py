@@ -12,7 +12,8 @@ Same backbone (the profile's dense upstream model), same data (`digits`), same p
   label-mapping pass) vs the public way (DataLoader over PIL images with per-sample
   transforms, a separate mapping pass through a DataLoader every epoch). Goal: >= 2x.
 - Peak memory: the process's max RSS after each phase (getrusage; it only grows).
-Then `bench_tickets.py` beside this file (upstream and ticket timings).
+Then `bench_tickets.py` beside this file (upstream and ticket timings) and `bench_throughput.py`
+(the profile backbone's images/s forward and forward+backward, which `sweep --dry-run` reads).
 The results (Markdown table) are written atomically to --out and printed. Timings depend
 on the machine's load; nothing here asserts them.
 """
@@ -238,7 +239,9 @@ def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     import platform
 
-    from bench_tickets import bench_tickets   # beside this file: the script's folder is on sys.path
+    from bench_throughput import backbone_throughput   # beside this file: the script's folder is on sys.path
+    from bench_throughput import to_markdown as throughput_markdown
+    from bench_tickets import bench_tickets
 
     parser = argparse.ArgumentParser(prog="python bench/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/results.md")
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             artifacts = scratch if args.profile == "embedded" else None
         text += to_markdown(run_bench(args.profile, args.epochs, args.lp_epochs, artifacts), "Transfer training loops")
     text += "\n" + to_markdown(bench_tickets(quick=args.quick), "Upstream and tickets")
+    from reprolib.config import load_profile
+    text += "\n" + throughput_markdown(backbone_throughput(load_profile(args.profile).backbone))
     atomic_write(args.out, lambda f: f.write(text), "w")
     print(text)
     return 0

@@ -39,7 +39,7 @@ figures = "figures/embedded"
 # %%
 from collections import Counter
 
-from reprolib.ledger import update_ledger
+from reprolib.ledger import failed_runs, update_ledger
 from reprolib.notebooks import setup
 from reprolib.sweep import build_grid, resolve_workers, run_sweep
 
@@ -52,9 +52,20 @@ configs = build_grid(P)
 print(f"{len(configs)} runs in the grid; per arm: {dict(Counter(c.method if not c.label_map else f'{c.method}/{c.label_map}' for c in configs))}")
 
 # %%
-records = run_sweep(configs, verbose=False, workers=resolve_workers(P.workers, P.device))
+summary = run_sweep(configs, verbose=False, workers=resolve_workers(P.workers, P.device))
+records = summary.records
 ledger = update_ledger(P.path("artifacts"))
 print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min of training recorded")
+
+# %% [markdown]
+# A run that raised does not stop the sweep: it leaves a failure record (`<id>.failed.json`,
+# its traceback beside it) and appears in the ledger with `status` "failed" and its error;
+# tables and figures take numbers from finished runs only, and a rerun retries it.
+
+# %%
+failed = failed_runs(ledger)
+print(f"{len(failed)} failed runs" + (":" if len(failed) else ""))
+failed
 
 # %% [markdown]
 # The ledger's first rows (accuracy and ECE are fractions; `density` is the share of

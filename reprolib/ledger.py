@@ -9,6 +9,11 @@ the CSV stays one flat file; `reliability(row)` and `label_map(row)` decode them
 Upstream facts about each ticket (upstream test accuracy) come from the tickets' own
 `sparsity.json` files and are joined in as `upstream_accuracy`.
 
+Failed runs (`<id>.failed.json`, written by the sweep) are rows too, with `status` "failed",
+the one-line `error` and empty metrics; finished runs have `status` "ok". `load_ledger`
+returns the finished runs only (what every table and figure computes numbers from) unless
+asked for the failed ones; `failed_runs(frame)` lists them.
+
 CLI: `python -m reprolib ledger --profile P` (re)builds and saves the ledger.
 """
 
@@ -24,7 +29,7 @@ import pandas as pd
 from reprolib import paths
 from reprolib.errors import ReprolibError
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
-from reprolib.records import atomic_write_bytes
+from reprolib.records import atomic_write_bytes, is_failure_file
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
@@ -33,6 +38,9 @@ ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map
               "legacy_ece_batch"]
 METRIC_COLUMNS = ["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]
 TAIL_COLUMNS = ["wall_time_s", "device", "reliability", "label_map_indices", "created"]
+# Whether the run finished ("ok") or raised ("failed", with its one-line error).
+STATUS_COLUMNS = ["status", "error"]
+OK, FAILED = "ok", "failed"
 # Keys under which a ticket's sparsity.json may hold its upstream test accuracy.
 UPSTREAM_KEYS = ("upstream_test_accuracy", "upstream_accuracy", "test_accuracy", "accuracy")
 
@@ -98,14 +106,29 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
     row["reliability"] = json.dumps(metrics.get("reliability")) if metrics.get("reliability") else None
     row["label_map_indices"] = json.dumps(record["label_map"]) if record.get("label_map") is not None else None
     row["created"] = record.get("created")
+    row["status"], row["error"] = OK, None
     return row
 
 
-def read_records(runs_dir: Path) -> list[dict[str, Any]]:
-    """All complete records in `runs_dir` (temporary files of writers in flight are ignored)."""
+def failure_to_row(failure: dict[str, Any]) -> dict[str, Any]:
+    """One ledger row from one failure record: the run's identity, status 'failed', the error."""
+    cfg = failure.get("config") or {}
+    label_map = cfg.get("label_map") or None
+    return {"id": failure.get("id"), "profile": cfg.get("profile"), "target": cfg.get("target"),
+            "arm": arm_name(cfg.get("method"), label_map), "method": cfg.get("method"), "label_map": label_map,
+            "network": cfg.get("network"),
+            "ticket_kind": "imp" if cfg.get("network") == "dense" else cfg.get("kind"),
+            "level": 0 if cfg.get("network") == "dense" else cfg.get("level"),
+            "n_shot": cfg.get("n_shot"), "seed": cfg.get("seed"), "protocol": cfg.get("protocol"),
+            "created": failure.get("created"), "status": FAILED, "error": failure.get("error")}
+
+
+def read_records(runs_dir: Path, failures: bool = False) -> list[dict[str, Any]]:
+    """All complete records in `runs_dir` (temporary files of writers in flight are ignored);
+    with `failures`, the failure records instead."""
     records = []
     for path in sorted(Path(runs_dir).glob("*.json")):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or is_failure_file(path) != failures:
             continue
         try:
             records.append(json.loads(path.read_text()))
@@ -130,9 +153,12 @@ def tickets_table(artifacts: Path) -> pd.DataFrame:
 
 def build_ledger(artifacts: Path) -> pd.DataFrame:
     """The tidy table of every record under `<artifacts>/runs`, sorted, with upstream accuracy."""
-    rows = [record_to_row(r) for r in read_records(paths.runs_dir(artifacts))]
+    runs = paths.runs_dir(artifacts)
+    rows = [record_to_row(r) for r in read_records(runs)]
+    finished = {row["id"] for row in rows}   # a failure that later succeeded is no longer a failure
+    rows += [failure_to_row(f) for f in read_records(runs, failures=True) if f.get("id") not in finished]
     frame = pd.DataFrame(rows)
-    for column in ID_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS:
+    for column in ID_COLUMNS + METRIC_COLUMNS + TAIL_COLUMNS + STATUS_COLUMNS:
         if column not in frame:
             frame[column] = pd.Series(dtype=object if column not in METRIC_COLUMNS else float)
     tickets = tickets_table(Path(artifacts))
@@ -141,7 +167,7 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
         keys = list(zip(frame["ticket_kind"], frame["level"]))
         frame["upstream_accuracy"] = [upstream.get(k) if k in upstream.index else None for k in keys]
     ood = sorted(c for c in frame.columns if c.startswith("ood_"))
-    frame = frame[ID_COLUMNS + METRIC_COLUMNS + ood + TAIL_COLUMNS]
+    frame = frame[ID_COLUMNS + METRIC_COLUMNS + ood + TAIL_COLUMNS + STATUS_COLUMNS]
     if len(frame):
         frame = frame.sort_values(["target", "arm", "ticket_kind", "level", "n_shot", "seed"],
                                   ignore_index=True, na_position="last")
@@ -155,12 +181,29 @@ def write_ledger(frame: pd.DataFrame, artifacts: Path) -> Path:
     return path
 
 
-def load_ledger(artifacts: Path) -> pd.DataFrame:
-    """Read a saved ledger; a missing one is a one-line error saying how to build it."""
+def load_ledger(artifacts: Path, failed: bool = False) -> pd.DataFrame:
+    """Read a saved ledger: the finished runs (the rows tables and figures take numbers from),
+    with `failed` also the failed runs; a missing ledger is a one-line error saying how to build it."""
     path = paths.ledger_file(artifacts)
     if not path.exists():
         raise ReprolibError(f"no ledger at {path}; build it with `python -m reprolib ledger --profile <profile>`")
-    return pd.read_csv(path)
+    frame = pd.read_csv(path)
+    return frame if failed else finished_runs(frame)
+
+
+def finished_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs that finished (a ledger written before failures were recorded has no status)."""
+    if "status" not in frame:
+        return frame
+    return frame[frame["status"] != FAILED].reset_index(drop=True)
+
+
+def failed_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The failed runs of a ledger: target, arm, ticket, shots, seed and the one-line error."""
+    columns = ["target", "arm", "ticket_kind", "level", "n_shot", "seed", "error", "id"]
+    if "status" not in frame:
+        return pd.DataFrame(columns=columns)
+    return frame.loc[frame["status"] == FAILED, columns].reset_index(drop=True)
 
 
 def update_ledger(artifacts: Path) -> pd.DataFrame:

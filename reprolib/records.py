@@ -154,3 +154,47 @@ def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
             continue
         out[name] = str(getattr(module, "__version__", "unknown"))
     return out
+
+
+# A run that raised leaves `<id>.failed.json` (the commit marker, written last) and
+# `<id>.traceback.txt` beside where its `<id>.json` would be. A failure record never counts
+# as done (`record_exists` looks only at `<id>.json`), so a rerun retries the run; a success
+# removes both files (`clear_failure`).
+FAILED_SUFFIX = ".failed.json"
+TRACEBACK_SUFFIX = ".traceback.txt"
+
+
+def failure_path(runs_dir: str | Path, run_id: str) -> Path:
+    return Path(runs_dir) / f"{run_id}{FAILED_SUFFIX}"
+
+
+def is_failure_file(path: str | Path) -> bool:
+    return Path(path).name.endswith(FAILED_SUFFIX)
+
+
+def write_failure(runs_dir: str | Path, run_id: str, config: dict[str, Any], error: str,
+                  traceback_text: str) -> Path:
+    """Write the failure record of run `run_id`: config, one-line error, traceback file name.
+
+    The traceback file goes first and the JSON last, each atomically, so a failure record
+    that exists always has its traceback beside it.
+    """
+    runs_dir = Path(runs_dir)
+    traceback_file = runs_dir / f"{run_id}{TRACEBACK_SUFFIX}"
+    atomic_write(traceback_file, lambda f: f.write(traceback_text), "w")
+    failure = {"id": run_id, "status": "failed", "config": config, "error": error,
+               "traceback": traceback_file.name,
+               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return write_json_atomic(failure_path(runs_dir, run_id), failure)
+
+
+def clear_failure(runs_dir: str | Path, run_id: str) -> None:
+    """Remove a run's failure record and traceback (after the run succeeded)."""
+    for suffix in (FAILED_SUFFIX, TRACEBACK_SUFFIX):
+        Path(runs_dir, f"{run_id}{suffix}").unlink(missing_ok=True)
+
+
+def one_line_error(err: BaseException) -> str:
+    """'<Type>: <first line of the message>' (a ReprolibError is already one line)."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")

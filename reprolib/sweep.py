@@ -11,6 +11,15 @@ it stopped and never leaves a half-written record. `executor="submitit"` submits
 runs as a job array (Slurm on a cluster, `cluster="local"` for submitit's LocalExecutor) and
 produces the same records.
 
+A run that raises does not end the sweep: it leaves a failure record beside the runs
+(`<id>.failed.json` with its config and one-line error, `<id>.traceback.txt`), the sweep goes
+on, prints one line per failure at the end and returns them in its SweepSummary; the CLI then
+exits 1. A failure record never counts as done, so a rerun retries the run, and a success
+removes it. KeyboardInterrupt is no failure: it stops the sweep (finished records stay).
+
+`--dry-run` lists the grid and what it costs (reprolib.cost: images forwarded and
+forwarded+backwarded, GPU-hours, the few-shot cells that the class sizes cap).
+
 CLI: `python -m reprolib sweep --profile P [--executor local|submitit] [--dry-run]`.
 """
 
@@ -20,6 +29,7 @@ import argparse
 import multiprocessing
 import os
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,14 +38,17 @@ from typing import Any
 
 import torch
 
-from reprolib import paths
+from reprolib import cost, paths
 from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.ledger import update_ledger
+from reprolib.protocols import get_protocol
+from reprolib.records import clear_failure, config_hash, one_line_error, write_failure
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
+from reprolib.transfer.run import record_path
 
 EXECUTORS = ("local", "submitit")
 CLUSTERS = ("slurm", "local", "debug")   # submitit cluster names; None = auto-detect
@@ -96,9 +109,63 @@ class SubmititOptions:
     max_parallel: int = 8
 
 
+@dataclass
+class Failure:
+    """A run that raised: its config, its one-line error and its failure record's path."""
+
+    config: Any
+    error: str
+    path: Path
+
+    def line(self) -> str:
+        return f"{_describe(self.config)}: {self.error}"
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: the records of the runs that finished (grid order) and the failures."""
+
+    records: list[dict] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def report(self) -> str:
+        """One line per failed run ('<run>: <error>'), under a count; '' when none failed."""
+        if self.ok:
+            return ""
+        total = len(self.records) + len(self.failures)
+        return "\n".join([f"{len(self.failures)} of {total} runs failed (failure records beside the runs):"]
+                         + [f"  {failure.line()}" for failure in self.failures])
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """What a guarded runner returns instead of raising: the error line and the traceback."""
+
+    error: str
+    traceback: str
+
+
+class _Guarded:
+    """The runner, with any Exception turned into a _Raised value (picklable for workers and
+    submitit; KeyboardInterrupt and SystemExit still propagate and stop the sweep)."""
+
+    def __init__(self, runner: Callable[[Any], dict]):
+        self.runner = runner
+
+    def __call__(self, config: Any) -> dict | _Raised:
+        try:
+            return self.runner(config)
+        except Exception as err:   # any failure of one run is that run's failure, not the sweep's
+            return _Raised(one_line_error(err), traceback.format_exc())
+
+
 def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any], dict] | None = None, *,
-              submitit: SubmititOptions | None = None, verbose: bool = True, workers: int = 1) -> list[dict]:
-    """Run every config (finished ones are skipped by the runner); returns their records in order.
+              submitit: SubmititOptions | None = None, verbose: bool = True, workers: int = 1) -> SweepSummary:
+    """Run every config (finished ones are skipped by the runner); returns the records and failures.
 
     `runner` defaults to `run_transfer`; tests pass a cheap one with the same contract (write
     the record atomically, return the existing record if present). `submitit` configures the
@@ -106,20 +173,57 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
     `workers` > 1 runs the local sweep in that many processes with cores / workers torch
     threads each: the embedded runs are small, so two one-thread processes on two cores do
     about twice the work of one two-thread process. Records do not depend on `workers`.
+    A run that raises writes a failure record (`<id>.failed.json` + `<id>.traceback.txt`,
+    reprolib.records.write_failure) and the sweep goes on; a run that succeeds removes its
+    old failure record. KeyboardInterrupt stops the sweep (finished records stay).
     """
     check_choice("executor", executor, EXECUTORS)
-    runner = runner or run_transfer
+    guarded = _Guarded(runner or run_transfer)
     check_type("workers", workers, int)
-    if executor == "submitit":
-        return _run_submitit(configs, runner, submitit or SubmititOptions(), verbose)
-    if workers > 1:
-        return _run_processes(configs, runner, workers, verbose)
     progress = _Progress(len(configs), verbose)
-    records = []
-    for config in configs:
-        records.append(runner(config))
-        progress.done(config)
-    return records
+    if executor == "submitit":
+        outcomes = _run_submitit(configs, guarded, submitit or SubmititOptions(), verbose)
+    elif workers > 1:
+        outcomes = _run_processes(configs, guarded, workers, progress)
+    else:
+        outcomes = (_settle(config, guarded(config), progress) for config in configs)
+    summary = SweepSummary()
+    for config, outcome in zip(configs, outcomes):
+        if isinstance(outcome, Failure):
+            summary.failures.append(outcome)
+        else:
+            summary.records.append(outcome)
+    if verbose and summary.failures:
+        print(summary.report(), flush=True)
+    return summary
+
+
+def _settle(config: Any, outcome: dict | _Raised, progress: _Progress | None = None) -> dict | Failure:
+    """Write the failure record of a raised run, or clear an old one of a finished run."""
+    runs_dir, run_id = failure_key(config)
+    if progress is not None:
+        progress.done(config, failed=isinstance(outcome, _Raised))
+    if isinstance(outcome, _Raised):
+        config_dict = config.to_dict() if hasattr(config, "to_dict") else {"config": repr(config)}
+        path = write_failure(runs_dir, run_id, config_dict, outcome.error, outcome.traceback)
+        return Failure(config, outcome.error, path)
+    clear_failure(runs_dir, run_id)
+    return outcome
+
+
+def failure_key(config: Any) -> tuple[Path, str]:
+    """(runs folder, id) under which a config's failure record is kept.
+
+    The run's own record id when the config resolves (the failure sits beside where its
+    record would be); a config that does not resolve is keyed by the hash of its fields.
+    """
+    try:
+        path = record_path(config)
+        return path.parent, path.stem
+    except Exception:   # the config itself is what failed: key it by its own fields
+        fields = {k: v for k, v in config.to_dict().items() if k not in ("results_path", "progress")}
+        folder = config.results_path or paths.runs_dir(load_profile(config.profile).path("artifacts"))
+        return Path(folder), f"config-{config_hash(fields)}"
 
 
 class _Progress:
@@ -128,11 +232,11 @@ class _Progress:
     def __init__(self, total: int, verbose: bool):
         self.total, self.verbose, self.count, self.start = total, verbose, 0, time.monotonic()
 
-    def done(self, config: Any) -> None:
+    def done(self, config: Any, failed: bool = False) -> None:
         self.count += 1
         if self.verbose:
-            print(f"[{self.count}/{self.total}] {_describe(config)}  ({time.monotonic() - self.start:.0f} s)",
-                  flush=True)
+            print(f"[{self.count}/{self.total}] {_describe(config)}{'  FAILED' if failed else ''}  "
+                  f"({time.monotonic() - self.start:.0f} s)", flush=True)
 
 
 def resolve_workers(workers: int, device: str) -> int:
@@ -148,18 +252,27 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_processes(configs: list[Any], runner: Callable[[Any], dict], workers: int, verbose: bool) -> list[dict]:
-    """The local sweep over a pool of processes; results come back in the grid's order."""
+def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress: _Progress):
+    """The local sweep over a pool of processes; outcomes come back in the grid's order.
+
+    An interrupt cancels the runs not yet started (the ones in flight are abandoned, their
+    records never half-written) instead of waiting for the whole queue.
+    """
     threads = max(1, (os.cpu_count() or 1) // workers)
-    progress = _Progress(len(configs), verbose)
     context = multiprocessing.get_context("spawn")   # no fork of a process holding torch threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(runner, config) for config in configs]
-        records = []
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(threads,))
+    try:
+        futures = [pool.submit(guarded, config) for config in configs]
         for config, future in zip(configs, futures):
-            records.append(future.result())
-            progress.done(config)
-    return records
+            try:
+                outcome = future.result()
+            except Exception as err:   # the worker died (e.g. killed): that run failed
+                outcome = _Raised(one_line_error(err), "".join(traceback.format_exception(err)))
+            yield _settle(config, outcome, progress)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _describe(config: Any) -> str:
@@ -169,9 +282,9 @@ def _describe(config: Any) -> str:
     return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
 
 
-def _run_submitit(configs: list[Any], runner: Callable[[Any], dict], options: SubmititOptions,
-                  verbose: bool) -> list[dict]:
-    """Submit all configs as one job array; each job runs the same runner, so records are identical."""
+def _run_submitit(configs: list[Any], guarded: _Guarded, options: SubmititOptions, verbose: bool):
+    """Submit all configs as one job array; each job runs the same guarded runner, so records
+    are identical; a job that raised, or died, becomes a failure record."""
     import submitit   # optional dependency: only a submitit sweep needs it
 
     if options.cluster is not None:
@@ -187,11 +300,16 @@ def _run_submitit(configs: list[Any], runner: Callable[[Any], dict], options: Su
     if params:
         executor.update_parameters(**params)
     if not configs:
-        return []
-    jobs = executor.map_array(runner, configs)
+        return
+    jobs = executor.map_array(guarded, configs)
     if verbose:
         print(f"submitted {len(jobs)} runs to submitit ({executor.cluster}); logs in {folder}", flush=True)
-    return [job.result() for job in jobs]
+    for config, job in zip(configs, jobs):
+        try:
+            outcome = job.result()
+        except Exception as err:   # the job died outside the runner (timeout, OOM kill, node loss)
+            outcome = _Raised(one_line_error(err), str(err))
+        yield _settle(config, outcome)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -201,7 +319,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="local processes (default: the profile's workers; 0 = one per CPU core)")
     parser.add_argument("--limit", type=int, default=None, help="run only the first N configs of the grid")
-    parser.add_argument("--dry-run", action="store_true", help="list the grid and exit")
+    parser.add_argument("--dry-run", action="store_true", help="list the grid and its cost (images, GPU-hours) and exit")
+    parser.add_argument("--throughput-fwd", type=cost.parse_rate, default=None,
+                        help="images/s forward for --dry-run's GPU-hours (default: bench/results.md, else assumed)")
+    parser.add_argument("--throughput-fwdbwd", type=cost.parse_rate, default=None,
+                        help="images/s forward+backward for --dry-run's GPU-hours (default as --throughput-fwd)")
     parser.add_argument("--no-ledger", action="store_true", help="do not rebuild the ledger afterwards")
 
 
@@ -216,10 +338,14 @@ def run(args: argparse.Namespace) -> int:
         for config in configs:
             print(_describe(config))
         print(f"{len(configs)} runs")
+        rate = cost.throughput(profile.backbone, args.throughput_fwd, args.throughput_fwdbwd)
+        for line in cost.describe(cost.grid_cost(configs, profile, get_protocol(profile.protocol).epochs), rate):
+            print(line)
         return 0
-    run_sweep(configs, executor=args.executor, submitit=SubmititOptions(cluster=args.cluster),
-              workers=resolve_workers(profile.workers if args.workers is None else args.workers, profile.device))
+    summary = run_sweep(configs, executor=args.executor, submitit=SubmititOptions(cluster=args.cluster),
+                        workers=resolve_workers(profile.workers if args.workers is None else args.workers,
+                                                profile.device))
     if not args.no_ledger:
         frame = update_ledger(profile.path("artifacts"))
         print(f"ledger: {len(frame)} runs -> {paths.ledger_file(profile.path('artifacts'))}")
-    return 0
+    return 0 if summary.ok else 1

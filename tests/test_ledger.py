@@ -63,3 +63,33 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "runs" / "broken.json").write_text("{")
     with pytest.raises(ReprolibError, match="broken.json"):
         build_ledger(tmp_path)
+
+
+def test_failed_runs_are_rows_with_status_and_error_and_no_numbers(tmp_path: Path) -> None:
+    from reprolib.ledger import failed_runs
+    from reprolib.records import write_failure
+
+    write_synthetic_study(tmp_path, targets=("digits",), arms=("lp",), seeds=(1,))
+    config = {"profile": "embedded", "target": "digits", "method": "vp", "label_map": "ilm", "network": "LT",
+              "kind": "imp", "level": 4, "n_shot": 10, "seed": 2, "protocol": "embedded"}
+    write_failure(tmp_path / "runs", "abc123", config, "ReprolibError: n_shot 10 is too big", "Traceback ...\n")
+    frame = update_ledger(tmp_path)
+    assert len(frame) == 10 + 1 and (frame["status"] == "ok").sum() == 10
+    failed = failed_runs(frame)
+    assert failed[["target", "arm", "ticket_kind", "level", "n_shot", "seed"]].iloc[0].tolist() == \
+        ["digits", "vp/ilm", "imp", 4, 10, 2]
+    assert failed["error"].tolist() == ["ReprolibError: n_shot 10 is too big"]
+    assert frame.loc[frame["status"] == "failed", "accuracy"].isna().all()
+    assert len(load_ledger(tmp_path)) == 10                    # tables and figures: finished runs only
+    assert len(load_ledger(tmp_path, failed=True)) == 11
+    assert len(failed_runs(load_ledger(tmp_path, failed=True))) == 1
+
+
+def test_a_failure_whose_run_later_finished_is_not_a_row(tmp_path: Path) -> None:
+    from reprolib.records import write_failure
+
+    write_synthetic_study(tmp_path, targets=("digits",), arms=("lp",), seeds=(1,))
+    done = sorted((tmp_path / "runs").glob("*.json"))[0].stem
+    write_failure(tmp_path / "runs", done, {"target": "digits", "method": "lp"}, "OSError: disk", "tb")
+    frame = build_ledger(tmp_path)
+    assert len(frame) == 10 and set(frame["status"]) == {"ok"}

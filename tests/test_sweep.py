@@ -108,7 +108,7 @@ def test_sweep_killed_midway_resumes_without_losing_or_duplicating_runs(tmp_path
 
     rerun = subprocess.run([sys.executable, str(script), str(results)], capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
-    records = sorted(results.glob("*.json"))
+    records = sorted(p for p in results.glob("*.json") if not p.name.endswith(".failed.json"))
     assert len(records) == expected
     assert all(json.loads(p.read_text())["id"] == p.stem for p in records)   # every record whole
     assert not [p for p in results.iterdir() if p.suffix != ".json"]       # no partial temp file
@@ -129,13 +129,160 @@ def test_submitit_local_executor_writes_the_same_records(tmp_path: Path) -> None
     local_dir.mkdir(parents=True)
     submitit_dir.mkdir(parents=True)
     configs = _grid(local_dir)[:3]
-    local = run_sweep(configs, runner=fake_run, verbose=False)
+    local = run_sweep(configs, runner=fake_run, verbose=False).records
     assert cloudpickle is not None   # fake_run lives in no module: cloudpickle ships it by value
     remote = run_sweep([c.replace(results_path=str(submitit_dir)) for c in configs], executor="submitit",
                        runner=fake_run, submitit=SubmititOptions(cluster="local", folder=tmp_path / "logs"),
-                       verbose=False)
+                       verbose=False).records
     assert [r["id"] for r in remote] == [r["id"] for r in local]
     assert sorted(p.name for p in submitit_dir.glob("*.json")) == sorted(p.name for p in local_dir.glob("*.json"))
-    again = run_sweep([c.replace(results_path=str(submitit_dir)) for c in configs], runner=fake_run, verbose=False)
+    again = run_sweep([c.replace(results_path=str(submitit_dir)) for c in configs], runner=fake_run,
+                      verbose=False).records
     assert [r["id"] for r in again] == [r["id"] for r in local]
     assert (tmp_path / "submitit" / "executions.log").read_text().count("done") == 3
+
+
+# A runner that fails one config (the dense 5-shot seed-2 vp run) and otherwise behaves like fake_run.
+FAILING_RUNNER = RUNNER + textwrap.dedent('''
+    from reprolib.errors import ReprolibError
+
+    def failing_run(cfg):
+        if cfg.n_shot == 5 and cfg.seed == 2 and cfg.method == "vp" and cfg.network == "dense":
+            raise ReprolibError(f"n_shot {cfg.n_shot} is too big for this test; valid choices: 1")
+        return fake_run(cfg)
+''')
+
+
+def _failing_runner():
+    namespace: dict = {}
+    exec(compile(FAILING_RUNNER, "failing_runner", "exec"), namespace)
+    return namespace["failing_run"], namespace["fake_run"]
+
+
+def _failure_files(results: Path) -> list[str]:
+    return sorted(p.name for p in results.iterdir() if p.name.endswith((".failed.json", ".traceback.txt")))
+
+
+def _check_one_failure(summary, results: Path, n_configs: int) -> None:
+    assert not summary.ok and len(summary.records) == n_configs - 1 and len(summary.failures) == 1
+    failure = summary.failures[0]
+    assert failure.error == "ReprolibError: n_shot 5 is too big for this test; valid choices: 1"
+    assert failure.line().endswith("5-shot seed 2: " + failure.error) and " vp/" in failure.line()
+    record = json.loads(failure.path.read_text())
+    assert record["status"] == "failed" and record["error"] == failure.error
+    assert record["config"]["n_shot"] == 5 and record["config"]["seed"] == 2
+    traceback_text = (results / record["traceback"]).read_text()
+    assert "Traceback" in traceback_text and "failing_run" in traceback_text
+    finished = [p for p in results.glob("*.json") if not p.name.endswith(".failed.json")]
+    assert len(finished) == n_configs - 1
+
+
+def test_a_failing_run_leaves_a_failure_record_and_the_sweep_goes_on(tmp_path: Path, capsys) -> None:
+    results = tmp_path / "runs"
+    results.mkdir()
+    configs = _grid(results)
+    failing_run, fake_run = _failing_runner()
+    summary = run_sweep(configs, runner=failing_run)
+    _check_one_failure(summary, results, len(configs))
+    out = capsys.readouterr().out
+    assert f"1 of {len(configs)} runs failed" in out and summary.failures[0].line() in out
+    assert len(_failure_files(results)) == 2
+    again = run_sweep(configs, runner=fake_run, verbose=False)   # the rerun retries the failed run only
+    assert again.ok and len(again.records) == len(configs)
+    assert _failure_files(results) == []                          # success replaced the failure record
+    log = (tmp_path / "executions.log").read_text().split()
+    assert log.count("done") == len(configs)
+
+
+def test_failures_with_worker_processes(tmp_path: Path) -> None:
+    # The runner must be importable in spawned workers: write it as a module on the path.
+    (tmp_path / "failing_runner_module.py").write_text(FAILING_RUNNER)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from failing_runner_module import failing_run
+        results = tmp_path / "runs"
+        results.mkdir()
+        configs = [c for c in _grid(results) if c.n_shot == 5 and c.network == "dense"]   # spawn keeps sys.path
+        assert any(c.method == "vp" and c.seed == 2 for c in configs)
+        summary = run_sweep(configs, runner=failing_run, workers=2, verbose=False)
+        n_failing = sum(c.method == "vp" and c.seed == 2 for c in configs)
+        assert len(summary.failures) == n_failing and len(summary.records) == len(configs) - n_failing
+        assert all("failing_run" in (results / json.loads(f.path.read_text())["traceback"]).read_text()
+                   for f in summary.failures)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_failures_through_submitit_local_executor(tmp_path: Path) -> None:
+    pytest.importorskip("submitit")
+    failing_run, _ = _failing_runner()
+    results = tmp_path / "runs"
+    results.mkdir()
+    configs = [c for c in _grid(results) if c.n_shot == 5 and c.method == "vp"][:3]
+    assert [c.seed for c in configs].count(2) == 1
+    summary = run_sweep(configs, executor="submitit", runner=failing_run,
+                        submitit=SubmititOptions(cluster="local", folder=tmp_path / "logs"), verbose=False)
+    _check_one_failure(summary, results, len(configs))
+
+
+def test_a_real_impossible_config_fails_without_ending_the_sweep(tmp_path: Path) -> None:
+    """run_transfer itself raises (select_best_on_val with one image per class) before any training."""
+    results = tmp_path / "runs"
+    impossible = _grid(results)[0].replace(n_shot=1, select_best_on_val=True)
+    failing_run, _ = _failing_runner()
+    fine = _grid(results)[1]
+    summary = run_sweep([impossible, fine], verbose=False, runner=_RealThenFake(failing_run))
+    assert len(summary.records) == 1 and len(summary.failures) == 1
+    assert summary.failures[0].error.startswith("ReprolibError: select_best_on_val needs at least 2 training")
+    assert summary.failures[0].path.parent == results
+
+
+class _RealThenFake:
+    """run_transfer for the configs that select on validation, the fake runner for the rest."""
+
+    def __init__(self, fake):
+        self.fake = fake
+
+    def __call__(self, cfg):
+        from reprolib.transfer import run_transfer
+        return run_transfer(cfg) if cfg.select_best_on_val else self.fake(cfg)
+
+
+def test_keyboard_interrupt_stops_the_sweep_and_keeps_finished_runs(tmp_path: Path) -> None:
+    results = tmp_path / "runs"
+    results.mkdir()
+    configs = _grid(results)[:3]
+    _, fake_run = _failing_runner()
+    calls = []
+
+    def interrupted(cfg):
+        calls.append(cfg)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fake_run(cfg)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(configs, runner=interrupted, verbose=False)
+    assert len(calls) == 2 and len(list(results.glob("*.json"))) == 1 and _failure_files(results) == []
+
+
+def test_cli_sweep_exits_1_when_a_run_failed(tmp_path: Path, monkeypatch, capsys) -> None:
+    import reprolib.sweep as sweep_module
+    from reprolib.cli import main
+
+    _, fake_run = _failing_runner()
+
+    def failing_run(cfg):
+        if cfg.method == "vp":
+            raise ValueError("a bug in one run\nsecond line")
+        return fake_run(cfg)
+
+    results = tmp_path / "runs"
+    real_build = sweep_module.build_grid
+    monkeypatch.setattr(sweep_module, "build_grid", lambda p: [c.replace(results_path=str(results))
+                                                               for c in real_build(p) if c.n_shot == 5][:6])
+    monkeypatch.setattr(sweep_module, "run_transfer", failing_run)
+    assert main(["sweep", "--profile", "smoke", "--no-ledger", "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "3 of 6 runs failed" in out and "vp/ilm dense 5-shot seed 1: ValueError: a bug in one run\n" in out

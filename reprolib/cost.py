@@ -1,0 +1,238 @@
+"""Size before you spend: what a sweep's grid costs in images and GPU-hours (`sweep --dry-run`).
+
+Per run, the images the backbone forwards, counted as the code path does today:
+- prompt methods (VP, SMM, watermarks): train images x epochs forward+backward (the gradient
+  flows through the frozen backbone to the prompt); forward only: the test set once per epoch
+  (the loop evaluates every epoch), the label-mapping passes over the training images (ILM
+  every epoch, FLM once, RLM none), and OOD scoring;
+- LP: one feature pass (forward) over train + test, then only the head (free at this scale),
+  and OOD scoring (forward).
+OOD scoring forwards `MAX_PER_SET` noise images plus up to `MAX_PER_SET` test images of each
+partner set (reprolib.transfer.ood_eval).
+
+GPU-hours = forward images / forward rate + forward+backward images / forward+backward rate,
+at the rates the user passes, else the latest `make bench` figure for the profile's backbone
+in `bench/results.md` (a table with columns backbone | pass | images/s, pass "fwd" or
+"fwd+bwd"; the last matching row wins), else the issue's rough figures (1,000 images/s
+forward+backward, 3,000 forward: a ResNet-50 on one H100), printed as an assumption.
+
+Few-shot cells whose n_shot exceeds the smallest class of the target's training split are
+flagged: those runs keep the whole class (capped), so they cost less than n_shot x K.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprolib import paths
+from reprolib.data.catalog import info
+from reprolib.errors import ReprolibError
+from reprolib.transfer import registry as method_registry
+from reprolib.transfer.ood_eval import MAX_PER_SET
+
+# The issue's rough throughput for the paper backbone on one H100 (an assumption, stated as one).
+ASSUMED_FWD, ASSUMED_FWDBWD = 3000.0, 1000.0
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """Train / test image counts of a dataset and the smallest class of its training split.
+
+    `min_per_class` is a documented minimum when one is known; otherwise an upper bound on it
+    (floor(train / classes): the smallest class is never above the mean), flagged by `bound`.
+    """
+
+    train: int
+    test: int
+    min_per_class: int
+    bound: bool = False
+    note: str = ""
+
+
+# The real datasets' sizes, as the loaders serve them (reprolib.data.paper splits).
+# These facts belong in DatasetInfo (data/catalog.py: train_size / test_size /
+# min_train_per_class); they live here until that file takes them, so there is one table.
+PAPER_SIZES: dict[str, SplitSizes] = {
+    "cifar10": SplitSizes(50_000, 10_000, 5_000),
+    "cifar100": SplitSizes(50_000, 10_000, 500),
+    "svhn": SplitSizes(73_257, 26_032, 4_659, note="smallest train class: digit 9"),
+    "gtsrb": SplitSizes(26_640, 12_630, 150, note="torchvision's train split; smallest classes 150"),
+    "flowers102": SplitSizes(1_020, 6_149, 10, note="10 train images per class"),
+    "dtd": SplitSizes(1_880, 1_880, 40, note="partition 1: 40 train images per class"),
+    "oxfordpets": SplitSizes(3_680, 3_669, 3_680 // 37, bound=True,
+                             note="trainval 3,680 < 37 x 100: some class has at most 99"),
+    "eurosat": SplitSizes(21_600, 5_400, 1_600, note="80/20 of 27,000; smallest class 2,000"),
+    "food101": SplitSizes(75_750, 25_250, 750),
+    "sun397": SplitSizes(87_003, 21_751, 80, note="80/20 of 108,754; classes of >= 100 images"),
+    "stanfordcars": SplitSizes(8_144, 8_041, 24, note="smallest train class 24"),
+}
+
+
+def split_sizes(name: str, profile: Any = None) -> SplitSizes:
+    """The table entry of a paper set; an embedded set's counts read from its data."""
+    if name in PAPER_SIZES:
+        return PAPER_SIZES[name]
+    from reprolib.data import get_dataset   # embedded sets are small and on disk
+
+    root = profile.path("data_root") if profile is not None else None
+    train, test = get_dataset(name, "train", root=root), get_dataset(name, "test", root=root)
+    counts = train.labels.bincount()
+    return SplitSizes(len(train), len(test), int(counts[counts > 0].min()))
+
+
+def few_shot_train(sizes: SplitSizes, num_classes: int, n_shot: int) -> int:
+    """Training images of an n-shot run (-1: all); a capped class gives all it has."""
+    if n_shot == -1:
+        return sizes.train
+    return min(n_shot * num_classes, sizes.train)
+
+
+def is_capped(sizes: SplitSizes, n_shot: int) -> bool:
+    return n_shot != -1 and n_shot > sizes.min_per_class
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """Images one run forwards (forward only) and forwards+backwards."""
+
+    fwd: int
+    fwdbwd: int
+
+
+def run_cost(method: str, label_map: str | None, n_train: int, n_test: int, epochs: int, n_ood: int) -> RunCost:
+    """The images one run passes through the backbone (module docstring).
+
+    Many parameters because each is one independent count of the formula.
+    """
+    if not method_registry.get(method).needs_label_map:   # linear probe: one feature pass
+        return RunCost(fwd=n_train + n_test + n_ood, fwdbwd=0)
+    mapping = {"ilm": epochs, "flm": 1}.get(label_map or "", 0) * n_train
+    return RunCost(fwd=epochs * n_test + mapping + n_ood, fwdbwd=epochs * n_train)
+
+
+def ood_count(target: str, profile: Any, sizes_of) -> int:
+    """OOD images a run scores: noise plus up to MAX_PER_SET test images of each partner set."""
+    partners = info(target).ood_partners if info(target).kind == "embedded" else profile.targets
+    return MAX_PER_SET + sum(min(MAX_PER_SET, sizes_of(p).test) for p in partners if p != target)
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Images/s forward and forward+backward, and where the figures come from."""
+
+    fwd: float
+    fwdbwd: float
+    source: str
+
+
+def bench_file() -> Path:
+    return paths.home() / "bench" / "results.md"
+
+
+def bench_throughput(backbone: str, path: Path | None = None) -> dict[str, float]:
+    """{'fwd': ..., 'fwd+bwd': ...} of the last rows for `backbone` in a bench results file."""
+    path = path or bench_file()
+    if not path.is_file():
+        return {}
+    found, header = {}, None
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
+        if cells is None:
+            header = None
+        elif header is None:
+            header = cells
+        elif {"backbone", "pass", "images/s"} <= set(header) and not set(line) <= set("|-: "):
+            row = dict(zip(header, cells))
+            if row["backbone"] == backbone and row["pass"] in ("fwd", "fwd+bwd"):
+                found[row["pass"]] = float(row["images/s"].replace(",", ""))
+    return found
+
+
+def throughput(backbone: str, fwd: float | None = None, fwdbwd: float | None = None) -> Throughput:
+    """The rates to price a grid at: the user's, else the bench file's, else the assumption."""
+    if fwd is not None and fwdbwd is not None:
+        return Throughput(fwd, fwdbwd, "given on the command line")
+    bench = bench_throughput(backbone)
+    if fwd is None and fwdbwd is None and {"fwd", "fwd+bwd"} <= set(bench):
+        return Throughput(bench["fwd"], bench["fwd+bwd"], f"latest `make bench` figures for {backbone} in {bench_file()}")
+    source = "command line / bench / " if fwd is not None or fwdbwd is not None else ""
+    return Throughput(fwd or bench.get("fwd") or ASSUMED_FWD, fwdbwd or bench.get("fwd+bwd") or ASSUMED_FWDBWD,
+                      f"{source}ASSUMED: the issue's rough figures ({ASSUMED_FWDBWD:,.0f} img/s fwd+bwd, "
+                      f"{ASSUMED_FWD:,.0f} fwd: the paper backbone on one H100); pass --throughput-fwd/-fwdbwd")
+
+
+@dataclass
+class GridCost:
+    """The summed cost of a grid, split into full-data and few-shot runs, and the capped cells."""
+
+    runs: int = 0
+    fwd: int = 0
+    fwdbwd: int = 0
+    full_data_fwd: int = 0
+    full_data_fwdbwd: int = 0
+    capped: dict[tuple[str, int], tuple[str, int]] | None = None   # (target, n_shot) -> (smallest class, runs)
+
+    def hours(self, rate: Throughput, full_data_only: bool = False) -> float:
+        fwd, fwdbwd = (self.full_data_fwd, self.full_data_fwdbwd) if full_data_only else (self.fwd, self.fwdbwd)
+        return (fwd / rate.fwd + fwdbwd / rate.fwdbwd) / 3600.0
+
+
+def grid_cost(configs: Iterable[Any], profile: Any, epochs: int) -> GridCost:
+    """Sum run_cost over the grid's TransferConfigs (at `epochs`, the protocol's) and flag capped cells."""
+    cache: dict[str, SplitSizes] = {}
+
+    def sizes_of(name: str) -> SplitSizes:
+        if name not in cache:
+            cache[name] = split_sizes(name, profile)
+        return cache[name]
+
+    total = GridCost(capped={})
+    for config in configs:
+        sizes = sizes_of(config.target)
+        n_train = few_shot_train(sizes, info(config.target).num_classes, config.n_shot)
+        cost = run_cost(config.method, config.label_map, n_train, sizes.test, config.epochs or epochs,
+                        ood_count(config.target, profile, sizes_of))
+        total.runs += 1
+        total.fwd += cost.fwd
+        total.fwdbwd += cost.fwdbwd
+        if config.n_shot == -1:
+            total.full_data_fwd += cost.fwd
+            total.full_data_fwdbwd += cost.fwdbwd
+        if is_capped(sizes, config.n_shot):
+            smallest = f"at most {sizes.min_per_class}" if sizes.bound else str(sizes.min_per_class)
+            runs = total.capped.get((config.target, config.n_shot), ("", 0))[1] + 1
+            total.capped[(config.target, config.n_shot)] = (smallest, runs)
+    return total
+
+
+def describe(cost: GridCost, rate: Throughput) -> list[str]:
+    """The lines `sweep --dry-run` prints under the grid."""
+    hours, full = cost.hours(rate), cost.hours(rate, full_data_only=True)
+    lines = [f"cost: {cost.runs} runs; {cost.fwdbwd:,} images forward+backward, {cost.fwd:,} forward only",
+             f"throughput: {rate.fwdbwd:,.0f} img/s fwd+bwd, {rate.fwd:,.0f} img/s fwd ({rate.source})",
+             f"GPU-hours: {hours:,.1f} in all; full-data runs {full:,.1f} ({_share(full, hours)}), "
+             f"few-shot runs {hours - full:,.1f}"]
+    for (target, n_shot), (smallest, runs) in sorted((cost.capped or {}).items()):
+        lines.append(f"capped: {target} {n_shot}-shot ({runs} runs): smallest training class has {smallest} "
+                     "images (those runs keep the whole class)")
+    return lines
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def parse_rate(text: str) -> float:
+    """A positive images/s figure from the command line ('1000', '1,000', '1e3')."""
+    value = re.sub(r"[,_]", "", str(text))
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not rate > 0:
+        raise ReprolibError(f"throughput {text!r} is not a positive number of images/s; valid: e.g. 1000")
+    return rate
