@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reprolib import paths
-from reprolib.data.catalog import info
+from reprolib.data.catalog import SplitSizes, info
 from reprolib.errors import ReprolibError
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer.ood_eval import MAX_PER_SET
@@ -38,44 +38,10 @@ from reprolib.transfer.ood_eval import MAX_PER_SET
 ASSUMED_FWD, ASSUMED_FWDBWD = 3000.0, 1000.0
 
 
-@dataclass(frozen=True)
-class SplitSizes:
-    """Train / test image counts of a dataset and the smallest class of its training split.
-
-    `min_per_class` is a documented minimum when one is known; otherwise an upper bound on it
-    (floor(train / classes): the smallest class is never above the mean), flagged by `bound`.
-    """
-
-    train: int
-    test: int
-    min_per_class: int
-    bound: bool = False
-    note: str = ""
-
-
-# The real datasets' sizes, as the loaders serve them (reprolib.data.paper splits).
-# These facts belong in DatasetInfo (data/catalog.py: train_size / test_size /
-# min_train_per_class); they live here until that file takes them, so there is one table.
-PAPER_SIZES: dict[str, SplitSizes] = {
-    "cifar10": SplitSizes(50_000, 10_000, 5_000),
-    "cifar100": SplitSizes(50_000, 10_000, 500),
-    "svhn": SplitSizes(73_257, 26_032, 4_659, note="smallest train class: digit 9"),
-    "gtsrb": SplitSizes(26_640, 12_630, 150, note="torchvision's train split; smallest classes 150"),
-    "flowers102": SplitSizes(1_020, 6_149, 10, note="10 train images per class"),
-    "dtd": SplitSizes(1_880, 1_880, 40, note="partition 1: 40 train images per class"),
-    "oxfordpets": SplitSizes(3_680, 3_669, 3_680 // 37, bound=True,
-                             note="trainval 3,680 < 37 x 100: some class has at most 99"),
-    "eurosat": SplitSizes(21_600, 5_400, 1_600, note="80/20 of 27,000; smallest class 2,000"),
-    "food101": SplitSizes(75_750, 25_250, 750),
-    "sun397": SplitSizes(87_003, 21_751, 80, note="80/20 of 108,754; classes of >= 100 images"),
-    "stanfordcars": SplitSizes(8_144, 8_041, 24, note="smallest train class 24"),
-}
-
-
 def split_sizes(name: str, profile: Any = None) -> SplitSizes:
-    """The table entry of a paper set; an embedded set's counts read from its data."""
-    if name in PAPER_SIZES:
-        return PAPER_SIZES[name]
+    """A paper set's published sizes (DatasetInfo.sizes); an embedded set's counts read from its data."""
+    if info(name).sizes is not None:
+        return info(name).sizes
     from reprolib.data import get_dataset   # embedded sets are small and on disk
 
     root = profile.path("data_root") if profile is not None else None

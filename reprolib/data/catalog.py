@@ -39,6 +39,25 @@ LOADER_NAMES = ("fashion_mnist_idx", "sklearn_digits", "glyphs", "torchvision")
 
 
 @dataclass(frozen=True)
+class SplitSizes:
+    """Train / test image counts of a dataset and the smallest class of its training split.
+
+    `min_per_class` is a documented minimum when one is known; otherwise an upper bound on it
+    (floor(train / classes): the smallest class is never above the mean), flagged by `bound`.
+    Exact for the balanced Flowers102 (10) and DTD (40) splits; the others' minimums were
+    entered from the datasets' descriptions without a check against the data here (no
+    internet): they only decide which few-shot cells `sweep --dry-run` flags as capped, and
+    all of them lie above the paper grid's largest n_shot (100).
+    """
+
+    train: int
+    test: int
+    min_per_class: int
+    bound: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """What a transfer method needs to know about a dataset before seeing an image."""
 
@@ -62,6 +81,9 @@ class DatasetInfo:
     # Side of every original image when the set has one fixed size (CIFAR 32, SVHN 32,
     # EuroSAT 64); None when the originals vary (GTSRB, Flowers102, DTD, ...).
     native_size: int | None = None
+    # The real dataset's split sizes as reprolib's loaders serve them (paper sets; None for the
+    # embedded sets, whose counts are read from the data). Used to size a sweep before running it.
+    sizes: SplitSizes | None = None
 
     def served_side(self, size: int | None) -> int:
         """The side `get_dataset(name, split, size=size)` serves (see the module docstring).
@@ -119,17 +141,29 @@ _INFOS: dict[str, DatasetInfo] = {
                           ood_partners=("fashion_mnist", "glyphs"), loader="sklearn_digits"),
     "glyphs": DatasetInfo("glyphs", 10, GLYPH_CLASSES, 28, 1, 20, "embedded", mirror_safe=False,
                           ood_partners=("fashion_mnist", "digits"), loader="glyphs"),
-    "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32, ood_partners=("svhn", "dtd"), native_size=32),
-    "cifar100": _paper("cifar100", _placeholders(100), 32, native_size=32),
-    "svhn": _paper("svhn", DIGIT_CLASSES, 32, mirror_safe=False, native_size=32),
-    "gtsrb": _paper("gtsrb", GTSRB_CLASSES, 32),
-    "flowers102": _paper("flowers102", _placeholders(102), 128),
-    "dtd": _paper("dtd", _placeholders(47), 128, small_batch=True),
-    "oxfordpets": _paper("oxfordpets", _placeholders(37), 128, small_batch=True),
-    "eurosat": _paper("eurosat", EUROSAT_CLASSES, 128, native_size=64),
-    "food101": _paper("food101", _placeholders(101), 128),
-    "sun397": _paper("sun397", _placeholders(397), 128),
-    "stanfordcars": _paper("stanfordcars", _placeholders(196), 128),
+    "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32, ood_partners=("svhn", "dtd"), native_size=32,
+              sizes=SplitSizes(50_000, 10_000, 5_000)),
+    "cifar100": _paper("cifar100", _placeholders(100), 32, native_size=32,
+              sizes=SplitSizes(50_000, 10_000, 500)),
+    "svhn": _paper("svhn", DIGIT_CLASSES, 32, mirror_safe=False, native_size=32,
+              sizes=SplitSizes(73_257, 26_032, 4_659, note="smallest train class: digit 9")),
+    "gtsrb": _paper("gtsrb", GTSRB_CLASSES, 32,
+              sizes=SplitSizes(26_640, 12_630, 150, note="torchvision's train split; smallest classes 150")),
+    "flowers102": _paper("flowers102", _placeholders(102), 128,
+              sizes=SplitSizes(1_020, 6_149, 10, note="10 train images per class")),
+    "dtd": _paper("dtd", _placeholders(47), 128, small_batch=True,
+              sizes=SplitSizes(1_880, 1_880, 40, note="partition 1: 40 train images per class")),
+    "oxfordpets": _paper("oxfordpets", _placeholders(37), 128, small_batch=True,
+              sizes=SplitSizes(3_680, 3_669, 3_680 // 37, bound=True,
+                                note="trainval 3,680 < 37 x 100: some class has at most 99")),
+    "eurosat": _paper("eurosat", EUROSAT_CLASSES, 128, native_size=64,
+              sizes=SplitSizes(21_600, 5_400, 1_600, note="80/20 of 27,000; smallest class 2,000")),
+    "food101": _paper("food101", _placeholders(101), 128,
+              sizes=SplitSizes(75_750, 25_250, 750)),
+    "sun397": _paper("sun397", _placeholders(397), 128,
+              sizes=SplitSizes(87_003, 21_751, 80, note="80/20 of 108,754; classes of >= 100 images")),
+    "stanfordcars": _paper("stanfordcars", _placeholders(196), 128,
+              sizes=SplitSizes(8_144, 8_041, 24, note="smallest train class 24")),
 }
 
 
