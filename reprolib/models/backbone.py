@@ -40,14 +40,12 @@ _FEATURES = {"resnet": resnet_features, "vit": vit_features}
 
 
 class Backbone(nn.Module):
-    """A ResNet or ViT network (`net`) with its input convention and output sizes.
-
-    Many parameters because every input fact of the registry spec travels with the network.
-    """
+    """A ResNet or ViT network (`net`) with its input convention and output sizes."""
 
     def __init__(self, net: nn.Module, name: str, input_size: int, channels: int,
                  mean: tuple[float, ...], std: tuple[float, ...], num_source_classes: int,
                  family: str = "resnet", classifier: str = "fc"):
+        """Many parameters because every input fact of the registry spec travels with the network."""
         super().__init__()
         if len(mean) != channels or len(std) != channels:
             raise ValueError(f"mean/std need {channels} values, got {len(mean)} and {len(std)}")
