@@ -179,7 +179,6 @@ def test_resnet18_weights_found_by_reprolib_offline(torch_home):
     assert not torch.equal(saved["conv1.weight"], torch.zeros_like(saved["conv1.weight"]))
 
 
-@pytest.mark.skipif("vit_b_32" not in arch_names(), reason="ViT backbones join the registry with issue 10")
 def test_vit_b_32_weights_found_by_torchvision_offline(torch_home):
     import torchvision.models as tvm
 

@@ -21,7 +21,10 @@ EXPECTED = {  # name -> (input size, channels, source classes, feature dim)
     "small_resnet": (28, 1, 10, 128),
     "resnet18": (224, 3, 1000, 512),
     "resnet50": (224, 3, 1000, 2048),
+    "vit_b_32": (224, 3, 1000, 768),
+    "vit_b_16": (224, 3, 1000, 768),
 }
+BIG = ("resnet50", "vit_b_16")   # slow on 2 CPU cores: marked slow
 
 
 @pytest.fixture(autouse=True)
@@ -34,12 +37,12 @@ def one_thread():
 
 
 def test_registry_names():
-    assert names() == ["small_resnet", "resnet18", "resnet50"]
+    assert names() == ["small_resnet", "resnet18", "resnet50", "vit_b_32", "vit_b_16"]
     assert set(EXPECTED) == set(names())   # every registered backbone has an expectation here
 
 
 def _slow_if_big(name: str):
-    return pytest.param(name, marks=pytest.mark.slow) if name == "resnet50" else name
+    return pytest.param(name, marks=pytest.mark.slow) if name in BIG else name
 
 
 @pytest.mark.parametrize("name", [_slow_if_big(n) for n in names()])
@@ -54,11 +57,12 @@ def test_spec_metadata_matches_the_built_network(name):
     assert (backbone.input_size, backbone.channels, backbone.num_source_classes) == \
         (spec.input_size, spec.channels, spec.num_source_classes)
     assert (backbone.mean, backbone.std, backbone.family) == (spec.mean, spec.std, spec.family)
-    assert backbone.feature_dim == backbone.net.fc.in_features
+    assert backbone.feature_dim == backbone.net.get_submodule(spec.classifier).in_features
     x = backbone.normalize(torch.rand(2, spec.channels, spec.input_size, spec.input_size))
     with torch.no_grad():
         assert backbone(x).shape == (2, spec.num_source_classes)
-    assert spec.build(7).fc.out_features == 7   # the builder honours num_classes
+    assert spec.build(7).get_submodule(spec.classifier).out_features == 7   # the builder honours num_classes
+    assert dict(spec.build(7).named_parameters())[f"{spec.stem}.weight"].dim() == 4   # the stem is a conv
 
 
 def test_spec_values():
@@ -110,7 +114,7 @@ def test_no_module_outside_the_registry_names_a_backbone():
     assert offenders == []
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "resnet50" else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n
                                   for n in EXPECTED])
 def test_forward_and_features_shapes(name):
     torch.manual_seed(0)
@@ -124,7 +128,7 @@ def test_forward_and_features_shapes(name):
     assert logits.shape == (2, classes) and feats.shape == (2, dim)
     assert torch.isfinite(logits).all() and torch.isfinite(feats).all()
     # features are exactly what the classifier sees
-    torch.testing.assert_close(backbone.net.fc(feats), logits)
+    torch.testing.assert_close(backbone.net.get_submodule(get_spec(name).classifier)(feats), logits)
     assert not backbone.training  # returned in eval mode
 
 
@@ -203,3 +207,46 @@ def test_import_models_is_light():
     code = ("import sys, reprolib.models as m; m.names(); m.get_spec('resnet50'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---- ViT (issue 10) -------------------------------------------------------------------
+
+def test_vit_specs_own_their_stem_head_and_facts():
+    for name in ("vit_b_32", "vit_b_16"):
+        spec = get_spec(name)
+        assert (spec.family, spec.tickets, spec.input_size, spec.num_source_classes) == ("vit", "oneshot", 224, 1000)
+        assert (spec.mean, spec.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        assert spec.prune_exclude == ("conv_proj.weight", "heads.head.weight")
+    assert get_spec("vit_b_32").weights == "ViT_B_32_Weights.IMAGENET1K_V1"
+    assert get_spec("vit_b_16").weights == "ViT_B_16_Weights.IMAGENET1K_V1"
+    assert get_spec("resnet18").prune_exclude == ("conv1.weight", "fc.weight")
+
+
+def test_vit_features_are_the_class_token_after_the_final_layernorm():
+    torch.manual_seed(0)
+    backbone = get_backbone("vit_b_32", weights=None)
+    net = backbone.net
+    x = backbone.normalize(torch.rand(2, 3, 224, 224))
+    seen = {}
+    hook = net.encoder.ln.register_forward_hook(lambda module, inputs, output: seen.setdefault("ln", output))
+    with torch.no_grad():
+        feats = backbone.features(x)
+    hook.remove()
+    torch.testing.assert_close(feats, seen["ln"][:, 0])          # the class token, after the final LayerNorm
+    with torch.no_grad():
+        torch.testing.assert_close(net.heads.head(feats), backbone(x))
+
+
+def test_vit_one_shot_mask_covers_attention_in_projections():
+    from reprolib.sparsity import masks as M
+
+    net = get_backbone("vit_b_32", weights=None).net
+    spec = get_spec("vit_b_32")
+    names_ = M.prunable_names(net, spec.prune_exclude)
+    assert len(names_) == 12 * 4   # per block: attention in_proj, out_proj, two MLP linears
+    assert "encoder.layers.encoder_layer_0.self_attention.in_proj_weight" in names_
+    assert "conv_proj.weight" not in names_ and "heads.head.weight" not in names_
+    mask = M.global_magnitude_prune(net, M.full_mask(net, spec.prune_exclude), 0.2)
+    assert M.density(mask)[0] == pytest.approx(0.8, abs=1e-6)
+    # no conv besides the stem: RLT's density reports the encoder's prunable weights
+    assert M.density_rlt(net, mask, *spec.prune_exclude) == pytest.approx(0.8, abs=1e-6)

@@ -251,3 +251,33 @@ def test_augment_is_seeded_and_crops_from_the_enlarged_image() -> None:
     is_flip = [torch.equal(flipped[i], x[i].flip(-1)) for i in range(6)]
     is_same = [torch.equal(flipped[i], x[i]) for i in range(6)]
     assert all(f or s for f, s in zip(is_flip, is_same)) and any(is_flip)
+
+
+# --- SMM on ViT backbones (issue 10) --------------------------------------------------------
+
+def test_smm_generator_depth_comes_from_the_backbone_family() -> None:
+    from reprolib.prompts import layers_for_family
+
+    assert (layers_for_family("resnet"), layers_for_family("vit")) == (5, 6)
+    with pytest.raises(ReprolibError, match="unknown backbone family 'cnn'; valid choices: resnet, vit"):
+        layers_for_family("cnn")
+
+
+def test_smm_method_on_a_vit_uses_six_layers_and_the_vit_generator_lr() -> None:
+    """The method code builds SMM's 6-layer generator (102,339 parameters) for a ViT, lr 0.001 without decay."""
+    from types import SimpleNamespace
+
+    from reprolib.models.registry import get_spec
+    from reprolib.protocols import get_protocol
+    from reprolib.transfer.prompting import new_prompt, prompt_optimizers
+
+    for name, layers, params, lr, n_schedulers in (("vit_b_32", 6, 102_339, 0.001, 1), ("resnet18", 5, 26_499, 0.01, 2)):
+        spec = get_spec(name)
+        backbone = SimpleNamespace(input_size=spec.input_size, channels=spec.channels, mean=spec.mean,
+                                   std=spec.std, family=spec.family)
+        ctx = SimpleNamespace(backbone=backbone, target=None, protocol=get_protocol("smm"), epochs=4, seed=1,
+                              device="cpu")
+        prompt = new_prompt("smm", ctx)
+        assert (prompt.layers, prompt.patch_size, _count(prompt.mask_generator)) == (layers, 8, params)
+        optimizers, schedulers = prompt_optimizers(prompt, "smm", ctx)
+        assert optimizers[1].param_groups[0]["lr"] == lr and len(schedulers) == n_schedulers

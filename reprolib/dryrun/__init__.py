@@ -7,23 +7,27 @@ reprolib.models.get_backbone) take their real code path offline:
 
     from reprolib.dryrun import write_dryrun_root, integrity_checks_bypassed
     summary = write_dryrun_root("data/dryrun")            # every set + every torchvision backbone
-    with integrity_checks_bypassed():                     # CIFAR/SVHN/Flowers md5 only
-        split = get_dataset("cifar10", "train", root="data/dryrun")
+    split = get_dataset("cifar10", "train", root="data/dryrun")   # md5 bypass: the root is marked
+
+write_dryrun_root marks the root (DRYRUN_MARKER); reprolib's torchvision loader applies the
+CIFAR/SVHN/Flowers md5 bypass (integrity_checks_bypassed) to marked roots only.
 
 Modules: formats (one writer per dataset, table of formats and checks), integrity (the
 md5 bypass and why), weights (checkpoint file names, why no hash check applies), synth
-(class-dependent images, atomic writes). Nothing here is imported by the rest of reprolib.
+(class-dependent images, atomic writes). Nothing here is imported by the rest of reprolib (the bypass itself is the leaf reprolib.integrity).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from reprolib.dryrun.formats import NEEDS_BYPASS, dataset_names, write_synthetic_dataset
-from reprolib.dryrun.integrity import PATCHED_MODULES, integrity_checks_bypassed
+from reprolib.dryrun.integrity import DRYRUN_MARKER, PATCHED_MODULES, integrity_checks_bypassed, is_dryrun_root
 from reprolib.dryrun.weights import arch_names, checkpoint_path, write_random_imagenet_weights
 from reprolib.errors import check_choice
+from reprolib.records import atomic_write
 
 DEFAULT_ARCHS = tuple(arch_names())        # every registered backbone with torchvision weights
 HUB_SUBDIR = "torch_hub"                    # paper profile: get_backbone(root=<data_root>/torch_hub)
@@ -57,9 +61,13 @@ def write_dryrun_root(root: str | os.PathLike, datasets: tuple[str, ...] | list[
         where = {"torch_home": torch_home} if torch_home is not None else {"checkpoint_dir": root / HUB_SUBDIR}
         summary["weights"][arch] = write_random_imagenet_weights(arch, seed=seed, **where)
     summary["integrity_bypass_needed"] = [n for n in names if n in NEEDS_BYPASS]
+    # Marks the root as synthetic: reprolib's torchvision loader then bypasses the md5 checks
+    # here, and only here (reprolib.integrity.bypassed_for_root); written last.
+    atomic_write(root / DRYRUN_MARKER, lambda f: f.write(json.dumps(
+        {"written_by": "reprolib.dryrun.write_dryrun_root", "datasets": names, "archs": arch_list}) + "\n"), "w")
     return summary
 
 
 __all__ = ["write_dryrun_root", "write_synthetic_dataset", "write_random_imagenet_weights",
            "integrity_checks_bypassed", "dataset_names", "arch_names", "checkpoint_path",
-           "NEEDS_BYPASS", "PATCHED_MODULES", "DEFAULT_ARCHS"]
+           "NEEDS_BYPASS", "PATCHED_MODULES", "DEFAULT_ARCHS", "DRYRUN_MARKER", "is_dryrun_root"]

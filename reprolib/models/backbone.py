@@ -3,8 +3,12 @@
 Every method (LP, VP, SMM, watermark prompts) talks to a Backbone, never to the raw
 network: it reads `input_size`, `channels`, `mean`, `std` to build inputs, calls
 `normalize(x)` on [0, 1] images, `forward` for source logits (VP label maps) and
-`features` for penultimate features (LP). `.net` keeps torchvision parameter names so
-masks (`layer1.0.conv1.weight` -> 0/1 tensor) apply to it directly.
+`features` for the features the source head reads (LP). `.net` keeps torchvision parameter
+names so masks (`layer1.0.conv1.weight` -> 0/1 tensor) apply to it directly.
+
+Features by family: a ResNet's are the pooled output of its trunk (what `fc` reads); a
+ViT's (torchvision VisionTransformer) are the class token after the encoder, whose last
+module is the final LayerNorm: exactly what torchvision feeds `heads.head`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,32 @@ from torch import nn
 _TRUNK = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool")
 
 
+def resnet_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The trunk's globally pooled output, (N, fc.in_features)."""
+    for name in _TRUNK:
+        module = getattr(net, name, None)
+        if module is not None:
+            x = module(x)
+    return torch.flatten(x, 1)
+
+
+def vit_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision VisionTransformer: the class token after the encoder (its final LayerNorm included)."""
+    tokens = net._process_input(x)                       # patches -> (N, S, D) via conv_proj
+    class_token = net.class_token.expand(tokens.shape[0], -1, -1)
+    return net.encoder(torch.cat([class_token, tokens], dim=1))[:, 0]
+
+
+_FEATURES = {"resnet": resnet_features, "vit": vit_features}
+
+
 class Backbone(nn.Module):
-    """A ResNet-style network (`net`) with its input convention and output sizes."""
+    """A ResNet or ViT network (`net`) with its input convention and output sizes."""
 
     def __init__(self, net: nn.Module, name: str, input_size: int, channels: int,
                  mean: tuple[float, ...], std: tuple[float, ...], num_source_classes: int,
-                 family: str = "resnet"):
+                 family: str = "resnet", classifier: str = "fc"):
+        """Many parameters because every input fact of the registry spec travels with the network."""
         super().__init__()
         if len(mean) != channels or len(std) != channels:
             raise ValueError(f"mean/std need {channels} values, got {len(mean)} and {len(std)}")
@@ -33,7 +57,8 @@ class Backbone(nn.Module):
         self.std = tuple(float(s) for s in std)
         self.num_source_classes = num_source_classes
         self.family = family   # "resnet" | "vit": methods whose recipe differs by family read it
-        self.feature_dim = int(net.fc.in_features)
+        self.classifier = classifier   # module name of the source head (a Linear)
+        self.feature_dim = int(net.get_submodule(classifier).in_features)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std per channel, for [0, 1] images of shape (N, channels, H, W)."""
@@ -46,13 +71,8 @@ class Backbone(nn.Module):
         return self.net(x_normalized)
 
     def features(self, x_normalized: torch.Tensor) -> torch.Tensor:
-        """Penultimate features (after global average pooling), shape (N, feature_dim)."""
-        x = x_normalized
-        for name in _TRUNK:
-            module = getattr(self.net, name, None)
-            if module is not None:
-                x = module(x)
-        return torch.flatten(x, 1)
+        """What the source head reads (see the module docstring), shape (N, feature_dim)."""
+        return _FEATURES[self.family](self.net, x_normalized)
 
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, input_size={self.input_size}, channels={self.channels}, "

@@ -24,11 +24,13 @@ from reprolib.models.registry import get_spec
 def from_network(name: str, net: nn.Module) -> Backbone:
     """Wrap an already-built `net` of backbone `name` (e.g. a loaded ticket) as a Backbone.
 
-    The number of source classes is read from `net.fc` (a ticket keeps its own head).
+    The number of source classes is read from the spec's classifier (a ticket keeps its own head).
     """
     spec = get_spec(name)
+    head = net.get_submodule(spec.classifier)
     return Backbone(net, name, input_size=spec.input_size, channels=spec.channels, mean=spec.mean,
-                    std=spec.std, num_source_classes=int(net.fc.out_features), family=spec.family)
+                    std=spec.std, num_source_classes=int(head.out_features), family=spec.family,
+                    classifier=spec.classifier)
 
 
 def get_backbone(name: str, weights: str | os.PathLike | None = "default",

@@ -39,6 +39,8 @@ class BackboneSpec:
     weights: "upstream" (trained here by `python -m reprolib upstream`, on the profile's
     source set; the caller passes the file) or a torchvision weights enum such as
     "ResNet50_Weights.IMAGENET1K_V2" (downloaded / read from the torch hub cache).
+    stem / classifier: module names of the image embedding and the source head, so pruning
+    excludes the right weights for each backbone and the head's sizes can be read.
     tickets: "imp" (iterative magnitude pruning with rewinding, here) or "oneshot"
     (the pretrained weights pruned once at load time, not retrained).
     """
@@ -53,6 +55,8 @@ class BackboneSpec:
     family: str                     # "resnet" | "vit": methods whose recipe differs read it
     weights: str
     tickets: str
+    stem: str = "conv1"             # module that embeds the image (ResNet conv1, ViT conv_proj)
+    classifier: str = "fc"          # the source head (ResNet fc, ViT heads.head): Linear
 
     def __post_init__(self) -> None:
         check_choice(f"{self.name} family", self.family, FAMILIES)
@@ -64,6 +68,11 @@ class BackboneSpec:
         if (self.tickets == "imp") != (self.weights == UPSTREAM):
             raise ReprolibError(f"{self.name}: tickets 'imp' go with weights {UPSTREAM!r} (IMP trains the dense "
                                 f"model here), got tickets {self.tickets!r} with weights {self.weights!r}")
+
+    @property
+    def prune_exclude(self) -> tuple[str, ...]:
+        """Weights one-shot and IMP pruning leave dense by default: the stem's and the head's."""
+        return (f"{self.stem}.weight", f"{self.classifier}.weight")
 
     @property
     def trained_here(self) -> bool:
@@ -123,4 +132,14 @@ register(BackboneSpec(
     name="resnet50", build=functools.partial(_torchvision, "resnet50"), input_size=224, channels=3,
     mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="resnet",
     weights="ResNet50_Weights.IMAGENET1K_V2", tickets="oneshot",
+))
+register(BackboneSpec(
+    name="vit_b_32", build=functools.partial(_torchvision, "vit_b_32"), input_size=224, channels=3,
+    mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="vit",
+    weights="ViT_B_32_Weights.IMAGENET1K_V1", tickets="oneshot", stem="conv_proj", classifier="heads.head",
+))
+register(BackboneSpec(
+    name="vit_b_16", build=functools.partial(_torchvision, "vit_b_16"), input_size=224, channels=3,
+    mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="vit",
+    weights="ViT_B_16_Weights.IMAGENET1K_V1", tickets="oneshot", stem="conv_proj", classifier="heads.head",
 ))

@@ -1,4 +1,4 @@
-"""torchvision networks and their pretrained weights, offline-first.
+"""torchvision networks (ResNets, ViTs) and their pretrained weights, offline-first.
 
 Which architecture and which weights enum belong to a backbone is the registry's fact
 (`reprolib.models.registry`); this module only builds and fetches. Weights are read from
@@ -19,7 +19,7 @@ from reprolib.errors import ReprolibError
 
 
 def weights_enum(weights: str):
-    """"ResNet50_Weights.IMAGENET1K_V2" -> the torchvision enum member."""
+    """"ResNet50_Weights.IMAGENET1K_V2" (or "ViT_B_32_Weights.IMAGENET1K_V1") -> the torchvision enum member."""
     import torchvision.models as tvm  # torchvision is slow to import; only when weights are read
 
     enum_name, member = weights.split(".")
@@ -55,7 +55,7 @@ def torchvision_state_dict(name: str, weights: str, root: str | os.PathLike | No
 
 
 def torchvision_network(arch: str, num_classes: int) -> nn.Module:
-    """An untrained torchvision network `arch` (e.g. "resnet50") with `num_classes` outputs."""
+    """An untrained torchvision network `arch` (e.g. "resnet50", "vit_b_32") with `num_classes` outputs."""
     import torchvision.models as tvm  # as above: only when a network is built
 
     return getattr(tvm, arch)(weights=None, num_classes=num_classes)

@@ -16,7 +16,7 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.images import match_channels, resize
 from reprolib.prompts.common import Normalization, augment, augment_pad
 from reprolib.prompts.padding import PaddingPrompt, pad_offsets
-from reprolib.prompts.smm import SMMPrompt, upsample_patches, valid_patch_sizes
+from reprolib.prompts.smm import LAYERS_BY_FAMILY, SMMPrompt, layers_for_family, upsample_patches, valid_patch_sizes
 from reprolib.prompts.watermark import WATERMARK_KINDS, WatermarkPrompt, frame_width
 
 PROMPTS = ("vp", "narrow", "medium", "full", "smm")
@@ -32,6 +32,7 @@ __all__ = [
     "frame_width",
     "get",
     "get_prompt",
+    "layers_for_family",
     "match_channels",
     "names",
     "pad_offsets",
@@ -56,7 +57,8 @@ def get_prompt(
 
     vp needs `target_prompt_size` (DatasetInfo.prompt_size: where the image sits).
     Watermark prompts and SMM ignore it (they resize the image to the backbone's size).
-    smm accepts `patch_size` and `layers` in **kw; without `patch_size` it uses 8 when 8
+    smm accepts `patch_size` and `layers` in **kw (`layers`: 5 or 6; callers take it from the
+    backbone family with `layers_for_family`, 6 for ViTs; default 5); without `patch_size` it uses 8 when 8
     divides the input size and otherwise the largest valid power of two below 8 (28 px ->
     4), because SMM's 8 does not fit the embedded 28 px backbone.
     """

@@ -35,7 +35,16 @@ from reprolib.prompts.common import (
 )
 
 SMM_LAYERS = (5, 6)
+# Generator depth per backbone family (BackboneSpec.family): the SMM paper's 5-layer CNN for
+# ResNets, the 6-layer one (102,339 parameters at 3 channels) for ViTs.
+LAYERS_BY_FAMILY = {"resnet": 5, "vit": 6}
 _WIDTHS = {5: (8, 16, 32, 64), 6: (8, 16, 32, 64, 128)}
+
+
+def layers_for_family(family: str) -> int:
+    """SMM generator depth for a backbone family ("resnet" -> 5, "vit" -> 6)."""
+    check_choice("backbone family", family, tuple(LAYERS_BY_FAMILY))
+    return LAYERS_BY_FAMILY[family]
 
 
 def valid_patch_sizes(image_size: int, layers: int) -> list[int]:

@@ -27,11 +27,22 @@ KINDS = ("imp", "magnitude", "random")
 DEFAULT_EXCLUDE = ("conv1.weight", "fc.weight")
 
 
+def _weight_names(module_name: str, module: nn.Module) -> list[str]:
+    prefix = f"{module_name}." if module_name else ""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        return [f"{prefix}weight"]
+    # nn.MultiheadAttention keeps its q/k/v projection as a bare Parameter, not a Linear; its
+    # out_proj is a Linear (found on its own). Pruned like every other linear map: leaving it
+    # dense would keep a quarter of each ViT encoder block's weights out of the count.
+    if isinstance(module, nn.MultiheadAttention) and module.in_proj_weight is not None:
+        return [f"{prefix}in_proj_weight"]
+    return []
+
+
 def prunable_names(net: nn.Module, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> list[str]:
-    """Weight names of every Conv2d and Linear in `net`, minus `exclude`, in module order."""
+    """Weight names of every Conv2d, Linear and attention in-projection in `net`, minus `exclude`, in module order."""
     exclude = set(exclude)
-    names = [f"{module_name}.weight" if module_name else "weight"
-             for module_name, module in net.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+    names = [name for module_name, module in net.named_modules() for name in _weight_names(module_name, module)]
     return [name for name in names if name not in exclude]
 
 
@@ -59,19 +70,24 @@ def density(mask: Mask) -> tuple[float, dict[str, float]]:
     return (kept / total if total else 1.0), per_layer
 
 
-def density_rlt(net: nn.Module, mask: Mask) -> float:
+def density_rlt(net: nn.Module, mask: Mask, stem: str = "conv1.weight", classifier: str = "fc.weight") -> float:
     """RLT's convention: kept fraction of all conv weights except the stem conv (no fc).
 
-    A fraction in [0, 1]; RLT prints it as a percentage. Conv weights absent from the mask
-    count as dense, so this is correct whichever layers the mask covers.
+    A fraction in [0, 1]; RLT prints it as a percentage. Weights absent from the mask count
+    as dense, so this is correct whichever layers the mask covers. A network whose only conv
+    is its stem (a ViT: conv_proj) has no such body of convs; for it this reports the kept
+    fraction of every prunable weight except `stem` and `classifier` (the encoder's linear
+    maps and attention in-projections), which equals `density` under the default exclusions.
     """
+    params = dict(net.named_parameters())
+    body = [name for module_name, module in net.named_modules() if isinstance(module, nn.Conv2d)
+            for name in _weight_names(module_name, module) if name != stem]
+    if not body:
+        body = prunable_names(net, exclude=(stem, classifier))
     kept = total = 0.0
-    for module_name, module in net.named_modules():
-        name = f"{module_name}.weight"
-        if not isinstance(module, nn.Conv2d) or name == "conv1.weight":
-            continue
-        total += module.weight.numel()
-        kept += float(mask[name].sum()) if name in mask else module.weight.numel()
+    for name in body:
+        total += params[name].numel()
+        kept += float(mask[name].sum()) if name in mask else params[name].numel()
     return kept / total if total else 1.0
 
 

@@ -7,7 +7,9 @@ What a profile's backbone offers is its registry spec's `tickets`:
 - "oneshot" (pretrained torchvision weights; the paper profile): dense = those weights.
   Without `pretrained_dir`, "LT" prunes them here one-shot by global magnitude to
   0.8^level (kind "imp" or "magnitude"), or randomly with those per-layer densities (kind
-  "random"), with NO retraining: these are not IMP tickets, and TicketInfo.kind says
+  "random"), with NO retraining. What stays dense is the spec's stem and classifier unless
+  the profile's `tickets.exclude` says otherwise (ViT: conv_proj and heads.head; every
+  Linear and attention in-projection of the encoder is prunable, see masks.prunable_names): these are not IMP tickets, and TicketInfo.kind says
   "magnitude" / "random" so the results table cannot mistake them.
 "LT" with `pretrained_dir` (any backbone) loads a ticket through
 `reprolib.sparsity.load.load_ticket` (RLT / open_lth / our formats).
@@ -84,7 +86,7 @@ def _external(profile: Any, kind: str, level: int, pretrained_dir: str):
     net, mask = load_ticket(pretrained_dir, name, level)
     overall, _ = M.density(mask)
     info = TicketInfo(id=f"{name}-{kind}-L{level:02d}-external", kind=kind, level=level, density=overall,
-                      density_rlt=M.density_rlt(net, mask), path=str(pretrained_dir))
+                      density_rlt=_density_rlt(name, net, mask), path=str(pretrained_dir))
     return from_network(name, net).eval(), info
 
 
@@ -105,5 +107,11 @@ def _oneshot(profile: Any, network: str, kind: str, level: int):
     M.apply_mask(backbone.net, mask)
     overall, _ = M.density(mask)
     info = TicketInfo(id=f"{name}-{profile.source}-{pruned_kind}-oneshot-L{level:02d}", kind=pruned_kind, level=level,
-                      density=overall, density_rlt=M.density_rlt(backbone.net, mask), path=None)
+                      density=overall, density_rlt=_density_rlt(name, backbone.net, mask), path=None)
     return backbone.eval(), info
+
+
+def _density_rlt(name: str, net, mask) -> float:
+    """RLT's density with the backbone's own stem and head (see masks.density_rlt; ViT: the encoder)."""
+    stem, classifier = get_spec(name).prune_exclude
+    return M.density_rlt(net, mask, stem=stem, classifier=classifier)

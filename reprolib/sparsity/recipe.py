@@ -12,6 +12,7 @@ from typing import Any
 
 from reprolib.config import check_fields
 from reprolib.errors import ReprolibError
+from reprolib.models.registry import get_spec
 from reprolib.sparsity.masks import DEFAULT_EXCLUDE
 from reprolib.sparsity.upstream import UpstreamRecipe
 
@@ -23,14 +24,21 @@ class TicketRecipe:
     prune_fraction: float = 0.2        # of the remaining weights, per IMP level
     rewind_iteration: int = 200        # level-0 iteration the survivors rewind to (0 = init)
     retrain_epochs: int = -1           # epochs of the retraining schedule (-1 = upstream epochs)
-    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))  # never pruned
+    # never pruned; a profile without `exclude` gets its backbone's stem and head (BackboneSpec.prune_exclude)
+    exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     random_seed: int = 0               # random baseline at level L uses random_seed + L
 
     @classmethod
     def for_profile(cls, profile: Any) -> "TicketRecipe":
-        """The dataclass defaults with the profile's `tickets:` values applied, validated."""
-        values = getattr(profile, "tickets", {}) or {}
+        """The dataclass defaults with the profile's `tickets:` values applied, validated.
+
+        Without an `exclude` key, the weights left dense are the profile backbone's stem and
+        classifier (`BackboneSpec.prune_exclude`: conv1/fc for ResNets, conv_proj/heads.head for ViTs).
+        """
+        values = dict(getattr(profile, "tickets", {}) or {})
         check_fields(TicketRecipe, values, "tickets recipe key", prefix="tickets.")
+        if "exclude" not in values and getattr(profile, "backbone", None) is not None:
+            values["exclude"] = list(get_spec(profile.backbone).prune_exclude)
         recipe = dataclasses.replace(cls(), **values)
         if not 0.0 < recipe.prune_fraction < 1.0:
             raise ReprolibError(f"tickets.prune_fraction must be in (0, 1), got {recipe.prune_fraction}")

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from reprolib.data.registry import DatasetInfo
 from reprolib.images import to_network_in_chunks
 from reprolib.labelmap import LabelMapper, map_logits, ordered_batches
-from reprolib.prompts import augment, augment_pad, get_prompt
+from reprolib.prompts import augment, augment_pad, get_prompt, layers_for_family
 from reprolib.schedules import multistep
 from reprolib.transfer.method import MethodContext, TransferMethod
 
@@ -73,6 +73,9 @@ def new_prompt(kind: str, ctx: MethodContext) -> nn.Module:
         if kind == "vp":
             prompt = get_prompt("vp", backbone.input_size, backbone.channels, normalize,
                                 target_prompt_size=stored_size(kind, backbone, ctx.target))
+        elif kind == "smm":   # generator depth by family: 6 layers for ViTs, 5 for ResNets
+            prompt = get_prompt(kind, backbone.input_size, backbone.channels, normalize,
+                                layers=layers_for_family(backbone.family))
         else:
             prompt = get_prompt(kind, backbone.input_size, backbone.channels, normalize)
     return prompt.to(ctx.device)

@@ -1,0 +1,74 @@
+"""The paper dry run end to end: `run_transfer` on profile paper-dryrun, offline, in seconds.
+
+A tiny dry-run root (synthetic EuroSAT in torchvision's folder layout, random resnet18
+"ImageNet" weights under the checkpoint's real name) is written into a temporary workbook
+home; LP and VP then run on the dense resnet18 and on its one-shot ticket through the
+paper profile's code path: torchvision's dataset class, the torchvision weights loader,
+1000-class label mapping, global magnitude pruning of the "ImageNet" weights.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reprolib.config import load_profile
+from reprolib.dryrun import DRYRUN_MARKER, write_dryrun_root
+from reprolib.transfer import TransferConfig, run_transfer
+
+PROFILE = "paper-dryrun"
+
+
+@pytest.fixture
+def dryrun_home(tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
+    profile = load_profile(PROFILE)
+    root = profile.path("data_root")
+    assert root == tmp_path / "data" / "dryrun"
+    write_dryrun_root(root, datasets=["eurosat", "cifar10"], archs=[profile.backbone], n_per_class_train=2,
+                      n_per_class_test=1)
+    assert (root / DRYRUN_MARKER).is_file()
+    return profile
+
+
+@pytest.mark.parametrize("method", ["lp", "vp"])
+def test_dense_and_one_shot_runs_on_the_paper_code_path(dryrun_home, method):
+    profile = dryrun_home
+    for network, level in (("dense", 0), ("LT", 2)):
+        cfg = TransferConfig(profile=PROFILE, target="eurosat", method=method, network=network, kind="imp",
+                             level=level, n_shot=-1, epochs=1, device="cpu", progress=False)
+        record = run_transfer(cfg)
+        config = record["config"]
+        assert (config["backbone"], config["source"], config["profile"]) == ("resnet18", "imagenet", PROFILE)
+        assert "EuroSAT" in config["split"] and "train_test_split" in config["split"]   # torchvision's EuroSAT class
+        ticket = config["ticket"]
+        if network == "dense":
+            assert (ticket["kind"], ticket["density"]) == ("dense", 1.0)
+        else:
+            assert ticket["kind"] == "magnitude" and ticket["level"] == 2
+            assert ticket["density"] == pytest.approx(0.8 ** 2, abs=1e-6)
+            assert 0.0 < ticket["density_rlt"] < 1.0
+        if method == "vp":
+            label_map = record["label_map"]
+            assert len(label_map) == 10 and len(set(label_map)) == 10
+            assert all(0 <= i < 1000 for i in label_map)   # indices into the 1000 ImageNet classes
+            assert config["num_classes"] == 10
+        else:
+            assert record["label_map"] is None
+        assert 0.0 <= record["metrics"]["accuracy"] <= 1.0
+    assert profile.download is False
+
+
+def test_md5_checked_sets_read_through_the_marked_root_only(dryrun_home, tmp_path):
+    """CIFAR-10's synthetic batches load from the marked root; a copy without the marker fails the md5 check."""
+    import shutil
+
+    from reprolib.data import get_dataset
+    from reprolib.errors import ReprolibError
+
+    root = dryrun_home.path("data_root")
+    split = get_dataset("cifar10", "train", root=root)
+    assert len(split.labels) == 20 and "CIFAR-10 official" in split.split_note
+    unmarked = tmp_path / "unmarked"
+    shutil.copytree(root / "cifar10", unmarked / "cifar10")
+    with pytest.raises(ReprolibError, match="dataset cifar10 not found"):
+        get_dataset("cifar10", "train", root=unmarked)
