@@ -7,7 +7,7 @@ Per run, the images the backbone forwards, counted as the code path does today:
   every epoch, FLM once, RLM none), and OOD scoring;
 - LP: one feature pass (forward) over train + test, then only the head (free at this scale),
   and OOD scoring (forward).
-OOD scoring forwards `MAX_PER_SET` noise images plus up to `MAX_PER_SET` test images of each
+OOD scoring forwards `Protocol.ood_per_set` noise images plus up to that many test images of each
 partner set (reprolib.transfer.ood_eval).
 
 GPU-hours = forward images / forward rate + forward+backward images / forward+backward rate,
@@ -32,7 +32,7 @@ from reprolib import paths
 from reprolib.data.catalog import SplitSizes, info
 from reprolib.errors import ReprolibError
 from reprolib.transfer import registry as method_registry
-from reprolib.transfer.ood_eval import MAX_PER_SET
+from reprolib.protocols import get_protocol
 
 # The issue's rough throughput for the paper backbone on one H100 (an assumption, stated as one).
 ASSUMED_FWD, ASSUMED_FWDBWD = 3000.0, 1000.0
@@ -81,9 +81,10 @@ def run_cost(method: str, label_map: str | None, n_train: int, n_test: int, epoc
 
 
 def ood_count(target: str, profile: Any, sizes_of) -> int:
-    """OOD images a run scores: noise plus up to MAX_PER_SET test images of each partner set."""
+    """OOD images a run scores: noise plus up to `ood_per_set` test images of each partner set."""
+    per_set = get_protocol(profile.protocol).ood_per_set
     partners = info(target).ood_partners if info(target).kind == "embedded" else profile.targets
-    return MAX_PER_SET + sum(min(MAX_PER_SET, sizes_of(p).test) for p in partners if p != target)
+    return per_set + sum(min(per_set, sizes_of(p).test) for p in partners if p != target)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class Protocol:
     flip: str = "mirror_safe"            # one of FLIPS: mirror every augmented target, or the safe ones
     legacy_ece_batch: int = 128          # test batch of the legacy RLT "ECE" (RLT's test loaders)
     legacy_ece_exceptions: tuple[tuple[str, str, int], ...] = RLT_LEGACY_ECE_EXCEPTIONS
+    ood_per_set: int = 300               # OOD images scored per source (noise, each partner set)
 
     def batch_size_for(self, target: str) -> int:
         """The training batch the preset uses for `target` (small_batch where DatasetInfo.small_batch)."""
@@ -109,6 +110,11 @@ PRESETS: dict[str, Protocol] = {
     "smoke": Protocol(name="smoke", epochs=2, batch_size=64, small_batch=64, prompt_lr=0.1,
                       lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=True,
                       test_batch_size=256, seed=1),
+    # The paper dry run: RLT's recipe (no augmentation, RLT's batches and seed) for one epoch on
+    # the synthetic sets, with few OOD images: the paper code path in CI minutes at 224 px.
+    "dryrun": Protocol(name="dryrun", epochs=1, batch_size=32, small_batch=32, prompt_lr=0.01,
+                       lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, test_batch_size=64, seed=4,
+                       ood_per_set=16),
 }
 
 

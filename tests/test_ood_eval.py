@@ -5,18 +5,21 @@ import torch
 from reprolib.config import load_profile
 from reprolib.data import info
 from reprolib.images import to_network
-from reprolib.transfer.ood_eval import MAX_PER_SET, NOISE_SEED, ood_images, ood_metrics
+from reprolib.protocols import get_protocol
+from reprolib.transfer.ood_eval import NOISE_SEED, ood_images, ood_metrics
+
+MAX_PER_SET = get_protocol("smoke").ood_per_set
 
 
 def test_ood_images_pool_the_other_embedded_sets_at_the_target_size():
-    images = ood_images("digits", load_profile("smoke"), size=8, channels=1)
+    images = ood_images("digits", load_profile("smoke"), size=8, channels=1, per_set=MAX_PER_SET)
     assert set(images) == {"datasets", "noise"}
     # Fashion-MNIST and glyphs (never digits itself), MAX_PER_SET each, resized to 8 px.
     assert images["datasets"].shape == (2 * MAX_PER_SET, 1, 8, 8)
     assert images["noise"].shape == (MAX_PER_SET, 1, 8, 8)
     for x in images.values():
         assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-    again = ood_images("digits", load_profile("smoke"), size=8, channels=1)
+    again = ood_images("digits", load_profile("smoke"), size=8, channels=1, per_set=MAX_PER_SET)
     assert torch.equal(again["datasets"], images["datasets"])
 
 
@@ -30,7 +33,7 @@ def test_partners_are_the_sets_scored_before_issue_9():
 def test_pooled_images_are_the_partners_through_to_network():
     from reprolib.data import get_dataset
 
-    images = ood_images("glyphs", load_profile("smoke"), size=28, channels=1)
+    images = ood_images("glyphs", load_profile("smoke"), size=28, channels=1, per_set=MAX_PER_SET)
     first = get_dataset("fashion_mnist", "test")
     keep = torch.randperm(len(first), generator=torch.Generator().manual_seed(NOISE_SEED))[:MAX_PER_SET]
     expected, _ = first.subset(torch.sort(keep).values).tensors()

@@ -74,3 +74,13 @@ def test_overrides_and_errors():
         get_protocol("rlt", lr=0.1)
     with pytest.raises(ReprolibError, match="must be >= 1"):
         get_protocol("rlt", epochs=0)
+
+
+def test_ood_images_per_set_and_the_dry_run_preset():
+    assert {name: get_protocol(name).ood_per_set for name in ("rlt", "ilm", "smm", "embedded", "smoke")} == \
+        dict.fromkeys(("rlt", "ilm", "smm", "embedded", "smoke"), 300)
+    dry, rlt = get_protocol("dryrun"), get_protocol("rlt")
+    assert (dry.epochs, dry.batch_size, dry.ood_per_set, dry.augment) == (1, 32, 16, False)
+    # The dry run keeps RLT's optimisation recipe: only the sizes shrink.
+    assert (dry.prompt_lr, dry.lp_lr, dry.milestones, dry.gamma, dry.seed, dry.flip) == \
+        (rlt.prompt_lr, rlt.lp_lr, rlt.milestones, rlt.gamma, rlt.seed, rlt.flip)

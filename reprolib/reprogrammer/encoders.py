@@ -201,8 +201,11 @@ class OpenClipEncoder(TextImageEncoder):
         return self.model.encode_text(token_ids)
 
 
+TINY_OPEN_CLIP = "tiny"   # recipe.open_clip_arch naming tiny_open_clip_config (the paper dry run)
+
+
 def tiny_open_clip_config() -> dict:
-    """A randomly initialised small open_clip CLIP (32 px ViT, 1-layer text tower) for offline tests."""
+    """A randomly initialised small open_clip CLIP (32 px ViT, 1-layer text tower): tests and the dry run."""
     return {"embed_dim": 32,
             "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
             "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}

@@ -52,8 +52,9 @@ class ReprogrammerRecipe:
     """All numbers of one Reprogrammer study (defaults = the paper's); see the module docstring."""
 
     encoder: str = "open_clip"            # embedded (CLIP stand-in) | open_clip
+    # open_clip model name, or "tiny" (a 32 px, 1-layer CLIP config for the paper dry run)
     open_clip_arch: str = "ViT-B-32"
-    open_clip_pretrained: str = "openai"
+    open_clip_pretrained: str = "openai"   # weights tag; "" = random initialisation (dry run)
     template: str = "a photo of a {}"
     frame: int = 16                        # frame width in pixels at the encoder's input size
     epochs: int = 25

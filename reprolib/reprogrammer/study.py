@@ -22,7 +22,7 @@ from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_type
 from reprolib.records import build_record, config_hash, read_record, write_json_atomic
 from reprolib.reprogrammer import train as T
-from reprolib.reprogrammer.encoders import build_open_clip
+from reprolib.reprogrammer.encoders import TINY_OPEN_CLIP, build_open_clip, tiny_open_clip_config
 from reprolib.reprogrammer.evaluate import build_eval_sets, metrics_from_logits, seeded_subset
 from reprolib.reprogrammer.pretrain import get_embedded_encoder
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe, recipe_for
@@ -37,7 +37,9 @@ def get_encoder(profile: Any, recipe: ReprogrammerRecipe, seed: int):
     """(encoder, info) for the recipe: the cached embedded stand-in or open_clip's pretrained model."""
     if recipe.encoder == "embedded":
         return get_embedded_encoder(profile.path("artifacts"), recipe, seed, profile.path("data_root"))
-    encoder = build_open_clip(recipe.open_clip_arch, recipe.open_clip_pretrained,
+    tiny = recipe.open_clip_arch == TINY_OPEN_CLIP
+    encoder = build_open_clip(recipe.open_clip_arch, recipe.open_clip_pretrained or None,
+                              model_config=tiny_open_clip_config() if tiny else None,
                               cache_dir=str(paths.open_clip_dir(profile.path("data_root"))))
     return encoder, {"arch": recipe.open_clip_arch, "pretrained": recipe.open_clip_pretrained}
 

@@ -179,7 +179,7 @@ def run_metrics(cfg: TransferConfig, profile, method: TransferMethod, test: tupl
 def _ood_metrics(cfg, profile, method: TransferMethod, info, id_logits, hashed) -> dict:
     """Detection metrics of the trained model on OOD images (reprolib.transfer.ood_eval)."""
     device = hashed["device"]
-    images = ood_images(cfg.target, profile, info.image_size, info.channels)
+    images = ood_images(cfg.target, profile, info.image_size, info.channels, hashed["protocol"]["ood_per_set"])
     return ood_metrics(lambda x: predict(method.forward, method.encode(x.to(device)), hashed["test_batch_size"],
                                          device),
                        id_logits, images)
