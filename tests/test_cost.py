@@ -20,7 +20,7 @@ def _config(target: str, method: str, label_map: str | None, n_shot: int):
 
 
 def test_a_tiny_grid_costs_what_the_hand_count_says() -> None:
-    profile = SimpleNamespace(targets=["cifar10", "flowers102"])
+    profile = SimpleNamespace(targets=["cifar10", "flowers102"], protocol="rlt")   # 300 OOD images per set
     configs = [_config("cifar10", "vp", "ilm", -1),        # ILM: a mapping pass every epoch
                _config("flowers102", "vp", "flm", 50),     # capped at 10 per class: all 1,020; FLM once
                _config("cifar10", "lp", None, 10)]         # LP: one feature pass over train + test
