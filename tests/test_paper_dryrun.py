@@ -72,3 +72,31 @@ def test_md5_checked_sets_read_through_the_marked_root_only(dryrun_home, tmp_pat
     shutil.copytree(root / "cifar10", unmarked / "cifar10")
     with pytest.raises(ReprolibError, match="dataset cifar10 not found"):
         get_dataset("cifar10", "train", root=unmarked)
+
+
+@pytest.mark.slow
+def test_vit_b_32_lp_vp_and_smm_on_the_paper_code_path(tmp_path, monkeypatch, one_thread):
+    """ViT-B/32 with random "ImageNet" weights: LP on the class token, padding VP, SMM's 6-layer generator."""
+    import numpy as np
+
+    monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
+    root = load_profile(PROFILE).path("data_root")
+    write_dryrun_root(root, datasets=["cifar10"], archs=["vit_b_32"], n_per_class_train=1, n_per_class_test=1)
+    for method, network, level in (("lp", "LT", 1), ("vp", "dense", 0), ("smm", "dense", 0)):
+        cfg = TransferConfig(profile=PROFILE, target="cifar10", method=method, backbone="vit_b_32", network=network,
+                             level=level, epochs=1, device="cpu", progress=False)
+        record = run_transfer(cfg)
+        config = record["config"]
+        assert config["backbone"] == "vit_b_32"
+        if network == "LT":   # global magnitude pruning of every ViT weight but the stem and the head
+            assert config["ticket"]["kind"] == "magnitude"
+            assert config["ticket"]["density"] == pytest.approx(0.8, abs=1e-6)
+        run_state = np.load(tmp_path / "artifacts" / PROFILE / "runs" / f"{record['id']}.npz")
+        if method == "lp":
+            assert run_state["head.weight"].shape == (10, 768)        # the class token's width
+        elif method == "smm":
+            generator = [k for k in run_state.files if k.startswith("prompt.") and k.endswith(".weight")]
+            # ViT's generator: five 3x3 conv blocks (3-8-16-32-64-128) and the 128 -> 3 output conv
+            assert sum(run_state[k].ndim == 4 for k in generator) == 6
+        else:
+            assert all(0 <= i < 1000 for i in record["label_map"])

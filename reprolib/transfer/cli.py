@@ -13,6 +13,7 @@ import argparse
 
 from reprolib.config import PROFILES
 from reprolib.data import names as dataset_names
+from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
 from reprolib.transfer.config import DEVICES, LABEL_MAPS, METHODS, NETWORKS, TICKET_KINDS, TransferConfig
 from reprolib.transfer.run import record_path, run_transfer
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="embedded", choices=PROFILES)
     parser.add_argument("--device", default=None, choices=DEVICES, help="default: the profile's")
     parser.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
+    parser.add_argument("--backbone", default=None, choices=backbone_names(), help="default: the profile's")
     parser.add_argument("--select_best_on_val", action="store_true",
                         help="report the epoch best on a validation split carved from train")
     parser.add_argument("--force", action="store_true", help="rerun even if the record exists")
@@ -50,7 +52,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         label_map=None if args.label_map == "none" else args.label_map,
         network=args.network, kind=args.kind, level=args.sparsity, pretrained_dir=args.pretrained_dir,
         n_shot=args.n_shot, seed=args.seed, protocol=args.protocol, batch_size=args.batch_size,
-        epochs=args.epochs, device=args.device, results_path=args.results_path,
+        epochs=args.epochs, backbone=args.backbone, device=args.device, results_path=args.results_path,
         select_best_on_val=args.select_best_on_val, progress=False if args.no_progress else None,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.labelmap import LABEL_MAPS
+from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
 from reprolib.sparsity.masks import KINDS as TICKET_KINDS
 from reprolib.sparsity.network import NETWORKS
@@ -41,6 +42,7 @@ class TransferConfig:
     n_shot: int = -1                       # images per class; -1 = full training set
     seed: int | None = None                # None = the protocol's seed
     protocol: str | None = None            # None = the profile's protocol
+    backbone: str | None = None            # None = the profile's backbone (a registry name)
     batch_size: int | None = None          # None = the protocol's batch for this target
     epochs: int | None = None              # None = the protocol's epochs
     device: str | None = None              # None = the profile's device (auto | cpu | cuda)
@@ -61,11 +63,13 @@ class TransferConfig:
         self._validate_counts()
         if self.device is not None:
             check_choice("device", self.device, DEVICES)
-        for name in ("protocol", "pretrained_dir", "results_path"):
+        for name in ("protocol", "backbone", "pretrained_dir", "results_path"):
             if getattr(self, name) is not None:
                 check_type(name, getattr(self, name), str)
         if self.protocol is not None:
             check_choice("protocol", self.protocol, protocol_names())
+        if self.backbone is not None:
+            check_choice("backbone", self.backbone, backbone_names())
         check_type("select_best_on_val", self.select_best_on_val, bool)
         check_type("val_fraction", self.val_fraction, float)
         if not 0.0 < self.val_fraction < 1.0:

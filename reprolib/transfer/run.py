@@ -13,6 +13,7 @@ training subset. Test data never selects or builds anything.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -47,6 +48,8 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
     """(hashed config dict, Profile, Protocol) with every None filled in."""
     cfg.validate()
     profile = load_profile(cfg.profile)
+    if cfg.backbone is not None:   # the same study on another backbone (the hashed config names it)
+        profile = dataclasses.replace(profile, backbone=cfg.backbone)
     check_choice("dataset", cfg.target, names())
     protocol = get_protocol(cfg.protocol or profile.protocol)
     epochs = cfg.epochs or protocol.epochs
