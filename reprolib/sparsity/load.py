@@ -218,8 +218,8 @@ def _guess_arch(arch: str, weights: dict[str, Tensor], num_classes: int | None) 
 
 
 def _build_and_load(arch: str, weights: dict[str, Tensor], file: Path) -> nn.Module:
-    fc = weights.get("fc.weight")
-    num_classes = int(fc.shape[0]) if fc is not None and fc.dim() == 2 else None  # the ticket's own head
+    head = weights.get(f"{get_spec(arch).classifier}.weight")
+    num_classes = int(head.shape[0]) if head is not None and head.dim() == 2 else None  # the ticket's own head
     net = build_network(arch, num_classes, device="meta")  # parameters come from the file (assign=True)
     missing, unexpected, shapes = _mismatches(net, weights)
     if missing or unexpected:
