@@ -27,7 +27,7 @@ DRYRUN_STAMP := $(DRYRUN_ROOT)/.reprolib-dryrun-root
 .PHONY: help setup data data-dryrun test test-lib test-notebooks test-dryrun figures lab bench clean-results
 help:
 	@echo "make figures    regenerate every table and figure (PROFILE=$(PROFILE): embedded | smoke | paper | paper-dryrun)"
-	@echo "make test       library tests + nbval over every notebook (smoke profile)"
+	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
 	@echo "make lab        JupyterLab on notebooks/ (open NN_*.py as notebooks; executed copies in notebooks/executed/)"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date)"
