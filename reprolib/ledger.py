@@ -60,6 +60,19 @@ def shot_columns(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"shots_min": shots.get("min"), "shots_max": shots.get("max"), "capped": len(shots.get("capped") or [])}
 
 
+def run_identity(cfg: dict[str, Any], kind: str | None, level: int | None) -> dict[str, Any]:
+    """The columns that say which run a row is: target, arm, method, label map, network, ticket.
+
+    The dense network is IMP level 0 (ARCHITECTURE.md), whatever kind its record names.
+    """
+    label_map = cfg.get("label_map") or None
+    dense = cfg.get("network") == "dense"
+    return {"profile": cfg.get("profile"), "target": cfg.get("target"),
+            "arm": arm_name(cfg.get("method"), label_map), "method": cfg.get("method"), "label_map": label_map,
+            "network": cfg.get("network"), "ticket_kind": "imp" if dense else kind, "level": 0 if dense else level,
+            "n_shot": cfg.get("n_shot"), "seed": cfg.get("seed")}
+
+
 def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
     """One ledger row from one record (ARCHITECTURE.md schema)."""
     try:
@@ -69,24 +82,13 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
                             "lacks 'config' or 'metrics'; valid records follow ARCHITECTURE.md") from None
     ticket = cfg.get("ticket") or {}
     protocol = cfg.get("protocol")
-    label_map = cfg.get("label_map") or None
     row: dict[str, Any] = {
         "id": record.get("id"),
-        "profile": cfg.get("profile"),
+        **run_identity(cfg, ticket.get("kind"), ticket.get("level")),
         "backbone": cfg.get("backbone"),
-        "target": cfg.get("target"),
-        "arm": arm_name(cfg.get("method"), label_map),
-        "method": cfg.get("method"),
-        "label_map": label_map,
-        "network": cfg.get("network"),
-        # The dense network is IMP level 0 (ARCHITECTURE.md), whatever kind its record names.
-        "ticket_kind": "imp" if cfg.get("network") == "dense" else ticket.get("kind"),
-        "level": 0 if cfg.get("network") == "dense" else ticket.get("level"),
         "density": ticket.get("density"),
         "density_rlt": ticket.get("density_rlt"),
-        "n_shot": cfg.get("n_shot"),
         **shot_columns(cfg),
-        "seed": cfg.get("seed"),
         "protocol": protocol.get("name") if isinstance(protocol, dict) else protocol,
         "split": cfg.get("split"),
         "prompt_size": cfg.get("prompt_size"),
@@ -113,14 +115,9 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
 def failure_to_row(failure: dict[str, Any]) -> dict[str, Any]:
     """One ledger row from one failure record: the run's identity, status 'failed', the error."""
     cfg = failure.get("config") or {}
-    label_map = cfg.get("label_map") or None
-    return {"id": failure.get("id"), "profile": cfg.get("profile"), "target": cfg.get("target"),
-            "arm": arm_name(cfg.get("method"), label_map), "method": cfg.get("method"), "label_map": label_map,
-            "network": cfg.get("network"),
-            "ticket_kind": "imp" if cfg.get("network") == "dense" else cfg.get("kind"),
-            "level": 0 if cfg.get("network") == "dense" else cfg.get("level"),
-            "n_shot": cfg.get("n_shot"), "seed": cfg.get("seed"), "protocol": cfg.get("protocol"),
-            "created": failure.get("created"), "status": FAILED, "error": failure.get("error")}
+    return {"id": failure.get("id"), **run_identity(cfg, cfg.get("kind"), cfg.get("level")),
+            "protocol": cfg.get("protocol"), "created": failure.get("created"), "status": FAILED,
+            "error": failure.get("error")}
 
 
 def read_records(runs_dir: Path, failures: bool = False) -> list[dict[str, Any]]:
