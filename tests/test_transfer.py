@@ -211,6 +211,8 @@ def test_smm_generator_schedule_follows_the_backbone_family():
     (dict(device="tpu"), "valid choices: auto, cpu, cuda"),
     (dict(epochs=0), "epochs"),
     (dict(seed="1"), "seed must be int"),
+    (dict(backbone="vgg16"), "unknown backbone 'vgg16'; valid choices: small_resnet, resnet18, resnet50"),
+    (dict(backbone=50), "backbone must be str"),
 ])
 def test_bad_config_values_are_one_line_errors(kwargs, needle):
     with pytest.raises(ReprolibError) as err:
