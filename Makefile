@@ -48,6 +48,10 @@ $(DATA_STAMP): $(SETUP_STAMP) reprolib/data/embedded.py
 	  && { apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
 	       || { apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; }; }; } \
 	  || echo "note: could not install dataset-fashion-mnist; reprolib will try torchvision's download"
+	@# The glyphs target's fonts: matplotlib's plus Debian's DejaVu (reprolib/data/glyphs.py).
+	@dpkg -s fonts-dejavu-core fonts-dejavu-extra >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get install -y -q fonts-dejavu-core fonts-dejavu-extra >/dev/null 2>&1; } \
+	  || echo "note: could not install fonts-dejavu-core/-extra; glyphs uses matplotlib's fonts only (a smaller set)"
 	$(PY) -m reprolib data --prepare
 	@mkdir -p $(dir $@) && touch $@
 

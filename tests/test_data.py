@@ -3,6 +3,7 @@
 import dataclasses
 import gzip
 import pickle
+from pathlib import Path
 import subprocess
 import sys
 
@@ -227,6 +228,17 @@ def test_glyph_build_is_deterministic():
     assert a["images"].shape == (4 * 10 * 2, 1, 28, 28)
     c = glyphs.build_glyphs(fonts, copies=2, seed=1)
     assert not torch.equal(a["images"], c["images"])
+
+
+def test_glyph_fonts_come_only_from_matplotlib_and_dejavu():
+    """Other installed fonts (Debian's chromium brings Liberation) must not change the glyphs set."""
+    import matplotlib
+
+    allowed = (Path(matplotlib.get_data_path()) / "fonts", Path("/usr/share/fonts/truetype/dejavu"))
+    files = glyphs._font_files(True)
+    assert glyphs.SYSTEM_FONT_DIRS == ("/usr/share/fonts/truetype/dejavu",)
+    assert files and all(any(f.is_relative_to(a) for a in allowed) for f in files)
+    assert not any("iberation" in f.name for f in files)
 
 
 # ---- paper sets: error path and code path on fake folders ----------------------------------

@@ -2,7 +2,9 @@
 
 Letters A-J (10 classes) are rendered with FreeType (matplotlib's FT2Font) from every
 usable font: matplotlib's bundled fonts (mpl-data/fonts/ttf: DejaVu, STIX, Computer
-Modern), plus system fonts under SYSTEM_FONT_DIRS when USE_SYSTEM_FONTS is true. Fonts
+Modern), plus Debian's DejaVu fonts (packages fonts-dejavu-core and fonts-dejavu-extra,
+under SYSTEM_FONT_DIRS; `make data` installs them when it runs as root) when
+USE_SYSTEM_FONTS is true. Fonts
 are deduplicated by (family, style); a font is usable when it maps all ten letters to
 distinct, non-blank glyphs (this drops symbol fonts such as cmex10 and fallback fonts).
 
@@ -21,9 +23,13 @@ images, 3,000 train / 960 test) the test fonts are: DejaVu Math TeX Gyre Regular
 Sans Book, DejaVu Serif Book, DejaVu Serif Condensed, cmr10, cmsy10 (calligraphic
 capitals), cmti10, cmtt10 (all Regular).
 
-Caveat: the system font set varies between machines, so the cache file name carries a hash
-of the font set and parameters; set USE_SYSTEM_FONTS = False for a set that depends only
-on the pinned matplotlib version. Built once and cached (atomically) under root.
+Only the DejaVu folder is read, not every system font: the set must not depend on what else
+a machine has installed (Debian's chromium, for one, brings the Liberation fonts, which
+turned the 33-font set into 49 fonts and changed every glyphs number). Without the Debian
+fonts the set is matplotlib's alone and smaller; the cache file name carries a hash of the
+font set and parameters, so the two sets never mix. USE_SYSTEM_FONTS = False gives a set
+that depends only on the pinned matplotlib version. Built once and cached (atomically)
+under root.
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ MAX_ROTATION_DEG = 12.0
 SCALE_RANGE = (0.85, 1.10)
 MAX_SHIFT_PX = 2.0
 USE_SYSTEM_FONTS = True
-SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+# Debian's fonts-dejavu-core + fonts-dejavu-extra; nothing else, so other packages' fonts never enter.
+SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)
 # Families whose A-J code points hold no letters (or a placeholder box).
 EXCLUDED_FAMILIES = frozenset({"cmex10", "Last Resort High-Efficiency", "Last Resort"})
 
