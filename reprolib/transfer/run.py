@@ -32,7 +32,7 @@ from reprolib.devices import device_name, resolve_device
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.metrics import calibration_summary
 from reprolib.models.registry import get_spec
-from reprolib.protocols import get_protocol
+from reprolib.protocols import eval_schedule, get_protocol
 from reprolib.records import (build_record, config_hash, read_record, record_exists,
                               write_json_atomic, write_npz_atomic)
 from reprolib.sparsity.network import get_network
@@ -165,7 +165,8 @@ def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
     progress = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
     return FitSettings(epochs=hashed["epochs"], batch_size=hashed["batch_size"],
                        test_batch_size=hashed["test_batch_size"], seed=hashed["seed"],
-                       device=hashed["device"], progress=progress, desc=f"{cfg.method} {cfg.target}")
+                       device=hashed["device"], progress=progress, desc=f"{cfg.method} {cfg.target}",
+                       eval_epochs=tuple(eval_schedule(hashed["protocol"]["eval_fraction"], hashed["epochs"])))
 
 
 def run_metrics(cfg: TransferConfig, profile, method: TransferMethod, test: tuple[torch.Tensor, torch.Tensor],

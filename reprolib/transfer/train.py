@@ -3,7 +3,9 @@
 `fit(method, splits, settings)` trains a `TransferMethod` (reprolib.transfer.method) on raw
 [0, 1] image splits: the method turns them into stored inputs once (`prepare` / `encode`),
 and the loop walks those in memory (on the GPU when there is one). Minibatches are drawn
-by a seeded `torch.Generator`, so a seed fixes the order on every device.
+by a seeded `torch.Generator`, so a seed fixes the order on every device. Test and
+validation are evaluated on the protocol's schedule (`Protocol.eval_epochs`: a tenth of the
+run by default, and always the last epoch), not after every epoch as the public loops do.
 
 On CUDA the training forward pass runs under bf16 autocast (no gradient scaler needed) and
 the backbone and its inputs use channels_last; evaluation (`evaluate`, via batching.predict)
@@ -93,6 +95,12 @@ class FitSettings:
     device: str = "cpu"
     progress: bool = False
     desc: str = ""
+    eval_epochs: tuple[int, ...] | None = None   # 1-based epochs evaluated (None: every one)
+
+    def evaluates(self, epoch: int) -> bool:
+        """Whether test (and val) are evaluated after 0-based `epoch`; the last one always is."""
+        last = epoch == self.epochs - 1
+        return last or self.eval_epochs is None or (epoch + 1) in self.eval_epochs
 
 
 @dataclass
@@ -145,7 +153,9 @@ class _BestEpoch:
 
 
 def _new_curves(with_val: bool) -> dict[str, list]:
-    curves: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": [], "lr": []}
+    """Per-epoch training curves, and test (val) accuracy at the evaluated epochs (`eval_epoch`)."""
+    curves: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "lr": [],
+                               "eval_epoch": [], "test_accuracy": []}
     if with_val:
         curves["val_accuracy"] = []
     return curves
@@ -166,11 +176,13 @@ def _train_epoch(method: TransferMethod, stored: _Stored, settings: FitSettings,
 
 
 def fit(method: TransferMethod, splits: Splits, settings: FitSettings) -> FitResult:
-    """Train for `settings.epochs`, evaluating on test every epoch (the curve); final epoch reported.
+    """Train for `settings.epochs`; test (and val) evaluated at `settings.eval_epochs` and after
+    the last epoch, whose state is reported.
 
-    With a validation split, the state (learned modules and label map) of the epoch with the
-    best validation accuracy (first one on ties) is restored at the end and the test logits
-    are recomputed with it; test accuracy never selects anything.
+    With a validation split, the state (learned modules and label map) of the evaluated epoch
+    with the best validation accuracy (first one on ties) is restored at the end and the test
+    logits are recomputed with it; test accuracy never selects anything. Evaluation changes
+    no state and draws no random numbers, so the final metrics do not depend on the schedule.
     """
     stored = _store(method, splits)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -180,10 +192,14 @@ def fit(method: TransferMethod, splits: Splits, settings: FitSettings) -> FitRes
     bar = tqdm(range(settings.epochs), desc=settings.desc, disable=not settings.progress, leave=False)
     for epoch in bar:
         stats = _train_epoch(method, stored, settings, epoch, generator)
-        test_logits, test_acc = evaluate(method.forward, *stored.test, settings.test_batch_size, settings.device)
         for key, value in (("lr", stats["lr"]), ("epoch", epoch + 1), ("train_loss", stats["loss"]),
-                           ("train_accuracy", stats["accuracy"]), ("test_accuracy", test_acc)):
+                           ("train_accuracy", stats["accuracy"])):
             curves[key].append(value)
+        if not settings.evaluates(epoch):
+            continue
+        test_logits, test_acc = evaluate(method.forward, *stored.test, settings.test_batch_size, settings.device)
+        curves["eval_epoch"].append(epoch + 1)
+        curves["test_accuracy"].append(test_acc)
         if stored.val is not None:
             _, val_acc = evaluate(method.forward, *stored.val, settings.test_batch_size, settings.device)
             curves["val_accuracy"].append(val_acc)

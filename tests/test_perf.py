@@ -1,0 +1,91 @@
+"""Issue 13 (performance): the evaluation schedule, the LP feature cache and grouped runs.
+
+Each test checks that the faster path gives the numbers of the plain one (bit for bit where
+the computation is the same, within a stated tolerance where batches are concatenated) and
+that it really does less work (counted calls, never timed).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reprolib.errors import ReprolibError
+from reprolib.protocols import eval_schedule, get_protocol
+from reprolib.transfer.train import evaluate as REAL_EVALUATE
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_eval_schedule_every_tenth_and_always_the_last_epoch():
+    assert eval_schedule(0.1, 100) == list(range(10, 101, 10))
+    assert eval_schedule(0.1, 200) == list(range(20, 201, 20))
+    assert eval_schedule(0.1, 8) == list(range(1, 9))           # the embedded preset: every epoch
+    assert eval_schedule(0.3, 10) == [3, 6, 9, 10]              # the last epoch is always evaluated
+    assert eval_schedule(1.0, 7) == [7]
+    assert get_protocol("rlt").eval_epochs(100) == list(range(10, 101, 10))
+    with pytest.raises(ReprolibError, match="eval_fraction"):
+        get_protocol("smoke", eval_fraction=0.0)
+
+
+def _digits_context(backbone, label_map=None, epochs=6, seed=5):
+    from reprolib.data import info
+    from reprolib.transfer.method import MethodContext
+
+    return MethodContext(backbone=backbone, target=info("digits"), protocol=get_protocol("smoke"),
+                         epochs=epochs, seed=seed, label_map=label_map)
+
+
+def _tiny_splits(with_val=False):
+    from reprolib.transfer.train import Splits
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(120, 1, 28, 28, generator=gen), torch.randint(0, 10, (120,), generator=gen)
+    val = (x[96:], y[96:]) if with_val else None
+    return Splits(train=(x[:64], y[:64]), test=(x[64:96], y[64:96]), val=val)
+
+
+def _fit_counting(monkeypatch, method, splits, settings):
+    import reprolib.transfer.train as train
+
+    calls = []
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: calls.append(len(a[1])) or REAL_EVALUATE(*a, **k))
+    return train.fit(method, splits, settings), calls
+
+
+@pytest.mark.parametrize("kind,label_map", [("vp", "ilm"), ("lp", None)])
+def test_sparse_evaluation_gives_the_same_final_state_and_logits(monkeypatch, kind, label_map):
+    from reprolib.models import get_backbone
+    from reprolib.transfer.registry import build_method
+    from reprolib.transfer.train import FitSettings
+
+    torch.manual_seed(0)
+    backbone = get_backbone("small_resnet", weights=None)
+    outcomes = []
+    for eval_epochs in (None, (3, 6)):
+        method = build_method(kind, _digits_context(backbone, label_map))
+        settings = FitSettings(epochs=6, batch_size=16, test_batch_size=32, seed=5, eval_epochs=eval_epochs)
+        result, calls = _fit_counting(monkeypatch, method, _tiny_splits(), settings)
+        outcomes.append((result, method.learned_state(), calls))
+    (every, every_state, every_calls), (sparse, sparse_state, sparse_calls) = outcomes
+    assert len(every_calls) == 6 and len(sparse_calls) == 2          # test evaluated 6 times vs twice
+    assert torch.equal(every.test_logits, sparse.test_logits)        # the reported logits: bit for bit
+    assert all(torch.equal(every_state[k], sparse_state[k]) for k in every_state)
+    assert sparse.curves["eval_epoch"] == [3, 6] and every.curves["eval_epoch"] == [1, 2, 3, 4, 5, 6]
+    assert sparse.curves["test_accuracy"] == [every.curves["test_accuracy"][2], every.curves["test_accuracy"][5]]
+    assert sparse.curves["train_loss"] == every.curves["train_loss"] and len(sparse.curves["epoch"]) == 6
+
+
+def test_validation_follows_the_schedule_and_selects_only_evaluated_epochs(monkeypatch):
+    from reprolib.models import get_backbone
+    from reprolib.transfer.registry import build_method
+    from reprolib.transfer.train import FitSettings
+
+    torch.manual_seed(0)
+    backbone = get_backbone("small_resnet", weights=None)
+    method = build_method("lp", _digits_context(backbone))
+    settings = FitSettings(epochs=6, batch_size=16, test_batch_size=32, seed=5, eval_epochs=(2, 4))
+    result, calls = _fit_counting(monkeypatch, method, _tiny_splits(with_val=True), settings)
+    assert result.curves["eval_epoch"] == [2, 4, 6] and len(result.curves["val_accuracy"]) == 3
+    assert result.selected_epoch + 1 in (2, 4, 6)
+    assert calls.count(24) == 3                                       # val (24 images) only at 2, 4, 6
