@@ -89,3 +89,41 @@ def test_validation_follows_the_schedule_and_selects_only_evaluated_epochs(monke
     assert result.curves["eval_epoch"] == [2, 4, 6] and len(result.curves["val_accuracy"]) == 3
     assert result.selected_epoch + 1 in (2, 4, 6)
     assert calls.count(24) == 3                                       # val (24 images) only at 2, 4, 6
+
+
+def test_lp_features_computed_once_per_network_and_images_and_bit_identical(tmp_path):
+    from reprolib.models import get_backbone
+    from reprolib.transfer.feature_cache import FeatureStore, feature_key
+    from reprolib.transfer.linear_probe import LinearProbe
+    from reprolib.transfer.method import MethodContext
+    from reprolib.transfer.train import FitSettings, fit
+
+    torch.manual_seed(0)
+    backbone = get_backbone("small_resnet", weights=None)
+    splits = _tiny_splits()
+    settings = FitSettings(epochs=2, batch_size=16, test_batch_size=32, seed=5)
+    plain = LinearProbe(_digits_context(backbone, epochs=2))
+    plain_result = fit(plain, splits, settings)
+
+    store = FeatureStore(tmp_path / "features")
+    ctx = MethodContext(**{**_digits_context(backbone, epochs=2).__dict__, "feature_store": store})
+    for seed in (5, 6):   # two runs (another seed): the second computes nothing new
+        fit(LinearProbe(ctx), splits, FitSettings(epochs=2, batch_size=16, test_batch_size=32, seed=seed))
+        assert store.computed == 2                                    # train split + test split, once
+    assert len(list((tmp_path / "features").glob("*.pt"))) == 2
+    assert not list((tmp_path / "features").glob(".*"))              # no temp file left behind
+
+    fresh = FeatureStore(tmp_path / "features")                      # another process: from disk
+    cached = LinearProbe(MethodContext(**{**ctx.__dict__, "feature_store": fresh}))
+    cached_result = fit(cached, splits, settings)
+    assert fresh.computed == 0
+    assert torch.equal(plain_result.test_logits, cached_result.test_logits)
+    assert torch.equal(plain.learned_state()["head.weight"], cached.learned_state()["head.weight"])
+
+    # The key names what produced the features: other images or other weights are another key.
+    x = splits.test[0]
+    key = feature_key(backbone, x, "cpu", 256)
+    assert key == feature_key(backbone, x.clone(), "cpu", 256)
+    assert key != feature_key(backbone, x[:-1], "cpu", 256)
+    other = get_backbone("small_resnet", weights=None)
+    assert key != feature_key(other, x, "cpu", 256)

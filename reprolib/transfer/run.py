@@ -37,6 +37,7 @@ from reprolib.records import (build_record, config_hash, read_record, record_exi
                               write_json_atomic, write_npz_atomic)
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
+from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.ood_eval import ood_images, ood_metrics
 from reprolib.transfer.registry import build_method
@@ -156,9 +157,14 @@ def load_backbone(cfg: TransferConfig, profile, device: str):
     return backbone, ticket
 
 
-def method_context(cfg: TransferConfig, hashed: dict[str, Any], protocol, backbone, target) -> MethodContext:
+def method_context(cfg: TransferConfig, hashed: dict[str, Any], protocol, backbone, target,
+                   profile=None) -> MethodContext:
+    """The method's context; with `profile`, LP features are shared through the profile's
+    feature cache (`<artifacts>/features`, reprolib.transfer.feature_cache)."""
+    store = None if profile is None else store_for(paths.features_dir(profile.path("artifacts")))
     return MethodContext(backbone=backbone, target=target, protocol=protocol, epochs=hashed["epochs"],
-                         seed=hashed["seed"], device=hashed["device"], label_map=cfg.label_map)
+                         seed=hashed["seed"], device=hashed["device"], label_map=cfg.label_map,
+                         feature_store=store)
 
 
 def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
@@ -214,7 +220,7 @@ def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
     torch.manual_seed(seed)
     data = load_target(cfg, profile, seed, protocol)
     backbone, ticket = load_backbone(cfg, profile, device)
-    method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info))
+    method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info, profile))
     splits = data.on_device(device)
     result = fit(method, splits, fit_settings(cfg, hashed))
     metrics = run_metrics(cfg, profile, method, (result.test_logits, splits.test[1]), data.test.info, hashed)
