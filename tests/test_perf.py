@@ -127,3 +127,108 @@ def test_lp_features_computed_once_per_network_and_images_and_bit_identical(tmp_
     assert key != feature_key(backbone, x[:-1], "cpu", 256)
     other = get_backbone("small_resnet", weights=None)
     assert key != feature_key(other, x, "cpu", 256)
+
+
+GROUP_TOLERANCE = dict(rtol=1e-4, atol=1e-5)   # float round-off of one concatenated backbone batch
+
+
+def _group_members(backbone, splits_of):
+    """(method, splits, settings) of four different prompt runs, uneven training sizes."""
+    from reprolib.transfer.registry import build_method
+    from reprolib.transfer.train import FitSettings
+
+    arms = [("vp", "ilm", 5, 40), ("vp", "flm", 6, 64), ("smm", "ilm", 7, 24), ("full", "ilm", 8, 50)]
+    members = []
+    for kind, label_map, seed, n_train in arms:
+        method = build_method(kind, _digits_context(backbone, label_map, epochs=3, seed=seed))
+        settings = FitSettings(epochs=3, batch_size=16, test_batch_size=32, seed=seed, eval_epochs=(2, 3))
+        members.append((method, splits_of(n_train), settings))
+    return members
+
+
+def test_grouped_training_equals_one_by_one_within_tolerance(monkeypatch):
+    from reprolib.models import get_backbone
+    from reprolib.transfer.grouped import fit_group
+    from reprolib.transfer.train import Splits, fit
+
+    torch.manual_seed(0)
+    backbone = get_backbone("small_resnet", weights=None).eval().requires_grad_(False)
+    base = _tiny_splits()
+
+    def splits_of(n):
+        return Splits(train=(base.train[0][:n], base.train[1][:n]), test=base.test)
+
+    alone = [(fit(m, s, st), m.learned_state()) for m, s, st in _group_members(backbone, splits_of)]
+    calls = []
+    real_forward = backbone.forward
+    monkeypatch.setattr(backbone, "forward", lambda x: calls.append(len(x)) or real_forward(x))
+    members = _group_members(backbone, splits_of)
+    grouped = fit_group(backbone, members)
+    assert max(calls) == 16 * 4                                   # one backbone batch for all four runs
+    for (one, one_state), (method, _, _), together in zip(alone, members, grouped):
+        state = method.learned_state()
+        assert set(state) == set(one_state)
+        for key in state:
+            torch.testing.assert_close(state[key].float(), one_state[key].float(), **GROUP_TOLERANCE)
+        torch.testing.assert_close(together.test_logits, one.test_logits, **GROUP_TOLERANCE)
+        assert together.curves["eval_epoch"] == one.curves["eval_epoch"] == [2, 3]
+        assert together.curves["train_loss"] == pytest.approx(one.curves["train_loss"], rel=1e-4)
+    assert not torch.allclose(alone[0][1]["prompt.theta"], torch.zeros_like(alone[0][1]["prompt.theta"]))
+
+
+def test_sweep_groups_prompt_runs_by_backbone_and_target_and_leaves_lp_alone():
+    from reprolib.config import load_profile
+    from reprolib.sweep import build_grid
+    from reprolib.transfer.grouped import group_configs
+
+    configs = build_grid(load_profile("embedded"))
+    groups = group_configs(configs, max_runs=16)
+    assert sorted(id(c) for g in groups for c in g) == sorted(id(c) for c in configs)   # each once
+    for group in groups:
+        first = group[0]
+        assert len(group) <= 16
+        assert all((c.target, c.network, c.kind, c.level) == (first.target, first.network, first.kind, first.level)
+                   for c in group)
+        assert first.method != "lp" or len(group) == 1
+    # embedded: 2 targets x 7 networks; per pair 4 prompt arms x (3 shots x 3 seeds + 3 full) = 48
+    # prompt runs = 3 groups of 16; each of the 2 x 7 x 12 LP runs alone.
+    assert sum(1 for g in groups if g[0].method != "lp") == 2 * 7 * 3
+    assert sum(1 for g in groups if g[0].method == "lp") == 2 * 7 * 12
+
+
+@pytest.fixture(scope="module")
+def smoke_upstream():
+    from reprolib.config import load_profile
+    from reprolib.sparsity import make_tickets
+    from reprolib.sparsity.masks import is_complete, ticket_dir
+
+    profile = load_profile("smoke")
+    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
+        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
+    return profile
+
+
+def test_grouped_sweep_through_submitit_writes_the_same_records(smoke_upstream, tmp_path, capsys):
+    pytest.importorskip("submitit")
+    from reprolib.sweep import SubmititOptions, run_sweep
+    from reprolib.transfer import TransferConfig, run_transfer
+
+    def configs(folder):
+        base = dict(profile="smoke", target="digits", protocol="smoke", device="cpu", epochs=2,
+                    results_path=str(tmp_path / folder), progress=False)
+        return [TransferConfig(**base, method="vp", label_map="ilm", n_shot=2, seed=1),
+                TransferConfig(**base, method="vp", label_map="flm", n_shot=3, seed=2),
+                TransferConfig(**base, method="smm", label_map="ilm", n_shot=2, seed=1),
+                TransferConfig(**base, method="lp", n_shot=2, seed=1)]
+
+    alone = [run_transfer(cfg) for cfg in configs("alone")]
+    summary = run_sweep(configs("grouped"), executor="submitit", group_runs=4,
+                        submitit=SubmititOptions(cluster="debug", folder=tmp_path / "logs"))
+    assert "submitted 2 runs to submitit" in capsys.readouterr().out   # one job per group (3 prompt runs, LP)
+    assert summary.ok and [r["id"] for r in summary.records] == [r["id"] for r in alone]
+    for one, together in zip(alone, summary.records):
+        assert together["label_map"] == one["label_map"]
+        for key in ("accuracy", "ece", "nll", "brier"):
+            assert together["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-4, abs=1e-5)
+    assert sorted(p.name for p in (tmp_path / "grouped").glob("*.json")) == \
+        sorted(p.name for p in (tmp_path / "alone").glob("*.json"))
