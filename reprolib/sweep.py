@@ -362,7 +362,9 @@ def run(args: argparse.Namespace) -> int:
             print(_describe(config))
         print(f"{len(configs)} runs")
         rate = cost.throughput(profile.backbone, args.throughput_fwd, args.throughput_fwdbwd)
-        for line in cost.describe(cost.grid_cost(configs, profile, get_protocol(profile.protocol).epochs), rate):
+        epochs = get_protocol(profile.protocol).epochs
+        for line in cost.describe(cost.grid_cost(configs, profile, epochs), rate) + \
+                cost.describe_plans(configs, profile, epochs, rate):
             print(line)
         return 0
     summary = run_sweep(configs, executor=args.executor, submitit=SubmititOptions(cluster=args.cluster),

@@ -232,3 +232,43 @@ def test_grouped_sweep_through_submitit_writes_the_same_records(smoke_upstream, 
             assert together["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-4, abs=1e-5)
     assert sorted(p.name for p in (tmp_path / "grouped").glob("*.json")) == \
         sorted(p.name for p in (tmp_path / "alone").glob("*.json"))
+
+
+def test_cost_after_plan_counts_scheduled_tests_shared_lp_features_and_grouped_steps():
+    from types import SimpleNamespace
+
+    from reprolib import cost
+
+    profile = SimpleNamespace(targets=["cifar10", "flowers102"], protocol="rlt")   # 600 OOD images per run
+
+    def cfg(method, label_map, n_shot, seed):
+        return SimpleNamespace(target="cifar10", method=method, label_map=label_map, n_shot=n_shot, seed=seed,
+                               epochs=None, network="dense", kind="imp", level=0)
+
+    configs = [cfg("vp", "flm", -1, 1), cfg("lp", None, 10, 1), cfg("lp", None, 10, 2), cfg("lp", None, -1, 1)]
+    before = cost.grid_cost(configs, profile, 20, cost.BEFORE)
+    after = cost.grid_cost(configs, profile, 20, cost.AFTER)
+    vp_before = 20 * 10_000 + 50_000 + 600            # test every epoch, FLM once, OOD
+    vp_after = 10 * 10_000 + 50_000 + 600             # test at epochs 2, 4, ..., 20
+    lp_before = 2 * (100 + 10_000 + 600) + (50_000 + 10_000 + 600)
+    lp_after = (10_000 + 600) + 100 + 100 + 50_000    # test + OOD once; each subset; the full split
+    assert (before.fwd, after.fwd) == (vp_before + lp_before, vp_after + lp_after)
+    assert before.fwdbwd == after.fwdbwd == 20 * 50_000
+    # A 1-shot CIFAR-10 run (10 images, one step) is priced as a 128-image step alone, 8 in a group of 16.
+    assert cost.padded_fwdbwd(10, 128, 1, 1) == 128 and cost.padded_fwdbwd(10, 128, 1, 16) == 10
+    assert cost.padded_fwdbwd(16, 128, 3, 16) == 3 * 16 and cost.padded_fwdbwd(5, 128, 1, 16) == 8
+    assert cost.padded_fwdbwd(50_000, 128, 1, 1) == 390 * 128 + 128   # the last step (80 images) padded
+
+
+def test_the_paper_grid_cost_before_and_after(capsys):
+    """The schedule and LP sharing cut the forward passes by 56%; the grid's GPU-hours by 24%
+    (training forward+backward of the full-data runs is most of what is left)."""
+    from reprolib.cli import main
+
+    assert main(["sweep", "--profile", "paper", "--dry-run", "--throughput-fwd", "3000",
+                 "--throughput-fwdbwd", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "before: test every epoch, LP features per run, one run at a time: 1,649.4 GPU-hours" in out
+    assert "with the small-step floor (ASSUMED 128-image steps) 1,656.2" in out
+    assert "after: test every tenth of the run, shared LP features, groups of 16: 1,250.5 GPU-hours" in out
+    assert "after / before: 0.76 of the GPU-hours with the floor (0.76 without)" in out
