@@ -272,3 +272,25 @@ def test_the_paper_grid_cost_before_and_after(capsys):
     assert "with the small-step floor (ASSUMED 128-image steps) 1,656.2" in out
     assert "after: test every tenth of the run, shared LP features, groups of 16: 1,250.5 GPU-hours" in out
     assert "after / before: 0.76 of the GPU-hours with the floor (0.76 without)" in out
+
+
+def test_a_group_that_raises_fails_each_of_its_runs_and_bad_group_size_is_an_error(tmp_path, monkeypatch):
+    import reprolib.sweep as sweep
+    from reprolib.transfer import TransferConfig
+
+    base = dict(profile="smoke", target="digits", protocol="smoke", device="cpu", results_path=str(tmp_path),
+                progress=False, method="vp", label_map="ilm")
+    configs = [TransferConfig(**base, n_shot=2, seed=s) for s in (1, 2)] + \
+        [TransferConfig(**{**base, "target": "glyphs"}, n_shot=2, seed=1)]
+
+    def boom(group):
+        raise RuntimeError(f"group of {len(group)} failed")
+
+    monkeypatch.setattr(sweep, "run_group", boom)
+    summary = sweep.run_sweep(configs, group_runs=4, verbose=False)
+    assert [f.error for f in summary.failures] == ["RuntimeError: group of 2 failed"] * 2 + \
+        ["RuntimeError: group of 1 failed"]
+    assert [f.config for f in summary.failures] == configs                 # the grid's order
+    assert len(list(tmp_path.glob("*.failed.json"))) == 3
+    with pytest.raises(ReprolibError, match="group_runs must be >= 1"):
+        sweep.run_sweep(configs, group_runs=0)
