@@ -294,3 +294,16 @@ def test_a_group_that_raises_fails_each_of_its_runs_and_bad_group_size_is_an_err
     assert len(list(tmp_path.glob("*.failed.json"))) == 3
     with pytest.raises(ReprolibError, match="group_runs must be >= 1"):
         sweep.run_sweep(configs, group_runs=0)
+
+
+def test_feature_memory_keeps_the_most_recent_within_its_limits(monkeypatch):
+    import reprolib.transfer.feature_cache as feature_cache
+
+    store = feature_cache.FeatureStore(None, memory_items=2)
+    for key in "abc":
+        store.features(key, lambda: torch.zeros(4, 8), "cpu")
+    assert list(store._memory) == ["b", "c"] and store.computed == 3
+    store.features("b", lambda: pytest.fail("b was remembered"), "cpu")
+    monkeypatch.setattr(feature_cache, "MEMORY_BYTES", 100)           # 4 x 8 floats = 128 bytes each
+    store.features("d", lambda: torch.zeros(4, 8), "cpu")
+    assert list(store._memory) == ["d"]                                # over the byte limit: only the newest

@@ -30,7 +30,8 @@ from torch import Tensor
 
 from reprolib.records import atomic_torch_save
 
-MEMORY_ITEMS = 8   # feature tensors kept in memory per process (a sweep worker's recent splits)
+MEMORY_ITEMS = 8             # feature tensors kept in memory per process (a sweep worker's recent splits)
+MEMORY_BYTES = 2 * 1024 ** 3  # and at most this many bytes of them (one is always kept)
 
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -66,7 +67,7 @@ def feature_key(backbone, images: Tensor, device: str, batch_size: int) -> str:
 
 
 class FeatureStore:
-    """Features by key: in memory (LRU, `MEMORY_ITEMS`), then on disk under `directory`
+    """Features by key: in memory (LRU, `MEMORY_ITEMS` and `MEMORY_BYTES`), then on disk under `directory`
     (None: memory only), else computed by `compute(images)` and stored."""
 
     def __init__(self, directory: str | Path | None, memory_items: int = MEMORY_ITEMS):
@@ -74,6 +75,9 @@ class FeatureStore:
         self.memory_items = memory_items
         self._memory: OrderedDict[str, Tensor] = OrderedDict()
         self.computed = 0   # feature passes this store ran (the rest came from memory or disk)
+
+    def _memory_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._memory.values())
 
     def path(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.pt"
@@ -92,7 +96,7 @@ class FeatureStore:
             if path is not None:
                 atomic_torch_save(features, path)
         self._memory[key] = features
-        while len(self._memory) > self.memory_items:
+        while len(self._memory) > 1 and (len(self._memory) > self.memory_items or self._memory_bytes() > MEMORY_BYTES):
             self._memory.popitem(last=False)
         return features.to(device)
 
