@@ -48,7 +48,7 @@ from reprolib.records import clear_failure, config_hash, one_line_error, write_f
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
-from reprolib.transfer.grouped import group_configs, run_group
+from reprolib.transfer.grouped import RunError, group_configs, run_group
 from reprolib.transfer.run import record_path
 
 EXECUTORS = ("local", "submitit")
@@ -227,8 +227,10 @@ def _settle(config: Any, outcome: dict | _Raised, progress: _Progress | None = N
 
 
 def _settle_group(group: list[Any], outcome: list[dict] | _Raised, progress: _Progress | None = None) -> list:
-    """_settle for each run of a group; a group that raised fails every run of it."""
-    outcomes = [outcome] * len(group) if isinstance(outcome, _Raised) else outcome
+    """_settle for each run of a group; a group that raised fails every run of it, a run that
+    raised alone (grouped.RunError) only itself."""
+    outcomes = [outcome] * len(group) if isinstance(outcome, _Raised) else \
+        [_Raised(one.error, one.traceback) if isinstance(one, RunError) else one for one in outcome]
     return [_settle(config, one, progress) for config, one in zip(group, outcomes)]
 
 

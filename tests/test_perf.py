@@ -307,3 +307,28 @@ def test_feature_memory_keeps_the_most_recent_within_its_limits(monkeypatch):
     monkeypatch.setattr(feature_cache, "MEMORY_BYTES", 100)           # 4 x 8 floats = 128 bytes each
     store.features("d", lambda: torch.zeros(4, 8), "cpu")
     assert list(store._memory) == ["d"]                                # over the byte limit: only the newest
+
+
+def test_a_bad_run_in_a_group_fails_alone_and_its_group_mates_finish(smoke_upstream, tmp_path, monkeypatch):
+    import reprolib.transfer.grouped as grouped
+    from reprolib.sweep import run_sweep
+    from reprolib.transfer import TransferConfig
+
+    base = dict(profile="smoke", target="digits", protocol="smoke", device="cpu", epochs=1,
+                results_path=str(tmp_path), progress=False, method="vp", label_map="flm", n_shot=2)
+    configs = [TransferConfig(**base, seed=s) for s in (1, 2, 3)]
+    real_prepare, real_run = grouped.prepare_run, grouped.run_transfer
+
+    def prepare(cfg, loaded=None):   # seed 2 cannot even be prepared
+        if cfg.seed == 2:
+            raise ValueError("seed 2 is broken")
+        return real_prepare(cfg, loaded)
+
+    monkeypatch.setattr(grouped, "prepare_run", prepare)
+    monkeypatch.setattr(grouped, "run_transfer",
+                        lambda cfg: prepare(cfg) and real_run(cfg))
+    summary = run_sweep(configs, group_runs=3, verbose=False)
+    assert [f.config.seed for f in summary.failures] == [2]
+    assert summary.failures[0].error == "ValueError: seed 2 is broken"
+    assert [r["config"]["seed"] for r in summary.records] == [1, 3]
+    assert len(list(tmp_path.glob("*.failed.json"))) == 1 and len(list(tmp_path.glob("*.json"))) == 3

@@ -23,7 +23,9 @@ target, protocol, epochs, device); at most `max_runs` per group.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,6 +34,7 @@ from torch import Tensor
 
 from reprolib.batching import minibatches
 from reprolib.devices import autocast
+from reprolib.records import one_line_error
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.run import existing_record, finish_run, prepare_run, run_transfer
@@ -62,9 +65,37 @@ def group_configs(configs: list[Any], max_runs: int = MAX_RUNS) -> list[list[Any
     return order
 
 
-def run_group(configs: list[TransferConfig]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RunError:
+    """A run of a group that raised: its one-line error and traceback (the sweep writes its
+    failure record; its group-mates are unaffected)."""
+
+    error: str
+    traceback: str
+
+
+def run_group(configs: list[TransferConfig]) -> list[dict[str, Any] | RunError]:
     """Run (or skip) every config of one group, training the missing ones together; their
-    records in the configs' order (each written by reprolib.transfer.run.finish_run)."""
+    records in the configs' order (each written by reprolib.transfer.run.finish_run).
+
+    If the grouped path raises (one bad config, say), the group's runs are retried one at a
+    time, so a run that fails alone fails alone: it comes back as a RunError, the others as
+    records. KeyboardInterrupt and SystemExit propagate.
+    """
+    try:
+        return _run_together(configs)
+    except Exception:   # find the run(s) at fault: each on its own
+        return [_run_alone(cfg) for cfg in configs]
+
+
+def _run_alone(cfg: TransferConfig) -> dict[str, Any] | RunError:
+    try:
+        return run_transfer(cfg)
+    except Exception as err:   # this run's failure, not its group's
+        return RunError(one_line_error(err), traceback.format_exc())
+
+
+def _run_together(configs: list[TransferConfig]) -> list[dict[str, Any]]:
     records = {i: existing_record(cfg) for i, cfg in enumerate(configs)}
     todo = [i for i, record in records.items() if record is None]
     if len(todo) <= 1:
