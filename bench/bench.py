@@ -12,7 +12,8 @@ Same backbone (the profile's dense upstream model), same data (`digits`), same p
   label-mapping pass) vs the public way (DataLoader over PIL images with per-sample
   transforms, a separate mapping pass through a DataLoader every epoch). Goal: >= 2x.
 - Peak memory: the process's max RSS after each phase (getrusage; it only grows).
-Then `bench_tickets.py` beside this file (upstream and ticket timings) and `bench_throughput.py`
+Then `bench_grouped.py` (grouped prompt runs vs one at a time, each loop vs a bare
+forward+backward at its batch, the whole sweep's time one at a time and grouped), `bench_tickets.py` beside this file (upstream and ticket timings) and `bench_throughput.py`
 (the profile backbone's images/s forward and forward+backward, which `sweep --dry-run` reads).
 The results (Markdown table) are written atomically to --out and printed. Timings depend
 on the machine's load; nothing here asserts them.
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_throughput import backbone_throughput   # beside this file: the script's folder is on sys.path
     from bench_throughput import to_markdown as throughput_markdown
+    from bench_grouped import run as grouped_bench
     from bench_tickets import bench_tickets
 
     parser = argparse.ArgumentParser(prog="python bench/bench.py", description=__doc__.splitlines()[0])
@@ -251,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="default: the embedded protocol's")
     parser.add_argument("--lp_epochs", type=int, default=100, help="LP epochs (default: rlt's 100)")
     parser.add_argument("--quick", action="store_true", help="passed on to bench_tickets")
+    parser.add_argument("--no-sweep", action="store_true", help="skip timing the whole sweep (grouped and not)")
     args = parser.parse_args(argv)
     header = (f"# reprolib benchmarks\n\nMachine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
               f"torch {torch.__version__}. Timings depend on the load of the machine when measured.\n\n")
@@ -261,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             text += to_markdown(bench_ticket_making(Path(scratch)), "Embedded upstream model and tickets") + "\n"
             artifacts = scratch if args.profile == "embedded" else None
         text += to_markdown(run_bench(args.profile, args.epochs, args.lp_epochs, artifacts), "Transfer training loops")
+        text += "\n" + to_markdown(grouped_bench(args.profile, epochs=args.epochs, sweep=not args.no_sweep,
+                                                  artifacts=artifacts), "Grouped runs and loop limits")
     text += "\n" + to_markdown(bench_tickets(quick=args.quick), "Upstream and tickets")
     from reprolib.config import load_profile
     text += "\n" + throughput_markdown(backbone_throughput(load_profile(args.profile).backbone))

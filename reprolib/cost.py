@@ -16,6 +16,16 @@ in `bench/results.md` (a table with columns backbone | pass | images/s, pass "fw
 "fwd+bwd"; the last matching row wins), else the issue's rough figures (1,000 images/s
 forward+backward, 3,000 forward: a ResNet-50 on one H100), printed as an assumption.
 
+Two plans are priced (issue 13): `BEFORE`, the code path above (test every epoch, LP features
+per run, one run at a time), and `AFTER`: test passes only at `Protocol.eval_epochs` (a tenth
+of the run and the last epoch), LP features computed once per (network, target) and shared
+(the test and full training split once; each few-shot subset once), and prompt runs grouped
+`GROUP_RUNS` at a time. Grouping forwards the same images, so it only shows in the padded
+figures: a training step of fewer than `SATURATION_BATCH` images is priced as a full one
+(ASSUMED: below that batch a GPU is latency-bound, stated as an assumption); in a group of g
+runs each run bears 1/g of that floor. Padded fwd+bwd per run and epoch = the sum over its
+steps of max(step images, SATURATION_BATCH / g).
+
 Few-shot cells whose n_shot exceeds the smallest class of the target's training split are
 flagged: those runs keep the whole class (capped), so they cost less than n_shot x K.
 """
@@ -36,6 +46,23 @@ from reprolib.protocols import get_protocol
 
 # The issue's rough throughput for the paper backbone on one H100 (an assumption, stated as one).
 ASSUMED_FWD, ASSUMED_FWDBWD = 3000.0, 1000.0
+SATURATION_BATCH = 128   # ASSUMED: a GPU step under this many images costs as much as this many (RLT's batch)
+GROUP_RUNS = 16          # prompt runs per group in the AFTER plan (reprolib.transfer.grouped.MAX_RUNS)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a grid is run, for pricing: the evaluation schedule, LP feature sharing, group size."""
+
+    name: str
+    scheduled_eval: bool
+    shared_lp_features: bool
+    group_runs: int
+
+
+BEFORE = Plan("before: test every epoch, LP features per run, one run at a time", False, False, 1)
+AFTER = Plan(f"after: test every tenth of the run, shared LP features, groups of {GROUP_RUNS}", True, True,
+             GROUP_RUNS)
 
 
 def split_sizes(name: str, profile: Any = None) -> SplitSizes:
@@ -69,15 +96,25 @@ class RunCost:
     fwdbwd: int
 
 
-def run_cost(method: str, label_map: str | None, n_train: int, n_test: int, epochs: int, n_ood: int) -> RunCost:
-    """The images one run passes through the backbone (module docstring).
+def run_cost(method: str, label_map: str | None, n_train: int, n_test: int, epochs: int, n_ood: int,
+             eval_passes: int | None = None) -> RunCost:
+    """The images one run passes through the backbone (module docstring); `eval_passes` test
+    passes (None: one per epoch).
 
     Many parameters because each is one independent count of the formula.
     """
     if not method_registry.get(method).needs_label_map:   # linear probe: one feature pass
         return RunCost(fwd=n_train + n_test + n_ood, fwdbwd=0)
     mapping = {"ilm": epochs, "flm": 1}.get(label_map or "", 0) * n_train
-    return RunCost(fwd=epochs * n_test + mapping + n_ood, fwdbwd=epochs * n_train)
+    passes = epochs if eval_passes is None else eval_passes
+    return RunCost(fwd=passes * n_test + mapping + n_ood, fwdbwd=epochs * n_train)
+
+
+def padded_fwdbwd(n_train: int, batch: int, epochs: int, group_runs: int) -> float:
+    """Training images priced with the small-step floor (module docstring)."""
+    floor = SATURATION_BATCH / group_runs
+    full, rest = divmod(n_train, batch)
+    return epochs * (full * max(batch, floor) + (max(rest, floor) if rest else 0))
 
 
 def ood_count(target: str, profile: Any, sizes_of) -> int:
@@ -141,15 +178,21 @@ class GridCost:
     fwdbwd: int = 0
     full_data_fwd: int = 0
     full_data_fwdbwd: int = 0
+    fwdbwd_padded: float = 0.0
     capped: dict[tuple[str, int], tuple[str, int]] | None = None   # (target, n_shot) -> (smallest class, runs)
 
-    def hours(self, rate: Throughput, full_data_only: bool = False) -> float:
+    def hours(self, rate: Throughput, full_data_only: bool = False, padded: bool = False) -> float:
         fwd, fwdbwd = (self.full_data_fwd, self.full_data_fwdbwd) if full_data_only else (self.fwd, self.fwdbwd)
+        fwdbwd = self.fwdbwd_padded if padded else fwdbwd
         return (fwd / rate.fwd + fwdbwd / rate.fwdbwd) / 3600.0
 
 
-def grid_cost(configs: Iterable[Any], profile: Any, epochs: int) -> GridCost:
-    """Sum run_cost over the grid's TransferConfigs (at `epochs`, the protocol's) and flag capped cells."""
+def grid_cost(configs: Iterable[Any], profile: Any, epochs: int, plan: Plan = BEFORE) -> GridCost:
+    """Sum run_cost over the grid's TransferConfigs (at `epochs`, the protocol's) under `plan`
+    and flag capped cells.
+
+    Long because it is one loop that adds each run's counts to every total.
+    """
     cache: dict[str, SplitSizes] = {}
 
     def sizes_of(name: str) -> SplitSizes:
@@ -157,15 +200,22 @@ def grid_cost(configs: Iterable[Any], profile: Any, epochs: int) -> GridCost:
             cache[name] = split_sizes(name, profile)
         return cache[name]
 
+    protocol, seen_features = get_protocol(profile.protocol), set()
     total = GridCost(capped={})
     for config in configs:
-        sizes = sizes_of(config.target)
+        sizes, run_epochs = sizes_of(config.target), config.epochs or epochs
         n_train = few_shot_train(sizes, info(config.target).num_classes, config.n_shot)
-        cost = run_cost(config.method, config.label_map, n_train, sizes.test, config.epochs or epochs,
-                        ood_count(config.target, profile, sizes_of))
+        passes = len(protocol.eval_epochs(run_epochs)) if plan.scheduled_eval else None
+        cost = run_cost(config.method, config.label_map, n_train, sizes.test, run_epochs,
+                        ood_count(config.target, profile, sizes_of), passes)
+        if plan.shared_lp_features and not method_registry.get(config.method).needs_label_map:
+            cost = _shared_lp_cost(config, n_train, cost, seen_features)
+        batch = protocol.batch_size_for(config.target)
         total.runs += 1
         total.fwd += cost.fwd
         total.fwdbwd += cost.fwdbwd
+        if cost.fwdbwd:
+            total.fwdbwd_padded += padded_fwdbwd(n_train, batch, run_epochs, plan.group_runs)
         if config.n_shot == -1:
             total.full_data_fwd += cost.fwd
             total.full_data_fwdbwd += cost.fwdbwd
@@ -174,6 +224,19 @@ def grid_cost(configs: Iterable[Any], profile: Any, epochs: int) -> GridCost:
             runs = total.capped.get((config.target, config.n_shot), ("", 0))[1] + 1
             total.capped[(config.target, config.n_shot)] = (smallest, runs)
     return total
+
+
+def _shared_lp_cost(config: Any, n_train: int, cost: RunCost, seen: set) -> RunCost:
+    """An LP run's forwards when features are shared: the test split and OOD images once per
+    network and target, the full training split once, each few-shot subset once."""
+    network = (config.target, getattr(config, "network", None), getattr(config, "kind", None),
+               getattr(config, "level", None))
+    shared = cost.fwd - n_train if network not in seen else 0   # test + OOD
+    seen.add(network)
+    subset = (network, config.n_shot, getattr(config, "seed", None) if config.n_shot != -1 else None)
+    train = n_train if subset not in seen else 0
+    seen.add(subset)
+    return RunCost(fwd=shared + train, fwdbwd=0)
 
 
 def describe(cost: GridCost, rate: Throughput) -> list[str]:
@@ -186,6 +249,20 @@ def describe(cost: GridCost, rate: Throughput) -> list[str]:
     for (target, n_shot), (smallest, runs) in sorted((cost.capped or {}).items()):
         lines.append(f"capped: {target} {n_shot}-shot ({runs} runs): smallest training class has {smallest} "
                      "images (those runs keep the whole class)")
+    return lines
+
+
+def describe_plans(configs: list[Any], profile: Any, epochs: int, rate: Throughput) -> list[str]:
+    """The before / after lines of `sweep --dry-run` (module docstring: the two plans)."""
+    before, after = (grid_cost(configs, profile, epochs, plan) for plan in (BEFORE, AFTER))
+    lines = []
+    for plan, total in ((BEFORE, before), (AFTER, after)):
+        lines.append(f"{plan.name}: {total.hours(rate):,.1f} GPU-hours ({total.fwd:,} forward, "
+                     f"{total.fwdbwd:,} forward+backward); with the small-step floor (ASSUMED "
+                     f"{SATURATION_BATCH}-image steps) {total.hours(rate, padded=True):,.1f}")
+    ratio = before.hours(rate, padded=True) / max(after.hours(rate, padded=True), 1e-12)
+    lines.append(f"after / before: {1 / ratio:.2f} of the GPU-hours with the floor "
+                 f"({after.hours(rate) / max(before.hours(rate), 1e-12):.2f} without)")
     return lines
 
 

@@ -121,6 +121,11 @@ def runs_dir(artifacts: str | os.PathLike) -> Path:
     return Path(artifacts) / "runs"
 
 
+def features_dir(artifacts: str | os.PathLike) -> Path:
+    """`<artifacts>/features`: cached LP features, `<key>.pt` (reprolib.transfer.feature_cache)."""
+    return Path(artifacts) / "features"
+
+
 def run_state_file(runs: str | os.PathLike, run_id: str) -> Path:
     """`<runs>/<id>.npz`: the learned prompt or head of run `run_id`."""
     return Path(runs) / f"{run_id}.npz"

@@ -29,6 +29,14 @@ The legacy RLT "ECE" (docs/methods.md s.9) depends on the test batch it is compu
 every preset names the batch RLT logged with: `legacy_ece_batch` (128), except for the
 (method, target) pairs in `legacy_ece_exceptions` (VP on OxfordPets: 64, RLT's VP loader).
 `legacy_batch_for(method, target)` is the one place that reads them.
+
+Evaluation schedule (issue 13): the test set (and the validation split, when a run selects on
+it) is evaluated after every `eval_fraction` of the run (default a tenth: every 10th epoch
+of 100, every epoch of the 8-epoch embedded preset) and always after the last epoch, whose
+state is reported (`eval_epochs`). The public loops evaluate every epoch; the final metrics do
+not depend on it, only the curves' x-axis and, for `select_best_on_val`, which epochs can be
+selected. `eval_fraction` is part of the preset, so it is stored in (and hashed into) every
+record: a record says how its curves were made.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class Protocol:
     legacy_ece_batch: int = 128          # test batch of the legacy RLT "ECE" (RLT's test loaders)
     legacy_ece_exceptions: tuple[tuple[str, str, int], ...] = RLT_LEGACY_ECE_EXCEPTIONS
     ood_per_set: int = 300               # OOD images scored per source (noise, each partner set)
+    eval_fraction: float = 0.1           # test (and val) evaluated every this fraction of the run, and last
 
     def batch_size_for(self, target: str) -> int:
         """The training batch the preset uses for `target` (small_batch where DatasetInfo.small_batch)."""
@@ -86,11 +95,22 @@ class Protocol:
         """Epoch indices at which the learning rate drops, int(f * E) as in the public code."""
         return [int(f * epochs) for f in self.milestones]
 
+    def eval_epochs(self, epochs: int) -> list[int]:
+        """1-based epochs after which test (and validation) are evaluated: every
+        max(1, round(eval_fraction * E)) epochs, and always the last one (the reported state)."""
+        return eval_schedule(self.eval_fraction, epochs)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
         d["legacy_ece_exceptions"] = [list(row) for row in self.legacy_ece_exceptions]
         return d
+
+
+def eval_schedule(fraction: float, epochs: int) -> list[int]:
+    """Every max(1, round(fraction * epochs)) epochs (1-based), plus the last epoch."""
+    every = max(1, round(fraction * epochs))
+    return sorted(set(range(every, epochs + 1, every)) | {epochs})
 
 
 PRESETS: dict[str, Protocol] = {
@@ -134,4 +154,6 @@ def get_protocol(name: str, **overrides: Any) -> Protocol:
     check_choice("protocol flip", protocol.flip, FLIPS)
     if min(protocol.epochs, protocol.batch_size, protocol.small_batch, protocol.legacy_ece_batch) < 1:
         raise ReprolibError(f"protocol epochs and batch sizes must be >= 1, got {protocol}")
+    if not 0 < protocol.eval_fraction <= 1:
+        raise ReprolibError(f"protocol eval_fraction must be in (0, 1], got {protocol.eval_fraction!r}")
     return protocol

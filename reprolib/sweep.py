@@ -48,10 +48,12 @@ from reprolib.records import clear_failure, config_hash, one_line_error, write_f
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
+from reprolib.transfer.grouped import RunError, group_configs, run_group
 from reprolib.transfer.run import record_path
 
 EXECUTORS = ("local", "submitit")
 CLUSTERS = ("slurm", "local", "debug")   # submitit cluster names; None = auto-detect
+GROUP_RUNS = 1   # prompt runs trained together by default (1: one at a time; see run_sweep)
 
 
 def parse_arm(arm: str) -> tuple[str, str | None]:
@@ -164,7 +166,8 @@ class _Guarded:
 
 
 def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any], dict] | None = None, *,
-              submitit: SubmititOptions | None = None, verbose: bool = True, workers: int = 1) -> SweepSummary:
+              submitit: SubmititOptions | None = None, verbose: bool = True, workers: int = 1,
+              group_runs: int = GROUP_RUNS) -> SweepSummary:
     """Run every config (finished ones are skipped by the runner); returns the records and failures.
 
     `runner` defaults to `run_transfer`; tests pass a cheap one with the same contract (write
@@ -176,17 +179,29 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
     A run that raises writes a failure record (`<id>.failed.json` + `<id>.traceback.txt`,
     reprolib.records.write_failure) and the sweep goes on; a run that succeeds removes its
     old failure record. KeyboardInterrupt stops the sweep (finished records stay).
+    `group_runs` > 1 (with the default runner) trains up to that many prompt runs on the same
+    backbone and target together (reprolib.transfer.grouped): the same records; a worker,
+    or a submitit job, then runs one group.
     """
     check_choice("executor", executor, EXECUTORS)
-    guarded = _Guarded(runner or run_transfer)
     check_type("workers", workers, int)
+    check_type("group_runs", group_runs, int)
+    if group_runs < 1:
+        raise ReprolibError(f"group_runs must be >= 1 (1 = one run at a time), got {group_runs}")
+    grouping = group_runs > 1 and runner is None
+    units = group_configs(configs, group_runs) if grouping else configs
+    guarded = _Guarded(run_group if grouping else (runner or run_transfer))
     progress = _Progress(len(configs), verbose)
+    settle = _settle_group if grouping else _settle
     if executor == "submitit":
-        outcomes = _run_submitit(configs, guarded, submitit or SubmititOptions(), verbose)
+        outcomes = _run_submitit(units, guarded, submitit or SubmititOptions(), verbose, settle)
     elif workers > 1:
-        outcomes = _run_processes(configs, guarded, workers, progress)
+        outcomes = _run_processes(units, guarded, workers, progress, settle)
     else:
-        outcomes = (_settle(config, guarded(config), progress) for config in configs)
+        outcomes = (settle(unit, guarded(unit), progress) for unit in units)
+    if grouping:   # back to the grid's order
+        settled = {id(config): one for group, outcome in zip(units, outcomes) for config, one in zip(group, outcome)}
+        outcomes = [settled[id(config)] for config in configs]
     summary = SweepSummary()
     for config, outcome in zip(configs, outcomes):
         if isinstance(outcome, Failure):
@@ -209,6 +224,14 @@ def _settle(config: Any, outcome: dict | _Raised, progress: _Progress | None = N
         return Failure(config, outcome.error, path)
     clear_failure(runs_dir, run_id)
     return outcome
+
+
+def _settle_group(group: list[Any], outcome: list[dict] | _Raised, progress: _Progress | None = None) -> list:
+    """_settle for each run of a group; a group that raised fails every run of it, a run that
+    raised alone (grouped.RunError) only itself."""
+    outcomes = [outcome] * len(group) if isinstance(outcome, _Raised) else \
+        [_Raised(one.error, one.traceback) if isinstance(one, RunError) else one for one in outcome]
+    return [_settle(config, one, progress) for config, one in zip(group, outcomes)]
 
 
 def failure_key(config: Any) -> tuple[Path, str]:
@@ -252,7 +275,7 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress: _Progress):
+def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress: _Progress, settle=_settle):
     """The local sweep over a pool of processes; outcomes come back in the grid's order.
 
     An interrupt cancels the runs not yet started (the ones in flight are abandoned, their
@@ -268,7 +291,7 @@ def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress
                 outcome = future.result()
             except Exception as err:   # the worker died (e.g. killed): that run failed
                 outcome = _Raised(one_line_error(err), "".join(traceback.format_exception(err)))
-            yield _settle(config, outcome, progress)
+            yield settle(config, outcome, progress)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -282,7 +305,7 @@ def _describe(config: Any) -> str:
     return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
 
 
-def _run_submitit(configs: list[Any], guarded: _Guarded, options: SubmititOptions, verbose: bool):
+def _run_submitit(configs: list[Any], guarded: _Guarded, options: SubmititOptions, verbose: bool, settle=_settle):
     """Submit all configs as one job array; each job runs the same guarded runner, so records
     are identical; a job that raised, or died, becomes a failure record."""
     import submitit   # optional dependency: only a submitit sweep needs it
@@ -309,7 +332,7 @@ def _run_submitit(configs: list[Any], guarded: _Guarded, options: SubmititOption
             outcome = job.result()
         except Exception as err:   # the job died outside the runner (timeout, OOM kill, node loss)
             outcome = _Raised(one_line_error(err), str(err))
-        yield _settle(config, outcome)
+        yield settle(config, outcome)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -325,6 +348,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--throughput-fwdbwd", type=cost.parse_rate, default=None,
                         help="images/s forward+backward for --dry-run's GPU-hours (default as --throughput-fwd)")
     parser.add_argument("--no-ledger", action="store_true", help="do not rebuild the ledger afterwards")
+    parser.add_argument("--group-runs", type=int, default=GROUP_RUNS,
+                        help="train up to N prompt runs on the same backbone and target together (1: one at a time)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -339,10 +364,13 @@ def run(args: argparse.Namespace) -> int:
             print(_describe(config))
         print(f"{len(configs)} runs")
         rate = cost.throughput(profile.backbone, args.throughput_fwd, args.throughput_fwdbwd)
-        for line in cost.describe(cost.grid_cost(configs, profile, get_protocol(profile.protocol).epochs), rate):
+        epochs = get_protocol(profile.protocol).epochs
+        for line in cost.describe(cost.grid_cost(configs, profile, epochs), rate) + \
+                cost.describe_plans(configs, profile, epochs, rate):
             print(line)
         return 0
     summary = run_sweep(configs, executor=args.executor, submitit=SubmititOptions(cluster=args.cluster),
+                        group_runs=args.group_runs,
                         workers=resolve_workers(profile.workers if args.workers is None else args.workers,
                                                 profile.device))
     if not args.no_ledger:

@@ -6,7 +6,9 @@ stays in eval mode, so every image's features are the same in every epoch: the c
 `LinearProbe` computes them once (`encode`) and trains the head on the stored features.
 `cached=False` stores the images and runs the backbone on every minibatch instead (the
 public code's way); with the same seed both give the same head up to float round-off
-(tests check this), the cached path only much faster.
+(tests check this), the cached path only much faster. With a `MethodContext.feature_store`
+the features are also shared between runs (reprolib.transfer.feature_cache): computed once
+per network and image set, bit-identical to computing them in the run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.images import to_network
+from reprolib.transfer.feature_cache import feature_key
 from reprolib.schedules import multistep
 from reprolib.transfer.method import MethodContext, TransferMethod
 
@@ -58,6 +61,7 @@ class LinearProbe(TransferMethod):
     def __init__(self, ctx: MethodContext, cached: bool = True):
         self.backbone = ctx.backbone.eval().requires_grad_(False)
         self.device, self.cached = ctx.device, cached
+        self.feature_store = ctx.feature_store if cached else None
         self.head = new_head(self.backbone.feature_dim, ctx.target.num_classes, ctx.seed, ctx.device)
         optimizer = torch.optim.Adam(self.head.parameters(), lr=ctx.protocol.lp_lr, weight_decay=0.0)
         self.modules = [self.head]
@@ -65,8 +69,15 @@ class LinearProbe(TransferMethod):
         self.schedulers = [multistep(optimizer, ctx.protocol.milestone_epochs(ctx.epochs), ctx.protocol.gamma)]
 
     def encode(self, images: Tensor) -> Tensor:
-        """Cached: the penultimate features; uncached: the images themselves."""
-        return extract_features(self.backbone, images, self.device) if self.cached else images
+        """Cached: the penultimate features (from the feature store when there is one);
+        uncached: the images themselves."""
+        if not self.cached:
+            return images
+        if self.feature_store is None:
+            return extract_features(self.backbone, images, self.device)
+        key = feature_key(self.backbone, images, self.device, FEATURE_BATCH)
+        return self.feature_store.features(key, lambda: extract_features(self.backbone, images, self.device),
+                                           images.device)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.cached:

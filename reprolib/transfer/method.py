@@ -35,7 +35,9 @@ class MethodContext:
 
     `backbone` is a reprolib Backbone (frozen here); `target` the target dataset's facts
     (num_classes, prompt_size, mirror_safe); `label_map` the policy name for prompt methods
-    (ilm | flm | flm_grey | rlm), None for LP.
+    (ilm | flm | flm_grey | rlm), None for LP; `feature_store` a
+    reprolib.transfer.feature_cache.FeatureStore the cached LP reads and writes its features
+    through (None: computed in the run, as before).
     """
 
     backbone: Any
@@ -45,6 +47,7 @@ class MethodContext:
     seed: int
     device: str = "cpu"
     label_map: str | None = None
+    feature_store: Any = None
 
     @property
     def channels_last(self) -> bool:

@@ -144,10 +144,17 @@ class PromptMethod(TransferMethod):
         self.mapper.before_epoch(epoch, self.backbone, self.prompt, self._mapping_batches())
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.target_logits(self.backbone(self.prompted(x)))
+
+    def prompted(self, x: Tensor) -> Tensor:
+        """Stored inputs -> the prompted backbone input (the part of `forward` before the
+        backbone; grouped runs concatenate these into one backbone batch)."""
         z = self.prompt(x)
-        if self.channels_last:
-            z = z.contiguous(memory_format=torch.channels_last)
-        return map_logits(self.backbone(z), self.mapper.label_map)
+        return z.contiguous(memory_format=torch.channels_last) if self.channels_last else z
+
+    def target_logits(self, source_logits: Tensor) -> Tensor:
+        """The backbone's source logits -> the K target logits through this run's label map."""
+        return map_logits(source_logits, self.mapper.label_map)
 
     @property
     def label_map(self) -> Tensor | None:

@@ -32,16 +32,17 @@ from reprolib.devices import device_name, resolve_device
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.metrics import calibration_summary
 from reprolib.models.registry import get_spec
-from reprolib.protocols import get_protocol
+from reprolib.protocols import eval_schedule, get_protocol
 from reprolib.records import (build_record, config_hash, read_record, record_exists,
                               write_json_atomic, write_npz_atomic)
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
+from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.ood_eval import ood_images, ood_metrics
 from reprolib.transfer.registry import build_method
 from reprolib.transfer.registry import get as get_method
-from reprolib.transfer.train import FitSettings, Splits, fit
+from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
 
 
 def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
@@ -156,16 +157,22 @@ def load_backbone(cfg: TransferConfig, profile, device: str):
     return backbone, ticket
 
 
-def method_context(cfg: TransferConfig, hashed: dict[str, Any], protocol, backbone, target) -> MethodContext:
+def method_context(cfg: TransferConfig, hashed: dict[str, Any], protocol, backbone, target,
+                   profile=None) -> MethodContext:
+    """The method's context; with `profile`, LP features are shared through the profile's
+    feature cache (`<artifacts>/features`, reprolib.transfer.feature_cache)."""
+    store = None if profile is None else store_for(paths.features_dir(profile.path("artifacts")))
     return MethodContext(backbone=backbone, target=target, protocol=protocol, epochs=hashed["epochs"],
-                         seed=hashed["seed"], device=hashed["device"], label_map=cfg.label_map)
+                         seed=hashed["seed"], device=hashed["device"], label_map=cfg.label_map,
+                         feature_store=store)
 
 
 def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
     progress = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
     return FitSettings(epochs=hashed["epochs"], batch_size=hashed["batch_size"],
                        test_batch_size=hashed["test_batch_size"], seed=hashed["seed"],
-                       device=hashed["device"], progress=progress, desc=f"{cfg.method} {cfg.target}")
+                       device=hashed["device"], progress=progress, desc=f"{cfg.method} {cfg.target}",
+                       eval_epochs=tuple(eval_schedule(hashed["protocol"]["eval_fraction"], hashed["epochs"])))
 
 
 def run_metrics(cfg: TransferConfig, profile, method: TransferMethod, test: tuple[torch.Tensor, torch.Tensor],
@@ -199,34 +206,72 @@ def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: Tar
             "effective_shots": data.shots}
 
 
-def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
-    """Run (or skip) one transfer configuration and return its record."""
-    hashed, profile, protocol = resolve(cfg)
-    run_id = config_hash(hashed)
-    out_dir = _results_dir(cfg, profile)
-    json_path = out_dir / f"{run_id}.json"
-    if record_exists(json_path) and not force:
-        return read_record(json_path)
+@dataclass
+class PreparedRun:
+    """One run ready to train: everything `fit` needs and everything its record needs after.
 
+    `run_transfer` = `prepare_run` -> `fit` -> `finish_run`; a grouped run
+    (reprolib.transfer.grouped) prepares several on one backbone and trains them together.
+    """
+
+    cfg: TransferConfig
+    hashed: dict[str, Any]
+    profile: Any
+    run_id: str
+    out_dir: Path
+    data: TargetData
+    backbone: Any
+    ticket: Any
+    method: TransferMethod
+    splits: Splits
+    settings: FitSettings
+    started: float
+
+
+def existing_record(cfg: TransferConfig) -> dict[str, Any] | None:
+    """The config's finished record, or None when it has to run."""
+    json_path = record_path(cfg)
+    return read_record(json_path) if record_exists(json_path) else None
+
+
+def prepare_run(cfg: TransferConfig, loaded: tuple[Any, Any] | None = None) -> PreparedRun:
+    """Resolve, load the target and the backbone (or take `loaded` = (backbone, ticket), already
+    on the device), build the method; the global RNG is seeded first, as for a single run."""
+    hashed, profile, protocol = resolve(cfg)
     started = time.perf_counter()
     seed, device = hashed["seed"], hashed["device"]
     torch.manual_seed(seed)
     data = load_target(cfg, profile, seed, protocol)
-    backbone, ticket = load_backbone(cfg, profile, device)
-    method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info))
-    splits = data.on_device(device)
-    result = fit(method, splits, fit_settings(cfg, hashed))
-    metrics = run_metrics(cfg, profile, method, (result.test_logits, splits.test[1]), data.test.info, hashed)
+    backbone, ticket = loaded or load_backbone(cfg, profile, device)
+    method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info, profile))
+    return PreparedRun(cfg, hashed, profile, config_hash(hashed), _results_dir(cfg, profile), data, backbone,
+                       ticket, method, data.on_device(device), fit_settings(cfg, hashed), started)
+
+
+def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
+    """Score the trained method (calibration, OOD) and write `<id>.npz`, then `<id>.json`."""
+    cfg, hashed, method = run.cfg, run.hashed, run.method
+    metrics = run_metrics(cfg, run.profile, method, (result.test_logits, run.splits.test[1]), run.data.test.info,
+                          hashed)
     label_map = method.label_map
     record = build_record(
-        run_id, record_config(cfg, hashed, ticket, data, backbone), metrics,
-        wall_time_s=time.perf_counter() - started, device=device_name(device),
+        run.run_id, record_config(cfg, hashed, run.ticket, run.data, run.backbone), metrics,
+        wall_time_s=time.perf_counter() - run.started, device=device_name(hashed["device"]),
         selection={"rule": "best_val" if cfg.select_best_on_val else "final_epoch",
                    "epoch": result.selected_epoch + 1},
         label_map=None if label_map is None else [int(s) for s in label_map.tolist()],
         curves=result.curves,
     )
     arrays = {k: v.numpy() for k, v in method.learned_state().items()}
-    write_npz_atomic(out_dir / f"{run_id}.npz", arrays)   # before the JSON (the commit marker)
-    write_json_atomic(json_path, record)
+    write_npz_atomic(run.out_dir / f"{run.run_id}.npz", arrays)   # before the JSON (the commit marker)
+    write_json_atomic(run.out_dir / f"{run.run_id}.json", record)
     return record
+
+
+def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
+    """Run (or skip) one transfer configuration and return its record."""
+    record = None if force else existing_record(cfg)
+    if record is not None:
+        return record
+    run = prepare_run(cfg)
+    return finish_run(run, fit(run.method, run.splits, run.settings))

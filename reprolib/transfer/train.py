@@ -3,7 +3,9 @@
 `fit(method, splits, settings)` trains a `TransferMethod` (reprolib.transfer.method) on raw
 [0, 1] image splits: the method turns them into stored inputs once (`prepare` / `encode`),
 and the loop walks those in memory (on the GPU when there is one). Minibatches are drawn
-by a seeded `torch.Generator`, so a seed fixes the order on every device.
+by a seeded `torch.Generator`, so a seed fixes the order on every device. Test and
+validation are evaluated on the protocol's schedule (`Protocol.eval_epochs`: a tenth of the
+run by default, and always the last epoch), not after every epoch as the public loops do.
 
 On CUDA the training forward pass runs under bf16 autocast (no gradient scaler needed) and
 the backbone and its inputs use channels_last; evaluation (`evaluate`, via batching.predict)
@@ -93,6 +95,12 @@ class FitSettings:
     device: str = "cpu"
     progress: bool = False
     desc: str = ""
+    eval_epochs: tuple[int, ...] | None = None   # 1-based epochs evaluated (None: every one)
+
+    def evaluates(self, epoch: int) -> bool:
+        """Whether test (and val) are evaluated after 0-based `epoch`; the last one always is."""
+        last = epoch == self.epochs - 1
+        return last or self.eval_epochs is None or (epoch + 1) in self.eval_epochs
 
 
 @dataclass
@@ -145,53 +153,80 @@ class _BestEpoch:
 
 
 def _new_curves(with_val: bool) -> dict[str, list]:
-    curves: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": [], "lr": []}
+    """Per-epoch training curves, and test (val) accuracy at the evaluated epochs (`eval_epoch`)."""
+    curves: dict[str, list] = {"epoch": [], "train_loss": [], "train_accuracy": [], "lr": [],
+                               "eval_epoch": [], "test_accuracy": []}
     if with_val:
         curves["val_accuracy"] = []
     return curves
 
 
-def _train_epoch(method: TransferMethod, stored: _Stored, settings: FitSettings, epoch: int,
-                 generator: torch.Generator) -> dict[str, float]:
-    """before_epoch, one training pass, then the schedulers; returns the pass's loss and accuracy."""
-    method.before_epoch(epoch)
-    _set_mode(method.modules, True)
-    stats = train_one_epoch(method.forward, method.optimizers, stored.train, settings.batch_size,
-                            generator, method.train_transform, settings.device)
-    stats["lr"] = method.optimizers[0].param_groups[0]["lr"]
-    for scheduler in method.schedulers:
-        scheduler.step()
-    _set_mode(method.modules, False)
-    return stats
+class RunLoop:
+    """One run's loop state around its training passes: stored inputs, minibatch generator,
+    curves, best-epoch snapshot. `fit` drives one; reprolib.transfer.grouped drives several
+    whose training passes share backbone batches.
+    """
+
+    def __init__(self, method: TransferMethod, splits: Splits, settings: FitSettings):
+        self.method, self.settings = method, settings
+        self.stored = _store(method, splits)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.curves = _new_curves(self.stored.val is not None)
+        self.best = _BestEpoch()
+        self.test_logits = torch.empty(0)
+
+    def start_epoch(self, epoch: int) -> None:
+        """before_epoch (ILM remaps), then the learned modules in train mode."""
+        self.method.before_epoch(epoch)
+        _set_mode(self.method.modules, True)
+
+    def end_epoch(self, epoch: int, stats: dict[str, float]) -> None:
+        """Schedulers, eval mode, the epoch's curves, and test / val on the evaluation schedule."""
+        method, settings, curves = self.method, self.settings, self.curves
+        stats["lr"] = method.optimizers[0].param_groups[0]["lr"]
+        for scheduler in method.schedulers:
+            scheduler.step()
+        _set_mode(method.modules, False)
+        for key, value in (("lr", stats["lr"]), ("epoch", epoch + 1), ("train_loss", stats["loss"]),
+                           ("train_accuracy", stats["accuracy"])):
+            curves[key].append(value)
+        if not settings.evaluates(epoch):
+            return
+        self.test_logits, test_acc = evaluate(method.forward, *self.stored.test, settings.test_batch_size,
+                                              settings.device)
+        curves["eval_epoch"].append(epoch + 1)
+        curves["test_accuracy"].append(test_acc)
+        if self.stored.val is not None:
+            _, val_acc = evaluate(method.forward, *self.stored.val, settings.test_batch_size, settings.device)
+            curves["val_accuracy"].append(val_acc)
+            self.best.offer(method, epoch, val_acc)
+
+    def result(self) -> FitResult:
+        """The reported state: the last epoch's, or the best-on-validation epoch's (restored)."""
+        selected = self.settings.epochs - 1
+        if self.stored.val is not None and self.best.epoch != selected:
+            selected = self.best.epoch
+            self.best.restore(self.method)
+            self.test_logits, _ = evaluate(self.method.forward, *self.stored.test, self.settings.test_batch_size,
+                                           self.settings.device)
+        return FitResult(test_logits=self.test_logits, curves=self.curves, selected_epoch=selected)
 
 
 def fit(method: TransferMethod, splits: Splits, settings: FitSettings) -> FitResult:
-    """Train for `settings.epochs`, evaluating on test every epoch (the curve); final epoch reported.
+    """Train for `settings.epochs`; test (and val) evaluated at `settings.eval_epochs` and after
+    the last epoch, whose state is reported.
 
-    With a validation split, the state (learned modules and label map) of the epoch with the
-    best validation accuracy (first one on ties) is restored at the end and the test logits
-    are recomputed with it; test accuracy never selects anything.
+    With a validation split, the state (learned modules and label map) of the evaluated epoch
+    with the best validation accuracy (first one on ties) is restored at the end and the test
+    logits are recomputed with it; test accuracy never selects anything. Evaluation changes
+    no state and draws no random numbers, so the final metrics do not depend on the schedule.
     """
-    stored = _store(method, splits)
-    generator = torch.Generator().manual_seed(settings.seed)
-    curves = _new_curves(stored.val is not None)
-    best = _BestEpoch()
-    test_logits = torch.empty(0)
+    loop = RunLoop(method, splits, settings)
     bar = tqdm(range(settings.epochs), desc=settings.desc, disable=not settings.progress, leave=False)
     for epoch in bar:
-        stats = _train_epoch(method, stored, settings, epoch, generator)
-        test_logits, test_acc = evaluate(method.forward, *stored.test, settings.test_batch_size, settings.device)
-        for key, value in (("lr", stats["lr"]), ("epoch", epoch + 1), ("train_loss", stats["loss"]),
-                           ("train_accuracy", stats["accuracy"]), ("test_accuracy", test_acc)):
-            curves[key].append(value)
-        if stored.val is not None:
-            _, val_acc = evaluate(method.forward, *stored.val, settings.test_batch_size, settings.device)
-            curves["val_accuracy"].append(val_acc)
-            best.offer(method, epoch, val_acc)
-        bar.set_postfix(loss=f"{stats['loss']:.3f}", test=f"{test_acc:.3f}")
-    selected = settings.epochs - 1
-    if stored.val is not None and best.epoch != selected:
-        selected = best.epoch
-        best.restore(method)
-        test_logits, _ = evaluate(method.forward, *stored.test, settings.test_batch_size, settings.device)
-    return FitResult(test_logits=test_logits, curves=curves, selected_epoch=selected)
+        loop.start_epoch(epoch)
+        stats = train_one_epoch(method.forward, method.optimizers, loop.stored.train, settings.batch_size,
+                                loop.generator, method.train_transform, settings.device)
+        loop.end_epoch(epoch, stats)
+        bar.set_postfix(loss=f"{stats['loss']:.3f}")
+    return loop.result()

@@ -1,0 +1,112 @@
+"""LP features computed once and reused by every linear-probe run on the same network and images.
+
+A frozen backbone in eval mode maps an image to the same penultimate features in every run,
+so the features of a target's test split (and of its full training split, its OOD images)
+are the same for every n-shot, seed and epoch count of one (network, target, input size).
+`FeatureStore.features(backbone, images, device)` returns them from memory, else from
+`<artifacts>/features/<key>.pt`, else computes them (`linear_probe.extract_features`) and
+writes that file atomically (temp file + rename), so parallel sweep workers never read a
+half-written file and a killed run leaves nothing behind.
+
+The key is a hash of what produced the features: the backbone's weights and buffers and its
+input facts (class, input size, channels, mean/std), the exact image tensor (shape, dtype
+and bytes: it names the target, the split, the load size and the few-shot subset at once),
+the feature batch and the device type (CUDA and CPU round differently). Hashing the images
+costs a pass over their bytes, far less than a backbone pass over them, and cannot go stale:
+a re-made ticket or a re-drawn subset is a new key. Loaded features are bit-identical to
+freshly computed ones, so cached runs give the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from reprolib.records import atomic_torch_save
+
+MEMORY_ITEMS = 8             # feature tensors kept in memory per process (a sweep worker's recent splits)
+MEMORY_BYTES = 2 * 1024 ** 3  # and at most this many bytes of them (one is always kept)
+
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def backbone_fingerprint(backbone) -> str:
+    """Hash of a backbone's state (weights, buffers) and input facts; memoised per object
+    (the transfer backbones are frozen)."""
+    if backbone in _FINGERPRINTS:
+        return _FINGERPRINTS[backbone]
+    digest = hashlib.blake2b(digest_size=16)
+    facts = (type(backbone).__name__, backbone.input_size, backbone.channels,
+             tuple(map(float, backbone.mean)), tuple(map(float, backbone.std)))
+    digest.update(repr(facts).encode())
+    for name, tensor in backbone.state_dict().items():
+        digest.update(name.encode())
+        digest.update(_tensor_bytes(tensor))
+    _FINGERPRINTS[backbone] = digest.hexdigest()
+    return _FINGERPRINTS[backbone]
+
+
+def _tensor_bytes(tensor: Tensor) -> bytes:
+    t = tensor.detach().cpu().contiguous().reshape(-1)   # 1-d: scalars (BN counters) view as bytes too
+    return repr((tuple(tensor.shape), str(t.dtype))).encode() + t.view(torch.uint8).numpy().tobytes()
+
+
+def feature_key(backbone, images: Tensor, device: str, batch_size: int) -> str:
+    """The file stem for the features of `images` under `backbone` (module docstring)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(backbone_fingerprint(backbone).encode())
+    digest.update(repr((str(device).split(":")[0], batch_size)).encode())
+    digest.update(_tensor_bytes(images))
+    return digest.hexdigest()
+
+
+class FeatureStore:
+    """Features by key: in memory (LRU, `MEMORY_ITEMS` and `MEMORY_BYTES`), then on disk under `directory`
+    (None: memory only), else computed by `compute(images)` and stored."""
+
+    def __init__(self, directory: str | Path | None, memory_items: int = MEMORY_ITEMS):
+        self.directory = None if directory is None else Path(directory)
+        self.memory_items = memory_items
+        self._memory: OrderedDict[str, Tensor] = OrderedDict()
+        self.computed = 0   # feature passes this store ran (the rest came from memory or disk)
+
+    def _memory_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._memory.values())
+
+    def path(self, key: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{key}.pt"
+
+    def features(self, key: str, compute: Callable[[], Tensor], device: str) -> Tensor:
+        """The features under `key` on `device`: remembered, read, or computed and written."""
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key].to(device)
+        path = self.path(key)
+        if path is not None and path.is_file():
+            features = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            features = compute().detach().cpu()
+            self.computed += 1
+            if path is not None:
+                atomic_torch_save(features, path)
+        self._memory[key] = features
+        while len(self._memory) > 1 and (len(self._memory) > self.memory_items or self._memory_bytes() > MEMORY_BYTES):
+            self._memory.popitem(last=False)
+        return features.to(device)
+
+
+_STORES: dict[str, FeatureStore] = {}
+
+
+def store_for(directory: str | Path | None) -> FeatureStore:
+    """One store per folder per process, so a sweep worker's runs share its memory cache."""
+    name = str(directory)
+    if name not in _STORES:
+        _STORES[name] = FeatureStore(directory)
+    return _STORES[name]
