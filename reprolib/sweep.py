@@ -49,6 +49,7 @@ from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.run import record_path
+from reprolib.sparsity.network import grid_networks
 
 EXECUTORS = ("local", "submitit")
 CLUSTERS = ("slurm", "local", "debug")   # submitit cluster names; None = auto-detect
@@ -67,17 +68,9 @@ def parse_arm(arm: str) -> tuple[str, str | None]:
 
 
 def tickets_of(profile: Profile) -> list[tuple[str, str, int, str | None]]:
-    """(network, kind, level, pretrained_dir) of every network in the grid, dense first.
-
-    Imported tickets (the profile's `tickets.imported`, in its order) come last as kind
-    "imported", level = their place in that list (1, 2, ...), pretrained_dir = their name.
-    """
-    tickets = [("dense", "imp", 0, None)]
-    tickets += [("LT", "imp", level, None) for level in profile.levels if level > 0]
-    tickets += [("LT", kind, profile.baseline_level, None) for kind in profile.baselines]
-    imported = (profile.tickets or {}).get("imported") or {}
-    tickets += [("LT", "imported", place, name) for place, name in enumerate(imported, start=1)]
-    return list(dict.fromkeys(tickets))
+    """(network, kind, level, pretrained_dir) of every network in the grid, dense first
+    (reprolib.sparsity.network.grid_networks: imported tickets last, by name)."""
+    return grid_networks(profile)
 
 
 def build_grid(profile: Profile) -> list[TransferConfig]:

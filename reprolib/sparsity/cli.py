@@ -14,6 +14,9 @@
 - `tickets list`: the curated table and the imported tickets.
 - `tickets evaluate --imagenet DIR`: measures every ticket's ImageNet top-1 on DIR/val and
   stores it in the ticket's report (`reprolib.sparsity.imagenet`).
+- `tickets prune --imagenet DIR [--levels 0-8] [--device cuda] [--submitit FOLDER --tasks N]`:
+  makes IMP / GMP tickets on ImageNet with the profile's `tickets.imagenet` recipe
+  (`reprolib.sparsity.imagenet_prune`); run it under torchrun for several GPUs or processes.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from reprolib.sparsity import catalog, imported
 from reprolib.sparsity.masks import MADE_KINDS
 from reprolib.sparsity.tickets import import_profile_tickets, make_tickets
 
-ACTIONS = ("make", "import", "fetch", "list", "evaluate")
+ACTIONS = ("make", "import", "fetch", "list", "evaluate", "prune")
 
 
 def parse_levels(text: str, flag: str = "--levels") -> list[int]:
@@ -53,6 +56,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sha256", default=None, help="fetch: the checksum to verify")
     parser.add_argument("--imagenet", default=None, help="evaluate: ImageNet folder (ImageFolder train/ and val/)")
     parser.add_argument("--max-images", type=int, default=None, help="evaluate: first N val images (default all)")
+    parser.add_argument("--device", default="cpu", help="evaluate / prune: cpu | cuda (default cpu)")
+    parser.add_argument("--submitit", default=None, help="prune: submit through submitit, logs in this folder")
+    parser.add_argument("--cluster", default=None, help="prune --submitit: slurm | local | debug (default: auto)")
+    parser.add_argument("--tasks", type=int, default=1, help="prune --submitit: processes (GPUs) in the job")
     parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper (default embedded)")
     parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: 0..max of the profile's levels)")
     parser.add_argument("--baseline-levels", default=None,
@@ -127,12 +134,31 @@ def _evaluate(args) -> int:
 
     if args.imagenet is None:
         raise ReprolibError("tickets evaluate needs --imagenet DIR (an ImageFolder with val/)")
-    for row in evaluate_tickets(load_profile(args.profile), args.imagenet, max_images=args.max_images):
+    for row in evaluate_tickets(load_profile(args.profile), args.imagenet, max_images=args.max_images,
+                                device=args.device):
         print(f"{row['ticket']:<40} top-1 {row['top1']:.4f} on {row['images']} images")
     return 0
 
 
-_RUNNERS = {"import": _import, "fetch": _fetch, "list": _list, "evaluate": _evaluate}
+def _prune(args) -> int:
+    from reprolib.sparsity import imagenet_prune   # imports torchvision: only for this action
+
+    if args.imagenet is None:
+        raise ReprolibError("tickets prune needs --imagenet DIR (an ImageFolder with train/ and val/)")
+    profile = load_profile(args.profile)
+    levels = parse_levels(args.levels) if args.levels else list(range(max(profile.levels) + 1))
+    if args.submitit:
+        job = imagenet_prune.submit_pruning(args.profile, args.imagenet, levels, args.submitit, args.cluster, args.tasks)
+        print(f"submitted job {job.job_id} (logs in {args.submitit})")
+        reports = job.result() if args.cluster == "debug" else []
+    else:
+        reports = imagenet_prune.prune_on_imagenet(profile, args.imagenet, levels, args.device)
+    for r in reports:
+        print(f"imp level {r['level']:>2}: density {r['density']:.4f} top-1 {r['upstream_test_accuracy']:.4f} ({r['status']})")
+    return 0
+
+
+_RUNNERS = {"import": _import, "fetch": _fetch, "list": _list, "evaluate": _evaluate, "prune": _prune}
 
 
 def format_report(report: dict) -> str:

@@ -74,6 +74,21 @@ class TicketInfo:
 PROVENANCES = ("dense", "here", "oneshot", "imported", "external")
 
 
+def grid_networks(profile: Any) -> list[tuple[str, str, int, str | None]]:
+    """(network, kind, level, pretrained_dir) of every network a profile's study uses, dense first.
+
+    Dense, the IMP levels, each baseline kind at `baseline_level`, then the imported tickets
+    (`tickets.imported`, in its order) as kind "imported", level = their place in that list
+    (1, 2, ...), pretrained_dir = their name. The sweep's grid and `tickets evaluate` read this.
+    """
+    networks = [("dense", "imp", 0, None)]
+    networks += [("LT", "imp", level, None) for level in profile.levels if level > 0]
+    networks += [("LT", kind, profile.baseline_level, None) for kind in profile.baselines]
+    imported = TicketRecipe.for_profile(profile).imported
+    networks += [("LT", "imported", place, name) for place, name in enumerate(imported, start=1)]
+    return list(dict.fromkeys(networks))
+
+
 def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: int = 0,
                 pretrained_dir: str | None = None):
     """(Backbone in eval mode on CPU, TicketInfo) for the profile's backbone."""
@@ -89,9 +104,16 @@ def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: 
         return _imported(profile, level, pretrained_dir)
     if network == "LT" and pretrained_dir is not None:
         return _external(profile, kind, level, pretrained_dir)
-    if get_spec(profile.backbone).tickets == "imp":
+    if get_spec(profile.backbone).tickets == "imp" or _made_on_imagenet(profile, network, kind, level):
         return _from_layout(profile, network, kind, level)
     return _oneshot(profile, network, kind, level)
+
+
+def _made_on_imagenet(profile: Any, network: str, kind: str, level: int) -> bool:
+    """A pretrained backbone's IMP level made here on ImageNet (`tickets prune --imagenet`) replaces
+    the one-shot pruning at that level."""
+    return network == "LT" and kind == "imp" and level > 0 and \
+        (M.ticket_dir(profile.path("artifacts"), kind, level) / "model.pth").is_file()
 
 
 def _from_layout(profile: Any, network: str, kind: str, level: int):

@@ -32,6 +32,9 @@ class TicketRecipe:
     # address (fetched), or "" (already imported, or a curated name `tickets fetch` knows).
     # Not part of how tickets are MADE, so making_dict() leaves it out (stored IMP reports stay valid).
     imported: dict[str, str] = field(default_factory=dict)
+    # How `tickets prune --imagenet DIR` makes tickets on ImageNet (ImageNetRecipe fields;
+    # reprolib.sparsity.imagenet_prune). Stored in those tickets' own reports, not in making_dict().
+    imagenet: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_profile(cls, profile: Any) -> "TicketRecipe":
@@ -57,7 +60,7 @@ class TicketRecipe:
 
     def making_dict(self) -> dict[str, Any]:
         """The fields that decide how tickets are made (stored in each made ticket's report)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "imported"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("imported", "imagenet")}
 
     def retrain_recipe(self, upstream: UpstreamRecipe) -> UpstreamRecipe:
         """The upstream recipe with the retraining schedule's epochs."""
