@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import os
+
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.sparsity import catalog, imported
@@ -153,6 +155,8 @@ def _prune(args) -> int:
         reports = job.result() if args.cluster == "debug" else []
     else:
         reports = imagenet_prune.prune_on_imagenet(profile, args.imagenet, levels, args.device)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0   # under torchrun, rank 0 alone reports
     for r in reports:
         print(f"imp level {r['level']:>2}: density {r['density']:.4f} top-1 {r['upstream_test_accuracy']:.4f} ({r['status']})")
     return 0
