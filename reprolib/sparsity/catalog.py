@@ -1,5 +1,8 @@
 """The curated table of published sparse ImageNet checkpoints that `tickets fetch NAME` knows.
 
+The table itself is package data, `reprolib/published/sparse_checkpoints.csv`; this module
+types and reads it.
+
 One `PublishedTicket` per checkpoint: where its authors publish it (`page`), a direct file
 address when one is known (`url`, fetched by `tickets fetch`), the backbone it loads into,
 its sparsity and ImageNet top-1 as the authors report them (docs/methods.md s.11, from
@@ -15,8 +18,10 @@ how to `tickets import` the file. `fetch --url` gives any entry an address.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 
+from reprolib import paths
 from reprolib.errors import check_choice
 
 
@@ -39,27 +44,23 @@ class PublishedTicket:
         return f"{self.method} {self.sparsity:.2%} sparse, published top-1 {self.published_top1:.2%} ({self.page})"
 
 
-_STR_PAGE = "https://github.com/RAIVNLab/STR#pretrained-models"
-_IST_PAGE = "https://seafile.ist.ac.at/d/91de9650cfb54b77b7d1/ (IST-DASLab/sparse-imagenet-transfer, ResNet50)"
-_SOS_PAGE = "https://github.com/google-research/google-research/tree/master/state_of_sparsity"
-_RESNET50 = "resnet50"
-
-TABLE: tuple[PublishedTicket, ...] = (
-    PublishedTicket("str-resnet50-81", _RESNET50, "STR", 0.8127, 0.7612, _STR_PAGE),
-    PublishedTicket("str-resnet50-90", _RESNET50, "STR", 0.9023, 0.7431, _STR_PAGE),
-    PublishedTicket("str-resnet50-95", _RESNET50, "STR", 0.9515, 0.7023, _STR_PAGE),
-    PublishedTicket("str-resnet50-97", _RESNET50, "STR", 0.9653, 0.6722, _STR_PAGE),
-    PublishedTicket("str-resnet50-98", _RESNET50, "STR", 0.9805, 0.6146, _STR_PAGE),
-    # State of Sparsity (Gale et al.): TensorFlow checkpoints, magnitude pruning with a uniform
-    # distribution; convert them first (docs/methods.md s.11), then `tickets import` the result.
-    PublishedTicket("sos-magnitude-resnet50-80", _RESNET50, "magnitude (State of Sparsity, uniform)", 0.80, 0.7558,
-                    _SOS_PAGE, mask="tensorflow"),
-    PublishedTicket("sos-magnitude-resnet50-90", _RESNET50, "magnitude (State of Sparsity, uniform)", 0.90, 0.7391,
-                    _SOS_PAGE, mask="tensorflow"),
-)
+TABLE_FILE = "sparse_checkpoints.csv"   # under reprolib/published (package data: the facts live there)
 # IST-DASLab's converted ResNet50s (AC/DC, RigL, STR, WoodFisher, GMP at 80-98%, one PyTorch
-# format: dense state dicts with exact zeros) sit in one folder share (_IST_PAGE) without
-# per-file addresses or a per-file top-1 in s.11; import them by file (`tickets import`).
+# format: dense state dicts with exact zeros) sit in one folder share,
+# https://seafile.ist.ac.at/d/91de9650cfb54b77b7d1/, without per-file addresses or a per-file
+# top-1 in the spec; import them by file (`tickets import FILE --name NAME`).
+
+
+def _read_table() -> tuple[PublishedTicket, ...]:
+    """The curated table from its CSV (comment lines start with '#')."""
+    with open(paths.PUBLISHED_DIR / TABLE_FILE, newline="") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    return tuple(PublishedTicket(name=r["name"], backbone=r["backbone"], method=r["method"], sparsity=float(r["sparsity"]),
+                                 published_top1=float(r["published_top1"]), page=r["page"], url=r["url"] or None,
+                                 sha256=r["sha256"] or None, mask=r["mask"]) for r in rows)
+
+
+TABLE: tuple[PublishedTicket, ...] = _read_table()
 
 
 def names() -> list[str]:
