@@ -11,6 +11,8 @@ What a profile's backbone offers is its registry spec's `tickets`:
   the profile's `tickets.exclude` says otherwise (ViT: conv_proj and heads.head; every
   Linear and attention in-projection of the encoder is prunable, see masks.prunable_names): these are not IMP tickets, and TicketInfo.kind says
   "magnitude" / "random" so the results table cannot mistake them.
+Where `tickets prune --imagenet DIR` made IMP / GMP levels on ImageNet (`tickets/imp/level_XX/
+model.pth`), "LT" kind "imp" loads those instead of pruning once (provenance "here").
 "LT" with `pretrained_dir` (any backbone) loads a ticket through
 `reprolib.sparsity.load.load_ticket` (RLT / open_lth / our formats).
 "LT" with kind "imported" loads a ticket made elsewhere and imported with `tickets import` /
