@@ -170,6 +170,11 @@ def test_fetch_offline_and_without_an_address_fail_in_one_line(tmp_path):
     assert unknown.returncode == 2 and "str-resnet50-81" in unknown.stderr   # names the valid choices
     tf = _cli(["fetch", "sos-magnitude-resnet50-80", "--profile", "paper"], tmp_path)
     assert tf.returncode == 2 and "TensorFlow" in tf.stderr
+    listed = _cli(["list", "--profile", "paper"], tmp_path)
+    assert listed.returncode == 0 and "str-resnet50-98" in listed.stdout and "61.46%" in listed.stdout
+    assert "(none)" in listed.stdout   # nothing imported into this home
+    bad = _cli(["frobnicate", "--profile", "paper"], tmp_path)
+    assert bad.returncode == 2 and "valid choices: make, import, fetch, list, evaluate, prune" in bad.stderr
 
 
 def test_fetch_uses_the_tables_address_and_checksum(tmp_path, monkeypatch):
