@@ -45,11 +45,11 @@ from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.ledger import update_ledger
 from reprolib.protocols import get_protocol
 from reprolib.records import clear_failure, config_hash, one_line_error, write_failure
+from reprolib.sparsity.network import grid_networks
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.run import record_path
-from reprolib.sparsity.network import grid_networks
 
 EXECUTORS = ("local", "submitit")
 CLUSTERS = ("slurm", "local", "debug")   # submitit cluster names; None = auto-detect

@@ -27,6 +27,7 @@ from reprolib.errors import ReprolibError
 from reprolib.models import get_spec
 from reprolib.sparsity import masks as M
 from reprolib.sparsity.network import get_network, grid_networks
+from reprolib.sparsity.oneshot import oneshot_reports
 
 RESIZE_RATIO = 256 / 224   # evaluation resize before the center crop
 
@@ -97,7 +98,8 @@ def store_top1(report_file: Path, info, accuracy: float, where: str) -> None:
     report = M.load_json(report_file) if report_file.is_file() else {
         "kind": info.kind, "level": info.level, "density": info.density, "density_rlt": info.density_rlt,
         "provenance": info.provenance}
-    report |= {"upstream_test_accuracy": accuracy, "upstream_measured_on": where}
+    report |= {"upstream_test_accuracy": accuracy, "upstream_measured_on": where,
+               "provenance": report.get("provenance", info.provenance)}
     M.save_json(report_file, report)
 
 
@@ -108,6 +110,9 @@ def evaluate_tickets(profile: Any, imagenet: str | os.PathLike, max_images: int 
         raise ReprolibError(f"tickets evaluate --imagenet needs a profile whose source is imagenet; "
                             f"{profile.profile}'s is {profile.source!r}")
     dataset = image_folder(paths.resolve(imagenet), "val", profile.backbone, max_images=max_images)
+    if get_spec(profile.backbone).tickets == "oneshot":   # the one-shot levels' full reports first
+        oneshot_reports(profile, list(profile.levels), ["imp"])
+        oneshot_reports(profile, [profile.baseline_level], list(profile.baselines))
     rows = []
     for network, kind, level, pretrained_dir in grid_networks(profile):
         backbone, info = get_network(profile, network, kind, level, pretrained_dir)
