@@ -16,6 +16,11 @@
 # behind it and a verdict: **holds**, **does not hold**, or **inconclusive** (missing data,
 # or a result inside the margin). Accuracy differences are in percentage points; means are
 # over seeds within a target, then over targets.
+#
+# Verdicts are given on **tickets with a measured upstream accuracy** only (IMP made here,
+# or imported tickets whose ImageNet top-1 was measured); otherwise the verdict is
+# **upstream not measured**. Networks pruned once and not retrained are not tickets: the
+# same tests on them appear under their own heading below.
 
 # %% tags=["parameters"]
 profile = "embedded"
@@ -27,7 +32,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from reprolib import plots
-from reprolib.claims import claims_table
+from reprolib.claims import claims_table, oneshot_table
 from reprolib.ledger import load_ledger
 from reprolib.notebooks import setup
 
@@ -44,6 +49,18 @@ with pd.option_context("display.max_colwidth", None):
 for row in claims.itertuples():
     display(Markdown(f"**{row.claim}** — *{row.verdict}*  \nTest: {row.statement}.  \nNumbers: {row.numbers}."))
 
+# %% [markdown]
+# ## One-shot pruned networks (not retrained: not tickets)
+
+# %%
+oneshot = oneshot_table(ledger)
+if len(oneshot):
+    plots.save_table(oneshot, P.path("figures"), "claims_oneshot")
+    for row in oneshot.itertuples():
+        display(Markdown(f"**{row.claim}** — *{row.verdict}*  \nTest: {row.statement}.  \nNumbers: {row.numbers}."))
+else:
+    display(Markdown("No one-shot pruned networks in this study."))
+
 # %% tags=["nbval-check-output"]
-# Summary (checked by nbval): the three verdicts.
-print(claims["verdict"].tolist())
+# Summary (checked by nbval): the three verdicts, and those on one-shot networks (if any).
+print(claims["verdict"].tolist(), oneshot["verdict"].tolist())

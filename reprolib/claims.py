@@ -5,6 +5,20 @@ verdict, "holds" / "does not hold" / "inconclusive" (too little data, or a resul
 margin between the two). Accuracy differences are in percentage points; means are taken
 over seeds within a target first, then over targets, so every target weighs the same.
 The thresholds are module constants so the statements and the code cannot disagree.
+
+Which networks count as tickets (the ledger's `provenance`, reprolib.sparsity.network):
+`claims_table` judges the claims on TICKETS WITH A MEASURED UPSTREAM ACCURACY only: the
+IMP tickets made here (provenance "here"; the embedded study measures Fashion-MNIST
+accuracy for each), else imported tickets whose ImageNet top-1 was measured (`tickets
+evaluate --imagenet`). When no ticket has one, every verdict is "upstream not measured":
+claim 3 is about tickets of similar upstream accuracy, and claims 1 and 2 compare dense
+models with tickets, which a damaged network is not known not to be. Networks pruned once
+and never retrained (provenance "oneshot", e.g. the paper profile without ImageNet, or an
+EfficientNet pruned one-shot) are not tickets: `oneshot_table` reports the same three
+tests on them under their own heading, with verdicts for claims 1 and 2 (the numbers are
+what they are, labelled as one-shot networks) and "upstream not measured" for claim 3
+unless their upstream accuracy was measured. A ledger saved before provenance existed
+is read as before: every ticket was made here.
 """
 
 from __future__ import annotations
@@ -14,7 +28,10 @@ import pandas as pd
 from reprolib.errors import check_type
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
-VERDICTS = (HOLDS, FAILS, UNSURE)
+NOT_MEASURED = "upstream not measured"
+VERDICTS = (HOLDS, FAILS, UNSURE, NOT_MEASURED)
+TICKET_PROVENANCES = ("here", "imported")   # in this order of preference; never mixed in one table
+ONESHOT = "oneshot"
 DROP_MARGIN = 2.0          # claim 1: VP's drop must exceed LP's by more than this (points)
 FEW_SHOT_MAX = 10          # claim 1: n_shot <= this counts as few-shot
 ECE_SHARE = 0.75           # claim 2: share of (target, n-shot) cells where dense ECE < tickets' ECE
@@ -41,11 +58,20 @@ def _drop(ledger: pd.DataFrame, arm: str, sparse_level: int, shots: pd.Series) -
     return 100.0 * (dense - sparse)
 
 
+def _sparsest_level(ledger: pd.DataFrame) -> int:
+    """The "imp" level of lowest mean density (IMP: the highest level), 0 when there is none."""
+    imp = ledger[(ledger["ticket_kind"] == "imp") & (ledger["level"] > 0)]
+    if not len(imp):
+        return 0
+    if imp["density"].isna().all():
+        return int(imp["level"].max())
+    return int(imp.groupby("level")["density"].mean().idxmin())
+
+
 def claim_lp_robust(ledger: pd.DataFrame) -> dict[str, str]:
     """Claim 1: LP is robust to sparsity while VP drops, most in the few-shot regime."""
     vp = _vp_arm(ledger)
-    imp = ledger[ledger["ticket_kind"] == "imp"]
-    sparse = int(imp["level"].max()) if len(imp) else 0
+    sparse = _sparsest_level(ledger)
     statement = (f"mean accuracy drop dense -> IMP level {sparse} (full data) of {vp or 'VP'} exceeds LP's by "
                  f"> {DROP_MARGIN:g} points, and {vp or 'VP'}'s drop is larger at n_shot <= {FEW_SHOT_MAX} "
                  "than at full data")
@@ -110,6 +136,8 @@ def claim_not_universal(ledger: pd.DataFrame) -> dict[str, str]:
     upstream = runs.groupby("level")["upstream_accuracy"].first() * 100.0
     if 0 not in upstream.index:
         return row | {"numbers": "needs dense (level 0) runs", "verdict": UNSURE}
+    if pd.isna(upstream[0]):
+        return row | {"numbers": "the dense network's upstream accuracy is not measured", "verdict": NOT_MEASURED}
     similar = [lv for lv, acc in upstream.items() if lv > 0 and abs(acc - upstream[0]) <= UPSTREAM_SIMILAR]
     if not similar:
         return row | {"numbers": "no IMP ticket within the upstream-accuracy margin of dense "
@@ -125,8 +153,70 @@ def claim_not_universal(ledger: pd.DataFrame) -> dict[str, str]:
     return row | {"numbers": numbers, "verdict": verdict}
 
 
+def _claims(view: pd.DataFrame) -> list[dict[str, str]]:
+    return [claim_lp_robust(view), claim_dense_calibrated(view), claim_not_universal(view)]
+
+
+def networks_view(ledger: pd.DataFrame, provenance: str) -> pd.DataFrame:
+    """The dense runs plus the sparse networks of one provenance, as the claims read them
+    (ticket_kind "imp"; imported tickets keep their place in the profile as "level").
+    One-shot networks: the magnitude-pruned ones (random pruning is a baseline, not a ticket)."""
+    if "provenance" not in ledger:   # a ledger saved before provenance: all tickets were made here
+        return ledger if provenance == "here" else ledger.iloc[0:0]
+    dense = ledger[ledger["network"] == "dense"]
+    sparse = ledger[(ledger["network"] != "dense") & (ledger["provenance"] == provenance)]
+    if provenance == ONESHOT:
+        sparse = sparse[sparse["ticket_kind"] == "magnitude"]
+    if provenance != "here":
+        sparse = sparse.assign(ticket_kind="imp")
+    return pd.concat([dense, sparse]).sort_index()
+
+
+def _measured(view: pd.DataFrame) -> pd.DataFrame | None:
+    """The view with only the tickets whose upstream accuracy was measured (None: there are none)."""
+    sparse = (view["ticket_kind"] == "imp") & (view["level"] > 0)
+    measured = view["upstream_accuracy"].notna()
+    if not (sparse & measured).any():
+        return None
+    return view[~sparse | measured]
+
+
+def _not_measured(rows: list[dict[str, str]], why: str) -> list[dict[str, str]]:
+    return [row | {"numbers": why, "verdict": NOT_MEASURED} for row in rows]
+
+
 def claims_table(ledger: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim: claim, statement, numbers, verdict."""
+    """One row per claim (claim, statement, numbers, verdict), judged on tickets with a measured
+    upstream accuracy: the IMP tickets made here, else imported tickets; see the module doc."""
     check_type("ledger", ledger, pd.DataFrame)
-    rows = [claim_lp_robust(ledger), claim_dense_calibrated(ledger), claim_not_universal(ledger)]
+    for provenance in TICKET_PROVENANCES:
+        view = networks_view(ledger, provenance)
+        if ((view["ticket_kind"] == "imp") & (view["level"] > 0)).any():
+            measured = _measured(view)
+            if measured is None:
+                rows = _not_measured(_claims(view), f"no {provenance} ticket has a measured upstream accuracy "
+                                                    "(`python -m reprolib tickets evaluate --imagenet DIR`)")
+            else:
+                rows = _claims(measured)
+            return pd.DataFrame(rows, columns=COLUMNS)
+    rows = _claims(networks_view(ledger, "here"))   # no sparse network at all: missing data, inconclusive
+    if len(oneshot_table(ledger)):
+        rows = _not_measured(rows, "no ticket with a measured upstream accuracy in the ledger; its sparse networks "
+                                   "are one-shot pruned, not retrained (reported separately, not as tickets)")
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def oneshot_table(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The three tests on networks pruned once and NOT retrained (not tickets), claim names
+    marked so; claim 3 is "upstream not measured" unless their upstream accuracy was. Empty
+    when the ledger has no one-shot networks."""
+    check_type("ledger", ledger, pd.DataFrame)
+    view = networks_view(ledger, ONESHOT)
+    if not ((view["ticket_kind"] == "imp") & (view["level"] > 0)).any():
+        return pd.DataFrame(columns=COLUMNS)
+    rows = [claim_lp_robust(view), claim_dense_calibrated(view)]
+    measured = _measured(view)
+    third = claim_not_universal(measured) if measured is not None else _not_measured(
+        [claim_not_universal(view.iloc[0:0])], "one-shot networks' upstream accuracy is not measured")[0]
+    label = " [one-shot pruned, not retrained: not tickets]"
+    return pd.DataFrame([row | {"claim": row["claim"] + label} for row in [*rows, third]], columns=COLUMNS)

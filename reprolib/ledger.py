@@ -7,7 +7,11 @@ ARCHITECTURE.md) and returns one row per run; `write_ledger` saves it atomically
 Columns that hold lists (the reliability bins, the label map) are stored as JSON strings so
 the CSV stays one flat file; `reliability(row)` and `label_map(row)` decode them.
 Upstream facts about each ticket (upstream test accuracy) come from the tickets' own
-`sparsity.json` files and are joined in as `upstream_accuracy`.
+`sparsity.json` files and are joined in as `upstream_accuracy` (imported tickets' by their
+name, `ticket_name`), else the value the record stored when the run loaded its network.
+`provenance` says what each network is (dense | here | oneshot | imported | external, see
+reprolib.sparsity.network); records written before it existed get it inferred from their
+backbone's ticket source. `ticket_source` and `published_top1` describe imported tickets.
 
 Failed runs (`<id>.failed.json`, written by the sweep) are rows too, with `status` "failed",
 the one-line `error` and empty metrics; finished runs have `status` "ok". `load_ledger`
@@ -28,12 +32,15 @@ import pandas as pd
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
+from reprolib.models.registry import get_spec
+from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
 from reprolib.records import atomic_write_bytes, is_failure_file
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
               "ticket_kind", "level", "density", "density_rlt", "upstream_accuracy",
+              "provenance", "ticket_name", "ticket_source", "published_top1",
               "n_shot", "shots_min", "shots_max", "capped", "seed", "protocol", "split", "prompt_size",
               "legacy_ece_batch"]
 METRIC_COLUMNS = ["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]
@@ -73,6 +80,29 @@ def run_identity(cfg: dict[str, Any], kind: str | None, level: int | None) -> di
             "n_shot": cfg.get("n_shot"), "seed": cfg.get("seed")}
 
 
+def provenance_of(cfg: dict[str, Any], ticket: dict[str, Any]) -> str | None:
+    """The record's provenance, or (older records) inferred: dense, external (a pretrained_dir),
+    else "here" / "oneshot" as the backbone's registry spec makes tickets."""
+    if ticket.get("provenance"):
+        return ticket["provenance"]
+    if cfg.get("network") == "dense":
+        return "dense"
+    if cfg.get("pretrained_dir"):
+        return "external"
+    if cfg.get("backbone") not in backbone_names():
+        return None
+    return "here" if get_spec(cfg["backbone"]).tickets == "imp" else "oneshot"
+
+
+def provenance_columns(cfg: dict[str, Any], ticket: dict[str, Any]) -> dict[str, Any]:
+    """provenance, ticket_name (imported tickets), ticket_source, published_top1, and the
+    upstream accuracy the record stored (the tickets' reports may override it, build_ledger)."""
+    return {"provenance": provenance_of(cfg, ticket),
+            "ticket_name": cfg.get("pretrained_dir") if ticket.get("kind") == "imported" else None,
+            "ticket_source": ticket.get("source"), "published_top1": ticket.get("published_top1"),
+            "upstream_accuracy": ticket.get("upstream_accuracy")}
+
+
 def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
     """One ledger row from one record (ARCHITECTURE.md schema)."""
     try:
@@ -88,6 +118,7 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
         "backbone": cfg.get("backbone"),
         "density": ticket.get("density"),
         "density_rlt": ticket.get("density_rlt"),
+        **provenance_columns(cfg, ticket),
         **shot_columns(cfg),
         "protocol": protocol.get("name") if isinstance(protocol, dict) else protocol,
         "split": cfg.get("split"),
@@ -139,13 +170,26 @@ def tickets_table(artifacts: Path) -> pd.DataFrame:
     rows = []
     for folder in paths.ticket_dirs(artifacts):
         info = json.loads((folder / "sparsity.json").read_text())
-        upstream = next((info[k] for k in UPSTREAM_KEYS if isinstance(info.get(k), (int, float))), None)
+        upstream = _upstream_of(info)
         kind, level = paths.ticket_of(folder)
         rows.append({"ticket_kind": kind, "level": level,
                      "density": info.get("density"), "density_rlt": info.get("density_rlt"),
                      "upstream_accuracy": upstream, "path": str(folder)})
     columns = ["ticket_kind", "level", "density", "density_rlt", "upstream_accuracy", "path"]
     return pd.DataFrame(rows, columns=columns).sort_values(["ticket_kind", "level"], ignore_index=True)
+
+
+def _upstream_of(report: dict[str, Any]) -> float | None:
+    return next((report[k] for k in UPSTREAM_KEYS if isinstance(report.get(k), (int, float))), None)
+
+
+def _first_measured(value: Any, fallback: Any) -> Any:
+    """`value` unless it is missing (None / NaN), else `fallback`."""
+    return fallback if value is None or (isinstance(value, float) and pd.isna(value)) else value
+
+
+def _imported_reports(artifacts: Path) -> list[dict[str, Any]]:
+    return [json.loads((d / "sparsity.json").read_text()) for d in paths.imported_ticket_dirs(artifacts)]
 
 
 def build_ledger(artifacts: Path) -> pd.DataFrame:
@@ -162,7 +206,12 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
     if len(frame) and len(tickets):
         upstream = tickets.set_index(["ticket_kind", "level"])["upstream_accuracy"]
         keys = list(zip(frame["ticket_kind"], frame["level"]))
-        frame["upstream_accuracy"] = [upstream.get(k) if k in upstream.index else None for k in keys]
+        joined = [upstream.get(k) if k in upstream.index else None for k in keys]
+        frame["upstream_accuracy"] = [_first_measured(j, r) for j, r in zip(joined, frame["upstream_accuracy"])]
+    imported = {r.get("name"): _upstream_of(r) for r in _imported_reports(Path(artifacts))}
+    if len(frame) and imported:
+        frame["upstream_accuracy"] = [_first_measured(imported.get(n), r) if isinstance(n, str) else r
+                                      for n, r in zip(frame["ticket_name"], frame["upstream_accuracy"])]
     ood = sorted(c for c in frame.columns if c.startswith("ood_"))
     frame = frame[ID_COLUMNS + METRIC_COLUMNS + ood + TAIL_COLUMNS + STATUS_COLUMNS]
     if len(frame):

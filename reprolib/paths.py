@@ -14,6 +14,7 @@ A profile's relative paths (`artifacts`, `figures`, `data_root`) resolve against
 Under a profile's artifacts folder:
 
     tickets/<kind>/level_XX/{model.pth, mask.pth, sparsity.json}   one ticket per folder
+    tickets/imported/<name>/{model.pth, mask.pth, sparsity.json}   a ticket made elsewhere
     runs/<id>.json, runs/<id>.npz                                  transfer run records
     ledger.csv, tickets.csv                                        the tidy tables
     reprogrammer/encoder.pth, reprogrammer/runs/                   the Reprogrammer study
@@ -114,6 +115,23 @@ def ticket_of(directory: str | os.PathLike) -> tuple[str, int]:
     if match is None:
         raise ReprolibError(f"{directory} is not a ticket folder; valid ones are <artifacts>/tickets/<kind>/level_XX")
     return directory.parent.name, int(match.group(1))
+
+
+IMPORTED = "imported"   # tickets/imported/<name>: checkpoints made elsewhere (`tickets import`)
+_TICKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def imported_ticket_dir(artifacts: str | os.PathLike, name: str) -> Path:
+    """`<artifacts>/tickets/imported/<name>`; a name is letters, digits, '.', '_', '-' (no path)."""
+    if not isinstance(name, str) or not _TICKET_NAME.match(name):
+        raise ReprolibError(f"bad ticket name {name!r}; valid names: letters, digits, '.', '_', '-' "
+                            "(at most 64, starting with a letter or digit)")
+    return tickets_root(artifacts) / IMPORTED / name
+
+
+def imported_ticket_dirs(artifacts: str | os.PathLike) -> list[Path]:
+    """Every complete imported ticket folder (its sparsity.json is written last), sorted."""
+    return sorted(p.parent for p in (tickets_root(artifacts) / IMPORTED).glob("*/sparsity.json"))
 
 
 def runs_dir(artifacts: str | os.PathLike) -> Path:

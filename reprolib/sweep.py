@@ -45,6 +45,7 @@ from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.ledger import update_ledger
 from reprolib.protocols import get_protocol
 from reprolib.records import clear_failure, config_hash, one_line_error, write_failure
+from reprolib.sparsity.network import grid_networks
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
@@ -68,12 +69,10 @@ def parse_arm(arm: str) -> tuple[str, str | None]:
     return method, label_map or None
 
 
-def tickets_of(profile: Profile) -> list[tuple[str, str, int]]:
-    """(network, kind, level) of every network in the grid, dense first."""
-    tickets = [("dense", "imp", 0)]
-    tickets += [("LT", "imp", level) for level in profile.levels if level > 0]
-    tickets += [("LT", kind, profile.baseline_level) for kind in profile.baselines]
-    return list(dict.fromkeys(tickets))
+def tickets_of(profile: Profile) -> list[tuple[str, str, int, str | None]]:
+    """(network, kind, level, pretrained_dir) of every network in the grid, dense first
+    (reprolib.sparsity.network.grid_networks: imported tickets last, by name)."""
+    return grid_networks(profile)
 
 
 def build_grid(profile: Profile) -> list[TransferConfig]:
@@ -84,12 +83,13 @@ def build_grid(profile: Profile) -> list[TransferConfig]:
     for target in profile.targets:
         for arm in profile.methods:
             method, label_map = parse_arm(arm)
-            for network, kind, level in tickets_of(profile):
+            for network, kind, level, pretrained_dir in tickets_of(profile):
                 for n_shot in profile.n_shots:
                     for seed in (profile.full_data_seeds if n_shot == -1 else profile.seeds):
                         configs.append(TransferConfig(
                             profile=profile.profile, target=target, method=method, label_map=label_map,
-                            network=network, kind=kind, level=level, n_shot=n_shot, seed=seed,
+                            network=network, kind=kind, level=level, pretrained_dir=pretrained_dir,
+                            n_shot=n_shot, seed=seed,
                             protocol=profile.protocol, device=profile.device, results_path=results_path,
                             progress=False))
     return configs
@@ -300,7 +300,8 @@ def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress
 
 def _describe(config: Any) -> str:
     arm = config.method if not config.label_map else f"{config.method}/{config.label_map}"
-    ticket = "dense" if config.network == "dense" else f"{config.kind} L{config.level}"
+    ticket = ("dense" if config.network == "dense" else f"imported {config.pretrained_dir}" if config.kind == "imported"
+              else f"{config.kind} L{config.level}")
     shots = "full" if config.n_shot == -1 else f"{config.n_shot}-shot"
     return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
 

@@ -38,3 +38,48 @@ def test_missing_data_is_inconclusive(lp_vp_ledger, tmp_path: Path) -> None:
     # Tickets whose upstream accuracy fell far below dense: claim 3 cannot be tested.
     write_synthetic_study(tmp_path, arms=("lp", "vp/ilm"), upstream_drop_per_level=0.02)
     assert claims_table(build_ledger(tmp_path)).loc[2, "verdict"] == UNSURE
+
+
+def _as(ledger, provenance: str, kind: str, upstream: bool):
+    """The synthetic study's IMP tickets relabelled as other networks (the baselines dropped)."""
+    frame = ledger[ledger["ticket_kind"] == "imp"].copy()
+    sparse = frame["network"] != "dense"
+    frame.loc[sparse, "provenance"] = provenance
+    frame.loc[sparse, "ticket_kind"] = kind
+    if not upstream:
+        frame["upstream_accuracy"] = float("nan")
+    return frame
+
+
+def test_ledger_infers_provenance_of_records_without_it(lp_vp_ledger) -> None:
+    assert set(lp_vp_ledger.loc[lp_vp_ledger["network"] == "dense", "provenance"]) == {"dense"}
+    # small_resnet's tickets are made here (registry spec tickets="imp"), baselines included
+    assert set(lp_vp_ledger.loc[lp_vp_ledger["network"] == "LT", "provenance"]) == {"here"}
+
+
+def test_one_shot_networks_are_not_tickets(lp_vp_ledger) -> None:
+    from reprolib.claims import NOT_MEASURED, oneshot_table
+
+    oneshot = _as(lp_vp_ledger, "oneshot", "magnitude", upstream=False)
+    assert claims_table(oneshot)["verdict"].tolist() == [NOT_MEASURED] * 3
+    assert "one-shot pruned, not retrained" in claims_table(oneshot).loc[0, "numbers"]
+    apart = oneshot_table(oneshot)
+    assert apart["verdict"].tolist() == [HOLDS, HOLDS, NOT_MEASURED]
+    assert all("[one-shot pruned, not retrained: not tickets]" in c for c in apart["claim"])
+    assert "LP drop 2.0, vp/ilm drop 12.0 (gap 10.0)" in apart.loc[0, "numbers"]   # the same numbers, labelled
+    measured = oneshot_table(_as(lp_vp_ledger, "oneshot", "magnitude", upstream=True))
+    assert measured.loc[2, "verdict"] == HOLDS
+    assert len(oneshot_table(lp_vp_ledger)) == 0                                    # no one-shot networks
+
+
+def test_imported_tickets_need_a_measured_upstream(lp_vp_ledger) -> None:
+    from reprolib.claims import NOT_MEASURED
+
+    unmeasured = claims_table(_as(lp_vp_ledger, "imported", "imported", upstream=False))
+    assert unmeasured["verdict"].tolist() == [NOT_MEASURED] * 3
+    assert "tickets evaluate --imagenet" in unmeasured.loc[0, "numbers"]
+    measured = claims_table(_as(lp_vp_ledger, "imported", "imported", upstream=True))
+    assert measured["verdict"].tolist() == [HOLDS, HOLDS, HOLDS]
+    assert "worst gap 12.0 (vp/ilm, level 4)" in measured.loc[2, "numbers"]
+    # a ledger saved before provenance existed reads as before: every ticket made here
+    assert claims_table(lp_vp_ledger.drop(columns=["provenance"]))["verdict"].tolist() == [HOLDS, HOLDS, HOLDS]

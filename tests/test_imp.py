@@ -310,9 +310,12 @@ def test_recipes_are_the_profile_values_on_the_dataclass_defaults():
     assert TicketRecipe.for_profile(embedded) == TicketRecipe(
         prune_fraction=0.2, rewind_iteration=200, retrain_epochs=2, exclude=["conv1.weight", "fc.weight"],
         random_seed=0)
-    # the paper profile writes none: the dataclass defaults
-    assert (paper.upstream, paper.tickets) == ({}, {})
-    assert TicketRecipe.for_profile(paper) == TicketRecipe() and TicketRecipe().rewind_iteration == 200
+    # the paper profile writes no making recipe (the dataclass defaults), only its ImageNet
+    # recipe and (none yet) imported tickets, which making_dict() leaves out
+    assert paper.upstream == {} and set(paper.tickets) == {"imported", "imagenet"}
+    paper_recipe = TicketRecipe.for_profile(paper)
+    assert paper_recipe.making_dict() == TicketRecipe().making_dict() and TicketRecipe().rewind_iteration == 200
+    assert paper_recipe.imagenet["name"] == "gmp-finetune-2ep" and "imagenet" not in paper_recipe.making_dict()
     # a profile named smoke gets nothing the YAML does not say
     renamed = load_profile("smoke", upstream={}, tickets={})
     assert UpstreamRecipe.for_profile(renamed) == UpstreamRecipe() and TicketRecipe.for_profile(renamed) == TicketRecipe()

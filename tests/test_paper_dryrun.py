@@ -42,9 +42,10 @@ def test_dense_and_one_shot_runs_on_the_paper_code_path(dryrun_home, method):
         assert "EuroSAT" in config["split"] and "train_test_split" in config["split"]   # torchvision's EuroSAT class
         ticket = config["ticket"]
         if network == "dense":
-            assert (ticket["kind"], ticket["density"]) == ("dense", 1.0)
+            assert (ticket["kind"], ticket["density"], ticket["provenance"]) == ("dense", 1.0, "dense")
         else:
             assert ticket["kind"] == "magnitude" and ticket["level"] == 2
+            assert ticket["provenance"] == "oneshot" and ticket["upstream_accuracy"] is None   # not a ticket
             assert ticket["density"] == pytest.approx(0.8 ** 2, abs=1e-6)
             assert 0.0 < ticket["density_rlt"] < 1.0
         if method == "vp":
@@ -56,6 +57,34 @@ def test_dense_and_one_shot_runs_on_the_paper_code_path(dryrun_home, method):
             assert record["label_map"] is None
         assert 0.0 <= record["metrics"]["accuracy"] <= 1.0
     assert profile.download is False
+
+
+def test_imported_ticket_runs_and_the_claims_label_every_network(dryrun_home):
+    """The dry run's stand-in published checkpoint, imported, runs as kind "imported"; the ledger
+    carries provenance and the claims say "upstream not measured" and report one-shot networks apart."""
+    from reprolib.claims import HOLDS, FAILS, NOT_MEASURED, UNSURE, claims_table, oneshot_table
+    from reprolib.ledger import build_ledger
+    from reprolib.sparsity.tickets import import_profile_tickets
+
+    profile = dryrun_home
+    (report,) = import_profile_tickets(profile)
+    assert (report["name"], report["format"], report["provenance"]) == ("dryrun-magnitude80", "zeros", "imported")
+    assert report["density"] == pytest.approx(0.2, abs=1e-3)            # 80% sparse per layer, exact zeros
+    networks = [("dense", "imp", 0, None), ("LT", "imp", 2, None), ("LT", "imported", 1, "dryrun-magnitude80")]
+    for network, kind, level, name in networks:
+        record = run_transfer(TransferConfig(profile=PROFILE, target="eurosat", method="lp", network=network, kind=kind,
+                                             level=level, pretrained_dir=name, n_shot=-1, epochs=1, device="cpu",
+                                             progress=False))
+    assert record["config"]["ticket"]["provenance"] == "imported"
+    assert record["config"]["ticket"]["density"] == pytest.approx(report["density"])
+    ledger = build_ledger(profile.path("artifacts"))
+    assert ledger.set_index("ticket_kind")["provenance"].to_dict() == {"imp": "dense", "magnitude": "oneshot",
+                                                                       "imported": "imported"}
+    assert ledger.loc[ledger["ticket_kind"] == "imported", "ticket_name"].tolist() == ["dryrun-magnitude80"]
+    assert claims_table(ledger)["verdict"].tolist() == [NOT_MEASURED] * 3
+    apart = oneshot_table(ledger)
+    assert len(apart) == 3 and all("one-shot pruned, not retrained" in c for c in apart["claim"])
+    assert set(apart["verdict"]) <= {HOLDS, FAILS, UNSURE, NOT_MEASURED} and apart.loc[2, "verdict"] == NOT_MEASURED
 
 
 def test_md5_checked_sets_read_through_the_marked_root_only(dryrun_home, tmp_path):

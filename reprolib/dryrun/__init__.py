@@ -25,8 +25,10 @@ from pathlib import Path
 
 from reprolib.dryrun.formats import NEEDS_BYPASS, dataset_names, write_synthetic_dataset
 from reprolib.dryrun.integrity import DRYRUN_MARKER, PATCHED_MODULES, integrity_checks_bypassed, is_dryrun_root
-from reprolib.dryrun.weights import arch_names, checkpoint_path, write_random_imagenet_weights
+from reprolib.dryrun.weights import (SPARSE_DIR, arch_names, checkpoint_path, write_random_imagenet_weights,
+                                     write_sparse_checkpoint)
 from reprolib.errors import check_choice
+from reprolib.models.registry import get_spec
 from reprolib.records import atomic_write
 
 DEFAULT_ARCHS = tuple(arch_names())        # every registered backbone with torchvision weights
@@ -60,6 +62,9 @@ def write_dryrun_root(root: str | os.PathLike, datasets: tuple[str, ...] | list[
     for arch in arch_list:
         where = {"torch_home": torch_home} if torch_home is not None else {"checkpoint_dir": root / HUB_SUBDIR}
         summary["weights"][arch] = write_random_imagenet_weights(arch, seed=seed, **where)
+        # a stand-in published sparse checkpoint (exact zeros) that the dry run imports as a ticket
+        if get_spec(arch).family == "resnet":
+            summary.setdefault("sparse", {})[arch] = write_sparse_checkpoint(arch, root / SPARSE_DIR, seed=seed)
     summary["integrity_bypass_needed"] = [n for n in names if n in NEEDS_BYPASS]
     # Marks the root as synthetic: reprolib's torchvision loader then bypasses the md5 checks
     # here, and only here (reprolib.integrity.bypassed_for_root); written last.
@@ -68,6 +73,6 @@ def write_dryrun_root(root: str | os.PathLike, datasets: tuple[str, ...] | list[
     return summary
 
 
-__all__ = ["write_dryrun_root", "write_synthetic_dataset", "write_random_imagenet_weights",
+__all__ = ["write_dryrun_root", "write_synthetic_dataset", "write_random_imagenet_weights", "write_sparse_checkpoint",
            "integrity_checks_bypassed", "dataset_names", "arch_names", "checkpoint_path",
            "NEEDS_BYPASS", "PATCHED_MODULES", "DEFAULT_ARCHS", "DRYRUN_MARKER", "is_dryrun_root"]

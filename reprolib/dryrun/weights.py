@@ -18,6 +18,12 @@ an existing cached file is torch.load()ed without hashing, whatever check_hash s
 reprolib passes check_hash=True, but only on its download branch, which it reaches only
 when the file is absent. So a random file under the real name loads everywhere without
 network and without patching anything.
+
+`write_sparse_checkpoint(arch, directory)` writes a stand-in for a published sparse
+checkpoint (SPARSE_NAME): the same random weights, each Conv2d / Linear weight pruned by
+magnitude to SPARSE_DENSITY per layer with exact zeros, saved as the PyTorch exports of
+STR's "Dense" files and IST-DASLab's converted checkpoints are (a DataParallel "module."
+prefix, nested under "state_dict", no mask file). The paper dry run imports it as a ticket.
 """
 
 from __future__ import annotations
@@ -80,3 +86,32 @@ def write_random_imagenet_weights(arch: str, torch_home: str | os.PathLike | Non
     state = random_state_dict(arch, seed)
     atomic_torch_save(state, path)
     return {"arch": arch, "path": str(path), "status": "written", "bytes": path.stat().st_size}
+
+
+SPARSE_DENSITY = 0.2                       # kept fraction per layer (80% sparse, like STR's first model)
+SPARSE_DIR = "sparse_checkpoints"          # under the dry-run root
+
+
+def sparse_name(arch: str) -> str:
+    """The stand-in sparse checkpoint's file name for `arch`."""
+    return f"{arch}-magnitude80-zeros.pth"
+
+
+def write_sparse_checkpoint(arch: str, directory: str | os.PathLike, seed: int = 0) -> dict:
+    """Write `arch`'s stand-in sparse checkpoint unless it exists; returns {"arch", "path", "status"}."""
+    import torch
+
+    path = Path(directory).expanduser() / sparse_name(arch)
+    if path.is_file():
+        return {"arch": arch, "path": str(path), "status": "exists"}
+    state = random_state_dict(arch, seed)
+    net = get_spec(arch).build(1000)
+    prunable = [f"{name}.weight" for name, module in net.named_modules()
+                if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))]
+    for key in prunable:
+        weight = state[key]
+        n_keep = max(1, round(SPARSE_DENSITY * weight.numel()))
+        threshold = weight.abs().flatten().kthvalue(weight.numel() - n_keep + 1).values
+        state[key] = torch.where(weight.abs() >= threshold, weight, torch.zeros_like(weight))
+    atomic_torch_save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    return {"arch": arch, "path": str(path), "status": "written"}

@@ -19,7 +19,7 @@ from reprolib.records import atomic_write_bytes
 ARM_ORDER = ["lp", "vp/ilm", "vp/flm", "vp/rlm", "smm/ilm", "narrow/ilm", "medium/ilm", "full/ilm"]
 PALETTE = {"lp": "#1f77b4", "vp/ilm": "#d62728", "vp/flm": "#ff7f0e", "vp/rlm": "#e377c2",
            "smm/ilm": "#2ca02c", "narrow/ilm": "#9467bd", "medium/ilm": "#8c564b", "full/ilm": "#17becf"}
-KIND_MARKERS = {"imp": "o", "magnitude": "s", "random": "X"}
+KIND_MARKERS = {"imp": "o", "magnitude": "s", "random": "X", "imported": "D"}   # imported: at its measured density
 METRIC_LABELS = {"accuracy": "accuracy (%)", "ece": "ECE", "mce": "MCE", "nll": "NLL",
                  "brier": "Brier score", "legacy_rlt_ece": "legacy RLT \"ECE\""}
 

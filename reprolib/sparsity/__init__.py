@@ -9,6 +9,13 @@
 - `reprolib.sparsity.network`: `get_network(profile, network, kind, level, pretrained_dir)`.
 - `reprolib.sparsity.load`: `load_ticket(path, arch, state)` / `read_ticket` for every
   common ticket format (RLT, open_lth, torch prune, ours).
+- `reprolib.sparsity.keymaps`: sparseml / SparseZoo key names onto torchvision's, STR's soft
+  thresholds; `load_ticket(..., mask="zeros")` reads masks held as exact zeros.
+- `reprolib.sparsity.imported` / `catalog`: `tickets import` / `tickets fetch` (the curated table
+  of published checkpoints, reprolib/published/sparse_checkpoints.csv) into
+  `<artifacts>/tickets/imported/<name>/`.
+- `reprolib.sparsity.imagenet` / `imagenet_prune`: ImageNet top-1 of every ticket (`tickets
+  evaluate --imagenet DIR`), IMP / GMP tickets made on ImageNet (`tickets prune`, torchrun, submitit).
 - `reprolib.sparsity.cli` / `upstream_cli`: the `tickets` and `upstream` commands.
 
 Submodules import torch; this package file does not, so `import reprolib.sparsity` is

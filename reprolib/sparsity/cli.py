@@ -1,17 +1,35 @@
-"""`python -m reprolib tickets --profile embedded [--levels 0-8] [--kinds imp,magnitude,random]`
+"""`python -m reprolib tickets [make|import|fetch|list|evaluate] ...`
 
-Makes the missing ticket levels (existing ones are kept) and prints a density table.
-Defaults: IMP at levels 0..max(profile.levels) (IMP needs every level in between), the
-profile's baselines at profile.baseline_level (what the sweep uses). An explicit --levels
-applies to every kind unless --baseline-levels gives the baselines their own levels.
+- `tickets [make] --profile embedded [--levels 0-8] [--kinds imp,magnitude,random]`: makes the
+  missing ticket levels (existing ones are kept) and prints a density table. Defaults: IMP
+  at levels 0..max(profile.levels) (IMP needs every level in between), the profile's
+  baselines at profile.baseline_level (what the sweep uses). An explicit --levels applies to
+  every kind unless --baseline-levels gives the baselines their own levels. It also imports
+  the profile's `tickets.imported` entries that name a file.
+- `tickets import FILE --name NAME [--mask MASK|zeros] [--backbone B]`: puts a checkpoint made
+  elsewhere into `<artifacts>/tickets/imported/NAME` with its sparsity report.
+- `tickets fetch NAME [--url URL] [--sha256 HEX]`: downloads a curated checkpoint
+  (`reprolib.sparsity.catalog`, the README's table), verifies its checksum when one is
+  known, imports it; offline it fails with one line.
+- `tickets list`: the curated table and the imported tickets.
+- `tickets evaluate --imagenet DIR`: measures every ticket's ImageNet top-1 on DIR/val and
+  stores it in the ticket's report (`reprolib.sparsity.imagenet`).
+- `tickets prune --imagenet DIR [--levels 0-8] [--device cuda] [--submitit FOLDER --tasks N]`:
+  makes IMP / GMP tickets on ImageNet with the profile's `tickets.imagenet` recipe
+  (`reprolib.sparsity.imagenet_prune`); run it under torchrun for several GPUs or processes.
 """
 
 from __future__ import annotations
 
+import os
+
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.sparsity.masks import KINDS
-from reprolib.sparsity.tickets import make_tickets
+from reprolib.sparsity import catalog, imported
+from reprolib.sparsity.masks import MADE_KINDS
+from reprolib.sparsity.tickets import import_profile_tickets, make_tickets
+
+ACTIONS = ("make", "import", "fetch", "list", "evaluate", "prune")
 
 
 def parse_levels(text: str, flag: str = "--levels") -> list[int]:
@@ -29,6 +47,21 @@ def parse_levels(text: str, flag: str = "--levels") -> list[int]:
 
 
 def add_arguments(parser) -> None:
+    parser.add_argument("action", nargs="?", default="make", help=f"{' | '.join(ACTIONS)} (default make)")
+    parser.add_argument("target", nargs="?", default=None, help="import: the checkpoint FILE; fetch: the curated NAME")
+    parser.add_argument("--name", default=None, help="import: the ticket's name (letters, digits, . _ -)")
+    parser.add_argument("--mask", default=None, help="import: a mask file, or 'zeros' (default for one file: "
+                                                     "the file's own mask, else its exact zeros)")
+    parser.add_argument("--backbone", default=None, help="import: registry backbone (default: the profile's)")
+    parser.add_argument("--source", default=None, help="import: where the checkpoint came from (stored in its report)")
+    parser.add_argument("--url", default=None, help="fetch: download from this address instead of the table's")
+    parser.add_argument("--sha256", default=None, help="fetch: the checksum to verify")
+    parser.add_argument("--imagenet", default=None, help="evaluate: ImageNet folder (ImageFolder train/ and val/)")
+    parser.add_argument("--max-images", type=int, default=None, help="evaluate: first N val images (default all)")
+    parser.add_argument("--device", default="cpu", help="evaluate / prune: cpu | cuda (default cpu)")
+    parser.add_argument("--submitit", default=None, help="prune: submit through submitit, logs in this folder")
+    parser.add_argument("--cluster", default=None, help="prune --submitit: slurm | local | debug (default: auto)")
+    parser.add_argument("--tasks", type=int, default=1, help="prune --submitit: processes (GPUs) in the job")
     parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper (default embedded)")
     parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: 0..max of the profile's levels)")
     parser.add_argument("--baseline-levels", default=None,
@@ -40,10 +73,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    check_choice("tickets action", args.action, ACTIONS)
+    if args.action != "make":
+        return _RUNNERS[args.action](args)
+    if args.target is not None:
+        raise ReprolibError(f"unexpected argument {args.target!r}; valid forms: tickets [make] --profile P, "
+                            "tickets import FILE --name NAME, tickets fetch NAME")
     profile = load_profile(args.profile)
     kinds = ["imp", *profile.baselines] if args.kinds is None else [k.strip() for k in args.kinds.split(",")]
     for kind in kinds:
-        check_choice("ticket kind", kind, KINDS)
+        check_choice("ticket kind", kind, MADE_KINDS)
     imp_levels = list(range(max(profile.levels) + 1)) if args.levels is None else parse_levels(args.levels)
     if args.baseline_levels is not None:
         baseline_levels = parse_levels(args.baseline_levels, "--baseline-levels")
@@ -56,7 +95,84 @@ def run(args) -> int:
     if baselines:
         summaries += make_tickets(profile, baseline_levels, baselines, progress=not args.quiet)
     print(format_table(summaries))
+    for report in import_profile_tickets(profile):
+        print(f"imported ticket {report['name']}: density {report['density']:.4f} ({report['status']})")
     return 0
+
+
+def _import(args) -> int:
+    if args.target is None or args.name is None:
+        raise ReprolibError("tickets import needs FILE and --name NAME; valid form: tickets import FILE --name NAME")
+    profile = load_profile(args.profile)
+    report = imported.import_ticket(args.target, args.name, profile.path("artifacts"),
+                                    args.backbone or profile.backbone, mask=args.mask, source=args.source)
+    print(format_report(report))
+    return 0
+
+
+def _fetch(args) -> int:
+    if args.target is None:
+        raise ReprolibError(f"tickets fetch needs NAME; valid choices: {', '.join(catalog.names())}")
+    profile = load_profile(args.profile)
+    report = imported.fetch_ticket(args.target, profile.path("artifacts"), url=args.url, sha256=args.sha256)
+    verified = "verified" if report["checksum_verified"] else "not verified (no checksum known)"
+    print(f"{format_report(report)}\nsha256 {report['download_sha256']} {verified}")
+    return 0
+
+
+def _list(args) -> int:
+    rows = [f"{'name':<28}{'backbone':<10}{'sparsity':>9}{'top-1':>8}  address"]
+    rows += [f"{e.name:<28}{e.backbone:<10}{e.sparsity:>9.2%}{e.published_top1:>8.2%}  {e.url or e.page}"
+             for e in catalog.TABLE]
+    profile = load_profile(args.profile)
+    rows += ["", f"imported into {profile.profile}:"]
+    rows += [format_report(r) for r in imported.imported_reports(profile.path("artifacts"))] or ["  (none)"]
+    print("\n".join(rows))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from reprolib.sparsity.imagenet import evaluate_tickets   # imports torchvision: only for this action
+
+    if args.imagenet is None:
+        raise ReprolibError("tickets evaluate needs --imagenet DIR (an ImageFolder with val/)")
+    for row in evaluate_tickets(load_profile(args.profile), args.imagenet, max_images=args.max_images,
+                                device=args.device):
+        print(f"{row['ticket']:<40} top-1 {row['top1']:.4f} on {row['images']} images")
+    return 0
+
+
+def _prune(args) -> int:
+    from reprolib.sparsity import imagenet_prune   # imports torchvision: only for this action
+
+    if args.imagenet is None:
+        raise ReprolibError("tickets prune needs --imagenet DIR (an ImageFolder with train/ and val/)")
+    profile = load_profile(args.profile)
+    levels = parse_levels(args.levels) if args.levels else list(range(max(profile.levels) + 1))
+    if args.submitit:
+        job = imagenet_prune.submit_pruning(args.profile, args.imagenet, levels, args.submitit, args.cluster, args.tasks)
+        print(f"submitted job {job.job_id} (logs in {args.submitit})")
+        reports = job.result() if args.cluster == "debug" else []
+    else:
+        reports = imagenet_prune.prune_on_imagenet(profile, args.imagenet, levels, args.device)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0   # under torchrun, rank 0 alone reports
+    for r in reports:
+        print(f"imp level {r['level']:>2}: density {r['density']:.4f} top-1 {r['upstream_test_accuracy']:.4f} ({r['status']})")
+    return 0
+
+
+_RUNNERS = {"import": _import, "fetch": _fetch, "list": _list, "evaluate": _evaluate, "prune": _prune}
+
+
+def format_report(report: dict) -> str:
+    """One line per imported ticket: name, density in both conventions, published / measured top-1."""
+    published = report.get("published_top1")
+    measured = report.get("upstream_test_accuracy")
+    return (f"{report['name']}: {report.get('status', 'imported')} at {report['path']}; density {report['density']:.4f} "
+            f"(rlt {report['density_rlt']:.4f}), format {report['format']}, keys {report['key_naming']}, "
+            f"published top-1 {'n/a' if published is None else f'{published:.4f}'}, "
+            f"measured top-1 {'not measured' if measured is None else f'{measured:.4f}'}")
 
 
 def format_table(summaries: list[dict]) -> str:

@@ -19,7 +19,6 @@ so an interrupted run resumes at the first missing level.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -65,7 +64,7 @@ class TicketMaker:
 
     def level(self, kind: str, level: int) -> dict[str, Any]:
         """The sparsity.json of `kind` level `level`, making it (and its parents) if missing."""
-        check_choice("ticket kind", kind, M.KINDS)
+        check_choice("ticket kind", kind, M.MADE_KINDS)
         check_type("ticket level", level, int)
         if level < 0 or (level == 0 and kind != "imp"):
             raise ReprolibError(f"{kind} ticket level must be >= {0 if kind == 'imp' else 1}, got {level}")
@@ -96,7 +95,7 @@ class TicketMaker:
 
     def _recipes(self) -> dict[str, Any]:
         # as stored in JSON (lists, not tuples), so a stored report compares equal
-        return json.loads(json.dumps({"upstream": self.upstream.as_dict(), "tickets": dataclasses.asdict(self.recipe)}))
+        return json.loads(json.dumps({"upstream": self.upstream.as_dict(), "tickets": self.recipe.making_dict()}))
 
     def _check_same_recipe(self, report: dict[str, Any], directory: Path) -> None:
         """A stored level made with another recipe is stale: say so instead of mixing recipes."""
@@ -170,6 +169,6 @@ def make_imp_tickets(profile: Any, levels: list[int], kinds: list[str] | tuple[s
     maker = TicketMaker(profile, data=data, progress=progress)
     out = []
     for kind in kinds:
-        check_choice("ticket kind", kind, M.KINDS)
+        check_choice("ticket kind", kind, M.MADE_KINDS)
         out += [maker.level(kind, level) for level in sorted(set(levels)) if kind == "imp" or level > 0]
     return out

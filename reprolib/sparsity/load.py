@@ -11,7 +11,14 @@ registry backbone `arch` (a `reprolib.models.names()` entry) and reads the forma
   transfer uses) or any single other `.pth`; `sparsity.json` / `sparsity_report.json` is checked;
 - a directory holding one RLT pair, or a single `.pth`, is read as that file / pair;
 - a file: a torch.nn.utils.prune state dict (`weight_orig` * `weight_mask`), a state dict with
-  open_lth `mask_*` buffers, or any state dict with `mask=<mask file>`.
+  open_lth `mask_*` buffers, or any state dict with `mask=<mask file>`;
+- a file with `mask="zeros"` (IMPLICIT_MASK): a dense state dict whose pruned weights are exact
+  zeros (STR, AC/DC, RigL and GMP exports, SparseZoo): the mask is derived as `weight != 0`
+  over every Conv2d / Linear weight (stem and classifier included: published sparse networks
+  may prune them), and the density is reported over those weights and in RLT's convention;
+  a file that carries its own mask (prune / open_lth buffers) is read with that mask instead.
+Keys in sparseml / SparseZoo naming (`input.conv`, `sections.X.Y`, `classifier.fc`) are
+renamed to torchvision's first (`reprolib.sparsity.keymaps`); `LoadedTicket.key_naming` says so.
 
 Why so strict. The public RLT loader matched checkpoint and mask keys with and without a
 "model." prefix inconsistently, so the masked weights were overwritten by unmasked ones and
@@ -42,9 +49,10 @@ from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.models import get_spec, names
-from reprolib.sparsity import formats, masks
+from reprolib.sparsity import formats, keymaps, masks
 from reprolib.sparsity.formats import names_preview
 DENSITY_TOL = 1e-3   # fraction of weights allowed to sit on the "wrong" side by chance
+IMPLICIT_MASK = "zeros"  # mask= value: derive the mask from the checkpoint's exact zeros
 _OPEN_LTH_MODEL = re.compile(r"model_ep(\d+)_it(\d+)\.pth$")
 
 
@@ -55,13 +63,14 @@ class LoadedTicket:
     net: nn.Module
     mask: dict[str, Tensor]
     arch: str
-    format: str                 # rlt | open_lth | ours | prune | embedded | plain
+    format: str                 # rlt | open_lth | ours | prune | embedded | plain | zeros
     model_file: Path
     mask_file: Path | None      # None when the mask was embedded in model_file
     density: float              # mask's kept fraction over the masked (prunable) weights
     measured_density: float     # nonzero fraction of those weights in the loaded net
     density_rlt: float          # RLT convention: kept fraction of conv weights except the stem
     checkpoint_was_masked: bool
+    key_naming: str | None = None   # "sparseml" when keys were renamed to torchvision's
 
 
 @dataclass
@@ -85,9 +94,17 @@ def read_ticket(path: str | Path, arch: str, state: int | None = None,
     check_choice("arch", arch, names())
     if state is not None and (isinstance(state, bool) or not isinstance(state, int) or state < 0):
         raise ReprolibError(f"state must be an int >= 0, got {state!r}")
-    files = _locate(Path(path), arch, state, None if mask is None else Path(mask))
+    implicit = isinstance(mask, str) and mask == IMPLICIT_MASK
+    files = _locate_implicit(Path(path)) if implicit else _locate(Path(path), arch, state,
+                                                                   None if mask is None else Path(mask))
     raw = formats.strip_prefixes(formats.read_checkpoint(files.model_file), files.model_file)
+    raw, naming = keymaps.to_torchvision(keymaps.apply_str_thresholds(raw))
     weights, ticket_mask = formats.split_embedded_masks(raw, files.model_file)
+    if implicit and not ticket_mask:   # a mask the file carries itself wins over its zeros
+        net = _build_and_load(arch, weights, files.model_file)
+        ticket = _apply_and_verify(net, _mask_from_zeros(net), weights, files, arch)
+        ticket.key_naming = naming
+        return ticket
     if files.mask_file is not None:
         file_mask = formats.read_mask(files.mask_file)
         for name in set(file_mask) & set(ticket_mask):
@@ -100,7 +117,23 @@ def read_ticket(path: str | Path, arch: str, state: int | None = None,
     net = _build_and_load(arch, weights, files.model_file)
     _check_mask_keys(net, ticket_mask, files.mask_file or files.model_file, arch)
     ticket = _apply_and_verify(net, ticket_mask, weights, files, arch)
+    ticket.key_naming = naming
     return ticket
+
+
+def _locate_implicit(path: Path) -> _Files:
+    """mask="zeros" reads one checkpoint file; the mask is in its zeros."""
+    if not path.is_file():
+        raise ReprolibError(f"mask={IMPLICIT_MASK!r} needs path to be one checkpoint file, got {path} "
+                            f"({'a directory' if path.is_dir() else 'missing'})")
+    return _Files(IMPLICIT_MASK, path)
+
+
+def _mask_from_zeros(net: nn.Module) -> dict[str, Tensor]:
+    """weight != 0 for every Conv2d / Linear weight of `net` (the implicit-mask convention)."""
+    params = dict(net.named_parameters())
+    with torch.no_grad():
+        return {name: (params[name] != 0).to(torch.float32) for name in masks.prunable_names(net, exclude=())}
 
 
 # ---------------------------------------------------------------- finding the files

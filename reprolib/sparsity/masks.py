@@ -23,7 +23,10 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.records import atomic_torch_save, atomic_write
 
 Mask = dict[str, torch.Tensor]
-KINDS = ("imp", "magnitude", "random")
+MADE_KINDS = ("imp", "magnitude", "random")   # kinds `make_tickets` makes (level folders)
+# Every kind a run's ticket may have: the made ones, and "imported" (a checkpoint made
+# elsewhere, `tickets import`; its "level" is its place in the profile's tickets.imported).
+KINDS = (*MADE_KINDS, "imported")
 DEFAULT_EXCLUDE = ("conv1.weight", "fc.weight")
 
 
@@ -139,7 +142,7 @@ def random_prune_like(mask: Mask, seed: int) -> Mask:
 
 def ticket_dir(artifacts: str | os.PathLike, kind: str, level: int) -> Path:
     """`<artifacts>/tickets/<kind>/level_XX`."""
-    check_choice("ticket kind", kind, KINDS)
+    check_choice("ticket kind", kind, MADE_KINDS)
     return paths.ticket_dir(artifacts, kind, level)
 
 

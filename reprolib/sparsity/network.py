@@ -11,8 +11,21 @@ What a profile's backbone offers is its registry spec's `tickets`:
   the profile's `tickets.exclude` says otherwise (ViT: conv_proj and heads.head; every
   Linear and attention in-projection of the encoder is prunable, see masks.prunable_names): these are not IMP tickets, and TicketInfo.kind says
   "magnitude" / "random" so the results table cannot mistake them.
+Where `tickets prune --imagenet DIR` made IMP / GMP levels on ImageNet (`tickets/imp/level_XX/
+model.pth`), "LT" kind "imp" loads those instead of pruning once (provenance "here").
 "LT" with `pretrained_dir` (any backbone) loads a ticket through
 `reprolib.sparsity.load.load_ticket` (RLT / open_lth / our formats).
+"LT" with kind "imported" loads a ticket made elsewhere and imported with `tickets import` /
+`tickets fetch` (`pretrained_dir` = its name, or a folder in our layout); its `level` is only
+its place in the profile's `tickets.imported` list, and the record places it at its density.
+
+Provenance (TicketInfo.provenance, stored in every record, never hashed): "dense"; "here"
+(made here by pruning and retraining: IMP, or the retrained magnitude / random baselines);
+"oneshot" (pruned once, NOT retrained: not a ticket); "imported" (with its `source`);
+"external" (a `pretrained_dir` of unknown origin). `upstream_accuracy` is the network's
+measured upstream test accuracy (the source task's: Fashion-MNIST here, ImageNet top-1
+after `tickets evaluate --imagenet`), None when not measured; `published_top1` is what the
+authors of an imported checkpoint report, kept apart from anything measured.
 """
 
 from __future__ import annotations
@@ -40,10 +53,42 @@ class TicketInfo:
     density: float       # kept fraction of the prunable weights
     density_rlt: float   # kept fraction of conv weights except the stem (RLT's convention)
     path: str | None
+    provenance: str = "dense"            # dense | here | oneshot | imported | external (PROVENANCES)
+    source: str | None = None            # where an imported / external network came from
+    upstream_accuracy: float | None = None   # measured upstream test accuracy; None = not measured
+    published_top1: float | None = None      # reported by an imported checkpoint's authors
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "level": self.level, "density": self.density,
-                "density_rlt": self.density_rlt, "path": self.path}
+                "density_rlt": self.density_rlt, "path": self.path, **self.provenance_fields()}
+
+    def provenance_fields(self) -> dict[str, Any]:
+        """What the network is; records store these beside the ticket (outside the hashed config)."""
+        return {"provenance": self.provenance, "source": self.source, "upstream_accuracy": self.upstream_accuracy,
+                "published_top1": self.published_top1}
+
+    def record_fields(self) -> dict[str, Any]:
+        """The record's `config.ticket`: identity and densities, then provenance."""
+        return {"kind": self.kind, "level": self.level, "id": self.id, "density": self.density,
+                "density_rlt": self.density_rlt, **self.provenance_fields()}
+
+
+PROVENANCES = ("dense", "here", "oneshot", "imported", "external")
+
+
+def grid_networks(profile: Any) -> list[tuple[str, str, int, str | None]]:
+    """(network, kind, level, pretrained_dir) of every network a profile's study uses, dense first.
+
+    Dense, the IMP levels, each baseline kind at `baseline_level`, then the imported tickets
+    (`tickets.imported`, in its order) as kind "imported", level = their place in that list
+    (1, 2, ...), pretrained_dir = their name. The sweep's grid and `tickets evaluate` read this.
+    """
+    networks = [("dense", "imp", 0, None)]
+    networks += [("LT", "imp", level, None) for level in profile.levels if level > 0]
+    networks += [("LT", kind, profile.baseline_level, None) for kind in profile.baselines]
+    imported = TicketRecipe.for_profile(profile).imported
+    networks += [("LT", "imported", place, name) for place, name in enumerate(imported, start=1)]
+    return list(dict.fromkeys(networks))
 
 
 def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: int = 0,
@@ -54,11 +99,23 @@ def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: 
     check_type("ticket level", level, int)
     if level < 0:
         raise ReprolibError(f"ticket level must be >= 0, got {level}")
+    if kind == "imported":
+        if network != "LT" or pretrained_dir is None:
+            raise ReprolibError("ticket kind 'imported' needs network 'LT' and pretrained_dir = an imported "
+                                "ticket's name (`python -m reprolib tickets import`) or its folder")
+        return _imported(profile, level, pretrained_dir)
     if network == "LT" and pretrained_dir is not None:
         return _external(profile, kind, level, pretrained_dir)
-    if get_spec(profile.backbone).tickets == "imp":
+    if get_spec(profile.backbone).tickets == "imp" or _made_on_imagenet(profile, network, kind, level):
         return _from_layout(profile, network, kind, level)
     return _oneshot(profile, network, kind, level)
+
+
+def _made_on_imagenet(profile: Any, network: str, kind: str, level: int) -> bool:
+    """A pretrained backbone's IMP level made here on ImageNet (`tickets prune --imagenet`) replaces
+    the one-shot pruning at that level."""
+    return network == "LT" and kind == "imp" and level > 0 and \
+        (M.ticket_dir(profile.path("artifacts"), kind, level) / "model.pth").is_file()
 
 
 def _from_layout(profile: Any, network: str, kind: str, level: int):
@@ -76,7 +133,9 @@ def _from_layout(profile: Any, network: str, kind: str, level: int):
     is_dense = network == "dense" or level == 0
     info = TicketInfo(id=f"{profile.profile}-{profile.backbone}-" + ("dense" if is_dense else f"{kind}-L{level:02d}"),
                       kind="dense" if is_dense else kind, level=level, density=float(report["density"]),
-                      density_rlt=float(report["density_rlt"]), path=str(directory))
+                      density_rlt=float(report["density_rlt"]), path=str(directory),
+                      provenance="dense" if is_dense else "here",
+                      upstream_accuracy=_measured(report))
     return backbone.eval(), info
 
 
@@ -86,8 +145,44 @@ def _external(profile: Any, kind: str, level: int, pretrained_dir: str):
     net, mask = load_ticket(pretrained_dir, name, level)
     overall, _ = M.density(mask)
     info = TicketInfo(id=f"{name}-{kind}-L{level:02d}-external", kind=kind, level=level, density=overall,
-                      density_rlt=_density_rlt(name, net, mask), path=str(pretrained_dir))
+                      density_rlt=_density_rlt(name, net, mask), path=str(pretrained_dir),
+                      provenance="external", source=str(pretrained_dir))
     return from_network(name, net).eval(), info
+
+
+def _imported(profile: Any, level: int, pretrained_dir: str):
+    """An imported ticket (`tickets import` / `fetch`): by name under the profile's artifacts, or a folder."""
+    name = profile.backbone
+    try:
+        directory = paths.imported_ticket_dir(profile.path("artifacts"), pretrained_dir)
+    except ReprolibError:   # not a bare name: a folder
+        directory = paths.resolve(pretrained_dir)
+    if not M.is_complete(directory):
+        directory = paths.resolve(pretrained_dir)
+    if not M.is_complete(directory):
+        raise ReprolibError(f"no imported ticket {pretrained_dir!r} (looked in {paths.imported_ticket_dir(profile.path('artifacts'), 'NAME').parent} "
+                            f"and at {directory}); import it with `python -m reprolib tickets import FILE --name NAME "
+                            f"--profile {profile.profile}`")
+    report = M.load_json(directory / "sparsity.json")
+    net, mask = load_ticket(directory, name)
+    overall, _ = M.density(mask)
+    info = TicketInfo(id=f"{name}-imported-{report.get('name', directory.name)}", kind="imported", level=level,
+                      density=overall, density_rlt=_density_rlt(name, net, mask), path=str(directory),
+                      provenance="imported", source=report.get("source"), upstream_accuracy=_measured(report),
+                      published_top1=report.get("published_top1"))
+    return from_network(name, net).eval(), info
+
+
+def _measured(report: dict[str, Any]) -> float | None:
+    """The upstream test accuracy a ticket report holds when it was measured (None otherwise)."""
+    value = report.get("upstream_test_accuracy")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def dense_upstream(profile: Any) -> float | None:
+    """The dense network's measured upstream accuracy (IMP level 0's report), None when not measured."""
+    report = M.ticket_dir(profile.path("artifacts"), "imp", 0) / "sparsity.json"
+    return _measured(M.load_json(report)) if report.is_file() else None
 
 
 def _oneshot(profile: Any, network: str, kind: str, level: int):
@@ -97,7 +192,7 @@ def _oneshot(profile: Any, network: str, kind: str, level: int):
     backbone = get_backbone(name, weights="default", root=root, download=profile.download)
     if network == "dense" or level == 0:
         return backbone, TicketInfo(id=f"{name}-{profile.source}-dense", kind="dense", level=0, density=1.0,
-                                    density_rlt=1.0, path=None)
+                                    density_rlt=1.0, path=None, upstream_accuracy=dense_upstream(profile))
     recipe = TicketRecipe.for_profile(profile)
     full = M.full_mask(backbone.net, recipe.exclude)
     mask = M.global_magnitude_prune(backbone.net, full, 1.0 - target_density(recipe, level))
@@ -106,8 +201,10 @@ def _oneshot(profile: Any, network: str, kind: str, level: int):
         mask, pruned_kind = M.random_prune_like(mask, seed=recipe.random_seed + level), "random"
     M.apply_mask(backbone.net, mask)
     overall, _ = M.density(mask)
+    report = M.ticket_dir(profile.path("artifacts"), pruned_kind, level) / "sparsity.json"
     info = TicketInfo(id=f"{name}-{profile.source}-{pruned_kind}-oneshot-L{level:02d}", kind=pruned_kind, level=level,
-                      density=overall, density_rlt=_density_rlt(name, backbone.net, mask), path=None)
+                      density=overall, density_rlt=_density_rlt(name, backbone.net, mask), path=None,
+                      provenance="oneshot", upstream_accuracy=_measured(M.load_json(report)) if report.is_file() else None)
     return backbone.eval(), info
 
 

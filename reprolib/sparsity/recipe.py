@@ -27,6 +27,14 @@ class TicketRecipe:
     # never pruned; a profile without `exclude` gets its backbone's stem and head (BackboneSpec.prune_exclude)
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     random_seed: int = 0               # random baseline at level L uses random_seed + L
+    # Tickets made elsewhere that the sweep runs too: name -> source. The source is a local
+    # checkpoint file or folder (relative to the workbook home; `tickets` imports it), an
+    # address (fetched), or "" (already imported, or a curated name `tickets fetch` knows).
+    # Not part of how tickets are MADE, so making_dict() leaves it out (stored IMP reports stay valid).
+    imported: dict[str, str] = field(default_factory=dict)
+    # How `tickets prune --imagenet DIR` makes tickets on ImageNet (ImageNetRecipe fields;
+    # reprolib.sparsity.imagenet_prune). Stored in those tickets' own reports, not in making_dict().
+    imagenet: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_profile(cls, profile: Any) -> "TicketRecipe":
@@ -40,11 +48,19 @@ class TicketRecipe:
         if "exclude" not in values and getattr(profile, "backbone", None) is not None:
             values["exclude"] = list(get_spec(profile.backbone).prune_exclude)
         recipe = dataclasses.replace(cls(), **values)
+        bad = [k for k, v in recipe.imported.items() if not (isinstance(k, str) and isinstance(v, str))]
+        if bad:
+            raise ReprolibError(f"tickets.imported must map names to sources (str -> str), got {bad[0]!r}: "
+                                f"{recipe.imported[bad[0]]!r}")
         if not 0.0 < recipe.prune_fraction < 1.0:
             raise ReprolibError(f"tickets.prune_fraction must be in (0, 1), got {recipe.prune_fraction}")
         if recipe.rewind_iteration < 0:
             raise ReprolibError(f"tickets.rewind_iteration must be >= 0, got {recipe.rewind_iteration}")
         return recipe
+
+    def making_dict(self) -> dict[str, Any]:
+        """The fields that decide how tickets are made (stored in each made ticket's report)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("imported", "imagenet")}
 
     def retrain_recipe(self, upstream: UpstreamRecipe) -> UpstreamRecipe:
         """The upstream recipe with the retraining schedule's epochs."""

@@ -198,8 +198,7 @@ def _ood_metrics(cfg, profile, method: TransferMethod, info, id_logits, hashed) 
 def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: TargetData, backbone) -> dict:
     """The record's config: the hashed settings plus what the run found (ticket, split, sizes)."""
     return {**hashed,
-            "ticket": {"kind": ticket.kind, "level": ticket.level, "id": ticket.id,
-                       "density": ticket.density, "density_rlt": ticket.density_rlt},
+            "ticket": ticket.record_fields(),   # provenance included; none of it is hashed
             "split": data.train.split_note,
             "prompt_size": get_method(cfg.method).prompt_size(backbone, data.train.info),
             "n_train": len(data.train), "n_test": len(data.test), "n_val": len(data.val) if data.val else 0,
