@@ -34,6 +34,8 @@ from reprolib.progress import PROGRESS_ENV
 
 KERNEL = "python3"
 HASH_KEY = "reprolib_inputs_sha256"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_PLACEHOLDER = "(interactive widgets: open this notebook's source NN_name.py in JupyterLab and run it)"
 # Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
 # relative to the folder that holds the package (the checkout, or site-packages).
 DRAWING_CODE = ["reprolib/plots", "reprolib/claims.py", "reprolib/published.py", "reprolib/ledger.py",
@@ -177,16 +179,21 @@ def clean_executed(notebook) -> None:
     Gone: papermill's times and paths, nbclient's per-cell execution times, random cell ids
     (numbered instead) and the jupytext pairing the source carries (an executed .ipynb in
     notebooks/executed/ has no paired .py there, and JupyterLab refuses to open it with one).
-    Kept: the parameters papermill injected and the inputs hash.
+    Widgets: their saved state (random model ids) goes and each widget output becomes a line
+    saying it needs a live kernel. Kept: the parameters papermill injected and the inputs hash.
     """
     notebook.metadata.pop("jupytext", None)
     record = notebook.metadata.pop("papermill", {})
     if "parameters" in record:
         notebook.metadata["papermill"] = {"parameters": record["parameters"]}
+    notebook.metadata.pop("widgets", None)   # widget state: random model ids, dead without a kernel
     for index, cell in enumerate(notebook.cells):
         cell.metadata.pop("execution", None)
         cell.metadata.pop("papermill", None)
         cell["id"] = f"cell-{index:02d}"
+        for output in cell.get("outputs", []):
+            if WIDGET_VIEW in output.get("data", {}):
+                output["data"] = {"text/plain": WIDGET_PLACEHOLDER}
 
 
 def _write_atomic(notebook, path: Path) -> None:

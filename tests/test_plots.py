@@ -114,6 +114,30 @@ def test_explorer_panel_reads_npz_prompt_and_label_map(synthetic_study) -> None:
         plots.select_run(ledger, "digits", "vp/ilm", 3, -1)
 
 
+def test_explorer_compares_the_ticket_with_dense_on_the_same_axes(synthetic_study) -> None:
+    from reprolib.plots.explorer import compare_panel, compare_summary
+
+    _, ledger = synthetic_study
+    dense = plots.select_run(ledger, "digits", "lp", 0, -1)
+    ticket = plots.select_run(ledger, "digits", "lp", 2, -1)
+    line = compare_summary(ledger, "digits", "lp", 2, -1)
+    assert f"accuracy {100 * ticket['accuracy']:.1f}% (dense {100 * dense['accuracy']:.1f}%)" in line
+    assert f"ECE {ticket['ece']:.3f} (dense {dense['ece']:.3f})" in line and "imp level 2" in line
+    fig = compare_panel(ledger, "digits", "lp", 2, -1)
+    dense_ax, ticket_ax, _, _, accuracy_ax, ece_ax = fig.axes
+    assert dense_ax.get_title().startswith("dense") and ticket_ax.get_title().startswith("imp level 2")
+    assert dense_ax.get_shared_y_axes().joined(dense_ax, ticket_ax)
+    seed = int(dense["seed"])
+    levels = ledger[(ledger["target"] == "digits") & (ledger["arm"] == "lp") & (ledger["n_shot"] == -1)
+                    & (ledger["ticket_kind"] == "imp") & (ledger["seed"] == seed)].sort_values("level")
+    assert _line_ys(accuracy_ax, "lp") == pytest.approx(100 * levels["accuracy"].to_numpy())
+    assert _line_ys(ece_ax, "lp") == pytest.approx(levels["ece"].to_numpy())
+    ringed = [c for c in accuracy_ax.collections if c.get_label() == "chosen: level 2"][0]
+    assert ringed.get_offsets()[0][0] == 2 and ringed.get_offsets()[0][1] == pytest.approx(100 * ticket["accuracy"])
+    moved = compare_summary(ledger, "digits", "lp", 4, -1)
+    assert moved != line and "imp level 4" in moved
+
+
 def test_published_tables_keep_sources_and_compare(synthetic_study) -> None:
     _, ledger = synthetic_study
     assert "Chen et al. CVPR 2023" in published_source("ilmvp")[0]
