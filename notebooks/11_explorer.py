@@ -27,6 +27,7 @@ profile = "embedded"
 source = "fashion_mnist"
 artifacts = "artifacts/embedded"
 figures = "figures/embedded"
+live_widgets = True  # `reprolib notebooks` passes False: headless runs draw the static figures only
 
 # %%
 # %matplotlib inline
@@ -81,53 +82,59 @@ from IPython.display import display
 
 from reprolib.errors import ReprolibError
 
-controls = {
-    "profile": widgets.Dropdown(options=profiles or [P.profile], value=P.profile, description="profile"),
-    "target": widgets.Dropdown(options=choices["target"], description="target"),
-    "arm": widgets.Dropdown(options=choices["arm"], description="arm"),
-    "level": widgets.SelectionSlider(options=choices["level"], value=choices["level"][-1],
-                                     continuous_update=False, description="IMP level"),
-    "n_shot": widgets.SelectionSlider(options=[(("full" if n < 0 else str(n)), n) for n in choices["n_shot"]],
-                                      value=choices["n_shot"][-1], continuous_update=False, description="shots"),
-}
-numbers = widgets.Label()
-output = widgets.Output()
-state = {"ledger": ledger, "profile": P}
 
+def explorer_widgets(ledger, P):
+    """The explorer's controls, each wired to the redraw (the level slider too), in one box."""
+    controls = {
+        "profile": widgets.Dropdown(options=profiles or [P.profile], value=P.profile, description="profile"),
+        "target": widgets.Dropdown(options=choices["target"], description="target"),
+        "arm": widgets.Dropdown(options=choices["arm"], description="arm"),
+        "level": widgets.SelectionSlider(options=choices["level"], value=choices["level"][-1],
+                                         continuous_update=False, description="IMP level"),
+        "n_shot": widgets.SelectionSlider(options=[(("full" if n < 0 else str(n)), n) for n in choices["n_shot"]],
+                                          value=choices["n_shot"][-1], continuous_update=False, description="shots"),
+    }
+    numbers = widgets.Label()
+    output = widgets.Output()
+    state = {"ledger": ledger, "profile": P}
 
-def redraw(_=None) -> None:
-    """Draw the comparison and the single-run panel for the widgets' current values."""
-    values = {k: controls[k].value for k in ("target", "arm", "level", "n_shot")}
-    output.clear_output(wait=True)
-    with output:
-        try:
-            numbers.value = compare_summary(state["ledger"], **values)
-            display(compare_panel(state["ledger"], **values))
-            display(plots.explorer_panel(state["ledger"], state["profile"].path("artifacts"), **values,
-                                         source=state["profile"].source))
-        except ReprolibError as err:
-            numbers.value = str(err)
+    def redraw(_=None) -> None:
+        """Draw the comparison and the single-run panel for the widgets' current values."""
+        values = {k: controls[k].value for k in ("target", "arm", "level", "n_shot")}
+        output.clear_output(wait=True)
+        with output:
+            try:
+                numbers.value = compare_summary(state["ledger"], **values)
+                display(compare_panel(state["ledger"], **values))
+                display(plots.explorer_panel(state["ledger"], state["profile"].path("artifacts"), **values,
+                                             source=state["profile"].source))
+            except ReprolibError as err:
+                numbers.value = str(err)
 
+    def change_profile(change) -> None:
+        """Load the chosen profile's ledger and offer its targets, arms, levels and shots."""
+        state["profile"] = load_profile(change["new"])
+        state["ledger"] = load_ledger(state["profile"].path("artifacts"))
+        options = explorer_choices(state["ledger"])
+        # Each assignment may redraw once on its own; the last call below draws the final state.
+        for key in ("target", "arm", "level"):
+            controls[key].options = options[key]
+        controls["level"].value = options["level"][-1]
+        controls["n_shot"].options = [(("full" if n < 0 else str(n)), n) for n in options["n_shot"]]
+        redraw()
 
-def change_profile(change) -> None:
-    """Load the chosen profile's ledger and offer its targets, arms, levels and shots."""
-    state["profile"] = load_profile(change["new"])
-    state["ledger"] = load_ledger(state["profile"].path("artifacts"))
-    options = explorer_choices(state["ledger"])
-    # Each assignment may redraw once on its own; the last call below draws the final state.
-    for key in ("target", "arm", "level"):
-        controls[key].options = options[key]
-    controls["level"].value = options["level"][-1]
-    controls["n_shot"].options = [(("full" if n < 0 else str(n)), n) for n in options["n_shot"]]
+    controls["profile"].observe(change_profile, names="value")
+    for key in ("target", "arm", "level", "n_shot"):
+        controls[key].observe(redraw, names="value")
     redraw()
+    return widgets.VBox([widgets.HBox(list(controls.values())[:3]), widgets.HBox(list(controls.values())[3:]),
+                         numbers, output])
 
 
-controls["profile"].observe(change_profile, names="value")
-for key in ("target", "arm", "level", "n_shot"):
-    controls[key].observe(redraw, names="value")
-display(widgets.VBox([widgets.HBox(list(controls.values())[:3]), widgets.HBox(list(controls.values())[3:]),
-                      numbers, output]))
-redraw()
+if live_widgets:
+    display(explorer_widgets(ledger, P))
+else:
+    print("(interactive widgets: open notebooks/11_explorer.py in JupyterLab and run it)")
 
 # %% tags=["nbval-check-output"]
 # Summary (checked by nbval): the explorer's choices and the static comparison's numbers.

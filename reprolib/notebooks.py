@@ -35,6 +35,10 @@ from reprolib.progress import PROGRESS_ENV
 KERNEL = "python3"
 HASH_KEY = "reprolib_inputs_sha256"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# A notebook parameter the runner sets to False: no live widgets in a headless run. nbclient can
+# block for ever on a cell that creates widgets (jupyter/nbclient#312, seen here about one run in
+# three of the explorer), and the saved copy could not use them anyway.
+LIVE_WIDGETS = "live_widgets"
 WIDGET_PLACEHOLDER = "(interactive widgets: open this notebook's source NN_name.py in JupyterLab and run it)"
 # Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
 # relative to the folder that holds the package (the checkout, or site-packages).
@@ -173,6 +177,14 @@ def echo_progress(name: str):
         os.rmdir(folder)
 
 
+def notebook_parameters(declared: set[str], profile_values: dict[str, Any]) -> dict[str, Any]:
+    """What papermill injects: the profile's values the notebook declares, and no live widgets."""
+    parameters = {k: v for k, v in profile_values.items() if k in declared}
+    if LIVE_WIDGETS in declared:
+        parameters[LIVE_WIDGETS] = False
+    return parameters
+
+
 def clean_executed(notebook) -> None:
     """Strip what changes between two runs with the same numbers, and what the copy cannot honour.
 
@@ -224,8 +236,7 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) ->
     notebook = jupytext.read(paths.notebooks_dir() / f"{name}.py")
     # Pass the YAML keys the notebook declares (papermill warns about the others); the
     # notebook's setup() reads the rest of the profile from the same YAML.
-    declared = _declared_parameters(notebook)
-    parameters = {k: v for k, v in parameters.items() if k in declared}
+    parameters = notebook_parameters(_declared_parameters(notebook), parameters)
     notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (reprolib)", "language": "python"}
     clean_executed(notebook)
     running = out_dir / f".{name}.running.ipynb"   # papermill saves here cell by cell

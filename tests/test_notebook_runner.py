@@ -5,7 +5,8 @@ from __future__ import annotations
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from reprolib.notebooks import HASH_KEY, WIDGET_PLACEHOLDER, WIDGET_VIEW, clean_executed, kernel_manager_class
+from reprolib.notebooks import (HASH_KEY, LIVE_WIDGETS, WIDGET_PLACEHOLDER, WIDGET_VIEW, clean_executed,
+                                kernel_manager_class, notebook_parameters)
 
 
 def _executed(run: int):
@@ -43,3 +44,10 @@ def test_two_runs_with_the_same_numbers_write_the_same_bytes() -> None:
 
 def test_kernels_run_on_ipc_sockets() -> None:
     assert kernel_manager_class()().transport == "ipc"
+
+
+def test_headless_runs_get_declared_profile_values_and_no_live_widgets() -> None:
+    values = {"profile": "smoke", "targets": ["digits"], "seeds": [1]}
+    assert notebook_parameters({"profile", "seeds", LIVE_WIDGETS}, values) == {
+        "profile": "smoke", "seeds": [1], LIVE_WIDGETS: False}
+    assert notebook_parameters({"profile"}, values) == {"profile": "smoke"}
