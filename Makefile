@@ -27,7 +27,8 @@ DRYRUN_STAMP := $(DRYRUN_ROOT)/.reprolib-dryrun-root
 # JupyterLab reads the workbook's settings (.jupyter/labconfig: percent .py sources open as
 # notebooks) on top of the user's own, and lands on the notebooks' index.
 LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter
-LAB_FLAGS := --ServerApp.root_dir=notebooks --ServerApp.default_url=/lab/tree/index.md
+LAB_FLAGS := --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/index.md \
+             $(if $(filter 0,$(shell id -u)),--allow-root)
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 

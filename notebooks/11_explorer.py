@@ -96,6 +96,8 @@ def explorer_widgets(ledger, P):
     }
     numbers = widgets.Label()
     output = widgets.Output()
+    numbers.add_class("reprolib-numbers")   # stable handles for the browser test
+    output.add_class("reprolib-figures")
     state = {"ledger": ledger, "profile": P}
 
     def redraw(_=None) -> None:
