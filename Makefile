@@ -24,11 +24,20 @@ NOTEBOOKS := 01_upstream_and_tickets 02_transfer_sweep 03_accuracy_vs_sparsity 0
 DRYRUN_ROOT := data/dryrun
 DRYRUN_STAMP := $(DRYRUN_ROOT)/.reprolib-dryrun-root
 
-.PHONY: help setup data data-dryrun test test-lib test-notebooks test-dryrun figures lab bench clean-results
+# JupyterLab reads the workbook's settings (.jupyter/labconfig: percent .py sources open as
+# notebooks) on top of the user's own, and lands on the notebooks' index.
+LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter
+LAB_FLAGS := --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/index.md \
+             $(if $(filter 0,$(shell id -u)),--allow-root)
+# The browser test (tests/browser): Debian's chromium driven by Playwright.
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: help setup data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench clean-results
 help:
 	@echo "make figures    regenerate every table and figure (PROFILE=$(PROFILE): embedded | smoke | paper | paper-dryrun)"
 	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
-	@echo "make lab        JupyterLab on notebooks/ (open NN_*.py as notebooks; executed copies in notebooks/executed/)"
+	@echo "make lab        JupyterLab on notebooks/index.md (NN_*.py open as notebooks; executed copies in notebooks/executed/)"
+	@echo "make test-browser  JupyterLab in headless chromium: the explorer's sliders redraw, notebooks open (smoke profile)"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date)"
 	@echo "make data       offline data (Fashion-MNIST from Debian, digits, glyphs)"
@@ -79,7 +88,16 @@ figures: setup data $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun)
 	@echo "figures and tables: $(OUT)/"
 
 lab: setup data
-	$(VENV)/bin/jupyter lab notebooks/
+	$(LAB_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS)
+
+# Needs the smoke profile's results and executed notebooks (test-notebooks). Installs chromium
+# with apt when root; otherwise the test skips with a message saying what is missing.
+test-browser: setup data test-notebooks
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get install -y -q chromium >/dev/null 2>&1 \
+	       || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } \
+	  || echo "note: could not install chromium; the browser test will skip"
+	REPROLIB_BROWSER_TEST=1 REPROLIB_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -rs -p no:cacheprovider tests/browser
 
 bench: setup data
 	$(PY) bench/bench.py --profile embedded --out bench/results.md

@@ -41,9 +41,13 @@ fig
 
 # %% [markdown]
 # ## Reliability diagrams: dense vs the sparsest IMP ticket
-# Bars: accuracy of the test images whose confidence falls in each bin; orange: the gap to
-# the bin's mean confidence (bars below the dashed diagonal = over-confident); the faint
-# step line is the share of images per bin. One pair per target and arm (first seed, full data).
+# Each diagram follows Guo et al. (2017): blue bars are the accuracy of the test images whose
+# confidence falls in each bin; the hatched bar spans from that accuracy to the images' mean
+# confidence, red above the bar (over-confident: confidence above accuracy) and yellow inside
+# it (under-confident); the dashed diagonal is perfect calibration. The grey histogram below
+# is the share of test images per bin, so a large gap over an almost empty bin counts little
+# in the ECE. Dense and ticket share both axes; the legend under the pair names every element.
+# One pair per target and arm (first seed, full data).
 
 # %%
 for target in sorted(ledger["target"].unique()):

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("reprolib.compare", "compare two ledgers metric for metric (did a change move a number?)"),
     "reprogrammer": ("reprolib.reprogrammer.cli", "text-image encoder reprogramming and OOD"),
     "notebooks": ("reprolib.notebooks", "execute the study notebooks with papermill"),
+    "track": ("reprolib.tracking", "optional: TensorBoard / wandb (offline) views of the run records"),
 }
 
 

@@ -17,7 +17,12 @@ papermill parameters (types, names, values) against reprolib.config and fails in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import os
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,9 +30,16 @@ from typing import Any
 from reprolib import paths
 from reprolib.config import PROFILE_DIR, Profile, load_profile
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.progress import PROGRESS_ENV
 
 KERNEL = "python3"
 HASH_KEY = "reprolib_inputs_sha256"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# A notebook parameter the runner sets to False: no live widgets in a headless run. nbclient can
+# block for ever on a cell that creates widgets (jupyter/nbclient#312, seen here about one run in
+# three of the explorer), and the saved copy could not use them anyway.
+LIVE_WIDGETS = "live_widgets"
+WIDGET_PLACEHOLDER = "(interactive widgets: open this notebook's source NN_name.py in JupyterLab and run it)"
 # Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
 # relative to the folder that holds the package (the checkout, or site-packages).
 DRAWING_CODE = ["reprolib/plots", "reprolib/claims.py", "reprolib/published.py", "reprolib/ledger.py",
@@ -108,10 +120,109 @@ def _declared_parameters(notebook) -> set[str]:
     raise ReprolibError("a notebook has no cell tagged 'parameters'; valid notebooks open with one")
 
 
-def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) -> tuple[str, float]:
-    """Execute one notebook unless its inputs are unchanged; returns (status, seconds)."""
-    import jupytext
+def kernel_manager_class() -> type:
+    """nbclient's kernel manager with the kernel on IPC sockets (in Jupyter's private runtime
+    folder) instead of TCP: nothing listens on the network, so ipykernel has no reason for its
+    "Kernel is running over TCP without encryption" warning."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IpcKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return IpcKernelManager
+
+
+class _Tail(threading.Thread):
+    """Echoes the lines the kernel appends to the progress file, prefixed by the notebook's name."""
+
+    def __init__(self, path: Path, name: str):
+        super().__init__(daemon=True)
+        self.path, self.name, self.stopped, self.position = path, name, threading.Event(), 0
+
+    def poll(self) -> None:
+        with open(self.path, encoding="utf-8") as source:
+            source.seek(self.position)
+            for line in source.readlines():
+                print(f"  {self.name}: {line.rstrip()}", file=sys.stdout, flush=True)
+            self.position = source.tell()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.5):
+            self.poll()
+
+
+@contextlib.contextmanager
+def echo_progress(name: str):
+    """Within: the kernel's reprolib.progress lines reach this terminal (not the saved notebook)."""
+    folder = tempfile.mkdtemp(prefix="reprolib-progress-")
+    path = Path(folder) / "progress.txt"
+    path.touch()
+    tail, before = _Tail(path, name), os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = str(path)   # the kernel inherits this process's environment
+    tail.start()
+    try:
+        yield
+    finally:
+        tail.stopped.set()
+        tail.join()
+        tail.poll()
+        if before is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = before
+        path.unlink(missing_ok=True)
+        os.rmdir(folder)
+
+
+def notebook_parameters(declared: set[str], profile_values: dict[str, Any]) -> dict[str, Any]:
+    """What papermill injects: the profile's values the notebook declares, and no live widgets."""
+    parameters = {k: v for k, v in profile_values.items() if k in declared}
+    if LIVE_WIDGETS in declared:
+        parameters[LIVE_WIDGETS] = False
+    return parameters
+
+
+def clean_executed(notebook) -> None:
+    """Strip what changes between two runs with the same numbers, and what the copy cannot honour.
+
+    Gone: papermill's times and paths, nbclient's per-cell execution times, random cell ids
+    (numbered instead) and the jupytext pairing the source carries (an executed .ipynb in
+    notebooks/executed/ has no paired .py there, and JupyterLab refuses to open it with one).
+    Widgets: their saved state (random model ids) goes and each widget output becomes a line
+    saying it needs a live kernel. Kept: the parameters papermill injected and the inputs hash.
+    """
+    notebook.metadata.pop("jupytext", None)
+    record = notebook.metadata.pop("papermill", {})
+    if "parameters" in record:
+        notebook.metadata["papermill"] = {"parameters": record["parameters"]}
+    notebook.metadata.pop("widgets", None)   # widget state: random model ids, dead without a kernel
+    for index, cell in enumerate(notebook.cells):
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+        cell["id"] = f"cell-{index:02d}"
+        for output in cell.get("outputs", []):
+            if WIDGET_VIEW in output.get("data", {}):
+                output["data"] = {"text/plain": WIDGET_PLACEHOLDER}
+
+
+def _write_atomic(notebook, path: Path) -> None:
     import nbformat
+
+    temporary = path.with_name(f".{path.name}.tmp")
+    nbformat.write(notebook, temporary)
+    os.replace(temporary, path)
+
+
+def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) -> tuple[str, float]:
+    """Execute one notebook unless its inputs are unchanged; returns (status, seconds).
+
+    Long because it is one sequence: hash, skip, convert, execute with progress echoed,
+    clean, write.
+    """
+    import jupytext
     import papermill
     import yaml
 
@@ -125,23 +236,26 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) ->
     notebook = jupytext.read(paths.notebooks_dir() / f"{name}.py")
     # Pass the YAML keys the notebook declares (papermill warns about the others); the
     # notebook's setup() reads the rest of the profile from the same YAML.
-    declared = _declared_parameters(notebook)
-    parameters = {k: v for k, v in parameters.items() if k in declared}
+    parameters = notebook_parameters(_declared_parameters(notebook), parameters)
     notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (reprolib)", "language": "python"}
-    source = out_dir / f".{name}.source.ipynb"
-    nbformat.write(notebook, source)
+    clean_executed(notebook)
+    running = out_dir / f".{name}.running.ipynb"   # papermill saves here cell by cell
     started = time.perf_counter()
     try:
-        executed = papermill.execute_notebook(str(source), str(out_path), parameters=parameters,
-                                              kernel_name=KERNEL, cwd=str(paths.home()), progress_bar=False)
+        with echo_progress(name):
+            executed = papermill.execute_notebook(notebook, str(running), parameters=parameters, kernel_name=KERNEL,
+                                                  cwd=str(paths.home()), progress_bar=False,
+                                                  kernel_manager_class=kernel_manager_class())
     except papermill.PapermillExecutionError as err:
+        os.replace(running, out_path)   # the failed copy, with its traceback and no hash: redone next time
         raise ReprolibError(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: "
                             f"{str(err.evalue).splitlines()[0] if err.evalue else ''}; see {out_path}") from None
     finally:
-        source.unlink(missing_ok=True)
+        running.unlink(missing_ok=True)
     # Recompute: notebook 02 writes the ledger that later notebooks hash, not itself.
+    clean_executed(executed)
     executed.metadata[HASH_KEY] = inputs_hash(name, profile_file, profile)
-    nbformat.write(executed, out_path)
+    _write_atomic(executed, out_path)
     return "executed", time.perf_counter() - started
 
 

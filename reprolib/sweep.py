@@ -43,6 +43,7 @@ from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.ledger import update_ledger
+from reprolib.progress import Progress
 from reprolib.protocols import get_protocol
 from reprolib.records import clear_failure, config_hash, one_line_error, write_failure
 from reprolib.sparsity.network import grid_networks
@@ -250,16 +251,14 @@ def failure_key(config: Any) -> tuple[Path, str]:
 
 
 class _Progress:
-    """One line per finished run: '[i/n] <run> (<seconds since start> s)'."""
+    """One line per finished run, with the elapsed time and an ETA (reprolib.progress: the
+    terminal when verbose, and always the notebook runner's terminal under `reprolib notebooks`)."""
 
     def __init__(self, total: int, verbose: bool):
-        self.total, self.verbose, self.count, self.start = total, verbose, 0, time.monotonic()
+        self.meter = Progress(total, "runs", echo=verbose)
 
     def done(self, config: Any, failed: bool = False) -> None:
-        self.count += 1
-        if self.verbose:
-            print(f"[{self.count}/{self.total}] {_describe(config)}{'  FAILED' if failed else ''}  "
-                  f"({time.monotonic() - self.start:.0f} s)", flush=True)
+        self.meter.done(_describe(config), failed)
 
 
 def resolve_workers(workers: int, device: str) -> int:

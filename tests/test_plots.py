@@ -47,7 +47,8 @@ def test_calibration_few_shot_smm_reliability_legacy_and_upstream_figures(synthe
     heights = [p.get_height() for p in smm.axes[0].patches[:4]]   # dense bars: pad, narrow, full, smm
     assert heights[0] == pytest.approx(100 * np.mean([true_accuracy("vp/ilm", 0, -1, s) for s in (1, 2)]))
     pair = plots.reliability_pair(ledger, "digits", "vp/ilm")
-    assert "IMP level 4" in pair.axes[2].get_title() or "IMP level 4" in " ".join(a.get_title() for a in pair.axes)
+    assert "IMP level 4" in pair.axes[1].get_title() and pair.axes[0].get_title().startswith("dense")
+    _assert_guo_reliability(pair)
     legacy = plots.legacy_vs_real_ece(ledger)
     assert len(legacy.axes[0].collections) == ledger["arm"].nunique()
     up = plots.upstream_per_level(tickets_table(artifacts))
@@ -57,6 +58,33 @@ def test_calibration_few_shot_smm_reliability_legacy_and_upstream_figures(synthe
     assert [p.name for p in paths] == ["calibration.png", "calibration.pdf"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
     assert not list(tmp_path.glob(".*"))   # no temporary files left
+
+
+def _assert_guo_reliability(pair) -> None:
+    """Two diagrams over two count histograms, shared axes, one legend naming every element."""
+    dense, ticket, dense_counts, ticket_counts = pair.axes
+    assert dense.get_shared_y_axes().joined(dense, ticket) and dense.get_shared_x_axes().joined(dense, ticket_counts)
+    assert dense_counts.get_ylabel() == "share" and ticket_counts.get_shared_y_axes().joined(dense_counts, ticket_counts)
+    shares = [p.get_height() for p in dense_counts.patches]
+    assert sum(shares) == pytest.approx(1.0)
+    labels = [t.get_text() for t in pair.legends[0].get_texts()]
+    assert labels == ["perfect calibration", "accuracy of the images in the bin",
+                      "gap up to their mean confidence:\nover-confident (ECE = gaps x bin share)",
+                      "gap down to their mean confidence:\nunder-confident", "share of test images per bin"]
+
+
+def test_reliability_gap_bars_span_accuracy_to_confidence() -> None:
+    from matplotlib.figure import Figure
+
+    bins = {"counts": [0, 10, 30], "accuracy": [0.0, 0.2, 0.9], "confidence": [0.0, 0.5, 0.8],
+            "edges": [0.0, 1 / 3, 2 / 3, 1.0]}
+    ax = Figure().subplots()
+    plots.draw_reliability(ax, bins, "t")
+    by_label = {c.get_label(): [(p.get_y(), p.get_height()) for p in c.patches] for c in ax.containers}
+    assert by_label["accuracy of the images in the bin"] == [(0.0, pytest.approx(0.2)), (0.0, pytest.approx(0.9))]
+    over = by_label["gap up to their mean confidence:\nover-confident (ECE = gaps x bin share)"]
+    under = by_label["gap down to their mean confidence:\nunder-confident"]
+    assert over == [(pytest.approx(0.2), pytest.approx(0.3))] and under == [(pytest.approx(0.8), pytest.approx(0.1))]
 
 
 def test_tables_and_markdown(synthetic_study, tmp_path: Path) -> None:
@@ -84,6 +112,30 @@ def test_explorer_panel_reads_npz_prompt_and_label_map(synthetic_study) -> None:
     assert image.shape == (28, 28) and float(image[0, 0]) == pytest.approx(0.5) and float(image[14, 14]) == 0.0
     with pytest.raises(ReprolibError, match="no run for target 'digits' arm 'vp/ilm' imp level 3"):
         plots.select_run(ledger, "digits", "vp/ilm", 3, -1)
+
+
+def test_explorer_compares_the_ticket_with_dense_on_the_same_axes(synthetic_study) -> None:
+    from reprolib.plots.explorer import compare_panel, compare_summary
+
+    _, ledger = synthetic_study
+    dense = plots.select_run(ledger, "digits", "lp", 0, -1)
+    ticket = plots.select_run(ledger, "digits", "lp", 2, -1)
+    line = compare_summary(ledger, "digits", "lp", 2, -1)
+    assert f"accuracy {100 * ticket['accuracy']:.1f}% (dense {100 * dense['accuracy']:.1f}%)" in line
+    assert f"ECE {ticket['ece']:.3f} (dense {dense['ece']:.3f})" in line and "imp level 2" in line
+    fig = compare_panel(ledger, "digits", "lp", 2, -1)
+    dense_ax, ticket_ax, _, _, accuracy_ax, ece_ax = fig.axes
+    assert dense_ax.get_title().startswith("dense") and ticket_ax.get_title().startswith("imp level 2")
+    assert dense_ax.get_shared_y_axes().joined(dense_ax, ticket_ax)
+    seed = int(dense["seed"])
+    levels = ledger[(ledger["target"] == "digits") & (ledger["arm"] == "lp") & (ledger["n_shot"] == -1)
+                    & (ledger["ticket_kind"] == "imp") & (ledger["seed"] == seed)].sort_values("level")
+    assert _line_ys(accuracy_ax, "lp") == pytest.approx(100 * levels["accuracy"].to_numpy())
+    assert _line_ys(ece_ax, "lp") == pytest.approx(levels["ece"].to_numpy())
+    ringed = [c for c in accuracy_ax.collections if c.get_label() == "chosen: level 2"][0]
+    assert ringed.get_offsets()[0][0] == 2 and ringed.get_offsets()[0][1] == pytest.approx(100 * ticket["accuracy"])
+    moved = compare_summary(ledger, "digits", "lp", 4, -1)
+    assert moved != line and "imp level 4" in moved
 
 
 def test_published_tables_keep_sources_and_compare(synthetic_study) -> None:

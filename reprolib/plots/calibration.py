@@ -43,23 +43,61 @@ def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[s
     return fig
 
 
-def draw_reliability(ax: Axes, bins: dict[str, list], title: str) -> None:
-    """Accuracy per confidence bin (bars) against the diagonal; the gap is shaded red."""
+ACCURACY_COLOR, GAP_COLOR, UNDER_COLOR, COUNT_COLOR = "#4c72b0", "#c44e52", "#f3d48a", "#8c8c8c"
+ACCURACY_LABEL = "accuracy of the images in the bin"
+OVER_LABEL = "gap up to their mean confidence:\nover-confident (ECE = gaps x bin share)"
+UNDER_LABEL = "gap down to their mean confidence:\nunder-confident"
+DIAGONAL_LABEL = "perfect calibration"
+COUNT_LABEL = "share of test images per bin"
+
+
+def draw_reliability(ax: Axes, bins: dict[str, list], title: str, counts_ax: Axes | None = None) -> None:
+    """A reliability diagram in Guo et al.'s form on `ax` and the bin shares on `counts_ax`.
+
+    Bars: accuracy per equal-width confidence bin; a hatched bar spans accuracy to the bin's
+    mean confidence, red above the bar (over-confident), yellow inside it (under-confident);
+    dashed: the diagonal. Every artist carries a legend label. Empty bins draw nothing.
+    """
     counts = np.asarray(bins["counts"], dtype=float)
-    n = len(counts)
-    edges = np.asarray(bins.get("edges") or np.linspace(0, 1, n + 1), dtype=float)
+    edges = np.asarray(bins.get("edges") or np.linspace(0, 1, len(counts) + 1), dtype=float)
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    accuracy = np.where(counts > 0, np.asarray(bins["accuracy"], dtype=float), 0.0)
-    confidence = np.where(counts > 0, np.asarray(bins["confidence"], dtype=float), np.nan)
-    ax.bar(centers, accuracy, width=width, edgecolor="black", linewidth=0.5, color="#4c72b0", label="accuracy")
-    gap = np.where(counts > 0, confidence - accuracy, 0.0)
-    ax.bar(centers, gap, bottom=accuracy, width=width, color="#dd8452", alpha=0.6, label="gap to confidence")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    share = ax.twinx()
-    share.step(edges[:-1], counts / max(counts.sum(), 1), where="post", color="black", alpha=0.35, linewidth=0.8)
-    share.set_ylim(0, 1)
-    share.set_yticks([])
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
+    filled = counts > 0
+    accuracy = np.asarray(bins["accuracy"], dtype=float)[filled]
+    confidence = np.asarray(bins["confidence"], dtype=float)[filled]
+    ax.bar(centers[filled], accuracy, width=width[filled], color=ACCURACY_COLOR, edgecolor="black", linewidth=0.5,
+           label=ACCURACY_LABEL)
+    over = confidence > accuracy
+    # Under-confident gaps lie inside the accuracy bar: drawn opaque so they do not mix with its blue.
+    for side, color, alpha, label in ((over, GAP_COLOR, 0.45, OVER_LABEL), (~over, UNDER_COLOR, 0.9, UNDER_LABEL)):
+        ax.bar(centers[filled][side], np.abs(confidence - accuracy)[side], bottom=np.minimum(confidence, accuracy)[side],
+               width=width[filled][side], color=color, alpha=alpha, edgecolor=GAP_COLOR, hatch="//", linewidth=0.5,
+               label=label, zorder=3)
+    ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label=DIAGONAL_LABEL)
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=title)
+    if counts_ax is None:
+        ax.set_xlabel("confidence")
+        return
+    ax.tick_params(labelbottom=False)
+    counts_ax.bar(centers, counts / max(counts.sum(), 1.0), width=width, color=COUNT_COLOR, edgecolor="black",
+                  linewidth=0.5, label=COUNT_LABEL)
+    counts_ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)", ylabel="share")
+
+
+def reliability_axes(fig: Figure, columns: int) -> tuple[list[Axes], list[Axes]]:
+    """Diagram axes over count axes, `columns` side by side, all sharing x and (per row) y."""
+    grid = fig.add_gridspec(2, columns, height_ratios=[3, 1])
+    top = [fig.add_subplot(grid[0, 0])]
+    top += [fig.add_subplot(grid[0, c], sharex=top[0], sharey=top[0]) for c in range(1, columns)]
+    bottom = [fig.add_subplot(grid[1, 0], sharex=top[0])]
+    bottom += [fig.add_subplot(grid[1, c], sharex=top[0], sharey=bottom[0]) for c in range(1, columns)]
+    return top, bottom
+
+
+def add_reliability_legend(fig: Figure, diagram: Axes, counts: Axes) -> None:
+    """One legend under the panels naming every element of the diagrams."""
+    handles, labels = diagram.get_legend_handles_labels()
+    more_handles, more_labels = counts.get_legend_handles_labels()
+    fig.legend(handles + more_handles, labels + more_labels, loc="outside lower center", ncols=3, fontsize=8)
 
 
 def _one_run(rows: pd.DataFrame, what: str) -> pd.Series:
@@ -71,7 +109,8 @@ def _one_run(rows: pd.DataFrame, what: str) -> pd.Series:
 
 def reliability_pair(ledger: pd.DataFrame, target: str, arm: str, n_shot: int = -1,
                      level: int | None = None, seed: int | None = None) -> Figure:
-    """Reliability diagrams of the dense model and an IMP ticket (default: the sparsest), side by side."""
+    """Reliability diagrams of the dense model and an IMP ticket (default: the sparsest), side by
+    side on the same axes, bin shares below, one legend."""
     require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", "seed", "reliability", "ece"],
             "reliability_pair")
     rows = imp_rows(ledger)
@@ -81,11 +120,14 @@ def reliability_pair(ledger: pd.DataFrame, target: str, arm: str, n_shot: int = 
     if rows.empty:
         return empty_figure(f"no IMP runs for {target} · {arm} · {shot_label(n_shot)}")
     level = int(rows["level"].max()) if level is None else level
-    fig = Figure(figsize=(8.4, 3.8), layout="constrained")
-    for ax, lv in zip(fig.subplots(1, 2), (0, level)):
+    fig = Figure(figsize=(8.4, 5.2), layout="constrained")
+    diagrams, counts = reliability_axes(fig, 2)
+    for ax, counts_ax, lv in zip(diagrams, counts, (0, level)):
         run = _one_run(rows[rows["level"] == lv], f"{target} · {arm} · level {lv}")
         name = "dense" if lv == 0 else f"IMP level {lv} ({100 * float(run['density']):.1f}% dense)"
-        draw_reliability(ax, reliability(run), f"{name}\nacc {100 * run['accuracy']:.1f}%  ECE {run['ece']:.3f}")
+        draw_reliability(ax, reliability(run), f"{name}\nacc {100 * run['accuracy']:.1f}%  ECE {run['ece']:.3f}",
+                         counts_ax)
+    add_reliability_legend(fig, diagrams[0], counts[0])
     fig.suptitle(f"{target} · {arm} · {shot_label(n_shot)} · seed {int(run['seed'])}", fontsize=10)
     return fig
 

@@ -1,4 +1,9 @@
-"""The sparsity explorer's panel: one run's accuracy, ECE, reliability diagram, prompt and label map.
+"""The sparsity explorer: a ticket beside the dense network, and one run's prompt and label map.
+
+`compare_panel` draws the chosen ticket and the dense network of the same target, arm, shots
+and seed on the same axes (reliability diagrams with bin shares), and accuracy and ECE across
+every level with the chosen one marked; `compare_summary` is the same comparison in one line.
+`explorer_panel` shows one run: numbers, reliability diagram, learned prompt, label map.
 
 Reads only the ledger row and the run's `<artifacts>/runs/<id>.npz` (written by the transfer:
 `prompt.theta` for the padding prompt, `prompt.delta` for watermark / SMM prompts,
@@ -17,8 +22,8 @@ from matplotlib.figure import Figure
 from reprolib import paths
 from reprolib.errors import ReprolibError
 from reprolib.ledger import label_map, reliability
-from reprolib.plots.calibration import draw_reliability
-from reprolib.plots.common import shot_label
+from reprolib.plots.calibration import add_reliability_legend, draw_reliability, reliability_axes
+from reprolib.plots.common import arm_color, shot_label
 
 
 def select_run(ledger: pd.DataFrame, target: str, arm: str, level: int, n_shot: int,
@@ -130,4 +135,61 @@ def explorer_panel(ledger: pd.DataFrame, artifacts: str | Path, target: str, arm
     if mapping is None and "label_map" in arrays:
         mapping = [int(s) for s in arrays["label_map"].tolist()]
     draw_label_map(ax_map, mapping, target, source)
+    return fig
+
+
+def _levels(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, kind: str, seed: int) -> pd.DataFrame:
+    """One row per level of `kind` (plus dense = level 0) for this target, arm, shots and seed."""
+    rows = ledger[(ledger["target"] == target) & (ledger["arm"] == arm) & (ledger["n_shot"] == n_shot)
+                  & (ledger["seed"] == seed) & (ledger["ticket_kind"].isin([kind, "imp"]))]
+    rows = rows[(rows["ticket_kind"] == kind) | (rows["level"] == 0)]
+    return rows.sort_values("level").drop_duplicates("level")
+
+
+def compare_summary(ledger: pd.DataFrame, target: str, arm: str, level: int, n_shot: int,
+                    kind: str = "imp", seed: int | None = None) -> str:
+    """'<kind> level L (d% dense): accuracy a% (dense b%), ECE e (dense f)' for the chosen run.
+
+    Many parameters because each explorer widget selects one of them.
+    """
+    run = select_run(ledger, target, arm, level, n_shot, kind=kind, seed=seed)
+    dense = select_run(ledger, target, arm, 0, n_shot, kind="imp", seed=int(run["seed"]))
+    return (f"{target} · {arm} · {shot_label(n_shot)} · seed {int(run['seed'])} · {kind} level {level} "
+            f"({100 * float(run['density']):.1f}% dense): accuracy {100 * run['accuracy']:.1f}% "
+            f"(dense {100 * dense['accuracy']:.1f}%), ECE {run['ece']:.3f} (dense {dense['ece']:.3f})")
+
+
+def _across_levels(ax: Axes, rows: pd.DataFrame, metric: str, level: int, arm: str) -> None:
+    scale = 100.0 if metric == "accuracy" else 1.0
+    ax.plot(rows["level"], scale * rows[metric], marker="o", color=arm_color(arm), label=arm)
+    chosen = rows[rows["level"] == level]
+    ax.scatter(chosen["level"], scale * chosen[metric], s=160, facecolors="none", edgecolors="black",
+               linewidths=2, zorder=3, label=f"chosen: level {level}")
+    ax.set_xticks(rows["level"], [f"{int(lv)}\n{100 * d:.0f}%" for lv, d in zip(rows["level"], rows["density"])])
+    ax.set(xlabel="level (density)", ylabel="accuracy (%)" if metric == "accuracy" else "ECE",
+           title=f"{'accuracy' if metric == 'accuracy' else 'ECE'} across levels")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def compare_panel(ledger: pd.DataFrame, target: str, arm: str, level: int, n_shot: int,
+                  kind: str = "imp", seed: int | None = None) -> Figure:
+    """Dense and the chosen ticket on the same reliability axes, accuracy and ECE across levels.
+
+    Many parameters because each explorer widget selects one of them.
+    """
+    run = select_run(ledger, target, arm, level, n_shot, kind=kind, seed=seed)
+    seed = int(run["seed"])
+    dense = select_run(ledger, target, arm, 0, n_shot, kind="imp", seed=seed)
+    fig = Figure(figsize=(13, 5.4), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[1.1, 1])
+    diagrams, counts = reliability_axes(left, 2)
+    for ax, counts_ax, row, name in zip(diagrams, counts, (dense, run), ("dense", f"{kind} level {level}")):
+        draw_reliability(ax, reliability(row), f"{name} ({100 * float(row['density']):.1f}% dense)\n"
+                         f"acc {100 * row['accuracy']:.1f}%  ECE {row['ece']:.3f}", counts_ax)
+    add_reliability_legend(left, diagrams[0], counts[0])
+    rows = _levels(ledger, target, arm, n_shot, kind, seed)
+    for ax, metric in zip(right.subplots(2, 1), ("accuracy", "ece")):
+        _across_levels(ax, rows, metric, level, arm)
+    fig.suptitle(f"{target} · {arm} · {shot_label(n_shot)} · seed {seed}", fontsize=10)
     return fig

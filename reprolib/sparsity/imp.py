@@ -28,6 +28,7 @@ import torch
 
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.models import get_backbone
+from reprolib.progress import Progress
 from reprolib.sparsity import masks as M
 from reprolib.sparsity.recipe import TicketRecipe, target_density
 from reprolib.sparsity.upstream import SourceData, UpstreamRecipe, evaluate, load_source_data, steps_per_epoch, train
@@ -167,8 +168,12 @@ def make_imp_tickets(profile: Any, levels: list[int], kinds: list[str] | tuple[s
     "made" or "existing"), in the order of `kinds`, levels ascending.
     """
     maker = TicketMaker(profile, data=data, progress=progress)
-    out = []
     for kind in kinds:
         check_choice("ticket kind", kind, M.MADE_KINDS)
-        out += [maker.level(kind, level) for level in sorted(set(levels)) if kind == "imp" or level > 0]
+    todo = [(kind, level) for kind in kinds for level in sorted(set(levels)) if kind == "imp" or level > 0]
+    meter = Progress(len(todo), "ticket levels", echo=progress)   # a report only: no arithmetic here
+    out = []
+    for kind, level in todo:
+        out.append(maker.level(kind, level))
+        meter.done(f"{kind} level {level} {out[-1]['status']}")
     return out

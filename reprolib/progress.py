@@ -1,0 +1,67 @@
+"""Progress of long work (the sweep's runs, the tickets' levels): done / total, current item, ETA.
+
+A line goes to the terminal of whoever started the work, never into a notebook's saved
+outputs (they would change on every rerun and dirty git):
+- under `reprolib notebooks` the runner sets `REPROLIB_PROGRESS_FILE` for the kernel; lines
+  are appended there and the runner echoes them to its own terminal as they arrive;
+- otherwise (a terminal, or a notebook open in JupyterLab) a line is printed when `echo` is
+  true, so an interactive user sees it in the cell.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Callable
+
+PROGRESS_ENV = "REPROLIB_PROGRESS_FILE"
+
+
+def format_seconds(seconds: float) -> str:
+    """'42 s', '3 min 05 s' or '1 h 02 min': short enough for one progress line."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def emit(line: str, echo: bool = True) -> None:
+    """Send one progress line to the runner's side channel, else print it when `echo`."""
+    target = os.environ.get(PROGRESS_ENV)
+    if target:
+        with open(target, "a", encoding="utf-8") as sink:
+            sink.write(line.replace("\n", " ") + "\n")
+        return
+    if echo:
+        print(line, file=sys.stdout, flush=True)
+
+
+class Progress:
+    """Counts finished items of a known total and reports each with the elapsed time and an ETA.
+
+    The ETA is the mean time per finished item times the items left (items already done
+    from an earlier run are counted as they come: they are fast, so the ETA falls quickly).
+    """
+
+    def __init__(self, total: int, what: str = "runs", echo: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
+        self.total, self.what, self.echo, self.clock = total, what, echo, clock
+        self.count, self.start = 0, clock()
+
+    def line(self, label: str, failed: bool = False) -> str:
+        """The report after `count` items: '[i/n runs] label  12 s elapsed, ETA 30 s'."""
+        elapsed = self.clock() - self.start
+        left = self.total - self.count
+        eta = "done" if left <= 0 else f"ETA {format_seconds(elapsed / max(self.count, 1) * left)}"
+        return (f"[{self.count}/{self.total} {self.what}] {label}{'  FAILED' if failed else ''}  "
+                f"{format_seconds(elapsed)} elapsed, {eta}")
+
+    def done(self, label: str, failed: bool = False) -> str:
+        """One more item finished: report it and return the line."""
+        self.count += 1
+        text = self.line(label, failed)
+        emit(text, self.echo)
+        return text

@@ -1,0 +1,53 @@
+"""The papermill runner's executed copies: no jupytext pairing, nothing that changes between reruns."""
+
+from __future__ import annotations
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from reprolib.notebooks import (HASH_KEY, LIVE_WIDGETS, WIDGET_PLACEHOLDER, WIDGET_VIEW, clean_executed,
+                                kernel_manager_class, notebook_parameters)
+
+
+def _executed(run: int):
+    """A notebook as papermill leaves it; `run` changes every volatile field."""
+    widget = new_output("display_data", data={WIDGET_VIEW: {"model_id": f"m{run}", "version_major": 2},
+                                              "text/plain": f"VBox(children=(Dropdown(id={run}),))"})
+    cells = [new_markdown_cell("# title"), new_code_cell("print(1)", outputs=[new_output("stream", text="1\n")]),
+             new_code_cell("display(widgets)", outputs=[widget])]
+    for cell in cells:
+        cell["id"] = f"random{run}{cell['id']}"
+        cell.metadata["execution"] = {"iopub.status.busy": f"2026-12-0{run}T10:00:00Z"}
+        cell.metadata["papermill"] = {"duration": 0.1 * run, "status": "completed"}
+    notebook = new_notebook(cells=cells)
+    notebook.metadata.update({
+        "jupytext": {"formats": "py:percent"}, "widgets": {"state": {f"m{run}": {}}},
+        "papermill": {"duration": run, "start_time": f"t{run}", "input_path": f"/tmp/{run}.ipynb",
+                      "parameters": {"profile": "smoke"}},
+        HASH_KEY: "abc"})
+    return notebook
+
+
+def test_two_runs_with_the_same_numbers_write_the_same_bytes() -> None:
+    first, second = _executed(1), _executed(2)
+    clean_executed(first)
+    clean_executed(second)
+    assert nbformat.writes(first) == nbformat.writes(second)
+    assert "jupytext" not in first.metadata and "widgets" not in first.metadata
+    assert first.metadata["papermill"] == {"parameters": {"profile": "smoke"}} and first.metadata[HASH_KEY] == "abc"
+    assert [c["id"] for c in first.cells] == ["cell-00", "cell-01", "cell-02"]
+    assert first.cells[1].outputs[0]["text"] == "1\n"
+    assert first.cells[2].outputs[0]["data"] == {"text/plain": WIDGET_PLACEHOLDER}
+    assert all("execution" not in c.metadata and "papermill" not in c.metadata for c in first.cells)
+    nbformat.validate(first)
+
+
+def test_kernels_run_on_ipc_sockets() -> None:
+    assert kernel_manager_class()().transport == "ipc"
+
+
+def test_headless_runs_get_declared_profile_values_and_no_live_widgets() -> None:
+    values = {"profile": "smoke", "targets": ["digits"], "seeds": [1]}
+    assert notebook_parameters({"profile", "seeds", LIVE_WIDGETS}, values) == {
+        "profile": "smoke", "seeds": [1], LIVE_WIDGETS: False}
+    assert notebook_parameters({"profile"}, values) == {"profile": "smoke"}
