@@ -62,7 +62,8 @@ def agreement_with_dense(dense_top1: dict[str, torch.Tensor], pruned: Any,
         return None
     same = {name: source_top1(pruned, x).eq(dense_top1[name]) for name, x in images.items()}
     total = torch.cat(list(same.values()))
-    return {"overall": float(total.float().mean()), "per_target": {n: float(v.float().mean()) for n, v in same.items()},
+    share = lambda hits: int(hits.sum()) / max(1, hits.numel())   # exact fraction, not float32
+    return {"overall": share(total), "per_target": {n: share(v) for n, v in same.items()},
             "n_images": int(total.numel()), "note": AGREEMENT_NOTE}
 
 
