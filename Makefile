@@ -1,8 +1,12 @@
-# reprolib: `make figures` (the study, embedded profile) and `make test` do all set-up themselves.
+# reprolib: `make figures` (the embedded and imagenet-lite studies) and `make test` do all set-up themselves.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 .DEFAULT_GOAL := help
 PROFILE ?= embedded
+# `make figures` runs these studies in turn; `make figures PROFILE=x` runs only x.
+FIGURE_PROFILES := $(if $(filter command line environment,$(origin PROFILE)),$(PROFILE),embedded imagenet-lite)
+# The EfficientNet-Lite0 code path at tiny sizes (profile smoke-lite): these notebooks, under nbval.
+SMOKE_LITE_NOTEBOOKS := 01_upstream_and_tickets 02_transfer_sweep 03_accuracy_vs_sparsity 09_claims
 PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -34,7 +38,8 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: help setup data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench clean-results
 help:
-	@echo "make figures    regenerate every table and figure (PROFILE=$(PROFILE): embedded | smoke | paper | paper-dryrun)"
+	@echo "make figures    regenerate every table and figure of the embedded and imagenet-lite studies"
+	@echo "                (PROFILE=x: only x, one of embedded | imagenet-lite | smoke | smoke-lite | paper | paper-dryrun)"
 	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
 	@echo "make lab        JupyterLab on notebooks/index.md (NN_*.py open as notebooks; executed copies in notebooks/executed/)"
 	@echo "make test-browser  JupyterLab in headless chromium: the explorer's sliders redraw, notebooks open (smoke profile)"
@@ -76,6 +81,9 @@ test-lib:
 test-notebooks:
 	$(PY) -m reprolib notebooks --profile smoke --out notebooks/executed/smoke $(NB_FLAGS)
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks/executed/smoke
+	$(PY) -m reprolib notebooks --profile smoke-lite --out notebooks/executed/smoke-lite \
+	  $(foreach nb,$(SMOKE_LITE_NOTEBOOKS),--only $(nb)) $(NB_FLAGS)
+	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider $(foreach nb,$(SMOKE_LITE_NOTEBOOKS),notebooks/executed/smoke-lite/$(nb).ipynb)
 
 # The paper profile's code path on CPU, then nbval over its executed notebooks.
 test-dryrun: data-dryrun
@@ -84,8 +92,9 @@ test-dryrun: data-dryrun
 
 figures: setup data $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun)
 	@# Each notebook re-executes only when its source, the profile YAML or the results it reads changed.
-	$(PY) -m reprolib notebooks --profile $(PROFILE) --out $(EXECUTED) $(NB_FLAGS)
-	@echo "figures and tables: $(OUT)/"
+	@for p in $(FIGURE_PROFILES); do \
+	  $(PY) -m reprolib notebooks --profile $$p --out notebooks/executed/$$p $(NB_FLAGS) || exit 1; \
+	  echo "figures and tables: figures/$$p/"; done
 
 lab: setup data
 	$(LAB_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS)

@@ -41,6 +41,17 @@ except ImportError as err:   # the module is optional in a partial checkout; say
     display(Markdown(f"**Skipped:** `reprolib.reprogrammer` does not provide the study functions here ({err})."))
 
 # %%
+# Which encoder this study reprograms: its own (the profile's `reprogrammer.encoder`), never the
+# profile's classifier backbone, which has no text side (e.g. imagenet-lite's EfficientNet-Lite0).
+if run_reprogrammer_study is not None:
+    from reprolib.reprogrammer.recipe import recipe_for
+
+    encoder = recipe_for(P).encoder
+    display(Markdown(f"Encoder: `{encoder}`" + (" (the Fashion-MNIST stand-in for CLIP, trained here)"
+                                                if encoder == "embedded" else "")
+                     + f"; the profile's backbone `{P.backbone}` is not used by this notebook."))
+
+# %%
 if run_reprogrammer_study is not None:
     records = run_reprogrammer_study(P)
     table = reprogrammer_table(records)

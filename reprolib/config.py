@@ -1,6 +1,6 @@
 """Profiles: one typed dataclass of study settings, four YAML files of values.
 
-`reprolib/profiles/{smoke,embedded,paper,paper-dryrun}.yaml` are the single source of the numbers.
+`reprolib/profiles/{smoke,embedded,paper,paper-dryrun,imagenet-lite,smoke-lite}.yaml` are the single source of the numbers.
 The same files are passed to papermill (`-f`) as notebook parameters, and read here by
 the CLI and the library, so a notebook and a command line run the same configuration.
 Every key is type-checked against the dataclass annotations; unknown keys are errors.
@@ -20,7 +20,7 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.models.registry import names as backbone_names
 
 PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
-PROFILES = ("smoke", "embedded", "paper", "paper-dryrun")
+PROFILES = ("smoke", "embedded", "paper", "paper-dryrun", "imagenet-lite", "smoke-lite")
 PATH_KEYS = ("artifacts", "figures", "data_root")
 
 

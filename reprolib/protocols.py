@@ -18,6 +18,13 @@ mistaken for an old one. The presets:
 - `embedded`: the CPU study on the 28 px embedded backbone. Fewer epochs and a larger prompt
   learning rate than `rlt`, tuned so a full-data VP run on `digits` takes seconds and lands
   far above chance (see the README for how it compares with longer training).
+- `imagenet_lite`: the imagenet-lite study (EfficientNet-Lite0, 64 px inputs, 16 px targets):
+  few-shot runs on 2 CPU cores; 5 epochs (every epoch evaluates the whole test set, which
+  dominates a few-shot run's cost), prompt lr 0.05 (the issue's digits prototype: 10 epochs at
+  0.05 took full-data VP-ILM to 78.6%), no augmentation (SMM's crops would cost a
+  second copy of every image at 64 + margin px), 100 OOD images per source.
+- `smoke_lite`: one epoch and 32 OOD images per source, for the smoke-lite profile (nbval on
+  EfficientNet-Lite0 within about a minute).
 - `smoke`: two epochs, for tests and CI; numbers are meaningless, the code path is the point.
 
 SMM's augmentation is used by the `smm` protocol and by the SMM/watermark methods under every
@@ -135,6 +142,14 @@ PRESETS: dict[str, Protocol] = {
     "dryrun": Protocol(name="dryrun", epochs=1, batch_size=32, small_batch=32, prompt_lr=0.01,
                        lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, test_batch_size=64, seed=4,
                        ood_per_set=16),
+    # The imagenet-lite study (EfficientNet-Lite0 at 64 px): see the module docstring.
+    "imagenet_lite": Protocol(name="imagenet_lite", epochs=5, batch_size=64, small_batch=64, prompt_lr=0.05,
+                              lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=False,
+                              test_batch_size=256, seed=1, ood_per_set=100),
+    # smoke-lite: the imagenet-lite code path under nbval; one epoch, few OOD images.
+    "smoke_lite": Protocol(name="smoke_lite", epochs=1, batch_size=64, small_batch=64, prompt_lr=0.05,
+                           lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=False,
+                           test_batch_size=256, seed=1, ood_per_set=32),
 }
 
 

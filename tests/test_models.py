@@ -23,6 +23,7 @@ EXPECTED = {  # name -> (input size, channels, source classes, feature dim)
     "resnet50": (224, 3, 1000, 2048),
     "vit_b_32": (224, 3, 1000, 768),
     "vit_b_16": (224, 3, 1000, 768),
+    "efficientnet_lite0": (64, 3, 1000, 1280),
 }
 BIG = ("resnet50", "vit_b_16")   # slow on 2 CPU cores: marked slow
 
@@ -37,7 +38,7 @@ def one_thread():
 
 
 def test_registry_names():
-    assert names() == ["small_resnet", "resnet18", "resnet50", "vit_b_32", "vit_b_16"]
+    assert names() == ["small_resnet", "resnet18", "resnet50", "vit_b_32", "vit_b_16", "efficientnet_lite0"]
     assert set(EXPECTED) == set(names())   # every registered backbone has an expectation here
 
 
@@ -49,7 +50,7 @@ def _slow_if_big(name: str):
 def test_spec_metadata_matches_the_built_network(name):
     """Building a spec's network and a forward pass agree with every fact the spec states."""
     spec = get_spec(name)
-    assert spec.name == name and spec.tickets in ("imp", "oneshot") and spec.family in ("resnet", "vit")
+    assert spec.name == name and spec.tickets in ("imp", "oneshot") and spec.family in ("resnet", "vit", "efficientnet")
     assert len(spec.mean) == len(spec.std) == spec.channels
     assert (spec.tickets == "imp") == (spec.weights == "upstream")
     torch.manual_seed(0)
@@ -109,7 +110,7 @@ def test_no_module_outside_the_registry_names_a_backbone():
         if relative.parts[0] == "models":
             continue
         for text in _string_constants(ast.parse(path.read_text())):
-            if "small_resnet" in text or "resnet50" in text:
+            if "small_resnet" in text or "resnet50" in text or "efficientnet_lite" in text:
                 offenders.append(f"{relative}: {text!r}")
     assert offenders == []
 

@@ -67,8 +67,8 @@ def test_to_dict_round_trips_every_field():
 def test_overrides_and_errors():
     assert get_protocol("rlt", epochs=10).milestone_epochs(10) == [5, 7]
     assert get_protocol("rlt").epochs == 100   # the preset itself is unchanged
-    assert names() == ["rlt", "ilm", "smm", "embedded", "smoke", "dryrun"]
-    with pytest.raises(ReprolibError, match="unknown protocol 'fast'; valid choices: rlt, ilm, smm, embedded, smoke, dryrun"):
+    assert names() == ["rlt", "ilm", "smm", "embedded", "smoke", "dryrun", "imagenet_lite", "smoke_lite"]
+    with pytest.raises(ReprolibError, match="unknown protocol 'fast'; valid choices: rlt, ilm, smm, embedded, smoke, dryrun, imagenet_lite, smoke_lite"):
         get_protocol("fast")
     with pytest.raises(ReprolibError, match="unknown protocol field 'lr'"):
         get_protocol("rlt", lr=0.1)

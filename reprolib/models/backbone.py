@@ -8,13 +8,16 @@ names so masks (`layer1.0.conv1.weight` -> 0/1 tensor) apply to it directly.
 
 Features by family: a ResNet's are the pooled output of its trunk (what `fc` reads); a
 ViT's (torchvision VisionTransformer) are the class token after the encoder, whose last
-module is the final LayerNorm: exactly what torchvision feeds `heads.head`.
+module is the final LayerNorm: exactly what torchvision feeds `heads.head`; an EfficientNet's
+(timm) are its pooled head-conv output, what `classifier` reads.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from reprolib.models.efficientnet_lite import efficientnet_features
 
 # The ResNet trunk in torchvision's order; stages a network lacks are skipped.
 _TRUNK = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool")
@@ -36,7 +39,7 @@ def vit_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net.encoder(torch.cat([class_token, tokens], dim=1))[:, 0]
 
 
-_FEATURES = {"resnet": resnet_features, "vit": vit_features}
+_FEATURES = {"resnet": resnet_features, "vit": vit_features, "efficientnet": efficientnet_features}
 
 
 class Backbone(nn.Module):
@@ -44,7 +47,7 @@ class Backbone(nn.Module):
 
     def __init__(self, net: nn.Module, name: str, input_size: int, channels: int,
                  mean: tuple[float, ...], std: tuple[float, ...], num_source_classes: int,
-                 family: str = "resnet", classifier: str = "fc"):
+                 family: str = "resnet", classifier: str = "fc", prompt_side: int | None = None):
         """Many parameters because every input fact of the registry spec travels with the network."""
         super().__init__()
         if len(mean) != channels or len(std) != channels:
@@ -58,6 +61,7 @@ class Backbone(nn.Module):
         self.num_source_classes = num_source_classes
         self.family = family   # "resnet" | "vit": methods whose recipe differs by family read it
         self.classifier = classifier   # module name of the source head (a Linear)
+        self.prompt_side = prompt_side   # BackboneSpec.prompt_side: where VP places every target (or None)
         self.feature_dim = int(net.get_submodule(classifier).in_features)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ def from_network(name: str, net: nn.Module) -> Backbone:
     head = net.get_submodule(spec.classifier)
     return Backbone(net, name, input_size=spec.input_size, channels=spec.channels, mean=spec.mean,
                     std=spec.std, num_source_classes=int(head.out_features), family=spec.family,
-                    classifier=spec.classifier)
+                    classifier=spec.classifier, prompt_side=spec.prompt_side)
 
 
 def get_backbone(name: str, weights: str | os.PathLike | None = "default",
@@ -49,7 +49,8 @@ def get_backbone(name: str, weights: str | os.PathLike | None = "default",
             raise ReprolibError(f"{name} has no default weights: they are trained here; make them with "
                                 f"`python -m reprolib upstream --profile embedded` and load them with "
                                 f"reprolib.sparsity.get_network(profile), or pass weights=<model.pth>")
-        state = torchvision_resnets.torchvision_state_dict(name, spec.weights, root=root, download=download)
+        state = spec.pretrained() if spec.pretrained is not None else \
+            torchvision_resnets.torchvision_state_dict(name, spec.weights, root=root, download=download)
     else:
         path = Path(weights)
         if not path.is_file():

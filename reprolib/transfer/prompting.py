@@ -42,10 +42,13 @@ MAP_BATCH = 512   # inference batch of the label-mapping pass
 def stored_size(kind: str, backbone, target: DatasetInfo) -> int:
     """Side at which prompt method `kind` stores images: where its prompt takes them.
 
-    vp: the dataset's prompt_size, capped at the backbone's input size; the watermark
-    prompts and SMM: the backbone's input size.
+    vp: the backbone's prompt_side when its spec sets one (the imagenet-lite geometry: every
+    target at one small side), else the dataset's prompt_size, capped at the backbone's input
+    size; the watermark prompts and SMM: the backbone's input size.
     """
     if kind == "vp":
+        if backbone.prompt_side is not None:
+            return backbone.prompt_side
         return min(target.prompt_size, backbone.input_size)
     return backbone.input_size
 
