@@ -166,7 +166,10 @@ def read_records(runs_dir: Path, failures: bool = False) -> list[dict[str, Any]]
 
 
 def tickets_table(artifacts: Path) -> pd.DataFrame:
-    """One row per ticket folder: kind, level, density, density_rlt, upstream_accuracy."""
+    """One row per ticket folder: kind, level, density, density_rlt, upstream_accuracy and
+    agreement_with_dense (one-shot networks without upstream data: the share of the targets'
+    test images on which their top-1 source class matches the dense network's; a proxy, not
+    an accuracy; empty for tickets that have none)."""
     rows = []
     for folder in paths.ticket_dirs(artifacts):
         info = json.loads((folder / "sparsity.json").read_text())
@@ -174,9 +177,15 @@ def tickets_table(artifacts: Path) -> pd.DataFrame:
         kind, level = paths.ticket_of(folder)
         rows.append({"ticket_kind": kind, "level": level,
                      "density": info.get("density"), "density_rlt": info.get("density_rlt"),
-                     "upstream_accuracy": upstream, "path": str(folder)})
-    columns = ["ticket_kind", "level", "density", "density_rlt", "upstream_accuracy", "path"]
+                     "upstream_accuracy": upstream, "agreement_with_dense": _agreement_of(info),
+                     "path": str(folder)})
+    columns = ["ticket_kind", "level", "density", "density_rlt", "upstream_accuracy", "agreement_with_dense", "path"]
     return pd.DataFrame(rows, columns=columns).sort_values(["ticket_kind", "level"], ignore_index=True)
+
+
+def _agreement_of(report: dict[str, Any]) -> float | None:
+    agreement = report.get("agreement_with_dense")
+    return agreement.get("overall") if isinstance(agreement, dict) else None
 
 
 def _upstream_of(report: dict[str, Any]) -> float | None:
