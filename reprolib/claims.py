@@ -226,7 +226,8 @@ def oneshot_table(ledger: pd.DataFrame) -> pd.DataFrame:
 def _oneshot_wording(statement: str) -> str:
     """A claim's test statement with its sparse networks named as what they are here (the
     tests read them through networks_view, which files them under ticket_kind "imp")."""
-    for imp, oneshot in (("IMP tickets", "one-shot pruned networks"), ("IMP ticket", "one-shot pruned network"),
+    for imp, oneshot in (("IMP tickets", "one-shot pruned networks"), ("an IMP ticket", "a one-shot pruned network"),
+                         ("IMP ticket", "one-shot pruned network"),
                          ("IMP level", "one-shot magnitude level")):
         statement = statement.replace(imp, oneshot)
     return statement

@@ -67,6 +67,7 @@ def test_one_shot_networks_are_not_tickets(lp_vp_ledger) -> None:
     assert apart["verdict"].tolist() == [HOLDS, HOLDS, NOT_MEASURED]
     assert all("[one-shot pruned, not retrained: not tickets]" in c for c in apart["claim"])
     assert "one-shot magnitude level" in apart.loc[0, "statement"] and "IMP" not in " ".join(apart["statement"])
+    assert "an one-shot" not in " ".join(apart["statement"])
     assert "LP drop 2.0, vp/ilm drop 12.0 (gap 10.0)" in apart.loc[0, "numbers"]   # the same numbers, labelled
     measured = oneshot_table(_as(lp_vp_ledger, "oneshot", "magnitude", upstream=True))
     assert measured.loc[2, "verdict"] == HOLDS
