@@ -68,9 +68,12 @@ def _assert_guo_reliability(pair) -> None:
     shares = [p.get_height() for p in dense_counts.patches]
     assert sum(shares) == pytest.approx(1.0)
     labels = [t.get_text() for t in pair.legends[0].get_texts()]
-    assert labels == ["perfect calibration", "accuracy of the images in the bin",
-                      "gap up to their mean confidence:\nover-confident (ECE = gaps x bin share)",
-                      "gap down to their mean confidence:\nunder-confident", "share of test images per bin"]
+    assert labels == ["perfect calibration", plots.calibration.ACCURACY_LABEL, plots.calibration.OVER_LABEL,
+                      plots.calibration.UNDER_LABEL, "share of test images per bin"]
+    # every gap swatch looks like the gap bars it names (an empty panel once gave it the default blue)
+    swatches = dict(zip(labels[1:], pair.legends[0].get_patches()))   # the first entry is the diagonal line
+    assert swatches[plots.calibration.OVER_LABEL].get_facecolor()[:3] == pytest.approx((0xc4 / 255, 0x4e / 255, 0x52 / 255))
+    assert swatches[plots.calibration.UNDER_LABEL].get_hatch() == "//"
 
 
 def test_reliability_gap_bars_span_accuracy_to_confidence() -> None:
@@ -81,9 +84,9 @@ def test_reliability_gap_bars_span_accuracy_to_confidence() -> None:
     ax = Figure().subplots()
     plots.draw_reliability(ax, bins, "t")
     by_label = {c.get_label(): [(p.get_y(), p.get_height()) for p in c.patches] for c in ax.containers}
-    assert by_label["accuracy of the images in the bin"] == [(0.0, pytest.approx(0.2)), (0.0, pytest.approx(0.9))]
-    over = by_label["gap up to their mean confidence:\nover-confident (ECE = gaps x bin share)"]
-    under = by_label["gap down to their mean confidence:\nunder-confident"]
+    assert by_label[plots.calibration.ACCURACY_LABEL] == [(0.0, pytest.approx(0.2)), (0.0, pytest.approx(0.9))]
+    over = by_label[plots.calibration.OVER_LABEL]
+    under = by_label[plots.calibration.UNDER_LABEL]
     assert over == [(pytest.approx(0.2), pytest.approx(0.3))] and under == [(pytest.approx(0.8), pytest.approx(0.1))]
 
 

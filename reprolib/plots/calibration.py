@@ -44,9 +44,13 @@ def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[s
 
 
 ACCURACY_COLOR, GAP_COLOR, UNDER_COLOR, COUNT_COLOR = "#4c72b0", "#c44e52", "#f3d48a", "#8c8c8c"
-ACCURACY_LABEL = "accuracy of the images in the bin"
-OVER_LABEL = "gap up to their mean confidence:\nover-confident (ECE = gaps x bin share)"
-UNDER_LABEL = "gap down to their mean confidence:\nunder-confident"
+ACCURACY_LABEL = "accuracy of the images in the bin\n(the whole bar's height)"
+OVER_LABEL = "gap above the bar, up to their mean\nconfidence: over-confident"
+UNDER_LABEL = "gap inside the bar, down to their mean\nconfidence: under-confident"
+ECE_NOTE = "ECE = sum of gaps x bin share"
+# How each element is drawn, shared by the diagram and its legend (so a swatch always looks like its bars).
+OVER_STYLE = {"facecolor": GAP_COLOR, "alpha": 0.45, "edgecolor": GAP_COLOR, "hatch": "//", "linewidth": 0.5}
+UNDER_STYLE = {"facecolor": UNDER_COLOR, "alpha": 0.9, "edgecolor": GAP_COLOR, "hatch": "//", "linewidth": 0.5}
 DIAGONAL_LABEL = "perfect calibration"
 COUNT_LABEL = "share of test images per bin"
 
@@ -68,10 +72,9 @@ def draw_reliability(ax: Axes, bins: dict[str, list], title: str, counts_ax: Axe
            label=ACCURACY_LABEL)
     over = confidence > accuracy
     # Under-confident gaps lie inside the accuracy bar: drawn opaque so they do not mix with its blue.
-    for side, color, alpha, label in ((over, GAP_COLOR, 0.45, OVER_LABEL), (~over, UNDER_COLOR, 0.9, UNDER_LABEL)):
+    for side, style, label in ((over, OVER_STYLE, OVER_LABEL), (~over, UNDER_STYLE, UNDER_LABEL)):
         ax.bar(centers[filled][side], np.abs(confidence - accuracy)[side], bottom=np.minimum(confidence, accuracy)[side],
-               width=width[filled][side], color=color, alpha=alpha, edgecolor=GAP_COLOR, hatch="//", linewidth=0.5,
-               label=label, zorder=3)
+               width=width[filled][side], label=label, zorder=3, **style)
     ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label=DIAGONAL_LABEL)
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=title)
     if counts_ax is None:
@@ -93,11 +96,22 @@ def reliability_axes(fig: Figure, columns: int) -> tuple[list[Axes], list[Axes]]
     return top, bottom
 
 
-def add_reliability_legend(fig: Figure, diagram: Axes, counts: Axes) -> None:
-    """One legend under the panels naming every element of the diagrams."""
-    handles, labels = diagram.get_legend_handles_labels()
-    more_handles, more_labels = counts.get_legend_handles_labels()
-    fig.legend(handles + more_handles, labels + more_labels, loc="outside lower center", ncols=3, fontsize=8)
+def add_reliability_legend(fig: Figure) -> None:
+    """One legend under the panels naming every element of the diagrams.
+
+    Built from proxy artists styled like the drawn ones, not from a panel's artists: a panel
+    with no over-confident bin has an empty gap container, whose default swatch would show
+    a colour no bar has."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    bar = {"edgecolor": "black", "linewidth": 0.5}
+    handles = [Line2D([], [], color="black", linestyle="--", linewidth=1, label=DIAGONAL_LABEL),
+               Patch(facecolor=ACCURACY_COLOR, label=ACCURACY_LABEL, **bar),
+               Patch(label=OVER_LABEL, **OVER_STYLE), Patch(label=UNDER_LABEL, **UNDER_STYLE),
+               Patch(facecolor=COUNT_COLOR, label=COUNT_LABEL, **bar)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, title=ECE_NOTE,
+               title_fontsize=8)
 
 
 def _one_run(rows: pd.DataFrame, what: str) -> pd.Series:
@@ -127,7 +141,7 @@ def reliability_pair(ledger: pd.DataFrame, target: str, arm: str, n_shot: int = 
         name = "dense" if lv == 0 else f"IMP level {lv} ({100 * float(run['density']):.1f}% dense)"
         draw_reliability(ax, reliability(run), f"{name}\nacc {100 * run['accuracy']:.1f}%  ECE {run['ece']:.3f}",
                          counts_ax)
-    add_reliability_legend(fig, diagrams[0], counts[0])
+    add_reliability_legend(fig)
     fig.suptitle(f"{target} · {arm} · {shot_label(n_shot)} · seed {int(run['seed'])}", fontsize=10)
     return fig
 

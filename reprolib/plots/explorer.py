@@ -187,7 +187,7 @@ def compare_panel(ledger: pd.DataFrame, target: str, arm: str, level: int, n_sho
     for ax, counts_ax, row, name in zip(diagrams, counts, (dense, run), ("dense", f"{kind} level {level}")):
         draw_reliability(ax, reliability(row), f"{name} ({100 * float(row['density']):.1f}% dense)\n"
                          f"acc {100 * row['accuracy']:.1f}%  ECE {row['ece']:.3f}", counts_ax)
-    add_reliability_legend(left, diagrams[0], counts[0])
+    add_reliability_legend(left)
     rows = _levels(ledger, target, arm, n_shot, kind, seed)
     for ax, metric in zip(right.subplots(2, 1), ("accuracy", "ece")):
         _across_levels(ax, rows, metric, level, arm)
