@@ -35,6 +35,19 @@ def test_accuracy_vs_sparsity_plots_seed_means_in_percent(synthetic_study) -> No
     assert _line_ys(axes[0], "vp/ilm") == pytest.approx(expected)
 
 
+def test_density_ticks_include_one_shot_networks_and_the_legend_hides_no_point(synthetic_study) -> None:
+    """A study whose sparse networks are all one-shot (imagenet-lite) labels every density drawn."""
+    _, ledger = synthetic_study
+    sparse = ledger["level"] > 0
+    oneshot = ledger[~sparse | (ledger["ticket_kind"] == "imp")].copy()
+    oneshot.loc[oneshot["level"] > 0, "ticket_kind"] = "magnitude"
+    fig = plots.accuracy_vs_sparsity(oneshot)
+    ax = [a for a in fig.axes if a.get_title()][0]
+    expected = sorted({f"{round(100 * d, 1):g}" for d in oneshot["density"]}, key=float, reverse=True)
+    assert [t.get_text() for t in ax.get_xticklabels()] == expected and len(expected) == 3
+    assert ax.get_legend() is None and len(fig.legends) == 1     # the legend sits outside the panels
+
+
 def test_calibration_few_shot_smm_reliability_legacy_and_upstream_figures(synthetic_study, tmp_path: Path) -> None:
     artifacts, ledger = synthetic_study
     calib = plots.calibration_vs_sparsity(ledger, arms=["lp", "vp/ilm"])

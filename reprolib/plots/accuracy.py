@@ -70,9 +70,16 @@ def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: i
         density_lines(ax, imp_rows(here), metric, scale)
         for arm in ordered(here["arm"].tolist(), ARM_ORDER):
             _baseline_points(ax, here[here["arm"] == arm], arm, metric, scale)
+        # Ticks at every density drawn, baselines' included (a study whose sparse networks are
+        # all one-shot, like imagenet-lite, would otherwise label only the dense point).
+        ticks = sorted({round(100 * float(d), 1) for d in here["density"].dropna()}, reverse=True)
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set(title=f"{target} ({shot_label(n_shot)})", xlabel="density (%) - sparser to the right")
     axes[0].set_ylabel(ylabel or ("accuracy (%)" if metric == "accuracy" else metric))
-    axes[-1].legend(fontsize=8, title="arm (o IMP, □ magnitude, x random)", title_fontsize=7)
+    # Outside the panels, so it never hides a point.
+    fig.legend(*axes[-1].get_legend_handles_labels(), loc="outside right upper", fontsize=8,
+               title="arm (o IMP, □ magnitude, x random)", title_fontsize=7)
     return fig
 
 
