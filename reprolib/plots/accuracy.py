@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reprolib.plots.common import (ARM_ORDER, KIND_MARKERS, arm_color, density_lines, empty_figure, imp_rows,
-                                   ordered, require, shot_label, summarize)
+from reprolib.plots.common import (ARM_ORDER, KIND_MARKERS, arm_color, density_lines, density_ticks, empty_figure,
+                                   imp_rows, ordered, require, shot_label, summarize)
 
 SMM_PROMPTS = {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium", "full/ilm": "full", "smm/ilm": "smm"}
 
@@ -72,9 +72,7 @@ def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: i
             _baseline_points(ax, here[here["arm"] == arm], arm, metric, scale)
         # Ticks at every density drawn, baselines' included (a study whose sparse networks are
         # all one-shot, like imagenet-lite, would otherwise label only the dense point).
-        ticks = sorted({round(100 * float(d), 1) for d in here["density"].dropna()}, reverse=True)
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.minorticks_off()
+        density_ticks(ax, here["density"])
         ax.set(title=f"{target} ({shot_label(n_shot)})", xlabel="density (%) - sparser to the right")
     axes[0].set_ylabel(ylabel or ("accuracy (%)" if metric == "accuracy" else metric))
     # Outside the panels, so it never hides a point.

@@ -68,12 +68,17 @@ def density_lines(ax, rows: pd.DataFrame, metric: str, scale: float = 1.0) -> No
         s = summarize(rows[rows["arm"] == arm], ["density"], metric).sort_values("density", ascending=False)
         ax.errorbar(100 * s["density"], scale * s["mean"], yerr=scale * s["std"], marker="o",
                     color=arm_color(arm), label=arm, capsize=2)
-    ticks = sorted({round(100 * float(d), 1) for d in rows["density"].dropna()}, reverse=True)
     ax.set_xscale("log")
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.minorticks_off()
+    density_ticks(ax, rows["density"])
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
+
+
+def density_ticks(ax, densities: pd.Series) -> None:
+    """Plain tick labels (in %) at each density in `densities` on a log density axis."""
+    ticks = sorted({round(100 * float(d), 1) for d in densities.dropna()}, reverse=True)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
 
 
 def empty_figure(message: str, size: tuple[float, float] = (6, 2)) -> Figure:
