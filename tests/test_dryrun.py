@@ -137,9 +137,12 @@ def test_writes_are_idempotent_and_never_clobber(tmp_path):
     assert json.loads((tmp_path / "gtsrb" / ".dryrun.json").read_text())["num_classes"] == 3
 
 
-def test_same_seed_same_bytes_and_bad_arguments(tmp_path):
+def test_same_seed_same_bytes_and_bad_arguments(tmp_path, monkeypatch):
     a, b = tmp_path / "a", tmp_path / "b"
-    for root in (a, b):
+    # scipy stamps the wall clock into a .mat header; the two writes get different clocks,
+    # as two writes a second apart did in CI.
+    for root, clock in ((a, "Wed Dec  2 00:18:20 2026"), (b, "Wed Dec  2 00:18:21 2026")):
+        monkeypatch.setattr("time.asctime", lambda *args, clock=clock: clock)
         write_synthetic_dataset("svhn", root, 1, 1, seed=5)
     assert (a / "svhn" / "train_32x32.mat").read_bytes() == (b / "svhn" / "train_32x32.mat").read_bytes()
     for call, words in [(lambda: write_synthetic_dataset("mnist", tmp_path), ["'mnist'", "cifar10", "stanfordcars"]),

@@ -95,10 +95,24 @@ def _pickle(path: Path, obj: object) -> None:
     atomic_write(path, lambda f: pickle.dump(obj, f, protocol=2))
 
 
+_MAT_DESCRIPTION = b"MATLAB 5.0 MAT-file, written by reprolib.dryrun"
+
+
 def _savemat(path: Path, mdict: dict) -> None:
+    """A MATLAB 5 file, byte-identical for identical data.
+
+    scipy stamps `time.asctime()` into the 116-byte text at the head of the file, so two
+    writes a second apart differed; the text is replaced by a fixed one (readers ignore it).
+    """
+    import io
+
     from scipy.io import savemat   # only the .mat-based sets need scipy
 
-    atomic_write(path, lambda f: savemat(f, mdict))
+    buffer = io.BytesIO()
+    savemat(buffer, mdict)
+    data = bytearray(buffer.getvalue())
+    data[:116] = _MAT_DESCRIPTION.ljust(116, b" ")
+    atomic_write(path, lambda f: f.write(bytes(data)))
 
 
 def _text(path: Path, text: str) -> None:
