@@ -23,6 +23,8 @@ is read as before: every ticket was made here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from reprolib.errors import check_type
@@ -38,6 +40,23 @@ ECE_SHARE = 0.75           # claim 2: share of (target, n-shot) cells where dens
 UPSTREAM_SIMILAR = 2.0     # claim 3: a ticket within this of dense upstream accuracy (points)
 REPROGRAM_GAP = 5.0        # claim 3: "much worse" = this many points below dense
 COLUMNS = ["claim", "statement", "numbers", "verdict"]
+
+
+@dataclass(frozen=True)
+class SparseNames:
+    """What a claim's statement and numbers call the sparse networks it tests (the tests read
+    every kind through networks_view, which files them under ticket_kind "imp")."""
+
+    singular: str
+    plural: str
+    article: str   # "a" / "an" before `singular`
+    level: str     # "<level> 4": the sparsity level of these networks
+
+
+IMP_TICKETS = SparseNames("IMP ticket", "IMP tickets", "an", "IMP level")
+IMPORTED_TICKETS = SparseNames("imported ticket", "imported tickets", "an", "imported ticket at profile level")
+ONESHOT_NETWORKS = SparseNames("one-shot pruned network", "one-shot pruned networks", "a", "one-shot magnitude level")
+NAMES_BY_PROVENANCE = {"here": IMP_TICKETS, "imported": IMPORTED_TICKETS, ONESHOT: ONESHOT_NETWORKS}
 
 
 def _vp_arm(ledger: pd.DataFrame) -> str | None:
@@ -68,16 +87,16 @@ def _sparsest_level(ledger: pd.DataFrame) -> int:
     return int(imp.groupby("level")["density"].mean().idxmin())
 
 
-def claim_lp_robust(ledger: pd.DataFrame) -> dict[str, str]:
+def claim_lp_robust(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> dict[str, str]:
     """Claim 1: LP is robust to sparsity while VP drops, most in the few-shot regime."""
     vp = _vp_arm(ledger)
     sparse = _sparsest_level(ledger)
-    statement = (f"mean accuracy drop dense -> IMP level {sparse} (full data) of {vp or 'VP'} exceeds LP's by "
+    statement = (f"mean accuracy drop dense -> {names.level} {sparse} (full data) of {vp or 'VP'} exceeds LP's by "
                  f"> {DROP_MARGIN:g} points, and {vp or 'VP'}'s drop is larger at n_shot <= {FEW_SHOT_MAX} "
                  "than at full data")
     row = {"claim": "1. LP is robust to sparsity while VP drops, most in few-shot", "statement": statement}
     if vp is None or "lp" not in set(ledger["arm"]) or sparse == 0:
-        return row | {"numbers": "needs LP and VP runs at level 0 and a sparser IMP level", "verdict": UNSURE}
+        return row | {"numbers": f"needs LP and VP runs at level 0 and a sparser {names.level}", "verdict": UNSURE}
     full = ledger["n_shot"] == -1
     few = (ledger["n_shot"] > 0) & (ledger["n_shot"] <= FEW_SHOT_MAX)
     lp_full, vp_full = _drop(ledger, "lp", sparse, full), _drop(ledger, vp, sparse, full)
@@ -103,10 +122,10 @@ def _dense_vs_tickets_ece(ledger: pd.DataFrame, arm: str) -> tuple[float, float,
     return float((gap > 0).mean()), float(gap.mean()), len(cells)
 
 
-def claim_dense_calibrated(ledger: pd.DataFrame) -> dict[str, str]:
+def claim_dense_calibrated(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> dict[str, str]:
     """Claim 2: dense models are better calibrated (lower ECE) than their tickets, under LP and VP."""
     vp = _vp_arm(ledger)
-    statement = (f"for both LP and {vp or 'VP'}, the dense model's ECE is below the mean ECE of its IMP tickets "
+    statement = (f"for both LP and {vp or 'VP'}, the dense model's ECE is below the mean ECE of its {names.plural} "
                  f"in >= {ECE_SHARE:.0%} of (target, n-shot) cells and on average")
     row = {"claim": "2. Dense models are better calibrated than lottery tickets (LP and VP)", "statement": statement}
     results = {arm: _dense_vs_tickets_ece(ledger, arm) for arm in ("lp", vp) if arm is not None}
@@ -123,9 +142,9 @@ def claim_dense_calibrated(ledger: pd.DataFrame) -> dict[str, str]:
     return row | {"numbers": numbers, "verdict": verdict}
 
 
-def claim_not_universal(ledger: pd.DataFrame) -> dict[str, str]:
+def claim_not_universal(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> dict[str, str]:
     """Claim 3: for some targets a ticket reprograms much worse than dense despite similar upstream accuracy."""
-    statement = (f"for at least one target, an IMP ticket within {UPSTREAM_SIMILAR:g} points of the dense upstream "
+    statement = (f"for at least one target, {names.article} {names.singular} within {UPSTREAM_SIMILAR:g} points of the dense upstream "
                  f"accuracy reprograms (prompt methods, full data) more than {REPROGRAM_GAP:g} points worse than dense; "
                  f"does not hold if every such gap is <= {UPSTREAM_SIMILAR:g} points")
     row = {"claim": "3. Lottery tickets are not universal reprogrammers", "statement": statement}
@@ -140,7 +159,7 @@ def claim_not_universal(ledger: pd.DataFrame) -> dict[str, str]:
         return row | {"numbers": "the dense network's upstream accuracy is not measured", "verdict": NOT_MEASURED}
     similar = [lv for lv, acc in upstream.items() if lv > 0 and abs(acc - upstream[0]) <= UPSTREAM_SIMILAR]
     if not similar:
-        return row | {"numbers": "no IMP ticket within the upstream-accuracy margin of dense "
+        return row | {"numbers": f"no {names.singular} within the upstream-accuracy margin of dense "
                                  f"(upstream: {', '.join(f'L{lv} {a:.1f}' for lv, a in upstream.items())})",
                       "verdict": UNSURE}
     acc = runs.groupby(["target", "arm", "level"])["accuracy"].mean().unstack("level") * 100.0
@@ -153,8 +172,8 @@ def claim_not_universal(ledger: pd.DataFrame) -> dict[str, str]:
     return row | {"numbers": numbers, "verdict": verdict}
 
 
-def _claims(view: pd.DataFrame) -> list[dict[str, str]]:
-    return [claim_lp_robust(view), claim_dense_calibrated(view), claim_not_universal(view)]
+def _claims(view: pd.DataFrame, names: SparseNames) -> list[dict[str, str]]:
+    return [claim_lp_robust(view, names), claim_dense_calibrated(view, names), claim_not_universal(view, names)]
 
 
 def networks_view(ledger: pd.DataFrame, provenance: str) -> pd.DataFrame:
@@ -193,13 +212,14 @@ def claims_table(ledger: pd.DataFrame) -> pd.DataFrame:
         view = networks_view(ledger, provenance)
         if ((view["ticket_kind"] == "imp") & (view["level"] > 0)).any():
             measured = _measured(view)
+            names = NAMES_BY_PROVENANCE[provenance]
             if measured is None:
-                rows = _not_measured(_claims(view), f"no {provenance} ticket has a measured upstream accuracy "
+                rows = _not_measured(_claims(view, names), f"no {provenance} ticket has a measured upstream accuracy "
                                                     "(`python -m reprolib tickets evaluate --imagenet DIR`)")
             else:
-                rows = _claims(measured)
+                rows = _claims(measured, names)
             return pd.DataFrame(rows, columns=COLUMNS)
-    rows = _claims(networks_view(ledger, "here"))   # no sparse network at all: missing data, inconclusive
+    rows = _claims(networks_view(ledger, "here"), IMP_TICKETS)   # no sparse network at all: missing data, inconclusive
     if len(oneshot_table(ledger)):
         rows = _not_measured(rows, "no ticket with a measured upstream accuracy in the ledger; its sparse networks "
                                    "are one-shot pruned, not retrained (reported separately, not as tickets)")
@@ -214,20 +234,10 @@ def oneshot_table(ledger: pd.DataFrame) -> pd.DataFrame:
     view = networks_view(ledger, ONESHOT)
     if not ((view["ticket_kind"] == "imp") & (view["level"] > 0)).any():
         return pd.DataFrame(columns=COLUMNS)
-    rows = [claim_lp_robust(view), claim_dense_calibrated(view)]
+    names = ONESHOT_NETWORKS
+    rows = [claim_lp_robust(view, names), claim_dense_calibrated(view, names)]
     measured = _measured(view)
-    third = claim_not_universal(measured) if measured is not None else _not_measured(
-        [claim_not_universal(view.iloc[0:0])], "one-shot networks' upstream accuracy is not measured")[0]
+    third = claim_not_universal(measured, names) if measured is not None else _not_measured(
+        [claim_not_universal(view.iloc[0:0], names)], "one-shot networks' upstream accuracy is not measured")[0]
     label = " [one-shot pruned, not retrained: not tickets]"
-    return pd.DataFrame([row | {"claim": row["claim"] + label, "statement": _oneshot_wording(row["statement"])}
-                         for row in [*rows, third]], columns=COLUMNS)
-
-
-def _oneshot_wording(statement: str) -> str:
-    """A claim's test statement with its sparse networks named as what they are here (the
-    tests read them through networks_view, which files them under ticket_kind "imp")."""
-    for imp, oneshot in (("IMP tickets", "one-shot pruned networks"), ("an IMP ticket", "a one-shot pruned network"),
-                         ("IMP ticket", "one-shot pruned network"),
-                         ("IMP level", "one-shot magnitude level")):
-        statement = statement.replace(imp, oneshot)
-    return statement
+    return pd.DataFrame([row | {"claim": row["claim"] + label} for row in [*rows, third]], columns=COLUMNS)

@@ -83,5 +83,8 @@ def test_imported_tickets_need_a_measured_upstream(lp_vp_ledger) -> None:
     measured = claims_table(_as(lp_vp_ledger, "imported", "imported", upstream=True))
     assert measured["verdict"].tolist() == [HOLDS, HOLDS, HOLDS]
     assert "worst gap 12.0 (vp/ilm, level 4)" in measured.loc[2, "numbers"]
+    statements = " ".join(measured["statement"])   # named as what they are: not IMP tickets
+    assert "imported tickets" in statements and "an imported ticket" in statements and "IMP" not in statements
+    assert "IMP level 4" in claims_table(lp_vp_ledger).loc[0, "statement"]
     # a ledger saved before provenance existed reads as before: every ticket made here
     assert claims_table(lp_vp_ledger.drop(columns=["provenance"]))["verdict"].tolist() == [HOLDS, HOLDS, HOLDS]
