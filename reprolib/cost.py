@@ -17,7 +17,7 @@ in `bench/results.md` (a table with columns backbone | pass | images/s, pass "fw
 forward+backward, 3,000 forward: a ResNet-50 on one H100), printed as an assumption.
 
 Two plans are priced (issue 13): `BEFORE`, the code path above (test every epoch, LP features
-per run, one run at a time), and `AFTER`: test passes only at `Protocol.eval_epochs` (a tenth
+per run, one run at a time), and `AFTER`: test passes only at `Protocol.eval_epochs` (by default a tenth
 of the run and the last epoch), LP features computed once per (network, target) and shared
 (the test and full training split once; each few-shot subset once), and prompt runs grouped
 `GROUP_RUNS` at a time. Grouping forwards the same images, so it only shows in the padded
@@ -61,7 +61,7 @@ class Plan:
 
 
 BEFORE = Plan("before: test every epoch, LP features per run, one run at a time", False, False, 1)
-AFTER = Plan(f"after: test every tenth of the run, shared LP features, groups of {GROUP_RUNS}", True, True,
+AFTER = Plan(f"after: test on the protocol's schedule (eval_fraction), shared LP features, groups of {GROUP_RUNS}", True, True,
              GROUP_RUNS)
 
 

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_eval_schedule_every_tenth_and_always_the_last_epoch():
     assert eval_schedule(0.1, 100) == list(range(10, 101, 10))
     assert eval_schedule(0.1, 200) == list(range(20, 201, 20))
-    assert eval_schedule(0.1, 8) == list(range(1, 9))           # the embedded preset: every epoch
+    assert eval_schedule(0.1, 8) == list(range(1, 9))           # a tenth of 8 epochs: every one
+    assert get_protocol("embedded").eval_epochs(8) == [2, 4, 6, 8]
     assert eval_schedule(0.3, 10) == [3, 6, 9, 10]              # the last epoch is always evaluated
     assert eval_schedule(1.0, 7) == [7]
     assert get_protocol("rlt").eval_epochs(100) == list(range(10, 101, 10))
@@ -53,7 +54,7 @@ def _fit_counting(monkeypatch, method, splits, settings):
     return train.fit(method, splits, settings), calls
 
 
-@pytest.mark.parametrize("kind,label_map", [("vp", "ilm"), ("lp", None)])
+@pytest.mark.parametrize("kind,label_map", [("vp", "ilm"), ("lp", None), ("smm", "ilm"), ("full", "ilm")])
 def test_sparse_evaluation_gives_the_same_final_state_and_logits(monkeypatch, kind, label_map):
     from reprolib.models import get_backbone
     from reprolib.transfer.registry import build_method
@@ -270,7 +271,7 @@ def test_the_paper_grid_cost_before_and_after(capsys):
     out = capsys.readouterr().out
     assert "before: test every epoch, LP features per run, one run at a time: 1,649.4 GPU-hours" in out
     assert "with the small-step floor (ASSUMED 128-image steps) 1,656.2" in out
-    assert "after: test every tenth of the run, shared LP features, groups of 16: 1,250.5 GPU-hours" in out
+    assert "after: test on the protocol's schedule (eval_fraction), shared LP features, groups of 16: 1,250.5 GPU-hours" in out
     assert "after / before: 0.76 of the GPU-hours with the floor (0.76 without)" in out
 
 
