@@ -123,7 +123,12 @@ def _declared_parameters(notebook) -> set[str]:
 def kernel_manager_class() -> type:
     """nbclient's kernel manager with the kernel on IPC sockets (in Jupyter's private runtime
     folder) instead of TCP: nothing listens on the network, so ipykernel has no reason for its
-    "Kernel is running over TCP without encryption" warning."""
+    "Kernel is running over TCP without encryption" warning.
+
+    It also skips the SIGINT jupyter_client sends before every shutdown request: the notebook
+    has finished (or failed) by then, and an idle kernel that gets it logs "[IPKernelApp]
+    ERROR | KeyboardInterrupt caught in kernel." on the terminal. A kernel that does not
+    answer the shutdown request is still killed by jupyter_client after its wait."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -131,6 +136,11 @@ def kernel_manager_class() -> type:
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
+
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
 
     return IpcKernelManager
 

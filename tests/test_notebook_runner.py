@@ -46,6 +46,30 @@ def test_kernels_run_on_ipc_sockets() -> None:
     assert kernel_manager_class()().transport == "ipc"
 
 
+def test_kernel_shutdown_sends_no_interrupt() -> None:
+    """jupyter_client SIGINTs a kernel before shutting it down, which an idle ipykernel logs as
+    an ERROR on the terminal of `make figures`; our manager skips that one interrupt only."""
+    import asyncio
+    import signal
+
+    manager = kernel_manager_class()(kernel_name="python3")
+    sent, real = [], manager._async_signal_kernel
+
+    async def recorded(signum):
+        sent.append(signum)
+        await real(signum)
+
+    manager._async_signal_kernel = recorded
+
+    async def start_interrupt_shutdown():
+        await manager.start_kernel()
+        await manager._async_interrupt_kernel()   # a user's interrupt still reaches the kernel
+        await manager.shutdown_kernel()
+
+    asyncio.run(start_interrupt_shutdown())
+    assert sent.count(signal.SIGINT) == 1 and not manager.has_kernel
+
+
 def test_headless_runs_get_declared_profile_values_and_no_live_widgets() -> None:
     values = {"profile": "smoke", "targets": ["digits"], "seeds": [1]}
     assert notebook_parameters({"profile", "seeds", LIVE_WIDGETS}, values) == {
