@@ -6,8 +6,8 @@ with the profile's YAML as its parameters (the same mapping `papermill -f profil
 gives), in the venv's `python3` kernel; the executed copy lands in `DIR/NN_name.ipynb`.
 
 Only what changed is redone: the executed copy records a hash of its inputs (the notebook
-source, the profile YAML, the results it reads, and the library code that draws them), and
-a notebook whose hash matches is skipped. A failed notebook keeps its executed copy (with
+source, the profile YAML, the results it reads, and the library code that draws them) and of
+the results it made (tickets, ledger), and a notebook whose hash matches is skipped. A failed notebook keeps its executed copy (with
 the traceback) but no hash, so the next call runs it again.
 
 `setup(**parameters) -> Profile` is the notebooks' validation cell: it checks the
@@ -91,9 +91,27 @@ def upstream_inputs(name: str, profile: Profile) -> list[Path]:
     return [paths.ledger_file(artifacts), paths.tickets_table_file(artifacts)] + [_CODE_ROOT / p for p in DRAWING_CODE]
 
 
+def produced_results(name: str, profile: Profile) -> list[Path]:
+    """The results a notebook makes for later ones: 01 the upstream model and tickets, 02 the
+    ledger, 08 the Reprogrammer's runs. Hashed with its inputs (after it ran), so an executed
+    copy whose results are gone runs again: a fresh clone holds the committed executed
+    notebooks but no artifacts, and 01, which reads nothing, would otherwise be skipped."""
+    artifacts = profile.path("artifacts")
+    number = int(name[:2])
+    if number == 1:
+        return [d / "sparsity.json" for d in paths.ticket_dirs(artifacts)]
+    if number == 2:
+        return [paths.ledger_file(artifacts)]
+    if number == 8:
+        return [paths.reprogrammer_runs_dir(artifacts)]
+    return []
+
+
 def inputs_hash(name: str, profile_file: Path, profile: Profile) -> str:
-    """SHA-256 over the notebook source, the profile YAML and the notebook's upstream inputs."""
-    parts = _file_digests([paths.notebooks_dir() / f"{name}.py", profile_file]) + _file_digests(upstream_inputs(name, profile))
+    """SHA-256 over the notebook source, the profile YAML, the notebook's upstream inputs and
+    the results it produced."""
+    parts = _file_digests([paths.notebooks_dir() / f"{name}.py", profile_file]) + \
+        _file_digests(upstream_inputs(name, profile)) + ["produced:"] + _file_digests(produced_results(name, profile))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -75,3 +75,20 @@ def test_headless_runs_get_declared_profile_values_and_no_live_widgets() -> None
     assert notebook_parameters({"profile", "seeds", LIVE_WIDGETS}, values) == {
         "profile": "smoke", "seeds": [1], LIVE_WIDGETS: False}
     assert notebook_parameters({"profile"}, values) == {"profile": "smoke"}
+
+
+def test_a_notebook_whose_results_are_gone_runs_again(tmp_path) -> None:
+    """A fresh clone holds the committed executed notebooks but no artifacts: notebook 01 reads
+    nothing, so only the hash of what it made (the tickets) tells that it must run."""
+    from reprolib import paths
+    from reprolib.config import load_profile
+    from reprolib.notebooks import inputs_hash
+
+    profile = load_profile("smoke", artifacts=str(tmp_path))
+    yaml_file = paths.profile_file("smoke")
+    before = {n: inputs_hash(n, yaml_file, profile) for n in ("01_upstream_and_tickets", "03_accuracy_vs_sparsity")}
+    report = paths.ticket_dir(tmp_path, "imp", 0) / "sparsity.json"
+    report.parent.mkdir(parents=True)
+    report.write_text("{}")
+    assert inputs_hash("01_upstream_and_tickets", yaml_file, profile) != before["01_upstream_and_tickets"]
+    assert inputs_hash("03_accuracy_vs_sparsity", yaml_file, profile) == before["03_accuracy_vs_sparsity"]
