@@ -144,9 +144,9 @@ def claim_dense_calibrated(ledger: pd.DataFrame, names: SparseNames = IMP_TICKET
 
 def claim_not_universal(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> dict[str, str]:
     """Claim 3: for some targets a ticket reprograms much worse than dense despite similar upstream accuracy."""
-    statement = (f"for at least one target, {names.article} {names.singular} within {UPSTREAM_SIMILAR:g} points of the dense upstream "
-                 f"accuracy reprograms (prompt methods, full data) more than {REPROGRAM_GAP:g} points worse than dense; "
-                 f"does not hold if every such gap is <= {UPSTREAM_SIMILAR:g} points")
+    statement = (f"for at least one target, {names.article} {names.singular} within {UPSTREAM_SIMILAR:g} points "
+                 f"of the dense upstream accuracy reprograms (prompt methods, full data) more than "
+                 f"{REPROGRAM_GAP:g} points worse than dense; does not hold if every such gap is <= {UPSTREAM_SIMILAR:g} points")
     row = {"claim": "3. Lottery tickets are not universal reprogrammers", "statement": statement}
     imp = ledger[(ledger["ticket_kind"] == "imp") & (ledger["arm"] != "lp")]
     if "upstream_accuracy" not in imp or imp["upstream_accuracy"].isna().all():

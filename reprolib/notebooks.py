@@ -7,8 +7,9 @@ gives), in the venv's `python3` kernel; the executed copy lands in `DIR/NN_name.
 
 Only what changed is redone: the executed copy records a hash of its inputs (the notebook
 source, the profile YAML, the results it reads, and the library code that draws them) and of
-the results it made (tickets, ledger), and a notebook whose hash matches is skipped. A failed notebook keeps its executed copy (with
-the traceback) but no hash, so the next call runs it again.
+the results it made (tickets, ledger), and a notebook whose hash matches is skipped. A
+failed notebook keeps its executed copy (with the traceback) but no hash, so the next call
+runs it again.
 
 `setup(**parameters) -> Profile` is the notebooks' validation cell: it checks the
 papermill parameters (types, names, values) against reprolib.config and fails in one line.

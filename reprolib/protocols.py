@@ -42,10 +42,11 @@ Evaluation schedule (issue 13): the test set (and the validation split, when a r
 it) is evaluated after every `eval_fraction` of the run (default a tenth: every 10th epoch
 of 100) and always after the last epoch, whose state is reported (`eval_epochs`). The
 8-epoch `embedded` preset sets a quarter (epochs 2, 4, 6, 8): a tenth of 8 epochs is every
-epoch, and a 5-shot run's eight test passes (960 glyphs images each) were 70% of its time. The public loops evaluate every epoch; the final metrics do
-not depend on it, only the curves' x-axis and, for `select_best_on_val`, which epochs can be
-selected. `eval_fraction` is part of the preset, so it is stored in (and hashed into) every
-record: a record says how its curves were made.
+epoch, and a 5-shot run's eight test passes (960 glyphs images each) were 70% of its time.
+The public loops evaluate every epoch; the final metrics do not depend on it, only the
+curves' x-axis and, for `select_best_on_val`, which epochs can be selected. `eval_fraction`
+is part of the preset, so it is stored in (and hashed into) every record: a record says how
+its curves were made.
 """
 
 from __future__ import annotations
