@@ -91,7 +91,7 @@ test-dryrun: data-dryrun
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks/executed/paper-dryrun
 
 figures: setup data $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun)
-	@# Each notebook re-executes only when its source, the profile YAML or the results it reads changed.
+	@# Each notebook re-executes only when its source, the profile YAML, the results it reads or the results it made changed.
 	@for p in $(FIGURE_PROFILES); do \
 	  $(PY) -m reprolib notebooks --profile $$p --out notebooks/executed/$$p $(NB_FLAGS) || exit 1; \
 	  echo "figures and tables: figures/$$p/"; done
