@@ -26,6 +26,8 @@ CLI: `python -m reprolib sweep --profile P [--executor local|submitit] [--dry-ru
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import multiprocessing
 import os
 import time
@@ -46,7 +48,7 @@ from reprolib.ledger import update_ledger
 from reprolib.progress import Progress
 from reprolib.protocols import get_protocol
 from reprolib.records import clear_failure, config_hash, one_line_error, write_failure
-from reprolib.sparsity.network import grid_networks
+from reprolib.sparsity.network import grid_networks, pruned_at_load
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
@@ -297,10 +299,24 @@ def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress
     pool.shutdown()
 
 
+@functools.lru_cache(maxsize=None)
+def _profile_named(name: str, backbone: str | None) -> Profile:
+    """The run's profile for labels (read once per sweep, not once per run)."""
+    profile = load_profile(name)
+    return dataclasses.replace(profile, backbone=backbone) if backbone else profile
+
+
 def _describe(config: Any) -> str:
     arm = config.method if not config.label_map else f"{config.method}/{config.label_map}"
-    ticket = ("dense" if config.network == "dense" else f"imported {config.pretrained_dir}" if config.kind == "imported"
-              else f"{config.kind} L{config.level}")
+    if config.network == "dense":
+        ticket = "dense"
+    elif config.kind == "imported":
+        ticket = f"imported {config.pretrained_dir}"
+    elif pruned_at_load(_profile_named(config.profile, config.backbone), config.network, config.kind,
+                        config.level, config.pretrained_dir):   # the grid's "imp" levels of a pretrained backbone
+        ticket = f"one-shot {'random' if config.kind == 'random' else 'magnitude'} L{config.level}"
+    else:
+        ticket = f"{config.kind} L{config.level}"
     shots = "full" if config.n_shot == -1 else f"{config.n_shot}-shot"
     return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
 

@@ -286,3 +286,16 @@ def test_cli_sweep_exits_1_when_a_run_failed(tmp_path: Path, monkeypatch, capsys
     assert main(["sweep", "--profile", "smoke", "--no-ledger", "--workers", "1"]) == 1
     out = capsys.readouterr().out
     assert "3 of 6 runs failed" in out and "vp/ilm dense 5-shot seed 1: ValueError: a bug in one run\n" in out
+
+
+def test_progress_labels_name_one_shot_networks_as_what_they_are() -> None:
+    """imagenet-lite's grid asks for "imp" levels; its pretrained backbone is pruned once at load."""
+    from reprolib.sweep import _describe
+
+    lite = {c.level: _describe(c) for c in build_grid(load_profile("imagenet-lite")) if c.n_shot == 5 and c.seed == 1
+            and c.target == "digits" and c.method == "lp"}
+    assert lite == {0: "digits lp dense 5-shot seed 1", 2: "digits lp one-shot magnitude L2 5-shot seed 1",
+                    4: "digits lp one-shot magnitude L4 5-shot seed 1"}
+    # the embedded backbone's levels are IMP tickets made here: "target arm KIND Lx shots seed s"
+    labels = {" ".join(_describe(c).split()[2:4]) for c in build_grid(load_profile("embedded")) if c.network != "dense"}
+    assert labels == {"imp L2", "imp L4", "imp L6", "imp L8", "magnitude L8", "random L8"}

@@ -111,6 +111,13 @@ def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: 
     return _oneshot(profile, network, kind, level)
 
 
+def pruned_at_load(profile: Any, network: str, kind: str, level: int, pretrained_dir: str | None = None) -> bool:
+    """True when `get_network` gives these arguments the pretrained weights pruned once at load
+    (a one-shot network, not a ticket): what a label must call them, whatever `kind` says."""
+    return (network == "LT" and level > 0 and kind != "imported" and pretrained_dir is None
+            and get_spec(profile.backbone).tickets != "imp" and not _made_on_imagenet(profile, network, kind, level))
+
+
 def _made_on_imagenet(profile: Any, network: str, kind: str, level: int) -> bool:
     """A pretrained backbone's IMP level made here on ImageNet (`tickets prune --imagenet`) replaces
     the one-shot pruning at that level."""
