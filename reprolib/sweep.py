@@ -300,10 +300,17 @@ def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress
 
 
 @functools.lru_cache(maxsize=None)
-def _profile_named(name: str, backbone: str | None) -> Profile:
-    """The run's profile for labels (read once per sweep, not once per run)."""
-    profile = load_profile(name)
-    return dataclasses.replace(profile, backbone=backbone) if backbone else profile
+def _pruned_at_load(profile_name: str, backbone: str | None, network: str, kind: str, level: int,
+                    pretrained_dir: str | None) -> bool:
+    """network.pruned_at_load for a run's label (the profile read once per sweep, not per run);
+    False when the profile or backbone does not load: a label must not fail, it also names the
+    run in a failure line."""
+    try:
+        profile = load_profile(profile_name)
+        profile = dataclasses.replace(profile, backbone=backbone) if backbone else profile
+        return pruned_at_load(profile, network, kind, level, pretrained_dir)
+    except ReprolibError:
+        return False
 
 
 def _describe(config: Any) -> str:
@@ -312,8 +319,8 @@ def _describe(config: Any) -> str:
         ticket = "dense"
     elif config.kind == "imported":
         ticket = f"imported {config.pretrained_dir}"
-    elif pruned_at_load(_profile_named(config.profile, config.backbone), config.network, config.kind,
-                        config.level, config.pretrained_dir):   # the grid's "imp" levels of a pretrained backbone
+    elif _pruned_at_load(config.profile, config.backbone, config.network, config.kind, config.level,
+                         config.pretrained_dir):   # a pretrained backbone's grid levels: not tickets
         ticket = f"one-shot {'random' if config.kind == 'random' else 'magnitude'} L{config.level}"
     else:
         ticket = f"{config.kind} L{config.level}"

@@ -7,6 +7,7 @@ sweep's resume logic in seconds; test_transfer covers the real runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -299,3 +300,5 @@ def test_progress_labels_name_one_shot_networks_as_what_they_are() -> None:
     # the embedded backbone's levels are IMP tickets made here: "target arm KIND Lx shots seed s"
     labels = {" ".join(_describe(c).split()[2:4]) for c in build_grid(load_profile("embedded")) if c.network != "dense"}
     assert labels == {"imp L2", "imp L4", "imp L6", "imp L8", "magnitude L8", "random L8"}
+    lost = dataclasses.replace(build_grid(load_profile("embedded"))[-1], profile="no-such-profile")
+    assert _describe(lost) == "glyphs full/ilm random L8 full seed 3"   # a failure line never fails
