@@ -26,8 +26,6 @@ CLI: `python -m reprolib sweep --profile P [--executor local|submitit] [--dry-ru
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
 import multiprocessing
 import os
 import time
@@ -48,7 +46,7 @@ from reprolib.ledger import update_ledger
 from reprolib.progress import Progress
 from reprolib.protocols import get_protocol
 from reprolib.records import clear_failure, config_hash, one_line_error, write_failure
-from reprolib.sparsity.network import grid_networks, pruned_at_load
+from reprolib.sparsity.network import grid_networks, network_label
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
@@ -299,31 +297,10 @@ def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress
     pool.shutdown()
 
 
-@functools.lru_cache(maxsize=None)
-def _pruned_at_load(profile_name: str, backbone: str | None, network: str, kind: str, level: int,
-                    pretrained_dir: str | None) -> bool:
-    """network.pruned_at_load for a run's label (the profile read once per sweep, not per run);
-    False when the profile or backbone does not load: a label must not fail, it also names the
-    run in a failure line."""
-    try:
-        profile = load_profile(profile_name)
-        profile = dataclasses.replace(profile, backbone=backbone) if backbone else profile
-        return pruned_at_load(profile, network, kind, level, pretrained_dir)
-    except ReprolibError:
-        return False
-
-
 def _describe(config: Any) -> str:
     arm = config.method if not config.label_map else f"{config.method}/{config.label_map}"
-    if config.network == "dense":
-        ticket = "dense"
-    elif config.kind == "imported":
-        ticket = f"imported {config.pretrained_dir}"
-    elif _pruned_at_load(config.profile, config.backbone, config.network, config.kind, config.level,
-                         config.pretrained_dir):   # a pretrained backbone's grid levels: not tickets
-        ticket = f"one-shot {'random' if config.kind == 'random' else 'magnitude'} L{config.level}"
-    else:
-        ticket = f"{config.kind} L{config.level}"
+    ticket = network_label(config.profile, config.backbone, config.network, config.kind, config.level,
+                           config.pretrained_dir)
     shots = "full" if config.n_shot == -1 else f"{config.n_shot}-shot"
     return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
 

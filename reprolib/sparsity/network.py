@@ -30,10 +30,13 @@ authors of an imported checkpoint report, kept apart from anything measured.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from reprolib import paths
+from reprolib.config import load_profile
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.models import from_network, get_backbone, get_spec
 from reprolib.sparsity import masks as M
@@ -116,6 +119,28 @@ def pruned_at_load(profile: Any, network: str, kind: str, level: int, pretrained
     (a one-shot network, not a ticket): what a label must call them, whatever `kind` says."""
     return (network == "LT" and level > 0 and kind != "imported" and pretrained_dir is None
             and get_spec(profile.backbone).tickets != "imp" and not _made_on_imagenet(profile, network, kind, level))
+
+
+@functools.lru_cache(maxsize=None)
+def network_label(profile_name: str, backbone: str | None, network: str, kind: str, level: int,
+                  pretrained_dir: str | None) -> str:
+    """How a run's progress and failure lines name its network: "dense", "imported NAME",
+    "imp L2" for a ticket made here, "one-shot magnitude L2" where `pruned_at_load` (the grid's
+    levels of a pretrained backbone). Read once per sweep, not per run; a profile or backbone
+    that does not load gets the plain kind label (a failure line must not fail)."""
+    if network == "dense":
+        return "dense"
+    if kind == "imported":
+        return f"imported {pretrained_dir}"
+    try:
+        profile = load_profile(profile_name)
+        profile = dataclasses.replace(profile, backbone=backbone) if backbone else profile
+        one_shot = pruned_at_load(profile, network, kind, level, pretrained_dir)
+    except ReprolibError:
+        one_shot = False
+    if one_shot:
+        return f"one-shot {'random' if kind == 'random' else 'magnitude'} L{level}"
+    return f"{kind} L{level}"
 
 
 def _made_on_imagenet(profile: Any, network: str, kind: str, level: int) -> bool:
