@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from bench_throughput import _timed   # beside this file: the script's folder is on sys.path
 
 ARMS = (("vp", "ilm"), ("vp", "flm"), ("smm", "ilm"), ("full", "ilm"))
 
@@ -40,11 +41,7 @@ def bare_fwdbwd(backbone, batch: int, steps: int = 20) -> float:
         inputs = x.detach().requires_grad_(True)
         F.cross_entropy(backbone(inputs), y).backward()
 
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - start)
+    return batch * steps / _timed(step, steps, "cpu")
 
 
 def bare_prompted_fwdbwd(method, images: torch.Tensor, labels: torch.Tensor, batch: int, steps: int = 20) -> float:
@@ -58,13 +55,10 @@ def bare_prompted_fwdbwd(method, images: torch.Tensor, labels: torch.Tensor, bat
     def step():
         F.cross_entropy(method.forward(x), y).backward()
 
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
+    seconds = _timed(step, steps, "cpu")
     for module in method.modules:
         module.eval()
-    return len(y) * steps / (time.perf_counter() - start)
+    return len(y) * steps / seconds
 
 
 class _PhaseTimer:

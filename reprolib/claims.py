@@ -56,7 +56,7 @@ class SparseNames:
 IMP_TICKETS = SparseNames("IMP ticket", "IMP tickets", "an", "IMP level")
 IMPORTED_TICKETS = SparseNames("imported ticket", "imported tickets", "an", "imported ticket at profile level")
 ONESHOT_NETWORKS = SparseNames("one-shot pruned network", "one-shot pruned networks", "a", "one-shot magnitude level")
-NAMES_BY_PROVENANCE = {"here": IMP_TICKETS, "imported": IMPORTED_TICKETS, ONESHOT: ONESHOT_NETWORKS}
+NAMES_BY_PROVENANCE = {"here": IMP_TICKETS, "imported": IMPORTED_TICKETS}   # claims_table's TICKET_PROVENANCES
 
 
 def _vp_arm(ledger: pd.DataFrame) -> str | None:

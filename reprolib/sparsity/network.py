@@ -109,16 +109,26 @@ def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: 
         return _imported(profile, level, pretrained_dir)
     if network == "LT" and pretrained_dir is not None:
         return _external(profile, kind, level, pretrained_dir)
-    if get_spec(profile.backbone).tickets == "imp" or _made_on_imagenet(profile, network, kind, level):
+    if _in_our_layout(profile, network, kind, level):
         return _from_layout(profile, network, kind, level)
     return _oneshot(profile, network, kind, level)
+
+
+def _in_our_layout(profile: Any, network: str, kind: str, level: int) -> bool:
+    """get_network's choice between a level of our ticket layout and the pretrained weights."""
+    return get_spec(profile.backbone).tickets == "imp" or _made_on_imagenet(profile, network, kind, level)
+
+
+def _oneshot_kind(kind: str) -> str:
+    """What a one-shot network of grid kind `kind` is: random pruning for "random", else magnitude."""
+    return "random" if kind == "random" else "magnitude"
 
 
 def pruned_at_load(profile: Any, network: str, kind: str, level: int, pretrained_dir: str | None = None) -> bool:
     """True when `get_network` gives these arguments the pretrained weights pruned once at load
     (a one-shot network, not a ticket): what a label must call them, whatever `kind` says."""
     return (network == "LT" and level > 0 and kind != "imported" and pretrained_dir is None
-            and get_spec(profile.backbone).tickets != "imp" and not _made_on_imagenet(profile, network, kind, level))
+            and not _in_our_layout(profile, network, kind, level))
 
 
 @functools.lru_cache(maxsize=None)
@@ -139,7 +149,7 @@ def network_label(profile_name: str, backbone: str | None, network: str, kind: s
     except ReprolibError:
         one_shot = False
     if one_shot:
-        return f"one-shot {'random' if kind == 'random' else 'magnitude'} L{level}"
+        return f"one-shot {_oneshot_kind(kind)} L{level}"
     return f"{kind} L{level}"
 
 
@@ -228,9 +238,9 @@ def _oneshot(profile: Any, network: str, kind: str, level: int):
     recipe = TicketRecipe.for_profile(profile)
     full = M.full_mask(backbone.net, recipe.exclude)
     mask = M.global_magnitude_prune(backbone.net, full, 1.0 - target_density(recipe, level))
-    pruned_kind = "magnitude"
-    if kind == "random":
-        mask, pruned_kind = M.random_prune_like(mask, seed=recipe.random_seed + level), "random"
+    pruned_kind = _oneshot_kind(kind)
+    if pruned_kind == "random":
+        mask = M.random_prune_like(mask, seed=recipe.random_seed + level)
     M.apply_mask(backbone.net, mask)
     overall, _ = M.density(mask)
     report = M.ticket_dir(profile.path("artifacts"), pruned_kind, level) / "sparsity.json"
