@@ -275,9 +275,9 @@ def test_cifar10_code_path_on_a_fake_folder(tmp_path, monkeypatch):
     expected = np.concatenate([arrays[f"data_batch_{i}"][0] for i in range(1, 6)]).reshape(20, 3, 32, 32)
     assert torch.allclose(x, torch.from_numpy(expected / 255).float())
     assert y.tolist() == sum((arrays[f"data_batch_{i}"][1] for i in range(1, 6)), [])
-    assert (tmp_path / "cache" / "cifar10_train_32.pt").is_file()
+    assert len(list((tmp_path / "cache").glob("cifar10_train_32_*.u8"))) == 1   # uint8, memory-mapped
     cached = get_dataset("cifar10", "train", root=tmp_path)
-    assert cached.in_memory and torch.equal(cached.tensors()[0], x) and cached.info == train.info
+    assert not cached.in_memory and torch.equal(cached.tensors()[0], x) and cached.info == train.info
     lazy_sub = get_dataset("cifar10", "test", root=tmp_path).subset([3, 0])
     assert torch.equal(lazy_sub.labels, torch.tensor(arrays["test_batch"][1])[[3, 0]])
 
@@ -319,5 +319,5 @@ def test_cli_list_prepare_and_errors(tmp_path, capsys):
 
 
 def test_image_split_rejects_bad_construction():
-    with pytest.raises(ValueError):
-        ImageSplit(info("digits"), "train", "", torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError):   # 3 images, 2 labels
+        ImageSplit(info("digits"), "train", "", torch.zeros(2, dtype=torch.long), torch.zeros(3, 1, 8, 8))

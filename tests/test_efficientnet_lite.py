@@ -8,6 +8,8 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+
+from reprolib.data.split import from_tensors
 from PIL import Image
 
 from reprolib.data.catalog import info
@@ -87,11 +89,11 @@ def test_each_method_trains_a_step_at_the_study_input_size(dense, method, label_
     built = build_method(method, ctx)
     images = torch.rand(8, 1, 8, 8)
     labels = torch.arange(8) % 10
-    stored = built.prepare(images, labels)
-    assert stored.shape[0] == 8
+    stored = built.prepare(from_tensors(images, labels))
+    assert len(stored) == 8
     params = [p for m in built.modules for p in m.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
-    logits = built.forward(stored)
+    logits = built.forward(stored.x(torch.arange(8)))
     assert logits.shape == (8, 10) and torch.isfinite(logits).all()
     torch.nn.functional.cross_entropy(logits, labels).backward()
     for optimizer in built.optimizers:

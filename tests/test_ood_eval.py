@@ -15,12 +15,16 @@ def test_ood_images_pool_the_other_embedded_sets_at_the_target_size():
     images = ood_images("digits", load_profile("smoke"), size=8, channels=1, per_set=MAX_PER_SET)
     assert set(images) == {"datasets", "noise"}
     # Fashion-MNIST and glyphs (never digits itself), MAX_PER_SET each, resized to 8 px.
-    assert images["datasets"].shape == (2 * MAX_PER_SET, 1, 8, 8)
-    assert images["noise"].shape == (MAX_PER_SET, 1, 8, 8)
-    for x in images.values():
+    tensors = {group: x.gather(torch.arange(len(x))) for group, x in images.items()}
+    assert tensors["datasets"].shape == (2 * MAX_PER_SET, 1, 8, 8)
+    assert tensors["noise"].shape == (MAX_PER_SET, 1, 8, 8)
+    for x in tensors.values():
         assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     again = ood_images("digits", load_profile("smoke"), size=8, channels=1, per_set=MAX_PER_SET)
-    assert torch.equal(again["datasets"], images["datasets"])
+    assert torch.equal(again["datasets"].gather(torch.arange(2 * MAX_PER_SET)), tensors["datasets"])
+    # Gathered in any order, a minibatch is the same images as the whole set indexed.
+    idx = torch.tensor([2 * MAX_PER_SET - 1, 0, MAX_PER_SET, 3])
+    assert torch.equal(images["datasets"].gather(idx), tensors["datasets"][idx])
 
 
 def test_partners_are_the_sets_scored_before_issue_9():
@@ -37,9 +41,10 @@ def test_pooled_images_are_the_partners_through_to_network():
     first = get_dataset("fashion_mnist", "test")
     keep = torch.randperm(len(first), generator=torch.Generator().manual_seed(NOISE_SEED))[:MAX_PER_SET]
     expected, _ = first.subset(torch.sort(keep).values).tensors()
-    assert torch.equal(images["datasets"][:MAX_PER_SET], to_network(expected, 1, 28))
+    pooled = images["datasets"].gather(torch.arange(len(images["datasets"])))
+    assert torch.equal(pooled[:MAX_PER_SET], to_network(expected, 1, 28))
     # digits (8 px) are upsampled to the target's 28 px
-    assert images["datasets"].shape == (2 * MAX_PER_SET, 1, 28, 28)
+    assert pooled.shape == (2 * MAX_PER_SET, 1, 28, 28)
 
 
 def test_ood_metrics_keep_the_record_keys():

@@ -122,7 +122,7 @@ def test_lp_features_computed_once_per_network_and_images_and_bit_identical(tmp_
     assert torch.equal(plain.learned_state()["head.weight"], cached.learned_state()["head.weight"])
 
     # The key names what produced the features: other images or other weights are another key.
-    x = splits.test[0]
+    x = splits.test.gather(torch.arange(len(splits.test)))
     key = feature_key(backbone, x, "cpu", 256)
     assert key == feature_key(backbone, x.clone(), "cpu", 256)
     assert key != feature_key(backbone, x[:-1], "cpu", 256)
@@ -157,7 +157,7 @@ def test_grouped_training_equals_one_by_one_within_tolerance(monkeypatch):
     base = _tiny_splits()
 
     def splits_of(n):
-        return Splits(train=(base.train[0][:n], base.train[1][:n]), test=base.test)
+        return Splits(train=base.train.subset(torch.arange(n)), test=base.test)
 
     alone = [(fit(m, s, st), m.learned_state()) for m, s, st in _group_members(backbone, splits_of)]
     calls = []

@@ -13,6 +13,9 @@ import json
 import pytest
 import torch
 
+from reprolib.data.split import from_tensors
+from reprolib.transfer.inputs import StoredInputs
+
 from reprolib.errors import ReprolibError
 from reprolib.transfer import TransferConfig, run_transfer
 from reprolib.transfer import run as run_module
@@ -174,8 +177,8 @@ def test_registry_builds_every_method_with_its_facts():
         assert method.encode(x).shape == (7, 1, sizes[name], sizes[name])
         # smoke augments the resized prompts (stored at 28 + 4 px), never the padding prompt.
         assert (method.train_transform is None) == (name == "vp")
-        stored = method.prepare(x, torch.arange(7))
-        assert stored.shape[-1] == (20 if name == "vp" else 32)
+        stored = method.prepare(from_tensors(x, torch.arange(7)))
+        assert len(stored) == 7 and stored.x(torch.arange(7)).shape[-1] == (20 if name == "vp" else 32)
         assert method.label_map.tolist() == random_label_map(10, 10, 5).tolist()   # seed 5, fixed
         assert method.forward(method.encode(x)).shape == (7, 10)
         assert len(method.optimizers) == (2 if name == "smm" else 1)
@@ -301,9 +304,9 @@ def test_lp_and_smm_load_the_original_resized_once_vp_the_prompt_copy(tmp_path):
     assert torch.equal(smm.test.tensors()[0], expected_224)
     assert torch.equal(smm.train.tensors()[0], _originals(tmp_path, "train", 256))
     assert get_method("lp").load_side(get_spec(backbone), lp.test.info, get_protocol("rlt"), "test") == 224
-    cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert cached == ["flowers102_test_128.pt", "flowers102_test_224.pt", "flowers102_train_128.pt",
-                      "flowers102_train_224.pt", "flowers102_train_256.pt"]
+    cached = sorted(p.name.rsplit("_", 1)[0] for p in (tmp_path / "cache").glob("*.u8"))
+    assert cached == ["flowers102_test_128", "flowers102_test_224", "flowers102_train_128",
+                      "flowers102_train_224", "flowers102_train_256"]
 
 
 def test_few_shot_above_a_class_size_is_capped_and_recorded(tmp_path, capsys):
@@ -366,7 +369,8 @@ def test_evaluation_never_autocasts_even_on_cuda(monkeypatch):
             return Chunk(self.x[idx])
 
     x = torch.randn(10, 4)
-    logits, accuracy = train.evaluate(lambda z: z * 2, Inputs(x), torch.zeros(10, dtype=torch.long), 3, "cuda")
+    stored = StoredInputs(torch.zeros(10, dtype=torch.long), lambda idx: Chunk(x[idx]).to("cuda"), "cpu")
+    logits, accuracy = train.evaluate(lambda z: z * 2, stored, 3)
     assert torch.equal(logits, x * 2) and logits.dtype == torch.float32
     assert torch.equal(batching.predict(lambda z: z + 1, Inputs(x), 4, "cuda"), x + 1)
 

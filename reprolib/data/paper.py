@@ -16,8 +16,9 @@ Images are converted to RGB, resized ONCE from the original to the served side a
 uint8. The served side is the prompt size (32 or 128, VP's copy) unless the caller asks for
 another (`size`: LP, SMM and the watermark prompts ask for the backbone's input side, so they
 never upsample the prompt-size copy; docs/methods.md s.4); see `DatasetInfo.served_side`.
-Each side is cached separately: a full split whose uint8 tensor fits MATERIALIZE_LIMIT_BYTES
-is decoded once and cached at root/cache/<name>_<split>_<side>.pt; larger ones stay lazy.
+Each (split, side) is decoded once, in DataLoader workers, into a uint8 file under
+root/cache/ (reprolib.data.store) that every run and worker maps read-only: whatever the
+split's size, no process holds it in its own memory.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 
 from reprolib.data.catalog import DatasetInfo, info
 from reprolib.data.split import ImageSplit
+from reprolib.data.store import cache_key, open_cache, write_cache
 from reprolib.errors import ReprolibError
 from reprolib.integrity import bypassed_for_root
 
@@ -40,6 +42,9 @@ STRATIFIED_TEST_FRACTION = 0.2
 STRATIFIED_SEED = 0
 NUM_WORKERS = min(4, os.cpu_count() or 1)
 SMALL_SPLIT = 2048  # below this many images, decode in the main process (no worker start-up)
+DECODE_BATCH = 256  # images decoded per DataLoader batch while a cache is built
+# How an original becomes a cached image (part of the cache key: change it and caches rebuild).
+RESIZE_RULE = "PIL RGB, Image.BILINEAR, reducing_gap=None, to side x side; uint8"
 
 # name -> (torchvision class, split keyword per split, extra kwargs, split note)
 _OFFICIAL: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
@@ -126,17 +131,35 @@ def _stratified_indices(labels: torch.Tensor, split: str) -> torch.Tensor:
     return torch.from_numpy(np.sort(train if split == "train" else test))
 
 
+def _split_definition(name: str) -> dict[str, Any]:
+    """What decides which original images a split holds (part of the cache key)."""
+    if name in _OFFICIAL:
+        cls_name, per_split, extra, _ = _OFFICIAL[name]
+        return {"class": cls_name, "splits": per_split, "extra": extra}
+    return {"class": _UNSPLIT[name], "stratified": [STRATIFIED_TEST_FRACTION, STRATIFIED_SEED]}
+
+
+def cache_stem(name: str, split: str, root: Path, size: int) -> Path:
+    """Where `name`'s `split` at `size` px is cached (reprolib.data.store; the key names what made it)."""
+    key = cache_key({"dataset": name, "split": split, "side": size, "definition": _split_definition(name),
+                     "resize": RESIZE_RULE})
+    return root / "cache" / f"{name}_{split}_{size}_{key}"
+
+
 def load_paper(name: str, split: str, root: Path, download: bool = False, size: int | None = None) -> ImageSplit:
-    """A paper target's `split` at `static.served_side(size)` (default: its prompt size): from
-    the tensor cache of that side when present, else via torchvision."""
+    """A paper target's `split` at `static.served_side(size)` (default: its prompt size), memory-mapped
+    from its image cache; the cache is built first (decode + resize once) when it is missing or bad."""
     static = info(name)
     size = static.served_side(size)
     static = dataclasses.replace(static, image_size=size)
-    cache = root / "cache" / f"{name}_{split}_{size}.pt"
-    if cache.is_file():
-        data = torch.load(cache, weights_only=True)
-        meta = dataclasses.replace(static, class_names=tuple(data["class_names"]))
-        return ImageSplit(meta, split, data["split_note"], data["labels"], images=data["images"])
+    stem = cache_stem(name, split, root, size)
+    cached = open_cache(stem) or _build_cache(name, split, root, download, size, stem)
+    meta = dataclasses.replace(static, class_names=cached.class_names)
+    return ImageSplit(meta, split, cached.split_note, cached.labels, cached.images, digest=cached.digest)
+
+
+def _build_cache(name: str, split: str, root: Path, download: bool, size: int, stem: Path):
+    """Read the split through torchvision once, resize every image with PIL, stream it into the cache."""
     if name in _OFFICIAL:
         cls_name, per_split, extra, note = _OFFICIAL[name]
         dataset = _construct(name, cls_name, {**per_split[split], **extra}, root, download)
@@ -150,11 +173,13 @@ def load_paper(name: str, split: str, root: Path, download: bool = False, size: 
         pct = round(100 * STRATIFIED_TEST_FRACTION)
         note = (f"{_UNSPLIT[name]} ({len(all_labels)} images, no official split): seeded stratified "
                 f"{100 - pct}/{pct} train_test_split, seed {STRATIFIED_SEED}")
-    meta = _with_class_names(static, dataset)
+    meta = _with_class_names(info(name), dataset)
     note = f"{note}; {split} {len(labels)} images, resized to {size}px"
     workers = 0 if len(labels) < SMALL_SPLIT else NUM_WORKERS
-    return ImageSplit(meta, split, note, labels, dataset=_Resized(dataset, size), dataset_indices=indices,
-                      cache_path=cache, num_workers=workers, cache_extra={"class_names": list(meta.class_names)})
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(_Resized(dataset, size), indices.tolist()), batch_size=DECODE_BATCH,
+        num_workers=workers, shuffle=False)
+    return write_cache(stem, (x for x, _ in loader), (len(labels), 3, size, size), labels, note, meta.class_names)
 
 
 def _with_class_names(static: DatasetInfo, dataset: Any) -> DatasetInfo:

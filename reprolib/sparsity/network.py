@@ -79,19 +79,53 @@ class TicketInfo:
 PROVENANCES = ("dense", "here", "oneshot", "imported", "external")
 
 
-def grid_networks(profile: Any) -> list[tuple[str, str, int, str | None]]:
-    """(network, kind, level, pretrained_dir) of every network a profile's study uses, dense first.
-
-    Dense, the IMP levels, each baseline kind at `baseline_level`, then the imported tickets
-    (`tickets.imported`, in its order) as kind "imported", level = their place in that list
-    (1, 2, ...), pretrained_dir = their name. The sweep's grid and `tickets evaluate` read this.
-    """
+def _named_networks(profile: Any) -> list[tuple[str, str, int, str | None]]:
+    """Every network the profile names, dense first (see grid_networks), before de-duplication."""
     networks = [("dense", "imp", 0, None)]
     networks += [("LT", "imp", level, None) for level in profile.levels if level > 0]
     networks += [("LT", kind, profile.baseline_level, None) for kind in profile.baselines]
     imported = TicketRecipe.for_profile(profile).imported
     networks += [("LT", "imported", place, name) for place, name in enumerate(imported, start=1)]
     return list(dict.fromkeys(networks))
+
+
+def network_identity(profile: Any, network: str, kind: str, level: int, pretrained_dir: str | None) -> tuple:
+    """What network these grid arguments load, as far as the weights and mask go: the dense
+    model whatever the kind at level 0; a one-shot network by its pruning rule and level (a
+    pretrained backbone's "imp" and "magnitude" levels are the same magnitude pruning until
+    real tickets are made: `pruned_at_load`); otherwise the arguments themselves."""
+    if network == "dense" or (level == 0 and kind != "imported"):
+        return ("dense",)
+    if pruned_at_load(profile, network, kind, level, pretrained_dir):
+        return ("oneshot", _oneshot_kind(kind), level)
+    return (network, kind, level, pretrained_dir)
+
+
+def grid_networks(profile: Any) -> list[tuple[str, str, int, str | None]]:
+    """(network, kind, level, pretrained_dir) of every distinct network a profile's study uses, dense first.
+
+    Dense, the IMP levels, each baseline kind at `baseline_level`, then the imported tickets
+    (`tickets.imported`, in its order) as kind "imported", level = their place in that list
+    (1, 2, ...), pretrained_dir = their name. Two names of the same network (`network_identity`:
+    the paper profile's magnitude baseline at level 8 IS its one-shot level 8 while no real
+    tickets exist) run once, under the first name (`network_aliases` lists the others). The
+    sweep's grid and `tickets evaluate` read this.
+    """
+    seen: dict[tuple, tuple] = {}
+    for entry in _named_networks(profile):
+        seen.setdefault(network_identity(profile, *entry), entry)
+    return list(seen.values())
+
+
+def network_aliases(profile: Any) -> list[tuple[tuple, tuple]]:
+    """(dropped entry, the entry it is the same network as) for every duplicate name in the grid."""
+    first: dict[tuple, tuple] = {}
+    aliases = []
+    for entry in _named_networks(profile):
+        kept = first.setdefault(network_identity(profile, *entry), entry)
+        if kept != entry:
+            aliases.append((entry, kept))
+    return aliases
 
 
 def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: int = 0,

@@ -9,17 +9,20 @@ writes that file atomically (temp file + rename), so parallel sweep workers neve
 half-written file and a killed run leaves nothing behind.
 
 The key is a hash of what produced the features: the backbone's weights and buffers and its
-input facts (class, input size, channels, mean/std), the exact image tensor (shape, dtype
-and bytes: it names the target, the split, the load size and the few-shot subset at once),
-the feature batch and the device type (CUDA and CPU round differently). Hashing the images
-costs a pass over their bytes, far less than a backbone pass over them, and cannot go stale:
-a re-made ticket or a re-drawn subset is a new key. Loaded features are bit-identical to
-freshly computed ones, so cached runs give the same numbers.
+input facts (class, input size, channels, mean/std), the images' fingerprint (`fingerprint()`
+of the split: the stored bytes, or the digest of a paper split's cache file, and the
+positions of the (few-shot) subset in it: it names the target, the split, the load side and
+the subset at once), the feature batch and the device type (CUDA and CPU round
+differently). It cannot go stale: a re-made ticket or a re-drawn subset is a new key.
+Loaded features are bit-identical to freshly computed ones, so cached runs give the same
+numbers. A feature file that cannot be read (truncated, corrupt) is named in one line,
+removed and computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,12 +60,20 @@ def _tensor_bytes(tensor: Tensor) -> bytes:
     return repr((tuple(tensor.shape), str(t.dtype))).encode() + t.view(torch.uint8).numpy().tobytes()
 
 
-def feature_key(backbone, images: Tensor, device: str, batch_size: int) -> str:
-    """The file stem for the features of `images` under `backbone` (module docstring)."""
+def images_fingerprint(images) -> str:
+    """Hex digest naming a set of images: `images.fingerprint()` (an ImageSplit, pooled OOD
+    images) or, for a plain tensor, its shape, dtype and bytes."""
+    if hasattr(images, "fingerprint"):
+        return images.fingerprint()
+    return hashlib.blake2b(_tensor_bytes(images), digest_size=16).hexdigest()
+
+
+def feature_key(backbone, images, device: str, batch_size: int) -> str:
+    """The file stem for the features of `images` (a split or a tensor) under `backbone` (module docstring)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(backbone_fingerprint(backbone).encode())
     digest.update(repr((str(device).split(":")[0], batch_size)).encode())
-    digest.update(_tensor_bytes(images))
+    digest.update(images_fingerprint(images).encode())
     return digest.hexdigest()
 
 
@@ -88,9 +99,8 @@ class FeatureStore:
             self._memory.move_to_end(key)
             return self._memory[key].to(device)
         path = self.path(key)
-        if path is not None and path.is_file():
-            features = torch.load(path, map_location="cpu", weights_only=True)
-        else:
+        features = _read(path) if path is not None and path.is_file() else None
+        if features is None:
             features = compute().detach().cpu()
             self.computed += 1
             if path is not None:
@@ -99,6 +109,20 @@ class FeatureStore:
         while len(self._memory) > 1 and (len(self._memory) > self.memory_items or self._memory_bytes() > MEMORY_BYTES):
             self._memory.popitem(last=False)
         return features.to(device)
+
+
+def _read(path: Path) -> Tensor | None:
+    """A stored feature tensor, or None (with one line, the file removed) when it cannot be read."""
+    try:
+        features = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(features, Tensor) and features.dim() == 2:
+            return features
+        why = f"holds {type(features).__name__}, not a 2-d tensor"
+    except Exception as err:   # truncated or corrupt: torch raises several kinds
+        why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}"
+    print(f"feature cache {path}: {why}; computing it again", file=sys.stderr)
+    path.unlink(missing_ok=True)
+    return None
 
 
 _STORES: dict[str, FeatureStore] = {}

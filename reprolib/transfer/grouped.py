@@ -38,7 +38,7 @@ from reprolib.records import one_line_error
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.run import existing_record, finish_run, prepare_run, run_transfer
-from reprolib.transfer.train import FitResult, RunLoop, Splits, FitSettings
+from reprolib.transfer.train import EpochTotals, FitResult, FitSettings, RunLoop, Splits
 
 MAX_RUNS = 16   # runs per group: 16 few-shot or full-data runs of batch 64 = one backbone batch <= 1,024
 
@@ -128,27 +128,27 @@ def fit_group(backbone, members: list[tuple[Any, Splits, FitSettings]]) -> list[
 
 def _batches(loop: RunLoop) -> Iterator[tuple[Tensor, Tensor]]:
     """One run's training minibatches for one epoch, as its own `fit` would draw them."""
-    inputs, labels = loop.stored.train
+    stored = loop.stored.train
     transform = loop.method.train_transform
-    for idx in minibatches(len(labels), loop.settings.batch_size, loop.generator):
-        idx = idx.to(inputs.device)
-        x = inputs[idx]
-        yield (transform(x) if transform is not None else x), labels[idx]
+    for idx in minibatches(len(stored), loop.settings.batch_size, loop.generator):
+        x, y = stored.batch(idx)
+        yield (transform(x) if transform is not None else x), y
 
 
 def _train_group_epoch(backbone, loops: list[RunLoop], device: str) -> list[dict[str, float]]:
     """One epoch of every run, stepping together until the longest epoch ends."""
     streams = [_batches(loop) for loop in loops]
-    totals = [[0.0, 0, 0] for _ in loops]   # loss sum, correct, seen
+    totals = [EpochTotals(device) for _ in loops]
     while True:
         step = [(k, batch) for k, stream in enumerate(streams) if (batch := next(stream, None)) is not None]
         if not step:
             break
         _group_step(backbone, [(loops[k], x, y) for k, (x, y) in step], [totals[k] for k, _ in step], device)
-    return [{"loss": loss / max(seen, 1), "accuracy": correct / max(seen, 1)} for loss, correct, seen in totals]
+    return [total.mean() for total in totals]
 
 
-def _group_step(backbone, batch: list[tuple[RunLoop, Tensor, Tensor]], totals: list[list], device: str) -> None:
+def _group_step(backbone, batch: list[tuple[RunLoop, Tensor, Tensor]], totals: list[EpochTotals],
+                device: str) -> None:
     """Zero the runs' gradients, one backbone pass over their concatenated prompted inputs,
     the sum of their losses backwards, then each run's optimisers step."""
     for loop, _, _ in batch:
@@ -163,6 +163,4 @@ def _group_step(backbone, batch: list[tuple[RunLoop, Tensor, Tensor]], totals: l
     for (loop, _, y), lg, loss, total in zip(batch, logits, losses, totals):
         for opt in loop.method.optimizers:
             opt.step()
-        total[0] += float(loss.detach()) * len(y)
-        total[1] += int((lg.argmax(dim=1) == y).sum())
-        total[2] += len(y)
+        total.add(loss, lg, y)

@@ -5,10 +5,11 @@ A method on a frozen backbone (linear probe, padding prompt, watermark prompts, 
 
 1. built from a `MethodContext` (backbone, target dataset facts, protocol, epochs, seed,
    device, label-map policy) by `reprolib.transfer.registry.build_method`;
-2. `prepare(train_images, train_labels)` once: the stored training inputs (what the loop's
-   minibatches index) and, for prompts, the label map before training;
-3. `encode(images)` for test / validation images and for OOD scoring: raw [0, 1] images to
-   the stored inputs `forward` takes (features for the cached LP, resized copies for prompts);
+2. `prepare(train_split)` once: the stored training inputs (reprolib.transfer.inputs: what
+   the loop's minibatches gather) and, for prompts, the label map before training;
+3. `inputs(split)` for test / validation splits and OOD images: their stored inputs, gathered
+   per minibatch through `encode` (a minibatch of raw [0, 1] images -> what `forward` takes:
+   channel-matched, resized copies for prompts) or, for the cached LP, features computed once;
 4. every epoch: `before_epoch(epoch)` (ILM remaps), then minibatches of stored inputs through
    `train_transform` (augmentation, or None) and `forward` (K target logits), stepping
    `optimizers`, then `schedulers` once per epoch; `modules` switch train / eval mode;
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from reprolib.data.registry import DatasetInfo
 from reprolib.protocols import Protocol
+from reprolib.transfer.inputs import StoredInputs, from_split
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,11 @@ class TransferMethod(ABC):
     schedulers: list[Any]                       # stepped once per epoch
     train_transform: Callable[[Tensor], Tensor] | None = None   # applied to each training minibatch
 
+    device: str = "cpu"
+
     @abstractmethod
     def encode(self, images: Tensor) -> Tensor:
-        """Raw [0, 1] images (N, C, H, W) -> the stored inputs `forward` takes."""
+        """A minibatch of raw [0, 1] images (N, C, H, W) on the device -> the inputs `forward` takes."""
 
     @abstractmethod
     def forward(self, x: Tensor) -> Tensor:
@@ -75,9 +79,14 @@ class TransferMethod(ABC):
     def learned_state(self) -> dict[str, Tensor]:
         """What was learned, as CPU tensors, for the run's .npz file."""
 
-    def prepare(self, images: Tensor, labels: Tensor) -> Tensor:
-        """Called once before training with the raw training split; returns its stored inputs."""
-        return self.encode(images)
+    def inputs(self, split: Any) -> StoredInputs:
+        """A split's (ImageSplit, or anything with `labels` and `gather`) stored inputs:
+        gathered and encoded one minibatch at a time."""
+        return from_split(split, self.encode, self.device)
+
+    def prepare(self, train: Any) -> StoredInputs:
+        """Called once before training with the training split; returns its stored inputs."""
+        return self.inputs(train)
 
     def before_epoch(self, epoch: int) -> None:
         """Hook at the start of every epoch (ILM recomputes its label map); nothing by default."""

@@ -25,15 +25,17 @@ target logits are the K mapped source logits; cross-entropy runs over those K on
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from reprolib.data.registry import DatasetInfo
-from reprolib.images import to_network_in_chunks
-from reprolib.labelmap import LabelMapper, map_logits, ordered_batches
+from reprolib.images import to_network
+from reprolib.labelmap import LabelMapper, map_logits
 from reprolib.prompts import augment, augment_pad, get_prompt, layers_for_family
 from reprolib.schedules import multistep
+from reprolib.transfer.inputs import StoredInputs, from_split
 from reprolib.transfer.method import MethodContext, TransferMethod
 
 MAP_BATCH = 512   # inference batch of the label-mapping pass
@@ -120,25 +122,27 @@ class PromptMethod(TransferMethod):
             self._augment_generator = torch.Generator().manual_seed(ctx.seed + 1)
             self._flip = ctx.protocol.flips(ctx.target)
             self.train_transform = self._augment
-        self._mapping_set: tuple[Tensor, Tensor] | None = None
+        self._mapping_set: StoredInputs | None = None
 
     def _augment(self, x: Tensor) -> Tensor:
         return augment(x, self.backbone.input_size, self._augment_generator, pad=self.augment_pad, flip=self._flip)
 
     def _mapping_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         """The un-augmented training set in order, fresh for each mapping pass."""
-        return ordered_batches(*self._mapping_set, MAP_BATCH)
+        return self._mapping_set.in_order(MAP_BATCH)
 
     def encode(self, images: Tensor) -> Tensor:
-        """Channel-matched copy at the prompt's input size (its own resize is then a no-op)."""
-        return to_network_in_chunks(images, self.channels, self.size)
+        """A minibatch, channel-matched, at the prompt's input size (its own resize is then a no-op)."""
+        return to_network(images, self.channels, self.size).contiguous()
 
-    def prepare(self, images: Tensor, labels: Tensor) -> Tensor:
-        """Stores the training set (at size + pad when augmenting) and draws the initial label map."""
-        self._mapping_set = (self.encode(images), labels)
-        stored = self._mapping_set[0]
+    def prepare(self, train: Any) -> StoredInputs:
+        """The training split's inputs (at size + pad when augmenting: the crops come from that
+        copy) and the initial label map; the mapping pass walks the plain inputs in order."""
+        self._mapping_set = self.inputs(train)
+        stored = self._mapping_set
         if self.augment_pad is not None:
-            stored = to_network_in_chunks(images, self.channels, self.backbone.input_size + self.augment_pad)
+            side = self.backbone.input_size + self.augment_pad
+            stored = from_split(train, lambda x: to_network(x, self.channels, side).contiguous(), self.device)
         self.mapper.initial(self.backbone, self.prompt,
                             self._mapping_batches() if self.mapper.kind != "rlm" else None)
         return stored

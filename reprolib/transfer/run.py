@@ -3,7 +3,8 @@
 Steps: resolve the config against its profile and protocol -> hash -> return the record if
 it exists -> load the target (few-shot subset, optional validation split carved from it)
 -> load the backbone or ticket -> build the method (LP or a prompt) -> train -> evaluate
-on the full test set -> write `<hash>.npz` (learned prompt / head) and then `<hash>.json`
+on the full test set (every split gathered one minibatch at a time: reprolib.transfer.inputs)
+-> write `<hash>.npz` (learned prompt / head) and then `<hash>.json`
 (the JSON is the commit marker: a run is finished exactly when its JSON exists).
 
 The reported number is the final epoch's test accuracy; with `select_best_on_val` it is the
@@ -24,7 +25,6 @@ from typing import Any
 import torch
 
 from reprolib import paths
-from reprolib.batching import predict
 from reprolib.config import load_profile
 from reprolib.data import capped_warning, effective_shots, few_shot_indices, get_dataset
 from reprolib.data.registry import info, names
@@ -39,7 +39,8 @@ from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
-from reprolib.transfer.ood_eval import ood_images, ood_metrics
+from reprolib.transfer.inputs import predict
+from reprolib.transfer.ood_eval import ood_images, ood_metrics, ood_partners
 from reprolib.transfer.registry import build_method
 from reprolib.transfer.registry import get as get_method
 from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
@@ -71,6 +72,7 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "select_best_on_val": cfg.select_best_on_val,
         "val_fraction": cfg.val_fraction if cfg.select_best_on_val else None,
         "num_classes": target.num_classes,
+        "ood_partners": list(ood_partners(cfg.target, profile)),
     }
     return hashed, profile, protocol
 
@@ -105,21 +107,17 @@ def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
 @dataclass(frozen=True)
 class TargetData:
     """The run's target splits (ImageSplits): few-shot train, full test, optional validation;
-    `shots` is the few-shot draw's effective shots (fewshot.effective_shots; None for full data)."""
+    `shots` is the few-shot draw's effective shots (fewshot.effective_shots; None for full data).
+    The splits stay in their stored form (uint8 memory maps for paper sets): the loop gathers
+    minibatches from them on the device."""
 
     train: Any
     test: Any
     val: Any | None
     shots: dict[str, Any] | None = None
 
-    def on_device(self, device: str) -> Splits:
-        """Every split as (images, labels) tensors on `device`."""
-        def tensors(split):
-            x, y = split.tensors()
-            return x.to(device), y.to(device)
-
-        return Splits(train=tensors(self.train), test=tensors(self.test),
-                      val=tensors(self.val) if self.val else None)
+    def splits(self) -> Splits:
+        return Splits(train=self.train, test=self.test, val=self.val)
 
 
 def load_target(cfg: TransferConfig, profile, seed: int, protocol) -> TargetData:
@@ -188,10 +186,8 @@ def run_metrics(cfg: TransferConfig, profile, method: TransferMethod, test: tupl
 
 def _ood_metrics(cfg, profile, method: TransferMethod, info, id_logits, hashed) -> dict:
     """Detection metrics of the trained model on OOD images (reprolib.transfer.ood_eval)."""
-    device = hashed["device"]
     images = ood_images(cfg.target, profile, info.image_size, info.channels, hashed["protocol"]["ood_per_set"])
-    return ood_metrics(lambda x: predict(method.forward, method.encode(x.to(device)), hashed["test_batch_size"],
-                                         device),
+    return ood_metrics(lambda x: predict(method.forward, method.inputs(x), hashed["test_batch_size"]),
                        id_logits, images)
 
 
@@ -244,13 +240,13 @@ def prepare_run(cfg: TransferConfig, loaded: tuple[Any, Any] | None = None) -> P
     backbone, ticket = loaded or load_backbone(cfg, profile, device)
     method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info, profile))
     return PreparedRun(cfg, hashed, profile, config_hash(hashed), _results_dir(cfg, profile), data, backbone,
-                       ticket, method, data.on_device(device), fit_settings(cfg, hashed), started)
+                       ticket, method, data.splits(), fit_settings(cfg, hashed), started)
 
 
 def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
     """Score the trained method (calibration, OOD) and write `<id>.npz`, then `<id>.json`."""
     cfg, hashed, method = run.cfg, run.hashed, run.method
-    metrics = run_metrics(cfg, run.profile, method, (result.test_logits, run.splits.test[1]), run.data.test.info,
+    metrics = run_metrics(cfg, run.profile, method, (result.test_logits, run.data.test.labels), run.data.test.info,
                           hashed)
     label_map = method.label_map
     record = build_record(

@@ -1,14 +1,18 @@
 """The flat training loop shared by every transfer method: one epoch, one evaluation, one fit.
 
-`fit(method, splits, settings)` trains a `TransferMethod` (reprolib.transfer.method) on raw
-[0, 1] image splits: the method turns them into stored inputs once (`prepare` / `encode`),
-and the loop walks those in memory (on the GPU when there is one). Minibatches are drawn
-by a seeded `torch.Generator`, so a seed fixes the order on every device. Test and
+`fit(method, splits, settings)` trains a `TransferMethod` (reprolib.transfer.method) on image
+splits (reprolib.data.split.ImageSplit): the method gives their stored inputs (`prepare` /
+`inputs`, reprolib.transfer.inputs), which the loop gathers one minibatch at a time, on the
+device; no split is ever held whole as float. Minibatches are drawn by a seeded
+`torch.Generator` on the CPU, so a seed fixes the order on every device. The loss and the
+correct count are summed on the device and read back once per epoch (no host sync per step). Test and
 validation are evaluated on the protocol's schedule (`Protocol.eval_epochs`: a tenth of the
 run by default, and always the last epoch), not after every epoch as the public loops do.
 
-On CUDA the training forward pass runs under bf16 autocast (no gradient scaler needed) and
-the backbone and its inputs use channels_last; evaluation (`evaluate`, via batching.predict)
+On CUDA the training forward pass runs under bf16 autocast (no gradient scaler needed: bf16
+has float32's exponent range; the public RLT code uses fp16 with a GradScaler instead, see
+docs/methods.md s.4), cuDNN picks its fastest kernels (`cudnn.benchmark`), and the backbone
+and its inputs use channels_last; evaluation (`evaluate`, via batching.predict)
 runs in float32 on every device, as the public test loops (docs/methods.md s.4). On CPU
 everything stays float32 and deterministic.
 """
@@ -25,32 +29,49 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from reprolib.batching import Forward, minibatches, predict
+from reprolib.batching import Forward, minibatches
+from reprolib.data.split import ImageSplit, from_tensors
 from reprolib.devices import autocast
+from reprolib.transfer.inputs import StoredInputs, predict
 from reprolib.transfer.method import TransferMethod
 
-LabelledImages = tuple[Tensor, Tensor]   # (images or stored inputs, labels)
+
+class EpochTotals:
+    """Loss sum, correct count and images seen over an epoch, kept on the device: read once at
+    the end (`mean`), not per step. float64, so the sum is the one Python floats gave."""
+
+    def __init__(self, device: str):
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.seen = 0
+
+    def add(self, loss: Tensor, logits: Tensor, y: Tensor) -> None:
+        self.loss += loss.detach().double() * len(y)
+        self.correct += (logits.argmax(dim=1) == y).sum()
+        self.seen += len(y)
+
+    def mean(self) -> dict[str, float]:
+        seen = max(self.seen, 1)
+        return {"loss": float(self.loss) / seen, "accuracy": int(self.correct) / seen}
 
 
 def train_one_epoch(
     forward: Forward,
     optimizers: list[torch.optim.Optimizer],
-    data: LabelledImages,
+    data: StoredInputs,
     batch_size: int,
     generator: torch.Generator,
     transform: Callable[[Tensor], Tensor] | None = None,
     device: str = "cpu",
 ) -> dict[str, float]:
-    """One pass over `data` = (inputs, labels) in seeded random order; CE over the K target logits.
+    """One pass over the stored inputs in seeded random order; CE over the K target logits.
 
-    `transform` (train augmentation) is applied to each stored minibatch before `forward`.
+    `transform` (train augmentation) is applied to each gathered minibatch before `forward`.
     Returns the mean loss and the accuracy over the epoch (on the augmented inputs).
     """
-    inputs, labels = data
-    total_loss, correct, seen = 0.0, 0, 0
-    for idx in minibatches(len(labels), batch_size, generator):
-        idx = idx.to(inputs.device)
-        x, y = inputs[idx], labels[idx]
+    totals = EpochTotals(device)
+    for idx in minibatches(len(data), batch_size, generator):
+        x, y = data.batch(idx)
         if transform is not None:
             x = transform(x)
         for opt in optimizers:
@@ -61,27 +82,34 @@ def train_one_epoch(
         loss.backward()
         for opt in optimizers:
             opt.step()
-        total_loss += float(loss.detach()) * len(y)
-        correct += int((logits.argmax(dim=1) == y).sum())
-        seen += len(y)
-    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+        totals.add(loss, logits, y)
+    return totals.mean()
 
 
-def evaluate(forward: Forward, inputs: Tensor, labels: Tensor, batch_size: int,
-             device: str = "cpu") -> tuple[Tensor, float]:
-    """(K target logits on CPU, accuracy) over a whole split."""
-    logits = predict(forward, inputs, batch_size, device)
-    accuracy = float((logits.argmax(dim=1) == labels.cpu()).double().mean())
+def evaluate(forward: Forward, inputs: StoredInputs, batch_size: int) -> tuple[Tensor, float]:
+    """(K target logits on CPU, accuracy) over a whole split's stored inputs, minibatch by minibatch."""
+    logits = predict(forward, inputs, batch_size)
+    accuracy = float((logits.argmax(dim=1) == inputs.labels).double().mean())
     return logits, accuracy
+
+
+def _as_split(data: Any) -> Any:
+    """An ImageSplit as it is; an (images, labels) pair (tests, benchmarks) as an in-memory one."""
+    return from_tensors(*data) if isinstance(data, tuple) else data
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Raw [0, 1] image splits (images, labels), already on the run's device."""
+    """The run's image splits (ImageSplit; an (images, labels) pair is taken as an in-memory one)."""
 
-    train: LabelledImages
-    test: LabelledImages
-    val: LabelledImages | None = None
+    train: ImageSplit
+    test: ImageSplit
+    val: ImageSplit | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("train", "test", "val"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _as_split(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -112,17 +140,17 @@ class FitResult:
 
 @dataclass
 class _Stored:
-    """The splits as the method's stored inputs (what `forward` takes)."""
+    """The splits as the method's stored inputs (what `forward` takes, gathered per minibatch)."""
 
-    train: LabelledImages
-    test: LabelledImages
-    val: LabelledImages | None
+    train: StoredInputs
+    test: StoredInputs
+    val: StoredInputs | None
 
 
 def _store(method: TransferMethod, splits: Splits) -> _Stored:
-    train = (method.prepare(*splits.train), splits.train[1])
-    test = (method.encode(splits.test[0]), splits.test[1])
-    val = None if splits.val is None else (method.encode(splits.val[0]), splits.val[1])
+    train = method.prepare(splits.train)
+    test = method.inputs(splits.test)
+    val = None if splits.val is None else method.inputs(splits.val)
     return _Stored(train, test, val)
 
 
@@ -169,6 +197,8 @@ class RunLoop:
 
     def __init__(self, method: TransferMethod, splits: Splits, settings: FitSettings):
         self.method, self.settings = method, settings
+        if str(settings.device).startswith("cuda"):
+            torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN time and keep its fastest kernels
         self.stored = _store(method, splits)
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.curves = _new_curves(self.stored.val is not None)
@@ -192,12 +222,11 @@ class RunLoop:
             curves[key].append(value)
         if not settings.evaluates(epoch):
             return
-        self.test_logits, test_acc = evaluate(method.forward, *self.stored.test, settings.test_batch_size,
-                                              settings.device)
+        self.test_logits, test_acc = evaluate(method.forward, self.stored.test, settings.test_batch_size)
         curves["eval_epoch"].append(epoch + 1)
         curves["test_accuracy"].append(test_acc)
         if self.stored.val is not None:
-            _, val_acc = evaluate(method.forward, *self.stored.val, settings.test_batch_size, settings.device)
+            _, val_acc = evaluate(method.forward, self.stored.val, settings.test_batch_size)
             curves["val_accuracy"].append(val_acc)
             self.best.offer(method, epoch, val_acc)
 
@@ -207,8 +236,7 @@ class RunLoop:
         if self.stored.val is not None and self.best.epoch != selected:
             selected = self.best.epoch
             self.best.restore(self.method)
-            self.test_logits, _ = evaluate(self.method.forward, *self.stored.test, self.settings.test_batch_size,
-                                           self.settings.device)
+            self.test_logits, _ = evaluate(self.method.forward, self.stored.test, self.settings.test_batch_size)
         return FitResult(test_logits=self.test_logits, curves=self.curves, selected_epoch=selected)
 
 
