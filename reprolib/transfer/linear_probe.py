@@ -95,7 +95,7 @@ class LinearProbe(TransferMethod):
         uncached: the images, gathered per minibatch."""
         if not self.cached:
             return from_split(split, lambda x: x, self.device)
-        compute = lambda: split_features(self.backbone, split, self.device)  # noqa: E731
+        compute = lambda: split_features(self.backbone, split, self.device, FEATURE_BATCH)  # noqa: E731
         if self.feature_store is None:
             return from_tensor(compute(), split.labels, self.device)
         key = feature_key(self.backbone, split, self.device, FEATURE_BATCH)
