@@ -15,7 +15,7 @@ from reprolib.errors import ReprolibError
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("reprolib.data.cli", "prepare or inspect datasets"),
+    "data": ("reprolib.data_prepare", "prepare or inspect datasets"),
     "upstream": ("reprolib.sparsity.upstream_cli", "train the embedded upstream model (IMP level 0)"),
     "tickets": ("reprolib.sparsity.cli", "make lottery tickets (IMP) and pruning baselines"),
     "transfer": ("reprolib.transfer.cli", "one transfer run (LP, VP, SMM, watermark prompts)"),

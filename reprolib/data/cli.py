@@ -3,9 +3,7 @@
     python -m reprolib data --prepare [--root DIR] [--download]
         Fashion-MNIST readable, digits loaded, glyphs built and cached; one line each.
     python -m reprolib data --prepare --profile P
-        every target and OOD partner of profile P, at every side its methods load, into the
-        image caches of the profile's data root (downloads where the profile allows them;
-        offline, one line naming what is missing, exit 2): run it once before a sweep.
+        every target and OOD partner of profile P (reprolib.data_prepare).
     python -m reprolib data --list
         every registered dataset with its kind, classes, image and prompt sizes.
 """
@@ -27,8 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download", action="store_true", help="allow downloads (Fashion-MNIST fallback; needs internet)")
     parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
                         help="datasets to prepare (default: the embedded ones: fashion_mnist digits glyphs)")
-    parser.add_argument("--profile", default=None,
-                        help="prepare every target and OOD partner of this profile, at the sides its methods load")
+
 
 
 def _describe(name: str, root: str | None, download: bool) -> str:
@@ -43,57 +40,7 @@ def _describe(name: str, root: str | None, download: bool) -> str:
             f"{meta.channels}x{meta.image_size}x{meta.image_size}  ({seconds:.1f} s)  split: {train.split_note}")
 
 
-def profile_needs(profile) -> list[tuple[str, str, int | None]]:
-    """(dataset, split, side) of every image cache a profile's sweep reads: each target at the
-    sides its methods load (MethodSpec.load_side), and each OOD partner's test split."""
-    from reprolib.models.registry import get_spec
-    from reprolib.protocols import get_protocol
-    from reprolib.sweep import parse_arm
-    from reprolib.transfer import registry as methods
-    from reprolib.transfer.ood_eval import ood_partners
-
-    backbone, protocol = get_spec(profile.backbone), get_protocol(profile.protocol)
-    needs = []
-    for target in profile.targets:
-        for arm in profile.methods:
-            spec = methods.get(parse_arm(arm)[0])
-            needs += [(target, split, spec.load_side(backbone, info(target), protocol, split))
-                      for split in ("train", "test")]
-        needs += [(partner, "test", None) for partner in ood_partners(target, profile)]
-    return list(dict.fromkeys(needs))
-
-
-def prepare_profile(name: str, download: bool) -> int:
-    """Build every cache `profile_needs` lists; one line per dataset, one error line naming the missing."""
-    from reprolib.config import load_profile
-    from reprolib.data.registry import get_dataset
-
-    profile = load_profile(name)
-    root, download = profile.path("data_root"), download or profile.download
-    missing, done = [], set()
-    for dataset, split, side in profile_needs(profile):
-        if dataset in missing:
-            continue
-        try:
-            get_dataset(dataset, split, root=root, download=download, size=side)
-        except ReprolibError:
-            missing.append(dataset)
-            continue
-        if dataset not in done:
-            done.add(dataset)
-            print(f"{dataset:<14} ready under {root}", flush=True)
-    if missing:
-        raise ReprolibError(f"profile {name} needs {', '.join(missing)}, not under {root}; "
-                            "valid choices: a profile with download: true (internet), or --download")
-    return 0
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.profile is not None:
-        if args.list or args.datasets or args.root:
-            raise ReprolibError("--profile prepares that profile's own datasets under its data_root; "
-                                "valid choices: --profile alone (with --download), or --datasets/--root without it")
-        return prepare_profile(args.profile, args.download)
     if args.list:
         for name in names():
             meta = info(name)

@@ -72,8 +72,11 @@ def dataset_names() -> list[str]:
 class _Writer:
     """State shared by one dataset's writer: counts, sizes, the image maker, a shuffler."""
 
-    def __init__(self, name: str, folder: Path, n_train: int, n_test: int, k: int, side: int, seed: int):
+    def __init__(self, name: str, folder: Path, n_train: int, n_test: int, k: int, side: int, seed: int,
+                 side_range: tuple[int, int] | None = None):
+        """Many parameters because the writer carries every fact of one dataset's write."""
         self.name, self.folder, self.n_train, self.n_test, self.k, self.side = name, folder, n_train, n_test, k, side
+        self.side_range = side_range
         self.maker = ImageMaker(name, k, seed)
         self.rng = np.random.default_rng([dataset_seed(seed, name), 7])
         self._count = 0
@@ -85,6 +88,10 @@ class _Writer:
 
     def pixels(self, label: int) -> np.ndarray:
         self._count += 1
+        if self.side_range is not None:   # log-normal sides around the range's geometric middle, clipped
+            lo, hi = self.side_range
+            side = int(np.clip(np.exp(self.rng.normal(np.log(np.sqrt(lo * hi)), 0.45)), lo, hi))
+            return self.maker.image(label, (side, side + int(self.rng.integers(0, 1 + side // 10))))
         return self.maker.image(label, (self.side, self.side + 8 * (self._count % 3)))
 
     def save(self, path: Path, label: int, fmt: str = "JPEG") -> None:
@@ -283,8 +290,16 @@ _WRITERS: dict[str, Callable[[_Writer], None]] = {
 
 
 def write_synthetic_dataset(name: str, root: str | Path, n_per_class_train: int = 2, n_per_class_test: int = 2,
-                            num_classes: int | None = None, seed: int = 0, image_size: int | None = None) -> dict:
+                            num_classes: int | None = None, seed: int = 0, image_size: int | None = None,
+                            side_range: tuple[int, int] | None = None) -> dict:
     """Write synthetic `name` under reprolib data root `root` (into root/<name>/).
+
+    Many parameters because each is one fact of the written set (recorded in its marker).
+    Long because it checks every argument before writing anything.
+
+    `side_range` (lo, hi), for a variable-size set: image sides drawn log-normally around
+    sqrt(lo * hi), clipped to [lo, hi] (e.g. GTSRB's real 15-250 px, for benchmarks at its
+    real spread of sizes); by default sides cycle through image_size + 0 / 8 / 16.
 
     Idempotent: a set whose marker root/<name>/.dryrun.json records the same arguments is
     skipped; an interrupted earlier write (root/<name>/.dryrun.partial only) is deleted and
@@ -308,6 +323,10 @@ def write_synthetic_dataset(name: str, root: str | Path, n_per_class_train: int 
     folder = Path(root).expanduser() / name
     record = {"dataset": name, "n_per_class_train": int(n_per_class_train), "n_per_class_test": int(n_per_class_test),
               "num_classes": k, "seed": int(seed), "image_size": side, "bypass_needed": name in NEEDS_BYPASS}
+    if side_range is not None:
+        if fixed:
+            raise ReprolibError(f"{name} images are {default_side} x {default_side} by format; side_range does not apply")
+        record["side_range"] = [int(side_range[0]), int(side_range[1])]
     marker = folder / MARKER
     if marker.is_file():
         previous = json.loads(marker.read_text())
@@ -323,7 +342,8 @@ def write_synthetic_dataset(name: str, root: str | Path, n_per_class_train: int 
                             f"refusing to write into it (real data or an interrupted write: delete it first)")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PARTIAL).write_text("dry-run write in progress\n")
-    _WRITERS[name](_Writer(name, folder, int(n_per_class_train), int(n_per_class_test), k, side, int(seed)))
+    _WRITERS[name](_Writer(name, folder, int(n_per_class_train), int(n_per_class_test), k, side, int(seed),
+                           None if side_range is None else (int(side_range[0]), int(side_range[1]))))
     _text(marker, json.dumps(record, indent=1, sort_keys=True))
     (folder / PARTIAL).unlink()
     return {**record, "status": "written"}
