@@ -35,12 +35,13 @@ is read as before: every ticket was made here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from reprolib.effects import cell_difference, effect_interval, null_ledger, seed_table
+from reprolib.effects import CellValues, Cells, cell_difference, cell_values, effect_interval, null_ledger
 from reprolib.errors import check_type
 from reprolib.stats import Interval, holm, simultaneous_confidence, t_interval
 
@@ -62,6 +63,7 @@ NULL_DRAWS = 200           # null ledgers per claim in null_holds_rate
 NULL_LIMIT = 0.05          # the most often a claim may say "holds" on null ledgers
 NULL_COLUMNS = ["id", "target", "arm", "network", "provenance", "ticket_kind", "level", "density", "n_shot", "seed",
                 "upstream_accuracy", "accuracy", "ece", "reliability"]
+NULL_RATE_COLUMN = "holds on null ledgers"   # the column notebook 09 adds beside each verdict
 
 
 @dataclass(frozen=True)
@@ -107,18 +109,13 @@ def _sparsest_level(ledger: pd.DataFrame) -> int:
     return int(imp.groupby("level")["density"].mean().idxmin())
 
 
-def _cells(table: pd.DataFrame, **where) -> pd.DataFrame:
-    """The rows of a cells x samples table whose index levels equal `where`, those levels dropped."""
-    mask = np.ones(len(table), dtype=bool)
-    for name, value in where.items():
-        mask &= table.index.get_level_values(name) == value
-    return table[mask].droplevel(list(where))
-
-
-def _drop(table: pd.DataFrame, arm: str, sparse: int, regime: str) -> pd.Series:
-    """Accuracy drop in points dense -> level `sparse`, mean over the targets that have both."""
-    dense, ticket = _cells(table, arm=arm, level=0, regime=regime), _cells(table, arm=arm, level=sparse, regime=regime)
-    return 100.0 * (dense - ticket).mean(axis=0)
+def _drop(table: CellValues, arm: str, sparse: int, regime: str) -> np.ndarray:
+    """Accuracy drop in points dense -> level `sparse`, per sample, mean over the targets that
+    have both cells (NaN when none has)."""
+    targets = sorted({key[0] for key in table})
+    drops = [table[(t, arm, 0, regime)] - table[(t, arm, sparse, regime)] for t in targets
+             if (t, arm, 0, regime) in table and (t, arm, sparse, regime) in table]
+    return 100.0 * np.mean(drops, axis=0) if drops else np.array([np.nan])
 
 
 def _regimes(rows: pd.DataFrame) -> pd.DataFrame:
@@ -142,11 +139,10 @@ def claim_lp_robust(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> d
     if vp is None or "lp" not in set(ledger["arm"]) or sparse == 0:
         return row | {"numbers": f"needs LP and VP runs at level 0 and a sparser {names.level}", "verdict": UNSURE}
     rows = ledger[(ledger["ticket_kind"] == "imp") & ledger["arm"].isin(["lp", vp]) & ledger["level"].isin([0, sparse])]
-    rows, keys = _regimes(rows), ["target", "arm", "level", "regime"]
-    table = seed_table(rows, keys, "accuracy")
+    cells = Cells(_regimes(rows), ["target", "arm", "level", "regime"], "accuracy")
 
     def interval(effect) -> Interval:
-        return effect_interval(rows, keys, "accuracy", effect, table)[0]
+        return effect_interval(cells, effect)
 
     gap = interval(lambda t: _drop(t, vp, sparse, "full") - _drop(t, "lp", sparse, "full"))
     excess = interval(lambda t: _drop(t, vp, sparse, "few") - _drop(t, vp, sparse, "full"))
@@ -157,24 +153,33 @@ def claim_lp_robust(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> d
     return row | {"numbers": numbers, "verdict": judge((gap, DROP_MARGIN), (excess, 0.0))}
 
 
-def _ece_gaps(table: pd.DataFrame) -> pd.DataFrame:
-    """(target, n-shot) cells x samples: mean ECE of the tickets minus the dense model's."""
-    level = table.index.get_level_values("level")
-    dense = table[level == 0].droplevel("level")
-    return table[level > 0].groupby(level=["target", "n_shot"]).mean() - dense
+def _ece_gaps(table: CellValues) -> dict[tuple, np.ndarray]:
+    """(target, n-shot) -> per sample, mean ECE of the tickets minus the dense model's, for the
+    cells that have both."""
+    gaps = {}
+    for target, n_shot in sorted({(t, n) for t, n, _ in table}):
+        tickets = [v for (t, n, level), v in table.items() if (t, n) == (target, n_shot) and level > 0]
+        if tickets and (target, n_shot, 0) in table:
+            gaps[(target, n_shot)] = np.mean(tickets, axis=0) - table[(target, n_shot, 0)]
+    return gaps
+
+
+def _mean_ece_gap(table: CellValues) -> np.ndarray:
+    gaps = list(_ece_gaps(table).values())
+    return np.mean(gaps, axis=0) if gaps else np.array([np.nan])
 
 
 def _dense_vs_tickets_ece(ledger: pd.DataFrame, arm: str) -> tuple[Interval, float, int]:
     """(interval of the mean over cells of the ECE gap tickets - dense, share of cells where the
     dense seed-mean ECE is lower, number of cells)."""
     rows = ledger[(ledger["arm"] == arm) & (ledger["ticket_kind"] == "imp") & ledger["ece"].notna()]
-    keys = ["target", "n_shot", "level"]
-    table = seed_table(rows, keys, "ece")
-    level = table.index.get_level_values("level")
+    cells = Cells(rows, ["target", "n_shot", "level"], "ece")
+    level = cells.seeds.index.get_level_values("level")
     if not ((level == 0).any() and (level > 0).any()):
         return t_interval([]), float("nan"), 0
-    per_cell = _ece_gaps(table.mean(axis=1).to_frame())[0].dropna()
-    interval, _, _ = effect_interval(rows, keys, "ece", lambda t: _ece_gaps(t).mean(axis=0), table)
+    per_cell = np.array([g[0] for g in _ece_gaps(cell_values(cells.seeds.mean(axis=1).to_frame())).values()])
+    per_cell = per_cell[~np.isnan(per_cell)]
+    interval = effect_interval(cells, _mean_ece_gap)
     return interval, float((per_cell > 0).mean()) if len(per_cell) else float("nan"), len(per_cell)
 
 
@@ -329,19 +334,22 @@ def oneshot_table(ledger: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([row | {"claim": row["claim"] + label} for row in [*rows, third]], columns=COLUMNS)
 
 
-def null_holds_rate(ledger: pd.DataFrame, draws: int = NULL_DRAWS, seed: int = 0) -> pd.DataFrame:
-    """How often each claim of `claims_table` says "holds" on `draws` null ledgers
-    (effects.null_ledger: dense and ticket results permuted within each paired cell, so the
-    network makes no difference): one row per claim with the count, the rate, and whether it is
-    within NULL_LIMIT. Seeded: the same ledger gives the same rates."""
+def null_holds_rate(ledger: pd.DataFrame, draws: int = NULL_DRAWS, seed: int = 0,
+                    table: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """How often each claim of `table` (claims_table, or oneshot_table) says "holds" on `draws`
+    null ledgers (effects.null_ledger: dense and sparse results permuted within each paired
+    cell, so the network makes no difference): one row per claim with the count, the rate, and
+    whether it is within NULL_LIMIT. Seeded: the same ledger gives the same rates."""
     check_type("ledger", ledger, pd.DataFrame)
     check_type("draws", draws, int)
+    table = claims_table if table is None else table
     rng = np.random.default_rng(seed)
-    ledger = ledger[[c for c in NULL_COLUMNS if c in ledger]]   # what the claims read (faster draws)
-    names = claims_table(ledger)["claim"].tolist()
+    ledger = ledger[[c for c in NULL_COLUMNS if c in ledger]]   # what the claims read, as plain
+    ledger = ledger.astype({c: object for c in ledger.columns if ledger[c].dtype == "string"})   # objects: faster draws
+    names = table(ledger)["claim"].tolist()
     holds = np.zeros(len(names), dtype=int)
     for _ in range(draws):
-        holds += (claims_table(null_ledger(ledger, rng))["verdict"] == HOLDS).to_numpy()
+        holds += (table(null_ledger(ledger, rng))["verdict"] == HOLDS).to_numpy()
     rate = holds / max(draws, 1)
     return pd.DataFrame({"claim": names, "holds_in_null": holds, "draws": draws, "rate": rate,
                          "within_limit": rate <= NULL_LIMIT})

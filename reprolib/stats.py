@@ -31,7 +31,8 @@ from scipy import stats as scipy_stats
 from reprolib.errors import ReprolibError, check_choice
 
 CONFIDENCE = 0.95
-N_BOOT = 10_000            # replicates of the image bootstrap (tails of 1 - 0.05/m need many)
+N_BOOT = 2000              # replicates of the image bootstrap for a 95% interval (n_boot_for: more for rarer tails)
+TAIL_REPLICATES = 50       # replicates beyond each end of a bootstrap interval (n_boot_for)
 BOOTSTRAP_SEED = 0         # with each run's id, the seed of its replicates: same ledger, same interval
 T_OVER_SEEDS = "t over seeds"
 IMAGE_BOOTSTRAP = "image bootstrap, one seed"
@@ -190,6 +191,13 @@ def _ece_replicates(counts: np.ndarray, correct: np.ndarray, confidence: np.ndar
     in_bin = right + wrong
     accuracy = np.divide(right, in_bin, out=np.zeros(right.shape), where=in_bin > 0)
     return (np.abs(accuracy - confidence) * in_bin).sum(axis=1) / n
+
+
+def n_boot_for(confidence: float = CONFIDENCE) -> int:
+    """Bootstrap replicates for an interval at `confidence`: about TAIL_REPLICATES in each tail
+    (2000 at 95%; 1 - 0.05/m intervals of Holm-corrected cells need m times more)."""
+    tail = (1 - _check_confidence(confidence)) / 2
+    return max(N_BOOT, int(math.ceil(TAIL_REPLICATES / tail)))
 
 
 def bootstrap_interval(point: float, replicates: np.ndarray, confidence: float = CONFIDENCE,

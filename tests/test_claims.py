@@ -148,6 +148,10 @@ def test_one_shot_networks_are_not_tickets(lp_vp_ledger) -> None:
     measured = oneshot_table(_as(lp_vp_ledger, "oneshot", "magnitude", upstream=True))
     assert measured.loc[2, "verdict"] == HOLDS
     assert len(oneshot_table(lp_vp_ledger)) == 0                                    # no one-shot networks
+    # Their null ledgers permute the one-shot networks with dense (the claims' networks, not baselines).
+    rates = null_holds_rate(oneshot, draws=20, table=oneshot_table)
+    assert rates["claim"].tolist() == apart["claim"].tolist() and rates["holds_in_null"].tolist()[2] == 0
+    assert (rates["rate"] <= 0.05).all()
 
 
 def test_imported_tickets_need_a_measured_upstream(lp_vp_ledger) -> None:
