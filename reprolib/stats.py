@@ -206,8 +206,10 @@ def bootstrap_interval(point: float, replicates: np.ndarray, confidence: float =
     `method` ("image bootstrap, one seed"; n: the seeds behind it)."""
     confidence = _check_confidence(confidence)
     reps = _finite(replicates)
-    if math.isnan(point) or not len(reps):
+    if math.isnan(point):
         return Interval(math.nan, math.nan, math.nan, 0, NO_RUNS, confidence)
+    if not len(reps):   # runs without reliability bins: nothing to resample
+        return Interval(float(point), math.nan, math.nan, n, ONE_RUN, confidence)
     low, high = np.quantile(reps, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Interval(float(point), float(low), float(high), n, method, confidence)
 

@@ -78,6 +78,7 @@ def test_bootstrap_interval_is_the_percentile_interval_and_named() -> None:
     got = bootstrap_interval(5.1, reps)
     assert (got.low, got.high) == tuple(pytest.approx(q) for q in np.quantile(reps, [0.025, 0.975]))
     assert got.mean == 5.1 and got.method == IMAGE_BOOTSTRAP and "image bootstrap, one seed" in got.text()
+    assert bootstrap_interval(5.1, np.full(10, np.nan)).text() == "5.1 (one run)"   # no bins to resample
 
 
 def test_holm_steps_down_and_p_above_is_scipys_t_test() -> None:
