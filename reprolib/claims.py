@@ -346,9 +346,11 @@ def null_holds_rate(ledger: pd.DataFrame, draws: int = NULL_DRAWS, seed: int = 0
     rng = np.random.default_rng(seed)
     ledger = ledger[[c for c in NULL_COLUMNS if c in ledger]]   # what the claims read, as plain
     ledger = ledger.astype({c: object for c in ledger.columns if ledger[c].dtype == "string"})   # objects: faster draws
-    names = table(ledger)["claim"].tolist()
+    observed = table(ledger)
+    names = observed["claim"].tolist()
     holds = np.zeros(len(names), dtype=int)
-    for _ in range(draws):
+    # "upstream not measured" depends on the tickets, which a null ledger keeps: no draw can hold.
+    for _ in range(0 if (observed["verdict"] == NOT_MEASURED).all() else draws):
         holds += (table(null_ledger(ledger, rng))["verdict"] == HOLDS).to_numpy()
     rate = holds / max(draws, 1)
     return pd.DataFrame({"claim": names, "holds_in_null": holds, "draws": draws, "rate": rate,

@@ -1,10 +1,10 @@
 """Effects measured on the ledger, with their intervals, and the null ledger that tests them.
 
 An effect is a number computed from cells of runs (a cell: one target, arm, network, shots
-regime; `Cells` holds them); `effect_interval` computes it once per seed and takes the t interval over the seeds
-that every cell has (>= 2, and not all equal: seeds that agree exactly show no noise), else
-bootstraps each run's test images (reprolib.stats; centred on the recorded value) and takes
-the percentile interval. `cell_difference` is the paired comparison of two cells
+regime; `Cells` holds them); `effect_interval` computes it once per seed and takes the t
+interval over the seeds that have every cell it reads (>= 2, and not all equal: seeds that
+agree exactly show no noise), else bootstraps each run's test images (reprolib.stats;
+centred on the recorded value) and takes the percentile interval. `cell_difference` is the paired comparison of two cells
 (dense minus ticket): the per-seed paired differences, else the two runs' image bootstraps.
 
 `null_ledger` makes the ledger of "the network does not matter": within each paired cell
@@ -85,21 +85,21 @@ def cell_values(table: pd.DataFrame) -> CellValues:
 
 
 def effect_interval(cells: Cells, effect: Effect) -> Interval:
-    """The 95% interval of `effect` over `cells`: t over the seeds every cell has when there are
-    >= 2 of them and they do not all agree; else the image bootstrap of each run (a cell = the
-    mean of its runs), named by why (stats.IMAGE_BOOTSTRAP, SEEDS_AGREE, SEEDS_NOT_SHARED)."""
+    """The 95% interval of `effect` over `cells`: t over the seeds that have every cell the
+    effect reads (the effect is NaN for the others) when there are >= 2 of them and they do not
+    all agree; else the image bootstrap of each run (a cell = the mean of its runs' seeds),
+    named by why (stats.IMAGE_BOOTSTRAP, SEEDS_AGREE, SEEDS_NOT_SHARED)."""
     table = cells.seeds
-    complete = table.dropna(axis=1)
-    if complete.shape[1] >= 2:
-        values = np.asarray(effect(cell_values(complete)), dtype=float)
-        if not all_equal(values):   # seeds that agree exactly show no noise: the images' noise is the interval
-            return t_interval(values)
     if not len(table):
         return t_interval([])
+    per_seed = np.asarray(effect(cell_values(table)), dtype=float)
+    values = per_seed[~np.isnan(per_seed)]
+    if len(values) >= 2 and not all_equal(values):   # seeds that agree exactly show no noise
+        return t_interval(values)
     point = float(np.asarray(effect(cell_values(table.mean(axis=1).to_frame())), dtype=float)[0])
     reps = np.asarray(effect(cells.replicates), dtype=float)
-    return bootstrap_interval(point, reps, CONFIDENCE, max(complete.shape[1], 1),
-                              _bootstrap_name(complete.shape[1], table.shape[1]))
+    return bootstrap_interval(point, reps, CONFIDENCE, max(len(values), 1),
+                              _bootstrap_name(len(values), table.shape[1]))
 
 
 def _bootstrap_name(shared: int, seeds: int) -> str:

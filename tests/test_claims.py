@@ -152,6 +152,7 @@ def test_one_shot_networks_are_not_tickets(lp_vp_ledger) -> None:
     rates = null_holds_rate(oneshot, draws=20, table=oneshot_table)
     assert rates["claim"].tolist() == apart["claim"].tolist() and rates["holds_in_null"].tolist()[2] == 0
     assert (rates["rate"] <= 0.05).all()
+    assert null_holds_rate(oneshot)["holds_in_null"].tolist() == [0, 0, 0]   # "upstream not measured" never holds
 
 
 def test_imported_tickets_need_a_measured_upstream(lp_vp_ledger) -> None:
