@@ -169,3 +169,12 @@ def test_imported_tickets_need_a_measured_upstream(lp_vp_ledger) -> None:
     assert "IMP level 4" in claims_table(lp_vp_ledger).loc[0, "statement"]
     # a ledger saved before provenance existed reads as before: every ticket made here
     assert claims_table(lp_vp_ledger.drop(columns=["provenance"]))["verdict"].tolist() == [HOLDS, HOLDS, HOLDS]
+
+
+def test_each_effect_uses_the_seeds_of_its_own_cells(lp_vp_ledger) -> None:
+    """Full data with four seeds, few-shot with one: the full-data gap keeps its t interval over 4
+    seeds; the few-shot comparison, with one seed, is an image bootstrap and says so."""
+    ledger = lp_vp_ledger[(lp_vp_ledger["n_shot"] == -1) | (lp_vp_ledger["seed"] == 1)]
+    numbers = claims_table(ledger).loc[0, "numbers"]
+    gap, excess = numbers.split("; ")[:2]
+    assert gap.endswith("(n=4, t over seeds)") and excess.endswith("(n=1, image bootstrap, no 2 seeds shared by every cell)")
