@@ -187,6 +187,9 @@ def test_published_tables_keep_sources_and_compare(synthetic_study) -> None:
     row = table[(table["dataset"] == "svhn") & (table["arm"] == "smm/ilm")].iloc[0]
     assert row["ours"] == pytest.approx(100 * np.mean([true_accuracy("smm/ilm", 0, -1, s) for s in (1, 2)]), abs=0.01)
     assert row["difference"] == pytest.approx(row["ours"] - 84.4, abs=0.01)
+    seeds = [100 * true_accuracy("smm/ilm", 0, -1, s) for s in (1, 2)]
+    low, high = scipy_stats.t.interval(0.95, 1, loc=np.mean(seeds), scale=scipy_stats.sem(seeds))
+    assert (row["ours_low"], row["ours_high"]) == (pytest.approx(low, abs=0.01), pytest.approx(high, abs=0.01))
     with pytest.raises(ReprolibError, match="valid choices: ilmvp, smm"):
         load_published("rlt")
 
