@@ -12,8 +12,8 @@
 # # 03 · Accuracy vs sparsity: LP vs VP vs SMM
 #
 # Does a sparser backbone (a lottery ticket) still transfer? For each target, target-task
-# test accuracy against the density of the backbone, one line per transfer arm, mean ±
-# standard deviation over seeds. Density falls to the right (log scale). Circles are IMP
+# test accuracy against the density of the backbone, one line per transfer arm, mean over
+# seeds with its 95% t interval as error bars (no bar: one run). Density falls to the right (log scale). Circles are IMP
 # tickets; hollow squares and crosses the magnitude and random baselines at the same density.
 # Read: a flat line is an arm robust to sparsity; the paper's claim is that LP stays flat
 # while visual prompting (VP) falls.
@@ -62,10 +62,10 @@ for n in sorted(n for n in ledger["n_shot"].unique() if n > 0):
     display(fig)
 
 # %% [markdown]
-# ## Table: accuracy (%) per ticket, mean ± std over seeds (full data)
+# ## Table: accuracy (%) per ticket, mean and 95% t interval over seeds (full data); n = seeds
 
 # %%
-table = plots.mean_std_pivot(ledger, "accuracy", n_shot=headline)
+table = plots.interval_pivot(ledger, "accuracy", n_shot=headline)
 plots.save_table(table, FIGURES, "accuracy_vs_sparsity")
 table
 

@@ -13,7 +13,7 @@
 #
 # Data sparsity meets model sparsity. Each panel is one target (row) and one transfer arm
 # (column); x is the number of training images per class (`full` = the whole training
-# set), one line per IMP level (dark = dense, light = sparsest), mean ± std over seeds.
+# set), one line per IMP level (dark = dense, light = sparsest), mean and 95% t interval over seeds (n = seeds).
 # Read: lines that fan out at the left mean sparsity hurts most when data is scarce.
 
 # %% tags=["parameters"]
@@ -39,7 +39,7 @@ plots.save(fig, FIGURES, "few_shot")
 fig
 
 # %% [markdown]
-# ## Table: accuracy (%) per shots per class, mean ± std over seeds (IMP tickets)
+# ## Table: accuracy (%) per shots per class, mean and 95% t interval over seeds (IMP tickets); n = seeds
 
 # %%
 table = plots.few_shot_pivot(ledger)

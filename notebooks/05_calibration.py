@@ -14,7 +14,7 @@
 # A model is calibrated when its confidence matches its accuracy. ECE (Guo et al. 2017,
 # 15 equal-width bins on the top-label confidence, pooled over the test set) is the mean
 # gap, MCE the largest bin gap, NLL and Brier are proper scoring rules. Lower is better
-# for all four. Lines: mean ± std over seeds, density falling to the right, LP and VP.
+# for all four. Lines: mean and 95% t interval over seeds (n = seeds), density falling to the right, LP and VP.
 
 # %% tags=["parameters"]
 profile = "embedded"
@@ -71,10 +71,10 @@ plots.save(fig, FIGURES, "legacy_vs_real_ece")
 fig
 
 # %% [markdown]
-# ## Table: ECE per ticket, mean ± std over seeds (full data)
+# ## Table: ECE per ticket, mean and 95% t interval over seeds (full data); n = seeds
 
 # %%
-table = plots.mean_std_pivot(ledger, "ece", n_shot=-1, digits=3)
+table = plots.interval_pivot(ledger, "ece", n_shot=-1, digits=3)
 plots.save_table(table, FIGURES, "ece_vs_sparsity")
 plots.save_table(plots.summary_table(ledger, metrics=["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]),
                  FIGURES, "calibration_summary")

@@ -14,7 +14,7 @@
 # Sample-specific multi-channel masks (SMM, Cai et al. 2024) against the prompts it was
 # compared with: `pad` (the ILM-VP padding frame), and the `narrow` / `medium` / `full`
 # watermark prompts (a learned delta added on a frame of width 28 / 56 px at 224, or
-# everywhere). All use the ILM label map. Bars: mean ± std over seeds, for the dense
+# everywhere). All use the ILM label map. Bars: mean and 95% t interval over seeds (n = seeds), for the dense
 # backbone and the sparsest IMP ticket; the profile's grid decides which prompts exist.
 
 # %% tags=["parameters"]
@@ -43,7 +43,7 @@ fig
 from reprolib.plots.accuracy import SMM_PROMPTS
 
 prompt_rows = ledger[ledger["arm"].isin(list(SMM_PROMPTS))]
-table = plots.mean_std_pivot(prompt_rows, "accuracy", n_shot=-1)
+table = plots.interval_pivot(prompt_rows, "accuracy", n_shot=-1)
 plots.save_table(table, FIGURES, "smm_vs_prompts")
 table
 

@@ -1,10 +1,21 @@
-"""The RLT paper's three qualitative claims as precise tests on our ledger.
+"""The RLT paper's three qualitative claims as precise tests on our ledger, judged by intervals.
 
-Each claim becomes one row: the claim, the exact test statement, the numbers behind it and a
-verdict, "holds" / "does not hold" / "inconclusive" (too little data, or a result inside the
-margin between the two). Accuracy differences are in percentage points; means are taken
-over seeds within a target first, then over targets, so every target weighs the same.
-The thresholds are module constants so the statements and the code cannot disagree.
+Each claim becomes one row: the claim, the exact test statement (which says the test in
+words), the numbers behind it, each with its 95% interval and n, and a verdict from those
+intervals (docs/methods.md s.12): "holds" only when the interval of the claim's effect lies
+wholly above the claim's margin, "does not hold" when it lies wholly below it (inside the
+opposite side of the margin), "inconclusive" otherwise (the interval straddles the margin, or
+data are missing). Effects are paired: the dense model and its tickets in one (target, arm,
+n-shot) cell share each seed's few-shot draw, so every effect is computed seed by seed (means
+over targets within a seed, every target weighing the same) and its interval is the t
+interval over the seeds all cells share; with fewer than two such seeds it is an image
+bootstrap (test-image noise only, named so). Claim 3 takes the worst of many cells and is
+corrected for it by Holm (see claim_not_universal). Accuracy differences are in percentage
+points. The thresholds are module constants so the statements and the code cannot disagree.
+
+`null_holds_rate` tests the tests: on null ledgers (effects.null_ledger: dense and ticket
+results permuted within each paired cell) each claim should say "holds" in at most
+NULL_LIMIT of the draws.
 
 Which networks count as tickets (the ledger's `provenance`, reprolib.sparsity.network):
 `claims_table` judges the claims on TICKETS WITH A MEASURED UPSTREAM ACCURACY only: the
@@ -21,13 +32,18 @@ unless their upstream accuracy was measured. A ledger saved before provenance ex
 is read as before: every ticket was made here.
 """
 
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from reprolib.effects import CellValues, Cells, cell_difference, cell_values, effect_interval, null_ledger
 from reprolib.errors import check_type
+from reprolib.stats import Interval, holm, simultaneous_confidence, t_interval
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 NOT_MEASURED = "upstream not measured"
@@ -37,9 +53,17 @@ ONESHOT = "oneshot"
 DROP_MARGIN = 2.0          # claim 1: VP's drop must exceed LP's by more than this (points)
 FEW_SHOT_MAX = 10          # claim 1: n_shot <= this counts as few-shot
 ECE_SHARE = 0.75           # claim 2: share of (target, n-shot) cells where dense ECE < tickets' ECE
+ECE_MARGIN = 0.0           # claim 2: the tickets' mean ECE must exceed the dense model's by more than this
 UPSTREAM_SIMILAR = 2.0     # claim 3: a ticket within this of dense upstream accuracy (points)
 REPROGRAM_GAP = 5.0        # claim 3: "much worse" = this many points below dense
 COLUMNS = ["claim", "statement", "numbers", "verdict"]
+TEST_WORDS = ("Test: each effect is computed seed by seed and its 95% interval is Student's t over the seeds "
+              "(a bootstrap of the test images where a cell has one seed). Holds when")
+NULL_DRAWS = 200           # null ledgers per claim in null_holds_rate
+NULL_LIMIT = 0.05          # the most often a claim may say "holds" on null ledgers
+NULL_COLUMNS = ["id", "target", "arm", "network", "provenance", "ticket_kind", "level", "density", "n_shot", "seed",
+                "upstream_accuracy", "accuracy", "ece", "reliability"]
+NULL_RATE_COLUMN = "holds on null ledgers"   # the column notebook 09 adds beside each verdict
 
 
 @dataclass(frozen=True)
@@ -59,22 +83,20 @@ ONESHOT_NETWORKS = SparseNames("one-shot pruned network", "one-shot pruned netwo
 NAMES_BY_PROVENANCE = {"here": IMP_TICKETS, "imported": IMPORTED_TICKETS}   # claims_table's TICKET_PROVENANCES
 
 
+def judge(*tests: tuple[Interval, float]) -> str:
+    """The verdict of a claim that needs every (effect interval, margin) pair: "holds" when each
+    interval lies wholly above its margin, "does not hold" when any lies wholly below its margin,
+    "inconclusive" otherwise (an interval straddles its margin, or there is none)."""
+    if tests and all(interval.clears(margin) for interval, margin in tests):
+        return HOLDS
+    if any(interval.below(margin) for interval, margin in tests):
+        return FAILS
+    return UNSURE
+
+
 def _vp_arm(ledger: pd.DataFrame) -> str | None:
     arms = [a for a in ledger["arm"].unique() if str(a).startswith("vp/")]
     return "vp/ilm" if "vp/ilm" in arms else (sorted(arms)[0] if arms else None)
-
-
-def _mean_over_targets(rows: pd.DataFrame, metric: str) -> float:
-    """Mean over targets of the per-target mean over seeds (NaN when there are no rows)."""
-    return float(rows.groupby("target")[metric].mean().mean()) if len(rows) else float("nan")
-
-
-def _drop(ledger: pd.DataFrame, arm: str, sparse_level: int, shots: pd.Series) -> float:
-    """Accuracy drop in points, dense -> IMP `sparse_level`, for runs whose n_shot passes `shots`."""
-    rows = ledger[(ledger["arm"] == arm) & (ledger["ticket_kind"] == "imp") & shots]
-    dense = _mean_over_targets(rows[rows["level"] == 0], "accuracy")
-    sparse = _mean_over_targets(rows[rows["level"] == sparse_level], "accuracy")
-    return 100.0 * (dense - sparse)
 
 
 def _sparsest_level(ledger: pd.DataFrame) -> int:
@@ -87,88 +109,157 @@ def _sparsest_level(ledger: pd.DataFrame) -> int:
     return int(imp.groupby("level")["density"].mean().idxmin())
 
 
+def _drop(table: CellValues, arm: str, sparse: int, regime: str) -> np.ndarray:
+    """Accuracy drop in points dense -> level `sparse`, per sample, mean over the targets that
+    have both cells (NaN when none has)."""
+    targets = sorted({key[0] for key in table})
+    drops = [table[(t, arm, 0, regime)] - table[(t, arm, sparse, regime)] for t in targets
+             if (t, arm, 0, regime) in table and (t, arm, sparse, regime) in table]
+    return 100.0 * np.mean(drops, axis=0) if drops else np.array([np.nan])
+
+
+def _regimes(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows labelled "full" (full data) or "few" (0 < n_shot <= FEW_SHOT_MAX); others dropped."""
+    few = (rows["n_shot"] > 0) & (rows["n_shot"] <= FEW_SHOT_MAX)
+    regime = np.where(rows["n_shot"] == -1, "full", np.where(few, "few", ""))
+    return rows.assign(regime=regime)[regime != ""]
+
+
 def claim_lp_robust(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> dict[str, str]:
-    """Claim 1: LP is robust to sparsity while VP drops, most in the few-shot regime."""
-    vp = _vp_arm(ledger)
-    sparse = _sparsest_level(ledger)
-    statement = (f"mean accuracy drop dense -> {names.level} {sparse} (full data) of {vp or 'VP'} exceeds LP's by "
-                 f"> {DROP_MARGIN:g} points, and {vp or 'VP'}'s drop is larger at n_shot <= {FEW_SHOT_MAX} "
-                 "than at full data")
+    """Claim 1: LP is robust to sparsity while VP drops, most in the few-shot regime.
+
+    Two paired effects, each a mean over targets computed per seed: VP's drop (dense ->
+    sparsest level, full data) minus LP's, and VP's few-shot drop minus its full-data drop."""
+    vp, sparse = _vp_arm(ledger), _sparsest_level(ledger)
+    statement = (f"the accuracy drop dense -> {names.level} {sparse} (full data, mean over targets, paired by seed) of "
+                 f"{vp or 'VP'} exceeds LP's by > {DROP_MARGIN:g} points, and {vp or 'VP'}'s drop is larger at "
+                 f"n_shot <= {FEW_SHOT_MAX} than at full data. {TEST_WORDS} both 95% intervals lie above their "
+                 f"margins ({DROP_MARGIN:g} and 0 points); does not hold when either lies below its margin")
     row = {"claim": "1. LP is robust to sparsity while VP drops, most in few-shot", "statement": statement}
     if vp is None or "lp" not in set(ledger["arm"]) or sparse == 0:
         return row | {"numbers": f"needs LP and VP runs at level 0 and a sparser {names.level}", "verdict": UNSURE}
-    full = ledger["n_shot"] == -1
-    few = (ledger["n_shot"] > 0) & (ledger["n_shot"] <= FEW_SHOT_MAX)
-    lp_full, vp_full = _drop(ledger, "lp", sparse, full), _drop(ledger, vp, sparse, full)
-    vp_few, lp_few = _drop(ledger, vp, sparse, few), _drop(ledger, "lp", sparse, few)
-    numbers = (f"full data: LP drop {lp_full:.1f}, {vp} drop {vp_full:.1f} (gap {vp_full - lp_full:.1f}); "
-               f"n_shot<={FEW_SHOT_MAX}: LP drop {lp_few:.1f}, {vp} drop {vp_few:.1f}")
-    if pd.isna(lp_full) or pd.isna(vp_full):
-        return row | {"numbers": numbers, "verdict": UNSURE}
-    gap = vp_full - lp_full
-    more_in_few_shot = not pd.isna(vp_few) and vp_few > vp_full
-    verdict = HOLDS if gap > DROP_MARGIN and more_in_few_shot else FAILS if gap <= 0 else UNSURE
-    return row | {"numbers": numbers, "verdict": verdict}
+    rows = ledger[(ledger["ticket_kind"] == "imp") & ledger["arm"].isin(["lp", vp]) & ledger["level"].isin([0, sparse])]
+    cells = Cells(_regimes(rows), ["target", "arm", "level", "regime"], "accuracy")
+
+    def interval(effect) -> Interval:
+        return effect_interval(cells, effect)
+
+    gap = interval(lambda t: _drop(t, vp, sparse, "full") - _drop(t, "lp", sparse, "full"))
+    excess = interval(lambda t: _drop(t, vp, sparse, "few") - _drop(t, vp, sparse, "full"))
+    drops = {f"{arm} {regime}": interval(lambda t, a=arm, r=regime: _drop(t, a, sparse, r))
+             for arm, regime in (("lp", "full"), (vp, "full"), ("lp", "few"), (vp, "few"))}
+    numbers = (f"{vp} drop minus LP's (full data): {gap.text()}; {vp} drop at n_shot<={FEW_SHOT_MAX} minus at full "
+               f"data: {excess.text()}; drops: " + ", ".join(f"{k} {v.text()}" for k, v in drops.items()))
+    return row | {"numbers": numbers, "verdict": judge((gap, DROP_MARGIN), (excess, 0.0))}
 
 
-def _dense_vs_tickets_ece(ledger: pd.DataFrame, arm: str) -> tuple[float, float, int]:
-    """(share of cells with dense ECE < mean ticket ECE, mean gap tickets - dense, cells)."""
-    rows = ledger[(ledger["arm"] == arm) & (ledger["ticket_kind"] == "imp")]
-    cells = rows.assign(dense=rows["level"] == 0).groupby(["target", "n_shot", "dense"])["ece"].mean().unstack()
-    if True not in cells or False not in cells:
-        return float("nan"), float("nan"), 0
-    cells = cells.dropna()
-    gap = cells[False] - cells[True]
-    return float((gap > 0).mean()), float(gap.mean()), len(cells)
+def _ece_gaps(table: CellValues) -> dict[tuple, np.ndarray]:
+    """(target, n-shot) -> per sample, mean ECE of the tickets minus the dense model's, for the
+    cells that have both."""
+    gaps = {}
+    for target, n_shot in sorted({(t, n) for t, n, _ in table}):
+        tickets = [v for (t, n, level), v in table.items() if (t, n) == (target, n_shot) and level > 0]
+        if tickets and (target, n_shot, 0) in table:
+            gaps[(target, n_shot)] = np.mean(tickets, axis=0) - table[(target, n_shot, 0)]
+    return gaps
+
+
+def _mean_ece_gap(table: CellValues) -> np.ndarray:
+    gaps = list(_ece_gaps(table).values())
+    return np.mean(gaps, axis=0) if gaps else np.array([np.nan])
+
+
+def _dense_vs_tickets_ece(ledger: pd.DataFrame, arm: str) -> tuple[Interval, float, int]:
+    """(interval of the mean over cells of the ECE gap tickets - dense, share of cells where the
+    dense seed-mean ECE is lower, number of cells)."""
+    rows = ledger[(ledger["arm"] == arm) & (ledger["ticket_kind"] == "imp") & ledger["ece"].notna()]
+    cells = Cells(rows, ["target", "n_shot", "level"], "ece")
+    level = cells.seeds.index.get_level_values("level")
+    if not ((level == 0).any() and (level > 0).any()):
+        return t_interval([]), float("nan"), 0
+    per_cell = np.array([g[0] for g in _ece_gaps(cell_values(cells.seeds.mean(axis=1).to_frame())).values()])
+    per_cell = per_cell[~np.isnan(per_cell)]
+    interval = effect_interval(cells, _mean_ece_gap)
+    return interval, float((per_cell > 0).mean()) if len(per_cell) else float("nan"), len(per_cell)
 
 
 def claim_dense_calibrated(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> dict[str, str]:
     """Claim 2: dense models are better calibrated (lower ECE) than their tickets, under LP and VP."""
     vp = _vp_arm(ledger)
-    statement = (f"for both LP and {vp or 'VP'}, the dense model's ECE is below the mean ECE of its {names.plural} "
-                 f"in >= {ECE_SHARE:.0%} of (target, n-shot) cells and on average")
+    statement = (f"for both LP and {vp or 'VP'}, the mean ECE of the {names.plural} exceeds the dense model's "
+                 f"(mean over (target, n-shot) cells, paired by seed), and the dense ECE is lower in >= "
+                 f"{ECE_SHARE:.0%} of the cells. {TEST_WORDS} both arms' 95% intervals of the gap lie above "
+                 f"{ECE_MARGIN:g} and the share is met; does not hold when either arm's interval lies below {ECE_MARGIN:g}")
     row = {"claim": "2. Dense models are better calibrated than lottery tickets (LP and VP)", "statement": statement}
     results = {arm: _dense_vs_tickets_ece(ledger, arm) for arm in ("lp", vp) if arm is not None}
     if len(results) < 2 or any(n == 0 for _, _, n in results.values()):
         return row | {"numbers": "needs LP and VP runs on dense and ticket networks", "verdict": UNSURE}
-    numbers = "; ".join(f"{arm}: dense lower in {share:.0%} of {n} cells, mean ECE gap (tickets - dense) {gap:+.3f}"
-                        for arm, (share, gap, n) in results.items())
-    if all(share >= ECE_SHARE and gap > 0 for share, gap, _ in results.values()):
-        verdict = HOLDS
-    elif any(share < 0.5 and gap < 0 for share, gap, _ in results.values()):
-        verdict = FAILS
-    else:
-        verdict = UNSURE
+    numbers = "; ".join(f"{arm}: ECE gap (tickets - dense) {gap.text(3, signed=True)}, dense lower in {share:.0%} "
+                        f"of {n} cells" for arm, (gap, share, n) in results.items())
+    verdict = judge(*[(gap, ECE_MARGIN) for gap, _, _ in results.values()])
+    if verdict == HOLDS and any(share < ECE_SHARE for _, share, _ in results.values()):
+        verdict = UNSURE   # every interval clears, but dense is not lower in enough cells
     return row | {"numbers": numbers, "verdict": verdict}
 
 
+def _upstream_by_level(runs: pd.DataFrame) -> pd.Series:
+    return runs.groupby("level")["upstream_accuracy"].first() * 100.0
+
+
+def _gap_cells(runs: pd.DataFrame, similar: list[int]) -> list[tuple[tuple, Interval, float]]:
+    """((target, arm, level), interval of dense - ticket accuracy in points, one-sided p of > gap)
+    for every prompt-method cell of the similar tickets, each interval at the simultaneous
+    confidence of all of them (Bonferroni, stats.simultaneous_confidence)."""
+    dense = {key: group for key, group in runs[runs["level"] == 0].groupby(["target", "arm"])}
+    tickets = runs[runs["level"].isin(similar)]
+    pairs = [((t, a, lv), dense[(t, a)], g) for (t, a, lv), g in tickets.groupby(["target", "arm", "level"])
+             if (t, a) in dense]
+    confidence = simultaneous_confidence(len(pairs))
+    return [(key, *cell_difference(d, g, "accuracy", REPROGRAM_GAP, confidence)) for key, d, g in pairs]
+
+
 def claim_not_universal(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> dict[str, str]:
-    """Claim 3: for some targets a ticket reprograms much worse than dense despite similar upstream accuracy."""
-    statement = (f"for at least one target, {names.article} {names.singular} within {UPSTREAM_SIMILAR:g} points "
-                 f"of the dense upstream accuracy reprograms (prompt methods, full data) more than "
-                 f"{REPROGRAM_GAP:g} points worse than dense; does not hold if every such gap is <= {UPSTREAM_SIMILAR:g} points")
+    """Claim 3: for some targets a ticket reprograms much worse than dense despite similar upstream accuracy.
+
+    Taking the worst of m noisy cells is corrected by Holm over the cells rather than a
+    max-statistic permutation test: with the 2-3 seeds a cell has here, a permutation of seeds
+    has 4-8 arrangements and cannot reach a 5% tail, and cells run with one seed (image
+    bootstrap) cannot be permuted over seeds at all; Holm needs only each cell's own test. For
+    "at least one cell" Holm decides at its first step, so the verdict reads the worst cells'
+    intervals at confidence 1 - 0.05/m (Bonferroni), which hold for all m cells together."""
+    statement = (f"for at least one target, {names.article} {names.singular} within {UPSTREAM_SIMILAR:g} points of the "
+                 f"dense upstream accuracy reprograms (prompt methods, full data) more than {REPROGRAM_GAP:g} points "
+                 f"worse than dense (paired by seed). Taking the worst of m (target, prompt method, ticket) cells is "
+                 f"corrected by Holm. {TEST_WORDS} some cell's interval at confidence 1 - 0.05/m (all m together at "
+                 f"95%) lies above {REPROGRAM_GAP:g} points; does not hold when every cell's lies below it")
     row = {"claim": "3. Lottery tickets are not universal reprogrammers", "statement": statement}
     imp = ledger[(ledger["ticket_kind"] == "imp") & (ledger["arm"] != "lp")]
     if "upstream_accuracy" not in imp or imp["upstream_accuracy"].isna().all():
         return row | {"numbers": "needs upstream accuracy per ticket (tickets' sparsity.json)", "verdict": UNSURE}
     runs = imp[imp["n_shot"] == -1] if (imp["n_shot"] == -1).any() else imp
-    upstream = runs.groupby("level")["upstream_accuracy"].first() * 100.0
+    upstream = _upstream_by_level(runs)
     if 0 not in upstream.index:
         return row | {"numbers": "needs dense (level 0) runs", "verdict": UNSURE}
     if pd.isna(upstream[0]):
         return row | {"numbers": "the dense network's upstream accuracy is not measured", "verdict": NOT_MEASURED}
     similar = [lv for lv, acc in upstream.items() if lv > 0 and abs(acc - upstream[0]) <= UPSTREAM_SIMILAR]
-    if not similar:
+    cells = _gap_cells(runs, similar)
+    if not cells:
         return row | {"numbers": f"no {names.singular} within the upstream-accuracy margin of dense "
                                  f"(upstream: {', '.join(f'L{lv} {a:.1f}' for lv, a in upstream.items())})",
                       "verdict": UNSURE}
-    acc = runs.groupby(["target", "arm", "level"])["accuracy"].mean().unstack("level") * 100.0
-    gaps = acc[[0]].values - acc[similar]                     # dense - ticket, per target x arm x level
-    worst = gaps.max(axis=1).groupby("target").max()          # worst ticket gap per target
-    where = gaps.stack().groupby("target").idxmax()
-    numbers = "; ".join(f"{t}: worst gap {g:.1f} ({where[t][1]}, level {where[t][2]})" for t, g in worst.items())
-    numbers += f"; tickets compared: levels {similar} (upstream {', '.join(f'{upstream[lv]:.1f}' for lv in similar)} vs dense {upstream[0]:.1f})"
-    verdict = HOLDS if (worst > REPROGRAM_GAP).any() else FAILS if (worst <= UPSTREAM_SIMILAR).all() else UNSURE
+    worst = {}
+    for (target, arm, level), interval, _ in cells:
+        if target not in worst or interval.mean > worst[target][0].mean:
+            worst[target] = (interval, arm, level)
+    rejected = holm([p for _, _, p in cells])
+    numbers = "; ".join(f"{t}: worst gap {i.text()} ({a}, level {lv})" for t, (i, a, lv) in worst.items())
+    numbers += (f"; cells clearing {REPROGRAM_GAP:g} points under Holm: {int(rejected.sum())} of m={len(cells)}; "
+                f"tickets compared: levels {similar} (upstream {', '.join(f'{upstream[lv]:.1f}' for lv in similar)} "
+                f"vs dense {upstream[0]:.1f})")
+    intervals = [interval for _, interval, _ in cells]
+    verdict = (HOLDS if any(i.clears(REPROGRAM_GAP) for i in intervals)
+               else FAILS if all(i.below(REPROGRAM_GAP) for i in intervals) else UNSURE)
     return row | {"numbers": numbers, "verdict": verdict}
 
 
@@ -241,3 +332,26 @@ def oneshot_table(ledger: pd.DataFrame) -> pd.DataFrame:
         [claim_not_universal(view.iloc[0:0], names)], "one-shot networks' upstream accuracy is not measured")[0]
     label = " [one-shot pruned, not retrained: not tickets]"
     return pd.DataFrame([row | {"claim": row["claim"] + label} for row in [*rows, third]], columns=COLUMNS)
+
+
+def null_holds_rate(ledger: pd.DataFrame, draws: int = NULL_DRAWS, seed: int = 0,
+                    table: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """How often each claim of `table` (claims_table, or oneshot_table) says "holds" on `draws`
+    null ledgers (effects.null_ledger: dense and sparse results permuted within each paired
+    cell, so the network makes no difference): one row per claim with the count, the rate, and
+    whether it is within NULL_LIMIT. Seeded: the same ledger gives the same rates."""
+    check_type("ledger", ledger, pd.DataFrame)
+    check_type("draws", draws, int)
+    table = claims_table if table is None else table
+    rng = np.random.default_rng(seed)
+    ledger = ledger[[c for c in NULL_COLUMNS if c in ledger]]   # what the claims read, as plain
+    ledger = ledger.astype({c: object for c in ledger.columns if ledger[c].dtype == "string"})   # objects: faster draws
+    observed = table(ledger)
+    names = observed["claim"].tolist()
+    holds = np.zeros(len(names), dtype=int)
+    # "upstream not measured" depends on the tickets, which a null ledger keeps: no draw can hold.
+    for _ in range(0 if (observed["verdict"] == NOT_MEASURED).all() else draws):
+        holds += (table(null_ledger(ledger, rng))["verdict"] == HOLDS).to_numpy()
+    rate = holds / max(draws, 1)
+    return pd.DataFrame({"claim": names, "holds_in_null": holds, "draws": draws, "rate": rate,
+                         "within_limit": rate <= NULL_LIMIT})

@@ -11,6 +11,7 @@ import pandas as pd
 
 from reprolib.errors import check_choice, check_type
 from reprolib.paths import PUBLISHED_DIR
+from reprolib.stats import t_interval
 
 TABLES = {"ilmvp": "ilmvp_cvpr23_main_table.csv", "smm": "smm_icml24_table1.csv"}
 # Our arm -> the published column holding the same method, per table.
@@ -19,7 +20,7 @@ ARM_COLUMNS = {
     "smm": {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium", "full/ilm": "full", "smm/ilm": "smm"},
 }
 COMPARISON_COLUMNS = ["table", "backbone", "dataset", "arm", "published", "published_std",
-                      "ours", "ours_std", "n_seeds", "difference"]
+                      "ours", "ours_std", "ours_low", "ours_high", "n_seeds", "difference"]
 
 
 def names() -> list[str]:
@@ -52,7 +53,8 @@ def published_long(name: str) -> pd.DataFrame:
 
 
 def compare(ledger: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Our dense full-data accuracy (mean, std over seeds, %) beside the published numbers.
+    """Our dense full-data accuracy (mean, std over seeds as the papers give theirs, and the 95%
+    t interval `ours_low`/`ours_high`, empty for one seed; %) beside the published numbers.
 
     Only rows both sides have appear; `difference` = ours - published (points). The paper
     tables use CoOp splits and 200 epochs, so check the ledger's `split` and `protocol`
@@ -67,6 +69,9 @@ def compare(ledger: pd.DataFrame, name: str) -> pd.DataFrame:
              .rename(columns={"target": "dataset", "mean": "ours", "std": "ours_std", "count": "n_seeds"}))
     stats["ours"] *= 100.0
     stats["ours_std"] = stats["ours_std"].fillna(0.0) * 100.0
+    intervals = [t_interval(100.0 * g.to_numpy(dtype=float))
+                 for _, g in ours.groupby(["backbone", "target", "arm"])["accuracy"]]
+    stats["ours_low"], stats["ours_high"] = [i.low for i in intervals], [i.high for i in intervals]
     merged = published.merge(stats, on=["backbone", "dataset", "arm"], how="inner")
     merged["difference"] = merged["ours"] - merged["published"]
     return merged[COMPARISON_COLUMNS].round(2).reset_index(drop=True)

@@ -8,7 +8,10 @@ sparsity.json, so tests can check the numbers the ledger, plots and claims repor
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from reprolib import paths
 
@@ -23,11 +26,15 @@ def true_accuracy(arm: str, level: int, n_shot: int, seed: int, kind: str = "imp
     return base - per_level * level - penalty + 0.002 * (seed - 1) - (0.1 if n_shot != -1 else 0.0)
 
 
-def make_record(target: str, arm: str, kind: str, level: int, n_shot: int, seed: int, ood: bool = False) -> dict:
+def make_record(target: str, arm: str, kind: str, level: int, n_shot: int, seed: int, ood: bool = False,
+                noise: float = 0.0) -> dict:
+    """One run's record; `noise` > 0 adds seeded Gaussian noise of that sd to its accuracy (and a
+    tenth of it to its ECE), as training noise would, fixed by the run's id."""
     method, _, lmap = arm.partition("/")
-    acc = true_accuracy(arm, level, n_shot, seed, kind)
-    ece = 0.05 + 0.01 * level + 0.001 * seed
     run_id = f"{target}-{arm.replace('/', '_')}-{kind}{level}-{n_shot}-{seed}"
+    jitter = np.random.default_rng(zlib.crc32(run_id.encode())).normal(0.0, 1.0, 2) * noise
+    acc = true_accuracy(arm, level, n_shot, seed, kind) + float(jitter[0])
+    ece = 0.05 + 0.01 * level + 0.001 * seed + 0.1 * float(jitter[1])
     counts = [0] * 13 + [40, 60]
     metrics = {"accuracy": acc, "ece": ece, "mce": 2 * ece, "nll": 1.0 + ece, "brier": 0.3 + ece,
                "legacy_rlt_ece": ece * (40.0 if method == "lp" else 0.5),
@@ -50,7 +57,7 @@ def make_record(target: str, arm: str, kind: str, level: int, n_shot: int, seed:
 
 def write_synthetic_study(artifacts: Path, targets=("digits", "glyphs"), arms=ARMS, levels=(0, 2, 4),
                           n_shots=(5, -1), seeds=(1, 2), ood: bool = False,
-                          upstream_drop_per_level: float = 0.002) -> int:
+                          upstream_drop_per_level: float = 0.002, noise: float = 0.0) -> int:
     """Records + tickets' sparsity.json under `artifacts`; returns the number of records."""
     runs = paths.runs_dir(artifacts)
     runs.mkdir(parents=True, exist_ok=True)
@@ -67,7 +74,7 @@ def write_synthetic_study(artifacts: Path, targets=("digits", "glyphs"), arms=AR
             for kind, level in tickets:
                 for n_shot in n_shots:
                     for seed in seeds:
-                        record = make_record(target, arm, kind, level, n_shot, seed, ood)
+                        record = make_record(target, arm, kind, level, n_shot, seed, ood, noise)
                         (runs / f"{record['id']}.json").write_text(json.dumps(record))
                         count += 1
     return count

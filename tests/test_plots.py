@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from reprolib import plots
 from reprolib.errors import ReprolibError
@@ -33,6 +34,20 @@ def test_accuracy_vs_sparsity_plots_seed_means_in_percent(synthetic_study) -> No
     assert [ax.get_title() for ax in axes] == ["digits (full)", "glyphs (full)"]
     expected = [100 * np.mean([true_accuracy("vp/ilm", lv, -1, s) for s in (1, 2)]) for lv in (0, 2, 4)]
     assert _line_ys(axes[0], "vp/ilm") == pytest.approx(expected)
+
+
+def test_error_bars_are_95_percent_t_intervals_and_one_run_has_none(synthetic_study) -> None:
+    _, ledger = synthetic_study
+    fig = plots.accuracy_vs_sparsity(ledger)
+    (bars,) = [c for c in fig.axes[0].containers if c.get_label() == "vp/ilm"]
+    segments = bars.lines[2][0].get_segments()                    # one vertical segment per density
+    values = [100 * true_accuracy("vp/ilm", 0, -1, s) for s in (1, 2)]
+    low, high = scipy_stats.t.interval(0.95, 1, loc=np.mean(values), scale=scipy_stats.sem(values))
+    assert (segments[0][0][1], segments[0][1][1]) == (pytest.approx(low), pytest.approx(high))   # dense, first
+    assert "95% t interval" in fig.legends[0].get_title().get_text()
+    one = plots.accuracy_vs_sparsity(ledger[ledger["seed"] == 1])
+    (bars,) = [c for c in one.axes[0].containers if c.get_label() == "vp/ilm"]
+    assert all(seg[0][1] == pytest.approx(seg[1][1]) for seg in bars.lines[2][0].get_segments())   # no bar
 
 
 def test_density_ticks_include_one_shot_networks_and_the_legend_hides_no_point(synthetic_study) -> None:
@@ -105,16 +120,24 @@ def test_reliability_gap_bars_span_accuracy_to_confidence() -> None:
 
 def test_tables_and_markdown(synthetic_study, tmp_path: Path) -> None:
     _, ledger = synthetic_study
-    pivot = plots.mean_std_pivot(ledger)
+    pivot = plots.interval_pivot(ledger)
     row = pivot[(pivot["target"] == "digits") & (pivot["arm"] == "lp")].iloc[0]
-    mean = 100 * np.mean([true_accuracy("lp", 0, -1, s) for s in (1, 2)])
-    assert row["dense"].startswith(f"{mean:.1f} ± ")
+    values = [100 * true_accuracy("lp", 0, -1, s) for s in (1, 2)]
+    low, high = scipy_stats.t.interval(0.95, 1, loc=np.mean(values), scale=scipy_stats.sem(values))
+    assert row["dense"] == f"{np.mean(values):.1f} [{low:.1f}, {high:.1f}] n=2"     # mean [95% t interval] n=seeds
     assert list(pivot.columns[:4]) == ["target", "arm", "shots", "dense"]
+    assert "95% t interval" in pivot.attrs["footnote"]
     summary = plots.summary_table(ledger)
     assert set(summary["n_seeds"]) == {2}
+    first = summary[(summary["target"] == "digits") & (summary["arm"] == "lp") & (summary["level"] == 0)
+                    & (summary["ticket_kind"] == "imp") & (summary["n_shot"] == -1)].iloc[0]
+    assert (first["accuracy_low"], first["accuracy_high"]) == (pytest.approx(low), pytest.approx(high))
+    one_seed = plots.interval_pivot(ledger[ledger["seed"] == 1])
+    assert one_seed["dense"].str.endswith("(one run)").all()
     plots.save_table(pivot, tmp_path, "accuracy")
     markdown = (tmp_path / "accuracy.md").read_text().splitlines()
-    assert markdown[0].startswith("| target | arm | shots | dense |") and len(markdown) == len(pivot) + 2
+    assert markdown[0].startswith("| target | arm | shots | dense |") and len(markdown) == len(pivot) + 4
+    assert markdown[-1] == pivot.attrs["footnote"]
     assert plots.few_shot_pivot(ledger).columns.tolist()[-2:] == ["5-shot", "full"]
 
 
@@ -164,6 +187,9 @@ def test_published_tables_keep_sources_and_compare(synthetic_study) -> None:
     row = table[(table["dataset"] == "svhn") & (table["arm"] == "smm/ilm")].iloc[0]
     assert row["ours"] == pytest.approx(100 * np.mean([true_accuracy("smm/ilm", 0, -1, s) for s in (1, 2)]), abs=0.01)
     assert row["difference"] == pytest.approx(row["ours"] - 84.4, abs=0.01)
+    seeds = [100 * true_accuracy("smm/ilm", 0, -1, s) for s in (1, 2)]
+    low, high = scipy_stats.t.interval(0.95, 1, loc=np.mean(seeds), scale=scipy_stats.sem(seeds))
+    assert (row["ours_low"], row["ours_high"]) == (pytest.approx(low, abs=0.01), pytest.approx(high, abs=0.01))
     with pytest.raises(ReprolibError, match="valid choices: ilmvp, smm"):
         load_published("rlt")
 
@@ -194,11 +220,11 @@ def test_capped_few_shot_cells_are_marked_in_the_table_and_the_figure(synthetic_
     assert not glyphs["5-shot"].str.contains("†").any()
     assert "capped" in pivot.attrs["footnote"]
     plots.save_table(pivot, tmp_path, "few_shot")
-    assert (tmp_path / "few_shot.md").read_text().rstrip().splitlines()[-1] == pivot.attrs["footnote"]
+    assert (tmp_path / "few_shot.md").read_text().rstrip().splitlines()[-1] == plots.tables.CAPPED_FOOTNOTE
     fig = plots.few_shot(ledger, arms=["lp"])
     hatched = {ax.get_title(): [p.get_hatch() for p in ax.patches] for ax in fig.axes if ax.get_title()}
     assert hatched["digits · lp"] == ["//"] and hatched["glyphs · lp"] == []
     assert "keep all of them" in fig._supxlabel.get_text()
     # A ledger without the columns (older records) draws no marks and no footnote.
     plain = plots.few_shot_pivot(ledger.drop(columns=["capped", "shots_min"]))
-    assert "footnote" not in plain.attrs and not plain["5-shot"].str.contains("†").any()
+    assert "capped" not in plain.attrs["footnote"] and not plain["5-shot"].str.contains("†").any()

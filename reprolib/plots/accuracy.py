@@ -1,7 +1,8 @@
 """Accuracy figures: upstream tickets, accuracy vs sparsity, few-shot, SMM vs prompts, OOD.
 
 Every function takes the ledger (or the tickets table) and returns a Figure; accuracies are
-stored as fractions and drawn in percent. Error bars are the standard deviation over seeds.
+stored as fractions and drawn in percent. Error bars are 95% t intervals over seeds
+(reprolib.stats; a point with one run has no bar), as each figure's legend says.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reprolib.plots.common import (ARM_ORDER, KIND_MARKERS, arm_color, density_lines, density_ticks, empty_figure,
-                                   imp_rows, ordered, require, shot_label, summarize)
+from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, KIND_MARKERS, arm_color, density_lines, density_ticks,
+                                   empty_figure, imp_rows, interval_yerr, ordered, require, shot_label, summarize)
 
 SMM_PROMPTS = {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium", "full/ilm": "full", "smm/ilm": "smm"}
 
@@ -40,7 +41,7 @@ def upstream_per_level(tickets: pd.DataFrame) -> Figure:
 
 
 def _baseline_points(ax, rows: pd.DataFrame, arm: str, metric: str, scale: float) -> None:
-    """Magnitude / random baselines as lone markers at their density (mean ± std over seeds)."""
+    """Magnitude / random baselines as lone markers at their density (mean and 95% interval over seeds)."""
     for kind, marker in KIND_MARKERS.items():
         if kind == "imp":
             continue
@@ -48,7 +49,7 @@ def _baseline_points(ax, rows: pd.DataFrame, arm: str, metric: str, scale: float
         if base.empty:
             continue
         s = summarize(base, ["density"], metric)
-        ax.errorbar(100 * s["density"], scale * s["mean"], yerr=scale * s["std"], marker=marker,
+        ax.errorbar(100 * s["density"], scale * s["mean"], yerr=interval_yerr(s, scale), marker=marker,
                     color=arm_color(arm), linestyle="none", mfc="white", capsize=2)
 
 
@@ -77,12 +78,12 @@ def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: i
     axes[0].set_ylabel(ylabel or ("accuracy (%)" if metric == "accuracy" else metric))
     # Outside the panels, so it never hides a point.
     fig.legend(*axes[-1].get_legend_handles_labels(), loc="outside right upper", fontsize=8,
-               title="arm (o IMP, □ magnitude, x random)", title_fontsize=7)
+               title=f"arm (o IMP, □ magnitude, x random)\n{INTERVAL_NOTE}", title_fontsize=7)
     return fig
 
 
 def accuracy_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None) -> Figure:
-    """Target accuracy vs density per target: LP vs VP vs SMM, mean ± std over seeds."""
+    """Target accuracy vs density per target: LP vs VP vs SMM, mean and 95% interval over seeds."""
     return metric_vs_sparsity(ledger, "accuracy", n_shot=n_shot, arms=arms)
 
 
@@ -107,7 +108,7 @@ def few_shot(ledger: pd.DataFrame, arms: list[str] | None = None) -> Figure:
             for level in levels:
                 s = summarize(here[here["level"] == level], ["n_shot"], "accuracy")
                 s = s.set_index("n_shot").reindex(shots)
-                ax.errorbar(range(len(shots)), 100 * s["mean"], yerr=100 * s["std"], marker="o",
+                ax.errorbar(range(len(shots)), 100 * s["mean"], yerr=interval_yerr(s, 100), marker="o",
                             color=colors[level], label=f"level {level}", capsize=2)
             ax.set_xticks(range(len(shots)), [shot_label(n).replace("-shot", "") for n in shots])
             for k in capped_positions(here, shots):
@@ -117,7 +118,7 @@ def few_shot(ledger: pd.DataFrame, arms: list[str] | None = None) -> Figure:
             if i == len(targets) - 1:
                 ax.set_xlabel("shots per class")
         axes[i, 0].set_ylabel("accuracy (%)")
-    axes[0, -1].legend(fontsize=7)
+    axes[0, -1].legend(fontsize=7, title=INTERVAL_NOTE.replace(" (", "\n("), title_fontsize=6)
     if capped_positions(rows, shots):
         fig.supxlabel(CAPPED_NOTE, fontsize=7)
     return fig
@@ -159,12 +160,12 @@ def smm_vs_prompts(ledger: pd.DataFrame, n_shot: int = -1) -> Figure:
         for k, (level, label) in enumerate([(0, "dense"), (sparse_level, f"IMP level {sparse_level}")]):
             s = summarize(here[here["level"] == level], ["arm"], "accuracy").set_index("arm").reindex(arms)
             ax.bar(np.arange(len(arms)) + (k - 0.5) * 0.38, 100 * s["mean"], width=0.38,
-                   yerr=100 * s["std"], capsize=2, label=label, alpha=0.85 if k == 0 else 0.55)
+                   yerr=interval_yerr(s, 100), capsize=2, label=label, alpha=0.85 if k == 0 else 0.55)
         ax.set_xticks(range(len(arms)), [SMM_PROMPTS[a] for a in arms])
         ax.set(title=f"{target} ({shot_label(n_shot)})")
         ax.grid(alpha=0.3, axis="y")
     axes[0].set_ylabel("accuracy (%)")
-    axes[-1].legend(fontsize=8)
+    axes[-1].legend(fontsize=8, title=INTERVAL_NOTE.replace(" (", "\n("), title_fontsize=7)
     return fig
 
 

@@ -13,15 +13,16 @@ from matplotlib.figure import Figure
 
 from reprolib.errors import ReprolibError
 from reprolib.ledger import reliability
-from reprolib.plots.common import (ARM_ORDER, METRIC_LABELS, arm_color, density_lines, empty_figure, imp_rows,
-                                   ordered, require, shot_label)
+from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, METRIC_LABELS, arm_color, density_lines, empty_figure,
+                                   imp_rows, interval_yerr, ordered, require, shot_label, summarize)
 
 CALIBRATION_METRICS = ["ece", "mce", "nll", "brier"]
 
 
 def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None,
                             metrics: list[str] = CALIBRATION_METRICS) -> Figure:
-    """Each calibration metric vs density (IMP levels), rows = targets, one line per arm."""
+    """Each calibration metric vs density (IMP levels), rows = targets, one line per arm: means
+    over seeds with their 95% t intervals as error bars."""
     require(ledger, ["target", "arm", "ticket_kind", "density", "n_shot", *metrics], "calibration_vs_sparsity")
     rows = imp_rows(ledger[ledger["n_shot"] == n_shot])
     if arms is not None:
@@ -39,7 +40,7 @@ def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[s
             ax.set_title(f"{target} · {METRIC_LABELS[metric]} ({shot_label(n_shot)})", fontsize=9)
             if i == len(targets) - 1:
                 ax.set_xlabel("density (%)")
-    axes[0, -1].legend(fontsize=7)
+    axes[0, -1].legend(fontsize=7, title=INTERVAL_NOTE.replace(" (", "\n("), title_fontsize=6)
     return fig
 
 
@@ -142,7 +143,7 @@ def reliability_pair(ledger: pd.DataFrame, target: str, arm: str, n_shot: int = 
         draw_reliability(ax, reliability(run), f"{name}\nacc {100 * run['accuracy']:.1f}%  ECE {run['ece']:.3f}",
                          counts_ax)
     add_reliability_legend(fig)
-    fig.suptitle(f"{target} · {arm} · {shot_label(n_shot)} · seed {int(run['seed'])}", fontsize=10)
+    fig.suptitle(f"{target} · {arm} · {shot_label(n_shot)} · seed {int(run['seed'])} (one run)", fontsize=10)
     return fig
 
 
@@ -170,12 +171,15 @@ def legacy_vs_real_ece(ledger: pd.DataFrame) -> Figure:
     ax_scatter.set(xscale="log", yscale="log", xlabel="proper ECE (Guo, probabilities)",
                    ylabel="legacy RLT \"ECE\" (raw logits, per batch)", title="Same runs, two numbers")
     ax_scatter.legend(fontsize=7)
-    means = rows.groupby("arm")[["ece", "legacy_rlt_ece"]].mean().reindex(arms)
     x = np.arange(len(arms))
-    ax_bar.bar(x - 0.2, means["ece"], width=0.4, label="proper ECE", color="#4c72b0")
-    ax_bar.bar(x + 0.2, means["legacy_rlt_ece"], width=0.4, label="legacy \"ECE\"", color="#dd8452")
+    for offset, metric, label, color in ((-0.2, "ece", "proper ECE", "#4c72b0"),
+                                         (0.2, "legacy_rlt_ece", "legacy \"ECE\"", "#dd8452")):
+        s = summarize(rows, ["arm"], metric).set_index("arm").reindex(arms)
+        below, above = interval_yerr(s)
+        below = np.minimum(below, 0.999 * s["mean"].to_numpy())   # a log axis has no room below 0
+        ax_bar.bar(x + offset, s["mean"], width=0.4, yerr=[below, above], capsize=2, label=label, color=color)
     ax_bar.set_xticks(x, arms)
-    ax_bar.set(yscale="log", title="Mean per arm (log scale)")
+    ax_bar.set(yscale="log", title="Mean per arm (log scale)\nbars: 95% t interval over the arm's runs")
     ax_bar.legend(fontsize=8)
     for ax in (ax_scatter, ax_bar):
         ax.grid(alpha=0.3)

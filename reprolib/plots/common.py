@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from reprolib.errors import ReprolibError
 from reprolib.records import atomic_write_bytes
+from reprolib.stats import t_interval
 
 # Display order of transfer arms and their colours (stable across figures).
 ARM_ORDER = ["lp", "vp/ilm", "vp/flm", "vp/rlm", "smm/ilm", "narrow/ilm", "medium/ilm", "full/ilm"]
@@ -45,12 +46,26 @@ def require(ledger: pd.DataFrame, columns: list[str], what: str) -> None:
         raise ReprolibError(f"{what} needs ledger columns {missing}; valid ledgers come from reprolib.ledger.build_ledger")
 
 
+INTERVAL_NOTE = "bars: 95% t interval over seeds (no bar: one run)"
+
+
 def summarize(ledger: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
-    """Mean, std (0 for a single seed) and count of `metric` over the rows of each group."""
-    grouped = ledger.groupby(by, dropna=False)[metric]
-    out = grouped.agg(["mean", "std", "count"]).reset_index()
-    out["std"] = out["std"].fillna(0.0)
-    return out
+    """Per group: mean of `metric` over its runs (seeds), the 95% t interval (`low`, `high`; NaN
+    for one run, reprolib.stats.t_interval) and `count`."""
+    rows = []
+    for key, values in ledger.groupby(by, dropna=False)[metric]:
+        interval = t_interval(values.to_numpy(dtype=float))
+        rows.append([*(key if isinstance(key, tuple) else (key,)), interval.mean, interval.low, interval.high,
+                     interval.n])
+    return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "count"])
+
+
+def interval_yerr(summary: pd.DataFrame, scale: float = 1.0) -> list:
+    """Matplotlib's asymmetric `yerr` for a `summarize` table: [below, above] the mean, no bar
+    (0) where there is no interval (one run)."""
+    below = (summary["mean"] - summary["low"]).fillna(0.0) * scale
+    above = (summary["high"] - summary["mean"]).fillna(0.0) * scale
+    return [below.to_numpy(), above.to_numpy()]
 
 
 def imp_rows(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -59,14 +74,15 @@ def imp_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def density_lines(ax, rows: pd.DataFrame, metric: str, scale: float = 1.0) -> None:
-    """One line per arm: mean +- std over seeds of `metric` against density, dense on the left.
+    """One line per arm: mean over seeds of `metric` against density with its 95% t interval as
+    error bars (INTERVAL_NOTE), dense on the left.
 
     The x axis is logarithmic (IMP densities are 0.8^level) with the densities themselves as
     plain tick labels.
     """
     for arm in ordered(rows["arm"].tolist(), ARM_ORDER):
         s = summarize(rows[rows["arm"] == arm], ["density"], metric).sort_values("density", ascending=False)
-        ax.errorbar(100 * s["density"], scale * s["mean"], yerr=scale * s["std"], marker="o",
+        ax.errorbar(100 * s["density"], scale * s["mean"], yerr=interval_yerr(s, scale), marker="o",
                     color=arm_color(arm), label=arm, capsize=2)
     ax.set_xscale("log")
     density_ticks(ax, rows["density"])

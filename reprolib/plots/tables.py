@@ -1,41 +1,54 @@
-"""Tables drawn from the ledger: tidy summaries (mean, std, seeds) and readable pivots."""
+"""Tables drawn from the ledger: tidy summaries and readable pivots, every number a mean over
+seeds with its 95% t interval and n (reprolib.stats.t_interval; a single run reads "one run")."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from reprolib.plots.common import ARM_ORDER, ordered, require, shot_label
+from reprolib.stats import t_interval
+
+CELL_NOTE = ("cells: mean over seeds [95% t interval] n=seeds (reprolib.stats.t_interval); "
+             "\"one run\": a single seed, no interval")
+
+
+def _interval_cells(rows: pd.DataFrame, keys: list[str], metric: str, digits: int) -> pd.DataFrame:
+    """`keys` + `cell`: 'mean [low, high] n=k' of `metric` (accuracy in percent) per group."""
+    scale = 100.0 if metric == "accuracy" else 1.0
+    cells = [[*key, t_interval(values.to_numpy(dtype=float) * scale).cell(digits)]
+             for key, values in rows.groupby(keys)[metric]]
+    return pd.DataFrame(cells, columns=[*keys, "cell"])
 
 GROUP = ["target", "arm", "ticket_kind", "level", "density", "n_shot"]
 
 
 def summary_table(ledger: pd.DataFrame, metrics: list[str] = ("accuracy", "ece"), by: list[str] = GROUP) -> pd.DataFrame:
-    """Mean and std over seeds of each metric per group (accuracy in percent), with the seed count."""
+    """Per group: the seed count and, for each metric, the mean over seeds and its 95% t interval
+    (`<metric>_mean`, `_low`, `_high`; accuracy in percent; low/high empty for one run)."""
     metrics = list(metrics)
     require(ledger, [*by, *metrics, "seed"], "summary_table")
     grouped = ledger.groupby(list(by), dropna=False)
     out = grouped["seed"].nunique().rename("n_seeds").to_frame()
     for metric in metrics:
         scale = 100.0 if metric == "accuracy" else 1.0
-        out[f"{metric}_mean"] = grouped[metric].mean() * scale
-        out[f"{metric}_std"] = grouped[metric].std().fillna(0.0) * scale
+        intervals = grouped[metric].apply(lambda v, k=scale: t_interval(v.to_numpy(dtype=float) * k))
+        for part in ("mean", "low", "high"):
+            out[f"{metric}_{part}"] = [getattr(i, part) for i in intervals]
     out = out.reset_index()
     if "arm" in out:
         rank = {a: i for i, a in enumerate(ordered(out["arm"].tolist(), ARM_ORDER))}
         out = out.sort_values(list(by), key=lambda s: s.map(rank) if s.name == "arm" else s, ignore_index=True)
+    out.attrs["footnote"] = "mean over seeds and its 95% t interval (low, high); n_seeds = n; one seed: no interval"
     return out
 
 
-def mean_std_pivot(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: int = -1, digits: int = 1) -> pd.DataFrame:
-    """Rows target x arm, one column per ticket (kind and level): 'mean ± std' over seeds."""
-    require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", metric], "mean_std_pivot")
+def interval_pivot(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: int = -1, digits: int = 1) -> pd.DataFrame:
+    """Rows target x arm, one column per ticket (kind and level): 'mean [95% interval] n=seeds'."""
+    require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", metric], "interval_pivot")
     rows = ledger[ledger["n_shot"] == n_shot]
     if rows.empty:
         return pd.DataFrame(columns=["target", "arm"])
-    scale = 100.0 if metric == "accuracy" else 1.0
-    stats = rows.groupby(["target", "arm", "ticket_kind", "level"])[metric].agg(["mean", "std"]).reset_index()
-    stats["cell"] = [f"{scale * m:.{digits}f} ± {0.0 if pd.isna(s) else scale * s:.{digits}f}"
-                     for m, s in zip(stats["mean"], stats["std"])]
+    stats = _interval_cells(rows, ["target", "arm", "ticket_kind", "level"], metric, digits)
     stats["ticket"] = [("dense" if (k == "imp" and lv == 0) else f"{k} L{lv}")
                        for k, lv in zip(stats["ticket_kind"], stats["level"])]
     order = (stats.assign(dense=stats["ticket"] != "dense", baseline=stats["ticket_kind"] != "imp")
@@ -45,6 +58,7 @@ def mean_std_pivot(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: int =
     rank = {a: i for i, a in enumerate(ordered(wide["arm"].tolist(), ARM_ORDER))}
     wide = wide.sort_values(["target", "arm"], key=lambda s: s.map(rank) if s.name == "arm" else s, ignore_index=True)
     wide.insert(2, "shots", shot_label(n_shot))
+    wide.attrs["footnote"] = CELL_NOTE
     return wide
 
 
@@ -55,20 +69,17 @@ CAPPED_FOOTNOTE = (f"{CAPPED_MARK} capped: some classes have fewer training imag
 
 
 def few_shot_pivot(ledger: pd.DataFrame, metric: str = "accuracy", digits: int = 1) -> pd.DataFrame:
-    """Rows target x arm x IMP level, one column per n-shot: 'mean ± std' over seeds.
+    """Rows target x arm x IMP level, one column per n-shot: 'mean [95% interval] n=seeds'.
 
-    A cell whose runs were capped (ledger `capped` > 0) reads 'mean ± std †k', k the smallest
-    effective shots per class; the table's `attrs["footnote"]` then explains the mark.
+    A cell whose runs were capped (ledger `capped` > 0) reads '... †k', k the smallest
+    effective shots per class; the table's `attrs["footnote"]` then also explains the mark.
     """
     require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", metric], "few_shot_pivot")
     rows = ledger[ledger["ticket_kind"] == "imp"]
     if rows.empty:
         return pd.DataFrame(columns=["target", "arm", "level"])
-    scale = 100.0 if metric == "accuracy" else 1.0
     keys = ["target", "arm", "level", "n_shot"]
-    stats = rows.groupby(keys)[metric].agg(["mean", "std"]).reset_index()
-    stats["cell"] = [f"{scale * m:.{digits}f} ± {0.0 if pd.isna(s) else scale * s:.{digits}f}"
-                     for m, s in zip(stats["mean"], stats["std"])]
+    stats = _interval_cells(rows, keys, metric, digits)
     capped_any = False
     if "capped" in rows and "shots_min" in rows:
         marks = (rows.assign(capped=pd.to_numeric(rows["capped"], errors="coerce").fillna(0))
@@ -86,6 +97,5 @@ def few_shot_pivot(ledger: pd.DataFrame, metric: str = "accuracy", digits: int =
     rank = {a: i for i, a in enumerate(ordered(wide["arm"].tolist(), ARM_ORDER))}
     wide = wide.sort_values(["target", "arm", "level"], key=lambda s: s.map(rank) if s.name == "arm" else s,
                             ignore_index=True)
-    if capped_any:
-        wide.attrs["footnote"] = CAPPED_FOOTNOTE
+    wide.attrs["footnote"] = CELL_NOTE + ("\n\n" + CAPPED_FOOTNOTE if capped_any else "")
     return wide
