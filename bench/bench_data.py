@@ -179,6 +179,12 @@ def _run_child(kind: str, name: str, args: argparse.Namespace) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def _emit(rows: list[str], row: str) -> None:
+    """Keep a row and show it at once (a long run shows its progress)."""
+    rows.append(row)
+    print(row, flush=True)
+
+
 def _rows(name: str, args: argparse.Namespace) -> list[str]:
     from reprolib.dryrun.formats import write_synthetic_dataset
 
@@ -188,18 +194,19 @@ def _rows(name: str, args: argparse.Namespace) -> list[str]:
     write_synthetic_dataset(name, args.root, n_train, n_test, num_classes=k, side_range=side_range)
     written = time.perf_counter() - start
     cache = _run_child("cache", name, args)
-    rows = [f"| {name} | cache: decode + resize once ({', '.join(f'{m} {s}' for m, s in cache['sides'].items())}) "
-            f"| {cache['train']:,} / {cache['test']:,} | {cache['seconds']:.0f} s (files written in {written:.0f} s) | | |"]
+    rows = []
+    _emit(rows, f"| {name} | cache: decode + resize once ({', '.join(f'{m} {s}' for m, s in cache['sides'].items())}) "
+            f"| {cache['train']:,} / {cache['test']:,} | {cache['seconds']:.0f} s (files written in {written:.0f} s) | | |")
     for method in ("lp", "vp", "smm"):
         r = _run_child(method, name, args)
         label = {"lp": "LP", "vp": "VP-ILM", "smm": f"SMM-ILM ({args.smm_batches} train + test minibatches)"}[method]
-        rows.append(f"| {name} | {label}, one epoch, stand-in network | {r['train']:,} / {r['test']:,} "
+        _emit(rows, f"| {name} | {label}, one epoch, stand-in network | {r['train']:,} / {r['test']:,} "
                     f"| {r['seconds']:.1f} s | {r['images_per_s']:,.0f} | {r['peak_anon_mb']:,.0f} MB |")
     p = _run_child("public", name, args)
     ratio = p["ours_per_core"] / p["public_per_core"]
-    rows.append(f"| {name} | public pipeline (PIL Resize 224 + ToTensor, 2 workers) per core | {p['images']:,} images "
+    _emit(rows, f"| {name} | public pipeline (PIL Resize 224 + ToTensor, 2 workers) per core | {p['images']:,} images "
                 f"| | {p['public_per_core']:,.0f} | {p['public_peak_anon_mb']:,.0f} MB (main process) |")
-    rows.append(f"| {name} | ours: gather + float + resize 224 per minibatch, 1 thread | {p['images']:,} images "
+    _emit(rows, f"| {name} | ours: gather + float + resize 224 per minibatch, 1 thread | {p['images']:,} images "
                 f"| | {p['ours_per_core']:,.0f} ({ratio:.1f}x public) | {p['ours_peak_anon_mb']:,.0f} MB |")
     return rows
 
