@@ -108,5 +108,5 @@ def describe_wall_clock(units: Sequence[Any], seconds: Callable[[Any, int], floa
     one = wall_clock(units, seconds, 1, 1)
     many = wall_clock(units, seconds, devices, runs_per_gpu)
     share = f"{one / many:.2f}x faster, {many / one:.3f} of one GPU's" if many else "-"
-    return (f"wall-clock (longest-first on the cost model): one GPU {one / 3600:,.1f} h; "
-            f"{devices} GPU(s) x {runs_per_gpu} run(s) each {many / 3600:,.1f} h ({share})")
+    return (f"wall-clock (longest-first on the cost model): one GPU {one / 3600:,.2f} h; "
+            f"{devices} GPU(s) x {runs_per_gpu} run(s) each {many / 3600:,.2f} h ({share})")

@@ -105,8 +105,9 @@ def bundle(units: Sequence[Any], seconds: Callable[[Any], float], options: Clust
     if order and need[order[0]] > limit:
         longest = order[0]
         raise ReprolibError(f"Slurm timeout_min {options.timeout_min} is shorter than the run "
-                            f"{describe(units[longest])} ({need[longest] / 60:.0f} min estimated x margin "
-                            f"{options.margin}); valid: timeout_min >= {int(need[longest] // 60) + 1}")
+                            f"{describe(units[longest])} ({need[longest] / options.margin / 60:.0f} min estimated, x margin "
+                            f"{options.margin} = {need[longest] / 60:.0f} min); valid: timeout_min >= "
+                            f"{int(need[longest] // 60) + 1}")
     jobs: list[list[int]] = []
     loads: list[float] = []
     for index in order:

@@ -73,3 +73,10 @@ def command(results: Path, *args: str) -> list[str]:
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import sweep_fakes; "
             f"sys.exit(sweep_fakes.cli_main({str(results)!r}, {list(args)!r}))")
     return [sys.executable, "-c", code]
+
+
+def fake_existing(cfg) -> dict | None:
+    """reprolib.transfer.run.existing_record for fake_run's records."""
+    hashed = {k: v for k, v in cfg.to_dict().items() if k not in ("results_path", "progress")}
+    path = Path(cfg.results_path) / f"{config_hash(hashed)}.json"
+    return read_record(path) if record_exists(path) else None
