@@ -169,15 +169,21 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
                                    unit_seconds)
         else:
             settled = {i: settle(unit, guarded(unit), progress) for i, unit in enumerate(units)}
+    summary = _summary(configs, units, settled, grouping)
+    if verbose and summary.failures:
+        print(summary.report(), flush=True)
+    return summary
+
+
+def _summary(configs: list[Any], units: list[Any], settled: dict[int, Any], grouping: bool) -> SweepSummary:
+    """The settled outcomes, back in the grid's order, as records and failures."""
     outcomes = [settled[i] for i in range(len(units))]
-    if grouping:   # back to the grid's order
+    if grouping:
         flat = {id(config): one for group, outcome in zip(units, outcomes) for config, one in zip(group, outcome)}
         outcomes = [flat[id(config)] for config in configs]
     summary = SweepSummary()
     for outcome in outcomes:
         (summary.failures if isinstance(outcome, Failure) else summary.records).append(outcome)
-    if verbose and summary.failures:
-        print(summary.report(), flush=True)
     return summary
 
 
