@@ -150,7 +150,7 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
     """
     check_choice("executor", executor, EXECUTORS)
     check_type("workers", workers, int)
-    group_runs = _group_size(configs, group_runs)
+    group_runs = _group_size(configs, group_runs, local=executor == "local")
     grouping = group_runs > 1 and runner is None
     units = group_configs(configs, group_runs) if grouping else configs
     guarded = Guarded(run_group if grouping else (runner or run_transfer))
@@ -187,11 +187,14 @@ def _summary(configs: list[Any], units: list[Any], settled: dict[int, Any], grou
     return summary
 
 
-def _group_size(configs: list[Any], group_runs: int | None) -> int:
-    """The prompt runs trained together: as asked, else MAX_RUNS on CUDA and 1 on the CPU."""
+def _group_size(configs: list[Any], group_runs: int | None, local: bool = True) -> int:
+    """The prompt runs trained together: as asked, else MAX_RUNS on CUDA and 1 on the CPU. Jobs
+    submitted elsewhere (`local` False) group when the profile says `device: cuda` (the login
+    node that submits them may have no GPU)."""
     if group_runs is None:
-        devices = {getattr(c, "device", None) or _profile_device(c) for c in configs[:1]}
-        return MAX_RUNS if devices and all(resolve_device(d) == "cuda" for d in devices) else 1
+        device = (getattr(configs[0], "device", None) or _profile_device(configs[0])) if configs else "cpu"
+        on_cuda = device == "cuda" if not local else resolve_device(device) == "cuda"
+        return MAX_RUNS if on_cuda else 1
     check_type("group_runs", group_runs, int)
     if group_runs < 1:
         raise ReprolibError(f"group_runs must be >= 1 (1 = one run at a time), got {group_runs}")

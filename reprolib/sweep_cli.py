@@ -19,6 +19,7 @@ submitted. The ledger is rebuilt after every sweep, an interrupted one too.
 from __future__ import annotations
 
 import argparse
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -114,12 +115,15 @@ def run(args: argparse.Namespace) -> int:
     timer = cost.RunTimer(profile, rate)
     if args.executor != "local":   # a run longer than a job's limit: refused before anything is submitted
         slurm.bundle(configs, timer.seconds, options, sweep._describe)
-    devices = devices_of(args, profile.device)
+    devices = devices_of(args, profile.device) if args.executor == "local" or args.dry_run else None
     if args.dry_run:
         dry_run(configs, profile, args, rate, timer, options, devices)
         return 0
-    submitit = sweep.SubmititOptions(cluster=args.cluster or ("slurm" if args.executor == "slurm" else None),
-                                     options=options)
+    cluster = args.cluster or ("slurm" if args.executor == "slurm" else None)
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise ReprolibError("--executor slurm: no Slurm here (sbatch not found); run on a Slurm login node, "
+                            "or add --cluster local to try the jobs on this machine")
+    submitit = sweep.SubmititOptions(cluster=cluster, options=options)
     workers = sweep.resolve_workers(profile.workers if args.workers is None else args.workers, profile.device)
     try:
         summary = sweep.run_sweep(configs, executor=args.executor, submitit=submitit, group_runs=args.group_runs,

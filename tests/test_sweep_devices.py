@@ -104,3 +104,16 @@ def test_cli_dry_run_shows_the_node_speed_up_and_refuses_bad_devices(capsys) -> 
     assert "needs a CUDA profile" in capsys.readouterr().err
     assert main(["sweep", "--profile", "smoke", "--dry-run", "--only", "colour=red"]) == 2
     assert "unknown --only key 'colour'; valid choices: target, method" in capsys.readouterr().err
+
+
+def test_prompt_runs_are_grouped_by_default_on_cuda_only(monkeypatch) -> None:
+    import reprolib.sweep as sweep
+    from reprolib.transfer.grouped import MAX_RUNS
+
+    configs = build_grid(load_profile("smoke"))
+    assert sweep._group_size(configs, None) == 1                    # CPU: one run at a time, records unchanged
+    assert sweep._group_size(configs, 4) == 4
+    monkeypatch.setattr(sweep, "resolve_device", lambda device: "cuda")
+    assert sweep._group_size(configs, None) == MAX_RUNS
+    with pytest.raises(ReprolibError, match="group_runs must be >= 1"):
+        sweep._group_size(configs, 0)
