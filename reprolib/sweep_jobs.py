@@ -92,7 +92,9 @@ def run_submitit(units: list[Any], guarded: Guarded, options: SubmititOptions, v
         submitted += zip(array, executor.map_array(slurm.JobOfRuns(guarded), [[units[i] for i in job]
                                                                                for job in array]))
     if verbose and submitted:
-        print(f"submitted {len(missing)} runs as {len(submitted)} jobs to submitit ({executor.cluster}); "
+        runs = sum(len(units[i]) if isinstance(units[i], list) else 1 for i in missing)
+        grouped = f" ({len(missing)} groups or single runs)" if runs != len(missing) else ""
+        print(f"submitted {runs} runs{grouped} as {len(submitted)} jobs to submitit ({executor.cluster}); "
               f"logs in {folder}", flush=True)
     for job_units, job in submitted:
         try:
