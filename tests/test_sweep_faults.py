@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep_fakes import PAUSE_ENV, command
+from sweep_fakes import PAUSE_ENV, command, fake_run
 
 def _expected() -> int:
     from reprolib.config import load_profile
@@ -61,19 +61,23 @@ def _check_whole(results: Path) -> None:
     assert not [p for p in results.iterdir() if p.name.endswith(".tmp")]
 
 
-def _rerun_completes(results: Path, expected: int) -> str:
-    rerun = subprocess.run(command(results, "--workers", "1"), capture_output=True, text=True, timeout=180,
-                           env={**os.environ, PAUSE_ENV: "0"})
-    assert rerun.returncode == 0, rerun.stderr
+def _rerun_completes(results: Path, expected: int, capsys) -> str:
+    """The next sweep, in this process (no interpreter to start): finishes the grid, each run written once."""
+    from reprolib.config import load_profile
+    from reprolib.sweep import build_grid, run_sweep
+
+    configs = [c.replace(results_path=str(results)) for c in build_grid(load_profile("smoke"))]
+    capsys.readouterr()
+    assert run_sweep(configs, runner=fake_run).ok
     assert len(_records(results)) == expected                                  # 0 runs lost
     log = (results.parent / "executions.log").read_text().split("\n")
     done = Counter(line.split()[1] for line in log if line.startswith("done"))
     assert max(done.values()) == 1 and len(done) == expected                   # none written twice
-    return rerun.stdout
+    return capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_main_process_leaves_no_worker_and_the_rerun_finishes(tmp_path: Path) -> None:
+def test_kill_9_of_the_main_process_leaves_no_worker_and_the_rerun_finishes(tmp_path: Path, capsys) -> None:
     results, expected = tmp_path / "runs", _expected()
     sweep = _start(results)
     _wait_for(lambda: len(_records(results)) >= 4)
@@ -84,7 +88,7 @@ def test_kill_9_of_the_main_process_leaves_no_worker_and_the_rerun_finishes(tmp_
     _wait_for(lambda: not any(_alive(pid) for pid in workers), seconds=5)    # 0 orphans within seconds
     _check_whole(results)
     assert (results / ".sweep.lock").exists()
-    out = _rerun_completes(results, expected)
+    out = _rerun_completes(results, expected, capsys)
     assert f"taking over the stale sweep lock of pid {sweep.pid}" in out
     assert not (results / ".sweep.lock").exists()
 
@@ -111,17 +115,17 @@ def _stop(sweep: subprocess.Popen, results: Path, signum: int) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_sweep_and_its_workers_within_seconds(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_sweep_and_its_workers_within_seconds(tmp_path: Path, capsys) -> None:
     results, expected = tmp_path / "runs", _expected()
     sweep = _start(results, 1.0)
     _wait_for(lambda: len(_records(results)) >= 2)
     _stop(sweep, results, signal.SIGINT)
     assert len(_records(results)) < expected
-    _rerun_completes(results, expected)
+    _rerun_completes(results, expected, capsys)
 
 
 @pytest.mark.slow
-def test_a_second_sweep_says_who_holds_the_folder_and_sigterm_stops_the_first(tmp_path: Path) -> None:
+def test_a_second_sweep_says_who_holds_the_folder_and_sigterm_stops_the_first(tmp_path: Path, capsys) -> None:
     import socket
 
     results, expected = tmp_path / "runs", _expected()
@@ -132,4 +136,4 @@ def test_a_second_sweep_says_who_holds_the_folder_and_sigterm_stops_the_first(tm
     assert second.stderr.strip() == second.stderr.strip().splitlines()[0]   # one line
     assert f"in use by the sweep of pid {first.pid} on host {socket.gethostname()!r}" in second.stderr
     _stop(first, results, signal.SIGTERM)   # SIGTERM stops a sweep as Ctrl-C does; the lock goes with it
-    _rerun_completes(results, expected)
+    _rerun_completes(results, expected, capsys)
