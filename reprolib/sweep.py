@@ -300,9 +300,10 @@ def resolve_workers(workers: int, device: str) -> int:
 
 
 def _slots(devices: list[str] | None, runs_per_gpu: int, workers: int) -> list[Slot]:
-    """A slot per GPU and run (one CPU thread each), else `workers` CPU slots sharing the cores."""
+    """A slot per GPU and run, else `workers` CPU slots; the slots share the CPU cores evenly."""
     if devices:
-        return [Slot(gpu, 1) for gpu in devices for _ in range(runs_per_gpu)]
+        threads = max(1, (os.cpu_count() or 1) // (len(devices) * runs_per_gpu))
+        return [Slot(gpu, threads) for gpu in devices for _ in range(runs_per_gpu)]
     threads = max(1, (os.cpu_count() or 1) // workers)
     return [Slot(None, threads) for _ in range(workers)]
 

@@ -98,6 +98,9 @@ def devices_of(args: argparse.Namespace, device: str) -> list[str] | None:
         return scheduling.parse_devices(args.devices, None if args.devices != scheduling.ALL
                                         else scheduling.visible_gpus()) if args.devices else None
     if args.devices is None and resolve_device(device) != "cuda":
+        if args.runs_per_gpu != 1:
+            raise ReprolibError(f"--runs-per-gpu {args.runs_per_gpu} needs GPUs; this profile's device is "
+                                f"{device!r} (CPU processes: --workers)")
         return None
     if resolve_device(device) != "cuda":
         raise ReprolibError(f"--devices {args.devices!r} needs a CUDA profile; this profile's device is {device!r}")

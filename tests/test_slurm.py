@@ -110,3 +110,16 @@ def test_submitit_local_executor_runs_bundled_jobs_and_resubmits_only_what_is_mi
     assert again.ok and [r["id"] for r in again.records] == [r["id"] for r in summary.records]
     log = (tmp_path / "executions.log").read_text()
     assert log.count(f"done {summary.records[0]['id']}") == 2 and log.count("done") == 7
+
+
+def test_a_job_killed_at_its_limit_loses_only_its_unfinished_runs(tmp_path: Path, monkeypatch) -> None:
+    import reprolib.sweep_jobs as sweep_jobs
+
+    monkeypatch.setattr(sweep_jobs, "existing_record", fake_existing)
+    configs = [c.replace(results_path=str(tmp_path)) for c in build_grid(load_profile("smoke"))][:3]
+    finished = fake_run(configs[0])                                   # the job wrote this one, then hit its limit
+    died = sweep_jobs.Raised("UncompletedJobError: job 12_3 timed out", "")
+    assert sweep_jobs._recorded_or(configs[0], died, True) == finished
+    assert sweep_jobs._recorded_or(configs[1], died, True) is died
+    assert sweep_jobs._recorded_or(configs[:2], died, True) == [finished, died]   # a group, run by run
+    assert sweep_jobs._recorded_or(configs[0], died, False) is died   # a runner whose records we cannot read
