@@ -18,6 +18,20 @@ DATA_STAMP := artifacts/.data-done
 PROFILE_FILE := reprolib/profiles/$(PROFILE).yaml
 OUT := figures/$(PROFILE)
 EXECUTED := notebooks/executed/$(PROFILE)
+# `make sweep PROFILE=P [EXECUTOR=local|slurm] [SWEEP_FLAGS="--devices 0,1 --only target=cifar10"]`:
+# the profile's grid outside the notebooks (every visible GPU, or Slurm); reruns resume.
+EXECUTOR ?= local
+SWEEP_FLAGS ?=
+# The torch wheel's CUDA build: empty = the lock's default wheel (torch's default CUDA build, which
+# needs a recent NVIDIA driver); e.g. TORCH_CUDA=cu126 for an older driver (any variant PyTorch
+# publishes for the locked torch version at download.pytorch.org/whl/<variant>; cpu for none).
+# `make setup TORCH_CUDA=cu126` swaps torch and torchvision for that build and remembers it.
+TORCH_CUDA ?=
+TORCH_VARIANT_FILE := $(VENV)/.torch-variant
+# torch==X+<variant> torchvision==Y+<variant>: the local version tag makes pip swap the build; their
+# own dependencies (the NVIDIA libraries) come from the same index, the rest stays as locked.
+torch_pins = $(foreach p,$(shell grep -E '^(torch|torchvision)==' requirements.lock),$(p)+$(1))
+TORCH_INDEX = --index-url https://download.pytorch.org/whl/$(1) --extra-index-url https://pypi.org/simple
 # Extra flags for `reprolib notebooks`, e.g. NB_FLAGS=--force (re-execute all) or NB_FLAGS="--only 05_calibration".
 NB_FLAGS ?=
 # Notebooks in the order the study runs them; each one's executed copy is a make target.
@@ -36,7 +50,7 @@ LAB_FLAGS := --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/index
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data clean-results
+.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data clean-results
 help:
 	@echo "make figures    regenerate every table and figure of the embedded and imagenet-lite studies"
 	@echo "                (PROFILE=x: only x, one of embedded | imagenet-lite | smoke | smoke-lite | paper | paper-dryrun)"
@@ -45,15 +59,26 @@ help:
 	@echo "make test-browser  JupyterLab in headless chromium: the explorer's sliders redraw, notebooks open (smoke profile)"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make bench-data the paper data path at real split sizes (synthetic data) -> bench/results.md"
-	@echo "make setup      .venv with pinned dependencies (a no-op when up to date)"
+	@echo "make setup      .venv with pinned dependencies (a no-op when up to date; TORCH_CUDA=cu126 etc.: that torch build)"
+	@echo "make sweep      PROFILE=P [EXECUTOR=local|slurm]: the profile's grid on every visible GPU or on Slurm (resumes)"
 	@echo "make data       offline data (Fashion-MNIST from Debian, digits, glyphs)"
 
-setup: $(SETUP_STAMP)
+setup: $(SETUP_STAMP) $(if $(TORCH_CUDA),torch-variant)
 $(SETUP_STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PIP) -r requirements.lock 2>&1 | $(QUIET_PIP)
 	$(PIP) --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
+	@# a torch build chosen earlier with TORCH_CUDA survives a refresh of the lock
+	@if [ -s $(TORCH_VARIANT_FILE) ]; then v=$$(cat $(TORCH_VARIANT_FILE)); \
+	  $(PIP) $(call TORCH_INDEX,$$v) $(call torch_pins,$$v) 2>&1 | $(QUIET_PIP); fi
 	@touch $@
+
+torch-variant: $(SETUP_STAMP)
+	@if [ "$$(cat $(TORCH_VARIANT_FILE) 2>/dev/null)" != "$(TORCH_CUDA)" ]; then \
+	  $(PIP) $(call TORCH_INDEX,$(TORCH_CUDA)) $(call torch_pins,$(TORCH_CUDA)) \
+	    2>&1 | $(QUIET_PIP) && echo "$(TORCH_CUDA)" > $(TORCH_VARIANT_FILE); fi
+	@$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, \
+	  '| GPUs visible:', torch.cuda.device_count() if torch.cuda.is_available() else 0)"
 
 data: $(DATA_STAMP)
 $(DATA_STAMP): $(SETUP_STAMP) reprolib/data/embedded.py
@@ -75,6 +100,9 @@ $(DRYRUN_STAMP): $(SETUP_STAMP) reprolib/dryrun/formats.py reprolib/dryrun/weigh
 	@# every paper target (+ Food101, SUN397, StanfordCars) and the profile's backbone weights;
 	@# the marker file, written last, is what lets the loader skip md5 checks in this root only.
 	$(PY) -m reprolib.dryrun --root $(DRYRUN_ROOT) --archs resnet18 --train 3 --test 1 >/dev/null
+
+sweep: setup $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun,data)
+	$(PY) -m reprolib sweep --profile $(PROFILE) --executor $(EXECUTOR) $(SWEEP_FLAGS)
 
 test: setup data test-lib test-notebooks test-dryrun
 test-lib:

@@ -20,6 +20,11 @@
 #
 # All records are then flattened into the **ledger** (`<artifacts>/ledger.csv`), the one
 # table every later notebook reads.
+#
+# GPU profiles (`trains_in_notebooks: false`: paper, paper-headline) never train here: their
+# grid runs with `make sweep PROFILE=...` on every GPU of a node or on Slurm, and this notebook
+# reports which runs are finished, failed or missing, cell by cell, with the command that
+# completes them.
 
 # %% tags=["parameters"]
 profile = "embedded"
@@ -39,9 +44,11 @@ figures = "figures/embedded"
 # %%
 from collections import Counter
 
+from reprolib import paths
 from reprolib.ledger import failed_runs, update_ledger
 from reprolib.notebooks import setup
 from reprolib.sweep import build_grid, resolve_workers, run_sweep
+from reprolib.sweep_status import grid_status, summary_line
 
 P = setup(profile=profile, targets=targets, methods=methods, levels=levels, baselines=baselines,
           baseline_level=baseline_level, n_shots=n_shots, seeds=seeds, full_data_seeds=full_data_seeds,
@@ -52,10 +59,21 @@ configs = build_grid(P)
 print(f"{len(configs)} runs in the grid; per arm: {dict(Counter(c.method if not c.label_map else f'{c.method}/{c.label_map}' for c in configs))}")
 
 # %%
-summary = run_sweep(configs, verbose=False, workers=resolve_workers(P.workers, P.device))
-records = summary.records
+if P.trains_in_notebooks:
+    records = run_sweep(configs, verbose=False, workers=resolve_workers(P.workers, P.device)).records
+else:   # the grid runs outside the notebooks (`make sweep`); the status below says how far it is
+    records = []
 ledger = update_ledger(P.path("artifacts"))
 print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min of training recorded")
+
+# %% [markdown]
+# Where the grid stands, per target x arm x network: runs finished, failed and missing, and the
+# `sweep --only` slice that completes a cell (the sweep skips what is finished).
+
+# %%
+status = grid_status(configs, paths.runs_dir(P.path("artifacts")), P)
+print(summary_line(status, P))
+status[status["finished"] < status["runs"]]
 
 # %% [markdown]
 # A run that raised does not stop the sweep: it leaves a failure record (`<id>.failed.json`,

@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upstream": ("reprolib.sparsity.upstream_cli", "train the embedded upstream model (IMP level 0)"),
     "tickets": ("reprolib.sparsity.cli", "make lottery tickets (IMP) and pruning baselines"),
     "transfer": ("reprolib.transfer.cli", "one transfer run (LP, VP, SMM, watermark prompts)"),
-    "sweep": ("reprolib.sweep", "run the profile's grid of transfer runs, resumably"),
+    "sweep": ("reprolib.sweep_cli", "run the profile's grid of transfer runs, resumably"),
     "ledger": ("reprolib.ledger", "build the tidy results table from all run records"),
     "compare": ("reprolib.compare", "compare two ledgers metric for metric (did a change move a number?)"),
     "reprogrammer": ("reprolib.reprogrammer.cli", "text-image encoder reprogramming and OOD"),

@@ -1,14 +1,20 @@
-"""Profiles: one typed dataclass of study settings, four YAML files of values.
+"""Profiles: one typed dataclass of study settings, YAML files of values.
 
-`reprolib/profiles/{smoke,embedded,paper,paper-dryrun,imagenet-lite,smoke-lite}.yaml` are the single source of the numbers.
+Every `reprolib/profiles/*.yaml` is a profile named by its file (smoke, embedded, paper,
+paper-headline, paper-dryrun, imagenet-lite, smoke-lite, ...): the single source of the numbers.
 The same files are passed to papermill (`-f`) as notebook parameters, and read here by
 the CLI and the library, so a notebook and a command line run the same configuration.
 Every key is type-checked against the dataclass annotations; unknown keys are errors.
+
+A user's own profile is passed by path (`--profile my/study.yaml`): its `profile:` key must be
+its file's stem. Loading it registers the file in $REPROLIB_PROFILES (os.pathsep-separated
+YAML paths), which worker processes and Slurm jobs inherit, so they load it by name too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +22,12 @@ from typing import Any
 
 from reprolib import paths
 from reprolib.devices import DEVICES
-from reprolib.errors import ReprolibError, check_choice
+from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.models.registry import names as backbone_names
 
 PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
-PROFILES = ("smoke", "embedded", "paper", "paper-dryrun", "imagenet-lite", "smoke-lite")
+PROFILES_ENV = "REPROLIB_PROFILES"   # user profile files registered by path (inherited by workers and jobs)
+_FIRST = ("smoke", "embedded", "paper")   # listed first in messages; the rest alphabetically
 PATH_KEYS = ("artifacts", "figures", "data_root")
 
 
@@ -51,6 +58,12 @@ class Profile:
     figures: str = "figures/embedded"      # PNG/PDF figures, CSV/Markdown tables
     data_root: str = "data"                # caches and torchvision downloads
     download: bool = False                 # allow torchvision / hub downloads
+    # GPU profiles whose grid is run by `make sweep` (or Slurm), not inside notebook 02: false
+    # makes notebook 02 report finished / failed / missing runs and the command that completes them.
+    trains_in_notebooks: bool = True
+    # Slurm through submitit (reprolib.slurm.ClusterOptions): partition, account, qos, constraint,
+    # gpus_per_node, cpus_per_task, mem_gb, timeout_min, array_parallelism, max_array_size, margin.
+    cluster: dict[str, Any] = field(default_factory=dict)
 
     def path(self, key: str) -> Path:
         """The artifacts / figures / data_root directory, absolute.
@@ -102,7 +115,7 @@ def validate(values: dict[str, Any]) -> Profile:
     if missing:
         raise ReprolibError(f"profile lacks required key {missing[0]!r}; every profile names: {', '.join(required)}")
     profile = Profile(**values)
-    check_choice("profile", profile.profile, PROFILES)
+    check_choice("profile", profile.profile, profile_names())
     check_choice("device", profile.device, DEVICES)
     check_choice("backbone", profile.backbone, backbone_names())
     return profile
@@ -114,12 +127,57 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def _registered() -> dict[str, Path]:
+    """name -> file of the user profiles registered in $REPROLIB_PROFILES."""
+    files = [Path(f) for f in os.environ.get(PROFILES_ENV, "").split(os.pathsep) if f]
+    return {f.stem: f for f in files}
+
+
+def profile_names() -> list[str]:
+    """The profiles that load by name: reprolib/profiles/*.yaml, then registered user files."""
+    found = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    built_in = [n for n in _FIRST if n in found] + [n for n in found if n not in _FIRST]
+    return built_in + [n for n in _registered() if n not in built_in]
+
+
+def profile_path(name: str) -> Path:
+    """The YAML file of a profile name (checked) or of a path ending in .yaml (registered)."""
+    check_type("profile", name, str)
+    if name.endswith((".yaml", ".yml")):
+        return register_profile(Path(name))
+    check_choice("profile", name, profile_names())
+    built_in = paths.profile_file(name)
+    return built_in if built_in.is_file() else _registered()[name]
+
+
+def register_profile(file: Path) -> Path:
+    """Register a user's profile file by path (module docstring); returns its absolute path."""
+    file = Path(file).expanduser().resolve()
+    if not file.is_file():
+        raise ReprolibError(f"profile file {str(file)!r} does not exist; valid: a YAML file or one of "
+                            f"{', '.join(profile_names())}")
+    clash = paths.profile_file(file.stem)
+    if clash.is_file() and clash.resolve() != file:
+        raise ReprolibError(f"profile file {str(file)!r} has the name of the built-in profile {file.stem!r}; "
+                            "rename the file")
+    registered = _registered()
+    registered[file.stem] = file
+    os.environ[PROFILES_ENV] = os.pathsep.join(str(f) for f in registered.values())
+    return file
+
+
 def load_profile(name: str, **overrides: Any) -> Profile:
     """The named profile's YAML values, with keyword overrides, validated."""
     import yaml
 
-    check_choice("profile", name, PROFILES)
-    with open(paths.profile_file(name)) as f:
+    file = profile_path(name)
+    with open(file) as f:
         values = yaml.safe_load(f) or {}
+    if file.parent != PROFILE_DIR and values.get("profile") != file.stem:
+        raise ReprolibError(f"profile file {str(file)!r} says profile: {values.get('profile')!r}; "
+                            f"valid: its file's stem, {file.stem!r}")
     values.update(overrides)
     return validate(values)
+
+
+PROFILES = tuple(profile_names())   # the built-in profiles (a user's own load by path)

@@ -226,6 +226,35 @@ def grid_cost(configs: Iterable[Any], profile: Any, epochs: int, plan: Plan = BE
     return total
 
 
+class RunTimer:
+    """Estimated seconds of single runs at a throughput (for the schedulers: reprolib.scheduling
+    hands out the longest first, reprolib.slurm packs jobs under their time limit).
+
+    A run is priced on its own: scheduled test passes, its own LP feature pass (no sharing: a
+    bound, never an underestimate, whatever run shares its features), and the small-step floor
+    of a group of `group_runs` (1: a run alone).
+    """
+
+    def __init__(self, profile: Any, rate: Throughput):
+        self.profile, self.rate, self.protocol = profile, rate, get_protocol(profile.protocol)
+        self.sizes: dict[str, SplitSizes] = {}
+
+    def sizes_of(self, name: str) -> SplitSizes:
+        if name not in self.sizes:
+            self.sizes[name] = split_sizes(name, self.profile)
+        return self.sizes[name]
+
+    def seconds(self, config: Any, group_runs: int = 1) -> float:
+        sizes, epochs = self.sizes_of(config.target), config.epochs or self.protocol.epochs
+        n_train = few_shot_train(sizes, info(config.target).num_classes, config.n_shot)
+        passes = len(self.protocol.eval_epochs(epochs))
+        cost = run_cost(config.method, config.label_map, n_train, sizes.test, epochs,
+                        ood_count(config.target, self.profile, self.sizes_of), passes)
+        fwdbwd = padded_fwdbwd(n_train, self.protocol.batch_size_for(config.target), epochs, group_runs) \
+            if cost.fwdbwd else 0.0
+        return cost.fwd / self.rate.fwd + fwdbwd / self.rate.fwdbwd
+
+
 def _shared_lp_cost(config: Any, n_train: int, cost: RunCost, seen: set) -> RunCost:
     """An LP run's forwards when features are shared: the test split and OOD images once per
     network and target, the full training split once, each few-shot subset once."""

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import hashlib
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -299,6 +300,8 @@ def run_notebooks(profile_name: str, out_dir: str | Path, only: list[str] | None
     selected = available if not only else [check_choice("notebook", n, available) for n in only]
     out = Path(out_dir).resolve()   # a folder typed on the command line: from where the user stands
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.running.ipynb"):   # left by a run killed with -9 (any other exit removes its own)
+        stale.unlink(missing_ok=True)
     results = {}
     for name in selected:
         results[name] = execute(name, profile_name, out, force=force)
@@ -315,7 +318,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="execute even when the inputs are unchanged")
 
 
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt   # unwinds like Ctrl-C: the kernel is shut down, the .running copy removed
+
+
 def run(args: argparse.Namespace) -> int:
+    """Between notebooks SIGTERM unwinds as Ctrl-C does; during one, nbclient's own SIGINT/SIGTERM
+    handlers shut the kernel down (the kernel's sweep workers watch the kernel and exit with it),
+    and `execute` removes the `.running` copy whatever ends it. After a kill -9 the kernel exits
+    with its parent (ipykernel's parent poller), and the next run removes the stale copy."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.perf_counter()
     results = run_notebooks(args.profile, args.out, only=args.only, force=args.force)
     executed = sum(1 for status, _ in results.values() if status == "executed")

@@ -7,55 +7,54 @@ at `baseline_level`) x n-shots x seeds; full-data runs (n_shot = -1) use
 
 `run_sweep(configs)` runs each through `reprolib.transfer.run_transfer`, which writes its
 record atomically and skips a config whose record exists, so a killed sweep restarts where
-it stopped and never leaves a half-written record. `executor="submitit"` submits the missing
-runs as a job array (Slurm on a cluster, `cluster="local"` for submitit's LocalExecutor) and
-produces the same records.
+it stopped and never leaves a half-written record. On GPUs one worker per device (or K per
+device) takes the runs longest first (reprolib.workers, reprolib.scheduling).
+`executor="slurm"` (or "submitit") submits the missing runs as job arrays of bundled runs
+(reprolib.slurm, reprolib.sweep_jobs; `cluster="local"` for submitit's LocalExecutor) and
+produces the same records. One sweep per results folder at a time (reprolib.sweep_lock).
 
 A run that raises does not end the sweep: it leaves a failure record beside the runs
 (`<id>.failed.json` with its config and one-line error, `<id>.traceback.txt`), the sweep goes
 on, prints one line per failure at the end and returns them in its SweepSummary; the CLI then
 exits 1. A failure record never counts as done, so a rerun retries the run, and a success
-removes it. KeyboardInterrupt is no failure: it stops the sweep (finished records stay).
+removes it. KeyboardInterrupt or SIGTERM is no failure: it stops the sweep and its workers within seconds
+(finished records stay; runs in flight are abandoned, never half-written).
 
 `--dry-run` lists the grid and what it costs (reprolib.cost: images forwarded and
 forwarded+backwarded, GPU-hours, the few-shot cells that the class sizes cap).
 
-CLI: `python -m reprolib sweep --profile P [--executor local|submitit] [--dry-run]`.
+CLI: reprolib.sweep_cli (`python -m reprolib sweep --profile P [--devices ...] [--executor local|slurm]`).
 """
 
 from __future__ import annotations
 
-import argparse
-import multiprocessing
+import contextlib
 import os
-import time
-import traceback
+import signal
+import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from reprolib import cost, paths
 from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
-from reprolib.ledger import update_ledger
 from reprolib.progress import Progress
-from reprolib.protocols import get_protocol
-from reprolib.records import clear_failure, config_hash, one_line_error, write_failure
+from reprolib.records import clear_failure, config_hash, write_failure
+from reprolib.scheduling import longest_first
 from reprolib.sparsity.network import grid_networks, network_label
+from reprolib.sweep_lock import sweep_locks
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
-from reprolib.transfer.grouped import RunError, group_configs, run_group
+from reprolib.transfer.grouped import MAX_RUNS, RunError, group_configs, run_group
 from reprolib.transfer.run import record_path
+from reprolib.sweep_jobs import Guarded, Raised, SubmititOptions, run_submitit
+from reprolib.workers import Slot, WorkerPool
 
-EXECUTORS = ("local", "submitit")
-CLUSTERS = ("slurm", "local", "debug")   # submitit cluster names; None = auto-detect
-GROUP_RUNS = 1   # prompt runs trained together by default (1: one at a time; see run_sweep)
+EXECUTORS = ("local", "submitit", "slurm")   # slurm: submitit on the Slurm cluster
 
 
 def parse_arm(arm: str) -> tuple[str, str | None]:
@@ -96,22 +95,6 @@ def build_grid(profile: Profile) -> list[TransferConfig]:
     return configs
 
 
-@dataclass(frozen=True)
-class SubmititOptions:
-    """Where and how `executor="submitit"` submits the job array.
-
-    `folder` holds the job logs (default `<results_path>/../submitit`); `cluster` is a
-    submitit cluster name (None = auto-detect); `slurm` extra executor parameters (e.g.
-    {"slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 60}); `max_parallel`
-    the Slurm array parallelism.
-    """
-
-    folder: str | Path | None = None
-    cluster: str | None = None
-    slurm: dict[str, Any] = field(default_factory=dict)
-    max_parallel: int = 8
-
-
 @dataclass
 class Failure:
     """A run that raised: its config, its one-line error and its failure record's path."""
@@ -144,82 +127,127 @@ class SweepSummary:
                          + [f"  {failure.line()}" for failure in self.failures])
 
 
-@dataclass(frozen=True)
-class _Raised:
-    """What a guarded runner returns instead of raising: the error line and the traceback."""
-
-    error: str
-    traceback: str
-
-
-class _Guarded:
-    """The runner, with any Exception turned into a _Raised value (picklable for workers and
-    submitit; KeyboardInterrupt and SystemExit still propagate and stop the sweep)."""
-
-    def __init__(self, runner: Callable[[Any], dict]):
-        self.runner = runner
-
-    def __call__(self, config: Any) -> dict | _Raised:
-        try:
-            return self.runner(config)
-        except Exception as err:   # any failure of one run is that run's failure, not the sweep's
-            return _Raised(one_line_error(err), traceback.format_exc())
-
-
 def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any], dict] | None = None, *,
               submitit: SubmititOptions | None = None, verbose: bool = True, workers: int = 1,
-              group_runs: int = GROUP_RUNS) -> SweepSummary:
+              group_runs: int | None = None, devices: list[str] | None = None, runs_per_gpu: int = 1,
+              seconds: Callable[[Any], float] | None = None) -> SweepSummary:
     """Run every config (finished ones are skipped by the runner); returns the records and failures.
 
+    Many parameters because each is one independent choice of how the grid runs.
     `runner` defaults to `run_transfer`; tests pass a cheap one with the same contract (write
     the record atomically, return the existing record if present). `submitit` configures the
-    submitit executor (see SubmititOptions).
-    `workers` > 1 runs the local sweep in that many processes with cores / workers torch
-    threads each: the embedded runs are small, so two one-thread processes on two cores do
-    about twice the work of one two-thread process. Records do not depend on `workers`.
-    A run that raises writes a failure record (`<id>.failed.json` + `<id>.traceback.txt`,
-    reprolib.records.write_failure) and the sweep goes on; a run that succeeds removes its
-    old failure record. KeyboardInterrupt stops the sweep (finished records stay).
-    `group_runs` > 1 (with the default runner) trains up to that many prompt runs on the same
-    backbone and target together (reprolib.transfer.grouped): the same records; a worker,
-    or a submitit job, then runs one group.
+    submitit executor (SubmititOptions; runs bundled into jobs, reprolib.slurm).
+    `devices` (GPU ids) runs one worker per GPU, or `runs_per_gpu` per GPU, pinned with
+    CUDA_VISIBLE_DEVICES; else `workers` > 1 runs that many CPU processes with cores / workers
+    torch threads each. Workers are handed the runs longest first by `seconds` (default: the
+    cost model; reprolib.scheduling). A run that raises writes a failure record
+    (`<id>.failed.json` + `<id>.traceback.txt`) and the sweep goes on; a success removes an old
+    one. KeyboardInterrupt or SIGTERM stops the sweep and its workers (finished records stay,
+    runs in flight are abandoned, no failure is recorded). One sweep per results folder
+    (reprolib.sweep_lock). `group_runs` > 1 (with the default runner) trains up to that many
+    prompt runs on the same backbone and target together (reprolib.transfer.grouped); None:
+    grouped.MAX_RUNS on CUDA, 1 on the CPU (whose records stay exactly as they were).
     """
     check_choice("executor", executor, EXECUTORS)
     check_type("workers", workers, int)
-    check_type("group_runs", group_runs, int)
-    if group_runs < 1:
-        raise ReprolibError(f"group_runs must be >= 1 (1 = one run at a time), got {group_runs}")
+    group_runs = _group_size(configs, group_runs, local=executor == "local")
     grouping = group_runs > 1 and runner is None
     units = group_configs(configs, group_runs) if grouping else configs
-    guarded = _Guarded(run_group if grouping else (runner or run_transfer))
+    guarded = Guarded(run_group if grouping else (runner or run_transfer))
     progress = _Progress(len(configs), verbose)
     settle = _settle_group if grouping else _settle
-    if executor == "submitit":
-        outcomes = _run_submitit(units, guarded, submitit or SubmititOptions(), verbose, settle)
-    elif workers > 1:
-        outcomes = _run_processes(units, guarded, workers, progress, settle)
-    else:
-        outcomes = (settle(unit, guarded(unit), progress) for unit in units)
-    if grouping:   # back to the grid's order
-        settled = {id(config): one for group, outcome in zip(units, outcomes) for config, one in zip(group, outcome)}
-        outcomes = [settled[id(config)] for config in configs]
-    summary = SweepSummary()
-    for config, outcome in zip(configs, outcomes):
-        if isinstance(outcome, Failure):
-            summary.failures.append(outcome)
+    seconds = seconds or _timer(configs)
+    unit_seconds = (lambda g: sum(seconds(c) for c in g)) if grouping else seconds
+    folders = sorted({str(c.results_path) for c in configs if getattr(c, "results_path", None)})
+    with sweep_locks(folders, say=lambda line: print(line, flush=True)), _sigterm_interrupts():
+        if executor in ("submitit", "slurm"):
+            options = submitit or SubmititOptions(cluster="slurm" if executor == "slurm" else None)
+            settled = run_submitit(units, guarded, options, verbose, settle, unit_seconds, runner is None,
+                                   _describe_unit)
+        elif devices or workers > 1:
+            settled = _run_workers(units, guarded, _slots(devices, runs_per_gpu, workers), progress, settle,
+                                   unit_seconds)
         else:
-            summary.records.append(outcome)
+            settled = {i: settle(unit, guarded(unit), progress) for i, unit in enumerate(units)}
+    summary = _summary(configs, units, settled, grouping)
     if verbose and summary.failures:
         print(summary.report(), flush=True)
     return summary
 
 
-def _settle(config: Any, outcome: dict | _Raised, progress: _Progress | None = None) -> dict | Failure:
+def _summary(configs: list[Any], units: list[Any], settled: dict[int, Any], grouping: bool) -> SweepSummary:
+    """The settled outcomes, back in the grid's order, as records and failures."""
+    outcomes = [settled[i] for i in range(len(units))]
+    if grouping:
+        flat = {id(config): one for group, outcome in zip(units, outcomes) for config, one in zip(group, outcome)}
+        outcomes = [flat[id(config)] for config in configs]
+    summary = SweepSummary()
+    for outcome in outcomes:
+        (summary.failures if isinstance(outcome, Failure) else summary.records).append(outcome)
+    return summary
+
+
+def _group_size(configs: list[Any], group_runs: int | None, local: bool = True) -> int:
+    """The prompt runs trained together: as asked, else MAX_RUNS on CUDA and 1 on the CPU. Jobs
+    submitted elsewhere (`local` False) group when the profile says `device: cuda` (the login
+    node that submits them may have no GPU)."""
+    if group_runs is None:
+        device = (getattr(configs[0], "device", None) or _profile_device(configs[0])) if configs else "cpu"
+        on_cuda = device == "cuda" if not local else resolve_device(device) == "cuda"
+        return MAX_RUNS if on_cuda else 1
+    check_type("group_runs", group_runs, int)
+    if group_runs < 1:
+        raise ReprolibError(f"group_runs must be >= 1 (1 = one run at a time), got {group_runs}")
+    return group_runs
+
+
+def _profile_device(config: Any) -> str:
+    try:
+        return load_profile(config.profile).device
+    except Exception:   # a config of no profile (tests' stand-ins): the CPU
+        return "cpu"
+
+
+def _timer(configs: list[Any]) -> Callable[[Any], float]:
+    """Estimated seconds per config from the cost model at the bench's (or assumed) rates; 1 s for
+    a config the model cannot price (a stand-in, an unknown target)."""
+    try:
+        profile = load_profile(configs[0].profile)
+        timer = cost.RunTimer(profile, cost.throughput(profile.backbone))
+    except Exception:   # no configs, or not a study's: every run counts the same
+        return lambda config: 1.0
+
+    def seconds(config: Any) -> float:
+        try:
+            return timer.seconds(config)
+        except Exception:   # the run will fail on its own, with its own error
+            return 1.0
+    return seconds
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM stops the sweep as Ctrl-C does (in the main thread; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _settle(config: Any, outcome: dict | Raised, progress: _Progress | None = None) -> dict | Failure:
     """Write the failure record of a raised run, or clear an old one of a finished run."""
     runs_dir, run_id = failure_key(config)
     if progress is not None:
-        progress.done(config, failed=isinstance(outcome, _Raised))
-    if isinstance(outcome, _Raised):
+        progress.done(config, failed=isinstance(outcome, Raised))
+    if isinstance(outcome, Raised):
         config_dict = config.to_dict() if hasattr(config, "to_dict") else {"config": repr(config)}
         path = write_failure(runs_dir, run_id, config_dict, outcome.error, outcome.traceback)
         return Failure(config, outcome.error, path)
@@ -227,11 +255,11 @@ def _settle(config: Any, outcome: dict | _Raised, progress: _Progress | None = N
     return outcome
 
 
-def _settle_group(group: list[Any], outcome: list[dict] | _Raised, progress: _Progress | None = None) -> list:
+def _settle_group(group: list[Any], outcome: list[dict] | Raised, progress: _Progress | None = None) -> list:
     """_settle for each run of a group; a group that raised fails every run of it, a run that
     raised alone (grouped.RunError) only itself."""
-    outcomes = [outcome] * len(group) if isinstance(outcome, _Raised) else \
-        [_Raised(one.error, one.traceback) if isinstance(one, RunError) else one for one in outcome]
+    outcomes = [outcome] * len(group) if isinstance(outcome, Raised) else \
+        [Raised(one.error, one.traceback) if isinstance(one, RunError) else one for one in outcome]
     return [_settle(config, one, progress) for config, one in zip(group, outcomes)]
 
 
@@ -262,7 +290,8 @@ class _Progress:
 
 
 def resolve_workers(workers: int, device: str) -> int:
-    """0 = one process per CPU core on the CPU, a single process when a GPU does the work."""
+    """0 = one process per CPU core on the CPU, a single process when a GPU does the work
+    (GPUs are spread over with `devices`, reprolib.scheduling)."""
     if workers < 0:
         raise ReprolibError(f"workers must be >= 0 (0 = auto), got {workers}")
     if workers:
@@ -270,31 +299,33 @@ def resolve_workers(workers: int, device: str) -> int:
     return 1 if resolve_device(device) == "cuda" else (os.cpu_count() or 1)
 
 
-def _set_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def _run_processes(configs: list[Any], guarded: _Guarded, workers: int, progress: _Progress, settle=_settle):
-    """The local sweep over a pool of processes; outcomes come back in the grid's order.
-
-    An interrupt cancels the runs not yet started (the ones in flight are abandoned, their
-    records never half-written) instead of waiting for the whole queue.
-    """
+def _slots(devices: list[str] | None, runs_per_gpu: int, workers: int) -> list[Slot]:
+    """A slot per GPU and run, else `workers` CPU slots; the slots share the CPU cores evenly."""
+    if devices:
+        threads = max(1, (os.cpu_count() or 1) // (len(devices) * runs_per_gpu))
+        return [Slot(gpu, threads) for gpu in devices for _ in range(runs_per_gpu)]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")   # no fork of a process holding torch threads
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(threads,))
+    return [Slot(None, threads) for _ in range(workers)]
+
+
+def _run_workers(units: list[Any], guarded: Guarded, slots: list[Slot], progress: _Progress, settle,
+                 seconds: Callable[[Any], float]) -> dict[int, Any]:
+    """The local sweep over worker processes (reprolib.workers), longest first; settled outcomes by index."""
+    pool = WorkerPool(guarded, slots, say=lambda line: print(line, flush=True))
+    settled = {}
     try:
-        futures = [pool.submit(guarded, config) for config in configs]
-        for config, future in zip(configs, futures):
-            try:
-                outcome = future.result()
-            except Exception as err:   # the worker died (e.g. killed): that run failed
-                outcome = _Raised(one_line_error(err), "".join(traceback.format_exception(err)))
-            yield settle(config, outcome, progress)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
+        for index, outcome in pool.run(units, longest_first(units, seconds), describe=_describe_unit,
+                                       dead=lambda message: Raised(message, message)):
+            settled[index] = settle(units[index], outcome, progress)
+    finally:
+        pool.stop()
+    return settled
+
+
+def _describe_unit(unit: Any) -> str:
+    if isinstance(unit, list):
+        return f"a group of {len(unit)} runs ({_describe(unit[0])}, ...)"
+    return _describe(unit)
 
 
 def _describe(config: Any) -> str:
@@ -305,75 +336,3 @@ def _describe(config: Any) -> str:
     return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
 
 
-def _run_submitit(configs: list[Any], guarded: _Guarded, options: SubmititOptions, verbose: bool, settle=_settle):
-    """Submit all configs as one job array; each job runs the same guarded runner, so records
-    are identical; a job that raised, or died, becomes a failure record."""
-    import submitit   # optional dependency: only a submitit sweep needs it
-
-    if options.cluster is not None:
-        check_choice("submitit cluster", options.cluster, CLUSTERS)
-    folder = options.folder
-    if folder is None:
-        first = getattr(configs[0], "results_path", None) if configs else None
-        folder = Path(first).parent / "submitit" if first else Path("submitit")
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=options.cluster)
-    params = dict(options.slurm)
-    if executor.cluster == "slurm":
-        params.setdefault("slurm_array_parallelism", options.max_parallel)
-    if params:
-        executor.update_parameters(**params)
-    if not configs:
-        return
-    jobs = executor.map_array(guarded, configs)
-    if verbose:
-        print(f"submitted {len(jobs)} runs to submitit ({executor.cluster}); logs in {folder}", flush=True)
-    for config, job in zip(configs, jobs):
-        try:
-            outcome = job.result()
-        except Exception as err:   # the job died outside the runner (timeout, OOM kill, node loss)
-            outcome = _Raised(one_line_error(err), str(err))
-        yield settle(config, outcome)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
-    parser.add_argument("--executor", default="local", help="local (in-process) | submitit")
-    parser.add_argument("--cluster", default=None, help="submitit cluster: slurm | local | debug (default: auto)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="local processes (default: the profile's workers; 0 = one per CPU core)")
-    parser.add_argument("--limit", type=int, default=None, help="run only the first N configs of the grid")
-    parser.add_argument("--dry-run", action="store_true", help="list the grid and its cost (images, GPU-hours) and exit")
-    parser.add_argument("--throughput-fwd", type=cost.parse_rate, default=None,
-                        help="images/s forward for --dry-run's GPU-hours (default: bench/results.md, else assumed)")
-    parser.add_argument("--throughput-fwdbwd", type=cost.parse_rate, default=None,
-                        help="images/s forward+backward for --dry-run's GPU-hours (default as --throughput-fwd)")
-    parser.add_argument("--no-ledger", action="store_true", help="do not rebuild the ledger afterwards")
-    parser.add_argument("--group-runs", type=int, default=GROUP_RUNS,
-                        help="train up to N prompt runs on the same backbone and target together (1: one at a time)")
-
-
-def run(args: argparse.Namespace) -> int:
-    profile = load_profile(args.profile)
-    configs = build_grid(profile)
-    if args.limit is not None:
-        if args.limit < 0:
-            raise ReprolibError(f"--limit must be >= 0, got {args.limit}")
-        configs = configs[:args.limit]
-    if args.dry_run:
-        for config in configs:
-            print(_describe(config))
-        print(f"{len(configs)} runs")
-        rate = cost.throughput(profile.backbone, args.throughput_fwd, args.throughput_fwdbwd)
-        epochs = get_protocol(profile.protocol).epochs
-        for line in cost.describe(cost.grid_cost(configs, profile, epochs), rate) + \
-                cost.describe_plans(configs, profile, epochs, rate):
-            print(line)
-        return 0
-    summary = run_sweep(configs, executor=args.executor, submitit=SubmititOptions(cluster=args.cluster),
-                        group_runs=args.group_runs,
-                        workers=resolve_workers(profile.workers if args.workers is None else args.workers,
-                                                profile.device))
-    if not args.no_ledger:
-        frame = update_ledger(profile.path("artifacts"))
-        print(f"ledger: {len(frame)} runs -> {paths.ledger_file(profile.path('artifacts'))}")
-    return 0 if summary.ok else 1

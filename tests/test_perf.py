@@ -225,7 +225,7 @@ def test_grouped_sweep_through_submitit_writes_the_same_records(smoke_upstream, 
     alone = [run_transfer(cfg) for cfg in configs("alone")]
     summary = run_sweep(configs("grouped"), executor="submitit", group_runs=4,
                         submitit=SubmititOptions(cluster="debug", folder=tmp_path / "logs"))
-    assert "submitted 2 runs to submitit" in capsys.readouterr().out   # one job per group (3 prompt runs, LP)
+    assert "submitted 4 runs (2 groups or single runs) as 1 jobs" in capsys.readouterr().out   # 3 prompt runs, LP
     assert summary.ok and [r["id"] for r in summary.records] == [r["id"] for r in alone]
     for one, together in zip(alone, summary.records):
         assert together["label_map"] == one["label_map"]

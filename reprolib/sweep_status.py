@@ -1,0 +1,87 @@
+"""How far a grid has got: finished, failed and missing runs per cell, and the command that completes them.
+
+For GPU profiles (`trains_in_notebooks: false`: paper, paper-headline) the grid runs outside the
+notebooks (`make sweep`, Slurm); notebook 02 then only reports this table. It is read from the
+configs stored in the records and failure records of the runs folder, so it works on any
+machine the results are copied to (a run's id depends on its device, and the ledger's ticket
+kind is the network's, e.g. "magnitude" for a one-shot level the grid asks for as "imp").
+
+A cell is one target x arm x network; its runs are the shots x seeds. `complete with` is the
+`sweep --only` slice that runs what the cell lacks (finished runs are skipped by the sweep).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reprolib.config import PROFILE_DIR, Profile, profile_path
+from reprolib.ledger import arm_name
+
+CELL = ["target", "arm", "network", "kind", "level"]
+COLUMNS = CELL + ["runs", "finished", "failed", "missing", "complete with"]
+
+
+FAILED_SUFFIX = ".failed.json"
+
+
+def _key(fields: Any) -> tuple:
+    get = fields.get if isinstance(fields, dict) else lambda name: getattr(fields, name, None)
+    dense = get("network") == "dense"
+    return (get("target"), arm_name(get("method"), get("label_map") or None), get("network"),
+            "imp" if dense else get("kind"), 0 if dense else get("level"), get("n_shot"), get("seed"))
+
+
+def run_states(runs: Path) -> dict[tuple, str]:
+    """Study key -> "finished" or "failed", from the records in a runs folder (unreadable ones skipped)."""
+    states: dict[tuple, str] = {}
+    for path in sorted(Path(runs).glob("*.json")) if Path(runs).is_dir() else []:
+        try:
+            config = json.loads(path.read_text()).get("config")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(config, dict):
+            key = _key(config)
+            if path.name.endswith(FAILED_SUFFIX):
+                states.setdefault(key, "failed")
+            else:
+                states[key] = "finished"   # a finished record wins over an old failure
+    return states
+
+
+def profile_argument(profile: Profile) -> str:
+    """What `--profile` takes for this profile: its name, or its file for a user's own."""
+    file = profile_path(profile.profile)
+    return profile.profile if file.parent == PROFILE_DIR else str(file)
+
+
+def grid_status(configs: list[Any], runs: Path, profile: Profile) -> pd.DataFrame:
+    """One row per cell of the grid: runs, finished, failed, missing, and the command for the rest."""
+    states = run_states(runs)
+    counts: dict[tuple, Counter] = {}
+    for config in configs:
+        key = _key(config)
+        counts.setdefault(key[:len(CELL)], Counter())[states.get(key, "missing")] += 1
+    rows = []
+    for cell, count in counts.items():
+        target, arm, network, kind, level = cell
+        slice_ = f"target={target},method={arm},network={network},kind={kind},level={level}"
+        command = "" if count["finished"] == sum(count.values()) else \
+            f"python -m reprolib sweep --profile {profile_argument(profile)} --only {slice_}"
+        rows.append([*cell, sum(count.values()), count["finished"], count["failed"], count["missing"], command])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def summary_line(status: pd.DataFrame, profile: Profile) -> str:
+    """'N of M runs finished, F failed, X missing; ...' with the command that completes the grid."""
+    total, finished = int(status["runs"].sum()), int(status["finished"].sum())
+    line = f"{finished} of {total} runs finished, {int(status['failed'].sum())} failed, " \
+           f"{int(status['missing'].sum())} missing"
+    if finished == total:
+        return line + "; the grid is complete"
+    return line + f"; complete the grid with: make sweep PROFILE={profile_argument(profile)} " \
+                  f"(or python -m reprolib sweep --profile {profile_argument(profile)} [--executor slurm])"
