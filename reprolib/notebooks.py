@@ -316,6 +316,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reprolib.records import check_output_dir
+
+    check_output_dir(args.out, "--out")   # before any notebook runs: not a file, not under one, writable
     started = time.perf_counter()
     results = run_notebooks(args.profile, args.out, only=args.only, force=args.force)
     executed = sum(1 for status, _ in results.values() if status == "executed")
