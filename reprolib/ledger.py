@@ -45,7 +45,7 @@ ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map
               "n_shot", "shots_min", "shots_max", "capped", "seed", "protocol", "split", "prompt_size",
               "legacy_ece_batch"]
 METRIC_COLUMNS = ["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]
-TAIL_COLUMNS = ["wall_time_s", "device", "reliability", "label_map_indices", "created"]
+TAIL_COLUMNS = ["wall_time_s", "device", "cpu_capability", "cpu_threads", "reliability", "label_map_indices", "created"]
 # Whether the run finished ("ok") or raised ("failed", with its one-line error).
 STATUS_COLUMNS = ["status", "error"]
 OK, FAILED = "ok", "failed"
@@ -137,6 +137,8 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
                     row[f"ood_{name}_{sub}"] = v
     row["wall_time_s"] = record.get("wall_time_s")
     row["device"] = record.get("device")
+    cpu = record.get("cpu") or {}   # records before the CPU pin: empty
+    row["cpu_capability"], row["cpu_threads"] = cpu.get("capability"), cpu.get("threads")
     row["reliability"] = json.dumps(metrics.get("reliability")) if metrics.get("reliability") else None
     row["label_map_indices"] = json.dumps(record["label_map"]) if record.get("label_map") is not None else None
     row["created"] = record.get("created")

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from reprolib.determinism import cpu_facts
 from reprolib.errors import ReprolibError, check_type
 
 
@@ -215,14 +216,16 @@ def read_record(path: str | Path) -> dict[str, Any]:
 
 
 # The keys every record has, whatever study wrote it; study-specific fields go between.
-ENVELOPE = ("id", "config", "metrics", "wall_time_s", "versions", "device", "created")
+# `cpu`: what decided the CPU kernels' numbers (reprolib.determinism.cpu_facts: capability, threads, pin).
+ENVELOPE = ("id", "config", "metrics", "wall_time_s", "versions", "device", "cpu", "created")
 
 
 def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *, wall_time_s: float,
                  device: str, extra_versions: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
     """One run record: the common envelope plus the study's own fields (curves, label_map, ...).
 
-    `versions` is `versions(extra_versions)` (the libraries that can change numbers), `created` the current
+    `versions` is `versions(extra_versions)` (the libraries that can change numbers), `cpu` the
+    CPU kernels' instruction set and threads (reprolib.determinism), `created` the current
     UTC time to the second. A study field may not reuse an envelope key.
     """
     clash = sorted(set(fields) & set(ENVELOPE))
@@ -233,6 +236,7 @@ def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *
             "wall_time_s": wall_time_s,
             "versions": versions(extra_versions),
             "device": device,
+            "cpu": cpu_facts(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from reprolib.config import PROFILES
+from reprolib.determinism import pin_threads
 from reprolib.data import names as dataset_names
 from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(cfg.results_path, "--results_path")
     path = record_path(cfg)
     check_output_dir(path.parent, "the records folder")
+    pin_threads()   # the protocol's CPU threads (reprolib.determinism): same numbers on any core count
     existed = path.is_file() and not args.force
     record = run_transfer(cfg, force=args.force)
     m = record["metrics"]
