@@ -20,6 +20,7 @@ freshly computed ones, so cached runs give the same numbers.
 from __future__ import annotations
 
 import hashlib
+import sys
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -88,9 +89,8 @@ class FeatureStore:
             self._memory.move_to_end(key)
             return self._memory[key].to(device)
         path = self.path(key)
-        if path is not None and path.is_file():
-            features = torch.load(path, map_location="cpu", weights_only=True)
-        else:
+        features = _read_cached(path) if path is not None and path.is_file() else None
+        if features is None:
             features = compute().detach().cpu()
             self.computed += 1
             if path is not None:
@@ -99,6 +99,20 @@ class FeatureStore:
         while len(self._memory) > 1 and (len(self._memory) > self.memory_items or self._memory_bytes() > MEMORY_BYTES):
             self._memory.popitem(last=False)
         return features.to(device)
+
+
+def _read_cached(path: Path) -> Tensor | None:
+    """A cache file's features, or None when it is unreadable (cut, corrupt): then it is rebuilt."""
+    try:
+        features = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:   # torch raises many types for a bad file; all mean "rebuild it"
+        features, reason = None, f"{type(err).__name__}: {' '.join(str(err).split())[:80]}"
+    else:
+        reason = f"holds a {type(features).__name__}, not a tensor"
+    if isinstance(features, Tensor):
+        return features
+    print(f"warning: feature cache {path} is unreadable ({reason}); rebuilding it", file=sys.stderr)
+    return None
 
 
 _STORES: dict[str, FeatureStore] = {}
