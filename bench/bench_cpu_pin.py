@@ -1,9 +1,10 @@
 """What the CPU pin (reprolib.determinism) changes: the numbers, and the speed.
 
-`python bench/bench_cpu_pin.py [--steps 20] [--out bench/results.md]` trains the embedded
+`python bench/bench_cpu_pin.py [--steps 20] [--repeat 3] [--out bench/results.md]` trains the embedded
 backbone (small_resnet, Fashion-MNIST-sized random images, SGD) for `--steps` steps in a
 fresh process per scenario and prints, per scenario, the kernels' capability, the threads,
-a digest of the trained weights and the time per step:
+a digest of the trained weights and the time per step (median over `--repeat` interleaved
+rounds, so a drifting machine load hits every scenario alike):
 
 - ambient machine, unpinned (REPROLIB_CPU_ISA=native), 1 and 2 threads, and with the
   user forcing ATEN_CPU_CAPABILITY=avx512 / avx2 or oneDNN / MKL to AVX2 one at a time:
@@ -84,12 +85,20 @@ def run_probe(extra: dict[str, str], threads: int, steps: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds over all scenarios (interleaved: load drifts)")
     parser.add_argument("--out", default=None, help="append the table to this Markdown file")
     args = parser.parse_args()
-    rows = ["| scenario | capability | threads | weights digest | ms / step |", "|---|---|---|---|---|"]
-    for label, extra, threads in SCENARIOS:
-        capability, n_threads, digest, ms = run_probe(extra, threads, args.steps)
-        rows.append(f"| {label} | {capability} | {n_threads} | `{digest}` | {ms} |")
+    results: dict[str, list[list[str]]] = {label: [] for label, _, _ in SCENARIOS}
+    for _ in range(args.repeat):
+        for label, extra, threads in SCENARIOS:
+            results[label].append(run_probe(extra, threads, args.steps))
+    rows = [f"| scenario | capability | threads | weights digest | ms / step, median of {args.repeat} (min) |",
+            "|---|---|---|---|---|"]
+    for label, runs in results.items():
+        digests = {r[2] for r in runs}
+        ms = sorted(float(r[3]) for r in runs)
+        digest = next(iter(digests)) if len(digests) == 1 else "differs between rounds!"
+        rows.append(f"| {label} | {runs[0][0]} | {runs[0][1]} | `{digest}` | {ms[len(ms) // 2]:.1f} ({ms[0]:.1f}) |")
         print(rows[-1], flush=True)
     if args.out:
         cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
