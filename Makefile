@@ -98,7 +98,8 @@ $(DATA_STAMP): $(SETUP_STAMP) reprolib/data/embedded.py
 data-dryrun: $(DRYRUN_STAMP)
 $(DRYRUN_STAMP): $(SETUP_STAMP) reprolib/dryrun/formats.py reprolib/dryrun/weights.py
 	@# every paper target (+ Food101, SUN397, StanfordCars) and the profile's backbone weights;
-	@# the marker file, written last, is what lets the loader skip md5 checks in this root only.
+	@# the marker file, written last, lets the loader skip md5 checks in this root only for the
+	@# paper-dryrun profile (data_integrity: dryrun); a marker alone does nothing.
 	$(PY) -m reprolib.dryrun --root $(DRYRUN_ROOT) --archs resnet18 --train 3 --test 1 >/dev/null
 
 sweep: setup $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun,data)

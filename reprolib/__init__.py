@@ -11,5 +11,8 @@ Importing the package is cheap on purpose (no torch at import time): the submodu
 __version__ = "0.1.0"
 
 from reprolib.errors import ReprolibError  # noqa: E402  (tiny, no heavy deps)
+from reprolib import determinism as _determinism  # noqa: E402  (no torch: it must run before torch loads)
+
+_determinism.pin_environment()   # CPU kernels' instruction set and threads: same numbers on every AVX2 machine
 
 __all__ = ["ReprolibError", "__version__"]

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(COMMANDS[name][0])
         parser = _OneLineParser(prog=f"python -m reprolib {name}", description=COMMANDS[name][1])
         module.add_arguments(parser)
-        args = parser.parse_args(rest)
+        args = parser.parse_intermixed_args(rest)   # positionals after options too (tickets import --profile P FILE)
         return int(module.run(args) or 0)
     except ReprolibError as err:
         print(f"error: {err}", file=sys.stderr)

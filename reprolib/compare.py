@@ -47,11 +47,32 @@ class LedgerDiff:
 
 
 def _read(path: Path):
+    """A ledger CSV; a binary, empty, truncated or malformed file is one line naming it."""
+    import io
+
     import pandas as pd
 
     if not Path(path).is_file():
         raise ReprolibError(f"no ledger at {path}; build one with `python -m reprolib ledger --profile P`")
-    return pd.read_csv(path)
+    valid = "valid: a ledger.csv as `python -m reprolib ledger` writes it"
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\0" in text:
+        raise ReprolibError(f"{path} is not a text file (binary?); {valid}")
+    if not text.strip():
+        raise ReprolibError(f"{path} is empty; {valid}")
+    if not text.endswith("\n"):
+        raise ReprolibError(f"{path} ends mid-line (truncated?); rebuild it with `python -m reprolib ledger`; {valid}")
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        raise ReprolibError(f"{path} is not a readable CSV ({' '.join(str(err).split())[:120]}); {valid}") from None
+    if "id" not in frame:
+        raise ReprolibError(f"{path} has no 'id' column; {valid}")
+    return frame
 
 
 # What makes a run the same run when its id (config hash) cannot be used, e.g. after a

@@ -23,12 +23,14 @@ from typing import Any
 from reprolib import paths
 from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.integrity import trust_dryrun_root
 from reprolib.models.registry import names as backbone_names
 
 PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
 PROFILES_ENV = "REPROLIB_PROFILES"   # user profile files registered by path (inherited by workers and jobs)
 _FIRST = ("smoke", "embedded", "paper")   # listed first in messages; the rest alphabetically
 PATH_KEYS = ("artifacts", "figures", "data_root")
+DATA_INTEGRITY = ("md5", "dryrun")
 
 
 @dataclass
@@ -64,6 +66,9 @@ class Profile:
     # Slurm through submitit (reprolib.slurm.ClusterOptions): partition, account, qos, constraint,
     # gpus_per_node, cpus_per_task, mem_gb, timeout_min, array_parallelism, max_array_size, margin.
     cluster: dict[str, Any] = field(default_factory=dict)
+    # md5 | dryrun. `dryrun` (paper-dryrun only) lets torchvision skip the md5 checks of
+    # the synthetic files in this profile's marked data_root (reprolib.integrity).
+    data_integrity: str = "md5"
 
     def path(self, key: str) -> Path:
         """The artifacts / figures / data_root directory, absolute.
@@ -118,7 +123,27 @@ def validate(values: dict[str, Any]) -> Profile:
     check_choice("profile", profile.profile, profile_names())
     check_choice("device", profile.device, DEVICES)
     check_choice("backbone", profile.backbone, backbone_names())
+    check_choice("data_integrity", profile.data_integrity, DATA_INTEGRITY)
+    _check_ranges(profile)
+    if profile.data_integrity == "dryrun":
+        trust_dryrun_root(profile.path("data_root"))
     return profile
+
+
+def _check_ranges(profile: Profile) -> None:
+    """Values of the right type but outside their range: one line naming the value and what is valid."""
+    bad_levels = [v for v in profile.levels if v < 0]
+    if bad_levels or profile.baseline_level < 0:
+        value = bad_levels[0] if bad_levels else profile.baseline_level
+        raise ReprolibError(f"ticket level {value} is negative; valid choices: 0 (dense) or a positive IMP level")
+    bad_shots = [v for v in profile.n_shots if v == 0 or v < -1]
+    if bad_shots:
+        raise ReprolibError(f"n_shots value {bad_shots[0]} is invalid; valid choices: -1 (all) or a positive number")
+    bad_seeds = [v for v in profile.seeds + profile.full_data_seeds if not 0 <= v < 2 ** 63]
+    if bad_seeds:
+        raise ReprolibError(f"seed {bad_seeds[0]} is out of range; valid choices: 0 <= seed < 2**63")
+    if profile.workers < 0:
+        raise ReprolibError(f"workers {profile.workers} is negative; valid choices: 0 (one per core) or more")
 
 
 def _type_name(annotation: Any) -> str:
@@ -168,16 +193,36 @@ def register_profile(file: Path) -> Path:
 
 def load_profile(name: str, **overrides: Any) -> Profile:
     """The named profile's YAML values, with keyword overrides, validated."""
-    import yaml
-
     file = profile_path(name)
-    with open(file) as f:
-        values = yaml.safe_load(f) or {}
-    if file.parent != PROFILE_DIR and values.get("profile") != file.stem:
-        raise ReprolibError(f"profile file {str(file)!r} says profile: {values.get('profile')!r}; "
-                            f"valid: its file's stem, {file.stem!r}")
+    values = parse_profile_file(file)
+    if values.get("profile", file.stem) != file.stem:
+        raise ReprolibError(f"profile file {file.name} names profile {values['profile']!r}; "
+                            f"valid choices: {file.stem!r} (a profile file names itself)")
     values.update(overrides)
     return validate(values)
 
 
 PROFILES = tuple(profile_names())   # the built-in profiles (a user's own load by path)
+
+
+def parse_profile_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping in `path`; bad YAML (an unclosed bracket, a tab) or a non-mapping is one line."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ReprolibError(f"profile file {path} is not valid YAML{where}: {problem}; "
+                            "valid: `key: value` lines indented with spaces") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReprolibError(f"cannot read profile file {path}: {err}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ReprolibError(f"profile file {path} holds a YAML {type(values).__name__}; "
+                            "valid: a mapping of profile keys (`key: value` lines)")
+    return values

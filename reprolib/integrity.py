@@ -2,9 +2,13 @@
 
 A leaf module (it imports nothing from reprolib), so the data loaders can use it without an
 import cycle through reprolib.dryrun: `bypassed_for_root(root)` applies the bypass exactly
-when `root` is a dry-run data root, i.e. holds the DRYRUN_MARKER file that only
-`reprolib.dryrun.write_dryrun_root` writes. A real data root (the paper profile's) never
-holds it, so the paper path always checks md5s; the dry-run profile needs no switch.
+when `root` is the data root of a loaded profile that declares `data_integrity: dryrun`
+(only paper-dryrun does; `reprolib.config.validate` calls `trust_dryrun_root` with its
+resolved data_root) AND the root holds the DRYRUN_MARKER file that
+`reprolib.dryrun.write_dryrun_root` writes. A file alone never turns the check off: a data
+folder can hold anything, and a crafted CIFAR batch that skips its md5 check is unpickled
+by torchvision. The trusted roots live in this process only (a spawned sweep worker loads
+its profile by name, which trusts the root again).
 
 Three torchvision 0.29 dataset modules compare the md5 of files against the real
 download's hash, which synthetic files cannot match:
@@ -59,15 +63,29 @@ def integrity_checks_bypassed() -> Iterator[tuple[str, ...]]:
             module.check_integrity = original
 
 
+_TRUSTED_ROOTS: set[Path] = set()   # data roots of loaded `data_integrity: dryrun` profiles
+
+
+def trust_dryrun_root(root: str | os.PathLike) -> None:
+    """Allow the md5 bypass under `root`: called for the data root of a dry-run profile only."""
+    _TRUSTED_ROOTS.add(Path(root).expanduser().resolve())
+
+
 def is_dryrun_root(root: str | os.PathLike) -> bool:
     """True when `root` was written by reprolib.dryrun.write_dryrun_root (holds DRYRUN_MARKER)."""
     return (Path(root) / DRYRUN_MARKER).is_file()
 
 
+def bypass_applies(root: str | os.PathLike) -> bool:
+    """True when `root` is a dry-run profile's data root (trusted in this process) and is marked."""
+    return Path(root).expanduser().resolve() in _TRUSTED_ROOTS and is_dryrun_root(root)
+
+
 @contextlib.contextmanager
 def bypassed_for_root(root: str | os.PathLike) -> Iterator[bool]:
-    """The md5 bypass when `root` is a dry-run root, else nothing; yields whether it applies."""
-    if not is_dryrun_root(root):
+    """The md5 bypass when `root` is a trusted dry-run root (bypass_applies), else nothing;
+    yields whether it applies."""
+    if not bypass_applies(root):
         yield False
         return
     with integrity_checks_bypassed():

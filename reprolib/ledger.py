@@ -35,7 +35,8 @@ from reprolib.errors import ReprolibError
 from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
-from reprolib.records import atomic_write_bytes, is_failure_file
+from reprolib.records import (atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file, move_aside,
+                              verified_record)
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
@@ -44,7 +45,7 @@ ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map
               "n_shot", "shots_min", "shots_max", "capped", "seed", "protocol", "split", "prompt_size",
               "legacy_ece_batch"]
 METRIC_COLUMNS = ["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]
-TAIL_COLUMNS = ["wall_time_s", "device", "reliability", "label_map_indices", "created"]
+TAIL_COLUMNS = ["wall_time_s", "device", "cpu_capability", "cpu_threads", "reliability", "label_map_indices", "created"]
 # Whether the run finished ("ok") or raised ("failed", with its one-line error).
 STATUS_COLUMNS = ["status", "error"]
 OK, FAILED = "ok", "failed"
@@ -136,6 +137,8 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
                     row[f"ood_{name}_{sub}"] = v
     row["wall_time_s"] = record.get("wall_time_s")
     row["device"] = record.get("device")
+    cpu = record.get("cpu") or {}   # records before the CPU pin: empty
+    row["cpu_capability"], row["cpu_threads"] = cpu.get("capability"), cpu.get("threads")
     row["reliability"] = json.dumps(metrics.get("reliability")) if metrics.get("reliability") else None
     row["label_map_indices"] = json.dumps(record["label_map"]) if record.get("label_map") is not None else None
     row["created"] = record.get("created")
@@ -152,17 +155,29 @@ def failure_to_row(failure: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_records(runs_dir: Path, failures: bool = False) -> list[dict[str, Any]]:
-    """All complete records in `runs_dir` (temporary files of writers in flight are ignored);
-    with `failures`, the failure records instead."""
+    """All sound records in `runs_dir` (records.verified_record: a bad one is moved aside, named
+    in one line, and left out, so one truncated file never leaves the ledger stale); temporary
+    files of writers in flight and records set aside are ignored. With `failures`, the
+    failure records instead (an unreadable one is moved aside the same way)."""
     records = []
     for path in sorted(Path(runs_dir).glob("*.json")):
-        if path.name.startswith(".") or is_failure_file(path) != failures:
+        if path.name.startswith(".") or is_aside_file(path) or is_failure_file(path) != failures:
             continue
-        try:
-            records.append(json.loads(path.read_text()))
-        except json.JSONDecodeError as err:
-            raise ReprolibError(f"run record {path} is not valid JSON ({err.msg}); delete it and rerun the sweep") from None
+        record = _read_failure(path) if failures else verified_record(path)
+        if record is not None:
+            records.append(record)
     return records
+
+
+def _read_failure(path: Path) -> dict[str, Any] | None:
+    try:
+        failure = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        failure = None
+    if isinstance(failure, dict) and failure.get("id"):
+        return failure
+    move_aside(path, "it is not a failure record (invalid JSON or no id)")
+    return None
 
 
 def tickets_table(artifacts: Path) -> pd.DataFrame:
@@ -293,6 +308,10 @@ def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     # A folder typed on the command line is taken from where the user stands, like any CLI path.
     artifacts = Path(args.artifacts).resolve() if args.artifacts else profile.path("artifacts")
+    if not artifacts.is_dir():   # a typo must not leave an empty folder and an empty ledger behind
+        raise ReprolibError(f"--artifacts {artifacts} is not a folder; valid: the artifacts folder of a "
+                            f"profile (e.g. {profile.path('artifacts')}), which holds runs/")
+    check_output_dir(artifacts, "--artifacts")
     frame = update_ledger(artifacts)
     print(f"ledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
     return 0

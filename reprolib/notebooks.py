@@ -327,6 +327,9 @@ def run(args: argparse.Namespace) -> int:
     handlers shut the kernel down (the kernel's sweep workers watch the kernel and exit with it),
     and `execute` removes the `.running` copy whatever ends it. After a kill -9 the kernel exits
     with its parent (ipykernel's parent poller), and the next run removes the stale copy."""
+    from reprolib.records import check_output_dir
+
+    check_output_dir(args.out, "--out")   # before any notebook runs: not a file, not under one, writable
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.perf_counter()
     results = run_notebooks(args.profile, args.out, only=args.only, force=args.force)

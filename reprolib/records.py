@@ -9,14 +9,18 @@ or head, `.npz`) are written BEFORE the JSON: the JSON is the commit marker.
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import json
 import os
+import math
 import platform
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from reprolib.determinism import cpu_facts
 from reprolib.errors import ReprolibError, check_type
 
 
@@ -56,12 +60,45 @@ def atomic_write(path: str | Path, write: Any, mode: str = "wb") -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         # Interrupted or failed: leave nothing behind but the previous file (if any).
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno in _CANNOT_WRITE:
+            raise ReprolibError(f"cannot write {path}: {os.strerror(err.errno)}; nothing was left behind "
+                                "(free some space, or choose a folder you can write)") from None
         raise
     return path
+
+
+_CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def check_output_dir(path: str | Path, what: str) -> Path:
+    """Refuse an output folder that cannot be made or written, before any work: `path` itself, or
+    the nearest existing folder above it, must be a writable folder. Creates nothing."""
+    path = Path(path).expanduser()
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == path else f"lies under the file {probe}"
+        raise ReprolibError(f"{what} {path} {where}; valid: a folder (existing, or one that can be made)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ReprolibError(f"{what} {path} is not writable ({probe} is read-only); valid: a folder you can write")
+    return path
+
+
+def write_run_files(out_dir: str | Path, run_id: str, record: dict[str, Any], arrays: dict[str, Any]) -> Path:
+    """`<id>.npz` (the learned state) then `<id>.json` (the commit marker); when the JSON cannot be
+    written (a full disk) the .npz is removed too, so no orphan state file stays. Returns the JSON path."""
+    out_dir = Path(out_dir)
+    state = write_npz_atomic(out_dir / f"{run_id}.npz", arrays)
+    try:
+        return write_json_atomic(out_dir / f"{run_id}.json", record)
+    except BaseException:
+        state.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -89,7 +126,81 @@ def write_npz_atomic(path: str | Path, arrays: dict[str, Any]) -> Path:
 
 
 def record_exists(path: str | Path) -> bool:
-    return Path(path).is_file()
+    """True when a sound record is at `path` (verified_record); a bad one is moved aside, so False."""
+    return verified_record(path) is not None
+
+
+# What every finished run's record holds (finite numbers); a record without them is not done.
+REQUIRED_METRICS = ("accuracy", "ece", "nll")
+# Keys a transfer record's config adds after the run (what it found: ticket, split, sizes):
+# not hashed into the id. Everything else in `config` is, so the id can be recomputed.
+RECORD_ONLY_KEYS = ("ticket", "split", "prompt_size", "n_train", "n_test", "n_val", "effective_shots")
+BAD_SUFFIX = ".bad.json"   # a record that failed verification, kept for a look, never read
+
+
+def record_id(config: dict[str, Any]) -> str:
+    """The run id a record's config hashes to: config_hash of the config without RECORD_ONLY_KEYS."""
+    return config_hash({k: v for k, v in config.items() if k not in RECORD_ONLY_KEYS})
+
+
+def record_problem(record: Any, expected_id: str, recompute_id: Any = record_id) -> str | None:
+    """Why `record` is not a sound record of run `expected_id` (None when it is): the envelope,
+    the id (stored and recomputed from the config), and REQUIRED_METRICS present and finite."""
+    if not isinstance(record, dict) or not record:
+        return "it is empty" if record in ({}, [], None) else f"it holds a JSON {type(record).__name__}"
+    config, metrics = record.get("config"), record.get("metrics")
+    if not isinstance(config, dict) or not isinstance(metrics, dict):
+        return "it lacks 'config' or 'metrics'"
+    if record.get("id") != expected_id:
+        return f"its id {record.get('id')!r} is not its file name's {expected_id!r}"
+    try:
+        recomputed = recompute_id(config)
+    except ReprolibError as err:
+        return str(err)
+    if recomputed != expected_id:
+        return f"its config hashes to {recomputed}, not {expected_id} (edited or written by other code)"
+    for name in REQUIRED_METRICS:
+        value = metrics.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"metric {name!r} is {'missing' if value is None else repr(value)}, not a finite number"
+    return None
+
+
+def verified_record(path: str | Path, expected_id: str | None = None,
+                    recompute_id: Any = record_id) -> dict[str, Any] | None:
+    """The record at `path` if it is sound; None when there is none or it is bad.
+
+    `expected_id` defaults to the file name; `recompute_id(config)` gives the id a config
+    hashes to. A bad record (truncated JSON, `{}`, an edited config, a missing or non-finite
+    metric) is named in one line on stderr and moved aside to `<id>.bad.json`, so the next
+    sweep reruns the run and the ledger never shows it.
+    """
+    path = Path(path)
+    expected_id = expected_id or path.name.removesuffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        problem = record_problem(record, expected_id, recompute_id)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        record, problem = None, f"it is not valid JSON ({getattr(err, 'msg', err)}; truncated?)"
+    if problem is None:
+        return record
+    move_aside(path, problem)
+    return None
+
+
+def move_aside(path: Path, problem: str) -> Path:
+    """Rename a bad record to `<name>.bad.json` (replacing an older one) and say so in one line."""
+    aside = path.with_name(path.name.removesuffix(".json") + BAD_SUFFIX)
+    os.replace(path, aside)
+    print(f"warning: run record {path} is bad: {problem}; moved to {aside.name}, the next sweep reruns it",
+          file=sys.stderr)
+    return aside
+
+
+def is_aside_file(path: str | Path) -> bool:
+    return Path(path).name.endswith(BAD_SUFFIX)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
@@ -105,14 +216,16 @@ def read_record(path: str | Path) -> dict[str, Any]:
 
 
 # The keys every record has, whatever study wrote it; study-specific fields go between.
-ENVELOPE = ("id", "config", "metrics", "wall_time_s", "versions", "device", "created")
+# `cpu`: what decided the CPU kernels' numbers (reprolib.determinism.cpu_facts: capability, threads, pin).
+ENVELOPE = ("id", "config", "metrics", "wall_time_s", "versions", "device", "cpu", "created")
 
 
 def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *, wall_time_s: float,
                  device: str, extra_versions: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
     """One run record: the common envelope plus the study's own fields (curves, label_map, ...).
 
-    `versions` is `versions(extra_versions)` (the libraries that can change numbers), `created` the current
+    `versions` is `versions(extra_versions)` (the libraries that can change numbers), `cpu` the
+    CPU kernels' instruction set and threads (reprolib.determinism), `created` the current
     UTC time to the second. A study field may not reuse an envelope key.
     """
     clash = sorted(set(fields) & set(ENVELOPE))
@@ -123,6 +236,7 @@ def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *
             "wall_time_s": wall_time_s,
             "versions": versions(extra_versions),
             "device": device,
+            "cpu": cpu_facts(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -54,15 +54,17 @@ def test_empty_runs_give_an_empty_ledger_with_the_columns(tmp_path: Path) -> Non
     assert len(frame) == 0 and {"accuracy", "ece", "arm", "density"} <= set(frame.columns)
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys) -> None:
     with pytest.raises(ReprolibError, match="no ledger"):
         load_ledger(tmp_path)
     with pytest.raises(ReprolibError, match="lacks 'config'"):
         record_to_row({"id": "x"})
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "broken.json").write_text("{")
-    with pytest.raises(ReprolibError, match="broken.json"):
-        build_ledger(tmp_path)
+    assert len(build_ledger(tmp_path)) == 0          # a truncated record is set aside, the ledger still builds
+    warning = capsys.readouterr().err.strip()
+    assert "broken.json is bad: it is not valid JSON" in warning and len(warning.splitlines()) == 1
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["broken.bad.json"]
 
 
 def test_failed_runs_are_rows_with_status_and_error_and_no_numbers(tmp_path: Path) -> None:

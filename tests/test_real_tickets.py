@@ -161,9 +161,9 @@ def test_cli_import_and_fetch_from_a_file_address(tmp_path):
 
 
 def test_fetch_offline_and_without_an_address_fail_in_one_line(tmp_path):
-    offline = _cli(["fetch", "str-resnet50-95", "--url", "http://127.0.0.1:9/none.pth", "--profile", "paper"], tmp_path)
+    offline = _cli(["fetch", "str-resnet50-95", "--url", "https://127.0.0.1:9/none.pth", "--profile", "paper"], tmp_path)
     assert offline.returncode == 2 and offline.stderr.count("\n") == 1
-    assert offline.stderr.startswith("error: cannot download http://127.0.0.1:9/none.pth")
+    assert offline.stderr.startswith("error: cannot download https://127.0.0.1:9/none.pth")
     no_url = _cli(["fetch", "str-resnet50-95", "--profile", "paper"], tmp_path)
     assert no_url.returncode == 2 and "no direct download address" in no_url.stderr
     unknown = _cli(["fetch", "nope", "--profile", "paper"], tmp_path)

@@ -40,7 +40,7 @@ RUNNER = textwrap.dedent('''
         with open(out.parent / "executions.log", "a") as log:
             log.write(f"start {run_id}\\n")
         time.sleep(pause)
-        record = {"id": run_id, "config": hashed, "metrics": {"accuracy": 0.5}, "padding": "x" * 200_000}
+        record = {"id": run_id, "config": hashed, "metrics": {"accuracy": 0.5, "ece": 0.1, "nll": 1.0}, "padding": "x" * 200_000}
         write_json_atomic(path, record)
         with open(out.parent / "executions.log", "a") as log:
             log.write(f"done {run_id}\\n")

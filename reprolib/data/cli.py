@@ -15,6 +15,7 @@ import time
 
 from reprolib.data.catalog import info, names
 from reprolib.errors import ReprolibError
+from reprolib.records import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:<14} {meta.kind:<9} classes {meta.num_classes:>3}  image {meta.channels}x"
                   f"{meta.image_size}x{meta.image_size}  prompt {meta.prompt_size}")
         return 0
+    if args.root is not None:   # before any work: a file, a path under a file, a read-only folder
+        check_output_dir(args.root, "--root")
     targets = args.datasets or names("embedded")
     for name in targets:
         info(name)  # unknown names fail before any work

@@ -7,10 +7,11 @@ reprolib.models.get_backbone) take their real code path offline:
 
     from reprolib.dryrun import write_dryrun_root, integrity_checks_bypassed
     summary = write_dryrun_root("data/dryrun")            # every set + every torchvision backbone
-    split = get_dataset("cifar10", "train", root="data/dryrun")   # md5 bypass: the root is marked
+    split = get_dataset("cifar10", "train", root="data/dryrun")   # md5 bypass: marked root of paper-dryrun
 
 write_dryrun_root marks the root (DRYRUN_MARKER); reprolib's torchvision loader applies the
-CIFAR/SVHN/Flowers md5 bypass (integrity_checks_bypassed) to marked roots only.
+CIFAR/SVHN/Flowers md5 bypass (integrity_checks_bypassed) only to a marked root that a loaded
+`data_integrity: dryrun` profile (paper-dryrun) names as its data_root: a marker alone does nothing.
 
 Modules: formats (one writer per dataset, table of formats and checks), integrity (the
 md5 bypass and why), weights (checkpoint file names, why no hash check applies), synth
@@ -66,8 +67,8 @@ def write_dryrun_root(root: str | os.PathLike, datasets: tuple[str, ...] | list[
         if get_spec(arch).family == "resnet":
             summary.setdefault("sparse", {})[arch] = write_sparse_checkpoint(arch, root / SPARSE_DIR, seed=seed)
     summary["integrity_bypass_needed"] = [n for n in names if n in NEEDS_BYPASS]
-    # Marks the root as synthetic: reprolib's torchvision loader then bypasses the md5 checks
-    # here, and only here (reprolib.integrity.bypassed_for_root); written last.
+    # Marks the root as synthetic, written last: the loader bypasses the md5 checks here only
+    # when the paper-dryrun profile (data_integrity: dryrun) names this root (reprolib.integrity).
     atomic_write(root / DRYRUN_MARKER, lambda f: f.write(json.dumps(
         {"written_by": "reprolib.dryrun.write_dryrun_root", "datasets": names, "archs": arch_list}) + "\n"), "w")
     return summary

@@ -87,7 +87,7 @@ def get_embedded_encoder(artifacts: Path, recipe: ReprogrammerRecipe, seed: int 
     settings = encoder_settings(recipe, seed)
     vocabulary = embedded_vocabulary(recipe.template)
     if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=True)   # tensors, dicts, lists, str only
         if saved.get("settings") == settings and saved.get("vocabulary") == vocabulary:
             encoder = TinyDualEncoder(vocabulary, **saved["config"])
             encoder.load_state_dict(saved["state_dict"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,7 +49,9 @@ def read_checkpoint(file: Path) -> dict[str, Tensor]:
     if not file.is_file():
         raise ReprolibError(f"missing file {file}")
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch's pickle-protocol notes: the one line below says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file; all mean the same here
         raise ReprolibError(_unreadable(file, err)) from None
     if isinstance(obj, dict):

@@ -163,7 +163,7 @@ class ImageNetPruning:
         if self.rank == 0:
             M.save_tensors(directory / "model.pth", net.state_dict())
             M.save_tensors(directory / "mask.pth", mask)
-            M.save_json(directory / "sparsity.json", report)   # last: the level is complete
+            M.save_report(directory, report)   # last: the level is complete
         _barrier()
         return {**report, "status": "made"}
 

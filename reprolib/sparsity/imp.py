@@ -155,7 +155,7 @@ class TicketMaker:
         }
         M.save_tensors(directory / "model.pth", backbone.net.state_dict())
         M.save_tensors(directory / "mask.pth", mask)
-        M.save_json(directory / "sparsity.json", report)  # last: marks the level complete
+        report = M.save_report(directory, report)  # last: marks the level complete
         self.made.append((kind, level))
         return {**report, "path": str(directory), "status": "made"}
 

@@ -12,6 +12,7 @@ None until `tickets evaluate --imagenet DIR` measures it (never copied from a pa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import urllib.error
@@ -75,12 +76,13 @@ def import_ticket(file: str | os.PathLike, name: str, artifacts: str | os.PathLi
               "upstream_test_accuracy": None, "upstream_measured_on": None}
     M.save_tensors(directory / "model.pth", ticket.net.state_dict())
     M.save_tensors(directory / "mask.pth", ticket.mask)
-    M.save_json(directory / "sparsity.json", report)   # last: the folder is complete now
+    report = M.save_report(directory, report)   # last: the folder is complete now
     return {**report, "path": str(directory), "status": "imported"}
 
 
 def download(url: str, target: Path, expected_sha256: str | None) -> str:
     """Copy `url` (https://, file://) to `target` atomically, checking the sha256 when given; returns it."""
+    check_address(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.part")
     digest = hashlib.sha256()
@@ -113,11 +115,35 @@ def fetch_ticket(name: str, artifacts: str | os.PathLike, url: str | None = None
     if address is None:
         raise ReprolibError(f"no direct download address is known for {name}; download it from {entry.page} and run "
                             f"`python -m reprolib tickets import FILE --name {name}` (or pass --url)")
+    check_address(address)
     target = paths.tickets_root(artifacts) / "downloads" / f"{name}.pth"
-    found = download(address, target, sha256 or entry.sha256)
-    report = import_ticket(target, name, artifacts, entry.backbone, published=entry,
-                           source=f"{entry.source()}; fetched from {address}")
-    return {**report, "download_sha256": found, "checksum_verified": bool(sha256 or entry.sha256)}
+    new_folders = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    expected = sha256 or entry.sha256
+    try:
+        found = download(address, target, expected)
+        verified = f"sha256 {found} verified" if expected else f"sha256 {found} NOT verified (no published checksum)"
+        report = import_ticket(target, name, artifacts, entry.backbone, published=entry,
+                               source=f"{entry.source()}; fetched from {address}; {verified}")
+    except BaseException:
+        # A download that fails or does not import (wrong architecture, bad file) leaves nothing.
+        target.unlink(missing_ok=True)
+        for folder in new_folders:   # deepest first; only the folders this call made, if empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return {**report, "download_sha256": found, "checksum_verified": bool(expected)}
+
+
+ADDRESS_SCHEMES = ("https", "file")
+
+
+def check_address(url: str) -> str:
+    """Only https:// (and file:// for a local copy): plain http, ftp or data: could hand back anything."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in ADDRESS_SCHEMES:
+        raise ReprolibError(f"cannot fetch from {url!r}: scheme {scheme or '(none)'!r}; valid choices: "
+                            f"{', '.join(s + '://' for s in ADDRESS_SCHEMES)}")
+    return url
 
 
 def imported_reports(artifacts: str | os.PathLike) -> list[dict[str, Any]]:

@@ -306,6 +306,7 @@ def _apply_and_verify(net: nn.Module, mask: dict[str, Tensor], raw: dict[str, Te
             kept_nonzero += int(torch.count_nonzero(w))
             kept += int(m.sum())  # m is 0/1 (checked on reading)
             total += m.numel()
+    _check_usable(net, file, kept, total)
     kept_zero = kept - kept_nonzero
     raw_pruned_nonzero = raw_nonzero - kept_nonzero
     density = kept / total if total else 1.0
@@ -325,3 +326,15 @@ def _apply_and_verify(net: nn.Module, mask: dict[str, Tensor], raw: dict[str, Te
     return LoadedTicket(net=net, mask=mask, arch=arch, format=files.format, model_file=file, mask_file=files.mask_file,
                         density=density, measured_density=measured, density_rlt=masks.density_rlt(net, mask),
                         checkpoint_was_masked=pruned > 0 and fraction <= DENSITY_TOL)
+
+
+def _check_usable(net: nn.Module, file: Path, kept: int, total: int) -> None:
+    """Refuse a ticket that keeps no weight (its runs would sit at chance) or holds a NaN / inf
+    anywhere (parameters and buffers: the runs would fail only after training)."""
+    if total and kept == 0:
+        raise ReprolibError(f"{file} keeps no weights (density 0: every prunable weight is zero or masked); "
+                            "valid: a ticket with density above 0")
+    with torch.no_grad():
+        for name, tensor in [*net.named_parameters(), *net.named_buffers()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ReprolibError(f"{file}: {name!r} holds non-finite values (NaN or inf); valid: finite weights")

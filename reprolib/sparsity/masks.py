@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ MADE_KINDS = ("imp", "magnitude", "random")   # kinds `make_tickets` makes (leve
 # elsewhere, `tickets import`; its "level" is its place in the profile's tickets.imported).
 KINDS = (*MADE_KINDS, "imported")
 DEFAULT_EXCLUDE = ("conv1.weight", "fc.weight")
+FILES_KEY = "files"   # sparsity.json: {file name: bytes} of the level's .pth files
 
 
 def _weight_names(module_name: str, module: nn.Module) -> list[str]:
@@ -147,8 +149,48 @@ def ticket_dir(artifacts: str | os.PathLike, kind: str, level: int) -> Path:
 
 
 def is_complete(directory: Path) -> bool:
-    """A level is complete when sparsity.json exists (it is always written last)."""
-    return (Path(directory) / "sparsity.json").is_file()
+    """A level is complete when sparsity.json (always written last) reads and every file it lists
+    is there at its recorded size (`save_report`); an incomplete one is named in one line, and
+    the makers (`tickets`, import) make it again instead of reporting it `existing`."""
+    report_file = Path(directory) / "sparsity.json"
+    if not report_file.is_file():
+        return False
+    problem = missing_files(Path(directory))
+    if problem:
+        print(f"warning: ticket folder {directory} is incomplete ({problem}); `tickets` remakes it", file=sys.stderr)
+    return problem is None
+
+
+def missing_files(directory: Path) -> str | None:
+    """What is wrong with a level's files, or None: sparsity.json unreadable, a listed file missing
+    or of another size. Reports written before sizes were listed: no empty .pth, and a model.pth
+    needs its mask.pth."""
+    try:
+        report = load_json(directory / "sparsity.json")
+    except (OSError, ValueError):
+        return "sparsity.json is not valid JSON"
+    listed = report.get(FILES_KEY) if isinstance(report, dict) else None
+    if not isinstance(listed, dict):
+        if (directory / "model.pth").is_file() and not (directory / "mask.pth").is_file():
+            return "mask.pth is missing"
+        listed = {p.name: None for p in directory.glob("*.pth")}
+    for name, size in sorted(listed.items()):
+        path = directory / name
+        if not path.is_file():
+            return f"{name} is missing"
+        actual = path.stat().st_size
+        if actual == 0 or (size is not None and actual != size):
+            return f"{name} has {actual} bytes, {'not 0' if size is None else f'not {size}'}"
+    return None
+
+
+def save_report(directory: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Write a level's sparsity.json LAST (the commit marker), listing its .pth files and sizes
+    under `files` so `is_complete` can tell a deleted or cut file; returns the report written."""
+    directory = Path(directory)
+    report = {**report, FILES_KEY: {p.name: p.stat().st_size for p in sorted(directory.glob("*.pth"))}}
+    save_json(directory / "sparsity.json", report)
+    return report
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:

@@ -96,6 +96,6 @@ def oneshot_reports(profile: Any, levels: list[int], kinds: list[str] | tuple[st
                                              "random_seed": recipe.random_seed}},
                       "train_seconds": 0.0,
                       "agreement_with_dense": agreement_with_dense(dense_top1, pruned, images)}
-            M.save_json(directory / "sparsity.json", report)
+            report = M.save_report(directory, report)
             out.append({**report, "path": str(directory), "status": "made"})
     return out

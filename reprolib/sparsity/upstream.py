@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from reprolib.config import check_fields
 from reprolib.data import get_dataset
+from reprolib.determinism import CPU_THREADS
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.schedules import warmup_cosine, warmup_lr
 from reprolib.sparsity.masks import apply_mask
@@ -52,11 +53,11 @@ class UpstreamRecipe:
     train_subset: int = -1           # first N training images (-1 = all 60,000)
     test_subset: int = -1            # first N test images (-1 = all 10,000)
     eval_batch_size: int = 1000
-    # torch CPU threads while training / evaluating (0 = leave torch's setting: one per
-    # core). On an idle 2-core machine two threads train at ~4,000 img/s against ~2,200 for
-    # one. Set 1 on a shared, oversubscribed machine: there two OpenMP threads spin-waiting
-    # on each other ran ~10x slower than one (OMP_WAIT_POLICY=PASSIVE also avoids that).
-    # Results are deterministic for a given thread count.
+    # torch CPU threads while training / evaluating. 0 = the protocol's CPU_THREADS (1,
+    # reprolib.determinism): results then do not depend on the machine's core count. A
+    # larger value is faster on an idle machine (two threads ~4,000 img/s against ~2,200
+    # for one on 2 cores) but its numbers hold only for that thread count (ATen splits
+    # reductions per thread); it is stored in the tickets' recipe.
     num_threads: int = 0
 
     @classmethod
@@ -114,10 +115,9 @@ def load_source_data(profile: Any) -> SourceData:
 
 @contextlib.contextmanager
 def cpu_threads(n: int) -> Iterator[None]:
-    """torch.set_num_threads(n) for the block, restored afterwards (n = 0: unchanged)."""
+    """torch.set_num_threads(n) for the block, restored afterwards (n = 0: the protocol's CPU_THREADS)."""
     previous = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
+    torch.set_num_threads(n if n > 0 else CPU_THREADS)
     try:
         yield
     finally:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 
 from reprolib.config import PROFILES
+from reprolib.determinism import pin_threads
 from reprolib.data import names as dataset_names
 from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
+from reprolib.records import check_output_dir
 from reprolib.transfer.config import DEVICES, LABEL_MAPS, METHODS, NETWORKS, TICKET_KINDS, TransferConfig
 from reprolib.transfer.run import record_path, run_transfer
 
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TransferConfig:
     return TransferConfig(
         profile=args.profile, target=args.dataset, method=args.method,
-        label_map=None if args.label_map == "none" else args.label_map,
+        label_map=args.label_map,   # "none": LP's only choice, an error for prompt methods
         network=args.network, kind=args.kind, level=args.sparsity, pretrained_dir=args.pretrained_dir,
         n_shot=args.n_shot, seed=args.seed, protocol=args.protocol, batch_size=args.batch_size,
         epochs=args.epochs, backbone=args.backbone, device=args.device, results_path=args.results_path,
@@ -59,7 +61,11 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if cfg.results_path is not None:   # before any training: a file, a path under a file, read-only
+        check_output_dir(cfg.results_path, "--results_path")
     path = record_path(cfg)
+    check_output_dir(path.parent, "the records folder")
+    pin_threads()   # the protocol's CPU threads (reprolib.determinism): same numbers on any core count
     existed = path.is_file() and not args.force
     record = run_transfer(cfg, force=args.force)
     m = record["metrics"]

@@ -23,6 +23,9 @@ from reprolib.transfer import registry
 METHODS = registry.names()                  # one source: the method registry
 PROMPT_METHODS = registry.prompt_methods()
 
+MAX_SEED = 2 ** 63     # torch.Generator.manual_seed takes a 64-bit seed; larger ones overflow
+MAX_COUNT = 2 ** 31    # shots, levels, batch sizes, epochs: anything larger is a typo, not a setting
+
 # Fields that do not change the numbers (where the record goes, progress bars): not hashed.
 UNHASHED = ("results_path", "progress")
 
@@ -85,6 +88,9 @@ class TransferConfig:
                 raise ReprolibError(f"method {self.method!r} takes no label map, got {self.label_map!r}; "
                                     "valid choices: none")
             self.label_map = None
+        elif self.label_map == "none":
+            raise ReprolibError(f"method {self.method!r} needs a label map, got 'none'; "
+                                f"valid choices: {', '.join(LABEL_MAPS)}")
         else:
             self.label_map = check_choice("label map", self.label_map or "ilm", LABEL_MAPS)
 
@@ -92,8 +98,8 @@ class TransferConfig:
         check_choice("network", self.network, NETWORKS)
         check_choice("ticket kind", self.kind, TICKET_KINDS)
         check_type("level", self.level, int)
-        if self.level < 0:
-            raise ReprolibError(f"level (sparsity state) must be >= 0, got {self.level}")
+        if not 0 <= self.level < MAX_COUNT:
+            raise ReprolibError(f"level (sparsity state) must be >= 0 and < 2**31, got {self.level}")
         if self.network == "dense" and (self.level != 0 or self.kind != "imp"):
             raise ReprolibError(f"network 'dense' takes no ticket (got kind {self.kind!r} level {self.level}); "
                                 "valid choices: --network LT for a ticket")
@@ -101,18 +107,18 @@ class TransferConfig:
     def _validate_counts(self) -> None:
         """n_shot, seed, batch_size and epochs: ints in range (None = the protocol's)."""
         check_type("n_shot", self.n_shot, int)
-        if self.n_shot == 0 or self.n_shot < -1:
-            raise ReprolibError(f"n_shot must be -1 (all) or >= 1, got {self.n_shot}")
+        if self.n_shot == 0 or self.n_shot < -1 or self.n_shot >= MAX_COUNT:
+            raise ReprolibError(f"n_shot must be -1 (all) or 1 .. 2**31-1, got {self.n_shot}")
         for name in ("seed", "batch_size", "epochs"):
             value = getattr(self, name)
             if value is not None:
                 check_type(name, value, int)
-        if self.seed is not None and self.seed < 0:
-            raise ReprolibError(f"seed must be >= 0, got {self.seed}")
+        if self.seed is not None and not 0 <= self.seed < MAX_SEED:
+            raise ReprolibError(f"seed must be 0 .. 2**63-1 (torch's generator seed), got {self.seed}")
         for name in ("batch_size", "epochs"):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ReprolibError(f"{name} must be >= 1, got {value}")
+            if value is not None and not 1 <= value < MAX_COUNT:
+                raise ReprolibError(f"{name} must be 1 .. 2**31-1, got {value}")
 
     def replace(self, **changes: Any) -> TransferConfig:
         return dataclasses.replace(self, **changes)

@@ -99,7 +99,7 @@ class FeatureStore:
             self._memory.move_to_end(key)
             return self._memory[key].to(device)
         path = self.path(key)
-        features = _read(path) if path is not None and path.is_file() else None
+        features = _read_cached(path) if path is not None and path.is_file() else None
         if features is None:
             features = compute().detach().cpu()
             self.computed += 1
@@ -111,17 +111,17 @@ class FeatureStore:
         return features.to(device)
 
 
-def _read(path: Path) -> Tensor | None:
-    """A stored feature tensor, or None (with one line, the file removed) when it cannot be read."""
+def _read_cached(path: Path) -> Tensor | None:
+    """A cache file's features, or None when it is unreadable (cut, corrupt): then it is rebuilt."""
     try:
         features = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(features, Tensor) and features.dim() == 2:
-            return features
-        why = f"holds {type(features).__name__}, not a 2-d tensor"
-    except Exception as err:   # truncated or corrupt: torch raises several kinds
-        why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}"
-    print(f"feature cache {path}: {why}; computing it again", file=sys.stderr)
-    path.unlink(missing_ok=True)
+    except Exception as err:   # torch raises many types for a bad file; all mean "rebuild it"
+        features, reason = None, f"{type(err).__name__}: {' '.join(str(err).split())[:80]}"
+    else:
+        reason = f"holds a {type(features).__name__}, not a tensor"
+    if isinstance(features, Tensor):
+        return features
+    print(f"warning: feature cache {path} is unreadable ({reason}); rebuilding it", file=sys.stderr)
     return None
 
 

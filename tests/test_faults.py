@@ -1,0 +1,222 @@
+"""Faults while working: corrupt records, a deleted mask, a corrupt feature cache, a full disk, bad tickets.
+
+Each corrupt record is named in one line, moved aside and rerun; the ledger never shows it and is
+rebuilt without it; a cut or missing ticket file is remade; a full disk leaves no orphan file.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from reprolib import records
+from reprolib.errors import ReprolibError
+from reprolib.sparsity import masks as M
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def lp_record(tmp_path_factory):
+    """(config, folder) of one real smoke LP run (1 epoch, full data) whose record tests corrupt copies of."""
+    from reprolib.config import load_profile
+    from reprolib.sparsity import make_tickets
+    from reprolib.sparsity.masks import is_complete, ticket_dir
+    from reprolib.transfer.config import TransferConfig
+    from reprolib.transfer.run import run_transfer
+
+    profile = load_profile("smoke")
+    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
+        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
+    folder = tmp_path_factory.mktemp("lp_record")
+    cfg = TransferConfig(profile="smoke", target="digits", method="lp", n_shot=-1, epochs=1, device="cpu",
+                         results_path=str(folder), progress=False)
+    run_transfer(cfg)
+    return cfg, folder
+
+
+def _set(record: dict, dotted: str, value) -> dict:
+    *path, last = dotted.split(".")
+    node = record
+    for key in path:
+        node = node[key]
+    node[last] = value
+    return record
+
+
+CORRUPTIONS = {
+    "truncated": lambda text, rec: text[: len(text) // 2],
+    "empty object": lambda text, rec: "{}",
+    "missing accuracy": lambda text, rec: json.dumps(
+        rec | {"metrics": {k: v for k, v in rec["metrics"].items() if k != "accuracy"}}),
+    "NaN ece": lambda text, rec: json.dumps(_set(rec, "metrics.ece", math.nan)),
+    "edited config": lambda text, rec: json.dumps(_set(_set(rec, "config.seed", 7), "metrics.accuracy", 0.99)),
+    "another id": lambda text, rec: json.dumps(_set(rec, "id", "0123456789abcdef")),
+}
+REASONS = {"truncated": "not valid JSON", "empty object": "it is empty", "missing accuracy": "'accuracy' is missing",
+           "NaN ece": "'ece' is nan", "edited config": "its config hashes to", "another id": "is not its file name's"}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPTIONS))
+def test_each_corrupt_record_is_named_moved_aside_and_rerun(lp_record, tmp_path, kind, capsys):
+    from reprolib.transfer.run import run_transfer
+
+    cfg, folder = lp_record
+    (good,) = folder.glob("*.json")
+    text = good.read_text()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    bad = runs / good.name
+    bad.write_text(CORRUPTIONS[kind](text, json.loads(text)))
+    assert not records.record_exists(bad)
+    line = capsys.readouterr().err.strip()
+    assert len(line.splitlines()) == 1 and f"{bad} is bad: " in line and REASONS[kind] in line
+    assert (runs / f"{good.stem}.bad.json").is_file() and not bad.exists()
+    rerun = run_transfer(cfg.replace(results_path=str(runs)))          # the next sweep reruns it
+    assert rerun["metrics"] == json.loads(text)["metrics"]             # and gets the same numbers back
+    assert records.verified_record(bad) == rerun
+
+
+def test_a_truncated_record_never_leaves_the_ledger_stale(tmp_path, capsys):
+    """The ledger said ok for a run; its record is cut: the rebuilt ledger drops it instead of failing."""
+    from reprolib.ledger import update_ledger
+    from synthetic_study import write_synthetic_study
+
+    write_synthetic_study(tmp_path, targets=("digits",), arms=("lp",), seeds=(1,))
+    assert len(update_ledger(tmp_path)) == 10
+    victim = sorted((tmp_path / "runs").glob("*.json"))[3]
+    victim.write_text(victim.read_text()[:100])
+    frame = update_ledger(tmp_path)
+    assert len(frame) == 9 and victim.stem not in set(frame["id"])
+    saved = (tmp_path / "ledger.csv").read_text()
+    assert victim.stem not in saved and saved.count("\n") == 10       # header + 9 rows, written again
+    assert "is bad: it is not valid JSON" in capsys.readouterr().err
+
+
+def _level(directory: Path) -> dict:
+    directory.mkdir(parents=True)
+    M.save_tensors(directory / "model.pth", {"w": torch.ones(4, 4)})
+    M.save_tensors(directory / "mask.pth", {"w": torch.ones(4, 4)})
+    return M.save_report(directory, {"kind": "imp", "level": 1, "density": 1.0})
+
+
+def test_a_ticket_level_with_a_missing_or_cut_file_is_not_complete(tmp_path, capsys):
+    report = _level(tmp_path / "level_01")
+    assert set(report["files"]) == {"model.pth", "mask.pth"} and M.is_complete(tmp_path / "level_01")
+    (tmp_path / "level_01" / "mask.pth").unlink()
+    assert not M.is_complete(tmp_path / "level_01")
+    assert "level_01 is incomplete (mask.pth is missing); `tickets` remakes it" in capsys.readouterr().err
+    _level(tmp_path / "level_02")
+    model = tmp_path / "level_02" / "model.pth"
+    model.write_bytes(model.read_bytes()[:50])
+    assert not M.is_complete(tmp_path / "level_02") and "model.pth has 50 bytes" in capsys.readouterr().err
+    old = tmp_path / "level_03"          # a report from before sizes were listed
+    old.mkdir()
+    M.save_tensors(old / "model.pth", {"w": torch.ones(2)})
+    M.save_json(old / "sparsity.json", {"kind": "imp", "level": 3})
+    assert not M.is_complete(old)
+    (old / "sparsity.json").write_text("{")
+    assert not M.is_complete(old)
+
+
+def test_a_deleted_mask_of_an_imported_ticket_is_repaired_not_reported_existing(tmp_path, capsys):
+    from reprolib.sparsity.load import build_network
+    from reprolib.sparsity import imported
+
+    net = build_network("small_resnet")
+    with torch.no_grad():
+        net.layer1[0].conv1.weight[:, :2] = 0
+    file = tmp_path / "ticket.pth"
+    torch.save(net.state_dict(), file)
+    first = imported.import_ticket(file, "mine", tmp_path / "artifacts", "small_resnet")
+    mask_file = Path(first["path"]) / "mask.pth"
+    mask_file.unlink()
+    again = imported.import_ticket(file, "mine", tmp_path / "artifacts", "small_resnet")
+    assert again["status"] == "imported" and mask_file.is_file() and M.is_complete(Path(again["path"]))
+    assert imported.import_ticket(file, "mine", tmp_path / "artifacts", "small_resnet")["status"] == "existing"
+
+
+@pytest.mark.parametrize("spoil, expected", [
+    (lambda state: {k: torch.zeros_like(v) if v.is_floating_point() and v.dim() > 1 else v for k, v in state.items()},
+     r"keeps no weights \(density 0"),
+    (lambda state: {**state, "fc.bias": torch.full_like(state["fc.bias"], math.nan)}, "'fc.bias' holds non-finite"),
+    (lambda state: {**state, "bn1.running_var": torch.full_like(state["bn1.running_var"], math.inf)},
+     "'bn1.running_var' holds non-finite"),
+])
+def test_a_ticket_without_kept_or_finite_weights_is_refused_at_import(tmp_path, spoil, expected):
+    from reprolib.sparsity.load import build_network
+    from reprolib.sparsity import imported
+
+    file = tmp_path / "bad.pth"
+    torch.save(spoil(build_network("small_resnet").state_dict()), file)
+    with pytest.raises(ReprolibError, match=expected) as err:
+        imported.import_ticket(file, "bad", tmp_path / "artifacts", "small_resnet")
+    assert str(file) in str(err.value)
+    assert not (tmp_path / "artifacts" / "tickets" / "imported" / "bad").exists()
+
+
+def test_a_corrupt_feature_cache_file_is_rebuilt(tmp_path, capsys):
+    from reprolib.transfer.feature_cache import FeatureStore
+
+    calls = []
+    compute = lambda: calls.append(1) or torch.arange(6.0).reshape(2, 3)   # noqa: E731
+    FeatureStore(tmp_path).features("k", compute, "cpu")
+    cache = tmp_path / "k.pt"
+    cache.write_bytes(cache.read_bytes()[:40])
+    fresh = FeatureStore(tmp_path)                                        # a new process: nothing in memory
+    assert torch.equal(fresh.features("k", compute, "cpu"), torch.arange(6.0).reshape(2, 3)) and len(calls) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"feature cache {cache} is unreadable" in err and "rebuilding it" in err
+    assert torch.equal(torch.load(cache, weights_only=True), torch.arange(6.0).reshape(2, 3))   # rewritten whole
+
+
+class _FullDisk:
+    """A file object that takes `room` bytes, then fails as a full disk does."""
+
+    def __init__(self, f, room: int):
+        self.f, self.room = f, room
+
+    def write(self, data):
+        if len(data) > self.room:
+            self.f.write(data[: self.room])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self.f.__exit__(*exc)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_orphan(tmp_path, monkeypatch):
+    import numpy as np
+
+    real_fdopen = os.fdopen
+    room = {"bytes": 10_000_000}
+    monkeypatch.setattr(records.os, "fdopen", lambda fd, mode="r", *a, **k: _FullDisk(real_fdopen(fd, mode, *a, **k),
+                                                                                        room["bytes"]))
+    records.write_json_atomic(tmp_path / "old.json", {"kept": True})
+    room["bytes"] = 64
+    with pytest.raises(ReprolibError, match="No space left on device; nothing was left behind") as err:
+        records.write_json_atomic(tmp_path / "old.json", {"x": "y" * 1000})
+    assert len(str(err.value).splitlines()) == 1
+    assert json.loads((tmp_path / "old.json").read_text()) == {"kept": True}
+    # A run's state file fits, its record does not: neither stays.
+    big = {"metrics": {"accuracy": 0.5}, "padding": "x" * 5000}
+    arrays = {"w": np.zeros(10, np.float32)}
+    room["bytes"] = 2000
+    with pytest.raises(ReprolibError, match="No space left"):
+        records.write_run_files(tmp_path / "runs", "abc", big, arrays)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["old.json", "runs"]

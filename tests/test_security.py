@@ -1,0 +1,127 @@
+"""No code runs from a data or artifacts file: safe torch.load everywhere, md5 bypass only for the dry-run profile."""
+
+from __future__ import annotations
+
+import ast
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from reprolib import integrity
+from reprolib.errors import ReprolibError
+
+PACKAGE = Path(__file__).resolve().parent.parent / "reprolib"
+
+
+def unsafe_torch_loads(source: str, filename: str = "<src>") -> list[str]:
+    """`file:line` of every torch.load(...) call whose weights_only is not the literal True."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else None
+        if name != "load" or owner != "torch":
+            continue
+        safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                   for k in node.keywords)
+        if not safe:
+            found.append(f"{filename}:{node.lineno}")
+    return found
+
+
+def test_the_walker_flags_unsafe_and_missing_weights_only():
+    source = ("import torch\ntorch.load(p)\ntorch.load(p, weights_only=False)\n"
+              "torch.load(p, weights_only=flag)\ntorch.load(p, weights_only=True)\nnp.load(p)\n")
+    assert unsafe_torch_loads(source) == ["<src>:2", "<src>:3", "<src>:4"]
+
+
+def test_every_torch_load_in_the_package_uses_weights_only_true():
+    offenders = [hit for path in sorted(PACKAGE.rglob("*.py"))
+                 for hit in unsafe_torch_loads(path.read_text(), str(path.relative_to(PACKAGE.parent)))]
+    assert offenders == []
+    assert "torch.load(" in (PACKAGE / "reprogrammer" / "pretrain.py").read_text()   # the walker sees real files
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_crafted_encoder_file_is_refused_not_run(tmp_path, monkeypatch):
+    """A pickle payload in <artifacts>/reprogrammer/encoder.pth never runs (weights_only=True refuses it)."""
+    from reprolib import paths
+    from reprolib.reprogrammer.pretrain import get_embedded_encoder
+    from reprolib.reprogrammer.recipe import ReprogrammerRecipe
+
+    monkeypatch.chdir(tmp_path)
+    path = paths.encoder_file(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps({"settings": _Payload()}))
+    with pytest.raises(Exception) as err:
+        get_embedded_encoder(tmp_path, ReprogrammerRecipe())
+    assert "Weights only load failed" in str(err.value) or "weights_only" in str(err.value)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_marker_file_alone_does_not_turn_the_md5_check_off(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / integrity.DRYRUN_MARKER).write_text("")
+    assert integrity.is_dryrun_root(root) and not integrity.bypass_applies(root)
+    with integrity.bypassed_for_root(root) as applied:
+        assert applied is False
+        import torchvision.datasets.cifar as tv_cifar
+        import torchvision.datasets.utils as tv_utils
+        assert tv_cifar.check_integrity is tv_utils.check_integrity
+
+
+def test_only_the_dry_run_profile_trusts_its_marked_root(tmp_path, monkeypatch):
+    from reprolib.config import load_profile
+
+    monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
+    monkeypatch.setattr(integrity, "_TRUSTED_ROOTS", set())
+    for name in ("smoke", "paper"):
+        root = load_profile(name).path("data_root")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / integrity.DRYRUN_MARKER).write_text("")
+        assert not integrity.bypass_applies(root), name
+    dryrun = load_profile("paper-dryrun")
+    root = dryrun.path("data_root")
+    assert dryrun.data_integrity == "dryrun" and not integrity.bypass_applies(root)   # not marked yet
+    root.mkdir(parents=True)
+    (root / integrity.DRYRUN_MARKER).write_text("")
+    assert integrity.bypass_applies(root)
+
+
+def test_data_integrity_takes_only_its_choices():
+    from reprolib.config import load_profile
+
+    with pytest.raises(ReprolibError, match="unknown data_integrity 'off'; valid choices: md5, dryrun"):
+        load_profile("smoke", data_integrity="off")
+
+
+def test_the_encoder_cache_the_workbook_writes_loads_with_weights_only(tmp_path, monkeypatch):
+    """The real cache layout (settings, vocabulary, config, state_dict, info) passes weights_only=True."""
+    import torch
+
+    from reprolib import paths
+    from reprolib.records import atomic_torch_save
+    from reprolib.reprogrammer import pretrain
+    from reprolib.reprogrammer.encoders import TinyDualEncoder
+    from reprolib.reprogrammer.recipe import ReprogrammerRecipe
+
+    recipe = ReprogrammerRecipe()
+    settings, vocabulary = pretrain.encoder_settings(recipe, 1), pretrain.embedded_vocabulary(recipe.template)
+    encoder = TinyDualEncoder(vocabulary)
+    torch.nn.init.constant_(next(encoder.parameters()), 0.25)
+    info = {"settings": settings, "zero_shot_accuracy_fashion_mnist_test": 0.5, "note": "test"}
+    atomic_torch_save({"settings": settings, "vocabulary": vocabulary, "config": encoder.config,
+                       "state_dict": encoder.state_dict(), "info": info}, paths.encoder_file(tmp_path))
+    monkeypatch.setattr(pretrain, "get_dataset", lambda *a, **k: pytest.fail("retrained instead of loading"))
+    loaded, loaded_info = pretrain.get_embedded_encoder(tmp_path, recipe, seed=1)
+    assert loaded_info == info
+    assert torch.equal(next(loaded.parameters()), next(encoder.parameters()))
