@@ -34,6 +34,9 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.progress import PROGRESS_ENV
 
 KERNEL = "python3"
+# The kernelspec JupyterLab writes for ipykernel's default kernel (the one every install has):
+# an executed copy that names another display name is rewritten by Lab on opening (and dirties git).
+KERNELSPEC = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
 HASH_KEY = "reprolib_inputs_sha256"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # A notebook parameter the runner sets to False: no live widgets in a headless run. nbclient can
@@ -224,6 +227,7 @@ def clean_executed(notebook) -> None:
     saying it needs a live kernel. Kept: the parameters papermill injected and the inputs hash.
     """
     notebook.metadata.pop("jupytext", None)
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)   # what JupyterLab would write, so opening changes nothing
     record = notebook.metadata.pop("papermill", {})
     if "parameters" in record:
         notebook.metadata["papermill"] = {"parameters": record["parameters"]}
@@ -266,7 +270,7 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) ->
     # Pass the YAML keys the notebook declares (papermill warns about the others); the
     # notebook's setup() reads the rest of the profile from the same YAML.
     parameters = notebook_parameters(_declared_parameters(notebook), parameters)
-    notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (reprolib)", "language": "python"}
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     clean_executed(notebook)
     running = out_dir / f".{name}.running.ipynb"   # papermill saves here cell by cell
     started = time.perf_counter()
