@@ -20,6 +20,9 @@ OUT := figures/$(PROFILE)
 EXECUTED := notebooks/executed/$(PROFILE)
 # Extra flags for `reprolib notebooks`, e.g. NB_FLAGS=--force (re-execute all) or NB_FLAGS="--only 05_calibration".
 NB_FLAGS ?=
+# FORCE=1: re-execute every notebook, and retrain a study whose results were shipped with the checkout.
+FORCE ?=
+NB_FLAGS += $(if $(filter 1,$(FORCE)),--force)
 # Notebooks in the order the study runs them; each one's executed copy is a make target.
 NOTEBOOKS := 01_upstream_and_tickets 02_transfer_sweep 03_accuracy_vs_sparsity 04_few_shot \
              05_calibration 06_smm 07_ood 08_reprogrammer 09_claims 10_published 11_explorer
@@ -29,19 +32,23 @@ DRYRUN_ROOT := data/dryrun
 DRYRUN_STAMP := $(DRYRUN_ROOT)/.reprolib-dryrun-root
 
 # JupyterLab reads the workbook's settings (.jupyter/labconfig: percent .py sources open as
-# notebooks) on top of the user's own, and lands on the notebooks' index.
+# notebooks) on top of the user's own. Rooted at the checkout (figures/, README and the
+# notebooks all in its file browser), landing on the notebooks' index.
+# ARGS: more JupyterLab flags, e.g. make lab ARGS="--port 8890 --no-browser".
 LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter
-LAB_FLAGS := --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/index.md \
+LAB_FLAGS := --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/index.md \
              $(if $(filter 0,$(shell id -u)),--allow-root)
+ARGS ?=
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: help setup data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench clean-results
 help:
-	@echo "make figures    regenerate every table and figure of the embedded and imagenet-lite studies"
+	@echo "make figures    redraw every table and figure of the embedded and imagenet-lite studies from their"
+	@echo "                shipped results (FORCE=1: retrain and re-execute everything)"
 	@echo "                (PROFILE=x: only x, one of embedded | imagenet-lite | smoke | smoke-lite | paper | paper-dryrun)"
 	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
-	@echo "make lab        JupyterLab on notebooks/index.md (NN_*.py open as notebooks; executed copies in notebooks/executed/)"
+	@echo "make lab        JupyterLab on notebooks/index.md, rooted at the checkout (ARGS=\"--port 8890 --no-browser\": more flags)"
 	@echo "make test-browser  JupyterLab in headless chromium: the explorer's sliders redraw, notebooks open (smoke profile)"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date)"
@@ -97,7 +104,7 @@ figures: setup data $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun)
 	  echo "figures and tables: figures/$$p/"; done
 
 lab: setup data
-	$(LAB_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS)
+	$(LAB_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS) $(ARGS)
 
 # Needs the smoke profile's results and executed notebooks (test-notebooks). Installs chromium
 # with apt when root; otherwise the test skips with a message saying what is missing.
