@@ -64,7 +64,7 @@ assert status == 0, f"the tickets command failed with status {status}"
 # %%
 tickets = tickets_table(P.path("artifacts"))
 fig = plots.upstream_per_level(tickets)
-plots.save(fig, FIGURES, "upstream_per_level")
+plots.save(fig, FIGURES, "upstream_per_level", why="no tickets")
 fig
 
 # %%

@@ -35,7 +35,7 @@ ledger = load_ledger(P.path("artifacts"))
 
 # %%
 fig = plots.few_shot(ledger)
-plots.save(fig, FIGURES, "few_shot")
+plots.save(fig, FIGURES, "few_shot", why="no finished runs")
 fig
 
 # %% [markdown]

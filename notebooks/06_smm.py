@@ -33,17 +33,18 @@ from reprolib.notebooks import setup
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
 FIGURES = P.path("figures")
 ledger = load_ledger(P.path("artifacts"))
+headline = plots.headline_shot(ledger)   # full data, or the largest n-shot of a few-shot study
 
 # %%
-fig = plots.smm_vs_prompts(ledger, n_shot=-1)
-plots.save(fig, FIGURES, "smm_vs_prompts")
+fig = plots.smm_vs_prompts(ledger, n_shot=headline)
+plots.save(fig, FIGURES, "smm_vs_prompts", why="no padding, watermark or SMM runs in the headline setting")
 fig
 
 # %%
 from reprolib.plots.accuracy import SMM_PROMPTS
 
 prompt_rows = ledger[ledger["arm"].isin(list(SMM_PROMPTS))]
-table = plots.mean_std_pivot(prompt_rows, "accuracy", n_shot=-1)
+table = plots.mean_std_pivot(prompt_rows, "accuracy", n_shot=headline)
 plots.save_table(table, FIGURES, "smm_vs_prompts")
 table
 

@@ -66,8 +66,8 @@ if run_reprogrammer_study is not None:
 # %%
 if run_reprogrammer_study is not None:
     fig = plots.reprogrammer_bars(table)
-    plots.save(fig, FIGURES, "reprogrammer")
-    display(fig)
+    if plots.save(fig, FIGURES, "reprogrammer", why="no Reprogrammer records"):
+        display(fig)
 
 # %% tags=["nbval-check-output"]
 # Summary (checked by nbval): how many reprogrammer runs were tabulated.
