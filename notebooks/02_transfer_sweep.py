@@ -41,6 +41,7 @@ from collections import Counter
 
 from reprolib.ledger import failed_runs, update_ledger
 from reprolib.notebooks import setup
+from reprolib.progress import live_frontend
 from reprolib.sweep import build_grid, resolve_workers, run_sweep
 
 P = setup(profile=profile, targets=targets, methods=methods, levels=levels, baselines=baselines,
@@ -51,8 +52,12 @@ P = setup(profile=profile, targets=targets, methods=methods, levels=levels, base
 configs = build_grid(P)
 print(f"{len(configs)} runs in the grid; per arm: {dict(Counter(c.method if not c.label_map else f'{c.method}/{c.label_map}' for c in configs))}")
 
+# %% [markdown]
+# The long cell: in JupyterLab it shows a progress bar (runs done, the current run, time left);
+# `make figures` reports the same on its terminal and keeps it out of the saved notebook.
+
 # %%
-summary = run_sweep(configs, verbose=False, workers=resolve_workers(P.workers, P.device))
+summary = run_sweep(configs, verbose=live_frontend(), workers=resolve_workers(P.workers, P.device))
 records = summary.records
 ledger = update_ledger(P.path("artifacts"))
 print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min of training recorded")
