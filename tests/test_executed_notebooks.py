@@ -56,3 +56,29 @@ def test_the_sources_carry_the_same_kernelspec() -> None:
 
 def test_the_committed_copies_exist() -> None:
     assert len(COMMITTED) >= 20
+
+
+def test_saving_a_source_from_jupyterlab_leaves_it_unchanged(tmp_path) -> None:
+    """What Lab's autosave does to an opened NN_*.py: the kernel's metadata set, then jupytext's
+    contents manager writes it back (it would add a version stamp without the sources' filter)."""
+    import asyncio
+    import shutil
+
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
+
+    sources = sorted((CHECKOUT / "notebooks").glob("[0-9][0-9]_*.py"))
+    for source in sources:
+        shutil.copy(source, tmp_path / source.name)
+    manager = build_async_jupytext_contents_manager_class(AsyncLargeFileManager)(root_dir=str(tmp_path))
+
+    async def open_and_save(name: str) -> None:
+        model = await manager.get(name, content=True, type="notebook")
+        notebook = model["content"]
+        notebook["metadata"]["kernelspec"] = dict(KERNELSPEC)
+        notebook["metadata"]["language_info"] = dict(IPythonKernel.language_info)
+        await manager.save({"type": "notebook", "format": "json", "content": notebook}, name)
+
+    for source in sources:
+        asyncio.run(open_and_save(source.name))
+        assert (tmp_path / source.name).read_text() == source.read_text(), source.name
