@@ -49,7 +49,7 @@ help:
 	@echo "                (PROFILE=x: only x, one of embedded | imagenet-lite | smoke | smoke-lite | paper | paper-dryrun)"
 	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
 	@echo "make lab        JupyterLab on notebooks/index.md, rooted at the checkout (ARGS=\"--port 8890 --no-browser\": more flags)"
-	@echo "make test-browser  JupyterLab in headless chromium: the explorer's sliders redraw, notebooks open (smoke profile)"
+	@echo "make test-browser  JupyterLab in headless chromium on a fresh clone: index, explorer, every control, git clean"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date)"
 	@echo "make data       offline data (Fashion-MNIST from Debian, digits, glyphs)"
@@ -106,8 +106,9 @@ figures: setup data $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun)
 lab: setup data
 	$(LAB_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS) $(ARGS)
 
-# Needs the smoke profile's results and executed notebooks (test-notebooks). Installs chromium
-# with apt when root; otherwise the test skips with a message saying what is missing.
+# A fresh clone served as `make lab` serves it: the explorer on the shipped embedded results (or,
+# without them, on the smoke results test-notebooks makes). Installs chromium with apt when root;
+# otherwise the test skips with a message saying what is missing.
 test-browser: setup data test-notebooks
 	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && { apt-get install -y -q chromium >/dev/null 2>&1 \
