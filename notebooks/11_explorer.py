@@ -36,6 +36,7 @@ live_widgets = True  # `reprolib notebooks` passes False: headless runs draw the
 from IPython.display import display
 
 from reprolib import plots
+from reprolib.errors import ReprolibError
 from reprolib.notebooks import setup
 from reprolib.plots.explorer import DENSE, compare_panel, compare_summary, explorer_choices
 from reprolib.plots.explorer_widgets import explorer_widgets, open_study, sparsest
@@ -65,7 +66,7 @@ if choices:
                   network_a=DENSE, network_b=sparsest(choices))
     try:
         compared = compare_panel(study.ledger, **static)
-    except Exception as err:   # that cell was not run in this study: say so in one line
+    except ReprolibError as err:   # that cell was not run in this study: say so in one line
         compared = None
         print(err)
     plots.save(compared, P.path("figures"), "explorer_compare", why="no run in the default cell")
