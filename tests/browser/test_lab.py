@@ -141,7 +141,7 @@ def _state(page) -> tuple[str, str, int]:
     """(numbers line, first figure's src, number of figures) of the explorer."""
     figures = page.locator(".reprolib-figures img")
     count = figures.count()
-    return (page.locator(".reprolib-numbers").first.inner_text(),
+    return (_text(page.locator(".reprolib-numbers").first.inner_text()),
             figures.first.get_attribute("src") if count else "", count)
 
 
