@@ -22,7 +22,7 @@ EXECUTED := notebooks/executed/$(PROFILE)
 NB_FLAGS ?=
 # FORCE=1: re-execute every notebook, and retrain a study whose results were shipped with the checkout.
 FORCE ?=
-NB_FLAGS += $(if $(filter 1,$(FORCE)),--force)
+FORCE_FLAG := $(if $(filter 1,$(FORCE)),--force)
 # Notebooks in the order the study runs them; each one's executed copy is a make target.
 NOTEBOOKS := 01_upstream_and_tickets 02_transfer_sweep 03_accuracy_vs_sparsity 04_few_shot \
              05_calibration 06_smm 07_ood 08_reprogrammer 09_claims 10_published 11_explorer
@@ -100,7 +100,7 @@ test-dryrun: data-dryrun
 figures: setup data $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun)
 	@# Each notebook re-executes only when its source, the profile YAML, the results it reads or the results it made changed.
 	@for p in $(FIGURE_PROFILES); do \
-	  $(PY) -m reprolib notebooks --profile $$p --out notebooks/executed/$$p $(NB_FLAGS) || exit 1; \
+	  $(PY) -m reprolib notebooks --profile $$p --out notebooks/executed/$$p $(NB_FLAGS) $(FORCE_FLAG) || exit 1; \
 	  echo "figures and tables: figures/$$p/"; done
 
 lab: setup data

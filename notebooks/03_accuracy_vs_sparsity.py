@@ -40,7 +40,7 @@ ledger = load_ledger(P.path("artifacts"))
 headline = plots.headline_shot(ledger)
 # Sparse networks the summary compares with dense: IMP tickets, or, for a backbone whose
 # tickets are one-shot pruned pretrained weights (no IMP level in the ledger), those.
-sparse_kind = "imp" if ((ledger["ticket_kind"] == "imp") & (ledger["level"] > 0)).any() else "magnitude"
+sparse_kind = plots.common.sparse_kind(ledger)
 display(Markdown(f"Headline setting: {'full data' if headline == -1 else f'{headline}-shot (no full-data runs)'}; "
                  f"sparse networks: {sparse_kind}."))
 
