@@ -34,6 +34,9 @@ torch_pins = $(foreach p,$(shell grep -E '^(torch|torchvision)==' requirements.l
 TORCH_INDEX = --index-url https://download.pytorch.org/whl/$(1) --extra-index-url https://pypi.org/simple
 # Extra flags for `reprolib notebooks`, e.g. NB_FLAGS=--force (re-execute all) or NB_FLAGS="--only 05_calibration".
 NB_FLAGS ?=
+# FORCE=1: re-execute every notebook, and retrain a study whose results were shipped with the checkout.
+FORCE ?=
+FORCE_FLAG := $(if $(filter 1,$(FORCE)),--force)
 # Notebooks in the order the study runs them; each one's executed copy is a make target.
 NOTEBOOKS := 01_upstream_and_tickets 02_transfer_sweep 03_accuracy_vs_sparsity 04_few_shot \
              05_calibration 06_smm 07_ood 08_reprogrammer 09_claims 10_published 11_explorer
@@ -43,20 +46,24 @@ DRYRUN_ROOT := data/dryrun
 DRYRUN_STAMP := $(DRYRUN_ROOT)/.reprolib-dryrun-root
 
 # JupyterLab reads the workbook's settings (.jupyter/labconfig: percent .py sources open as
-# notebooks) on top of the user's own, and lands on the notebooks' index.
+# notebooks) on top of the user's own. Rooted at the checkout (figures/, README and the
+# notebooks all in its file browser), landing on the notebooks' index.
+# ARGS: more JupyterLab flags, e.g. make lab ARGS="--port 8890 --no-browser".
 LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter
-LAB_FLAGS := --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/index.md \
+LAB_FLAGS := --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/index.md \
              $(if $(filter 0,$(shell id -u)),--allow-root)
+ARGS ?=
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data clean-results
 help:
-	@echo "make figures    regenerate every table and figure of the embedded and imagenet-lite studies"
+	@echo "make figures    redraw every table and figure of the embedded and imagenet-lite studies from their"
+	@echo "                shipped results (FORCE=1: retrain and re-execute everything)"
 	@echo "                (PROFILE=x: only x, one of embedded | imagenet-lite | smoke | smoke-lite | paper | paper-dryrun)"
 	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
-	@echo "make lab        JupyterLab on notebooks/index.md (NN_*.py open as notebooks; executed copies in notebooks/executed/)"
-	@echo "make test-browser  JupyterLab in headless chromium: the explorer's sliders redraw, notebooks open (smoke profile)"
+	@echo "make lab        JupyterLab on notebooks/index.md, rooted at the checkout (ARGS=\"--port 8890 --no-browser\": more flags)"
+	@echo "make test-browser  JupyterLab in headless chromium on a fresh clone: index, explorer, every control, git clean"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make bench-data the paper data path at real split sizes (synthetic data) -> bench/results.md"
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date; TORCH_CUDA=cu126 etc.: that torch build)"
@@ -123,14 +130,15 @@ test-dryrun: data-dryrun
 figures: setup data $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun)
 	@# Each notebook re-executes only when its source, the profile YAML, the results it reads or the results it made changed.
 	@for p in $(FIGURE_PROFILES); do \
-	  $(PY) -m reprolib notebooks --profile $$p --out notebooks/executed/$$p $(NB_FLAGS) || exit 1; \
+	  $(PY) -m reprolib notebooks --profile $$p --out notebooks/executed/$$p $(NB_FLAGS) $(FORCE_FLAG) || exit 1; \
 	  echo "figures and tables: figures/$$p/"; done
 
 lab: setup data
-	$(LAB_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS)
+	$(LAB_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS) $(ARGS)
 
-# Needs the smoke profile's results and executed notebooks (test-notebooks). Installs chromium
-# with apt when root; otherwise the test skips with a message saying what is missing.
+# A fresh clone served as `make lab` serves it: the explorer on the shipped embedded results (or,
+# without them, on the smoke results test-notebooks makes). Installs chromium with apt when root;
+# otherwise the test skips with a message saying what is missing.
 test-browser: setup data test-notebooks
 	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && { apt-get install -y -q chromium >/dev/null 2>&1 \

@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -33,6 +34,7 @@ from reprolib import plots
 from reprolib.cli import main as reprolib_cli
 from reprolib.ledger import tickets_table
 from reprolib.notebooks import setup
+from reprolib.progress import live_frontend
 
 P = setup(profile=profile, levels=levels, baselines=baselines, baseline_level=baseline_level,
           artifacts=artifacts, figures=figures)
@@ -42,7 +44,8 @@ FIGURES = P.path("figures")
 # ## Make the tickets
 # Finished levels are kept on disk (`<artifacts>/tickets/<kind>/level_XX/`) and skipped,
 # so rerunning this cell is cheap. The command reads the profile's YAML (its upstream and
-# tickets recipes).
+# tickets recipes). In JupyterLab the cell shows progress bars (levels, training steps);
+# `make figures` reports them on its terminal instead, keeping the saved notebook stable.
 
 # %%
 top = max([*P.levels, P.baseline_level])
@@ -50,7 +53,7 @@ top = max([*P.levels, P.baseline_level])
 # compares them (baseline_level), which keeps the embedded profile inside its time budget.
 status = reprolib_cli(["tickets", "--profile", P.profile, "--levels", f"0-{top}",
                        "--kinds", ",".join(["imp", *P.baselines]),
-                       "--baseline-levels", str(P.baseline_level), "--quiet"])
+                       "--baseline-levels", str(P.baseline_level), *([] if live_frontend() else ["--quiet"])])
 assert status == 0, f"the tickets command failed with status {status}"
 
 # %% [markdown]
@@ -64,7 +67,7 @@ assert status == 0, f"the tickets command failed with status {status}"
 # %%
 tickets = tickets_table(P.path("artifacts"))
 fig = plots.upstream_per_level(tickets)
-plots.save(fig, FIGURES, "upstream_per_level")
+plots.save(fig, FIGURES, "upstream_per_level", why="no tickets")
 fig
 
 # %%

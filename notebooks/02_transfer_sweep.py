@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -47,6 +48,7 @@ from collections import Counter
 from reprolib import paths
 from reprolib.ledger import failed_runs, update_ledger
 from reprolib.notebooks import setup
+from reprolib.progress import live_frontend
 from reprolib.sweep import build_grid, resolve_workers, run_sweep
 from reprolib.sweep_status import grid_status, summary_line
 
@@ -58,9 +60,13 @@ P = setup(profile=profile, targets=targets, methods=methods, levels=levels, base
 configs = build_grid(P)
 print(f"{len(configs)} runs in the grid; per arm: {dict(Counter(c.method if not c.label_map else f'{c.method}/{c.label_map}' for c in configs))}")
 
+# %% [markdown]
+# The long cell: in JupyterLab it shows a progress bar (runs done, the current run, time left);
+# `make figures` reports the same on its terminal and keeps it out of the saved notebook.
+
 # %%
 if P.trains_in_notebooks:
-    records = run_sweep(configs, verbose=False, workers=resolve_workers(P.workers, P.device)).records
+    records = run_sweep(configs, verbose=live_frontend(), workers=resolve_workers(P.workers, P.device)).records
 else:   # the grid runs outside the notebooks (`make sweep`); the status below says how far it is
     records = []
 ledger = update_ledger(P.path("artifacts"))

@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -36,10 +37,10 @@ FIGURES = P.path("figures")
 ledger = load_ledger(P.path("artifacts"))
 # The headline setting: full data, or the largest n-shot in a study without full-data runs
 # (imagenet-lite, smoke-lite); the few-shot section below still shows every n-shot.
-headline = -1 if (ledger["n_shot"] == -1).any() else int(ledger["n_shot"].max())
+headline = plots.headline_shot(ledger)
 # Sparse networks the summary compares with dense: IMP tickets, or, for a backbone whose
 # tickets are one-shot pruned pretrained weights (no IMP level in the ledger), those.
-sparse_kind = "imp" if ((ledger["ticket_kind"] == "imp") & (ledger["level"] > 0)).any() else "magnitude"
+sparse_kind = plots.common.sparse_kind(ledger)
 display(Markdown(f"Headline setting: {'full data' if headline == -1 else f'{headline}-shot (no full-data runs)'}; "
                  f"sparse networks: {sparse_kind}."))
 
@@ -48,7 +49,7 @@ display(Markdown(f"Headline setting: {'full data' if headline == -1 else f'{head
 
 # %%
 fig = plots.accuracy_vs_sparsity(ledger, n_shot=headline)
-plots.save(fig, FIGURES, "accuracy_vs_sparsity")
+plots.save(fig, FIGURES, "accuracy_vs_sparsity", why="no finished runs in the headline setting")
 fig
 
 # %% [markdown]
@@ -58,8 +59,8 @@ fig
 # %%
 for n in sorted(n for n in ledger["n_shot"].unique() if n > 0):
     fig = plots.accuracy_vs_sparsity(ledger, n_shot=int(n))
-    plots.save(fig, FIGURES, f"accuracy_vs_sparsity_{int(n)}shot")
-    display(fig)
+    if plots.save(fig, FIGURES, f"accuracy_vs_sparsity_{int(n)}shot", why=f"no finished {n}-shot runs"):
+        display(fig)
 
 # %% [markdown]
 # ## Table: accuracy (%) per ticket, mean and 95% t interval over seeds (full data); n = seeds

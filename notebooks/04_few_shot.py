@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -35,7 +36,7 @@ ledger = load_ledger(P.path("artifacts"))
 
 # %%
 fig = plots.few_shot(ledger)
-plots.save(fig, FIGURES, "few_shot")
+plots.save(fig, FIGURES, "few_shot", why="no finished runs")
 fig
 
 # %% [markdown]

@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -33,17 +34,18 @@ from reprolib.notebooks import setup
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
 FIGURES = P.path("figures")
 ledger = load_ledger(P.path("artifacts"))
+headline = plots.headline_shot(ledger)   # full data, or the largest n-shot of a few-shot study
 
 # %%
-fig = plots.smm_vs_prompts(ledger, n_shot=-1)
-plots.save(fig, FIGURES, "smm_vs_prompts")
+fig = plots.smm_vs_prompts(ledger, n_shot=headline)
+plots.save(fig, FIGURES, "smm_vs_prompts", why="no padding, watermark or SMM runs in the headline setting")
 fig
 
 # %%
 from reprolib.plots.accuracy import SMM_PROMPTS
 
 prompt_rows = ledger[ledger["arm"].isin(list(SMM_PROMPTS))]
-table = plots.interval_pivot(prompt_rows, "accuracy", n_shot=-1)
+table = plots.interval_pivot(prompt_rows, "accuracy", n_shot=headline)
 plots.save_table(table, FIGURES, "smm_vs_prompts")
 table
 

@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -13,8 +14,11 @@
 #
 # When the transfer runs also score out-of-distribution (OOD) test images, the records
 # carry OOD metrics (`ood_*` columns of the ledger). Here: AUROC of telling in-distribution
-# from OOD test images apart (0.5 = chance, 1 = perfect) against density, one line per arm.
-# If the ledger holds no OOD metrics yet, the figure says so and the table is empty.
+# from OOD test images apart (0.5 = chance, dashed; 1 = perfect; below 0.5 the scores rank OOD
+# images above the target's own) against density, one line per arm, one row of panels per
+# target (its OOD sets differ): the target's OOD partner datasets, and uniform noise, each
+# scored by the maximum softmax probability and by the negative energy. Without OOD metrics
+# in the ledger no figure is made (the line below says so) and the table is empty.
 
 # %% tags=["parameters"]
 profile = "embedded"
@@ -32,10 +36,11 @@ from reprolib.notebooks import setup
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
 FIGURES = P.path("figures")
 ledger = load_ledger(P.path("artifacts"))
+headline = plots.headline_shot(ledger)   # full data, or the largest n-shot of a few-shot study
 
 # %%
-fig = plots.ood_vs_sparsity(ledger)
-plots.save(fig, FIGURES, "ood_vs_sparsity")
+fig = plots.ood_vs_sparsity(ledger, n_shot=headline)
+plots.save(fig, FIGURES, "ood_vs_sparsity", why="no OOD metrics in the ledger's headline runs")
 fig
 
 # %%

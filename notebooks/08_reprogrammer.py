@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -66,8 +67,8 @@ if run_reprogrammer_study is not None:
 # %%
 if run_reprogrammer_study is not None:
     fig = plots.reprogrammer_bars(table)
-    plots.save(fig, FIGURES, "reprogrammer")
-    display(fig)
+    if plots.save(fig, FIGURES, "reprogrammer", why="no Reprogrammer records"):
+        display(fig)
 
 # %% tags=["nbval-check-output"]
 # Summary (checked by nbval): how many reprogrammer runs were tabulated.

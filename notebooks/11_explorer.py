@@ -2,8 +2,9 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -11,16 +12,17 @@
 # %% [markdown]
 # # 11 · Sparsity explorer
 #
-# Pick a profile, a target, an arm, a sparsity level and a number of shots per class. The
-# comparison shows the chosen ticket beside the dense network (same target, arm, shots and
-# seed) on the same reliability axes, and accuracy and ECE across every level with the
-# chosen one ringed; the line under the widgets gives the numbers. The single-run panel below
-# it adds the learned prompt (padding prompt: sigmoid(theta) on the frame; watermark / SMM:
-# the additive delta) and the label map. Everything comes from the ledger and the run's
-# saved `.npz`, so moving a slider is instant.
+# Compare any two networks of a study: the dense model, IMP tickets, the magnitude and random
+# baselines, one-shot pruned networks of a pretrained backbone, imported tickets. Pick the
+# profile, target, arm (LP, or a prompt with its label map) and shots per class; network A
+# (dense by default) and network B (the slider: every network of the study, dense first,
+# sparsest last). The figure shows accuracy and ECE with every seed as a point and the mean
+# with its 95% t interval, beside both reliability diagrams (pooled over seeds); the line
+# above it gives the numbers. "One run of B" adds that run's learned prompt and label map.
 #
-# The first cells draw static figures (saved); the interactive cell needs a live kernel
-# (JupyterLab: `make lab`).
+# It reads only the ledger: the shipped results of the offline studies are enough (nothing
+# trains), and a redraw takes well under a second. Run all cells (JupyterLab: `make lab`).
+# A profile without results says in one line what to run; pick another one above.
 
 # %% tags=["parameters"]
 profile = "embedded"
@@ -31,114 +33,57 @@ live_widgets = True  # `reprolib notebooks` passes False: headless runs draw the
 
 # %%
 # %matplotlib inline
-from reprolib import paths, plots
-from reprolib.config import PROFILE_DIR, load_profile
-from reprolib.ledger import load_ledger
+from IPython.display import display
+
+from reprolib import plots
+from reprolib.errors import ReprolibError
 from reprolib.notebooks import setup
-from reprolib.plots.explorer import compare_panel, compare_summary
+from reprolib.plots.explorer import DENSE, compare_panel, compare_summary, explorer_choices
+from reprolib.plots.explorer_widgets import explorer_widgets, open_study, sparsest
 
 P = setup(profile=profile, source=source, artifacts=artifacts, figures=figures)
-
-
-def explorer_choices(ledger):
-    """Widget options: the targets, arms, IMP levels and shots this ledger holds."""
-    imp = ledger[ledger["ticket_kind"] == "imp"]
-    return {
-        "target": sorted(imp["target"].unique()),
-        "arm": sorted(imp["arm"].unique(), key=lambda a: (a != "vp/ilm", a)),
-        "level": sorted(int(v) for v in imp["level"].unique()),
-        "n_shot": sorted((int(v) for v in imp["n_shot"].unique()), key=lambda n: (n < 0, n)),
-    }
-
-
-ledger = load_ledger(P.path("artifacts"))
-choices = explorer_choices(ledger)
-# Profiles whose sweep has a ledger in this workbook (the profile dropdown's options).
-profiles = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")
-                  if paths.ledger_file(load_profile(p.stem).path("artifacts")).exists())
-
-# %% [markdown]
-# ## The sparsest IMP ticket beside the dense network (full data), drawn statically
-
-# %%
-static = compare_panel(ledger, choices["target"][0], choices["arm"][0], choices["level"][-1], choices["n_shot"][-1])
-plots.save(static, P.path("figures"), "explorer_compare")
-static
-
-# %%
-single = plots.explorer_panel(ledger, P.path("artifacts"), choices["target"][0], choices["arm"][0],
-                              choices["level"][-1], choices["n_shot"][-1], source=P.source)
-plots.save(single, P.path("figures"), "explorer_example")
-single
+study = open_study(P)
+print(study.message)
+choices = explorer_choices(study.ledger) if study.ledger is not None else None
 
 # %% [markdown]
 # ## Interactive
-# Combinations the sweep did not run show a one-line message instead of a figure. Changing
-# the profile reloads its ledger and the other widgets' options.
+# Combinations the sweep did not run show a one-line message instead of a figure.
 
 # %% tags=["nbval-ignore-output"]
-import ipywidgets as widgets
-from IPython.display import display
-
-from reprolib.errors import ReprolibError
-
-
-def explorer_widgets(ledger, P):
-    """The explorer's controls, each wired to the redraw (the level slider too), in one box."""
-    controls = {
-        "profile": widgets.Dropdown(options=profiles or [P.profile], value=P.profile, description="profile"),
-        "target": widgets.Dropdown(options=choices["target"], description="target"),
-        "arm": widgets.Dropdown(options=choices["arm"], description="arm"),
-        "level": widgets.SelectionSlider(options=choices["level"], value=choices["level"][-1],
-                                         continuous_update=False, description="IMP level"),
-        "n_shot": widgets.SelectionSlider(options=[(("full" if n < 0 else str(n)), n) for n in choices["n_shot"]],
-                                          value=choices["n_shot"][-1], continuous_update=False, description="shots"),
-    }
-    numbers = widgets.Label()
-    output = widgets.Output()
-    numbers.add_class("reprolib-numbers")   # stable handles for the browser test
-    output.add_class("reprolib-figures")
-    state = {"ledger": ledger, "profile": P}
-
-    def redraw(_=None) -> None:
-        """Draw the comparison and the single-run panel for the widgets' current values."""
-        values = {k: controls[k].value for k in ("target", "arm", "level", "n_shot")}
-        output.clear_output(wait=True)
-        with output:
-            try:
-                numbers.value = compare_summary(state["ledger"], **values)
-                display(compare_panel(state["ledger"], **values))
-                display(plots.explorer_panel(state["ledger"], state["profile"].path("artifacts"), **values,
-                                             source=state["profile"].source))
-            except ReprolibError as err:
-                numbers.value = str(err)
-
-    def change_profile(change) -> None:
-        """Load the chosen profile's ledger and offer its targets, arms, levels and shots."""
-        state["profile"] = load_profile(change["new"])
-        state["ledger"] = load_ledger(state["profile"].path("artifacts"))
-        options = explorer_choices(state["ledger"])
-        # Each assignment may redraw once on its own; the last call below draws the final state.
-        for key in ("target", "arm", "level"):
-            controls[key].options = options[key]
-        controls["level"].value = options["level"][-1]
-        controls["n_shot"].options = [(("full" if n < 0 else str(n)), n) for n in options["n_shot"]]
-        redraw()
-
-    controls["profile"].observe(change_profile, names="value")
-    for key in ("target", "arm", "level", "n_shot"):
-        controls[key].observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox(list(controls.values())[:3]), widgets.HBox(list(controls.values())[3:]),
-                         numbers, output])
-
-
 if live_widgets:
-    display(explorer_widgets(ledger, P))
+    display(explorer_widgets(study))
 else:
     print("(interactive widgets: open notebooks/11_explorer.py in JupyterLab and run it)")
+
+# %% [markdown]
+# ## Drawn statically: dense beside the sparsest network, first target and arm, most shots
+# The comparison is saved (`explorer_compare`); the cell after it shows network B's first run as
+# "one run of B" does: its learned prompt and label map. That one is shown, not saved: the prompt
+# comes from the run's `.npz`, which the shipped results do not include (a fresh clone shows the
+# run without it), and a saved figure must not depend on what a clone lacks.
+
+# %%
+if choices:
+    static = dict(target=choices["target"][0], arm=choices["arm"][0], n_shot=choices["n_shot"][-1],
+                  network_a=DENSE, network_b=sparsest(choices))
+    try:
+        compared = compare_panel(study.ledger, **static)
+    except ReprolibError as err:   # that cell was not run in this study: say so in one line
+        compared = None
+        print(err)
+    plots.save(compared, P.path("figures"), "explorer_compare", why="no run in the default cell")
+    display(compared) if compared is not None else None
+
+# %%
+if choices:
+    kind, _, level = static["network_b"].partition(":")
+    single = None if kind == "imported" else plots.explorer_panel(
+        study.ledger, P.path("artifacts"), static["target"], static["arm"], int(level), static["n_shot"],
+        kind=kind, source=P.source)
+    display(single) if single is not None else print("an imported ticket: no single run to select by level")
 
 # %% tags=["nbval-check-output"]
 # Summary (checked by nbval): the explorer's choices and the static comparison's numbers.
 print(choices)
-print(compare_summary(ledger, choices["target"][0], choices["arm"][0], choices["level"][-1], choices["n_shot"][-1]))
+print(compare_summary(study.ledger, **static) if choices else study.message)

@@ -5,6 +5,11 @@ JupyterLab opens them as notebooks). Each is converted to .ipynb and executed by
 with the profile's YAML as its parameters (the same mapping `papermill -f profile.yaml`
 gives), in the venv's `python3` kernel; the executed copy lands in `DIR/NN_name.ipynb`.
 
+Shipped results: a checkout may carry a study's ledger (and the small files notebooks 03-11
+read: `SHIPPED_FILES`) without the run records behind it. Then the notebooks that train (01
+tickets, 02 sweep) are not re-executed unless forced (`--force`, `make figures FORCE=1`): their
+committed executed copies stand, and 03-11 redraw from the shipped ledger.
+
 Only what changed is redone: the executed copy records a hash of its inputs (the notebook
 source, the profile YAML, the results it reads, and the library code that draws them) and of
 the results it made (tickets, ledger), and a notebook whose hash matches is skipped. A
@@ -35,6 +40,9 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.progress import PROGRESS_ENV
 
 KERNEL = "python3"
+# The kernelspec JupyterLab writes for ipykernel's default kernel (the one every install has):
+# an executed copy that names another display name is rewritten by Lab on opening (and dirties git).
+KERNELSPEC = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
 HASH_KEY = "reprolib_inputs_sha256"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # A notebook parameter the runner sets to False: no live widgets in a headless run. nbclient can
@@ -47,6 +55,11 @@ WIDGET_PLACEHOLDER = "(interactive widgets: open this notebook's source NN_name.
 DRAWING_CODE = ["reprolib/plots", "reprolib/claims.py", "reprolib/published.py", "reprolib/ledger.py",
                 "reprolib/published"]
 _CODE_ROOT = paths.PACKAGE_DIR.parent
+# What a checkout ships of a study, relative to its artifacts folder (.gitignore lets exactly these through):
+# the ledger, the tickets table and the Reprogrammer's run records (08 redraws from them).
+SHIPPED_FILES = ["ledger.csv", "tickets.csv", "reprogrammer/runs/*.json"]
+# Notebooks that train; under shipped results they are skipped unless forced.
+TRAINING_NOTEBOOKS = (1, 2)
 
 
 def names() -> list[str]:
@@ -107,6 +120,13 @@ def produced_results(name: str, profile: Profile) -> list[Path]:
     if number == 8:
         return [paths.reprogrammer_runs_dir(artifacts)]
     return []
+
+
+def shipped_results(profile: Profile) -> bool:
+    """True when the profile's ledger came with the checkout: it exists, but no run record does."""
+    artifacts = profile.path("artifacts")
+    runs = paths.runs_dir(artifacts)
+    return paths.ledger_file(artifacts).exists() and not (runs.is_dir() and any(runs.glob("*.json")))
 
 
 def inputs_hash(name: str, profile_file: Path, profile: Profile) -> str:
@@ -225,6 +245,7 @@ def clean_executed(notebook) -> None:
     saying it needs a live kernel. Kept: the parameters papermill injected and the inputs hash.
     """
     notebook.metadata.pop("jupytext", None)
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)   # what JupyterLab would write, so opening changes nothing
     record = notebook.metadata.pop("papermill", {})
     if "parameters" in record:
         notebook.metadata["papermill"] = {"parameters": record["parameters"]}
@@ -260,6 +281,8 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) ->
     parameters = yaml.safe_load(profile_file.read_text()) or {}
     profile = load_profile(profile_name)
     out_path = out_dir / f"{name}.ipynb"
+    if not force and int(name[:2]) in TRAINING_NOTEBOOKS and shipped_results(profile) and out_path.exists():
+        return "shipped", 0.0
     digest = inputs_hash(name, profile_file, profile)
     if not force and _recorded_hash(out_path) == digest:
         return "unchanged", 0.0
@@ -267,7 +290,7 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) ->
     # Pass the YAML keys the notebook declares (papermill warns about the others); the
     # notebook's setup() reads the rest of the profile from the same YAML.
     parameters = notebook_parameters(_declared_parameters(notebook), parameters)
-    notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (reprolib)", "language": "python"}
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     clean_executed(notebook)
     running = out_dir / f".{name}.running.ipynb"   # papermill saves here cell by cell
     started = time.perf_counter()
@@ -307,7 +330,8 @@ def run_notebooks(profile_name: str, out_dir: str | Path, only: list[str] | None
         results[name] = execute(name, profile_name, out, force=force)
         if verbose:
             status, seconds = results[name]
-            print(f"{name:<28} {status}" + (f" in {seconds:.1f} s" if status == "executed" else ""), flush=True)
+            note = {"executed": f" in {seconds:.1f} s", "shipped": ": the shipped results stand (FORCE=1 retrains)"}
+            print(f"{name:<28} {status}" + note.get(status, ""), flush=True)
     return results
 
 
@@ -334,5 +358,6 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results = run_notebooks(args.profile, args.out, only=args.only, force=args.force)
     executed = sum(1 for status, _ in results.values() if status == "executed")
-    print(f"{executed} executed, {len(results) - executed} unchanged, {time.perf_counter() - started:.1f} s in all")
+    shipped = sum(1 for status, _ in results.values() if status == "shipped")
+    print(f"{executed} executed, {shipped} kept as shipped, {len(results) - executed - shipped} unchanged, {time.perf_counter() - started:.1f} s in all")
     return 0

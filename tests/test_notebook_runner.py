@@ -92,3 +92,46 @@ def test_a_notebook_whose_results_are_gone_runs_again(tmp_path) -> None:
     report.write_text("{}")
     assert inputs_hash("01_upstream_and_tickets", yaml_file, profile) != before["01_upstream_and_tickets"]
     assert inputs_hash("03_accuracy_vs_sparsity", yaml_file, profile) == before["03_accuracy_vs_sparsity"]
+
+
+def test_shipped_results_keep_the_training_notebooks_unless_forced(tmp_path, monkeypatch) -> None:
+    """A checkout with a study's ledger but none of its run records does not retrain it."""
+    from reprolib import paths
+    from reprolib.config import load_profile
+    from reprolib.notebooks import execute, shipped_results
+
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    profile = load_profile("smoke")
+    artifacts = profile.path("artifacts")
+    assert artifacts.is_relative_to(tmp_path) and not shipped_results(profile)
+    artifacts.mkdir(parents=True)
+    paths.ledger_file(artifacts).write_text("id,target\n")
+    out = tmp_path / "executed"
+    out.mkdir()
+    for name in ("01_upstream_and_tickets", "02_transfer_sweep"):
+        (out / f"{name}.ipynb").write_text("{}")
+        assert shipped_results(profile) and execute(name, "smoke", out) == ("shipped", 0.0)
+    runs = paths.runs_dir(artifacts)
+    runs.mkdir()
+    (runs / "abc.json").write_text("{}")
+    assert not shipped_results(profile)   # run records here: the usual input hashes decide
+
+
+def test_git_ships_exactly_the_shipped_files() -> None:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from reprolib.notebooks import SHIPPED_FILES
+
+    checkout = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (checkout / ".git").exists():
+        import pytest
+        pytest.skip("not a git checkout")
+    shipped = [f.replace("*", "a") for f in SHIPPED_FILES]
+    kept_out = ["runs/a.json", "runs/a.npz", "tickets/imp/level_00/model.pth", "features/a.pt",
+                "reprogrammer/encoder.pth", "reprogrammer/runs/a.npz"]
+    for study in ("embedded", "imagenet-lite", "smoke"):
+        for name in shipped + kept_out:
+            ignored = subprocess.run(["git", "check-ignore", "-q", f"artifacts/{study}/{name}"], cwd=checkout).returncode == 0
+            assert ignored == (study == "smoke" or name in kept_out), f"artifacts/{study}/{name}"

@@ -87,3 +87,26 @@ def test_tickets_report_their_levels(tmp_path: Path, monkeypatch) -> None:
     assert [line.split("  ")[0] for line in sink.read_text().splitlines()] == [
         "[1/3 ticket levels] imp level 0 existing", "[2/3 ticket levels] imp level 1 existing",
         "[3/3 ticket levels] random level 1 existing"]
+
+
+def test_a_watched_kernel_gets_a_bar_and_the_runner_none(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    assert not progress.live_frontend()   # a plain interpreter (pytest) is no notebook kernel
+    monkeypatch.setattr(progress, "live_frontend", lambda: True)
+    meter = Progress(3, "runs", echo=True)
+    assert meter.bar is not None and meter.bar.total == 3
+    meter.done("digits lp dense")
+    meter.done("digits vp/ilm L2", failed=True)
+    assert meter.bar.n == 2 and "digits vp/ilm L2  FAILED" in meter.bar.postfix
+    meter.done("c")
+    assert meter.bar.disable or meter.bar.n == 3
+    out = capsys.readouterr().out
+    assert "[1/3 runs]" not in out and "[2/3 runs] digits vp/ilm L2  FAILED" in out   # failures stay in the cell
+    assert Progress(3, "runs", echo=False).bar is None   # verbose off (as under the runner): no bar
+    monkeypatch.setattr(progress, "live_frontend", lambda: False)
+    assert Progress(3, "runs", echo=True).bar is None
+
+
+def test_the_runner_is_not_a_watched_kernel(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "progress.txt"))
+    assert not progress.live_frontend()

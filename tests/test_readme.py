@@ -40,8 +40,23 @@ def _run(code: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_readme_block_1_profile_paths_and_data(tmp_path, workbook_home):
+def test_readme_block_1_runs_one_experiment_from_a_cell(tmp_path, workbook_home):
+    import json
+
     code, skip = BLOCKS[0]
+    assert skip is None and "run_transfer(config)" in code
+    result = _run(code, tmp_path)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1:]
+    assert result.stdout.strip().splitlines()[-2:] == ["vp 50 True True", "True"]   # 5 shots x 10 digits
+    records = list((workbook_home / "artifacts" / "smoke" / "runs").glob("*.json"))
+    matching = [json.loads(r.read_text()) for r in records]
+    matching = [r for r in matching if r["config"]["method"] == "vp" and r["config"]["n_shot"] == 5
+                and r["config"]["network"] == "dense" and r["config"]["seed"] == 1]
+    assert matching and 0.0 <= matching[0]["metrics"]["accuracy"] <= 1.0
+
+
+def test_readme_block_2_profile_paths_and_data(tmp_path, workbook_home):
+    code, skip = BLOCKS[1]
     assert skip is None
     result = _run(code, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -50,8 +65,8 @@ def test_readme_block_1_profile_paths_and_data(tmp_path, workbook_home):
     assert shapes == "(50, 1, 8, 8) [5, 5, 5, 5, 5, 5, 5, 5, 5, 5]"
 
 
-def test_readme_block_2_loads_a_torch_prune_ticket(tmp_path):
-    code, skip = BLOCKS[1]
+def test_readme_block_3_loads_a_torch_prune_ticket(tmp_path):
+    code, skip = BLOCKS[2]
     assert skip is None
     result = _run(code, tmp_path)
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1]
@@ -61,4 +76,29 @@ def test_readme_block_2_loads_a_torch_prune_ticket(tmp_path):
 
 def test_every_readme_block_is_covered():
     # A new block needs its own test above (with the values it should print), or a no-test mark.
-    assert len(BLOCKS) == 2, f"README has {len(BLOCKS)} python blocks; add a test for each new one"
+    assert len(BLOCKS) == 3, f"README has {len(BLOCKS)} python blocks; add a test for each new one"
+
+
+def test_the_readme_starts_with_the_newcomers_path_and_tells_no_history():
+    text = README.read_text()
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert headings[:4] == ["Start here: look, reproduce, scale", "Scale: GPUs and Slurm", "Results", "Reference"]
+    for step in ("**1. Look", "**2. Reproduce", "**3. Scale"):
+        assert step in text
+    history = re.findall(r"[Ii]ssue \d+(?:'s)?|the issue's|this session|this task|before this check", text)
+    assert history == [], history
+
+
+def test_citation_and_license():
+    import tomllib
+
+    import yaml
+
+    root = README.parent
+    citation = yaml.safe_load((root / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
+    paper = citation["preferred-citation"]
+    assert [a["family-names"] for a in paper["authors"]] == ["Misra", "Goyal", "Runwal", "Chen"]
+    assert "2308.14969" in paper["url"] and paper["year"] == 2023
+    assert (root / "LICENSE").read_text().startswith("MIT License")
+    assert tomllib.loads((root / "pyproject.toml").read_text())["project"]["license"] == {"text": "MIT"}

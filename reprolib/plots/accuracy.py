@@ -11,29 +11,41 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, KIND_MARKERS, arm_color, density_lines, density_ticks,
-                                   empty_figure, imp_rows, interval_yerr, ordered, require, shot_label, summarize)
+from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, KIND_MARKERS, REFERENCE, arm_color, density_lines,
+                                   density_ticks, imp_rows, interval_yerr, network_name, ordered, require, shot_label,
+                                   summarize, trend_rows)
 
 SMM_PROMPTS = {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium", "full/ilm": "full", "smm/ilm": "smm"}
 
 
-def upstream_per_level(tickets: pd.DataFrame) -> Figure:
-    """Upstream test accuracy and density per pruning level, IMP vs magnitude vs random."""
+UPSTREAM_PANELS = {   # column -> (y label, title); the first with values is drawn beside the density
+    "upstream_accuracy": ("upstream test accuracy (%)", "Upstream accuracy"),
+    "agreement_with_dense": ("top-1 agreement with dense (%)", "Agreement with dense (a proxy, not an accuracy)")}
+
+
+def upstream_per_level(tickets: pd.DataFrame) -> Figure | None:
+    """Upstream test accuracy (or, for one-shot networks without it, top-1 agreement with the
+    dense network) and density per pruning level, one line per kind; None without tickets."""
     require(tickets, ["ticket_kind", "level", "density", "upstream_accuracy"], "upstream_per_level")
     if tickets.empty:
-        return empty_figure("no tickets yet: run the tickets command (notebook 01)")
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
-    ax_acc, ax_den = fig.subplots(1, 2)
+        return None
+    measured = [c for c in UPSTREAM_PANELS if c in tickets and pd.to_numeric(tickets[c], errors="coerce").notna().any()]
+    fig = Figure(figsize=(10 if measured else 5.5, 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, 2 if measured else 1))
+    ax_acc, ax_den = (axes[0], axes[1]) if measured else (None, axes[0])
     for kind in ordered(tickets["ticket_kind"].tolist(), list(KIND_MARKERS)):
         rows = tickets[tickets["ticket_kind"] == kind].sort_values("level")
         style = dict(marker=KIND_MARKERS.get(kind, "o"), label=kind, linestyle="-" if len(rows) > 1 else "none")
-        ax_acc.plot(rows["level"], 100 * rows["upstream_accuracy"].astype(float), **style)
+        if measured:
+            ax_acc.plot(rows["level"], 100 * pd.to_numeric(rows[measured[0]], errors="coerce"), **style)
         ax_den.plot(rows["level"], 100 * rows["density"].astype(float), **style)
     levels = sorted(tickets["level"].unique())
-    ax_den.plot(levels, [100 * 0.8 ** lv for lv in levels], color="grey", linestyle=":", label="0.8^level")
-    ax_acc.set(xlabel="pruning level", ylabel="upstream test accuracy (%)", title="Upstream accuracy")
+    ax_den.plot(levels, [100 * 0.8 ** lv for lv in levels], color="grey", linestyle=":", label="0.8^level", gid=REFERENCE)
+    if measured:
+        ylabel, title = UPSTREAM_PANELS[measured[0]]
+        ax_acc.set(xlabel="pruning level", ylabel=ylabel, title=title)
     ax_den.set(xlabel="pruning level", ylabel="density (% of prunable weights)", title="Density", yscale="log")
-    for ax in (ax_acc, ax_den):
+    for ax in [a for a in (ax_acc, ax_den) if a is not None]:
         ax.set_xticks(levels)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -54,14 +66,14 @@ def _baseline_points(ax, rows: pd.DataFrame, arm: str, metric: str, scale: float
 
 
 def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: int = -1,
-                       arms: list[str] | None = None, ylabel: str | None = None) -> Figure:
+                       arms: list[str] | None = None, ylabel: str | None = None) -> Figure | None:
     """`metric` vs density, one panel per target, one line per arm (IMP; baselines as markers)."""
     require(ledger, ["target", "arm", "ticket_kind", "density", "n_shot", metric], "metric_vs_sparsity")
     rows = ledger[(ledger["n_shot"] == n_shot) & ledger[metric].notna()]
     if arms is not None:
         rows = rows[rows["arm"].isin(arms)]
     if rows.empty:
-        return empty_figure(f"no runs with n_shot={n_shot} and a {metric} value")
+        return None
     targets = sorted(rows["target"].unique())
     fig = Figure(figsize=(4.2 * len(targets), 3.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(targets), sharey=True))
@@ -82,19 +94,19 @@ def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: i
     return fig
 
 
-def accuracy_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None) -> Figure:
+def accuracy_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None) -> Figure | None:
     """Target accuracy vs density per target: LP vs VP vs SMM, mean and 95% interval over seeds."""
     return metric_vs_sparsity(ledger, "accuracy", n_shot=n_shot, arms=arms)
 
 
-def few_shot(ledger: pd.DataFrame, arms: list[str] | None = None) -> Figure:
-    """Accuracy vs n-shot, one line per IMP level; rows = targets, columns = arms."""
+def few_shot(ledger: pd.DataFrame, arms: list[str] | None = None) -> Figure | None:
+    """Accuracy vs n-shot, one line per level (IMP, or a study's one-shot networks); rows = targets, columns = arms."""
     require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", "accuracy"], "few_shot")
-    rows = imp_rows(ledger)
+    rows = trend_rows(ledger)
     if arms is not None:
         rows = rows[rows["arm"].isin(arms)]
     if rows.empty or rows["n_shot"].nunique() < 1:
-        return empty_figure("no IMP runs in the ledger")
+        return None
     targets, arm_list = sorted(rows["target"].unique()), ordered(rows["arm"].tolist(), ARM_ORDER)
     shots = sorted(rows["n_shot"].unique(), key=lambda n: (n < 0, n))   # full data last
     fig = Figure(figsize=(3.2 * len(arm_list), 2.8 * len(targets)), layout="constrained")
@@ -143,13 +155,14 @@ def _level_colors(n: int) -> list:
     return [cmap(x) for x in np.linspace(0.0, 0.9, max(n, 1))]
 
 
-def smm_vs_prompts(ledger: pd.DataFrame, n_shot: int = -1) -> Figure:
-    """SMM vs pad / narrow / medium / full prompts, dense (level 0) beside the sparsest IMP ticket."""
+def smm_vs_prompts(ledger: pd.DataFrame, n_shot: int = -1) -> Figure | None:
+    """SMM vs pad / narrow / medium / full prompts, dense (level 0) beside the sparsest network
+    (IMP, or the study's one-shot networks); None without such runs."""
     require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", "accuracy"], "smm_vs_prompts")
-    rows = imp_rows(ledger)
+    rows = trend_rows(ledger)
     rows = rows[(rows["n_shot"] == n_shot) & rows["arm"].isin(list(SMM_PROMPTS))]
     if rows.empty:
-        return empty_figure("no pad / watermark / SMM runs in the ledger")
+        return None
     sparse_level = int(rows["level"].max())
     targets = sorted(rows["target"].unique())
     fig = Figure(figsize=(4.5 * len(targets), 3.4), layout="constrained")
@@ -157,7 +170,8 @@ def smm_vs_prompts(ledger: pd.DataFrame, n_shot: int = -1) -> Figure:
     for ax, target in zip(axes, targets):
         here = rows[rows["target"] == target]
         arms = [a for a in SMM_PROMPTS if a in set(here["arm"])]
-        for k, (level, label) in enumerate([(0, "dense"), (sparse_level, f"IMP level {sparse_level}")]):
+        sparse = network_name(str(rows.loc[rows["level"] == sparse_level, "ticket_kind"].iloc[0]), sparse_level)
+        for k, (level, label) in enumerate([(0, "dense"), (sparse_level, sparse)]):
             s = summarize(here[here["level"] == level], ["arm"], "accuracy").set_index("arm").reindex(arms)
             ax.bar(np.arange(len(arms)) + (k - 0.5) * 0.38, 100 * s["mean"], width=0.38,
                    yerr=interval_yerr(s, 100), capsize=2, label=label, alpha=0.85 if k == 0 else 0.55)
@@ -166,26 +180,4 @@ def smm_vs_prompts(ledger: pd.DataFrame, n_shot: int = -1) -> Figure:
         ax.grid(alpha=0.3, axis="y")
     axes[0].set_ylabel("accuracy (%)")
     axes[-1].legend(fontsize=8, title=INTERVAL_NOTE.replace(" (", "\n("), title_fontsize=7)
-    return fig
-
-
-def ood_columns(ledger: pd.DataFrame) -> list[str]:
-    """Ledger columns holding OOD-detection AUROC values."""
-    return sorted(c for c in ledger.columns if c.startswith("ood_") and "auroc" in c and ledger[c].notna().any())
-
-
-def ood_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1) -> Figure:
-    """OOD-detection AUROC vs density per arm, one panel per OOD metric column."""
-    columns = ood_columns(ledger)
-    if not columns:
-        return empty_figure("no OOD metrics in the ledger yet (records carry none)")
-    rows = imp_rows(ledger[ledger["n_shot"] == n_shot])
-    fig = Figure(figsize=(4.2 * len(columns), 3.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True))
-    for ax, column in zip(axes, columns):
-        here = rows[rows[column].notna()]
-        density_lines(ax, here, column)
-        ax.set(title=column.removeprefix("ood_"), xlabel="density (%)")
-    axes[0].set_ylabel("AUROC")
-    axes[-1].legend(fontsize=8)
     return fig

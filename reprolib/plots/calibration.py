@@ -13,22 +13,23 @@ from matplotlib.figure import Figure
 
 from reprolib.errors import ReprolibError
 from reprolib.ledger import reliability
-from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, METRIC_LABELS, arm_color, density_lines, empty_figure,
-                                   imp_rows, interval_yerr, ordered, require, shot_label, summarize)
+from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, METRIC_LABELS, REFERENCE, arm_color, density_lines,
+                                   interval_yerr, network_name, ordered, require, shot_label, summarize, trend_rows)
 
 CALIBRATION_METRICS = ["ece", "mce", "nll", "brier"]
 
 
 def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None,
-                            metrics: list[str] = CALIBRATION_METRICS) -> Figure:
-    """Each calibration metric vs density (IMP levels), rows = targets, one line per arm: means
-    over seeds with their 95% t intervals as error bars."""
+                            metrics: list[str] = CALIBRATION_METRICS) -> Figure | None:
+    """Each calibration metric vs density (IMP levels, or a study's one-shot networks), rows =
+    targets, one line per arm: means over seeds with their 95% t intervals as error bars; None
+    without such runs at `n_shot`."""
     require(ledger, ["target", "arm", "ticket_kind", "density", "n_shot", *metrics], "calibration_vs_sparsity")
-    rows = imp_rows(ledger[ledger["n_shot"] == n_shot])
+    rows = trend_rows(ledger[ledger["n_shot"] == n_shot])
     if arms is not None:
         rows = rows[rows["arm"].isin(arms)]
     if rows.empty:
-        return empty_figure(f"no IMP runs with n_shot={n_shot}")
+        return None
     targets = sorted(rows["target"].unique())
     fig = Figure(figsize=(3.2 * len(metrics), 2.8 * len(targets)), layout="constrained")
     axes = fig.subplots(len(targets), len(metrics), squeeze=False)
@@ -76,7 +77,7 @@ def draw_reliability(ax: Axes, bins: dict[str, list], title: str, counts_ax: Axe
     for side, style, label in ((over, OVER_STYLE, OVER_LABEL), (~over, UNDER_STYLE, UNDER_LABEL)):
         ax.bar(centers[filled][side], np.abs(confidence - accuracy)[side], bottom=np.minimum(confidence, accuracy)[side],
                width=width[filled][side], label=label, zorder=3, **style)
-    ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label=DIAGONAL_LABEL)
+    ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label=DIAGONAL_LABEL, gid=REFERENCE)
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=title)
     if counts_ax is None:
         ax.set_xlabel("confidence")
@@ -123,23 +124,24 @@ def _one_run(rows: pd.DataFrame, what: str) -> pd.Series:
 
 
 def reliability_pair(ledger: pd.DataFrame, target: str, arm: str, n_shot: int = -1,
-                     level: int | None = None, seed: int | None = None) -> Figure:
-    """Reliability diagrams of the dense model and an IMP ticket (default: the sparsest), side by
-    side on the same axes, bin shares below, one legend."""
+                     level: int | None = None, seed: int | None = None) -> Figure | None:
+    """Reliability diagrams of the dense model and a sparse network (IMP, or the study's one-shot
+    networks; default: the sparsest), side by side on the same axes, bin shares below, one
+    legend; None without such runs."""
     require(ledger, ["target", "arm", "ticket_kind", "level", "n_shot", "seed", "reliability", "ece"],
             "reliability_pair")
-    rows = imp_rows(ledger)
+    rows = trend_rows(ledger)
     rows = rows[(rows["target"] == target) & (rows["arm"] == arm) & (rows["n_shot"] == n_shot)]
     if seed is not None:
         rows = rows[rows["seed"] == seed]
     if rows.empty:
-        return empty_figure(f"no IMP runs for {target} · {arm} · {shot_label(n_shot)}")
+        return None
     level = int(rows["level"].max()) if level is None else level
     fig = Figure(figsize=(8.4, 5.2), layout="constrained")
     diagrams, counts = reliability_axes(fig, 2)
     for ax, counts_ax, lv in zip(diagrams, counts, (0, level)):
         run = _one_run(rows[rows["level"] == lv], f"{target} · {arm} · level {lv}")
-        name = "dense" if lv == 0 else f"IMP level {lv} ({100 * float(run['density']):.1f}% dense)"
+        name = network_name(str(run["ticket_kind"]), lv, run["density"])
         draw_reliability(ax, reliability(run), f"{name}\nacc {100 * run['accuracy']:.1f}%  ECE {run['ece']:.3f}",
                          counts_ax)
     add_reliability_legend(fig)
@@ -147,7 +149,7 @@ def reliability_pair(ledger: pd.DataFrame, target: str, arm: str, n_shot: int = 
     return fig
 
 
-def legacy_vs_real_ece(ledger: pd.DataFrame) -> Figure:
+def legacy_vs_real_ece(ledger: pd.DataFrame) -> Figure | None:
     """The public code's logged "ECE" beside the proper ECE of the same runs.
 
     Left: one point per run, proper ECE on x, legacy value on y (log scale): a calibration
@@ -158,7 +160,7 @@ def legacy_vs_real_ece(ledger: pd.DataFrame) -> Figure:
     require(ledger, ["arm", "ece", "legacy_rlt_ece"], "legacy_vs_real_ece")
     rows = ledger[ledger["ece"].notna() & ledger["legacy_rlt_ece"].notna()]
     if rows.empty:
-        return empty_figure("no runs with both the proper and the legacy ECE")
+        return None
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     ax_scatter, ax_bar = fig.subplots(1, 2)
     arms = ordered(rows["arm"].tolist(), ARM_ORDER)
@@ -167,7 +169,7 @@ def legacy_vs_real_ece(ledger: pd.DataFrame) -> Figure:
         ax_scatter.scatter(here["ece"], here["legacy_rlt_ece"], s=14, color=arm_color(arm), label=arm, alpha=0.8)
     low = max(min(rows["ece"].min(), rows["legacy_rlt_ece"].min()), 1e-4)
     high = max(rows["ece"].max(), rows["legacy_rlt_ece"].max())
-    ax_scatter.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="y = x")
+    ax_scatter.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="y = x", gid=REFERENCE)
     ax_scatter.set(xscale="log", yscale="log", xlabel="proper ECE (Guo, probabilities)",
                    ylabel="legacy RLT \"ECE\" (raw logits, per batch)", title="Same runs, two numbers")
     ax_scatter.legend(fontsize=7)

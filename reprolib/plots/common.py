@@ -1,7 +1,10 @@
 """Shared pieces of the plots: saving figures and tables atomically, ordering, aggregation.
 
 Figures are built with `matplotlib.figure.Figure` (no pyplot state), so a plotting function
-is pure: ledger in, Figure out. `save` writes PNG and PDF; `save_table` CSV and Markdown.
+is pure: ledger in, Figure out, or None when the ledger holds nothing it could draw (no
+placeholder is ever made). `save` writes PNG and PDF, refuses a figure with a panel that
+shows no data, and for None says in one line why there is no figure (removing a stale file of
+that name); `save_table` writes CSV and Markdown.
 """
 
 from __future__ import annotations
@@ -9,8 +12,15 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.collections import Collection, LineCollection, PathCollection
+from matplotlib.figure import Figure, FigureBase
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from reprolib.errors import ReprolibError
 from reprolib.records import atomic_write_bytes
@@ -68,9 +78,42 @@ def interval_yerr(summary: pd.DataFrame, scale: float = 1.0) -> list:
     return [below.to_numpy(), above.to_numpy()]
 
 
+# gid of drawn aids that are not data (chance lines, diagonals): save's data check ignores them.
+REFERENCE = "reference"
+KIND_LABELS = {"imp": "IMP", "magnitude": "magnitude", "random": "random", "imported": "imported"}
+
+
 def imp_rows(ledger: pd.DataFrame) -> pd.DataFrame:
     """The IMP-ticket runs (the dense model is IMP level 0)."""
     return ledger[ledger["ticket_kind"] == "imp"]
+
+
+def sparse_kind(ledger: pd.DataFrame) -> str:
+    """The kind of sparse network a study's trend is drawn over: IMP when it has IMP levels above
+    0, else its most common other kind (a pretrained backbone's one-shot pruned networks)."""
+    sparse = ledger[ledger["level"] > 0] if "level" in ledger else ledger.head(0)
+    if (sparse["ticket_kind"] == "imp").any() or sparse.empty:
+        return "imp"
+    return str(sparse["ticket_kind"].value_counts().idxmax())
+
+
+def trend_rows(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Dense (IMP level 0) and the study's sparse family (`sparse_kind`): the rows a line over
+    density is drawn from."""
+    kind = sparse_kind(ledger)
+    return ledger[(ledger["ticket_kind"] == kind) | ((ledger["ticket_kind"] == "imp") & (ledger["level"] == 0))]
+
+
+def headline_shot(ledger: pd.DataFrame) -> int:
+    """The headline setting: full data (-1), or the largest n-shot in a study without full-data runs."""
+    shots = ledger["n_shot"].dropna().astype(int)
+    return -1 if shots.empty or (shots == -1).any() else int(shots.max())
+
+
+def network_name(kind: str, level: int, density: float | None = None) -> str:
+    """'dense', 'IMP level 4' or 'magnitude level 2', with '(41.0% dense)' when given."""
+    name = "dense" if kind == "imp" and int(level) == 0 else f"{KIND_LABELS.get(kind, kind)} level {int(level)}"
+    return name if density is None or pd.isna(density) or name == "dense" else f"{name} ({100 * float(density):.1f}% dense)"
 
 
 def density_lines(ax, rows: pd.DataFrame, metric: str, scale: float = 1.0) -> None:
@@ -97,19 +140,62 @@ def density_ticks(ax, densities: pd.Series) -> None:
     ax.minorticks_off()
 
 
-def empty_figure(message: str, size: tuple[float, float] = (6, 2)) -> Figure:
-    """A figure that says why there is nothing to draw (no data of that kind yet)."""
-    fig = Figure(figsize=size)
-    ax = fig.add_subplot()
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
-    return fig
+def _finite_points(points: np.ndarray) -> bool:
+    points = np.asarray(points, dtype=float).reshape(-1, 2) if np.size(points) else np.empty((0, 2))
+    return bool(np.isfinite(points).all(axis=1).any())
 
 
-def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Write `fig` as `<out_dir>/<name>.png` and `.pdf`, each atomically; returns the paths."""
+def shows_data(artist: Artist) -> bool:
+    """True for a visible artist that draws at least one finite data point, bar or image."""
+    if not artist.get_visible() or artist.get_gid() == REFERENCE:
+        return False
+    if isinstance(artist, Line2D):
+        try:
+            return _finite_points(np.column_stack([np.asarray(v, dtype=float) for v in artist.get_data()]))
+        except (TypeError, ValueError):   # categorical data: present if there is any
+            return len(artist.get_xdata()) > 0
+    if isinstance(artist, Rectangle):
+        return bool(np.isfinite([artist.get_width(), artist.get_height()]).all())
+    if isinstance(artist, PathCollection):
+        return _finite_points(artist.get_offsets())
+    if isinstance(artist, LineCollection):
+        return any(_finite_points(segment) for segment in artist.get_segments())
+    if isinstance(artist, Collection):
+        return any(_finite_points(path.vertices) for path in artist.get_paths())
+    if isinstance(artist, AxesImage):
+        return artist.get_array() is not None and np.size(artist.get_array()) > 0
+    return False
+
+
+def all_axes(fig: FigureBase) -> list[Axes]:
+    """The axes of a figure and of its subfigures."""
+    return list(fig.axes) + [ax for sub in fig.subfigs for ax in all_axes(sub)]
+
+
+def empty_panels(fig: FigureBase) -> list[str]:
+    """Titles of the panels (axes with their frame on) that show no data; ['the figure'] when no panel does."""
+    panels = [ax for ax in all_axes(fig) if ax.axison and ax.get_visible()]
+    empty = [ax.get_title() or f"panel {k + 1}" for k, ax in enumerate(panels)
+             if not any(shows_data(a) for a in [*ax.lines, *ax.patches, *ax.collections, *ax.images])]
+    return empty if panels else ["the figure"]
+
+
+def save(fig: Figure | None, out_dir: str | Path, name: str, why: str = "") -> list[Path]:
+    """Write `fig` as `<out_dir>/<name>.png` and `.pdf`, each atomically; returns the paths.
+
+    None (a plot with nothing to draw): prints one line saying so (and `why`), removes an old
+    figure of that name, writes nothing. A figure with a panel that shows no data is refused."""
     if not name or "/" in name:
         raise ReprolibError(f"figure name {name!r} must be a plain file stem like 'accuracy_vs_sparsity'")
+    if fig is None:
+        for fmt in ("png", "pdf"):
+            (Path(out_dir) / f"{name}.{fmt}").unlink(missing_ok=True)
+        print(f"{name}: nothing to draw" + (f" ({why})" if why else "") + "; no figure written")
+        return []
+    empty = empty_panels(fig)
+    if empty:
+        raise ReprolibError(f"figure {name!r} has panels without data: {empty}; a plot with nothing to draw "
+                            "returns None instead")
     paths = []
     for fmt in ("png", "pdf"):
         buffer = io.BytesIO()

@@ -1,195 +1,211 @@
-"""The sparsity explorer: a ticket beside the dense network, and one run's prompt and label map.
+"""The sparsity explorer: any two networks of a study, side by side, over every seed.
 
-`compare_panel` draws the chosen ticket and the dense network of the same target, arm, shots
-and seed on the same axes (reliability diagrams with bin shares), and accuracy and ECE across
-every level with the chosen one marked; `compare_summary` is the same comparison in one line.
-`explorer_panel` shows one run: numbers, reliability diagram, learned prompt, label map.
+A network is one (ticket kind, level, imported name) of the ledger: the dense model (IMP level
+0), IMP tickets, magnitude and random baselines, one-shot pruned networks of a pretrained
+backbone, imported tickets. `explorer_choices` lists what a ledger holds; `comparison` takes
+two networks on one target, arm and number of shots and gives, per network, each seed's
+accuracy and ECE, their mean with its 95% t interval (reprolib.stats.t_interval) and the
+reliability bins pooled over seeds; `compare_summary` says it in one line and `compare_panel`
+draws it: accuracy and ECE (seeds as points, mean and interval) beside the two reliability
+diagrams. The one-run panel (prompt, label map) is `explorer_run.explorer_panel`.
 
-Reads only the ledger row and the run's `<artifacts>/runs/<id>.npz` (written by the transfer:
-`prompt.theta` for the padding prompt, `prompt.delta` for watermark / SMM prompts,
-`head.weight` for LP, `label_map` for prompt methods), so it draws instantly.
+Everything comes from the ledger, so a redraw costs only the drawing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reprolib import paths
 from reprolib.errors import ReprolibError
-from reprolib.ledger import label_map, reliability
-from reprolib.plots.calibration import add_reliability_legend, draw_reliability, reliability_axes
-from reprolib.plots.common import arm_color, shot_label
+from reprolib.plots.calibration import ECE_NOTE, add_reliability_legend, draw_reliability
+from reprolib.plots.common import shot_label
+from reprolib.plots.explorer_run import explorer_panel, select_run  # noqa: F401  (the explorer's one-run view)
+from reprolib.stats import t_interval
+
+DENSE = "imp:0"
+# Display order of network kinds in the picker; a one-shot network is listed by its provenance.
+KIND_ORDER = {"dense": 0, "imp": 1, "oneshot": 2, "magnitude": 3, "random": 4, "imported": 5}
+COLORS = ("#4c72b0", "#dd8452")   # network A, network B
 
 
-def select_run(ledger: pd.DataFrame, target: str, arm: str, level: int, n_shot: int,
-               kind: str = "imp", seed: int | None = None) -> pd.Series:
-    """The ledger row of one run (lowest seed unless given); a one-line error names what exists."""
-    rows = ledger[(ledger["target"] == target) & (ledger["arm"] == arm) & (ledger["ticket_kind"] == kind)
-                  & (ledger["level"] == level) & (ledger["n_shot"] == n_shot)]
-    if seed is not None:
-        rows = rows[rows["seed"] == seed]
-    if rows.empty:
-        have = sorted({(t, a, int(lv), int(n)) for t, a, lv, n in
-                       ledger[["target", "arm", "level", "n_shot"]].itertuples(index=False)})[:8]
-        raise ReprolibError(f"no run for target {target!r} arm {arm!r} {kind} level {level} n_shot {n_shot}; "
-                            f"valid choices include: {have}")
-    return rows.sort_values("seed").iloc[0]
+def network_key(kind: str, level: int, name: object = None) -> str:
+    """'imp:4', 'magnitude:8', 'imported:<name>': one network of a study."""
+    return f"imported:{name}" if kind == "imported" and isinstance(name, str) else f"{kind}:{int(level)}"
 
 
-def load_arrays(artifacts: str | Path, run_id: str) -> dict[str, np.ndarray]:
-    """The run's learned arrays (empty dict when the .npz is missing)."""
-    path = paths.run_state_file(paths.runs_dir(artifacts), run_id)
-    if not path.exists():
-        return {}
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+def network_keys(ledger: pd.DataFrame) -> pd.Series:
+    names = ledger["ticket_name"] if "ticket_name" in ledger else pd.Series(None, index=ledger.index)
+    return pd.Series([network_key(k, lv, n) for k, lv, n in zip(ledger["ticket_kind"], ledger["level"], names)],
+                     index=ledger.index)
 
 
-def prompt_picture(arrays: dict[str, np.ndarray], method: str, prompt_size: float | None) -> tuple[np.ndarray, str] | None:
-    """(H, W[, 3]) image in [0, 1] of the learned prompt and a caption, or None for LP."""
-    if "prompt.theta" in arrays:   # padding prompt: sigmoid(theta) on the frame around the image
-        theta = arrays["prompt.theta"]
-        image = 1.0 / (1.0 + np.exp(-theta))
-        if prompt_size and not pd.isna(prompt_size):
-            from reprolib.prompts.padding import pad_offsets
+def _label(row: pd.Series) -> str:
+    kind, level = str(row["ticket_kind"]), int(row["level"])
+    density = f" ({100 * float(row['density']):.1f}% dense)" if pd.notna(row["density"]) else ""
+    if kind == "imp" and level == 0:
+        return "dense"
+    if kind == "imported":
+        return f"imported {str(row.get('ticket_name', '')).rstrip('/').split('/')[-1]}{density}"
+    if row.get("provenance") == "oneshot":
+        return f"one-shot {kind} level {level}{density}"
+    prefix = "IMP" if kind == "imp" else f"{kind} baseline"
+    return f"{prefix} level {level}{density}"
 
-            before, _ = pad_offsets(int(prompt_size), theta.shape[-1])
-            image[:, before:before + int(prompt_size), before:before + int(prompt_size)] = 0.0
-        caption = "sigmoid(theta) on the frame (image area black)"
-    elif "prompt.delta" in arrays:  # watermark / SMM: an additive delta in normalised units
-        delta = arrays["prompt.delta"]
-        span = float(np.abs(delta).max()) or 1.0
-        image = 0.5 + 0.5 * delta / span
-        caption = "delta (grey = 0, scaled to its max |value|)" + (", times a per-image mask" if method == "smm" else "")
-    else:
+
+def _order(row: pd.Series) -> tuple:
+    kind = str(row["ticket_kind"])
+    group = "dense" if kind == "imp" and int(row["level"]) == 0 else \
+        "oneshot" if row.get("provenance") == "oneshot" else kind
+    return KIND_ORDER.get(group, 9), kind, int(row["level"]), str(row.get("ticket_name", ""))
+
+
+def networks(ledger: pd.DataFrame) -> list[tuple[str, str]]:
+    """(label, key) of every network in the ledger, dense first, then IMP, one-shot, baselines, imported."""
+    rows = ledger.assign(key=network_keys(ledger)).drop_duplicates("key")
+    rows = sorted((r for _, r in rows.iterrows()), key=_order)
+    return [(_label(r), r["key"]) for r in rows]
+
+
+def explorer_choices(ledger: pd.DataFrame) -> dict[str, list]:
+    """The explorer's options: targets, arms (VP-ILM first), networks as (label, key), shots (full data last)."""
+    if ledger.empty:
+        raise ReprolibError("the ledger holds no finished run; run the sweep (notebook 02) or "
+                            "`make figures PROFILE=<profile>` first")
+    return {"target": sorted(ledger["target"].unique()),
+            "arm": sorted(ledger["arm"].unique(), key=lambda a: (a != "vp/ilm", a)),
+            "network": networks(ledger),
+            "n_shot": sorted((int(v) for v in ledger["n_shot"].unique()), key=lambda n: (n < 0, n))}
+
+
+def pooled_reliability(cells: list[str]) -> dict[str, list] | None:
+    """Reliability bins pooled over runs (the ledger's JSON cells): counts summed, accuracy and
+    confidence weighted by each bin's count."""
+    bins = [json.loads(c) for c in cells if isinstance(c, str) and c]
+    if not bins:
         return None
-    image = np.clip(image, 0.0, 1.0)
-    return (image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))), caption
+    counts = np.array([b["counts"] for b in bins], dtype=float)
+    total = counts.sum(axis=0)
+    weights = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+    pooled = {"counts": total.tolist(), "edges": bins[0].get("edges")}
+    for key in ("accuracy", "confidence"):
+        pooled[key] = (weights * np.array([b[key] for b in bins], dtype=float)).sum(axis=0).tolist()
+    return pooled
 
 
-def class_names(dataset: str | None, count: int) -> list[str]:
-    """Class names from the data registry, or indices when the dataset is unknown there."""
-    try:
-        from reprolib.data import info
+@dataclass(frozen=True)
+class NetworkRuns:
+    """One network's runs in a cell: label, density, seeds, per-seed metrics, intervals, pooled bins."""
 
-        names = list(info(dataset).class_names)
-        if len(names) >= count:
-            return names
-    except Exception:   # unknown source (e.g. imagenet weights without a dataset): show indices
-        pass
-    return [str(i) for i in range(count)]
+    key: str
+    label: str
+    seeds: list[int]
+    accuracy: list[float]
+    ece: list[float]
+    reliability: dict[str, list] | None
 
+    @property
+    def accuracy_interval(self):
+        return t_interval(self.accuracy)
 
-def draw_label_map(ax: Axes, mapping: list[int] | None, target: str, source: str | None) -> None:
-    """The label map as a two-column table: target class -> selected source class."""
-    ax.axis("off")
-    if not mapping:
-        ax.text(0.5, 0.5, "linear probe: no label map\n(a new linear head)", ha="center", va="center")
-        return
-    targets = class_names(target, len(mapping))
-    sources = class_names(source, max(mapping) + 1)
-    cells = [[targets[t], f"{sources[s]} (#{s})"] for t, s in enumerate(mapping)]
-    table = ax.table(cellText=cells, colLabels=[f"{target} class", f"source class ({source})"], loc="center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(7)
-    ax.set_title("label map")
+    @property
+    def ece_interval(self):
+        return t_interval(self.ece)
 
 
-def explorer_panel(ledger: pd.DataFrame, artifacts: str | Path, target: str, arm: str, level: int,
-                   n_shot: int, kind: str = "imp", seed: int | None = None, source: str | None = None) -> Figure:
-    """Four panels for one run: numbers, reliability diagram, learned prompt, label map.
+def comparison(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, network_a: str = DENSE,
+               network_b: str | None = None) -> list[NetworkRuns]:
+    """Both networks' runs on this target, arm and shots; a one-line error names what is missing.
 
-    Many parameters because each widget of the explorer (target, arm, level, shots, kind,
-    seed) selects the run, and the notebook passes them by name.
-    """
-    run = select_run(ledger, target, arm, level, n_shot, kind=kind, seed=seed)
-    fig = Figure(figsize=(13, 3.6), layout="constrained")
-    ax_text, ax_rel, ax_prompt, ax_map = fig.subplots(1, 4, gridspec_kw={"width_ratios": [0.8, 1, 1, 1.2]})
-    ax_text.axis("off")
-    lines = [f"{target} · {arm}", f"{kind} level {level} ({100 * float(run['density']):.1f}% dense)",
-             f"{shot_label(n_shot)} · seed {int(run['seed'])}", "",
-             f"accuracy  {100 * run['accuracy']:.1f}%", f"ECE       {run['ece']:.3f}",
-             f"MCE       {run['mce']:.3f}", f"NLL       {run['nll']:.3f}", f"Brier     {run['brier']:.3f}"]
-    ax_text.text(0.0, 1.0, "\n".join(lines), va="top", family="monospace", fontsize=9)
-    bins = reliability(run)
-    if bins:
-        draw_reliability(ax_rel, bins, "reliability")
-    else:
-        ax_rel.axis("off")
-    arrays = load_arrays(artifacts, run["id"])
-    picture = prompt_picture(arrays, str(run["method"]), run.get("prompt_size"))
-    if picture is None:
-        ax_prompt.axis("off")
-        ax_prompt.text(0.5, 0.5, "no learned prompt\n(linear probe or missing .npz)", ha="center", va="center")
-    else:
-        image, caption = picture
-        ax_prompt.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
-        ax_prompt.set(xticks=[], yticks=[], title="learned prompt")
-        ax_prompt.set_xlabel(caption, fontsize=7)
-    mapping = label_map(run)
-    if mapping is None and "label_map" in arrays:
-        mapping = [int(s) for s in arrays["label_map"].tolist()]
-    draw_label_map(ax_map, mapping, target, source)
-    return fig
+    Many parameters because each explorer control selects one of them."""
+    labels = dict((key, label) for label, key in networks(ledger))
+    network_b = network_b or list(labels)[-1]
+    cell = ledger[(ledger["target"] == target) & (ledger["arm"] == arm) & (ledger["n_shot"] == n_shot)]
+    keys = network_keys(cell)
+    out = []
+    for key in (network_a, network_b):
+        if key not in labels:
+            raise ReprolibError(f"no network {key!r} in this ledger; valid choices: {', '.join(labels)}")
+        runs = cell[keys == key].sort_values("seed")
+        if runs.empty:
+            have = ", ".join(labels[k] for k in dict.fromkeys(keys)) or "none"
+            raise ReprolibError(f"{labels[key]} has no run for {target} · {arm} · {shot_label(n_shot)}; "
+                                f"networks with runs there: {have}")
+        out.append(NetworkRuns(key, labels[key], [int(s) for s in runs["seed"]], runs["accuracy"].tolist(),
+                               runs["ece"].tolist(), pooled_reliability(runs["reliability"].tolist())))
+    return out
 
 
-def _levels(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, kind: str, seed: int) -> pd.DataFrame:
-    """One row per level of `kind` (plus dense = level 0) for this target, arm, shots and seed."""
-    rows = ledger[(ledger["target"] == target) & (ledger["arm"] == arm) & (ledger["n_shot"] == n_shot)
-                  & (ledger["seed"] == seed) & (ledger["ticket_kind"].isin([kind, "imp"]))]
-    rows = rows[(rows["ticket_kind"] == kind) | (rows["level"] == 0)]
-    return rows.sort_values("level").drop_duplicates("level")
+def _interval_text(interval, scale: float, digits: int, unit: str = "") -> str:
+    mean = f"{scale * interval.mean:.{digits}f}{unit}"
+    if interval.n < 2:
+        return f"{mean} (one run)"
+    return f"{mean} [95% CI {scale * interval.low:.{digits}f}, {scale * interval.high:.{digits}f}] (n={interval.n})"
 
 
-def compare_summary(ledger: pd.DataFrame, target: str, arm: str, level: int, n_shot: int,
-                    kind: str = "imp", seed: int | None = None) -> str:
-    """'<kind> level L (d% dense): accuracy a% (dense b%), ECE e (dense f)' for the chosen run.
+def compare_summary(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, network_a: str = DENSE,
+                    network_b: str | None = None) -> str:
+    """'digits · vp/ilm · 5-shot | dense: accuracy 45.8% [95% CI ...] (n=3), ECE ... | <B>: ...'.
 
-    Many parameters because each explorer widget selects one of them.
-    """
-    run = select_run(ledger, target, arm, level, n_shot, kind=kind, seed=seed)
-    dense = select_run(ledger, target, arm, 0, n_shot, kind="imp", seed=int(run["seed"]))
-    return (f"{target} · {arm} · {shot_label(n_shot)} · seed {int(run['seed'])} · {kind} level {level} "
-            f"({100 * float(run['density']):.1f}% dense): accuracy {100 * run['accuracy']:.1f}% "
-            f"(dense {100 * dense['accuracy']:.1f}%), ECE {run['ece']:.3f} (dense {dense['ece']:.3f})")
+    Many parameters because each explorer control selects one of them."""
+    runs = comparison(ledger, target, arm, n_shot, network_a, network_b)
+    parts = [f"{r.label}: accuracy {_interval_text(r.accuracy_interval, 100, 1, '%')}, "
+             f"ECE {_interval_text(r.ece_interval, 1, 3)}" for r in runs]
+    return " | ".join([f"{target} · {arm} · {shot_label(n_shot)}", *parts])
 
 
-def _across_levels(ax: Axes, rows: pd.DataFrame, metric: str, level: int, arm: str) -> None:
-    scale = 100.0 if metric == "accuracy" else 1.0
-    ax.plot(rows["level"], scale * rows[metric], marker="o", color=arm_color(arm), label=arm)
-    chosen = rows[rows["level"] == level]
-    ax.scatter(chosen["level"], scale * chosen[metric], s=160, facecolors="none", edgecolors="black",
-               linewidths=2, zorder=3, label=f"chosen: level {level}")
-    ax.set_xticks(rows["level"], [f"{int(lv)}\n{100 * d:.0f}%" for lv, d in zip(rows["level"], rows["density"])])
-    ax.set(xlabel="level (density)", ylabel="accuracy (%)" if metric == "accuracy" else "ECE",
-           title=f"{'accuracy' if metric == 'accuracy' else 'ECE'} across levels")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+def _seed_strip(ax: Axes, runs: list[NetworkRuns], metric: str, scale: float) -> None:
+    """Each seed as a point, the mean as a bar across, the 95% t interval as an error bar."""
+    for x, (run, color) in enumerate(zip(runs, COLORS)):
+        values = scale * np.asarray(getattr(run, metric), dtype=float)
+        offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(x + offsets, values, color=color, s=22, alpha=0.75, zorder=3, label="a seed" if x == 0 else None)
+        interval = getattr(run, f"{metric}_interval")
+        ax.hlines(scale * interval.mean, x - 0.28, x + 0.28, color="black", linewidth=2,
+                  label="mean" if x == 0 else None)
+        if interval.n >= 2:
+            ax.errorbar(x, scale * interval.mean, yerr=[[scale * (interval.mean - interval.low)],
+                                                       [scale * (interval.high - interval.mean)]],
+                        color="black", capsize=6, linewidth=1.2, label="95% t interval" if x == 0 else None)
+    ax.set_xticks([0, 1], [r.label.replace(" (", "\n(") for r in runs], fontsize=8)
+    ax.set_xlim(-0.6, 1.6)
+    ax.set_title("accuracy (%)" if metric == "accuracy" else "ECE (lower = better calibrated)", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
 
 
-def compare_panel(ledger: pd.DataFrame, target: str, arm: str, level: int, n_shot: int,
-                  kind: str = "imp", seed: int | None = None) -> Figure:
-    """Dense and the chosen ticket on the same reliability axes, accuracy and ECE across levels.
+def compare_panel(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, network_a: str = DENSE,
+                  network_b: str | None = None) -> Figure:
+    """Accuracy and ECE (every seed, mean, 95% interval) beside both reliability diagrams (pooled over seeds).
 
-    Many parameters because each explorer widget selects one of them.
-    """
-    run = select_run(ledger, target, arm, level, n_shot, kind=kind, seed=seed)
-    seed = int(run["seed"])
-    dense = select_run(ledger, target, arm, 0, n_shot, kind="imp", seed=seed)
-    fig = Figure(figsize=(13, 5.4), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[1.1, 1])
-    diagrams, counts = reliability_axes(left, 2)
-    for ax, counts_ax, row, name in zip(diagrams, counts, (dense, run), ("dense", f"{kind} level {level}")):
-        draw_reliability(ax, reliability(row), f"{name} ({100 * float(row['density']):.1f}% dense)\n"
-                         f"acc {100 * row['accuracy']:.1f}%  ECE {row['ece']:.3f}", counts_ax)
-    add_reliability_legend(left)
-    rows = _levels(ledger, target, arm, n_shot, kind, seed)
-    for ax, metric in zip(right.subplots(2, 1), ("accuracy", "ece")):
-        _across_levels(ax, rows, metric, level, arm)
-    fig.suptitle(f"{target} · {arm} · {shot_label(n_shot)} · seed {seed}", fontsize=10)
+    A fixed grid, not constrained layout: the explorer redraws this on every change and the
+    layout solver was most of the time. Many parameters because each explorer control selects one."""
+    runs = comparison(ledger, target, arm, n_shot, network_a, network_b)
+    fig = Figure(figsize=(14, 5.2))
+    grid = fig.add_gridspec(2, 4, height_ratios=[3, 1], left=0.05, right=0.99, top=0.86, bottom=0.3,
+                            wspace=0.3, hspace=0.08)
+    for column, metric, scale in ((0, "accuracy", 100.0), (1, "ece", 1.0)):
+        _seed_strip(fig.add_subplot(grid[:, column]), runs, metric, scale)
+    fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="lower left", bbox_to_anchor=(0.05, 0.02),
+               ncols=3, fontsize=8)
+    diagram = fig.add_subplot(grid[0, 2])
+    counts = fig.add_subplot(grid[1, 2], sharex=diagram)
+    pairs = [(diagram, counts), (fig.add_subplot(grid[0, 3], sharex=diagram, sharey=diagram),
+                                 fig.add_subplot(grid[1, 3], sharex=diagram, sharey=counts))]
+    for (ax, counts_ax), run in zip(pairs, runs):
+        if run.reliability is None:
+            ax.set_visible(False)
+            counts_ax.set_visible(False)
+            continue
+        draw_reliability(ax, run.reliability, f"{run.label}\npooled over {len(run.seeds)} seed(s)", counts_ax)
+        ax.title.set_fontsize(8)
+    add_reliability_legend(fig)
+    named = fig.legends.pop()   # the reliability legend's entries, set in two columns under the diagrams
+    fig.legend(handles=named.legend_handles, labels=[t.get_text() for t in named.texts], ncols=2, fontsize=7,
+               loc="lower center", bbox_to_anchor=(0.76, 0.0), title=ECE_NOTE, title_fontsize=7)
+    fig.suptitle(f"{target} · {arm} · {shot_label(n_shot)}", fontsize=10)
     return fig

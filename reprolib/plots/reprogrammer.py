@@ -1,4 +1,8 @@
-"""Reprogrammer figure: one bar group per method, a panel per metric (from reprogrammer_table)."""
+"""Reprogrammer figure: one panel per metric, one row of bars per method, a colour per target.
+
+Horizontal bars, so every method's name reads level under the first panel; the legend sits
+outside the panels, never over a bar.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +10,45 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reprolib.plots.common import empty_figure, require
+from reprolib.plots.common import REFERENCE, require
 
 DEFAULT_COLUMNS = ("id_accuracy", "mean_covariate_accuracy", "mean_auroc", "mean_fpr95")
 TITLES = {"id_accuracy": "ID accuracy", "mean_covariate_accuracy": "accuracy under covariate shift",
-          "mean_auroc": "OOD detection AUROC (mean)", "mean_fpr95": "FPR at 95% TPR (mean, lower = better)"}
+          "mean_auroc": "OOD detection AUROC (mean; 0.5 = chance)", "mean_fpr95": "FPR at 95% TPR (mean, lower = better)"}
+METHOD_LABELS = {"zero_shot": "zero-shot", "linear_probe": "linear probe", "finetune": "fine-tuning",
+                 "reprogrammer": "Reprogrammer", "residual_reprogrammer": "residual"}
 
 
-def reprogrammer_bars(table: pd.DataFrame, columns: tuple[str, ...] = DEFAULT_COLUMNS) -> Figure:
-    """Bars per method (residual variants labelled with their alpha), one colour per target."""
+def method_label(method: str, alpha: float) -> str:
+    """'residual, a = 0.4' for the residual variant, the method's plain name otherwise."""
+    name = METHOD_LABELS.get(method, method.replace("_", " "))
+    return name if pd.isna(alpha) else f"{name}, α = {alpha:g}"
+
+
+def reprogrammer_bars(table: pd.DataFrame, columns: tuple[str, ...] = DEFAULT_COLUMNS) -> Figure | None:
+    """Bars per method (residual variants labelled with their alpha), one colour per target;
+    None without records."""
     columns = tuple(c for c in columns if c in table.columns)
     require(table, ["target", "method"], "reprogrammer_bars")
     if table.empty or not columns:
-        return empty_figure("no reprogrammer records")
-    labels = [m if pd.isna(a) else f"{m} a={a:g}" for m, a in zip(table["method"], table.get("alpha", [np.nan] * len(table)))]
-    frame = table.assign(label=labels)
+        return None
+    alphas = table["alpha"] if "alpha" in table else pd.Series(np.nan, index=table.index)
+    frame = table.assign(label=[method_label(m, a) for m, a in zip(table["method"], alphas)])
     methods = list(dict.fromkeys(frame["label"]))
     targets = sorted(frame["target"].unique())
-    fig = Figure(figsize=(3.6 * len(columns), 3.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(columns)))
-    width = 0.8 / len(targets)
+    fig = Figure(figsize=(2.9 * len(columns) + 1.4, 0.9 + 0.22 * len(methods) * len(targets)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(columns), sharey=True))
+    height = 0.8 / len(targets)
+    positions = np.arange(len(methods))[::-1]   # first method on top
     for ax, column in zip(axes, columns):
         for k, target in enumerate(targets):
             values = frame[frame["target"] == target].set_index("label")[column].reindex(methods)
-            ax.bar(np.arange(len(methods)) + (k - (len(targets) - 1) / 2) * width, values, width=width, label=target)
-        ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=7)
-        ax.set(title=TITLES.get(column, column), ylim=(0, 1))
-        ax.grid(alpha=0.3, axis="y")
-    axes[-1].legend(fontsize=7)
+            ax.barh(positions - (k - (len(targets) - 1) / 2) * height, values, height=height, label=target)
+        if "auroc" in column:
+            ax.axvline(0.5, color="grey", linestyle="--", linewidth=1, gid=REFERENCE)   # chance
+        ax.set(title=TITLES.get(column, column), xlim=(0, 1))
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(positions, methods, fontsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8, title="target")
     return fig
