@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprolib import cost, paths
+from reprolib import cost, determinism, paths
 from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
@@ -304,8 +304,8 @@ def _slots(devices: list[str] | None, runs_per_gpu: int, workers: int) -> list[S
     if devices:
         threads = max(1, (os.cpu_count() or 1) // (len(devices) * runs_per_gpu))
         return [Slot(gpu, threads) for gpu in devices for _ in range(runs_per_gpu)]
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return [Slot(None, threads) for _ in range(workers)]
+    # CPU runs train on the protocol's thread count whatever the worker count (same numbers everywhere)
+    return [Slot(None, determinism.CPU_THREADS) for _ in range(workers)]
 
 
 def _run_workers(units: list[Any], guarded: Guarded, slots: list[Slot], progress: _Progress, settle,

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from reprolib import paths
+from reprolib import determinism, paths
 from reprolib.config import load_profile
 from reprolib.data import capped_warning, effective_shots, few_shot_indices, get_dataset
 from reprolib.data.registry import info, names
@@ -33,8 +33,8 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.metrics import calibration_summary
 from reprolib.models.registry import get_spec
 from reprolib.protocols import eval_schedule, get_protocol
-from reprolib.records import (build_record, config_hash, read_record, record_exists,
-                              write_json_atomic, write_npz_atomic)
+from reprolib.records import (build_record, config_hash,
+                              verified_record, write_run_files)
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.feature_cache import store_for
@@ -225,8 +225,7 @@ class PreparedRun:
 
 def existing_record(cfg: TransferConfig) -> dict[str, Any] | None:
     """The config's finished record, or None when it has to run."""
-    json_path = record_path(cfg)
-    return read_record(json_path) if record_exists(json_path) else None
+    return verified_record(record_path(cfg))
 
 
 def prepare_run(cfg: TransferConfig, loaded: tuple[Any, Any] | None = None) -> PreparedRun:
@@ -235,6 +234,8 @@ def prepare_run(cfg: TransferConfig, loaded: tuple[Any, Any] | None = None) -> P
     hashed, profile, protocol = resolve(cfg)
     started = time.perf_counter()
     seed, device = hashed["seed"], hashed["device"]
+    if device == "cpu":
+        determinism.pin_threads()   # the protocol's thread count: the same numbers in any process
     torch.manual_seed(seed)
     data = load_target(cfg, profile, seed, protocol)
     backbone, ticket = loaded or load_backbone(cfg, profile, device)
@@ -258,8 +259,7 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
         curves=result.curves,
     )
     arrays = {k: v.numpy() for k, v in method.learned_state().items()}
-    write_npz_atomic(run.out_dir / f"{run.run_id}.npz", arrays)   # before the JSON (the commit marker)
-    write_json_atomic(run.out_dir / f"{run.run_id}.json", record)
+    write_run_files(run.out_dir, run.run_id, record, arrays)   # .npz, then the JSON (the commit marker)
     return record
 
 
