@@ -63,6 +63,9 @@ class Profile:
     # GPU profiles whose grid is run by `make sweep` (or Slurm), not inside notebook 02: false
     # makes notebook 02 report finished / failed / missing runs and the command that completes them.
     trains_in_notebooks: bool = True
+    # torch.compile the backbone's forward on CUDA (off by default: the first steps of every run
+    # pay the compilation; worth it for long full-data runs). Hashed into the run only when on.
+    compile: bool = False
     # Slurm through submitit (reprolib.slurm.ClusterOptions): partition, account, qos, constraint,
     # gpus_per_node, cpus_per_task, mem_gb, timeout_min, array_parallelism, max_array_size, margin.
     cluster: dict[str, Any] = field(default_factory=dict)

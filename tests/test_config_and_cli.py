@@ -57,3 +57,22 @@ def test_bad_flag_value_is_one_line_naming_the_choices():
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr          # no usage block
     assert "invalid choice: 'foo'" in result.stderr and "'lp', 'vp', 'smm'" in result.stderr
+
+
+def test_compile_is_a_cuda_only_profile_switch_hashed_only_when_on(monkeypatch):
+    """`compile: true` joins a run's identity only where it acts (CUDA); off, ids are as before."""
+    import dataclasses
+
+    from reprolib.config import load_profile
+    from reprolib.transfer import TransferConfig
+    from reprolib.transfer import run as run_module
+
+    cfg = TransferConfig(profile="smoke", target="digits", method="lp", device="cpu")
+    plain, _, _ = run_module.resolve(cfg)
+    compiled = dataclasses.replace(load_profile("smoke"), compile=True)
+    monkeypatch.setattr(run_module, "load_profile", lambda name: compiled)
+    on_cpu, _, _ = run_module.resolve(cfg)
+    assert "compile" not in plain and on_cpu == plain
+    monkeypatch.setattr(run_module, "resolve_device", lambda device: "cuda")
+    on_cuda, _, _ = run_module.resolve(cfg)
+    assert on_cuda["compile"] is True

@@ -74,6 +74,8 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "num_classes": target.num_classes,
         "ood_partners": list(ood_partners(cfg.target, profile)),
     }
+    if profile.compile and device.startswith("cuda"):   # compiled kernels round differently
+        hashed["compile"] = True
     return hashed, profile, protocol
 
 
@@ -152,6 +154,8 @@ def load_backbone(cfg: TransferConfig, profile, device: str):
     backbone = backbone.to(device).eval().requires_grad_(False)
     if device.startswith("cuda"):
         backbone = backbone.to(memory_format=torch.channels_last)
+        if profile.compile:   # the source-logit forward (prompts); LP's feature pass stays eager
+            backbone.net = torch.compile(backbone.net)
     return backbone, ticket
 
 
