@@ -32,7 +32,7 @@ def fake_run(cfg) -> dict:
         return read_record(path)
     _log(out, "start", run_id)
     time.sleep(float(os.environ.get(PAUSE_ENV, "0")))
-    record = {"id": run_id, "config": hashed, "metrics": {"accuracy": 0.5},
+    record = {"id": run_id, "config": hashed, "metrics": {"accuracy": 0.5, "ece": 0.1, "nll": 1.0},
               "device": os.environ.get("CUDA_VISIBLE_DEVICES", "-")}
     write_json_atomic(path, record)
     _log(out, "done", run_id)

@@ -92,7 +92,8 @@ def test_cli_dry_run_shows_the_node_speed_up_and_refuses_bad_devices(capsys) -> 
                  "--only", "target=cifar10,method=lp"]) == 0
     out = capsys.readouterr().out
     assert "8 GPU(s) x 1 run(s) each" in out
-    assert "\n105 runs\n" in out   # 7 networks x (4 few-shot sizes x 3 seeds + full data x 3 seeds)
+    # 6 distinct networks (magnitude L8 is one-shot L8) x (4 few-shot sizes x 3 seeds + full data x 3 seeds)
+    assert "\n90 runs\n" in out
     assert main(["sweep", "--profile", "smoke", "--devices", "0"]) == 2
     assert "needs a CUDA profile" in capsys.readouterr().err
     assert main(["sweep", "--profile", "smoke", "--dry-run", "--only", "colour=red"]) == 2

@@ -55,7 +55,7 @@ def test_profiles_are_discovered_and_a_users_own_loads_by_path(tmp_path: Path, m
     assert str(mine) in os.environ["REPROLIB_PROFILES"]
     wrong = tmp_path / "other.yaml"
     wrong.write_text(mine.read_text())
-    with pytest.raises(ReprolibError, match="says profile: 'my-study'; valid: its file's stem, 'other'"):
+    with pytest.raises(ReprolibError, match="names profile 'my-study'; valid choices: 'other'"):
         load_profile(str(wrong))
     with pytest.raises(ReprolibError, match="does not exist"):
         load_profile(str(tmp_path / "none.yaml"))
