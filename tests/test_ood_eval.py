@@ -57,3 +57,22 @@ def test_ood_metrics_keep_the_record_keys():
     for group in out.values():
         assert set(group) == {"msp_auroc", "msp_fpr95", "energy_auroc", "energy_fpr95"}
         assert group["msp_auroc"] == 1.0 and group["msp_fpr95"] == 0.0
+
+
+def test_partners_are_fixed_by_the_profile_and_a_missing_one_is_one_line(tmp_path, monkeypatch):
+    """A paper target's partners are the profile's other targets, whatever is on disk; a missing
+    one fails the run in one line naming it and the command that fetches it."""
+    import pytest
+
+    from reprolib.errors import ReprolibError
+    from reprolib.transfer.ood_eval import ood_partners
+
+    monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))   # an empty data root
+    profile = load_profile("paper-dryrun")
+    assert ood_partners("cifar10", profile) == ("oxfordpets",)
+    assert ood_partners("digits", profile) == info("digits").ood_partners
+    with pytest.raises(ReprolibError) as caught:
+        ood_images("cifar10", profile, size=32, channels=3, per_set=5)
+    message = str(caught.value)
+    assert "\n" not in message and "OOD partner oxfordpets" in message
+    assert "data --prepare --profile paper-dryrun" in message

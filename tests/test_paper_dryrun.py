@@ -24,8 +24,9 @@ def dryrun_home(tmp_path, monkeypatch, one_thread):
     profile = load_profile(PROFILE)
     root = profile.path("data_root")
     assert root == tmp_path / "data" / "dryrun"
-    write_dryrun_root(root, datasets=["eurosat", "cifar10"], archs=[profile.backbone], n_per_class_train=2,
-                      n_per_class_test=1)
+    # every run scores OOD against the profile's targets (cifar10, oxfordpets): they must be there
+    write_dryrun_root(root, datasets=["eurosat", "cifar10", "oxfordpets"], archs=[profile.backbone],
+                      n_per_class_train=2, n_per_class_test=1)
     assert (root / DRYRUN_MARKER).is_file()
     return profile
 
@@ -110,7 +111,8 @@ def test_vit_b_32_lp_vp_and_smm_on_the_paper_code_path(tmp_path, monkeypatch, on
 
     monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
     root = load_profile(PROFILE).path("data_root")
-    write_dryrun_root(root, datasets=["cifar10"], archs=["vit_b_32"], n_per_class_train=1, n_per_class_test=1)
+    write_dryrun_root(root, datasets=["cifar10", "oxfordpets"], archs=["vit_b_32"], n_per_class_train=1,
+                      n_per_class_test=1)
     for method, network, level in (("lp", "LT", 1), ("vp", "dense", 0), ("smm", "dense", 0)):
         cfg = TransferConfig(profile=PROFILE, target="cifar10", method=method, backbone="vit_b_32", network=network,
                              level=level, epochs=1, device="cpu", progress=False)
