@@ -159,7 +159,10 @@ def measure_public(name: str, root: Path, images: int) -> dict:
 
 
 def _child(args: argparse.Namespace) -> None:
+    from reprolib.integrity import trust_dryrun_root
+
     root = Path(args.root)
+    trust_dryrun_root(root)   # synthetic CIFAR / SVHN cannot match torchvision's md5s: this root only
     if args.child == "cache":
         out = measure_cache(args.set, root)
     elif args.child == "public":
@@ -190,8 +193,11 @@ def _rows(name: str, args: argparse.Namespace) -> list[str]:
 
     n_train, n_test, side_range = SIZES[name]
     k = {"cifar10": 10, "svhn": 10, "gtsrb": 43}[name]
+    from reprolib.integrity import DRYRUN_MARKER
+
     start = time.perf_counter()
     write_synthetic_dataset(name, args.root, n_train, n_test, num_classes=k, side_range=side_range)
+    (Path(args.root) / DRYRUN_MARKER).write_text("synthetic benchmark data (bench/bench_data.py)\n")
     written = time.perf_counter() - start
     cache = _run_child("cache", name, args)
     rows = []
