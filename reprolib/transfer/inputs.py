@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from reprolib import batching
 from reprolib.batching import minibatches
 
 
@@ -36,6 +36,8 @@ class StoredInputs:
 
     def x(self, idx: Tensor) -> Tensor:
         return self._gather(idx)
+
+    __getitem__ = x   # so reprolib.batching.predict walks stored inputs as it walks a tensor
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         return self._gather(idx), self._labels_on_device[idx.to(self._labels_on_device.device)]
@@ -56,9 +58,7 @@ def from_tensor(values: Tensor, labels: Tensor, device: str) -> StoredInputs:
     return StoredInputs(labels, lambda idx: values[idx.to(values.device)].to(device), device)
 
 
-@torch.no_grad()
 def predict(forward: Callable[[Tensor], Tensor], inputs: StoredInputs, batch_size: int) -> Tensor:
-    """forward() of every input, in order, as a float32 CPU tensor (no gradients; float32 on every
-    device, see reprolib.batching)."""
-    chunks = [forward(inputs.x(idx)).float().cpu() for idx in minibatches(len(inputs), batch_size, None)]
-    return torch.cat(chunks) if chunks else torch.empty(0)
+    """forward() of every stored input, in order, as a float32 CPU tensor: reprolib.batching.predict
+    (no gradients, no autocast), minibatch by minibatch on the inputs' device."""
+    return batching.predict(forward, inputs, batch_size, inputs.device)

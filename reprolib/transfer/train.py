@@ -12,7 +12,7 @@ run by default, and always the last epoch), not after every epoch as the public 
 On CUDA the training forward pass runs under bf16 autocast (no gradient scaler needed: bf16
 has float32's exponent range; the public RLT code uses fp16 with a GradScaler instead, see
 docs/methods.md s.4), cuDNN picks its fastest kernels (`cudnn.benchmark`), and the backbone
-and its inputs use channels_last; evaluation (`evaluate`, via batching.predict)
+and its inputs use channels_last; evaluation (`evaluate`, via transfer.inputs.predict -> batching.predict)
 runs in float32 on every device, as the public test loops (docs/methods.md s.4). On CPU
 everything stays float32 and deterministic.
 """
