@@ -6,16 +6,15 @@ rebuilt without it; a cut or missing ticket file is remade; a full disk leaves n
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
+from disk_faults import FullDisk
 from reprolib import records
 from reprolib.errors import ReprolibError
 from reprolib.sparsity import masks as M
@@ -177,35 +176,12 @@ def test_a_corrupt_feature_cache_file_is_rebuilt(tmp_path, capsys):
     assert torch.equal(torch.load(cache, weights_only=True), torch.arange(6.0).reshape(2, 3))   # rewritten whole
 
 
-class _FullDisk:
-    """A file object that takes `room` bytes, then fails as a full disk does."""
-
-    def __init__(self, f, room: int):
-        self.f, self.room = f, room
-
-    def write(self, data):
-        if len(data) > self.room:
-            self.f.write(data[: self.room])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.room -= len(data)
-        return self.f.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return self.f.__exit__(*exc)
-
-
 def test_a_full_disk_is_one_line_and_leaves_no_orphan(tmp_path, monkeypatch):
     import numpy as np
 
     real_fdopen = os.fdopen
     room = {"bytes": 10_000_000}
-    monkeypatch.setattr(records.os, "fdopen", lambda fd, mode="r", *a, **k: _FullDisk(real_fdopen(fd, mode, *a, **k),
+    monkeypatch.setattr(records.os, "fdopen", lambda fd, mode="r", *a, **k: FullDisk(real_fdopen(fd, mode, *a, **k),
                                                                                         room["bytes"]))
     records.write_json_atomic(tmp_path / "old.json", {"kept": True})
     room["bytes"] = 64

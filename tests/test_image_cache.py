@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 
 import pytest
 import torch
+from disk_faults import FullDisk
 
 from reprolib.data import get_dataset
 from reprolib.data import split as split_module
@@ -95,26 +95,7 @@ def test_a_killed_writer_leaves_nothing_a_reader_takes(gtsrb_root, monkeypatch):
 
 
 def test_a_full_disk_gives_one_line_and_no_file(gtsrb_root, monkeypatch):
-    class FullDisk:
-        def __init__(self, f):
-            self.f, self.written = f, 0
-
-        def write(self, data):
-            if self.written + len(data) > 10_000:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            self.written += len(data)
-            return self.f.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    monkeypatch.setattr(store, "open", lambda path, mode: FullDisk(open(path, mode)), raising=False)
+    monkeypatch.setattr(store, "open", lambda path, mode: FullDisk(open(path, mode), 10_000), raising=False)
     with pytest.raises(ReprolibError) as caught:
         get_dataset("gtsrb", "train", root=gtsrb_root, size=28)
     message = str(caught.value)
