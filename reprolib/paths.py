@@ -15,7 +15,7 @@ Under a profile's artifacts folder:
 
     tickets/<kind>/level_XX/{model.pth, mask.pth, sparsity.json}   one ticket per folder
     tickets/imported/<name>/{model.pth, mask.pth, sparsity.json}   a ticket made elsewhere
-    runs/<id>.json, runs/<id>.npz                                  transfer run records
+    runs/<id>.json, runs/<id>.npz, runs/<id>.scores.npz             transfer run records
     ledger.csv, tickets.csv                                        the tidy tables
     reprogrammer/encoder.pth, reprogrammer/runs/                   the Reprogrammer study
 
@@ -135,7 +135,7 @@ def imported_ticket_dirs(artifacts: str | os.PathLike) -> list[Path]:
 
 
 def runs_dir(artifacts: str | os.PathLike) -> Path:
-    """`<artifacts>/runs`: one `<id>.json` record (+ `<id>.npz`) per transfer run."""
+    """`<artifacts>/runs`: one `<id>.json` record (+ `<id>.npz`, `<id>.scores.npz`) per transfer run."""
     return Path(artifacts) / "runs"
 
 

@@ -89,15 +89,22 @@ def check_output_dir(path: str | Path, what: str) -> Path:
     return path
 
 
-def write_run_files(out_dir: str | Path, run_id: str, record: dict[str, Any], arrays: dict[str, Any]) -> Path:
-    """`<id>.npz` (the learned state) then `<id>.json` (the commit marker); when the JSON cannot be
-    written (a full disk) the .npz is removed too, so no orphan state file stays. Returns the JSON path."""
+def write_run_files(out_dir: str | Path, run_id: str, record: dict[str, Any], arrays: dict[str, Any],
+                    scores: Any = None) -> Path:
+    """`<id>.npz` (the learned state), `<id>.scores.npz` (reprolib.saved_scores, when given), then
+    `<id>.json` (the commit marker); when a later file cannot be written (a full disk) the earlier
+    ones are removed too, so no orphan file stays. Returns the JSON path."""
+    from reprolib.saved_scores import scores_path, write_scores
+
     out_dir = Path(out_dir)
-    state = write_npz_atomic(out_dir / f"{run_id}.npz", arrays)
+    written = [write_npz_atomic(out_dir / f"{run_id}.npz", arrays)]
     try:
+        if scores is not None:
+            written.append(atomic_write(scores_path(out_dir, run_id), lambda f: write_scores(f, scores)))
         return write_json_atomic(out_dir / f"{run_id}.json", record)
     except BaseException:
-        state.unlink(missing_ok=True)
+        for path in written:
+            path.unlink(missing_ok=True)
         raise
 
 

@@ -106,8 +106,19 @@ def _ood_images(partners: tuple[str, ...], data_root: str, download: bool, size:
     return out
 
 
+def ood_logits(predict_images: Callable[[Any], Tensor], images: dict[str, Any]) -> dict[str, Tensor]:
+    """{group: the trained model's logits on that OOD group} ('datasets', 'noise'); `predict_images`
+    takes a group's images (split-like). Saved with the run (reprolib.saved_scores)."""
+    return {group: predict_images(x) for group, x in images.items()}
+
+
+def ood_detection(id_logits: Tensor, logits: dict[str, Tensor]) -> dict[str, dict[str, float]]:
+    """{'datasets': {...}, 'noise': {...}}: msp / energy AUROC and FPR95 of each OOD group
+    (reprolib.ood.detection) from the ID test logits and each group's logits."""
+    return {group: detection(id_logits, group_logits) for group, group_logits in logits.items()}
+
+
 def ood_metrics(predict_images: Callable[[Any], Tensor], id_logits: Tensor,
                 images: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """{'datasets': {...}, 'noise': {...}}: msp / energy AUROC and FPR95 of each OOD group
-    (reprolib.ood.detection); `predict_images` takes a group's images (split-like)."""
-    return {group: detection(id_logits, predict_images(x)) for group, x in images.items()}
+    """ood_detection of the logits `predict_images` gives on each group of `images`."""
+    return ood_detection(id_logits, ood_logits(predict_images, images))

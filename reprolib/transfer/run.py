@@ -4,7 +4,8 @@ Steps: resolve the config against its profile and protocol -> hash -> return the
 it exists -> load the target (few-shot subset, optional validation split carved from it)
 -> load the backbone or ticket -> build the method (LP or a prompt) -> train -> evaluate
 on the full test set (every split gathered one minibatch at a time: reprolib.transfer.inputs)
--> write `<hash>.npz` (learned prompt / head) and then `<hash>.json`
+-> write `<hash>.npz` (learned prompt / head), `<hash>.scores.npz` (test and OOD logits:
+reprolib.saved_scores) and then `<hash>.json`
 (the JSON is the commit marker: a run is finished exactly when its JSON exists).
 
 The reported number is the final epoch's test accuracy; with `select_best_on_val` it is the
@@ -33,14 +34,14 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.metrics import calibration_summary
 from reprolib.models.registry import get_spec
 from reprolib.protocols import eval_schedule, get_protocol
-from reprolib.records import (build_record, config_hash,
-                              verified_record, write_run_files)
+from reprolib.records import build_record, config_hash, verified_record, write_run_files
+from reprolib.saved_scores import SavedScores
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.inputs import predict
-from reprolib.transfer.ood_eval import ood_images, ood_metrics, ood_partners
+from reprolib.transfer.ood_eval import ood_detection, ood_images, ood_logits, ood_partners
 from reprolib.transfer.registry import build_method
 from reprolib.transfer.registry import get as get_method
 from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
@@ -177,22 +178,24 @@ def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
                        eval_epochs=tuple(eval_schedule(hashed["protocol"]["eval_fraction"], hashed["epochs"])))
 
 
-def run_metrics(cfg: TransferConfig, profile, method: TransferMethod, test: tuple[torch.Tensor, torch.Tensor],
-                info, hashed: dict[str, Any]) -> dict[str, Any]:
-    """Calibration summary of the reported test logits against the test labels, plus OOD
-    detection by the trained model; `test` = (test logits, test labels)."""
+def run_scores(cfg: TransferConfig, profile, method: TransferMethod, test: tuple[torch.Tensor, torch.Tensor],
+               info, hashed: dict[str, Any]) -> SavedScores:
+    """What the run's metrics are computed from: `test` = (reported test logits, test labels),
+    plus the trained model's logits on the profile's OOD images (reprolib.transfer.ood_eval)."""
     test_logits, test_labels = test
-    # The legacy RLT "ECE" at the batch RLT logged with (docs/methods.md s.9), not our test batch.
-    metrics = calibration_summary(test_logits, test_labels.cpu(), legacy_batch_size=hashed["legacy_ece_batch"])
-    metrics["ood"] = _ood_metrics(cfg, profile, method, info, test_logits, hashed)
-    return metrics
-
-
-def _ood_metrics(cfg, profile, method: TransferMethod, info, id_logits, hashed) -> dict:
-    """Detection metrics of the trained model on OOD images (reprolib.transfer.ood_eval)."""
     images = ood_images(cfg.target, profile, info.image_size, info.channels, hashed["protocol"]["ood_per_set"])
-    return ood_metrics(lambda x: predict(method.forward, method.inputs(x), hashed["test_batch_size"]),
-                       id_logits, images)
+    ood = ood_logits(lambda x: predict(method.forward, method.inputs(x), hashed["test_batch_size"]), images)
+    return SavedScores(test_logits, test_labels.cpu(), ood)
+
+
+def scores_metrics(scores: SavedScores, config: dict[str, Any]) -> dict[str, Any]:
+    """The record's metrics from a run's saved scores and its config: the calibration summary of
+    the test logits (the legacy RLT "ECE" at the batch RLT logged with, docs/methods.md s.9, not
+    our test batch) and OOD detection by the trained model."""
+    metrics = calibration_summary(scores.test_logits, scores.test_labels,
+                                  legacy_batch_size=config["legacy_ece_batch"])
+    metrics["ood"] = ood_detection(scores.test_logits, scores.ood_logits)
+    return metrics
 
 
 def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: TargetData, backbone) -> dict:
@@ -249,10 +252,11 @@ def prepare_run(cfg: TransferConfig, loaded: tuple[Any, Any] | None = None) -> P
 
 
 def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
-    """Score the trained method (calibration, OOD) and write `<id>.npz`, then `<id>.json`."""
+    """Score the trained method (calibration, OOD) and write `<id>.npz`, `<id>.scores.npz`, then `<id>.json`."""
     cfg, hashed, method = run.cfg, run.hashed, run.method
-    metrics = run_metrics(cfg, run.profile, method, (result.test_logits, run.data.test.labels), run.data.test.info,
-                          hashed)
+    scores = run_scores(cfg, run.profile, method, (result.test_logits, run.data.test.labels), run.data.test.info,
+                        hashed)
+    metrics = scores_metrics(scores, hashed)
     label_map = method.label_map
     record = build_record(
         run.run_id, record_config(cfg, hashed, run.ticket, run.data, run.backbone), metrics,
@@ -263,7 +267,8 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
         curves=result.curves,
     )
     arrays = {k: v.numpy() for k, v in method.learned_state().items()}
-    write_run_files(run.out_dir, run.run_id, record, arrays)   # .npz, then the JSON (the commit marker)
+    # .npz, .scores.npz, then the JSON (the commit marker)
+    write_run_files(run.out_dir, run.run_id, record, arrays, scores)
     return record
 
 

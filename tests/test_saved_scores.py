@@ -1,0 +1,69 @@
+"""Saved scores: every run keeps the logits its metrics were computed from, and they give the
+record's metrics back to the last bit (so a metric added later can be filled in without training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reprolib.errors import ReprolibError
+from reprolib.saved_scores import SavedScores, load_scores, scores_path
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def vp_run(tmp_path_factory):
+    """(record, runs folder) of one real smoke VP run (1 epoch, 5-shot) on a fresh dense model."""
+    from reprolib.config import load_profile
+    from reprolib.sparsity import make_tickets
+    from reprolib.sparsity.masks import is_complete, ticket_dir
+    from reprolib.transfer.config import TransferConfig
+    from reprolib.transfer.run import run_transfer
+
+    profile = load_profile("smoke")
+    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
+        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
+    folder = tmp_path_factory.mktemp("scores")
+    cfg = TransferConfig(profile="smoke", target="digits", method="vp", n_shot=5, epochs=1, device="cpu",
+                         results_path=str(folder), progress=False)
+    return run_transfer(cfg), folder
+
+
+def test_a_run_saves_its_test_and_ood_logits_beside_its_record(vp_run):
+    record, folder = vp_run
+    scores = load_scores(scores_path(folder, record["id"]))
+    assert scores.test_logits.shape == (record["config"]["n_test"], record["config"]["num_classes"])
+    assert scores.test_labels.dtype == torch.int64 and len(scores.test_labels) == record["config"]["n_test"]
+    assert set(scores.ood_logits) == set(record["metrics"]["ood"])   # one array per scored OOD group
+    accuracy = float((scores.test_logits.argmax(1) == scores.test_labels).double().mean())
+    assert accuracy == record["metrics"]["accuracy"]
+
+
+def test_saved_scores_give_the_records_metrics_exactly(vp_run):
+    from reprolib.transfer.run import scores_metrics
+
+    record, folder = vp_run
+    again = scores_metrics(load_scores(scores_path(folder, record["id"])), record["config"])
+    for name in ("accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"):
+        assert again[name] == record["metrics"][name], name
+    assert again["ood"] == record["metrics"]["ood"]
+
+
+def test_saved_scores_round_trip_and_bad_files_are_one_line(tmp_path):
+    scores = SavedScores(torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]), {"noise": torch.randn(4, 3)})
+    path = tmp_path / "x.scores.npz"
+    np.savez_compressed(path, **scores.arrays())
+    back = load_scores(path)
+    assert torch.equal(back.test_logits, scores.test_logits) and torch.equal(back.ood_logits["noise"],
+                                                                            scores.ood_logits["noise"])
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ReprolibError, match="cannot be read") as err:
+        load_scores(path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ReprolibError, match="no saved scores"):
+        load_scores(tmp_path / "missing.scores.npz")
+    np.savez_compressed(path, test_logits=np.zeros((3, 2), np.float32), test_labels=np.zeros(4, np.int64))
+    with pytest.raises(ReprolibError, match="malformed"):
+        load_scores(path)
