@@ -37,6 +37,7 @@ from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
 from reprolib.records import (atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file, move_aside,
                               verified_record)
+from reprolib.sparsity.identity import stale_network
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
@@ -169,6 +170,20 @@ def read_records(runs_dir: Path, failures: bool = False) -> list[dict[str, Any]]
     return records
 
 
+def current_records(runs_dir: Path, artifacts: Path) -> list[dict[str, Any]]:
+    """read_records without the records whose network has been remade since they ran
+    (identity.stale_network): each is named in one line and moved aside, so a sweep reruns it
+    and the ledger never pairs a new network's facts with an old network's numbers."""
+    kept = []
+    for record in read_records(runs_dir):
+        problem = stale_network(record["config"], str(artifacts))
+        if problem is None:
+            kept.append(record)
+        else:
+            move_aside(Path(runs_dir) / f"{record['id']}.json", problem)
+    return kept
+
+
 def _read_failure(path: Path) -> dict[str, Any] | None:
     try:
         failure = json.loads(path.read_text())
@@ -219,7 +234,7 @@ def _imported_reports(artifacts: Path) -> list[dict[str, Any]]:
 def build_ledger(artifacts: Path) -> pd.DataFrame:
     """The tidy table of every record under `<artifacts>/runs`, sorted, with upstream accuracy."""
     runs = paths.runs_dir(artifacts)
-    rows = [record_to_row(r) for r in read_records(runs)]
+    rows = [record_to_row(r) for r in current_records(runs, artifacts)]
     finished = {row["id"] for row in rows}   # a failure that later succeeded is no longer a failure
     rows += [failure_to_row(f) for f in read_records(runs, failures=True) if f.get("id") not in finished]
     frame = pd.DataFrame(rows)

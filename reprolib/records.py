@@ -139,9 +139,13 @@ def record_exists(path: str | Path) -> bool:
 
 # What every finished run's record holds (finite numbers); a record without them is not done.
 REQUIRED_METRICS = ("accuracy", "ece", "nll")
-# Keys a transfer record's config adds after the run (what it found: ticket, split, sizes):
-# not hashed into the id. Everything else in `config` is, so the id can be recomputed.
-RECORD_ONLY_KEYS = ("ticket", "split", "prompt_size", "n_train", "n_test", "n_val", "effective_shots")
+# Keys of a transfer record's config that are not hashed into the id: how the study names the run
+# (profile, source, the grid's network / kind / level / pretrained_dir: the network itself is
+# `network_fingerprint`; the whole protocol preset: the run's share of it is `hparams` and
+# `schedule`), and what the run found (ticket, split, sizes). Everything else in `config` is
+# hashed (reprolib.transfer.run.resolve), so the id can be recomputed.
+RECORD_ONLY_KEYS = ("profile", "source", "network", "kind", "level", "pretrained_dir", "protocol",
+                    "ticket", "split", "prompt_size", "n_train", "n_test", "n_val", "effective_shots")
 BAD_SUFFIX = ".bad.json"   # a record that failed verification, kept for a look, never read
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from reprolib.records import config_hash, read_record, record_exists, write_json_atomic
+from reprolib.records import read_record, record_exists, record_id, write_json_atomic
 
 PAUSE_ENV = "REPROLIB_FAKE_PAUSE"   # seconds each fake run "trains"
 
@@ -23,9 +23,17 @@ def _log(out: Path, event: str, run_id: str) -> None:
         log.write(f"{event} {run_id} {os.getpid()} {os.environ.get('CUDA_VISIBLE_DEVICES', '-')}\n")
 
 
-def fake_run(cfg) -> dict:
+def _fake_config(cfg) -> dict:
+    """The fake record's config: the TransferConfig's fields, with the network names standing in for
+    the network fingerprint a real run hashes (records.record_id leaves the names out)."""
     hashed = {k: v for k, v in cfg.to_dict().items() if k not in ("results_path", "progress")}
-    run_id = config_hash(hashed)
+    hashed["network_fingerprint"] = [cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir]
+    return hashed
+
+
+def fake_run(cfg) -> dict:
+    hashed = _fake_config(cfg)
+    run_id = record_id(hashed)
     out = Path(cfg.results_path)
     path = out / f"{run_id}.json"
     if record_exists(path):
@@ -77,6 +85,5 @@ def command(results: Path, *args: str) -> list[str]:
 
 def fake_existing(cfg) -> dict | None:
     """reprolib.transfer.run.existing_record for fake_run's records."""
-    hashed = {k: v for k, v in cfg.to_dict().items() if k not in ("results_path", "progress")}
-    path = Path(cfg.results_path) / f"{config_hash(hashed)}.json"
+    path = Path(cfg.results_path) / f"{record_id(_fake_config(cfg))}.json"
     return read_record(path) if record_exists(path) else None

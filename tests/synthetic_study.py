@@ -49,7 +49,10 @@ def make_record(target: str, arm: str, kind: str, level: int, n_shot: int, seed:
               "ticket": {"kind": "dense" if level == 0 else kind, "level": level, "id": f"{kind}-{level}",
                          "density": 0.8 ** level, "density_rlt": 0.8 ** level + 0.01},
               "n_shot": n_shot, "seed": seed, "protocol": "smoke", "split": "official",
-              "prompt_size": 20 if method == "vp" else None}
+              "prompt_size": 20 if method == "vp" else None,
+              # what the network is (the run identity hashes this, not the names above)
+              "network_fingerprint": {"provenance": "dense" if level == 0 else "here",
+                                      "digest": "dense" if level == 0 else f"{kind}-{level}"}}
     # the id a real run's config hashes to (records.record_id), so the ledger's verification passes
     return {"id": record_id(config), "config": config,
             "metrics": metrics, "label_map": None if method == "lp" else [3, 1, 0],

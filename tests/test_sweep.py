@@ -27,12 +27,13 @@ from reprolib.sweep import SubmititOptions, build_grid, parse_arm, run_sweep
 RUNNER = textwrap.dedent('''
     import json, sys, time
     from pathlib import Path
-    from reprolib.records import config_hash, record_exists, read_record, write_json_atomic
+    from reprolib.records import record_exists, read_record, record_id, write_json_atomic
 
     def fake_run(cfg, pause=0.0):
         """run_transfer's contract: skip an existing record, else 'train' and write it atomically."""
         hashed = {k: v for k, v in cfg.to_dict().items() if k not in ("results_path", "progress")}
-        run_id = config_hash(hashed)
+        hashed["network_fingerprint"] = [cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir]
+        run_id = record_id(hashed)
         out = Path(cfg.results_path)
         path = out / f"{run_id}.json"
         if record_exists(path):

@@ -49,8 +49,7 @@ def get_backbone(name: str, weights: str | os.PathLike | None = "default",
             raise ReprolibError(f"{name} has no default weights: they are trained here; make them with "
                                 f"`python -m reprolib upstream --profile embedded` and load them with "
                                 f"reprolib.sparsity.get_network(profile), or pass weights=<model.pth>")
-        state = spec.pretrained() if spec.pretrained is not None else \
-            torchvision_resnets.torchvision_state_dict(name, spec.weights, root=root, download=download)
+        state = pretrained_state(name, root=root, download=download)
     else:
         path = Path(weights)
         if not path.is_file():
@@ -59,6 +58,15 @@ def get_backbone(name: str, weights: str | os.PathLike | None = "default",
         state = torch.load(path, map_location="cpu", weights_only=True)
     _load_strict(backbone, state, name)
     return backbone.eval()
+
+
+def pretrained_state(name: str, root: str | os.PathLike | None = None, download: bool = False) -> dict:
+    """The state dict of backbone `name`'s pretrained ("default") weights: its `pretrained` loader's,
+    or its torchvision weights enum's (cached under `root` or torch hub, downloaded if allowed)."""
+    spec = get_spec(name)
+    if spec.pretrained is not None:
+        return spec.pretrained()
+    return torchvision_resnets.torchvision_state_dict(name, spec.weights, root=root, download=download)
 
 
 def _load_strict(backbone: Backbone, state: dict, name: str) -> None:

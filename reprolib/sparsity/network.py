@@ -97,7 +97,7 @@ def network_identity(profile: Any, network: str, kind: str, level: int, pretrain
     if network == "dense" or (level == 0 and kind != "imported"):
         return ("dense",)
     if pruned_at_load(profile, network, kind, level, pretrained_dir):
-        return ("oneshot", _oneshot_kind(kind), level)
+        return ("oneshot", oneshot_kind(kind), level)
     return (network, kind, level, pretrained_dir)
 
 
@@ -143,17 +143,17 @@ def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: 
         return _imported(profile, level, pretrained_dir)
     if network == "LT" and pretrained_dir is not None:
         return _external(profile, kind, level, pretrained_dir)
-    if _in_our_layout(profile, network, kind, level):
+    if in_our_layout(profile, network, kind, level):
         return _from_layout(profile, network, kind, level)
     return _oneshot(profile, network, kind, level)
 
 
-def _in_our_layout(profile: Any, network: str, kind: str, level: int) -> bool:
+def in_our_layout(profile: Any, network: str, kind: str, level: int) -> bool:
     """get_network's choice between a level of our ticket layout and the pretrained weights."""
     return get_spec(profile.backbone).tickets == "imp" or _made_on_imagenet(profile, network, kind, level)
 
 
-def _oneshot_kind(kind: str) -> str:
+def oneshot_kind(kind: str) -> str:
     """What a one-shot network of grid kind `kind` is: random pruning for "random", else magnitude."""
     return "random" if kind == "random" else "magnitude"
 
@@ -162,7 +162,7 @@ def pruned_at_load(profile: Any, network: str, kind: str, level: int, pretrained
     """True when `get_network` gives these arguments the pretrained weights pruned once at load
     (a one-shot network, not a ticket): what a label must call them, whatever `kind` says."""
     return (network == "LT" and level > 0 and kind != "imported" and pretrained_dir is None
-            and not _in_our_layout(profile, network, kind, level))
+            and not in_our_layout(profile, network, kind, level))
 
 
 @functools.lru_cache(maxsize=None)
@@ -183,7 +183,7 @@ def network_label(profile_name: str, backbone: str | None, network: str, kind: s
     except ReprolibError:
         one_shot = False
     if one_shot:
-        return f"one-shot {_oneshot_kind(kind)} L{level}"
+        return f"one-shot {oneshot_kind(kind)} L{level}"
     return f"{kind} L{level}"
 
 
@@ -196,13 +196,9 @@ def _made_on_imagenet(profile: Any, network: str, kind: str, level: int) -> bool
 
 def _from_layout(profile: Any, network: str, kind: str, level: int):
     """A level of our ticket layout (IMP level 0 for dense), as `python -m reprolib tickets` made it."""
+    directory = layout_dir(profile, network, kind, level)
     if network == "dense" or level == 0:
         kind, level = "imp", 0
-    directory = M.ticket_dir(profile.path("artifacts"), kind, level)
-    if not M.is_complete(directory):
-        what = "dense upstream model" if level == 0 else f"{kind} ticket level {level}"
-        raise ReprolibError(f"no {what} at {directory}; make it with `python -m reprolib tickets "
-                            f"--profile {profile.profile} --levels 0-{level} --kinds {kind}`")
     report = M.load_json(directory / "sparsity.json")
     backbone = get_backbone(profile.backbone, weights=directory / "model.pth")
     M.apply_mask(backbone.net, M.load_tensors(directory / "mask.pth"))  # guard: a mask is the truth
@@ -229,6 +225,19 @@ def _external(profile: Any, kind: str, level: int, pretrained_dir: str):
 def _imported(profile: Any, level: int, pretrained_dir: str):
     """An imported ticket (`tickets import` / `fetch`): by name under the profile's artifacts, or a folder."""
     name = profile.backbone
+    directory = imported_dir(profile, pretrained_dir)
+    report = M.load_json(directory / "sparsity.json")
+    net, mask = load_ticket(directory, name)
+    overall, _ = M.density(mask)
+    info = TicketInfo(id=f"{name}-imported-{report.get('name', directory.name)}", kind="imported", level=level,
+                      density=overall, density_rlt=_density_rlt(name, net, mask), path=str(directory),
+                      provenance="imported", source=report.get("source"), upstream_accuracy=_measured(report),
+                      published_top1=report.get("published_top1"))
+    return from_network(name, net).eval(), info
+
+
+def imported_dir(profile: Any, pretrained_dir: str):
+    """The folder of imported ticket `pretrained_dir`: by name under the profile's artifacts, or a folder."""
     try:
         directory = paths.imported_ticket_dir(profile.path("artifacts"), pretrained_dir)
     except ReprolibError:   # not a bare name: a folder
@@ -239,14 +248,19 @@ def _imported(profile: Any, level: int, pretrained_dir: str):
         raise ReprolibError(f"no imported ticket {pretrained_dir!r} (looked in {paths.imported_ticket_dir(profile.path('artifacts'), 'NAME').parent} "
                             f"and at {directory}); import it with `python -m reprolib tickets import FILE --name NAME "
                             f"--profile {profile.profile}`")
-    report = M.load_json(directory / "sparsity.json")
-    net, mask = load_ticket(directory, name)
-    overall, _ = M.density(mask)
-    info = TicketInfo(id=f"{name}-imported-{report.get('name', directory.name)}", kind="imported", level=level,
-                      density=overall, density_rlt=_density_rlt(name, net, mask), path=str(directory),
-                      provenance="imported", source=report.get("source"), upstream_accuracy=_measured(report),
-                      published_top1=report.get("published_top1"))
-    return from_network(name, net).eval(), info
+    return directory
+
+
+def layout_dir(profile: Any, network: str, kind: str, level: int):
+    """The complete folder of a level of our ticket layout (IMP level 0 for dense); missing = one line."""
+    if network == "dense" or level == 0:
+        kind, level = "imp", 0
+    directory = M.ticket_dir(profile.path("artifacts"), kind, level)
+    if not M.is_complete(directory):
+        what = "dense upstream model" if level == 0 else f"{kind} ticket level {level}"
+        raise ReprolibError(f"no {what} at {directory}; make it with `python -m reprolib tickets "
+                            f"--profile {profile.profile} --levels 0-{level} --kinds {kind}`")
+    return directory
 
 
 def _measured(report: dict[str, Any]) -> float | None:
@@ -272,7 +286,7 @@ def _oneshot(profile: Any, network: str, kind: str, level: int):
     recipe = TicketRecipe.for_profile(profile)
     full = M.full_mask(backbone.net, recipe.exclude)
     mask = M.global_magnitude_prune(backbone.net, full, 1.0 - target_density(recipe, level))
-    pruned_kind = _oneshot_kind(kind)
+    pruned_kind = oneshot_kind(kind)
     if pruned_kind == "random":
         mask = M.random_prune_like(mask, seed=recipe.random_seed + level)
     M.apply_mask(backbone.net, mask)

@@ -35,24 +35,34 @@ class MethodSpec:
     # `backbone` only needs `input_size` (a Backbone or a models.registry BackboneSpec).
     load_side: Callable[[object, DatasetInfo, Protocol, str], int] = lambda backbone, target, protocol, split: (
         backbone.input_size)
+    # The Protocol fields only this method reads (its hyperparameters): a run's identity holds
+    # these and not the other methods', so a new field for one method changes no other run id.
+    # The schedule every method shares (epochs, batches, milestones, gamma, seed) is hashed apart.
+    hparams: tuple[str, ...] = ()
 
 
-def _prompt(kind: str, summary: str) -> MethodSpec:
+def _prompt(kind: str, summary: str, hparams: tuple[str, ...]) -> MethodSpec:
     return MethodSpec(name=kind, build=lambda ctx: PromptMethod(ctx, kind), needs_label_map=True,
                       prompt_size=lambda backbone, target: stored_size(kind, backbone, target), summary=summary,
                       load_side=lambda backbone, target, protocol, split: load_side(kind, backbone, target,
-                                                                                   protocol, split))
+                                                                                   protocol, split),
+                      hparams=hparams)
+
+
+# SMM's augmentation (crops, flips where `flip` allows) applies to the watermark prompts and SMM.
+_AUGMENTED = ("augment", "flip")
 
 
 _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     # LP: the original image resized once to the backbone input (the default load_side).
     MethodSpec(name="lp", build=LinearProbe, needs_label_map=False, prompt_size=lambda backbone, target: None,
-               summary="linear probe: a new head on cached penultimate features"),
-    _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size"),
-    _prompt("smm", "sample-specific multi-channel masks (SMM)"),
-    _prompt("narrow", "watermark prompt, narrow frame"),
-    _prompt("medium", "watermark prompt, medium frame"),
-    _prompt("full", "watermark prompt over the whole image"),
+               summary="linear probe: a new head on cached penultimate features", hparams=("lp_lr",)),
+    _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size", ("prompt_lr",)),
+    _prompt("smm", "sample-specific multi-channel masks (SMM)",
+            ("prompt_lr", "generator_lr", "generator_lr_vit", *_AUGMENTED)),
+    _prompt("narrow", "watermark prompt, narrow frame", ("prompt_lr", *_AUGMENTED)),
+    _prompt("medium", "watermark prompt, medium frame", ("prompt_lr", *_AUGMENTED)),
+    _prompt("full", "watermark prompt over the whole image", ("prompt_lr", *_AUGMENTED)),
 )}
 
 

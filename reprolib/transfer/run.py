@@ -34,8 +34,9 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.metrics import calibration_summary
 from reprolib.models.registry import get_spec
 from reprolib.protocols import eval_schedule, get_protocol
-from reprolib.records import build_record, config_hash, verified_record, write_run_files
+from reprolib.records import build_record, record_id, verified_record, write_run_files
 from reprolib.saved_scores import SavedScores
+from reprolib.sparsity.identity import network_fingerprint
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.feature_cache import store_for
@@ -48,7 +49,8 @@ from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
 
 
 def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
-    """(hashed config dict, Profile, Protocol) with every None filled in."""
+    """(the run's config, Profile, Protocol) with every None filled in: the config is what the run
+    uses (hashed into its id) plus how the study names it (records.RECORD_ONLY_KEYS, not hashed)."""
     cfg.validate()
     profile = load_profile(cfg.profile)
     if cfg.backbone is not None:   # the same study on another backbone (the hashed config names it)
@@ -60,30 +62,41 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         protocol = get_protocol(protocol.name, epochs=epochs)
     device = resolve_device(cfg.device or profile.device)
     target = info(cfg.target)
+    method = get_method(cfg.method)
+    preset = protocol.to_dict()
     hashed = {
-        "profile": profile.profile, "backbone": profile.backbone, "source": profile.source,
-        "target": cfg.target, "method": cfg.method, "label_map": cfg.label_map,
-        "network": cfg.network, "kind": cfg.kind, "level": cfg.level,
-        "pretrained_dir": cfg.pretrained_dir, "n_shot": cfg.n_shot,
-        "seed": protocol.seed if cfg.seed is None else cfg.seed,
-        "protocol": protocol.to_dict(), "epochs": epochs,
-        "batch_size": cfg.batch_size or protocol.batch_size_for(cfg.target),
-        "test_batch_size": protocol.test_batch_size, "device": device,
-        "legacy_ece_batch": protocol.legacy_batch_for(cfg.method, cfg.target),
+        # What the run uses (its identity): the data and its few-shot draw, the network as loaded,
+        # the method with its own hyperparameters, the shared schedule, the evaluation, the seed.
+        "target": cfg.target, "num_classes": target.num_classes, "n_shot": cfg.n_shot,
         "select_best_on_val": cfg.select_best_on_val,
         "val_fraction": cfg.val_fraction if cfg.select_best_on_val else None,
-        "num_classes": target.num_classes,
-        "ood_partners": list(ood_partners(cfg.target, profile)),
+        "backbone": profile.backbone,
+        "network_fingerprint": network_fingerprint(profile, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir),
+        "method": cfg.method, "label_map": cfg.label_map,
+        "hparams": {name: preset[name] for name in method.hparams},
+        "schedule": {name: preset[name] for name in SCHEDULE},
+        "epochs": epochs, "batch_size": cfg.batch_size or protocol.batch_size_for(cfg.target),
+        "test_batch_size": protocol.test_batch_size,
+        "seed": protocol.seed if cfg.seed is None else cfg.seed, "device": device,
+        "legacy_ece_batch": protocol.legacy_batch_for(cfg.method, cfg.target),
+        "ood_partners": list(ood_partners(cfg.target, profile)), "ood_per_set": protocol.ood_per_set,
+        # How the study names it (records.RECORD_ONLY_KEYS: shown, not hashed).
+        "profile": profile.profile, "source": profile.source, "network": cfg.network, "kind": cfg.kind,
+        "level": cfg.level, "pretrained_dir": cfg.pretrained_dir, "protocol": preset,
     }
     if profile.compile and device.startswith("cuda"):   # compiled kernels round differently
         hashed["compile"] = True
     return hashed, profile, protocol
 
 
+# The Protocol fields every method's loop reads (the per-method ones are MethodSpec.hparams).
+SCHEDULE = ("milestones", "gamma", "eval_fraction")
+
+
 def record_path(cfg: TransferConfig) -> Path:
     """Where this config's record lives (whether or not it exists yet)."""
     hashed, profile, _ = resolve(cfg)
-    return _results_dir(cfg, profile) / f"{config_hash(hashed)}.json"
+    return _results_dir(cfg, profile) / f"{record_id(hashed)}.json"
 
 
 def _results_dir(cfg: TransferConfig, profile) -> Path:
@@ -175,7 +188,7 @@ def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
     return FitSettings(epochs=hashed["epochs"], batch_size=hashed["batch_size"],
                        test_batch_size=hashed["test_batch_size"], seed=hashed["seed"],
                        device=hashed["device"], progress=progress, desc=f"{cfg.method} {cfg.target}",
-                       eval_epochs=tuple(eval_schedule(hashed["protocol"]["eval_fraction"], hashed["epochs"])))
+                       eval_epochs=tuple(eval_schedule(hashed["schedule"]["eval_fraction"], hashed["epochs"])))
 
 
 def run_scores(cfg: TransferConfig, profile, method: TransferMethod, test: tuple[torch.Tensor, torch.Tensor],
@@ -183,7 +196,7 @@ def run_scores(cfg: TransferConfig, profile, method: TransferMethod, test: tuple
     """What the run's metrics are computed from: `test` = (reported test logits, test labels),
     plus the trained model's logits on the profile's OOD images (reprolib.transfer.ood_eval)."""
     test_logits, test_labels = test
-    images = ood_images(cfg.target, profile, info.image_size, info.channels, hashed["protocol"]["ood_per_set"])
+    images = ood_images(cfg.target, profile, info.image_size, info.channels, hashed["ood_per_set"])
     ood = ood_logits(lambda x: predict(method.forward, method.inputs(x), hashed["test_batch_size"]), images)
     return SavedScores(test_logits, test_labels.cpu(), ood)
 
@@ -231,8 +244,13 @@ class PreparedRun:
 
 
 def existing_record(cfg: TransferConfig) -> dict[str, Any] | None:
-    """The config's finished record, or None when it has to run."""
-    return verified_record(record_path(cfg))
+    """The config's finished record, or None when it has to run (also when its network cannot be
+    found: the run then fails with get_network's one line)."""
+    try:
+        path = record_path(cfg)
+    except ReprolibError:
+        return None
+    return verified_record(path)
 
 
 def prepare_run(cfg: TransferConfig, loaded: tuple[Any, Any] | None = None) -> PreparedRun:
@@ -247,7 +265,7 @@ def prepare_run(cfg: TransferConfig, loaded: tuple[Any, Any] | None = None) -> P
     data = load_target(cfg, profile, seed, protocol)
     backbone, ticket = loaded or load_backbone(cfg, profile, device)
     method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info, profile))
-    return PreparedRun(cfg, hashed, profile, config_hash(hashed), _results_dir(cfg, profile), data, backbone,
+    return PreparedRun(cfg, hashed, profile, record_id(hashed), _results_dir(cfg, profile), data, backbone,
                        ticket, method, data.splits(), fit_settings(cfg, hashed), started)
 
 
