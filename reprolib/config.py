@@ -4,8 +4,9 @@ Every `reprolib/profiles/*.yaml` is a profile named by its file (smoke, embedded
 paper-headline, paper-dryrun, imagenet-lite, smoke-lite, ...): the single source of the numbers.
 The names are discovered from those files whenever asked (`profile_names()`: no list of names
 in the code), so a new YAML file is a new choice of every `--profile` (`profile_help()`).
-The same files are passed to papermill (`-f`) as notebook parameters, and read here by
-the CLI and the library, so a notebook and a command line run the same configuration.
+The notebooks read the same files (their parameters default to None, the profile's value:
+reprolib.notebooks.setup), as do the CLI and the library, so a notebook and a command line
+run the same configuration.
 Every key is type-checked against the dataclass annotations; unknown keys are errors.
 
 A user's own profile is passed by path (`--profile my/study.yaml`): its `profile:` key must be

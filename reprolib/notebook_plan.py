@@ -88,6 +88,9 @@ class NotebookSpec:
     trains: bool = False
 
 
+DECLARED_KEYS = ("reads", "writes", "trains")
+
+
 def check_resource(name: str, notebook: str) -> str:
     """A declared resource name, checked: a RESOURCES key or `figures:GLOB`."""
     if name.startswith(FIGURES_PREFIX):
@@ -106,8 +109,10 @@ def read_spec(name: str) -> NotebookSpec:
     values = jupytext.read(paths.notebooks_dir() / f"{name}.py").metadata.get("reprolib") or {}
     if not isinstance(values, dict):
         raise ReprolibError(f"notebook {name} declares reprolib: {values!r}; valid: a mapping of reads, writes, trains")
+    for key in values:
+        check_choice(f"key of notebook {name}'s reprolib header", key, DECLARED_KEYS)
     check_fields(NotebookSpec, values, f"key of notebook {name}'s reprolib header", prefix=f"notebook {name}: ")
-    spec = NotebookSpec(name=name, **{k: v for k, v in values.items() if k != "name"})
+    spec = NotebookSpec(name=name, **values)
     for resource in spec.reads + spec.writes:
         check_resource(resource, name)
     return spec

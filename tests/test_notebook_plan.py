@@ -186,3 +186,16 @@ def test_a_users_profile_file_runs_the_notebooks(tmp_path: Path, monkeypatch) ->
     assert executed.metadata["papermill"]["parameters"] == {"profile": str(mine)}
     assert executed.cells[-1].outputs[0]["text"] == "mine [5] mine\n"
     assert run_notebooks(str(mine), out, verbose=False)["01_seen"][0] == "unchanged"
+
+
+def test_a_declaration_of_the_wrong_shape_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    (tmp_path / "notebooks").mkdir()
+    source = tmp_path / "notebooks" / "01_x.py"
+    source.write_text("# ---\n# jupyter:\n#   reprolib:\n#     trains: yes please\n# ---\n\n# %%\nx = 1\n")
+    with pytest.raises(ReprolibError, match="notebook 01_x: trains must be bool, got str 'yes please'"):
+        read_spec("01_x")
+    source.write_text("# ---\n# jupyter:\n#   reprolib:\n#     name: y\n# ---\n\n# %%\nx = 1\n")
+    with pytest.raises(ReprolibError, match="unknown key of notebook 01_x's reprolib header 'name'; valid choices: "
+                                            "reads, writes, trains"):
+        read_spec("01_x")
