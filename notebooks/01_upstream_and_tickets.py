@@ -2,11 +2,18 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation
+#     notebook_metadata_filter: reprolib,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   reprolib:
+#     reads: []
+#     trains: true
+#     writes:
+#     - tickets
+#     - figures:upstream_per_level
+#     - figures:tickets
 # ---
 
 # %% [markdown]
@@ -19,12 +26,13 @@
 # pruning. It then shows, per pruning level, the upstream test accuracy and the density.
 
 # %% tags=["parameters"]
+# None: the profile's value (filled in by setup below); papermill can set any of them.
 profile = "embedded"
-levels = [0, 2, 4, 6, 8]
-baselines = ["magnitude", "random"]
-baseline_level = 8
-artifacts = "artifacts/embedded"
-figures = "figures/embedded"
+levels = None
+baselines = None
+baseline_level = None
+artifacts = None
+figures = None
 
 # %%
 # %matplotlib inline

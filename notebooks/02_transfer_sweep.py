@@ -2,11 +2,20 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation
+#     notebook_metadata_filter: reprolib,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   reprolib:
+#     reads:
+#     - tickets
+#     - ledger_code
+#     trains: true
+#     writes:
+#     - run_records
+#     - ledger
+#     - tickets_table
 # ---
 
 # %% [markdown]
@@ -28,19 +37,20 @@
 # completes them.
 
 # %% tags=["parameters"]
+# None: the profile's value (filled in by setup below); papermill can set any of them.
 profile = "embedded"
-targets = ["digits", "glyphs"]
-methods = ["lp", "vp/ilm", "vp/flm", "smm/ilm", "full/ilm"]
-levels = [0, 2, 4, 6, 8]
-baselines = ["magnitude", "random"]
-baseline_level = 8
-n_shots = [1, 5, 10, -1]
-seeds = [1, 2, 3]
-full_data_seeds = [1]
-device = "auto"
-workers = 0  # sweep processes (0: one per CPU core on CPU, one on GPU)
-artifacts = "artifacts/embedded"
-figures = "figures/embedded"
+targets = None
+methods = None
+levels = None
+baselines = None
+baseline_level = None
+n_shots = None
+seeds = None
+full_data_seeds = None
+device = None
+workers = None  # sweep processes (0: one per CPU core on CPU, one on GPU)
+artifacts = None
+figures = None
 
 # %%
 from collections import Counter

@@ -2,11 +2,23 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation
+#     notebook_metadata_filter: reprolib,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   reprolib:
+#     reads:
+#     - ledger
+#     - tickets_table
+#     - drawing_code
+#     trains: false
+#     writes:
+#     - figures:calibration_vs_sparsity
+#     - figures:reliability_*
+#     - figures:legacy_vs_real_ece
+#     - figures:ece_vs_sparsity
+#     - figures:calibration_summary
 # ---
 
 # %% [markdown]
@@ -18,9 +30,10 @@
 # for all four. Lines: mean and 95% t interval over seeds (n = seeds), density falling to the right, LP and VP.
 
 # %% tags=["parameters"]
+# None: the profile's value (filled in by setup below); papermill can set any of them.
 profile = "embedded"
-artifacts = "artifacts/embedded"
-figures = "figures/embedded"
+artifacts = None
+figures = None
 
 # %%
 # %matplotlib inline

@@ -2,11 +2,18 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation
+#     notebook_metadata_filter: reprolib,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   reprolib:
+#     reads:
+#     - drawing_code
+#     trains: false
+#     writes:
+#     - reprogrammer_runs
+#     - figures:reprogrammer
 # ---
 
 # %% [markdown]
@@ -20,11 +27,12 @@
 # accuracy and OOD detection (AUROC, FPR at 95% TPR) per variant.
 
 # %% tags=["parameters"]
+# None: the profile's value (filled in by setup below); papermill can set any of them.
 profile = "embedded"
-seeds = [1, 2, 3]
-device = "auto"
-artifacts = "artifacts/embedded"
-figures = "figures/embedded"
+seeds = None
+device = None
+artifacts = None
+figures = None
 
 # %%
 # %matplotlib inline

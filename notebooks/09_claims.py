@@ -2,11 +2,19 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation
+#     notebook_metadata_filter: reprolib,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   reprolib:
+#     reads:
+#     - ledger
+#     - tickets_table
+#     - drawing_code
+#     trains: false
+#     writes:
+#     - figures:claims*
 # ---
 
 # %% [markdown]
@@ -35,9 +43,10 @@
 # same tests on them appear under their own heading below.
 
 # %% tags=["parameters"]
+# None: the profile's value (filled in by setup below); papermill can set any of them.
 profile = "embedded"
-artifacts = "artifacts/embedded"
-figures = "figures/embedded"
+artifacts = None
+figures = None
 
 # %%
 import pandas as pd

@@ -2,11 +2,19 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation
+#     notebook_metadata_filter: reprolib,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   reprolib:
+#     reads:
+#     - ledger
+#     - tickets_table
+#     - drawing_code
+#     trains: false
+#     writes:
+#     - figures:published_*
 # ---
 
 # %% [markdown]
@@ -20,9 +28,10 @@
 # splits and 200 epochs, the RLT protocol 100 epochs and torchvision's official splits.
 
 # %% tags=["parameters"]
+# None: the profile's value (filled in by setup below); papermill can set any of them.
 profile = "embedded"
-artifacts = "artifacts/embedded"
-figures = "figures/embedded"
+artifacts = None
+figures = None
 
 # %%
 from IPython.display import Markdown, display

@@ -2,11 +2,20 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
-#     notebook_metadata_filter: -jupytext.text_representation
+#     notebook_metadata_filter: reprolib,-jupytext.text_representation
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   reprolib:
+#     reads:
+#     - ledger
+#     - tickets_table
+#     - run_records
+#     - drawing_code
+#     trains: false
+#     writes:
+#     - figures:explorer_compare
 # ---
 
 # %% [markdown]
@@ -25,10 +34,11 @@
 # A profile without results says in one line what to run; pick another one above.
 
 # %% tags=["parameters"]
+# None: the profile's value (filled in by setup below); papermill can set any of them.
 profile = "embedded"
-source = "fashion_mnist"
-artifacts = "artifacts/embedded"
-figures = "figures/embedded"
+source = None
+artifacts = None
+figures = None
 live_widgets = True  # `reprolib notebooks` passes False: headless runs draw the static figures only
 
 # %%

@@ -2,8 +2,11 @@
 
 Every `reprolib/profiles/*.yaml` is a profile named by its file (smoke, embedded, paper,
 paper-headline, paper-dryrun, imagenet-lite, smoke-lite, ...): the single source of the numbers.
-The same files are passed to papermill (`-f`) as notebook parameters, and read here by
-the CLI and the library, so a notebook and a command line run the same configuration.
+The names are discovered from those files whenever asked (`profile_names()`: no list of names
+in the code), so a new YAML file is a new choice of every `--profile` (`profile_help()`).
+The notebooks read the same files (their parameters default to None, the profile's value:
+reprolib.notebooks.setup), as do the CLI and the library, so a notebook and a command line
+run the same configuration.
 Every key is type-checked against the dataclass annotations; unknown keys are errors.
 
 A user's own profile is passed by path (`--profile my/study.yaml`): its `profile:` key must be
@@ -168,6 +171,11 @@ def profile_names() -> list[str]:
     return built_in + [n for n in _registered() if n not in built_in]
 
 
+def profile_help() -> str:
+    """The `--profile` help of every command: the profiles found now, and the path form."""
+    return f"{' | '.join(profile_names())}, or the path of your own profile YAML"
+
+
 def profile_path(name: str) -> Path:
     """The YAML file of a profile name (checked) or of a path ending in .yaml (registered)."""
     check_type("profile", name, str)
@@ -203,9 +211,6 @@ def load_profile(name: str, **overrides: Any) -> Profile:
                             f"valid choices: {file.stem!r} (a profile file names itself)")
     values.update(overrides)
     return validate(values)
-
-
-PROFILES = tuple(profile_names())   # the built-in profiles (a user's own load by path)
 
 
 def parse_profile_file(path: Path) -> dict[str, Any]:

@@ -313,7 +313,9 @@ def label_map(row: pd.Series | dict[str, Any]) -> list[int] | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
+    from reprolib.config import profile_help
+
+    parser.add_argument("--profile", default="embedded", help=profile_help())
     parser.add_argument("--artifacts", default=None, help="override the profile's artifacts folder")
 
 

@@ -1,30 +1,35 @@
 """`python -m reprolib notebooks --profile P --out DIR [--only NAME] [--force]`: run the study notebooks.
 
 The notebooks live in `notebooks/NN_name.py` (jupytext percent format: diffable, and
-JupyterLab opens them as notebooks). Each is converted to .ipynb and executed by papermill
-with the profile's YAML as its parameters (the same mapping `papermill -f profile.yaml`
-gives), in the venv's `python3` kernel; the executed copy lands in `DIR/NN_name.ipynb`.
+JupyterLab opens them as notebooks). Each is converted to .ipynb and executed by papermill,
+which injects one parameter, `profile` (a profile name, or the path of a user's profile
+YAML given as `--profile PATH.yaml`), in the venv's `python3` kernel; the executed copy lands
+in `DIR/NN_name.ipynb`.
 
-Shipped results: a checkout may carry a study's ledger (and the small files notebooks 03-11
-read: `SHIPPED_FILES`) without the run records behind it. Then the notebooks that train (01
-tickets, 02 sweep) are not re-executed unless forced (`--force`, `make figures FORCE=1`): their
-committed executed copies stand, and 03-11 redraw from the shipped ledger.
+Parameters: a notebook's `parameters` cell holds `profile = "embedded"` and its other
+parameters default to None, "the profile's value"; `setup(**parameters) -> Profile`, in the
+next cell, fills them in from the profile's YAML and checks what was given instead (types,
+names, values) against reprolib.config, failing in one line. So a notebook run by hand in
+JupyterLab and one run here build the same study, and papermill can still set any parameter.
 
-Only what changed is redone: the executed copy records a hash of its inputs (the notebook
-source, the profile YAML, the results it reads, and the library code that draws them) and of
-the results it made (tickets, ledger), and a notebook whose hash matches is skipped. A
-failed notebook keeps its executed copy (with the traceback) but no hash, so the next call
+What runs, and in which order, comes from each notebook's declaration of what it reads and
+writes (its header's `reprolib:` mapping, `reprolib.notebook_plan`): writers run before their
+readers, and an executed copy records a hash of its inputs (the notebook source, the profile
+YAML, the resources it reads) and of what it wrote; a notebook whose hash matches is skipped.
+A failed notebook keeps its executed copy (with the traceback) but no hash, so the next call
 runs it again.
 
-`setup(**parameters) -> Profile` is the notebooks' validation cell: it checks the
-papermill parameters (types, names, values) against reprolib.config and fails in one line.
+Shipped results: a checkout may carry a study's ledger (and the small files the drawing
+notebooks read: `SHIPPED_FILES`) without the run records behind it. Then the notebooks that
+declare `trains: true` (01 tickets, 02 sweep) are not re-executed unless forced (`--force`,
+`make figures FORCE=1`): their committed executed copies stand, and the rest redraw from the
+shipped ledger.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import signal
 import sys
@@ -35,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from reprolib import paths
-from reprolib.config import PROFILE_DIR, Profile, load_profile
+from reprolib.config import Profile, load_profile, profile_help, profile_path
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.notebook_plan import NotebookSpec, inputs_hash, plan, read_spec, shipped_results
 from reprolib.progress import PROGRESS_ENV
 
 KERNEL = "python3"
@@ -50,91 +56,27 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # three of the explorer), and the saved copy could not use them anyway.
 LIVE_WIDGETS = "live_widgets"
 WIDGET_PLACEHOLDER = "(interactive widgets: open this notebook's source NN_name.py in JupyterLab and run it)"
-# Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
-# relative to the folder that holds the package (the checkout, or site-packages).
-DRAWING_CODE = ["reprolib/plots", "reprolib/claims.py", "reprolib/published.py", "reprolib/ledger.py",
-                "reprolib/published"]
-_CODE_ROOT = paths.PACKAGE_DIR.parent
-# What a checkout ships of a study, relative to its artifacts folder (.gitignore lets exactly these through):
-# the ledger, the tickets table and the Reprogrammer's run records (08 redraws from them).
-SHIPPED_FILES = ["ledger.csv", "tickets.csv", "reprogrammer/runs/*.json"]
-# Notebooks that train; under shipped results they are skipped unless forced.
-TRAINING_NOTEBOOKS = (1, 2)
 
 
 def names() -> list[str]:
-    """Notebook names in the order the study runs them (from `<home>/notebooks`)."""
+    """The notebooks in `<home>/notebooks`, by name (the run order is `notebook_plan.plan`'s)."""
     return sorted(p.stem for p in paths.notebooks_dir().glob("[0-9][0-9]_*.py"))
 
 
-def setup(**parameters: Any) -> Profile:
-    """The validated Profile of a notebook's parameters; creates its figures folder."""
+def resolve_parameters(**parameters: Any) -> Profile:
+    """The validated Profile of a notebook's parameters: `profile` names it (or is a YAML path),
+    a parameter that is None takes the profile's value, any other overrides it."""
     name = parameters.pop("profile", None)
     if not isinstance(name, str):
         raise ReprolibError(f"parameter profile must be str, got {type(name).__name__} {name!r}")
-    profile = load_profile(name, **parameters)
+    return load_profile(name, **{k: v for k, v in parameters.items() if v is not None})
+
+
+def setup(**parameters: Any) -> Profile:
+    """The notebooks' validation cell: `resolve_parameters`, and the profile's figures folder made."""
+    profile = resolve_parameters(**parameters)
     profile.path("figures").mkdir(parents=True, exist_ok=True)
     return profile
-
-
-def _short_name(file: Path) -> Path:
-    """A file's name relative to the workbook root or the package's folder, so hashes move with the checkout."""
-    for root in (paths.home(), _CODE_ROOT):
-        if file.is_relative_to(root):
-            return file.relative_to(root)
-    return file
-
-
-def _file_digests(files_or_dirs: list[Path]) -> list[str]:
-    out = []
-    for path in files_or_dirs:
-        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
-            if path.is_dir() else [path] if path.exists() else []
-        out += [f"{_short_name(f)}:{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
-    return out
-
-
-def upstream_inputs(name: str, profile: Profile) -> list[Path]:
-    """The results a notebook reads: tickets for 01/02, the ledger and tickets table after that."""
-    artifacts = profile.path("artifacts")
-    number = int(name[:2])
-    if number <= 1:
-        return []
-    if number == 2:
-        # It builds the ledger: a change in the ledger code rebuilds it (runs are still skipped).
-        return [d / "sparsity.json" for d in paths.ticket_dirs(artifacts)] + [_CODE_ROOT / "reprolib/ledger.py"]
-    return [paths.ledger_file(artifacts), paths.tickets_table_file(artifacts)] + [_CODE_ROOT / p for p in DRAWING_CODE]
-
-
-def produced_results(name: str, profile: Profile) -> list[Path]:
-    """The results a notebook makes for later ones: 01 the upstream model and tickets, 02 the
-    ledger, 08 the Reprogrammer's runs. Hashed with its inputs (after it ran), so an executed
-    copy whose results are gone runs again: a fresh clone holds the committed executed
-    notebooks but no artifacts, and 01, which reads nothing, would otherwise be skipped."""
-    artifacts = profile.path("artifacts")
-    number = int(name[:2])
-    if number == 1:
-        return [d / "sparsity.json" for d in paths.ticket_dirs(artifacts)]
-    if number == 2:
-        return [paths.ledger_file(artifacts)]
-    if number == 8:
-        return [paths.reprogrammer_runs_dir(artifacts)]
-    return []
-
-
-def shipped_results(profile: Profile) -> bool:
-    """True when the profile's ledger came with the checkout: it exists, but no run record does."""
-    artifacts = profile.path("artifacts")
-    runs = paths.runs_dir(artifacts)
-    return paths.ledger_file(artifacts).exists() and not (runs.is_dir() and any(runs.glob("*.json")))
-
-
-def inputs_hash(name: str, profile_file: Path, profile: Profile) -> str:
-    """SHA-256 over the notebook source, the profile YAML, the notebook's upstream inputs and
-    the results it produced."""
-    parts = _file_digests([paths.notebooks_dir() / f"{name}.py", profile_file]) + \
-        _file_digests(upstream_inputs(name, profile)) + ["produced:"] + _file_digests(produced_results(name, profile))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _recorded_hash(path: Path) -> str | None:
@@ -227,9 +169,13 @@ def echo_progress(name: str):
         os.rmdir(folder)
 
 
-def notebook_parameters(declared: set[str], profile_values: dict[str, Any]) -> dict[str, Any]:
-    """What papermill injects: the profile's values the notebook declares, and no live widgets."""
-    parameters = {k: v for k, v in profile_values.items() if k in declared}
+def notebook_parameters(declared: set[str], profile: str, name: str = "notebook") -> dict[str, Any]:
+    """What papermill injects: the profile (its name or YAML path), and no live widgets; every
+    other parameter keeps its default, None: the profile's value (`resolve_parameters`)."""
+    if "profile" not in declared:
+        raise ReprolibError(f"{name}'s parameters cell does not set profile; valid notebooks set profile = \"NAME\" "
+                            "there")
+    parameters: dict[str, Any] = {"profile": profile}
     if LIVE_WIDGETS in declared:
         parameters[LIVE_WIDGETS] = False
     return parameters
@@ -267,29 +213,29 @@ def _write_atomic(notebook, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) -> tuple[str, float]:
+def execute(name: str, profile_name: str, out_dir: Path, force: bool = False,
+            spec: NotebookSpec | None = None) -> tuple[str, float]:
     """Execute one notebook unless its inputs are unchanged; returns (status, seconds).
+    `profile_name` is a profile's name or a YAML path; `spec` the notebook's declaration (read if None).
 
     Long because it is one sequence: hash, skip, convert, execute with progress echoed,
     clean, write.
     """
     import jupytext
     import papermill
-    import yaml
 
-    profile_file = paths.profile_file(profile_name)
-    parameters = yaml.safe_load(profile_file.read_text()) or {}
+    spec = spec or read_spec(name)
+    profile_file = profile_path(profile_name)
     profile = load_profile(profile_name)
     out_path = out_dir / f"{name}.ipynb"
-    if not force and int(name[:2]) in TRAINING_NOTEBOOKS and shipped_results(profile) and out_path.exists():
+    if not force and spec.trains and shipped_results(profile) and out_path.exists():
         return "shipped", 0.0
-    digest = inputs_hash(name, profile_file, profile)
-    if not force and _recorded_hash(out_path) == digest:
+    if not force and _recorded_hash(out_path) == inputs_hash(spec, profile_file, profile):
         return "unchanged", 0.0
     notebook = jupytext.read(paths.notebooks_dir() / f"{name}.py")
-    # Pass the YAML keys the notebook declares (papermill warns about the others); the
-    # notebook's setup() reads the rest of the profile from the same YAML.
-    parameters = notebook_parameters(_declared_parameters(notebook), parameters)
+    # A built-in or registered profile by name (the copy holds no machine's path), a user's file by its path.
+    injected = str(profile_file) if profile_name.endswith((".yaml", ".yml")) else profile.profile
+    parameters = notebook_parameters(_declared_parameters(notebook), injected, name)
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     clean_executed(notebook)
     running = out_dir / f".{name}.running.ipynb"   # papermill saves here cell by cell
@@ -305,29 +251,32 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False) ->
                             f"{str(err.evalue).splitlines()[0] if err.evalue else ''}; see {out_path}") from None
     finally:
         running.unlink(missing_ok=True)
-    # Recompute: notebook 02 writes the ledger that later notebooks hash, not itself.
+    # Recompute: the hash covers what the notebook wrote.
     clean_executed(executed)
-    executed.metadata[HASH_KEY] = inputs_hash(name, profile_file, profile)
+    executed.metadata[HASH_KEY] = inputs_hash(spec, profile_file, profile)
     _write_atomic(executed, out_path)
     return "executed", time.perf_counter() - started
 
 
 def run_notebooks(profile_name: str, out_dir: str | Path, only: list[str] | None = None,
                   force: bool = False, verbose: bool = True) -> dict[str, tuple[str, float]]:
-    """Execute the notebooks in order (or only the named ones); returns name -> (status, seconds)."""
-    check_choice("profile", profile_name, [p.stem for p in PROFILE_DIR.glob("*.yaml")])
+    """Execute the notebooks in their declared order (writers before readers), or only the named
+    ones; `profile_name` is a profile's name or a YAML path. Returns name -> (status, seconds)."""
+    profile_path(profile_name)   # checked before anything runs: a known name or an existing file
     available = names()
     if not available:
         raise ReprolibError(f"no notebooks (NN_name.py) in {paths.notebooks_dir()}; run from a reprolib checkout "
                             f"or set {paths.HOME_ENV} to one")
-    selected = available if not only else [check_choice("notebook", n, available) for n in only]
+    wanted = set(available) if not only else {check_choice("notebook", n, available) for n in only}
+    selected = [spec for spec in plan([read_spec(n) for n in available]) if spec.name in wanted]
     out = Path(out_dir).resolve()   # a folder typed on the command line: from where the user stands
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.running.ipynb"):   # left by a run killed with -9 (any other exit removes its own)
         stale.unlink(missing_ok=True)
     results = {}
-    for name in selected:
-        results[name] = execute(name, profile_name, out, force=force)
+    for spec in selected:
+        name = spec.name
+        results[name] = execute(name, profile_name, out, force=force, spec=spec)
         if verbose:
             status, seconds = results[name]
             note = {"executed": f" in {seconds:.1f} s", "shipped": ": the shipped results stand (FORCE=1 retrains)"}
@@ -336,7 +285,7 @@ def run_notebooks(profile_name: str, out_dir: str | Path, only: list[str] | None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper")
+    parser.add_argument("--profile", default="embedded", help=profile_help())
     parser.add_argument("--out", required=True, help="folder for the executed notebooks")
     parser.add_argument("--only", action="append", default=None, help="a notebook name (repeatable)")
     parser.add_argument("--force", action="store_true", help="execute even when the inputs are unchanged")

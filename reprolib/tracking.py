@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reprolib import paths
-from reprolib.config import load_profile
+from reprolib.config import load_profile, profile_help
 from reprolib.errors import ReprolibError, check_choice
 
 TRACKERS = ["tensorboard", "wandb"]
@@ -115,7 +115,7 @@ def track_runs(artifacts: str | Path, trackers: list[str]) -> dict[str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper | ...")
+    parser.add_argument("--profile", default="embedded", help=profile_help())
     parser.add_argument("--to", default="tensorboard", help=f"comma-separated trackers: {', '.join(TRACKERS)}")
 
 

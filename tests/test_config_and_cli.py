@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from reprolib.config import PROFILES, load_profile, validate
+from reprolib.config import load_profile, profile_names, validate
 from reprolib.errors import ReprolibError, check_choice, check_type
 
 
-@pytest.mark.parametrize("name", PROFILES)
+@pytest.mark.parametrize("name", profile_names())
 def test_every_profile_file_validates(name):
     profile = load_profile(name)
     assert profile.profile == name

@@ -106,3 +106,17 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
     controls["profile"].value = "smoke"
     assert box.numbers.value.startswith("glyphs · lp") and not controls["target"].disabled
     assert open_study("smoke-lite").ledger is None
+
+
+def test_a_users_registered_profile_is_a_choice_of_the_explorer(tmp_path, monkeypatch) -> None:
+    """The explorer's profile picker holds the profile the notebook opened, a user's file too."""
+    from reprolib import config
+    from reprolib.config import load_profile
+    from reprolib.plots.explorer_widgets import profile_options
+
+    monkeypatch.setenv(config.PROFILES_ENV, "")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((config.PROFILE_DIR / "smoke.yaml").read_text().replace("profile: smoke", "profile: mine"))
+    assert ("mine (no results)", "mine") not in profile_options()
+    load_profile(str(mine))   # what setup(profile="…/mine.yaml") does in the notebook
+    assert ("mine (no results)", "mine") in profile_options()

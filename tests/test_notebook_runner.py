@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from reprolib.errors import ReprolibError
 from reprolib.notebooks import (HASH_KEY, LIVE_WIDGETS, WIDGET_PLACEHOLDER, WIDGET_VIEW, clean_executed,
                                 kernel_manager_class, notebook_parameters)
 
@@ -70,35 +74,40 @@ def test_kernel_shutdown_sends_no_interrupt() -> None:
     assert sent.count(signal.SIGINT) == 1 and not manager.has_kernel
 
 
-def test_headless_runs_get_declared_profile_values_and_no_live_widgets() -> None:
-    values = {"profile": "smoke", "targets": ["digits"], "seeds": [1]}
-    assert notebook_parameters({"profile", "seeds", LIVE_WIDGETS}, values) == {
-        "profile": "smoke", "seeds": [1], LIVE_WIDGETS: False}
-    assert notebook_parameters({"profile"}, values) == {"profile": "smoke"}
+def test_headless_runs_get_the_profile_and_no_live_widgets() -> None:
+    """Every other parameter keeps its default, None, which setup() fills in from the profile."""
+    assert notebook_parameters({"profile", "seeds", LIVE_WIDGETS}, "smoke") == {"profile": "smoke", LIVE_WIDGETS: False}
+    assert notebook_parameters({"profile"}, "/home/me/mine.yaml") == {"profile": "/home/me/mine.yaml"}
+    with pytest.raises(ReprolibError, match="03_x's parameters cell does not set profile"):
+        notebook_parameters({"seeds"}, "smoke", "03_x")
 
 
-def test_a_notebook_whose_results_are_gone_runs_again(tmp_path) -> None:
+def test_a_notebook_whose_results_are_gone_runs_again(tmp_path, monkeypatch) -> None:
     """A fresh clone holds the committed executed notebooks but no artifacts: notebook 01 reads
     nothing, so only the hash of what it made (the tickets) tells that it must run."""
     from reprolib import paths
     from reprolib.config import load_profile
-    from reprolib.notebooks import inputs_hash
+    from reprolib.notebook_plan import inputs_hash, read_spec
 
-    profile = load_profile("smoke", artifacts=str(tmp_path))
+    monkeypatch.setenv(paths.HOME_ENV, str(Path(__file__).resolve().parents[1]))   # the checkout's notebooks
+    profile = load_profile("smoke", artifacts=str(tmp_path), figures=str(tmp_path / "figures"))
     yaml_file = paths.profile_file("smoke")
-    before = {n: inputs_hash(n, yaml_file, profile) for n in ("01_upstream_and_tickets", "03_accuracy_vs_sparsity")}
+    specs = {n: read_spec(n) for n in ("01_upstream_and_tickets", "03_accuracy_vs_sparsity")}
+    before = {n: inputs_hash(spec, yaml_file, profile) for n, spec in specs.items()}
     report = paths.ticket_dir(tmp_path, "imp", 0) / "sparsity.json"
     report.parent.mkdir(parents=True)
     report.write_text("{}")
-    assert inputs_hash("01_upstream_and_tickets", yaml_file, profile) != before["01_upstream_and_tickets"]
-    assert inputs_hash("03_accuracy_vs_sparsity", yaml_file, profile) == before["03_accuracy_vs_sparsity"]
+    after = {n: inputs_hash(spec, yaml_file, profile) for n, spec in specs.items()}
+    assert after["01_upstream_and_tickets"] != before["01_upstream_and_tickets"]
+    assert after["03_accuracy_vs_sparsity"] == before["03_accuracy_vs_sparsity"]
 
 
 def test_shipped_results_keep_the_training_notebooks_unless_forced(tmp_path, monkeypatch) -> None:
     """A checkout with a study's ledger but none of its run records does not retrain it."""
     from reprolib import paths
     from reprolib.config import load_profile
-    from reprolib.notebooks import execute, shipped_results
+    from reprolib.notebook_plan import NotebookSpec, shipped_results
+    from reprolib.notebooks import execute
 
     monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
     profile = load_profile("smoke")
@@ -110,7 +119,8 @@ def test_shipped_results_keep_the_training_notebooks_unless_forced(tmp_path, mon
     out.mkdir()
     for name in ("01_upstream_and_tickets", "02_transfer_sweep"):
         (out / f"{name}.ipynb").write_text("{}")
-        assert shipped_results(profile) and execute(name, "smoke", out) == ("shipped", 0.0)
+        spec = NotebookSpec(name, reads=["tickets"], writes=["ledger"], trains=True)   # as 01 and 02 declare
+        assert shipped_results(profile) and execute(name, "smoke", out, spec=spec) == ("shipped", 0.0)
     runs = paths.runs_dir(artifacts)
     runs.mkdir()
     (runs / "abc.json").write_text("{}")
@@ -120,13 +130,11 @@ def test_shipped_results_keep_the_training_notebooks_unless_forced(tmp_path, mon
 def test_git_ships_exactly_the_shipped_files() -> None:
     import shutil
     import subprocess
-    from pathlib import Path
 
-    from reprolib.notebooks import SHIPPED_FILES
+    from reprolib.notebook_plan import SHIPPED_FILES
 
     checkout = Path(__file__).resolve().parents[1]
     if shutil.which("git") is None or not (checkout / ".git").exists():
-        import pytest
         pytest.skip("not a git checkout")
     shipped = [f.replace("*", "a") for f in SHIPPED_FILES]
     kept_out = ["runs/a.json", "runs/a.npz", "tickets/imp/level_00/model.pth", "features/a.pt",

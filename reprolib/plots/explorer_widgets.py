@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from reprolib import paths
-from reprolib.config import PROFILE_DIR, Profile, load_profile
+from reprolib.config import Profile, load_profile, profile_names
 from reprolib.errors import ReprolibError
 from reprolib.ledger import load_ledger
 from reprolib.plots.explorer import DENSE, compare_panel, compare_summary, explorer_choices
@@ -51,9 +51,9 @@ def open_study(profile: Profile | str) -> Study:
 
 
 def profile_options() -> list[tuple[str, str]]:
-    """(label, name) of every profile, those without results marked."""
+    """(label, name) of every profile (built-in or a user's registered file), those without results marked."""
     out = []
-    for name in sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")):
+    for name in sorted(profile_names()):
         has = paths.ledger_file(load_profile(name).path("artifacts")).exists()
         out.append((name if has else f"{name} (no results)", name))
     return out

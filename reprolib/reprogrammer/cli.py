@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 
 from reprolib import paths
-from reprolib.config import load_profile
+from reprolib.config import load_profile, profile_help
 from reprolib.reprogrammer.recipe import recipe_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper (default embedded)")
+    parser.add_argument("--profile", default="embedded", help=profile_help() + " (default embedded)")
     parser.add_argument("--targets", nargs="+", default=None, help="target datasets (default: the profile's)")
     parser.add_argument("--alphas", nargs="+", type=float, default=None,
                         help="residual alphas to sweep (default 0 0.2 0.4 0.6 0.8 1)")

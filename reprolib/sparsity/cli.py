@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-from reprolib.config import load_profile
+from reprolib.config import load_profile, profile_help
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.sparsity import catalog, imported
 from reprolib.sparsity.masks import MADE_KINDS
@@ -62,7 +62,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--submitit", default=None, help="prune: submit through submitit, logs in this folder")
     parser.add_argument("--cluster", default=None, help="prune --submitit: slurm | local | debug (default: auto)")
     parser.add_argument("--tasks", type=int, default=1, help="prune --submitit: processes (GPUs) in the job")
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded | paper (default embedded)")
+    parser.add_argument("--profile", default="embedded", help=profile_help() + " (default embedded)")
     parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: 0..max of the profile's levels)")
     parser.add_argument("--baseline-levels", default=None,
                         help="levels of the magnitude / random baselines (default: --levels if given, "

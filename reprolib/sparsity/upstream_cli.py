@@ -7,14 +7,14 @@ the `tickets` command restricted to that level; it exists for backbones trained 
 
 from __future__ import annotations
 
-from reprolib.config import load_profile
+from reprolib.config import load_profile, profile_help
 from reprolib.errors import ReprolibError
 from reprolib.models import get_spec, names
 from reprolib.sparsity.tickets import make_tickets
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--profile", default="embedded", help="smoke | embedded (default embedded)")
+    parser.add_argument("--profile", default="embedded", help=profile_help() + " (default embedded)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

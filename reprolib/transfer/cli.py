@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from reprolib.config import PROFILES
+from reprolib.config import profile_names
 from reprolib.determinism import pin_threads
 from reprolib.data import names as dataset_names
 from reprolib.models.registry import names as backbone_names
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", default=None, choices=protocol_names(),
                         help="training preset (default: the profile's)")
     parser.add_argument("--seed", type=int, default=None, help="default: the protocol's seed")
-    parser.add_argument("--profile", default="embedded", choices=PROFILES)
+    parser.add_argument("--profile", default="embedded", choices=profile_names())
     parser.add_argument("--device", default=None, choices=DEVICES, help="default: the profile's")
     parser.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
     parser.add_argument("--backbone", default=None, choices=backbone_names(), help="default: the profile's")
