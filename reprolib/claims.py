@@ -44,6 +44,7 @@ import pandas as pd
 from reprolib.effects import CellValues, Cells, cell_difference, cell_values, effect_interval, null_ledger
 from reprolib.errors import check_type
 from reprolib.stats import Interval, holm, simultaneous_confidence, t_interval
+from reprolib.transfer import registry as method_registry
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 NOT_MEASURED = "upstream not measured"
@@ -94,9 +95,24 @@ def judge(*tests: tuple[Interval, float]) -> str:
     return UNSURE
 
 
+def _lp_arm() -> str:
+    """The arm of the claims' probe method (the method registry's role "probe": LP)."""
+    return method_registry.role_method("probe").arms[0].name
+
+
 def _vp_arm(ledger: pd.DataFrame) -> str | None:
-    arms = [a for a in ledger["arm"].unique() if str(a).startswith("vp/")]
-    return "vp/ilm" if "vp/ilm" in arms else (sorted(arms)[0] if arms else None)
+    """The claims' prompt arm: the first arm of the registry's "prompt" method (VP-ILM) when the
+    ledger has it, else that method's first arm in the ledger by name."""
+    vp = method_registry.role_method("prompt")
+    arms = [a for a in ledger["arm"].unique() if method_registry.method_of_arm(a) is vp]
+    first = vp.arms[0].name
+    return first if first in arms else (sorted(arms)[0] if arms else None)
+
+
+def _is_prompt_arm(arm: str) -> bool:
+    """Whether `arm` belongs to a method that learns an input prompt (MethodSpec.input_prompt)."""
+    spec = method_registry.method_of_arm(arm)
+    return spec is not None and spec.input_prompt
 
 
 def _sparsest_level(ledger: pd.DataFrame) -> int:
@@ -130,24 +146,24 @@ def claim_lp_robust(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> d
 
     Two paired effects, each a mean over targets computed per seed: VP's drop (dense ->
     sparsest level, full data) minus LP's, and VP's few-shot drop minus its full-data drop."""
-    vp, sparse = _vp_arm(ledger), _sparsest_level(ledger)
+    lp, vp, sparse = _lp_arm(), _vp_arm(ledger), _sparsest_level(ledger)
     statement = (f"the accuracy drop dense -> {names.level} {sparse} (full data, mean over targets, paired by seed) of "
                  f"{vp or 'VP'} exceeds LP's by > {DROP_MARGIN:g} points, and {vp or 'VP'}'s drop is larger at "
                  f"n_shot <= {FEW_SHOT_MAX} than at full data. {TEST_WORDS} both 95% intervals lie above their "
                  f"margins ({DROP_MARGIN:g} and 0 points); does not hold when either lies below its margin")
     row = {"claim": "1. LP is robust to sparsity while VP drops, most in few-shot", "statement": statement}
-    if vp is None or "lp" not in set(ledger["arm"]) or sparse == 0:
+    if vp is None or lp not in set(ledger["arm"]) or sparse == 0:
         return row | {"numbers": f"needs LP and VP runs at level 0 and a sparser {names.level}", "verdict": UNSURE}
-    rows = ledger[(ledger["ticket_kind"] == "imp") & ledger["arm"].isin(["lp", vp]) & ledger["level"].isin([0, sparse])]
+    rows = ledger[(ledger["ticket_kind"] == "imp") & ledger["arm"].isin([lp, vp]) & ledger["level"].isin([0, sparse])]
     cells = Cells(_regimes(rows), ["target", "arm", "level", "regime"], "accuracy")
 
     def interval(effect) -> Interval:
         return effect_interval(cells, effect)
 
-    gap = interval(lambda t: _drop(t, vp, sparse, "full") - _drop(t, "lp", sparse, "full"))
+    gap = interval(lambda t: _drop(t, vp, sparse, "full") - _drop(t, lp, sparse, "full"))
     excess = interval(lambda t: _drop(t, vp, sparse, "few") - _drop(t, vp, sparse, "full"))
     drops = {f"{arm} {regime}": interval(lambda t, a=arm, r=regime: _drop(t, a, sparse, r))
-             for arm, regime in (("lp", "full"), (vp, "full"), ("lp", "few"), (vp, "few"))}
+             for arm, regime in ((lp, "full"), (vp, "full"), (lp, "few"), (vp, "few"))}
     numbers = (f"{vp} drop minus LP's (full data): {gap.text()}; {vp} drop at n_shot<={FEW_SHOT_MAX} minus at full "
                f"data: {excess.text()}; drops: " + ", ".join(f"{k} {v.text()}" for k, v in drops.items()))
     return row | {"numbers": numbers, "verdict": judge((gap, DROP_MARGIN), (excess, 0.0))}
@@ -191,7 +207,7 @@ def claim_dense_calibrated(ledger: pd.DataFrame, names: SparseNames = IMP_TICKET
                  f"{ECE_SHARE:.0%} of the cells. {TEST_WORDS} both arms' 95% intervals of the gap lie above "
                  f"{ECE_MARGIN:g} and the share is met; does not hold when either arm's interval lies below {ECE_MARGIN:g}")
     row = {"claim": "2. Dense models are better calibrated than lottery tickets (LP and VP)", "statement": statement}
-    results = {arm: _dense_vs_tickets_ece(ledger, arm) for arm in ("lp", vp) if arm is not None}
+    results = {arm: _dense_vs_tickets_ece(ledger, arm) for arm in (_lp_arm(), vp) if arm is not None}
     if len(results) < 2 or any(n == 0 for _, _, n in results.values()):
         return row | {"numbers": "needs LP and VP runs on dense and ticket networks", "verdict": UNSURE}
     numbers = "; ".join(f"{arm}: ECE gap (tickets - dense) {gap.text(3, signed=True)}, dense lower in {share:.0%} "
@@ -233,7 +249,7 @@ def claim_not_universal(ledger: pd.DataFrame, names: SparseNames = IMP_TICKETS) 
                  f"corrected by Holm. {TEST_WORDS} some cell's interval at confidence 1 - 0.05/m (all m together at "
                  f"95%) lies above {REPROGRAM_GAP:g} points; does not hold when every cell's lies below it")
     row = {"claim": "3. Lottery tickets are not universal reprogrammers", "statement": statement}
-    imp = ledger[(ledger["ticket_kind"] == "imp") & (ledger["arm"] != "lp")]
+    imp = ledger[(ledger["ticket_kind"] == "imp") & ledger["arm"].map(_is_prompt_arm).astype(bool)]
     if "upstream_accuracy" not in imp or imp["upstream_accuracy"].isna().all():
         return row | {"numbers": "needs upstream accuracy per ticket (tickets' sparsity.json)", "verdict": UNSURE}
     runs = imp[imp["n_shot"] == -1] if (imp["n_shot"] == -1).any() else imp

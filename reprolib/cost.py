@@ -103,11 +103,8 @@ def run_cost(method: str, label_map: str | None, n_train: int, n_test: int, epoc
 
     Many parameters because each is one independent count of the formula.
     """
-    if not method_registry.get(method).needs_label_map:   # linear probe: one feature pass
-        return RunCost(fwd=n_train + n_test + n_ood, fwdbwd=0)
-    mapping = {"ilm": epochs, "flm": 1}.get(label_map or "", 0) * n_train
-    passes = epochs if eval_passes is None else eval_passes
-    return RunCost(fwd=passes * n_test + mapping + n_ood, fwdbwd=epochs * n_train)
+    fwd, fwdbwd = method_registry.get(method).cost(label_map, n_train, n_test, epochs, n_ood, eval_passes)
+    return RunCost(fwd=fwd, fwdbwd=fwdbwd)
 
 
 def padded_fwdbwd(n_train: int, batch: int, epochs: int, group_runs: int) -> float:
@@ -208,7 +205,7 @@ def grid_cost(configs: Iterable[Any], profile: Any, epochs: int, plan: Plan = BE
         passes = len(protocol.eval_epochs(run_epochs)) if plan.scheduled_eval else None
         cost = run_cost(config.method, config.label_map, n_train, sizes.test, run_epochs,
                         ood_count(config.target, profile, sizes_of), passes)
-        if plan.shared_lp_features and not method_registry.get(config.method).needs_label_map:
+        if plan.shared_lp_features and method_registry.get(config.method).shared_features:
             cost = _shared_lp_cost(config, n_train, cost, seen_features)
         batch = protocol.batch_size_for(config.target)
         total.runs += 1

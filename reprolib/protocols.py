@@ -35,7 +35,8 @@ targets whose `DatasetInfo.mirror_safe` is set; the embedded and smoke presets).
 
 The legacy RLT "ECE" (docs/methods.md s.9) depends on the test batch it is computed with, so
 every preset names the batch RLT logged with: `legacy_ece_batch` (128), except for the
-(method, target) pairs in `legacy_ece_exceptions` (VP on OxfordPets: 64, RLT's VP loader).
+(method, target) pairs in `legacy_ece_exceptions` (VP on OxfordPets: 64, RLT's VP loader),
+collected from the datasets' entries (`DatasetInfo.legacy_ece_batches`).
 `legacy_batch_for(method, target)` is the one place that reads them.
 
 Evaluation schedule (issue 13): the test set (and the validation split, when a run selects on
@@ -56,11 +57,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from reprolib.data.catalog import DatasetInfo, info
+from reprolib.data.catalog import names as names_of_datasets
 from reprolib.errors import ReprolibError, check_choice
 
 FLIPS = ("always", "mirror_safe")   # Protocol.flip: which augmented targets may be mirrored
-# RLT's test loaders: batch 128, except VP on OxfordPets (64); (method, target, batch) rows.
-RLT_LEGACY_ECE_EXCEPTIONS: tuple[tuple[str, str, int], ...] = (("vp", "oxfordpets", 64),)
+# RLT's test loaders: batch 128, except where a dataset's entry says otherwise
+# (`DatasetInfo.legacy_ece_batches`: VP on OxfordPets, 64); (method, target, batch) rows.
+RLT_LEGACY_ECE_EXCEPTIONS: tuple[tuple[str, str, int], ...] = tuple(
+    (method, target, batch) for target in names_of_datasets() for method, batch in info(target).legacy_ece_batches)
 
 
 @dataclass(frozen=True)

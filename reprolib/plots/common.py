@@ -25,11 +25,13 @@ from matplotlib.patches import Rectangle
 from reprolib.errors import ReprolibError
 from reprolib.records import atomic_write_bytes
 from reprolib.stats import t_interval
+from reprolib.transfer import registry as method_registry
 
-# Display order of transfer arms and their colours (stable across figures).
-ARM_ORDER = ["lp", "vp/ilm", "vp/flm", "vp/rlm", "smm/ilm", "narrow/ilm", "medium/ilm", "full/ilm"]
-PALETTE = {"lp": "#1f77b4", "vp/ilm": "#d62728", "vp/flm": "#ff7f0e", "vp/rlm": "#e377c2",
-           "smm/ilm": "#2ca02c", "narrow/ilm": "#9467bd", "medium/ilm": "#8c564b", "full/ilm": "#17becf"}
+# Display order of transfer arms, their colours and names (stable across figures): the method
+# registry's arms (transfer/registry.py `MethodSpec.arms`).
+ARM_ORDER = [arm.name for arm in method_registry.arms()]
+PALETTE = {arm.name: arm.color for arm in method_registry.arms()}
+ARM_LABELS = {arm.name: arm.label for arm in method_registry.arms()}
 KIND_MARKERS = {"imp": "o", "magnitude": "s", "random": "X", "imported": "D"}   # imported: at its measured density
 METRIC_LABELS = {"accuracy": "accuracy (%)", "ece": "ECE", "mce": "MCE", "nll": "NLL",
                  "brier": "Brier score", "legacy_rlt_ece": "legacy RLT \"ECE\""}
@@ -43,6 +45,11 @@ def ordered(values: list[str], order: list[str]) -> list[str]:
 
 def arm_color(arm: str) -> str:
     return PALETTE.get(arm, "#7f7f7f")
+
+
+def arm_label(arm: str) -> str:
+    """The arm's display name from the method registry ('vp/ilm' -> 'VP-ILM'); unknown arms as they are."""
+    return ARM_LABELS.get(arm, str(arm))
 
 
 def shot_label(n_shot: int) -> str:

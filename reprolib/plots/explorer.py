@@ -27,6 +27,7 @@ from reprolib.plots.calibration import ECE_NOTE, add_reliability_legend, draw_re
 from reprolib.plots.common import shot_label
 from reprolib.plots.explorer_run import explorer_panel, select_run  # noqa: F401  (the explorer's one-run view)
 from reprolib.stats import t_interval
+from reprolib.transfer import registry as method_registry
 
 DENSE = "imp:0"
 # Display order of network kinds in the picker; a one-shot network is listed by its provenance.
@@ -72,13 +73,18 @@ def networks(ledger: pd.DataFrame) -> list[tuple[str, str]]:
     return [(_label(r), r["key"]) for r in rows]
 
 
+def _first_arm() -> str:
+    """The arm the explorer opens on: the first arm of the claims' prompt method (VP-ILM)."""
+    return method_registry.role_method("prompt").arms[0].name
+
+
 def explorer_choices(ledger: pd.DataFrame) -> dict[str, list]:
     """The explorer's options: targets, arms (VP-ILM first), networks as (label, key), shots (full data last)."""
     if ledger.empty:
         raise ReprolibError("the ledger holds no finished run; run the sweep (notebook 02) or "
                             "`make figures PROFILE=<profile>` first")
     return {"target": sorted(ledger["target"].unique()),
-            "arm": sorted(ledger["arm"].unique(), key=lambda a: (a != "vp/ilm", a)),
+            "arm": sorted(ledger["arm"].unique(), key=lambda a: (a != _first_arm(), a)),
             "network": networks(ledger),
             "n_shot": sorted((int(v) for v in ledger["n_shot"].unique()), key=lambda n: (n < 0, n))}
 

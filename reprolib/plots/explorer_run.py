@@ -48,6 +48,13 @@ def load_arrays(artifacts: str | Path, run_id: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def _picture_note(method: str) -> str:
+    """What the method's prompt kind adds to the caption of its learned delta (SMM: a per-image mask)."""
+    from reprolib.prompts import PROMPTS, get_kind   # torch: only when a run's prompt is drawn
+
+    return get_kind(method).picture_note if method in PROMPTS else ""
+
+
 def prompt_picture(arrays: dict[str, np.ndarray], method: str, prompt_size: float | None) -> tuple[np.ndarray, str] | None:
     """(H, W[, 3]) image in [0, 1] of the learned prompt and a caption, or None for LP."""
     if "prompt.theta" in arrays:   # padding prompt: sigmoid(theta) on the frame around the image
@@ -63,7 +70,7 @@ def prompt_picture(arrays: dict[str, np.ndarray], method: str, prompt_size: floa
         delta = arrays["prompt.delta"]
         span = float(np.abs(delta).max()) or 1.0
         image = 0.5 + 0.5 * delta / span
-        caption = "delta (grey = 0, scaled to its max |value|)" + (", times a per-image mask" if method == "smm" else "")
+        caption = "delta (grey = 0, scaled to its max |value|)" + _picture_note(method)
     else:
         return None
     image = np.clip(image, 0.0, 1.0)

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.images import to_network
+from reprolib.models.registry import get_family
 from reprolib.prompts.common import (
     Normalization,
     Normalizer,
@@ -35,16 +36,13 @@ from reprolib.prompts.common import (
 )
 
 SMM_LAYERS = (5, 6)
-# Generator depth per backbone family (BackboneSpec.family): the SMM paper's 5-layer CNN for
-# ResNets, the 6-layer one (102,339 parameters at 3 channels) for ViTs.
-LAYERS_BY_FAMILY = {"resnet": 5, "vit": 6, "efficientnet": 5}   # EfficientNet: a CNN, as ResNets
 _WIDTHS = {5: (8, 16, 32, 64), 6: (8, 16, 32, 64, 128)}
 
 
 def layers_for_family(family: str) -> int:
-    """SMM generator depth for a backbone family ("resnet" -> 5, "vit" -> 6)."""
-    check_choice("backbone family", family, tuple(LAYERS_BY_FAMILY))
-    return LAYERS_BY_FAMILY[family]
+    """SMM generator depth for a backbone family: its `FamilySpec.smm_layers` (models/registry.py:
+    the SMM paper's 5-layer CNN for ResNets, the 6-layer one, 102,339 parameters at 3 channels, for ViTs)."""
+    return get_family(family).smm_layers
 
 
 def valid_patch_sizes(image_size: int, layers: int) -> list[int]:

@@ -23,15 +23,13 @@ from reprolib.prompts.common import (
 )
 
 WATERMARK_KINDS = ("narrow", "medium", "full")
-FRAME_WIDTH_AT_224 = {"narrow": 28, "medium": 56}
+FRAME_WIDTH_AT_224 = {"narrow": 28, "medium": 56, "full": None}   # None: the whole image
 
 
 def frame_width(kind: str, output_size: int) -> int | None:
     """Width of the learnable frame in pixels at this size; None for 'full' (everywhere)."""
-    check_choice("watermark kind", kind, WATERMARK_KINDS)
-    if kind == "full":
-        return None
-    return max(1, round(FRAME_WIDTH_AT_224[kind] * output_size / 224))
+    width = FRAME_WIDTH_AT_224[check_choice("watermark kind", kind, WATERMARK_KINDS)]
+    return None if width is None else max(1, round(width * output_size / 224))
 
 
 def frame_mask(output_size: int, width: int | None) -> Tensor:

@@ -15,7 +15,7 @@ Equal to one-by-one within float round-off of the batched backbone (tests/test_p
 learned prompts, logits and final metrics at rtol 1e-4 / atol 1e-5 on CPU), and the same
 records: the same ids (the config hash does not know about grouping) and files.
 
-Only prompt methods group (`MethodSpec.needs_label_map`): a linear probe trains a head on
+Only methods whose `MethodSpec.groupable` is set group (the prompt methods): a linear probe trains a head on
 cached features (reprolib.transfer.feature_cache) and never runs the backbone while training.
 `group_configs` forms the groups for a sweep: same (profile, backbone, network, ticket,
 target, protocol, epochs, device); at most `max_runs` per group.
@@ -45,7 +45,7 @@ MAX_RUNS = 16   # runs per group: 16 few-shot or full-data runs of batch 64 = on
 
 def group_key(cfg: TransferConfig) -> tuple | None:
     """What runs must share to train together; None for a method that never groups (LP)."""
-    if not method_registry.get(cfg.method).needs_label_map:
+    if not method_registry.get(cfg.method).groupable:
         return None
     return (cfg.profile, cfg.backbone, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir, cfg.target,
             cfg.protocol, cfg.epochs, cfg.device, cfg.results_path)

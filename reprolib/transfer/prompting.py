@@ -13,8 +13,11 @@ target logits are the K mapped source logits; cross-entropy runs over those K on
   flip where `Protocol.flips(target)` allows it (`smm`: every dataset, as the public code;
   the other presets: only targets whose `DatasetInfo.mirror_safe` is set).
   SMM has two Adam optimisers: delta at prompt_lr with MultiStepLR, the mask generator at
-  generator_lr with the same decay (ResNet-family backbones) or generator_lr_vit without
-  decay (ViT family). Watermark prompts train their delta like SMM's.
+  the backbone family's rate (`FamilySpec.generator_lr`: generator_lr with the same decay for
+  CNN families, generator_lr_vit without decay for ViTs). Watermark prompts train their delta
+  like SMM's.
+- Every fact that differs by prompt kind (stored size, augmentation, module, optimisers) is
+  its `PromptKind` entry's (prompts/kinds.py); this module asks the entry.
 - Label maps (s.2) come from `reprolib.labelmap.LabelMapper`: ILM recomputed before every
   epoch on the whole (few-shot) training set with the current prompt, FLM / FLM-grey once,
   RLM seeded. The mapping pass uses the un-augmented training images with every module in
@@ -33,8 +36,7 @@ from torch import Tensor, nn
 from reprolib.data.registry import DatasetInfo
 from reprolib.images import to_network
 from reprolib.labelmap import LabelMapper, map_logits
-from reprolib.prompts import augment, augment_pad, get_prompt, layers_for_family
-from reprolib.schedules import multistep
+from reprolib.prompts import augment, augment_pad, get_kind
 from reprolib.transfer.inputs import StoredInputs, from_split
 from reprolib.transfer.method import MethodContext, TransferMethod
 
@@ -42,66 +44,41 @@ MAP_BATCH = 512   # inference batch of the label-mapping pass
 
 
 def stored_size(kind: str, backbone, target: DatasetInfo) -> int:
-    """Side at which prompt method `kind` stores images: where its prompt takes them.
+    """Side at which prompt method `kind` stores images: where its prompt takes them
+    (`PromptKind.stored_size`: vp at its prompt size, the others at the backbone's input size)."""
+    return get_kind(kind).stored_size(backbone, target)
 
-    vp: the backbone's prompt_side when its spec sets one (the imagenet-lite geometry: every
-    target at one small side), else the dataset's prompt_size, capped at the backbone's input
-    size; the watermark prompts and SMM: the backbone's input size.
-    """
-    if kind == "vp":
-        if backbone.prompt_side is not None:
-            return backbone.prompt_side
-        return min(target.prompt_size, backbone.input_size)
-    return backbone.input_size
+
+def _augments(kind: str, protocol) -> bool:
+    """Whether training batches of `kind` get SMM's augmentation under `protocol`."""
+    return get_kind(kind).augments and protocol.augment
 
 
 def load_side(kind: str, backbone, target: DatasetInfo, protocol, split: str) -> int:
     """Side at which a run asks `get_dataset` for `split` (docs/methods.md s.4, s.5).
 
-    The original image is resized once to where the method first needs it: vp: its prompt
-    size; the watermark prompts and SMM: the backbone input, or input + SMM's crop margin for
-    the training split of an augmenting protocol (the crops come from that copy). The
-    label-mapping pass and test images use the input side.
+    The original image is resized once to where the method first needs it: its stored size,
+    or input + SMM's crop margin for the training split when the kind augments under this
+    protocol (the crops come from that copy). The label-mapping pass and test images use the
+    stored side.
     """
     side = stored_size(kind, backbone, target)
-    if kind != "vp" and protocol.augment and split == "train":
+    if _augments(kind, protocol) and split == "train":
         return side + augment_pad(backbone.input_size)
     return side
 
 
 def new_prompt(kind: str, ctx: MethodContext) -> nn.Module:
     """The prompt module on ctx.device; SMM's generator init is drawn from ctx.seed."""
-    backbone = ctx.backbone
-    normalize = (backbone.mean, backbone.std)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ctx.seed)   # SMM's generator init; the other prompts start at zero
-        if kind == "vp":
-            prompt = get_prompt("vp", backbone.input_size, backbone.channels, normalize,
-                                target_prompt_size=stored_size(kind, backbone, ctx.target))
-        elif kind == "smm":   # generator depth by family: 6 layers for ViTs, 5 for ResNets
-            prompt = get_prompt(kind, backbone.input_size, backbone.channels, normalize,
-                                layers=layers_for_family(backbone.family))
-        else:
-            prompt = get_prompt(kind, backbone.input_size, backbone.channels, normalize)
+        prompt = get_kind(kind).build(ctx.backbone, ctx.target)
     return prompt.to(ctx.device)
 
 
 def prompt_optimizers(prompt: nn.Module, kind: str, ctx: MethodContext) -> tuple[list, list]:
-    """(optimisers, per-epoch schedulers): one Adam for most prompts, SMM's two (see module doc)."""
-    protocol = ctx.protocol
-    milestones = protocol.milestone_epochs(ctx.epochs)
-    if kind != "smm":
-        optimizer = torch.optim.Adam(prompt.parameters(), lr=protocol.prompt_lr, weight_decay=0.0)
-        return [optimizer], [multistep(optimizer, milestones, protocol.gamma)]
-    is_vit = ctx.backbone.family == "vit"
-    delta_opt = torch.optim.Adam(prompt.delta_parameters(), lr=protocol.prompt_lr, weight_decay=0.0)
-    gen_opt = torch.optim.Adam(prompt.generator_parameters(),
-                               lr=protocol.generator_lr_vit if is_vit else protocol.generator_lr,
-                               weight_decay=0.0)
-    schedulers = [multistep(delta_opt, milestones, protocol.gamma)]
-    if not is_vit:
-        schedulers.append(multistep(gen_opt, milestones, protocol.gamma))
-    return [delta_opt, gen_opt], schedulers
+    """(optimisers, per-epoch schedulers) as the kind's entry says (`PromptKind.optimizers`)."""
+    return get_kind(kind).optimizers(prompt, ctx.backbone, ctx.protocol, ctx.epochs)
 
 
 class PromptMethod(TransferMethod):
@@ -117,7 +94,7 @@ class PromptMethod(TransferMethod):
         self.optimizers, self.schedulers = prompt_optimizers(self.prompt, kind, ctx)
         self.mapper = LabelMapper(ctx.label_map, self.backbone.num_source_classes, ctx.target.num_classes, ctx.seed)
         self.augment_pad: int | None = None
-        if kind != "vp" and ctx.protocol.augment:
+        if _augments(kind, ctx.protocol):
             self.augment_pad = augment_pad(self.backbone.input_size)
             self._augment_generator = torch.Generator().manual_seed(ctx.seed + 1)
             self._flip = ctx.protocol.flips(ctx.target)

@@ -2,13 +2,20 @@
 
 `names()` lists them (lp, vp, smm, narrow, medium, full; TransferConfig's choices come from
 here), `get(name)` gives a `MethodSpec`, `build_method(name, ctx)` the `TransferMethod`.
-Adding a method is one `MethodSpec` entry here (plus its class and a test).
+A spec owns its capabilities as separate fields: whether it is an input prompt, whether it
+uses a label map, whether its runs train grouped on one backbone pass, whether its features
+are shared between runs, its cost formula (cost.py asks it), the backbone families it
+applies to, and its arms (the method/label-map combinations figures and claims show, with
+display name, colour, order and role). Code asks these fields; it never compares names.
+
+Adding a method is one module (its `TransferMethod`, or a `PromptKind` in prompts/kinds.py
+for a new prompt) plus one `MethodSpec` entry here (and a test).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reprolib.data.registry import DatasetInfo
 from reprolib.errors import ReprolibError, check_choice
@@ -18,6 +25,48 @@ from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.prompting import PromptMethod, load_side, stored_size
 
+ROLES = ("probe", "prompt")   # MethodSpec.role: the two methods the paper's claims compare (LP, VP)
+# Label maps whose mapping pass costs forward passes over the training set: ILM every epoch, FLM once.
+_MAPPING_PASSES = {"ilm": lambda epochs: epochs, "flm": lambda epochs: 1}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One method / label-map combination as figures and claims show it (`name`: the ledger's arm)."""
+
+    method: str
+    label_map: str | None
+    label: str                  # display name, e.g. "VP-ILM"
+    color: str
+    short: str | None = None    # tick label in the prompt-comparison figure; None: not in it
+    panel: int | None = None    # position in that figure (SMM against the other prompts, SMM last)
+
+    @property
+    def name(self) -> str:
+        """'lp', or 'method/label_map' (reprolib.ledger.arm_name's form, e.g. 'vp/ilm')."""
+        return self.method if not self.label_map else f"{self.method}/{self.label_map}"
+
+
+def feature_pass_cost(label_map: str | None, n_train: int, n_test: int, epochs: int, n_ood: int,
+                      eval_passes: int | None) -> tuple[int, int]:
+    """(forward, forward+backward) images of a run that trains on features read once: one
+    forward pass over train, test and OOD images, no backward pass through the backbone.
+
+    Many parameters because each is one independent count of the formula (cost.run_cost's)."""
+    return n_train + n_test + n_ood, 0
+
+
+def prompt_cost(label_map: str | None, n_train: int, n_test: int, epochs: int, n_ood: int,
+                eval_passes: int | None) -> tuple[int, int]:
+    """(forward, forward+backward) images of an input-prompt run: `eval_passes` test passes (None:
+    one per epoch), the label map's mapping passes, the OOD images; every epoch's training
+    images forward and backward through the backbone.
+
+    Many parameters because each is one independent count of the formula (cost.run_cost's)."""
+    passes = _MAPPING_PASSES.get(label_map or "", lambda epochs: 0)(epochs)
+    tests = epochs if eval_passes is None else eval_passes
+    return tests * n_test + passes * n_train + n_ood, epochs * n_train
+
 
 @dataclass(frozen=True)
 class MethodSpec:
@@ -25,7 +74,11 @@ class MethodSpec:
 
     name: str
     build: Callable[[MethodContext], TransferMethod]
-    needs_label_map: bool                                  # prompt methods map K of S source logits
+    input_prompt: bool                                     # learns a prompt on the backbone's input
+    needs_label_map: bool                                  # maps K of S source logits
+    groupable: bool                                        # runs train together, one backbone pass (grouped.py)
+    shared_features: bool                                  # trains on cached features shared by runs
+    cost: Callable[..., tuple[int, int]]                   # cost.run_cost's formula: (fwd, fwdbwd) images
     # Side at which the method stores target images for its prompt (recorded as
     # config.prompt_size); None when no prompt places the image (LP).
     prompt_size: Callable[[object, DatasetInfo], int | None]
@@ -35,18 +88,31 @@ class MethodSpec:
     # `backbone` only needs `input_size` (a Backbone or a models.registry BackboneSpec).
     load_side: Callable[[object, DatasetInfo, Protocol, str], int] = lambda backbone, target, protocol, split: (
         backbone.input_size)
+    families: tuple[str, ...] | None = None                # backbone families it applies to; None: all
+    arms: tuple[Arm, ...] = field(default=())              # display order within the method
+    role: str | None = None                                # one of ROLES: what the claims call LP / VP
     # The Protocol fields only this method reads (its hyperparameters): a run's identity holds
     # these and not the other methods', so a new field for one method changes no other run id.
     # The schedule every method shares (epochs, batches, milestones, gamma, seed) is hashed apart.
     hparams: tuple[str, ...] = ()
 
+    def applies_to(self, family: str) -> bool:
+        """Whether this method runs on a backbone of `family`."""
+        return self.families is None or family in self.families
 
-def _prompt(kind: str, summary: str, hparams: tuple[str, ...]) -> MethodSpec:
-    return MethodSpec(name=kind, build=lambda ctx: PromptMethod(ctx, kind), needs_label_map=True,
+
+def _prompt(kind: str, summary: str, arms: tuple[Arm, ...], hparams: tuple[str, ...],
+            role: str | None = None) -> MethodSpec:
+    return MethodSpec(name=kind, build=lambda ctx: PromptMethod(ctx, kind), input_prompt=True, needs_label_map=True,
+                      groupable=True, shared_features=False, cost=prompt_cost,
                       prompt_size=lambda backbone, target: stored_size(kind, backbone, target), summary=summary,
                       load_side=lambda backbone, target, protocol, split: load_side(kind, backbone, target,
                                                                                    protocol, split),
-                      hparams=hparams)
+                      arms=arms, role=role, hparams=hparams)
+
+
+def _ilm_arm(kind: str, label: str, color: str, panel: int) -> tuple[Arm, ...]:
+    return (Arm(kind, "ilm", label, color, short=kind, panel=panel),)
 
 
 # SMM's augmentation (crops, flips where `flip` allows) applies to the watermark prompts and SMM.
@@ -55,14 +121,21 @@ _AUGMENTED = ("augment", "flip")
 
 _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     # LP: the original image resized once to the backbone input (the default load_side).
-    MethodSpec(name="lp", build=LinearProbe, needs_label_map=False, prompt_size=lambda backbone, target: None,
-               summary="linear probe: a new head on cached penultimate features", hparams=("lp_lr",)),
-    _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size", ("prompt_lr",)),
-    _prompt("smm", "sample-specific multi-channel masks (SMM)",
+    MethodSpec(name="lp", build=LinearProbe, input_prompt=False, needs_label_map=False, groupable=False,
+               shared_features=True, cost=feature_pass_cost, prompt_size=lambda backbone, target: None,
+               summary="linear probe: a new head on cached penultimate features",
+               arms=(Arm("lp", None, "LP", "#1f77b4"),), role="probe", hparams=("lp_lr",)),
+    _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size",
+            (Arm("vp", "ilm", "VP-ILM", "#d62728", short="pad", panel=0), Arm("vp", "flm", "VP-FLM", "#ff7f0e"),
+             Arm("vp", "rlm", "VP-RLM", "#e377c2")), ("prompt_lr",), role="prompt"),
+    _prompt("smm", "sample-specific multi-channel masks (SMM)", _ilm_arm("smm", "SMM", "#2ca02c", 4),
             ("prompt_lr", "generator_lr", "generator_lr_vit", *_AUGMENTED)),
-    _prompt("narrow", "watermark prompt, narrow frame", ("prompt_lr", *_AUGMENTED)),
-    _prompt("medium", "watermark prompt, medium frame", ("prompt_lr", *_AUGMENTED)),
-    _prompt("full", "watermark prompt over the whole image", ("prompt_lr", *_AUGMENTED)),
+    _prompt("narrow", "watermark prompt, narrow frame", _ilm_arm("narrow", "narrow", "#9467bd", 1),
+            ("prompt_lr", *_AUGMENTED)),
+    _prompt("medium", "watermark prompt, medium frame", _ilm_arm("medium", "medium", "#8c564b", 2),
+            ("prompt_lr", *_AUGMENTED)),
+    _prompt("full", "watermark prompt over the whole image", _ilm_arm("full", "full", "#17becf", 3),
+            ("prompt_lr", *_AUGMENTED)),
 )}
 
 
@@ -79,6 +152,23 @@ def get(name: str) -> MethodSpec:
     return _SPECS[check_choice("method", name, names())]
 
 
+def arms() -> tuple[Arm, ...]:
+    """Every registered arm in display order (methods in registry order, then each method's arms)."""
+    return tuple(arm for spec in _SPECS.values() for arm in spec.arms)
+
+
+def method_of_arm(arm: str) -> MethodSpec | None:
+    """The spec of the method an arm name belongs to ('vp/flm_grey' -> vp); None for no method."""
+    method, _, _ = str(arm).partition("/")
+    return _SPECS.get(method)
+
+
+def role_method(role: str) -> MethodSpec:
+    """The method that plays `role` (one of ROLES) in the claims: 'probe' -> lp, 'prompt' -> vp."""
+    check_choice("method role", role, ROLES)
+    return next(spec for spec in _SPECS.values() if spec.role == role)
+
+
 def build_method(name: str, ctx: MethodContext) -> TransferMethod:
     """The method `name` built from `ctx`; a label map is checked against the method's needs."""
     spec = get(name)
@@ -86,4 +176,8 @@ def build_method(name: str, ctx: MethodContext) -> TransferMethod:
         raise ReprolibError(f"method {name!r} needs a label map; valid choices: {', '.join(LABEL_MAPS)}")
     if not spec.needs_label_map and ctx.label_map is not None:
         raise ReprolibError(f"method {name!r} takes no label map, got {ctx.label_map!r}; valid choices: none")
+    family = getattr(ctx.backbone, "family", None)
+    if family is not None and not spec.applies_to(family):
+        raise ReprolibError(f"method {name!r} does not apply to backbone family {family!r}; "
+                            f"valid choices: {', '.join(spec.families or ())}")
     return spec.build(ctx)

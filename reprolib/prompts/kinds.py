@@ -1,0 +1,152 @@
+"""The prompt kinds by name: one `PromptKind` entry per prompt, holding every fact about it.
+
+An entry says how to make its module (`make`, the options it takes), at what side a run
+stores the target images for it (`stored_size`), whether SMM's training augmentation applies
+to it under an augmenting protocol (`augments`), which options a backbone fixes
+(`backbone_options`: SMM's generator depth from the backbone's family), and how it trains
+(`optimizers`: its Adam optimisers and their per-epoch schedulers). `get_prompt` and
+`transfer/prompting.py` ask the entry; nothing else compares prompt-kind names.
+
+- vp: the padding prompt at the dataset's prompt_size (or the backbone's `prompt_side`),
+  capped at the backbone's input size; stored at that side, never augmented; one Adam.
+- narrow / medium / full: watermark prompts at the backbone's input size; one Adam.
+- smm: sample-specific masks; its generator depth and learning-rate policy come from the
+  backbone's `FamilySpec` (models/registry.py): delta at prompt_lr with MultiStepLR, the
+  generator at the family's rate, with the same decay when the family says so.
+
+Adding a prompt is its module plus one `PromptKind` here (and one `MethodSpec` in
+transfer/registry.py that builds a `PromptMethod` of that kind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from reprolib.errors import ReprolibError, check_choice
+from reprolib.models.registry import get_family
+from reprolib.prompts.common import Normalization
+from reprolib.prompts.padding import PaddingPrompt
+from reprolib.prompts.smm import SMMPrompt, valid_patch_sizes
+from reprolib.prompts.watermark import WATERMARK_KINDS, WatermarkPrompt
+from reprolib.schedules import multistep
+
+SMM_DEFAULT_PATCH = 8
+
+
+def _input_side(backbone, target) -> int:
+    return backbone.input_size
+
+
+def _vp_side(backbone, target) -> int:
+    """The backbone's prompt_side when its spec sets one (every target at one small side),
+    else the dataset's prompt_size, capped at the backbone's input size."""
+    if backbone.prompt_side is not None:
+        return backbone.prompt_side
+    return min(target.prompt_size, backbone.input_size)
+
+
+def _one_adam(prompt: nn.Module, backbone, protocol, epochs: int) -> tuple[list, list]:
+    """One Adam over every prompt parameter at protocol.prompt_lr, MultiStepLR per epoch."""
+    optimizer = torch.optim.Adam(prompt.parameters(), lr=protocol.prompt_lr, weight_decay=0.0)
+    return [optimizer], [multistep(optimizer, protocol.milestone_epochs(epochs), protocol.gamma)]
+
+
+def _smm_optimizers(prompt: nn.Module, backbone, protocol, epochs: int) -> tuple[list, list]:
+    """SMM's two Adams: delta at prompt_lr with MultiStepLR; the generator at the backbone
+    family's rate, decayed alike when the family says so (SMM's ViT recipe: no decay)."""
+    family = get_family(backbone.family)
+    milestones = protocol.milestone_epochs(epochs)
+    delta_opt = torch.optim.Adam(prompt.delta_parameters(), lr=protocol.prompt_lr, weight_decay=0.0)
+    gen_opt = torch.optim.Adam(prompt.generator_parameters(), lr=family.generator_lr(protocol), weight_decay=0.0)
+    schedulers = [multistep(delta_opt, milestones, protocol.gamma)]
+    if family.generator_decay:
+        schedulers.append(multistep(gen_opt, milestones, protocol.gamma))
+    return [delta_opt, gen_opt], schedulers
+
+
+def _make_vp(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None) -> nn.Module:
+    if target_prompt_size is None:
+        raise ReprolibError("prompt method 'vp' needs target_prompt_size (the padded image size)")
+    return PaddingPrompt(target_prompt_size, input_size, channels, normalize)
+
+
+def _make_watermark(kind: str) -> Callable[..., nn.Module]:
+    def make(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None) -> nn.Module:
+        return WatermarkPrompt(kind, input_size, channels, normalize)
+    return make
+
+
+def _make_smm(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None,
+              patch_size: int | None = None, layers: int = 5) -> nn.Module:
+    """Without `patch_size`: 8 when 8 fits the input size, else the largest valid power of two
+    below 8 (28 px -> 4), because SMM's 8 does not fit the embedded 28 px backbone."""
+    if patch_size is None and isinstance(input_size, int) and layers in (5, 6):
+        fitting = [p for p in valid_patch_sizes(input_size, layers) if p <= SMM_DEFAULT_PATCH]
+        patch_size = fitting[0] if fitting else SMM_DEFAULT_PATCH
+    return SMMPrompt(input_size, patch_size or SMM_DEFAULT_PATCH, layers, channels, normalize)
+
+
+@dataclass(frozen=True)
+class PromptKind:
+    """One prompt: how to make it, where its images are stored, how it trains (module doc)."""
+
+    name: str
+    make: Callable[..., nn.Module]   # (input_size, channels, normalize, target_prompt_size, **options)
+    options: tuple[str, ...] = ()    # keyword options `make` takes
+    stored_size: Callable[[Any, Any], int] = _input_side     # (backbone, DatasetInfo) -> px
+    augments: bool = True            # SMM's augmentation applies under a protocol with `augment`
+    backbone_options: Callable[[Any], dict[str, Any]] = lambda backbone: {}
+    optimizers: Callable[..., tuple[list, list]] = _one_adam   # (prompt, backbone, protocol, epochs)
+    picture_note: str = ""           # what the explorer adds to the caption of its learned delta
+
+    def build(self, backbone, target) -> nn.Module:
+        """This prompt in front of `backbone` for `target` (a Backbone or anything with its facts)."""
+        return self.make(backbone.input_size, backbone.channels, (backbone.mean, backbone.std),
+                         self.stored_size(backbone, target), **self.backbone_options(backbone))
+
+
+_KINDS: dict[str, PromptKind] = {kind.name: kind for kind in (
+    PromptKind(name="vp", make=_make_vp, stored_size=_vp_side, augments=False),
+    *(PromptKind(name=kind, make=_make_watermark(kind)) for kind in WATERMARK_KINDS),
+    PromptKind(name="smm", make=_make_smm, options=("patch_size", "layers"),
+               backbone_options=lambda backbone: {"layers": get_family(backbone.family).smm_layers},
+               optimizers=_smm_optimizers, picture_note=", times a per-image mask"),
+)}
+PROMPTS = tuple(_KINDS)
+
+
+def names() -> tuple[str, ...]:
+    return PROMPTS
+
+
+def get_kind(name: str) -> PromptKind:
+    """The entry of prompt kind `name`; an unknown name is a one-line error listing the choices."""
+    return _KINDS[check_choice("prompt method", name, PROMPTS)]
+
+
+def get_prompt(
+    method: str,
+    backbone_input_size: int,
+    channels: int,
+    normalize: Normalization,
+    target_prompt_size: int | None = None,
+    **kw: Any,
+) -> nn.Module:
+    """The prompt module for `method` in front of a backbone taking backbone_input_size px.
+
+    vp needs `target_prompt_size` (DatasetInfo.prompt_size: where the image sits).
+    Watermark prompts and SMM ignore it (they resize the image to the backbone's size).
+    smm accepts `patch_size` and `layers` in **kw (`layers`: 5 or 6; callers take it from the
+    backbone family, `FamilySpec.smm_layers`, 6 for ViTs; default 5); without `patch_size` see `_make_smm`.
+    """
+    kind = get_kind(method)
+    for key in kw:
+        if key not in kind.options:
+            valid = ", ".join(kind.options) or "none"
+            raise ReprolibError(f"unknown option {key!r} for prompt method {method!r}; valid choices: {valid}")
+    return kind.make(backbone_input_size, channels, normalize, target_prompt_size, **kw)
