@@ -106,3 +106,20 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
     controls["profile"].value = "smoke"
     assert box.numbers.value.startswith("glyphs · lp") and not controls["target"].disabled
     assert open_study("smoke-lite").ledger is None
+
+
+def test_the_metric_beside_accuracy_is_chosen_among_the_registered_ones(synthetic_study) -> None:
+    from reprolib.plots.explorer import metric_choices
+
+    _, ledger = synthetic_study
+    assert metric_choices(ledger) == [("ECE", "ece"), ("MCE", "mce"), ("NLL", "nll"), ("Brier score", "brier")]
+    filled = ledger.assign(classwise_ece=ledger["ece"] / 2)   # after --recompute-metrics
+    assert metric_choices(filled)[-1] == ("classwise ECE", "classwise_ece")
+    cell = ledger[(ledger["target"] == "glyphs") & (ledger["arm"] == "lp") & (ledger["n_shot"] == 5)]
+    expected = t_interval(cell[cell["ticket_kind"] == "random"].sort_values("seed")["mce"])
+    line = compare_summary(ledger, "glyphs", "lp", 5, "imp:0", "random:4", metric="mce")
+    assert line.endswith(f"MCE {expected.mean:.3f} [95% CI {expected.low:.3f}, {expected.high:.3f}] (n=2)")
+    fig = compare_panel(filled, "glyphs", "lp", 5, "imp:0", "random:4", metric="classwise_ece")
+    assert fig.axes[1].get_title() == "classwise ECE (lower = better calibrated)"
+    with pytest.raises(ReprolibError, match="explorer metric 'adaptive_ece'.*valid choices.*ece"):
+        comparison(ledger, "glyphs", "lp", 5, metric="adaptive_ece")   # no values in this ledger
