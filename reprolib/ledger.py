@@ -323,6 +323,9 @@ def run(args: argparse.Namespace) -> int:
         from reprolib.metric_recompute import recompute_runs
 
         runs = paths.runs_dir(artifacts)
+        if not runs.is_dir():
+            raise ReprolibError(f"--recompute-metrics: no {runs}; valid: an artifacts folder whose runs/ holds the "
+                                "run records and their <id>.scores.npz (a shipped ledger alone cannot be recomputed)")
         report = recompute_runs(runs, read_records(runs))
         print("\n".join(report.lines()))
         ok = report.ok

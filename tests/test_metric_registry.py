@@ -159,3 +159,11 @@ def test_the_ledger_and_its_readers_take_their_metrics_from_the_registry(tmp_pat
     assert diff.columns[1].max_abs_diff == pytest.approx(0.1) and not diff.identical
     tiny = SavedScores(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
     assert registry.compute_metrics(tiny, {"legacy_ece_batch": 1})["ood"] == {}
+
+
+def test_recompute_needs_the_run_records(tmp_path, capsys) -> None:
+    (tmp_path / "ledger.csv").write_text("id\n")   # a shipped ledger without its runs
+    assert main(["ledger", "--recompute-metrics", "--artifacts", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--recompute-metrics: no {tmp_path / 'runs'}; valid: an artifacts folder whose runs/" in err
+    assert (tmp_path / "ledger.csv").read_text() == "id\n"
