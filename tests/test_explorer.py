@@ -97,6 +97,9 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
         assert box.numbers.value not in seen, key   # every control redraws with new numbers
         seen.append(box.numbers.value)
     assert box.numbers.value.startswith("glyphs · lp · 5-shot | magnitude baseline level 4")
+    assert controls["metric"].value == "ece" and ("MCE", "mce") in controls["metric"].options
+    controls["metric"].value = "mce"
+    assert ", MCE " in box.numbers.value and ", ECE " not in box.numbers.value
     controls["details"].value = True
     assert len(box.pictures.children) == 2
     controls["profile"].value = "paper"   # no results there: one line, no traceback, the picker stays
