@@ -143,33 +143,37 @@ def compute_metrics(scores: SavedScores, config: dict[str, Any]) -> dict[str, An
 # ----------------------------------------------------------------------------- the entries
 
 def _legacy(inputs: MetricInputs) -> float | None:
+    """RLT's logged value at the batch RLT logged with (the record's `legacy_ece_batch`; None without it)."""
     batch = inputs.config.get("legacy_ece_batch")
+    if batch is None:
+        return None
     z, y, _ = inputs.checked
-    return None if batch is None else m.legacy_rlt_ece(z, y, batch)
+    return m.legacy_rlt_ece(z, y, batch)
 
 
 def _ood(name: str) -> Callable[[MetricInputs, str], float]:
     return lambda inputs, group: inputs.detection(group)[name]
 
 
-CALIBRATION = PLACES
+EVERYWHERE = PLACES   # the calibration metrics: in every place
 register(Metric("accuracy", lambda i: float((i.probs.argmax(dim=1) == i.labels).double().mean()), "higher",
                 "accuracy", unit="%", shown_in=("ledger", "calibration_table", "tracking", "compare")))
-register(Metric("ece", lambda i: m.ece(i.probs, i.labels), "lower", "ECE", shown_in=CALIBRATION))
-register(Metric("mce", lambda i: m.mce(i.probs, i.labels), "lower", "MCE", shown_in=CALIBRATION))
+register(Metric("ece", lambda i: m.ece(i.probs, i.labels), "lower", "ECE", shown_in=EVERYWHERE))
+register(Metric("mce", lambda i: m.mce(i.probs, i.labels), "lower", "MCE", shown_in=EVERYWHERE))
 register(Metric("nll", lambda i: float(-i.checked[2].gather(1, i.labels[:, None]).mean()), "lower", "NLL",
-                shown_in=CALIBRATION, bounds=(0.0, float("inf"))))
-register(Metric("brier", lambda i: m.brier(i.probs, i.labels), "lower", "Brier score", shown_in=CALIBRATION,
+                shown_in=EVERYWHERE, bounds=(0.0, float("inf"))))
+register(Metric("brier", lambda i: m.brier(i.probs, i.labels), "lower", "Brier score", shown_in=EVERYWHERE,
                 bounds=(0.0, 2.0)))
 register(Metric("reliability", lambda i: m.reliability_bins(i.probs, i.labels), "none", "reliability bins",
                 shown_in=(), kind="bins"))
-register(Metric("legacy_rlt_ece", _legacy, "none", "legacy RLT \"ECE\"", shown_in=("ledger", "calibration_table", "compare"), bounds=(0.0, float("inf"))))
+register(Metric("legacy_rlt_ece", _legacy, "none", "legacy RLT \"ECE\"",   # not a calibration measure
+                shown_in=("ledger", "calibration_table", "compare"), bounds=(0.0, float("inf"))))
 for _score, _display in (("msp", "MSP"), ("energy", "energy")):
     register(Metric(f"{_score}_auroc", _ood(f"{_score}_auroc"), "higher", f"OOD AUROC ({_display})",
                     shown_in=("ledger", "compare"), kind="ood"))
     register(Metric(f"{_score}_fpr95", _ood(f"{_score}_fpr95"), "lower", f"OOD FPR at 95% TPR ({_display})",
                     shown_in=("ledger", "compare"), kind="ood"))
 register(Metric("adaptive_ece", lambda i: m.adaptive_ece(i.probs, i.labels), "lower", "adaptive ECE",
-                shown_in=CALIBRATION))
+                shown_in=EVERYWHERE))
 register(Metric("classwise_ece", lambda i: m.classwise_ece(i.probs, i.labels), "lower", "classwise ECE",
-                shown_in=CALIBRATION))
+                shown_in=EVERYWHERE))
