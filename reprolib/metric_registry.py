@@ -72,7 +72,8 @@ class MetricInputs:
 class Metric:
     """One registered metric. `compute(inputs)` returns its value (for kind "ood":
     `compute(inputs, group)`), or None when the record's config cannot give it (e.g. no
-    `legacy_ece_batch`); `bounds` is the range every value lies in (tests check it); `shown_in` lists the PLACES that show it."""
+    `legacy_ece_batch`); `bounds` is the range every value lies in (tests check it); `shown_in`
+    lists the PLACES that show it."""
 
     name: str
     compute: Callable[..., Any]

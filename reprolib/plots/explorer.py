@@ -196,7 +196,8 @@ def _seed_strip(ax: Axes, runs: list[NetworkRuns], field: str, scale: float) -> 
 
 def compare_panel(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, network_a: str = DENSE,
                   network_b: str | None = None, metric: str = "ece") -> Figure:
-    """Accuracy and `metric` (default ECE; every seed, mean, 95% interval) beside both reliability diagrams (pooled over seeds).
+    """Accuracy and `metric` (default ECE; every seed, mean, 95% interval) beside both reliability
+    diagrams (pooled over seeds).
 
     A fixed grid, not constrained layout: the explorer redraws this on every change and the
     layout solver was most of the time. Many parameters because each explorer control selects one."""

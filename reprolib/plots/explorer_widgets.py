@@ -165,7 +165,8 @@ def explorer_widgets(study: Study):
         controls[key].observe(redraw, names="value")
     offer(study)
     rows = [widgets.HBox([controls["profile"], controls["target"], controls["arm"], controls["n_shot"]]),
-            widgets.HBox([controls["a"], controls["b"], controls["metric"]]), widgets.HBox([controls["details"], busy]), numbers, pictures]
+            widgets.HBox([controls["a"], controls["b"], controls["metric"]]), widgets.HBox([controls["details"], busy]),
+            numbers, pictures]
     box = widgets.VBox(rows)
     box.controls, box.numbers, box.busy, box.pictures = controls, numbers, busy, pictures   # for tests
     return box
