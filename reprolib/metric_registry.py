@@ -14,6 +14,8 @@ Kinds: "scalar" (a number at metrics[name]), "bins" (a structure at metrics[name
 direction "none") and "ood" (a number per OOD group at metrics.ood[group][name]; its ledger
 columns are ood_<group>_<name>). Softmax is taken once per run in float64, exactly as
 `metrics.calibration_summary` does, so every value is the one that function gives, to the bit.
+The registry itself is light (no torch until a metric is computed): the ledger, tables and
+claims read its names without loading torch.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from reprolib import metrics as m
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.ood import detection
-from reprolib.saved_scores import SavedScores
+
+if TYPE_CHECKING:
+    import torch
+
+    from reprolib.saved_scores import SavedScores
 
 KINDS = ("scalar", "bins", "ood")
 DIRECTIONS = ("lower", "higher", "none")
@@ -50,7 +52,9 @@ class MetricInputs:
     @functools.cached_property
     def checked(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(float64 logits, labels, log-softmax): calibration_summary's own first steps."""
-        z, y = m.checked_logits(self.scores.test_logits, self.scores.test_labels, "compute_metrics")
+        import torch
+
+        z, y = _m().checked_logits(self.scores.test_logits, self.scores.test_labels, "compute_metrics")
         return z, y, torch.log_softmax(z, dim=1)
 
     @functools.cached_property
@@ -63,6 +67,8 @@ class MetricInputs:
 
     def detection(self, group: str) -> dict[str, float]:
         """msp / energy AUROC and FPR95 of one OOD group (reprolib.ood.detection, as the run scored it)."""
+        from reprolib.ood import detection
+
         if group not in self._detection:
             self._detection[group] = detection(self.scores.test_logits, self.scores.ood_logits[group])
         return self._detection[group]
@@ -143,13 +149,20 @@ def compute_metrics(scores: SavedScores, config: dict[str, Any]) -> dict[str, An
 
 # ----------------------------------------------------------------------------- the entries
 
+def _m():
+    """reprolib.metrics (the formulas), imported when a metric is first computed."""
+    from reprolib import metrics
+
+    return metrics
+
+
 def _legacy(inputs: MetricInputs) -> float | None:
     """RLT's logged value at the batch RLT logged with (the record's `legacy_ece_batch`; None without it)."""
     batch = inputs.config.get("legacy_ece_batch")
     if batch is None:
         return None
     z, y, _ = inputs.checked
-    return m.legacy_rlt_ece(z, y, batch)
+    return _m().legacy_rlt_ece(z, y, batch)
 
 
 def _ood(name: str) -> Callable[[MetricInputs, str], float]:
@@ -159,13 +172,13 @@ def _ood(name: str) -> Callable[[MetricInputs, str], float]:
 EVERYWHERE = PLACES   # the calibration metrics: in every place
 register(Metric("accuracy", lambda i: float((i.probs.argmax(dim=1) == i.labels).double().mean()), "higher",
                 "accuracy", unit="%", shown_in=("ledger", "calibration_table", "tracking", "compare")))
-register(Metric("ece", lambda i: m.ece(i.probs, i.labels), "lower", "ECE", shown_in=EVERYWHERE))
-register(Metric("mce", lambda i: m.mce(i.probs, i.labels), "lower", "MCE", shown_in=EVERYWHERE))
+register(Metric("ece", lambda i: _m().ece(i.probs, i.labels), "lower", "ECE", shown_in=EVERYWHERE))
+register(Metric("mce", lambda i: _m().mce(i.probs, i.labels), "lower", "MCE", shown_in=EVERYWHERE))
 register(Metric("nll", lambda i: float(-i.checked[2].gather(1, i.labels[:, None]).mean()), "lower", "NLL",
                 shown_in=EVERYWHERE, bounds=(0.0, float("inf"))))
-register(Metric("brier", lambda i: m.brier(i.probs, i.labels), "lower", "Brier score", shown_in=EVERYWHERE,
+register(Metric("brier", lambda i: _m().brier(i.probs, i.labels), "lower", "Brier score", shown_in=EVERYWHERE,
                 bounds=(0.0, 2.0)))
-register(Metric("reliability", lambda i: m.reliability_bins(i.probs, i.labels), "none", "reliability bins",
+register(Metric("reliability", lambda i: _m().reliability_bins(i.probs, i.labels), "none", "reliability bins",
                 shown_in=(), kind="bins"))
 register(Metric("legacy_rlt_ece", _legacy, "none", "legacy RLT \"ECE\"",   # not a calibration measure
                 shown_in=("ledger", "calibration_table", "compare"), bounds=(0.0, float("inf"))))
@@ -174,7 +187,7 @@ for _score, _display in (("msp", "MSP"), ("energy", "energy")):
                     shown_in=("ledger", "compare"), kind="ood"))
     register(Metric(f"{_score}_fpr95", _ood(f"{_score}_fpr95"), "lower", f"OOD FPR at 95% TPR ({_display})",
                     shown_in=("ledger", "compare"), kind="ood"))
-register(Metric("adaptive_ece", lambda i: m.adaptive_ece(i.probs, i.labels), "lower", "adaptive ECE",
+register(Metric("adaptive_ece", lambda i: _m().adaptive_ece(i.probs, i.labels), "lower", "adaptive ECE",
                 shown_in=EVERYWHERE))
-register(Metric("classwise_ece", lambda i: m.classwise_ece(i.probs, i.labels), "lower", "classwise ECE",
+register(Metric("classwise_ece", lambda i: _m().classwise_ece(i.probs, i.labels), "lower", "classwise ECE",
                 shown_in=EVERYWHERE))

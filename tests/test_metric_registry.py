@@ -167,3 +167,12 @@ def test_recompute_needs_the_run_records(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert f"--recompute-metrics: no {tmp_path / 'runs'}; valid: an artifacts folder whose runs/" in err
     assert (tmp_path / "ledger.csv").read_text() == "id\n"
+
+
+def test_the_registry_is_read_without_loading_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, reprolib.metric_registry as r, reprolib.effects; r.names(place='ledger'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
