@@ -1,9 +1,10 @@
 """Compare two ledgers run by run: did a refactor or a speed-up change any number?
 
 `compare_ledgers(before, after)` pairs the runs of two ledger CSVs by their configuration
-(the run id, a hash of the resolved config), and reports, per metric column (accuracy,
-ECE, ..., every `ood_*` column), how many paired runs hold exactly the same value and the
-largest absolute difference. Runs present in only one ledger are counted, not compared.
+(the run id, a hash of the resolved config), and reports, per metric column (the registered
+metrics shown in "compare", reprolib.metric_registry, and every `ood_*` column), how many
+paired runs hold exactly the same value and the largest absolute difference. Runs present in
+only one ledger are counted, not compared.
 Also `python -m reprolib compare BEFORE.csv AFTER.csv` (exit 1 when anything differs).
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprolib.errors import ReprolibError
-from reprolib.ledger import METRIC_COLUMNS
+from reprolib.metric_registry import names as metric_names
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def compare_ledgers(before: str | Path, after: str | Path, on: tuple[str, ...] =
             raise ReprolibError(f"ledger {name} has several runs per {', '.join(on)}; pair on more columns")
     old_keys, new_keys = old[list(on)].astype(str).agg("|".join, axis=1), new[list(on)].astype(str).agg("|".join, axis=1)
     merged = old.merge(new, on=list(on), suffixes=("_before", "_after"))
-    metrics = [c for c in METRIC_COLUMNS if c in old and c in new]
+    metrics = [c for c in metric_names(place="compare") if c in old and c in new]
     metrics += sorted(c for c in set(old.columns) & set(new.columns) if c.startswith("ood_"))
     columns = []
     for column in metrics:

@@ -24,6 +24,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 import pandas as pd
 
+from reprolib.metric_registry import names as metric_names
 from reprolib.stats import (CONFIDENCE, IMAGE_BOOTSTRAP, N_BOOT, SEEDS_AGREE, SEEDS_NOT_SHARED, Interval, all_equal,
                             bins_metric, bootstrap_interval, image_replicates, n_boot_for, p_above, paired_effect,
                             run_rng, t_interval)
@@ -32,7 +33,8 @@ CellValues = dict[tuple, np.ndarray]           # cell key -> its values per samp
 Effect = Callable[[CellValues], np.ndarray]     # -> the effect per sample
 PAIRED_CELL = ["target", "arm", "n_shot", "seed"]
 # What moves with a run in the null ledger: its results (and its id, which seeds its bootstrap).
-RESULT_COLUMNS = ["id", "accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece", "reliability"]
+# The metrics: the registered ledger columns (reprolib.metric_registry).
+RESULT_COLUMNS = ["id", *metric_names(place="ledger"), "reliability"]
 
 
 def seed_table(rows: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:

@@ -18,7 +18,9 @@ the one-line `error` and empty metrics; finished runs have `status` "ok". `load_
 returns the finished runs only (what every table and figure computes numbers from) unless
 asked for the failed ones; `failed_runs(frame)` lists them.
 
-CLI: `python -m reprolib ledger --profile P` (re)builds and saves the ledger.
+CLI: `python -m reprolib ledger --profile P` (re)builds and saves the ledger; with
+`--recompute-metrics` it first fills in every registered metric a finished run's record lacks
+from the run's saved scores (reprolib.metric_recompute), checking the ones it holds.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pandas as pd
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
+from reprolib.metric_registry import names as metric_names
 from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
@@ -45,7 +48,8 @@ ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map
               "provenance", "ticket_name", "ticket_source", "published_top1",
               "n_shot", "shots_min", "shots_max", "capped", "seed", "protocol", "split", "prompt_size",
               "legacy_ece_batch"]
-METRIC_COLUMNS = ["accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"]
+# The registered scalar metrics shown in the ledger (reprolib.metric_registry), in registry order.
+METRIC_COLUMNS = metric_names(place="ledger")
 TAIL_COLUMNS = ["wall_time_s", "device", "cpu_capability", "cpu_threads", "reliability", "label_map_indices", "created"]
 # Whether the run finished ("ok") or raised ("failed", with its one-line error).
 STATUS_COLUMNS = ["status", "error"]
@@ -317,6 +321,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--profile", default="embedded", help=profile_help())
     parser.add_argument("--artifacts", default=None, help="override the profile's artifacts folder")
+    parser.add_argument("--recompute-metrics", action="store_true",
+                        help="first fill in every registered metric a finished run lacks, from its saved scores")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -329,6 +335,17 @@ def run(args: argparse.Namespace) -> int:
         raise ReprolibError(f"--artifacts {artifacts} is not a folder; valid: the artifacts folder of a "
                             f"profile (e.g. {profile.path('artifacts')}), which holds runs/")
     check_output_dir(artifacts, "--artifacts")
+    ok = True
+    if getattr(args, "recompute_metrics", False):
+        from reprolib.metric_recompute import recompute_runs
+
+        runs = paths.runs_dir(artifacts)
+        if not runs.is_dir():
+            raise ReprolibError(f"--recompute-metrics: no {runs}; valid: an artifacts folder whose runs/ holds the "
+                                "run records and their <id>.scores.npz (a shipped ledger alone cannot be recomputed)")
+        report = recompute_runs(runs, read_records(runs))
+        print("\n".join(report.lines()))
+        ok = report.ok
     frame = update_ledger(artifacts)
     print(f"ledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
-    return 0
+    return 0 if ok else 1

@@ -4,6 +4,9 @@ Calibration follows Guo et al. 2017: top-label confidence and correctness, `n_bi
 equal-width bins on (0, 1] (a confidence c goes to bin ceil(c * n_bins) - 1, so c = 1.0 is
 in the last bin), pooled over the whole test set. All arithmetic is float64.
 
+`adaptive_ece` (equal-mass bins) and `classwise_ece` (Kull et al. 2019, every class's
+probability) follow the same conventions; both are registered metrics (reprolib.metric_registry).
+
 Differences from torchmetrics' `MulticlassCalibrationError` (notebooks.md): its bins are
 [lo, hi) and a confidence of exactly 1.0 falls into an extra (n_bins + 1)-th bin, so the two
 disagree only for confidences lying exactly on a bin edge, most visibly saturated 1.0.
@@ -141,6 +144,49 @@ def brier(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float(((p - onehot) ** 2).sum(dim=1).mean())
 
 
+def adaptive_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
+    """Adaptive (equal-mass) ECE: sum_b (n_b / N) |accuracy_b - confidence_b| over `n_bins` bins
+    of (nearly) equal counts of the sorted top-label confidence (docs/methods.md s.9).
+
+    The N samples are sorted by confidence with a stable sort (ties keep their sample order), and
+    bin b takes the sorted positions floor(b N / n_bins) .. floor((b + 1) N / n_bins) - 1: when
+    n_bins does not divide N the bins hold floor(N / n_bins) or one more sample, the larger ones
+    spread evenly; with N < n_bins some bins are empty and count nothing. Tied confidences may
+    therefore fall into two neighbouring bins; the value is fixed by the input order.
+    """
+    n_bins = _check_n_bins(n_bins, "adaptive_ece")
+    confidence, correct = _top_label(*_check_probs(probs, labels, "adaptive_ece"))
+    order = torch.sort(confidence, stable=True).indices
+    n = confidence.shape[0]
+    sizes = torch.tensor([(b + 1) * n // n_bins - b * n // n_bins for b in range(n_bins)])
+    bin_index = torch.repeat_interleave(torch.arange(n_bins), sizes)
+    counts, mean_conf, accuracy = _binned(confidence[order], correct[order], bin_index, n_bins)
+    return float((counts / n * (accuracy - mean_conf).abs()).sum())
+
+
+def classwise_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
+    """Classwise ECE (Kull et al. 2019): for each class k, the ECE of p_k against [y == k] over ALL
+    samples in `n_bins` equal-width bins, then the mean over the K classes (docs/methods.md s.9).
+
+    Bins are those of `ece` (bin b holds (b/n, (b+1)/n], with p_k = 0 in the first bin); class k's
+    term is sum_b (n_kb / N) |mean p_k in b - share of b's samples labelled k|.
+    """
+    n_bins = _check_n_bins(n_bins, "classwise_ece")
+    p, y = _check_probs(probs, labels, "classwise_ece")
+    n, k = p.shape
+    bins = (torch.ceil(p * n_bins).long() - 1).clamp(0, n_bins - 1) + n_bins * torch.arange(k)   # (N, K)
+    onehot = torch.nn.functional.one_hot(y, k).double()
+    counts, mean_p, frequency = _binned(p.reshape(-1), onehot.reshape(-1), bins.reshape(-1), n_bins * k)
+    per_class = (counts / n * (frequency - mean_p).abs()).reshape(k, n_bins).sum(dim=1)
+    return float(per_class.mean())
+
+
+def checked_logits(logits: torch.Tensor, labels: torch.Tensor, fn: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(float64 CPU logits (N, K), int64 labels (N,)) after the checks every metric makes."""
+    z = _check_scores(logits, "logits", fn)
+    return z, _check_labels(labels, z.shape[0], z.shape[1], fn)
+
+
 def calibration_summary(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15,
                         legacy_batch_size: int | None = None) -> dict:
     """All calibration metrics of one evaluation, from the model's K target LOGITS (N, K).
@@ -149,8 +195,7 @@ def calibration_summary(logits: torch.Tensor, labels: torch.Tensor, n_bins: int 
     "reliability": {counts, confidence, accuracy, edges}} and, when `legacy_batch_size` is
     given, "legacy_rlt_ece" (see `legacy_rlt_ece`; not a calibration measure).
     """
-    z = _check_scores(logits, "logits", "calibration_summary")
-    y = _check_labels(labels, z.shape[0], z.shape[1], "calibration_summary")
+    z, y = checked_logits(logits, labels, "calibration_summary")
     log_p = torch.log_softmax(z, dim=1)
     p = log_p.exp()
     summary = {

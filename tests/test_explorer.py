@@ -97,6 +97,9 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
         assert box.numbers.value not in seen, key   # every control redraws with new numbers
         seen.append(box.numbers.value)
     assert box.numbers.value.startswith("glyphs · lp · 5-shot | magnitude baseline level 4")
+    assert controls["metric"].value == "ece" and ("MCE", "mce") in controls["metric"].options
+    controls["metric"].value = "mce"
+    assert ", MCE " in box.numbers.value and ", ECE " not in box.numbers.value
     controls["details"].value = True
     assert len(box.pictures.children) == 2
     controls["profile"].value = "paper"   # no results there: one line, no traceback, the picker stays
@@ -120,3 +123,20 @@ def test_a_users_registered_profile_is_a_choice_of_the_explorer(tmp_path, monkey
     assert ("mine (no results)", "mine") not in profile_options()
     load_profile(str(mine))   # what setup(profile="…/mine.yaml") does in the notebook
     assert ("mine (no results)", "mine") in profile_options()
+
+
+def test_the_metric_beside_accuracy_is_chosen_among_the_registered_ones(synthetic_study) -> None:
+    from reprolib.plots.explorer import metric_choices
+
+    _, ledger = synthetic_study
+    assert metric_choices(ledger) == [("ECE", "ece"), ("MCE", "mce"), ("NLL", "nll"), ("Brier score", "brier")]
+    filled = ledger.assign(classwise_ece=ledger["ece"] / 2)   # after --recompute-metrics
+    assert metric_choices(filled)[-1] == ("classwise ECE", "classwise_ece")
+    cell = ledger[(ledger["target"] == "glyphs") & (ledger["arm"] == "lp") & (ledger["n_shot"] == 5)]
+    expected = t_interval(cell[cell["ticket_kind"] == "random"].sort_values("seed")["mce"])
+    line = compare_summary(ledger, "glyphs", "lp", 5, "imp:0", "random:4", metric="mce")
+    assert line.endswith(f"MCE {expected.mean:.3f} [95% CI {expected.low:.3f}, {expected.high:.3f}] (n=2)")
+    fig = compare_panel(filled, "glyphs", "lp", 5, "imp:0", "random:4", metric="classwise_ece")
+    assert fig.axes[1].get_title() == "classwise ECE (lower = better calibrated)"
+    with pytest.raises(ReprolibError, match="explorer metric 'adaptive_ece'.*valid choices.*ece"):
+        comparison(ledger, "glyphs", "lp", 5, metric="adaptive_ece")   # no values in this ledger

@@ -173,3 +173,81 @@ def test_fpr_at_95_tpr_hand_examples():
         metrics.fpr_at_95_tpr(torch.tensor([float("nan")]), torch.tensor([1.0]))
     with pytest.raises(ReprolibError, match="1-D"):
         metrics.ood_auroc(torch.ones(2, 2), torch.ones(3))
+
+
+# ----------------------------------------------------------------------------- adaptive and classwise ECE
+
+def test_adaptive_ece_hand_examples():
+    # sorted confidences 0.5 (wrong), 0.85 (wrong), 0.88 (right), 0.9 (right)
+    assert metrics.adaptive_ece(HAND_PROBS, HAND_LABELS, n_bins=1) == pytest.approx(abs(0.5 - 0.7825), abs=1e-12)
+    assert metrics.adaptive_ece(HAND_PROBS, HAND_LABELS, n_bins=2) == pytest.approx(
+        0.5 * 0.675 + 0.5 * 0.11, abs=1e-12)
+    # N = 4 < 15 bins: each sample alone in a bin, so the mean of |correct - confidence|
+    assert metrics.adaptive_ece(HAND_PROBS, HAND_LABELS) == pytest.approx((0.1 + 0.85 + 0.12 + 0.5) / 4, abs=1e-12)
+    # N = 4 in 3 bins: sizes 1, 1, 2 (floor(b N / 3) starts), the larger bin last
+    probs = torch.tensor([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.8, 0.2]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 0, 0])     # confidences 0.9 ok, 0.7 wrong, 0.6 ok, 0.8 ok
+    assert metrics.adaptive_ece(probs, labels, n_bins=3) == pytest.approx(0.25 * 0.4 + 0.25 * 0.7 + 0.5 * 0.15,
+                                                                          abs=1e-12)
+
+
+def test_adaptive_ece_ties_keep_the_sample_order():
+    probs = torch.tensor([[0.6, 0.4]] * 3, dtype=torch.float64)   # three equal confidences, 2 bins of 1 and 2
+    assert metrics.adaptive_ece(probs, torch.tensor([0, 1, 0]), n_bins=2) == pytest.approx(0.4 / 3 + 2 / 3 * 0.1)
+    assert metrics.adaptive_ece(probs, torch.tensor([1, 0, 0]), n_bins=2) == pytest.approx(0.6 / 3 + 2 / 3 * 0.4)
+    assert metrics.adaptive_ece(probs, torch.tensor([0, 1, 0]), n_bins=1) == pytest.approx(abs(2 / 3 - 0.6))
+
+
+def test_classwise_ece_hand_examples():
+    # class 0: p0 = .9 .85 .04 .5 (labels 1 0 0 0), each in its own bin: (.1 + .85 + .04 + .5) / 4
+    # class 1: p1 = .05 .1 .88 .3 (labels 0 1 1 0), own bins: (.05 + .9 + .12 + .3) / 4
+    # class 2: p2 = .05 .05 .08 .2 (labels 0 0 0 1): the two .05 share bin 0: (2 * .05 + .08 + .8) / 4
+    expected = ((0.1 + 0.85 + 0.04 + 0.5) / 4 + (0.05 + 0.9 + 0.12 + 0.3) / 4 + (0.1 + 0.08 + 0.8) / 4) / 3
+    assert expected == pytest.approx(0.32)
+    assert metrics.classwise_ece(HAND_PROBS, HAND_LABELS) == pytest.approx(expected, abs=1e-12)
+    # one bin: mean over classes of |mean p_k - share of class k|
+    assert metrics.classwise_ece(HAND_PROBS, HAND_LABELS, n_bins=1) == pytest.approx(
+        (abs(0.5725 - 0.25) + abs(0.3325 - 0.5) + abs(0.095 - 0.25)) / 3, abs=1e-12)
+
+
+def _calibrated(n: int, k: int, seed: int, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities and labels drawn from them (perfectly calibrated), optionally re-sharpened after."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, k, generator=g, dtype=torch.float64) * 2.0
+    labels = torch.multinomial(logits.softmax(1), 1, generator=g).squeeze(1)
+    return (logits / temperature).softmax(1), labels
+
+
+@pytest.mark.parametrize("fn", [metrics.adaptive_ece, metrics.classwise_ece])
+def test_new_eces_are_near_zero_when_calibrated_and_grow_when_overconfident(fn):
+    probs, labels = _calibrated(40_000, 5, seed=11)
+    assert 0.0 <= fn(probs, labels) < 0.01
+    sharp, labels = _calibrated(40_000, 5, seed=11, temperature=0.3)
+    assert fn(sharp, labels) > 0.05
+    assert fn(sharp, labels) <= 1.0
+
+
+def test_new_eces_agree_with_their_definitions_on_random_cases():
+    for _, probs, labels in _random_cases():
+        probs = probs.double()
+        # a class permutation does not change classwise ECE; adaptive ECE with one bin is |acc - mean conf|
+        perm = torch.randperm(probs.shape[1], generator=torch.Generator().manual_seed(0))
+        inverse = torch.argsort(perm)
+        assert metrics.classwise_ece(probs[:, perm], inverse[labels]) == pytest.approx(
+            metrics.classwise_ece(probs, labels), abs=1e-12)
+        conf, pred = probs.max(1)
+        assert metrics.adaptive_ece(probs, labels, n_bins=1) == pytest.approx(
+            abs(float((pred == labels).double().mean()) - float(conf.mean())), abs=1e-12)
+        # with N bins every sample is alone: the mean |correct - confidence|
+        assert metrics.adaptive_ece(probs, labels, n_bins=len(labels)) == pytest.approx(
+            float(((pred == labels).double() - conf).abs().mean()), abs=1e-12)
+
+
+@pytest.mark.parametrize("fn", [metrics.adaptive_ece, metrics.classwise_ece])
+def test_new_eces_refuse_logits_and_bad_bins(fn):
+    with pytest.raises(ReprolibError, match=f"{fn.__name__} expects probabilities.*softmax"):
+        fn(torch.tensor([[2.0, 1.0, 0.2]]), torch.tensor([0]))
+    with pytest.raises(ReprolibError, match="n_bins must be >= 1"):
+        fn(torch.tensor([[0.5, 0.5]]), torch.tensor([0]), n_bins=0)
+    with pytest.raises(ReprolibError, match="label 3"):
+        fn(torch.tensor([[0.5, 0.5]]), torch.tensor([3]))

@@ -1,4 +1,5 @@
-"""Calibration figures: ECE/MCE/NLL/Brier vs sparsity, reliability diagrams, legacy "ECE".
+"""Calibration figures: the registered calibration metrics (ECE, MCE, NLL, Brier, adaptive and
+classwise ECE; reprolib.metric_registry) vs sparsity, reliability diagrams, legacy "ECE".
 
 Reliability diagrams are drawn from the bins stored in each record (metrics.reliability_bins:
 counts, mean confidence and accuracy per equal-width bin), decoded from the ledger.
@@ -14,21 +15,22 @@ from matplotlib.figure import Figure
 from reprolib.errors import ReprolibError
 from reprolib.ledger import reliability
 from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, METRIC_LABELS, REFERENCE, arm_color, density_lines,
-                                   interval_yerr, network_name, ordered, require, shot_label, summarize, trend_rows)
-
-CALIBRATION_METRICS = ["ece", "mce", "nll", "brier"]
+                                   interval_yerr, network_name, ordered, require, shot_label, shown_metrics,
+                                   summarize, trend_rows)
 
 
 def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None,
-                            metrics: list[str] = CALIBRATION_METRICS) -> Figure | None:
+                            metrics: list[str] | None = None) -> Figure | None:
     """Each calibration metric vs density (IMP levels, or a study's one-shot networks), rows =
     targets, one line per arm: means over seeds with their 95% t intervals as error bars; None
-    without such runs at `n_shot`."""
+    without such runs at `n_shot`. Default metrics: the registered ones shown in the calibration
+    figure that the ledger holds (reprolib.metric_registry)."""
+    metrics = shown_metrics(ledger, "calibration_figure") if metrics is None else metrics
     require(ledger, ["target", "arm", "ticket_kind", "density", "n_shot", *metrics], "calibration_vs_sparsity")
     rows = trend_rows(ledger[ledger["n_shot"] == n_shot])
     if arms is not None:
         rows = rows[rows["arm"].isin(arms)]
-    if rows.empty:
+    if rows.empty or not metrics:
         return None
     targets = sorted(rows["target"].unique())
     fig = Figure(figsize=(3.2 * len(metrics), 2.8 * len(targets)), layout="constrained")

@@ -23,6 +23,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from reprolib.errors import ReprolibError
+from reprolib.metric_registry import entries as metric_entries
+from reprolib.metric_registry import names as metric_names
 from reprolib.records import atomic_write_bytes
 from reprolib.stats import t_interval
 from reprolib.transfer import registry as method_registry
@@ -33,8 +35,14 @@ ARM_ORDER = [arm.name for arm in method_registry.arms()]
 PALETTE = {arm.name: arm.color for arm in method_registry.arms()}
 ARM_LABELS = {arm.name: arm.label for arm in method_registry.arms()}
 KIND_MARKERS = {"imp": "o", "magnitude": "s", "random": "X", "imported": "D"}   # imported: at its measured density
-METRIC_LABELS = {"accuracy": "accuracy (%)", "ece": "ECE", "mce": "MCE", "nll": "NLL",
-                 "brier": "Brier score", "legacy_rlt_ece": "legacy RLT \"ECE\""}
+# Each registered metric's display name, with "(%)" for a percentage (reprolib.metric_registry).
+METRIC_LABELS = {m.name: m.display + (" (%)" if m.unit == "%" else "") for m in metric_entries()}
+
+
+def shown_metrics(ledger: pd.DataFrame, place: str) -> list[str]:
+    """The registered metrics shown in `place` that the ledger has a value of (a ledger written
+    before a metric was registered, and not recomputed, lacks its column or leaves it empty)."""
+    return [name for name in metric_names(place=place) if name in ledger and ledger[name].notna().any()]
 
 
 def ordered(values: list[str], order: list[str]) -> list[str]:

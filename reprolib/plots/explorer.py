@@ -4,10 +4,12 @@ A network is one (ticket kind, level, imported name) of the ledger: the dense mo
 0), IMP tickets, magnitude and random baselines, one-shot pruned networks of a pretrained
 backbone, imported tickets. `explorer_choices` lists what a ledger holds; `comparison` takes
 two networks on one target, arm and number of shots and gives, per network, each seed's
-accuracy and ECE, their mean with its 95% t interval (reprolib.stats.t_interval) and the
-reliability bins pooled over seeds; `compare_summary` says it in one line and `compare_panel`
-draws it: accuracy and ECE (seeds as points, mean and interval) beside the two reliability
-diagrams. The one-run panel (prompt, label map) is `explorer_run.explorer_panel`.
+accuracy and one calibration metric (default ECE; the choices are the registered metrics shown
+in the explorer that the ledger holds, reprolib.metric_registry), their mean with its 95% t
+interval (reprolib.stats.t_interval) and the reliability bins pooled over seeds;
+`compare_summary` says it in one line and `compare_panel` draws it: accuracy and the metric
+(seeds as points, mean and interval) beside the two reliability diagrams. The one-run panel
+(prompt, label map) is `explorer_run.explorer_panel`.
 
 Everything comes from the ledger, so a redraw costs only the drawing.
 """
@@ -22,9 +24,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reprolib.errors import ReprolibError
+from reprolib.errors import ReprolibError, check_choice
+from reprolib.metric_registry import get as get_metric
 from reprolib.plots.calibration import ECE_NOTE, add_reliability_legend, draw_reliability
-from reprolib.plots.common import shot_label
+from reprolib.plots.common import shot_label, shown_metrics
 from reprolib.plots.explorer_run import explorer_panel, select_run  # noqa: F401  (the explorer's one-run view)
 from reprolib.stats import t_interval
 from reprolib.transfer import registry as method_registry
@@ -89,6 +92,12 @@ def explorer_choices(ledger: pd.DataFrame) -> dict[str, list]:
             "n_shot": sorted((int(v) for v in ledger["n_shot"].unique()), key=lambda n: (n < 0, n))}
 
 
+def metric_choices(ledger: pd.DataFrame) -> list[tuple[str, str]]:
+    """(display name, name) of the metrics the explorer can show beside accuracy: the registered
+    ones shown in the explorer that this ledger holds (ECE first)."""
+    return [(get_metric(name).display, name) for name in shown_metrics(ledger, "explorer")]
+
+
 def pooled_reliability(cells: list[str]) -> dict[str, list] | None:
     """Reliability bins pooled over runs (the ledger's JSON cells): counts summed, accuracy and
     confidence weighted by each bin's count."""
@@ -106,29 +115,32 @@ def pooled_reliability(cells: list[str]) -> dict[str, list] | None:
 
 @dataclass(frozen=True)
 class NetworkRuns:
-    """One network's runs in a cell: label, density, seeds, per-seed metrics, intervals, pooled bins."""
+    """One network's runs in a cell: label, seeds, per-seed accuracy and `metric` (its `values`),
+    their intervals, pooled bins."""
 
     key: str
     label: str
     seeds: list[int]
     accuracy: list[float]
-    ece: list[float]
+    values: list[float]
     reliability: dict[str, list] | None
+    metric: str = "ece"
 
     @property
     def accuracy_interval(self):
         return t_interval(self.accuracy)
 
     @property
-    def ece_interval(self):
-        return t_interval(self.ece)
+    def values_interval(self):
+        return t_interval(self.values)
 
 
 def comparison(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, network_a: str = DENSE,
-               network_b: str | None = None) -> list[NetworkRuns]:
+               network_b: str | None = None, metric: str = "ece") -> list[NetworkRuns]:
     """Both networks' runs on this target, arm and shots; a one-line error names what is missing.
 
     Many parameters because each explorer control selects one of them."""
+    check_choice("explorer metric", metric, shown_metrics(ledger, "explorer"))
     labels = dict((key, label) for label, key in networks(ledger))
     network_b = network_b or list(labels)[-1]
     cell = ledger[(ledger["target"] == target) & (ledger["arm"] == arm) & (ledger["n_shot"] == n_shot)]
@@ -143,7 +155,7 @@ def comparison(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, network
             raise ReprolibError(f"{labels[key]} has no run for {target} · {arm} · {shot_label(n_shot)}; "
                                 f"networks with runs there: {have}")
         out.append(NetworkRuns(key, labels[key], [int(s) for s in runs["seed"]], runs["accuracy"].tolist(),
-                               runs["ece"].tolist(), pooled_reliability(runs["reliability"].tolist())))
+                               runs[metric].tolist(), pooled_reliability(runs["reliability"].tolist()), metric))
     return out
 
 
@@ -155,23 +167,25 @@ def _interval_text(interval, scale: float, digits: int, unit: str = "") -> str:
 
 
 def compare_summary(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, network_a: str = DENSE,
-                    network_b: str | None = None) -> str:
+                    network_b: str | None = None, metric: str = "ece") -> str:
     """'digits · vp/ilm · 5-shot | dense: accuracy 45.8% [95% CI ...] (n=3), ECE ... | <B>: ...'.
 
     Many parameters because each explorer control selects one of them."""
-    runs = comparison(ledger, target, arm, n_shot, network_a, network_b)
+    runs = comparison(ledger, target, arm, n_shot, network_a, network_b, metric)
+    display = get_metric(metric).display
     parts = [f"{r.label}: accuracy {_interval_text(r.accuracy_interval, 100, 1, '%')}, "
-             f"ECE {_interval_text(r.ece_interval, 1, 3)}" for r in runs]
+             f"{display} {_interval_text(r.values_interval, 1, 3)}" for r in runs]
     return " | ".join([f"{target} · {arm} · {shot_label(n_shot)}", *parts])
 
 
-def _seed_strip(ax: Axes, runs: list[NetworkRuns], metric: str, scale: float) -> None:
-    """Each seed as a point, the mean as a bar across, the 95% t interval as an error bar."""
+def _seed_strip(ax: Axes, runs: list[NetworkRuns], field: str, scale: float) -> None:
+    """Each seed as a point, the mean as a bar across, the 95% t interval as an error bar;
+    `field` is "accuracy" or "values" (the chosen metric)."""
     for x, (run, color) in enumerate(zip(runs, COLORS)):
-        values = scale * np.asarray(getattr(run, metric), dtype=float)
+        values = scale * np.asarray(getattr(run, field), dtype=float)
         offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
         ax.scatter(x + offsets, values, color=color, s=22, alpha=0.75, zorder=3, label="a seed" if x == 0 else None)
-        interval = getattr(run, f"{metric}_interval")
+        interval = getattr(run, f"{field}_interval")
         ax.hlines(scale * interval.mean, x - 0.28, x + 0.28, color="black", linewidth=2,
                   label="mean" if x == 0 else None)
         if interval.n >= 2:
@@ -180,22 +194,25 @@ def _seed_strip(ax: Axes, runs: list[NetworkRuns], metric: str, scale: float) ->
                         color="black", capsize=6, linewidth=1.2, label="95% t interval" if x == 0 else None)
     ax.set_xticks([0, 1], [r.label.replace(" (", "\n(") for r in runs], fontsize=8)
     ax.set_xlim(-0.6, 1.6)
-    ax.set_title("accuracy (%)" if metric == "accuracy" else "ECE (lower = better calibrated)", fontsize=9)
+    chosen = get_metric(runs[0].metric)
+    better = "lower = better calibrated" if chosen.direction == "lower" else f"{chosen.direction} = better"
+    ax.set_title("accuracy (%)" if field == "accuracy" else f"{chosen.display} ({better})", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
 
 
 def compare_panel(ledger: pd.DataFrame, target: str, arm: str, n_shot: int, network_a: str = DENSE,
-                  network_b: str | None = None) -> Figure:
-    """Accuracy and ECE (every seed, mean, 95% interval) beside both reliability diagrams (pooled over seeds).
+                  network_b: str | None = None, metric: str = "ece") -> Figure:
+    """Accuracy and `metric` (default ECE; every seed, mean, 95% interval) beside both reliability
+    diagrams (pooled over seeds).
 
     A fixed grid, not constrained layout: the explorer redraws this on every change and the
     layout solver was most of the time. Many parameters because each explorer control selects one."""
-    runs = comparison(ledger, target, arm, n_shot, network_a, network_b)
+    runs = comparison(ledger, target, arm, n_shot, network_a, network_b, metric)
     fig = Figure(figsize=(14, 5.2))
     grid = fig.add_gridspec(2, 4, height_ratios=[3, 1], left=0.05, right=0.99, top=0.86, bottom=0.3,
                             wspace=0.3, hspace=0.08)
-    for column, metric, scale in ((0, "accuracy", 100.0), (1, "ece", 1.0)):
-        _seed_strip(fig.add_subplot(grid[:, column]), runs, metric, scale)
+    for column, field, scale in ((0, "accuracy", 100.0), (1, "values", 1.0)):
+        _seed_strip(fig.add_subplot(grid[:, column]), runs, field, scale)
     fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="lower left", bbox_to_anchor=(0.05, 0.02),
                ncols=3, fontsize=8)
     diagram = fig.add_subplot(grid[0, 2])

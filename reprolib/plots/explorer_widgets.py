@@ -2,7 +2,8 @@
 
 `open_study(profile)` reads a profile's ledger, or says in one line what to run when it has
 none (no traceback: the profile picker stays usable). `explorer_widgets(study)` builds the
-controls (profile, target, arm, shots, network A, network B, one run's details), a numbers
+controls (profile, target, arm, shots, network A, network B, the metric beside accuracy: the
+registered ones the ledger holds, one run's details), a numbers
 line, a busy sign and the figure, and redraws on every change: the busy sign shows while
 drawing and then the time the redraw took. The figure is rendered here to PNG once per
 redraw (no pyplot state), so what the time measures is what the user waits for.
@@ -22,10 +23,11 @@ from reprolib import paths
 from reprolib.config import Profile, load_profile, profile_names
 from reprolib.errors import ReprolibError
 from reprolib.ledger import load_ledger
-from reprolib.plots.explorer import DENSE, compare_panel, compare_summary, explorer_choices
+from reprolib.plots.explorer import DENSE, compare_panel, compare_summary, explorer_choices, metric_choices
 from reprolib.plots.explorer_run import explorer_panel
 
 BUSY = "⏳ redrawing…"
+PICKED = ("target", "arm", "n_shot", "a", "b", "metric")   # the controls a redraw reads
 
 
 @dataclass
@@ -81,9 +83,9 @@ def draw(study: Study, values: dict[str, Any], details: bool) -> tuple[str, list
     """The numbers line and the PNGs for the controls' values (a one-line error as the line)."""
     ledger = study.ledger
     try:
-        line = compare_summary(ledger, values["target"], values["arm"], values["n_shot"], values["a"], values["b"])
-        pictures = [render(compare_panel(ledger, values["target"], values["arm"], values["n_shot"], values["a"],
-                                         values["b"]))]
+        chosen = [values[k] for k in ("target", "arm", "n_shot", "a", "b", "metric")]
+        line = compare_summary(ledger, *chosen)
+        pictures = [render(compare_panel(ledger, *chosen))]
         if details:
             kind, _, level = values["b"].partition(":")
             if kind != "imported":
@@ -110,6 +112,7 @@ def explorer_widgets(study: Study):
         "a": widgets.Dropdown(description="network A", layout=layout),
         "b": widgets.SelectionSlider(options=[("-", "")], description="network B", continuous_update=False,
                                      layout=widgets.Layout(width="640px")),
+        "metric": widgets.Dropdown(description="metric"),
         "details": widgets.Checkbox(value=False, description="one run of B: prompt and label map"),
     }
     numbers, busy = widgets.HTML(), widgets.Label()
@@ -125,7 +128,7 @@ def explorer_widgets(study: Study):
             return
         busy.value = BUSY
         started = time.perf_counter()
-        values = {k: controls[k].value for k in ("target", "arm", "n_shot", "a", "b")}
+        values = {k: controls[k].value for k in PICKED}
         line, pngs = draw(current, values, controls["details"].value)
         numbers.value = html.escape(line)
         pictures.children = [widgets.Image(value=png, format="png") for png in pngs]
@@ -135,16 +138,17 @@ def explorer_widgets(study: Study):
         """Set every control's options to the study's (no redraw while doing so), then draw once."""
         state["study"], state["hold"] = current, True
         try:
-            for key in ("target", "arm", "n_shot", "a", "b"):
+            for key in PICKED:
                 controls[key].disabled = current.ledger is None
             if current.ledger is None:
                 numbers.value, pictures.children, busy.value = html.escape(current.message), [], ""
                 return
-            choices = explorer_choices(current.ledger)
-            for key in ("target", "arm"):
+            choices = {**explorer_choices(current.ledger), "metric": metric_choices(current.ledger)}
+            for key in ("target", "arm", "metric"):
                 before = controls[key].value
                 controls[key].options = choices[key]
-                controls[key].value = before if before in choices[key] else choices[key][0]
+                values = [c[1] if isinstance(c, tuple) else c for c in choices[key]]
+                controls[key].value = before if before in values else values[0]
             controls["n_shot"].options = [("full data" if n < 0 else f"{n}-shot", n) for n in choices["n_shot"]]
             controls["n_shot"].value = choices["n_shot"][-1]
             controls["a"].options = choices["network"]
@@ -157,11 +161,12 @@ def explorer_widgets(study: Study):
         redraw()
 
     controls["profile"].observe(lambda change: offer(open_study(change["new"])), names="value")
-    for key in ("target", "arm", "n_shot", "a", "b", "details"):
+    for key in (*PICKED, "details"):
         controls[key].observe(redraw, names="value")
     offer(study)
     rows = [widgets.HBox([controls["profile"], controls["target"], controls["arm"], controls["n_shot"]]),
-            widgets.HBox([controls["a"], controls["b"]]), widgets.HBox([controls["details"], busy]), numbers, pictures]
+            widgets.HBox([controls["a"], controls["b"], controls["metric"]]), widgets.HBox([controls["details"], busy]),
+            numbers, pictures]
     box = widgets.VBox(rows)
     box.controls, box.numbers, box.busy, box.pictures = controls, numbers, busy, pictures   # for tests
     return box

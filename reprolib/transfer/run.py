@@ -31,7 +31,7 @@ from reprolib.data import capped_warning, effective_shots, few_shot_indices, get
 from reprolib.data.registry import info, names
 from reprolib.devices import device_name, resolve_device
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.metrics import calibration_summary
+from reprolib.metric_registry import compute_metrics
 from reprolib.models.registry import get_spec
 from reprolib.protocols import eval_schedule, get_protocol
 from reprolib.records import build_record, record_id, verified_record, write_run_files
@@ -42,7 +42,7 @@ from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.inputs import predict
-from reprolib.transfer.ood_eval import ood_detection, ood_images, ood_logits, ood_partners
+from reprolib.transfer.ood_eval import ood_images, ood_logits, ood_partners
 from reprolib.transfer.registry import build_method
 from reprolib.transfer.registry import get as get_method
 from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
@@ -202,13 +202,11 @@ def run_scores(cfg: TransferConfig, profile, method: TransferMethod, test: tuple
 
 
 def scores_metrics(scores: SavedScores, config: dict[str, Any]) -> dict[str, Any]:
-    """The record's metrics from a run's saved scores and its config: the calibration summary of
-    the test logits (the legacy RLT "ECE" at the batch RLT logged with, docs/methods.md s.9, not
-    our test batch) and OOD detection by the trained model."""
-    metrics = calibration_summary(scores.test_logits, scores.test_labels,
-                                  legacy_batch_size=config["legacy_ece_batch"])
-    metrics["ood"] = ood_detection(scores.test_logits, scores.ood_logits)
-    return metrics
+    """The record's metrics from a run's saved scores and its config: every registered metric
+    (reprolib.metric_registry), i.e. the calibration summary of the test logits (the legacy RLT
+    "ECE" at the batch RLT logged with, docs/methods.md s.9, not our test batch), OOD detection
+    by the trained model, adaptive and classwise ECE."""
+    return compute_metrics(scores, config)
 
 
 def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: TargetData, backbone) -> dict:

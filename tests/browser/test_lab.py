@@ -43,7 +43,9 @@ EXECUTED = "notebooks/executed/embedded/05_calibration.ipynb"
 WIRING_FILE = "reprolib/plots/explorer_widgets.py"
 WIRING = 'for key in ("target", "arm", "n_shot", "a", "b", "details"):'
 SABOTAGED = 'for key in ("target", "arm", "n_shot", "a", "details"):'
-NUMBERS = re.compile(r"accuracy \d+\.\d% (\[95% CI -?\d+\.\d, -?\d+\.\d\] \(n=\d+\)|\(one run\)), ECE \d\.\d{3}")
+# accuracy, then the metric picked beside it (ECE by default; reprolib.plots.explorer.metric_choices)
+NUMBERS = re.compile(r"accuracy \d+\.\d% (\[95% CI -?\d+\.\d, -?\d+\.\d\] \(n=\d+\)|\(one run\)), "
+                     r"[A-Za-z ]*(ECE|MCE|NLL|Brier score) \d+\.\d{3}")
 
 if os.environ.get("REPROLIB_BROWSER_TEST") != "1":
     pytest.skip("browser test: run it with `make test-browser` (JupyterLab in headless chromium)",
@@ -173,7 +175,7 @@ def _text(shown: str) -> str:
 def _expected(clone: Path, profile: str, page) -> str:
     """compare_summary for the values the controls show, computed here from the same ledger."""
     from reprolib.ledger import load_ledger   # the checkout's code: the clone's, committed
-    from reprolib.plots.explorer import compare_summary, networks
+    from reprolib.plots.explorer import compare_summary, metric_choices, networks
 
     ledger = load_ledger(clone / "artifacts" / profile)
     selects = page.locator(".widget-dropdown select")
@@ -181,7 +183,8 @@ def _expected(clone: Path, profile: str, page) -> str:
     keys = {label: key for label, key in networks(ledger)}
     shots = -1 if chosen[3] == "full data" else int(chosen[3].split("-")[0])
     b = _text(page.locator(".widget-slider .widget-readout").first.inner_text())
-    return compare_summary(ledger, chosen[1], chosen[2], shots, keys[chosen[4]], keys[b])
+    metric = dict(metric_choices(ledger))[chosen[5]]   # the dropdown shows display names
+    return compare_summary(ledger, chosen[1], chosen[2], shots, keys[chosen[4]], keys[b], metric)
 
 
 def test_landing_on_the_index_and_following_it_to_the_explorer(served, page) -> None:
@@ -218,7 +221,7 @@ def test_landing_on_the_index_and_following_it_to_the_explorer(served, page) -> 
     assert _state(page)[0] == _expected(clone, profile, page)
 
     selects = page.locator(".widget-dropdown select")
-    for index, name in ((1, "target"), (2, "arm"), (3, "shots"), (4, "network A")):
+    for index, name in ((1, "target"), (2, "arm"), (3, "shots"), (4, "network A"), (5, "metric")):
         options = selects.nth(index).locator("option").all_inner_texts()
         if len(options) < 2:
             continue
