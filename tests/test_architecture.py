@@ -235,3 +235,47 @@ def test_no_oversized_function_without_a_reason():
     print("\n".join(map(str, offenders)))
     assert not offenders, f"{len(offenders)} functions over {MAX_FUNCTION_LINES} lines or {MAX_PARAMETERS} " \
                           f"parameters without a reason:\n" + "\n".join(map(str, offenders))
+
+
+def room_of(module: str) -> str | None:
+    """The room a module sits in: its top-level module or subpackage (None for the package itself)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def room_floors() -> dict[str, int]:
+    """Room -> floor: 1 for a room that imports no other room, else one above the highest it imports."""
+    rooms: dict[str, set[str]] = {}
+    for module, imported in import_graph().items():
+        room = room_of(module)
+        if room is not None:
+            rooms.setdefault(room, set()).update(r for r in map(room_of, imported) if r not in (None, room))
+    floors: dict[str, int] = {}
+
+    def floor(room: str) -> int:
+        if room not in floors:
+            floors[room] = 1 + max((floor(r) for r in rooms[room]), default=0)
+        return floors[room]
+
+    for room in rooms:
+        floor(room)
+    return floors
+
+
+def floors_block() -> str:
+    """ARCHITECTURE.md's floors block: 'floor N  room room ...', top floor first."""
+    floors = room_floors()
+    lines = []
+    for level in sorted(set(floors.values()), reverse=True):
+        rooms = sorted(r for r, f in floors.items() if f == level)
+        lines.append(f"floor {level}  " + " ".join(f"{r}.py" if (PACKAGE / f"{r}.py").is_file() else f"{r}/" for r in rooms))
+    return "\n".join(lines)
+
+
+def test_the_floors_below_are_the_code_s() -> None:
+    """ARCHITECTURE.md's "Who imports whom" block is what the imports say now."""
+    text = (REPO / "ARCHITECTURE.md").read_text()
+    marker = "<!-- floors: generated from the imports; keep in sync with tests/test_architecture.py -->\n```\n"
+    assert marker in text, "ARCHITECTURE.md lost its floors block"
+    written = text.split(marker, 1)[1].split("\n```", 1)[0]
+    assert written == floors_block(), "ARCHITECTURE.md's floors are stale; paste floors_block():\n" + floors_block()
