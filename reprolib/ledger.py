@@ -346,6 +346,11 @@ def run(args: argparse.Namespace) -> int:
         report = recompute_runs(runs, read_records(runs))
         print("\n".join(report.lines()))
         ok = report.ok
+    runs = paths.runs_dir(artifacts)
+    if paths.ledger_file(artifacts).is_file() and not any(runs.glob("*.json") if runs.is_dir() else ()):
+        # a shipped ledger without its run records (a fresh clone) must not be rebuilt as empty
+        raise ReprolibError(f"no run records under {runs}, so the ledger {paths.ledger_file(artifacts)} is kept as "
+                            f"it is; valid: run the sweep first (python -m reprolib sweep --profile {args.profile})")
     frame = update_ledger(artifacts)
     print(f"ledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
     return 0 if ok else 1

@@ -119,3 +119,13 @@ def test_a_download_that_does_not_import_is_removed(capsys, home):
     line = one_line_error(["tickets", "fetch", "str-resnet50-81", "--profile", "smoke", "--url", url], capsys, home)
     assert "downloads/str-resnet50-81.pth: not a PyTorch checkpoint" in line
     assert not list(home.rglob("downloads/*"))
+
+
+def test_a_shipped_ledger_without_its_run_records_is_not_rebuilt_as_empty(capsys, home):
+    """A fresh clone holds the studies' ledger.csv but not their runs: `ledger` must keep it."""
+    artifacts = home / "shipped"
+    artifacts.mkdir()
+    (artifacts / "ledger.csv").write_text("id,accuracy\nabc,0.5\n")
+    line = one_line_error(["ledger", "--profile", "smoke", "--artifacts", str(artifacts)], capsys, home)
+    assert "is kept as it is" in line and "run the sweep first" in line
+    assert (artifacts / "ledger.csv").read_text() == "id,accuracy\nabc,0.5\n"
