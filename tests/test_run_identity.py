@@ -17,12 +17,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SMOKE = Path(__file__).parents[1] / "reprolib" / "profiles" / "smoke.yaml"
 
 
-@pytest.fixture
-def own_smoke(tmp_path):
-    """The name of a copy of the smoke profile whose artifacts (tickets, runs) are this test's own,
-    with the dense model and IMP level 1 made."""
+@pytest.fixture(scope="module")
+def own_smoke(tmp_path_factory):
+    """A copy of the smoke profile whose artifacts (tickets, runs) are this module's own, with the
+    dense model and IMP level 1 made (each test compares ids before and after its own change)."""
     from reprolib.config import load_profile
     from reprolib.sparsity import make_tickets
+
+    tmp_path = tmp_path_factory.mktemp("own_smoke")
 
     text = SMOKE.read_text().replace("profile: smoke", "profile: smoke_identity")
     text = text.replace("artifacts: artifacts/smoke", f"artifacts: {tmp_path / 'artifacts'}")
