@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from disk_faults import FullDisk
+from smoke_runs import one_smoke_run
 from reprolib import records
 from reprolib.errors import ReprolibError
 from reprolib.sparsity import masks as M
@@ -25,19 +26,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def lp_record(tmp_path_factory):
     """(config, folder) of one real smoke LP run (1 epoch, full data) whose record tests corrupt copies of."""
-    from reprolib.config import load_profile
-    from reprolib.sparsity import make_tickets
-    from reprolib.sparsity.masks import is_complete, ticket_dir
-    from reprolib.transfer.config import TransferConfig
-    from reprolib.transfer.run import run_transfer
-
-    profile = load_profile("smoke")
-    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
-        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
     folder = tmp_path_factory.mktemp("lp_record")
-    cfg = TransferConfig(profile="smoke", target="digits", method="lp", n_shot=-1, epochs=1, device="cpu",
-                         results_path=str(folder), progress=False)
-    run_transfer(cfg)
+    cfg, _ = one_smoke_run(folder, "lp", -1)
     return cfg, folder
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from smoke_runs import one_smoke_run
 
 from reprolib.errors import ReprolibError
 from reprolib.saved_scores import SavedScores, load_scores, scores_path
@@ -15,20 +16,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def vp_run(tmp_path_factory):
-    """(record, runs folder) of one real smoke VP run (1 epoch, 5-shot) on a fresh dense model."""
-    from reprolib.config import load_profile
-    from reprolib.sparsity import make_tickets
-    from reprolib.sparsity.masks import is_complete, ticket_dir
-    from reprolib.transfer.config import TransferConfig
-    from reprolib.transfer.run import run_transfer
-
-    profile = load_profile("smoke")
-    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
-        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
+    """(record, runs folder) of one real smoke VP run (1 epoch, 5-shot)."""
     folder = tmp_path_factory.mktemp("scores")
-    cfg = TransferConfig(profile="smoke", target="digits", method="vp", n_shot=5, epochs=1, device="cpu",
-                         results_path=str(folder), progress=False)
-    return run_transfer(cfg), folder
+    _, record = one_smoke_run(folder, "vp", 5)
+    return record, folder
 
 
 def test_a_run_saves_its_test_and_ood_logits_beside_its_record(vp_run):
