@@ -21,6 +21,8 @@ import pandas as pd
 
 from reprolib.config import PROFILE_DIR, Profile, profile_path
 from reprolib.ledger import arm_name
+from reprolib.records import is_aside_file
+from reprolib.sparsity.identity import stale_network
 
 CELL = ["target", "arm", "network", "kind", "level"]
 COLUMNS = CELL + ["runs", "finished", "failed", "missing", "complete with"]
@@ -37,9 +39,13 @@ def _key(fields: Any) -> tuple:
 
 
 def run_states(runs: Path) -> dict[tuple, str]:
-    """Study key -> "finished" or "failed", from the records in a runs folder (unreadable ones skipped)."""
+    """Study key -> "finished" or "failed", from the records in a runs folder (unreadable ones, records
+    set aside, and records whose network has been remade since they ran are skipped: the sweep reruns
+    those)."""
     states: dict[tuple, str] = {}
     for path in sorted(Path(runs).glob("*.json")) if Path(runs).is_dir() else []:
+        if is_aside_file(path):
+            continue
         try:
             config = json.loads(path.read_text()).get("config")
         except (OSError, ValueError, AttributeError):
@@ -48,7 +54,7 @@ def run_states(runs: Path) -> dict[tuple, str]:
             key = _key(config)
             if path.name.endswith(FAILED_SUFFIX):
                 states.setdefault(key, "failed")
-            else:
+            elif stale_network(config, str(Path(runs).parent)) is None:
                 states[key] = "finished"   # a finished record wins over an old failure
     return states
 

@@ -75,6 +75,7 @@ def test_the_ledger_sets_aside_records_of_a_remade_network(own_smoke, capsys):
     """The issue's failure: after tickets are remade the ledger paired the new network's upstream
     accuracy with the old network's transfer numbers. Now those records are named and moved aside."""
     from reprolib.ledger import build_ledger
+    from reprolib.sweep_status import run_states
     from reprolib.transfer.run import run_transfer
 
     artifacts = own_smoke.path("artifacts")
@@ -82,6 +83,8 @@ def test_the_ledger_sets_aside_records_of_a_remade_network(own_smoke, capsys):
     old = [run_transfer(c)["id"] for c in configs]
     assert sorted(build_ledger(artifacts)["id"]) == sorted(old)
     _rewrite_weights(M.ticket_dir(artifacts, "imp", 1), lambda state: state["fc.bias"].add_(1.0))
+    states = run_states(artifacts / "runs")          # sweep_status: the level-1 runs are no longer finished
+    assert sorted(key[4] for key in states) == [0, 0]
     ledger = build_ledger(artifacts)
     assert sorted(ledger["id"]) == sorted(i for i, c in zip(old, configs) if c.level == 0)
     assert capsys.readouterr().err.count("has been remade since the run") == 2
