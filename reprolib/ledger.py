@@ -203,7 +203,8 @@ def tickets_table(artifacts: Path) -> pd.DataFrame:
     """One row per ticket folder: kind, level, density, density_rlt, upstream_accuracy and
     agreement_with_dense (one-shot networks without upstream data: the share of the targets'
     test images on which their top-1 source class matches the dense network's; a proxy, not
-    an accuracy; empty for tickets that have none)."""
+    an accuracy; empty for tickets that have none). `path` is the folder relative to `artifacts`,
+    so the table is the same on every machine."""
     rows = []
     for folder in paths.ticket_dirs(artifacts):
         info = json.loads((folder / "sparsity.json").read_text())
@@ -212,7 +213,7 @@ def tickets_table(artifacts: Path) -> pd.DataFrame:
         rows.append({"ticket_kind": kind, "level": level,
                      "density": info.get("density"), "density_rlt": info.get("density_rlt"),
                      "upstream_accuracy": upstream, "agreement_with_dense": _agreement_of(info),
-                     "path": str(folder)})
+                     "path": folder.relative_to(artifacts).as_posix()})
     columns = ["ticket_kind", "level", "density", "density_rlt", "upstream_accuracy", "agreement_with_dense", "path"]
     return pd.DataFrame(rows, columns=columns).sort_values(["ticket_kind", "level"], ignore_index=True)
 
