@@ -23,6 +23,7 @@ from reprolib.labelmap import LABEL_MAPS
 from reprolib.protocols import Protocol
 from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
+from reprolib.prompts.kinds import get_kind
 from reprolib.transfer.prompting import PromptMethod, load_side, stored_size
 
 ROLES = ("probe", "prompt")   # MethodSpec.role: the two methods the paper's claims compare (LP, VP)
@@ -101,8 +102,11 @@ class MethodSpec:
         return self.families is None or family in self.families
 
 
-def _prompt(kind: str, summary: str, arms: tuple[Arm, ...], hparams: tuple[str, ...],
+def _prompt(kind: str, summary: str, arms: tuple[Arm, ...], hparams: tuple[str, ...] = (),
             role: str | None = None) -> MethodSpec:
+    """A prompt method; its hyperparameters are prompt_lr, `hparams`, and the augmentation fields
+    when its PromptKind augments."""
+    hparams = ("prompt_lr", *hparams, *(_AUGMENTED if get_kind(kind).augments else ()))
     return MethodSpec(name=kind, build=lambda ctx: PromptMethod(ctx, kind), input_prompt=True, needs_label_map=True,
                       groupable=True, shared_features=False, cost=prompt_cost,
                       prompt_size=lambda backbone, target: stored_size(kind, backbone, target), summary=summary,
@@ -127,15 +131,12 @@ _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
                arms=(Arm("lp", None, "LP", "#1f77b4"),), role="probe", hparams=("lp_lr",)),
     _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size",
             (Arm("vp", "ilm", "VP-ILM", "#d62728", short="pad", panel=0), Arm("vp", "flm", "VP-FLM", "#ff7f0e"),
-             Arm("vp", "rlm", "VP-RLM", "#e377c2")), ("prompt_lr",), role="prompt"),
+             Arm("vp", "rlm", "VP-RLM", "#e377c2")), role="prompt"),
     _prompt("smm", "sample-specific multi-channel masks (SMM)", _ilm_arm("smm", "SMM", "#2ca02c", 4),
-            ("prompt_lr", "generator_lr", "generator_lr_vit", *_AUGMENTED)),
-    _prompt("narrow", "watermark prompt, narrow frame", _ilm_arm("narrow", "narrow", "#9467bd", 1),
-            ("prompt_lr", *_AUGMENTED)),
-    _prompt("medium", "watermark prompt, medium frame", _ilm_arm("medium", "medium", "#8c564b", 2),
-            ("prompt_lr", *_AUGMENTED)),
-    _prompt("full", "watermark prompt over the whole image", _ilm_arm("full", "full", "#17becf", 3),
-            ("prompt_lr", *_AUGMENTED)),
+            ("generator_lr", "generator_lr_vit")),
+    _prompt("narrow", "watermark prompt, narrow frame", _ilm_arm("narrow", "narrow", "#9467bd", 1)),
+    _prompt("medium", "watermark prompt, medium frame", _ilm_arm("medium", "medium", "#8c564b", 2)),
+    _prompt("full", "watermark prompt over the whole image", _ilm_arm("full", "full", "#17becf", 3)),
 )}
 
 
