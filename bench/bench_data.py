@@ -173,7 +173,7 @@ def _host_share(name: str, method: str, root: Path, images: int, order: torch.Te
     order = order[order < len(train)]
     start, seen = time.perf_counter(), 0
     for begin in range(0, images, 128):
-        seen += len(train.gather(order[begin:begin + 128]))
+        seen += len(train.raw(order[begin:begin + 128]))   # uint8, as stored: no conversion on the host
     return seen / (time.perf_counter() - start)
 
 
@@ -220,7 +220,8 @@ def _rows(name: str, args: argparse.Namespace) -> list[str]:
     written = time.perf_counter() - start
     cache = _run_child("cache", name, args)
     rows = []
-    _emit(rows, f"| {name} | cache: decode + resize once ({', '.join(f'{m} {s}' for m, s in cache['sides'].items())}) "
+    asked = ", ".join(f"{m.upper()} at {sides['train']} px" for m, sides in cache["sides"].items())
+    _emit(rows, f"| {name} | cache: decode + resize once ({asked} asked) "
             f"| {cache['train']:,} / {cache['test']:,} | {cache['seconds']:.0f} s (files written in {written:.0f} s) | | |")
     for method in ("lp", "vp", "smm"):
         r = _run_child(method, name, args)
