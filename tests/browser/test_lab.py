@@ -41,8 +41,8 @@ SMOKE_ARTIFACTS = CHECKOUT / "artifacts" / "smoke"
 EXECUTED = "notebooks/executed/embedded/05_calibration.ipynb"
 # The line that wires the controls to the redraw; sabotage drops the network-B slider from it.
 WIRING_FILE = "reprolib/plots/explorer_widgets.py"
-WIRING = 'for key in ("target", "arm", "n_shot", "a", "b", "details"):'
-SABOTAGED = 'for key in ("target", "arm", "n_shot", "a", "details"):'
+WIRING = 'for key in (*PICKED, "details"):'
+SABOTAGED = 'for key in (*[k for k in PICKED if k != "b"], "details"):'
 # accuracy, then the metric picked beside it (ECE by default; reprolib.plots.explorer.metric_choices)
 NUMBERS = re.compile(r"accuracy \d+\.\d% (\[95% CI -?\d+\.\d, -?\d+\.\d\] \(n=\d+\)|\(one run\)), "
                      r"[A-Za-z ]*(ECE|MCE|NLL|Brier score) \d+\.\d{3}")
