@@ -227,7 +227,8 @@ def _timer(configs: list[Any]) -> Callable[[Any], float]:
 
 @contextlib.contextmanager
 def _sigterm_interrupts():
-    """SIGTERM stops the sweep as Ctrl-C does (in the main thread; elsewhere nothing changes)."""
+    """SIGTERM stops the sweep as Ctrl-C does, and so does SIGINT even when the sweep inherited it
+    ignored (in the main thread; elsewhere nothing changes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -236,10 +237,17 @@ def _sigterm_interrupts():
         raise KeyboardInterrupt
 
     before = signal.signal(signal.SIGTERM, interrupt)
+    # A sweep started from a script's background job inherits SIGINT ignored; an explicit SIGINT
+    # must still stop it (a handler already set, e.g. a Jupyter kernel's, is left as it is).
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, before)
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _settle(config: Any, outcome: dict | Raised, progress: _Progress | None = None) -> dict | Failure:

@@ -24,10 +24,12 @@ def _expected() -> int:
     return len(build_grid(load_profile("smoke")))
 
 
-def _start(results: Path, pause: float = 0.4, *args: str) -> subprocess.Popen:
+def _start(results: Path, pause: float = 0.4, *args: str, sigint_ignored: bool = False) -> subprocess.Popen:
+    """The sweep in its own process group; `sigint_ignored`: as a script's background job starts it."""
     env = {**os.environ, PAUSE_ENV: str(pause)}
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     return subprocess.Popen(command(results, "--workers", "2", *args), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=ignore)
 
 
 def _records(results: Path) -> list[Path]:
@@ -115,9 +117,10 @@ def _stop(sweep: subprocess.Popen, results: Path, signum: int) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_sweep_and_its_workers_within_seconds(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "background-job"])
+def test_ctrl_c_stops_the_sweep_and_its_workers_within_seconds(tmp_path: Path, capsys, sigint_ignored) -> None:
     results, expected = tmp_path / "runs", _expected()
-    sweep = _start(results, 1.0)
+    sweep = _start(results, 1.0, sigint_ignored=sigint_ignored)
     _wait_for(lambda: len(_records(results)) >= 2)
     _stop(sweep, results, signal.SIGINT)
     assert len(_records(results)) < expected
