@@ -94,6 +94,14 @@ def smoke_profile(tmp_path: Path):
     return load_profile("smoke", artifacts=str(tmp_path / "artifacts"), figures=str(tmp_path / "figures"))
 
 
+@pytest.fixture(scope="session")
+def smoke_upstream():
+    """The smoke profile with its dense upstream model made (tests/smoke_runs.py)."""
+    from smoke_runs import smoke_with_dense_model
+
+    return smoke_with_dense_model()
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test: on a shared, oversubscribed machine spinning threads are far slower."""

@@ -72,18 +72,6 @@ def test_pinned_numbers_do_not_depend_on_the_ambient_capability():
     assert pinned == avx2_machine
 
 
-@pytest.fixture(scope="module")
-def smoke_upstream():
-    from reprolib.config import load_profile
-    from reprolib.sparsity import make_tickets
-    from reprolib.sparsity.masks import is_complete, ticket_dir
-
-    profile = load_profile("smoke")
-    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
-        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
-    return profile
-
-
 @pytest.mark.parametrize("method", ["smm", "lp"])
 def test_the_same_run_under_1_and_2_threads_gives_identical_records(smoke_upstream, tmp_path, method, capsys):
     """The transfer command trains on the protocol's one thread whatever the process had (a sweep worker, a

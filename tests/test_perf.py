@@ -197,18 +197,6 @@ def test_sweep_groups_prompt_runs_by_backbone_and_target_and_leaves_lp_alone():
     assert sum(1 for g in groups if g[0].method == "lp") == 2 * 7 * 12
 
 
-@pytest.fixture(scope="module")
-def smoke_upstream():
-    from reprolib.config import load_profile
-    from reprolib.sparsity import make_tickets
-    from reprolib.sparsity.masks import is_complete, ticket_dir
-
-    profile = load_profile("smoke")
-    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
-        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
-    return profile
-
-
 def test_grouped_sweep_through_submitit_writes_the_same_records(smoke_upstream, tmp_path, capsys):
     pytest.importorskip("submitit")
     from reprolib.sweep import SubmititOptions, run_sweep

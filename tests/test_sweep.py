@@ -230,10 +230,9 @@ def test_failures_through_submitit_local_executor(tmp_path: Path) -> None:
 
 def test_a_real_impossible_config_fails_without_ending_the_sweep(tmp_path: Path) -> None:
     """run_transfer itself raises (select_best_on_val with one image per class) before any training."""
-    from reprolib.config import load_profile
-    from reprolib.sparsity import make_tickets
+    from smoke_runs import smoke_with_dense_model
 
-    make_tickets(load_profile("smoke"), levels=[0], kinds=["imp"], progress=False)   # the run's network exists
+    smoke_with_dense_model()   # the run's network exists
     results = tmp_path / "runs"
     impossible = _grid(results)[0].replace(n_shot=1, select_best_on_val=True)
     failing_run, _ = _failing_runner()

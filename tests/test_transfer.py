@@ -25,18 +25,6 @@ from reprolib.transfer import run as run_module
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="session")
-def smoke_upstream():
-    from reprolib.config import load_profile
-    from reprolib.sparsity import make_tickets
-    from reprolib.sparsity.masks import is_complete, ticket_dir
-
-    profile = load_profile("smoke")
-    if not is_complete(ticket_dir(profile.path("artifacts"), "imp", 0)):
-        make_tickets(profile, levels=[0], kinds=["imp"], progress=False)
-    return profile
-
-
 def config(tmp_path, **kw) -> TransferConfig:
     base = dict(profile="smoke", target="digits", protocol="smoke", device="cpu",
                 results_path=str(tmp_path), progress=False)
