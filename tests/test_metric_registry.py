@@ -57,15 +57,15 @@ def test_every_entry_computes_a_value_in_its_range_from_saved_scores(metric, sco
 
 
 def test_the_registry_gives_the_pre_registry_metrics_to_the_bit(scores) -> None:
-    """Bit-neutral: calibration_summary + ood_detection (what runs recorded before the registry)
-    and the registry agree exactly, key for key; the new metrics are added keys."""
+    """Bit-neutral: calibration_summary + ood.detection per OOD group (what runs recorded before the
+    registry) and the registry agree exactly, key for key; the new metrics are added keys."""
     from reprolib.metrics import calibration_summary
-    from reprolib.transfer.ood_eval import ood_detection
+    from reprolib.ood import detection
 
     saved, record = scores
     before = calibration_summary(saved.test_logits, saved.test_labels,
                                  legacy_batch_size=record["config"]["legacy_ece_batch"])
-    before["ood"] = ood_detection(saved.test_logits, saved.ood_logits)
+    before["ood"] = {group: detection(saved.test_logits, logits) for group, logits in saved.ood_logits.items()}
     now = registry.compute_metrics(saved, record["config"])
     assert list(now)[:len(before)] == list(before) and set(now) - set(before) == set(NEW)
     for key, value in before.items():

@@ -6,7 +6,7 @@ from reprolib.config import load_profile
 from reprolib.data import info
 from reprolib.images import to_network
 from reprolib.protocols import get_protocol
-from reprolib.transfer.ood_eval import NOISE_SEED, ood_images, ood_metrics
+from reprolib.transfer.ood_eval import NOISE_SEED, ood_images, ood_logits
 
 MAX_PER_SET = get_protocol("smoke").ood_per_set
 
@@ -48,11 +48,16 @@ def test_pooled_images_are_the_partners_through_to_network():
 
 
 def test_ood_metrics_keep_the_record_keys():
+    """OOD logits per group (what a run saves) give the record's metrics.ood through the registry."""
+    from reprolib.metric_registry import compute_metrics
+    from reprolib.saved_scores import SavedScores
+
     id_logits = torch.zeros(50, 10)
     id_logits[:, 3] = 8.0
     flat = torch.randn(40, 10, generator=torch.Generator().manual_seed(0)) * 0.1
-    out = ood_metrics(lambda x: flat[: len(x)], id_logits, {"datasets": torch.zeros(40, 1, 8, 8),
-                                                            "noise": torch.zeros(30, 1, 8, 8)})
+    logits = ood_logits(lambda x: flat[: len(x)], {"datasets": torch.zeros(40, 1, 8, 8),
+                                                   "noise": torch.zeros(30, 1, 8, 8)})
+    out = compute_metrics(SavedScores(id_logits, torch.full((50,), 3), logits), {})["ood"]
     assert set(out) == {"datasets", "noise"}
     for group in out.values():
         assert set(group) == {"msp_auroc", "msp_fpr95", "energy_auroc", "energy_fpr95"}

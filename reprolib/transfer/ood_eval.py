@@ -21,7 +21,8 @@ the partners' own storage (uint8 memory maps for paper sets), resizing there.
 
 Scores (higher = more in-distribution): maximum softmax probability over the K target
 logits (`msp`) and negative energy (`energy`, logsumexp). Metrics: AUROC and FPR at 95%
-TPR (reprolib.ood.detection, shared with the Reprogrammer study), ID as the positive class.
+TPR (reprolib.ood.detection, shared with the Reprogrammer study), ID as the positive class,
+computed from the saved OOD logits (`ood_logits`) by the metric registry's OOD entries.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from reprolib.data import get_dataset, info
 from reprolib.data.split import from_tensors
 from reprolib.errors import ReprolibError
 from reprolib.images import to_network
-from reprolib.ood import detection, noise_images
+from reprolib.ood import noise_images
 
 NOISE_SEED = 12345
 
@@ -110,15 +111,3 @@ def ood_logits(predict_images: Callable[[Any], Tensor], images: dict[str, Any]) 
     """{group: the trained model's logits on that OOD group} ('datasets', 'noise'); `predict_images`
     takes a group's images (split-like). Saved with the run (reprolib.saved_scores)."""
     return {group: predict_images(x) for group, x in images.items()}
-
-
-def ood_detection(id_logits: Tensor, logits: dict[str, Tensor]) -> dict[str, dict[str, float]]:
-    """{'datasets': {...}, 'noise': {...}}: msp / energy AUROC and FPR95 of each OOD group
-    (reprolib.ood.detection) from the ID test logits and each group's logits."""
-    return {group: detection(id_logits, group_logits) for group, group_logits in logits.items()}
-
-
-def ood_metrics(predict_images: Callable[[Any], Tensor], id_logits: Tensor,
-                images: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """ood_detection of the logits `predict_images` gives on each group of `images`."""
-    return ood_detection(id_logits, ood_logits(predict_images, images))
