@@ -33,10 +33,10 @@ def test_a_run_saves_its_test_and_ood_logits_beside_its_record(vp_run):
 
 
 def test_saved_scores_give_the_records_metrics_exactly(vp_run):
-    from reprolib.transfer.run import scores_metrics
+    from reprolib.metric_registry import compute_metrics
 
     record, folder = vp_run
-    again = scores_metrics(load_scores(scores_path(folder, record["id"])), record["config"])
+    again = compute_metrics(load_scores(scores_path(folder, record["id"])), record["config"])
     for name in ("accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"):
         assert again[name] == record["metrics"][name], name
     assert again["ood"] == record["metrics"]["ood"]

@@ -201,14 +201,6 @@ def run_scores(cfg: TransferConfig, profile, method: TransferMethod, test: tuple
     return SavedScores(test_logits, test_labels.cpu(), ood)
 
 
-def scores_metrics(scores: SavedScores, config: dict[str, Any]) -> dict[str, Any]:
-    """The record's metrics from a run's saved scores and its config: every registered metric
-    (reprolib.metric_registry), i.e. the calibration summary of the test logits (the legacy RLT
-    "ECE" at the batch RLT logged with, docs/methods.md s.9, not our test batch), OOD detection
-    by the trained model, adaptive and classwise ECE."""
-    return compute_metrics(scores, config)
-
-
 def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: TargetData, backbone) -> dict:
     """The record's config: the hashed settings plus what the run found (ticket, split, sizes)."""
     return {**hashed,
@@ -272,7 +264,7 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
     cfg, hashed, method = run.cfg, run.hashed, run.method
     scores = run_scores(cfg, run.profile, method, (result.test_logits, run.data.test.labels), run.data.test.info,
                         hashed)
-    metrics = scores_metrics(scores, hashed)
+    metrics = compute_metrics(scores, hashed)   # every registered metric (reprolib.metric_registry)
     label_map = method.label_map
     record = build_record(
         run.run_id, record_config(cfg, hashed, run.ticket, run.data, run.backbone), metrics,
