@@ -33,6 +33,8 @@ import torch.nn.functional as F
 
 from reprolib.records import atomic_write
 
+from bench_table import to_markdown   # beside this file: the script's folder is on sys.path
+
 
 def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -61,7 +63,7 @@ def _loader(data, batch_size: int, shuffle: bool, seed: int = 0):
 
 def _public_ilm_map(backbone, prompt, loader, num_classes: int) -> torch.Tensor:
     """The public code's separate mapping pass: a full DataLoader sweep, then greedy matching."""
-    from reprolib.labelmap import frequency_matrix, greedy_label_map
+    from reprolib.transfer.labelmap import frequency_matrix, greedy_label_map
 
     logits, labels = [], []
     prompt.eval()
@@ -227,14 +229,6 @@ def run_bench(profile_name: str = "smoke", epochs: int | None = None, lp_epochs:
 def _bench_row(name: str, seconds: float, accuracy: float, n_images: int, note: str) -> dict[str, Any]:
     return {"benchmark": name, "value": f"{seconds:.2f} s", "images/s": f"{n_images / seconds:.0f}",
             "accuracy": f"{accuracy:.4f}", "maxrss": f"{_maxrss_mb():.0f} MB", "note": note}
-
-
-def to_markdown(rows: list[dict[str, Any]], title: str) -> str:
-    columns = ["benchmark", "value", "images/s", "accuracy", "maxrss", "unit", "note"]
-    columns = [c for c in columns if any(c in r for r in rows)]
-    lines = [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -136,7 +136,7 @@ def measure_public(name: str, root: Path, images: int) -> dict:
 
     from reprolib.data.paper import _OFFICIAL, _construct
     from reprolib.images import to_network
-    from reprolib.integrity import bypassed_for_root
+    from reprolib.data.integrity import bypassed_for_root
 
     torch.set_num_threads(1)
     cls_name, per_split, extra, _ = _OFFICIAL[name]
@@ -178,7 +178,7 @@ def _host_share(name: str, method: str, root: Path, images: int, order: torch.Te
 
 
 def _child(args: argparse.Namespace) -> None:
-    from reprolib.integrity import trust_dryrun_root
+    from reprolib.data.integrity import trust_dryrun_root
 
     root = Path(args.root)
     trust_dryrun_root(root)   # synthetic CIFAR / SVHN cannot match torchvision's md5s: this root only
@@ -212,7 +212,7 @@ def _rows(name: str, args: argparse.Namespace) -> list[str]:
 
     n_train, n_test, side_range = SIZES[name]
     k = {"cifar10": 10, "svhn": 10, "gtsrb": 43}[name]
-    from reprolib.integrity import DRYRUN_MARKER
+    from reprolib.data.integrity import DRYRUN_MARKER
 
     start = time.perf_counter()
     write_synthetic_dataset(name, args.root, n_train, n_test, num_classes=k, side_range=side_range)

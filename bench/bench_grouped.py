@@ -169,7 +169,7 @@ def bench_grouping(backbone, train, test, n_runs: int, epochs: int) -> list[dict
 def bench_sweep(profile_name: str, tickets: Path, group_runs: int) -> dict[str, Any]:
     """Time the profile's whole sweep into a scratch artifacts folder with `tickets` copied in."""
     from reprolib.config import load_profile
-    from reprolib.sweep import build_grid, resolve_workers, run_sweep
+    from reprolib.sweep.runner import build_grid, resolve_workers, run_sweep
 
     with tempfile.TemporaryDirectory() as scratch:
         shutil.copytree(tickets, Path(scratch) / "tickets")
@@ -204,7 +204,7 @@ def run(profile_name: str = "embedded", n_runs: int = 8, epochs: int | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench import to_markdown   # beside this file: the script's folder is on sys.path
+    from bench_table import to_markdown   # beside this file: the script's folder is on sys.path
 
     parser = argparse.ArgumentParser(prog="python bench/bench_grouped.py", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="embedded")

@@ -6,7 +6,7 @@ test, label-mapping, LP-feature and OOD passes). Forward+backward: the frozen ba
 the gradient flowing to its input (what a prompt's training step costs), under bf16 autocast
 on CUDA as the transfer loop trains. Random weights and images at the backbone's input size:
 the speed does not depend on the values. The table's columns (backbone | pass | images/s)
-are what reprolib.cost reads; the last row of a backbone wins.
+are what reprolib.sweep.cost reads; the last row of a backbone wins.
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ from IPython.display import Markdown, display
 
 from reprolib import plots
 from reprolib.cli import main as reprolib_cli
-from reprolib.ledger import tickets_table
-from reprolib.notebooks import setup
+from reprolib.study.ledger import tickets_table
+from reprolib.notebooks.runner import setup
 from reprolib.progress import live_frontend
 
 P = setup(profile=profile, levels=levels, baselines=baselines, baseline_level=baseline_level,

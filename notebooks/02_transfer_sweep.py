@@ -56,11 +56,11 @@ figures = None
 from collections import Counter
 
 from reprolib import paths
-from reprolib.ledger import failed_runs, update_ledger
-from reprolib.notebooks import setup
+from reprolib.study.ledger import failed_runs, update_ledger
+from reprolib.notebooks.runner import setup
 from reprolib.progress import live_frontend
-from reprolib.sweep import build_grid, resolve_workers, run_sweep
-from reprolib.sweep_status import grid_status, summary_line
+from reprolib.sweep.runner import build_grid, resolve_workers, run_sweep
+from reprolib.sweep.status import grid_status, summary_line
 
 P = setup(profile=profile, targets=targets, methods=methods, levels=levels, baselines=baselines,
           baseline_level=baseline_level, n_shots=n_shots, seeds=seeds, full_data_seeds=full_data_seeds,

@@ -29,7 +29,7 @@
 # gap, MCE the largest bin gap, NLL and Brier are proper scoring rules. Adaptive ECE uses 15
 # bins of equal counts instead of equal widths, and classwise ECE (Kull et al. 2019) bins every
 # class's probability, not only the top one (docs/methods.md s.9). Lower is better for all six.
-# The metrics come from the metric registry (reprolib.metric_registry); a ledger made before a
+# The metrics come from the metric registry (reprolib.scores.registry); a ledger made before a
 # metric was registered shows it once `python -m reprolib ledger --recompute-metrics` filled it in.
 # Lines: mean and 95% t interval over seeds (n = seeds), density falling to the right, LP and VP.
 
@@ -44,8 +44,8 @@ figures = None
 from IPython.display import Markdown, display
 
 from reprolib import plots
-from reprolib.ledger import load_ledger
-from reprolib.notebooks import setup
+from reprolib.study.ledger import load_ledger
+from reprolib.notebooks.runner import setup
 
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
 FIGURES = P.path("figures")

@@ -37,8 +37,8 @@ figures = None
 from IPython.display import Markdown, display
 
 from reprolib import plots
-from reprolib.ledger import load_ledger
-from reprolib.notebooks import setup
+from reprolib.study.ledger import load_ledger
+from reprolib.notebooks.runner import setup
 
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
 FIGURES = P.path("figures")

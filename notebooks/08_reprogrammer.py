@@ -39,7 +39,7 @@ figures = None
 from IPython.display import Markdown, display
 
 from reprolib import plots
-from reprolib.notebooks import setup
+from reprolib.notebooks.runner import setup
 
 P = setup(profile=profile, seeds=seeds, device=device, artifacts=artifacts, figures=figures)
 FIGURES = P.path("figures")

@@ -21,7 +21,7 @@
 # # 09 · The paper's claims, tested on our results
 #
 # The RLT paper (Misra et al. 2023) makes three qualitative claims. Each is turned into a
-# precise statement on the ledger (thresholds in `reprolib/claims.py`), with the numbers
+# precise statement on the ledger (thresholds in `reprolib/study/claims.py`), with the numbers
 # behind it, each with its 95% interval and n, and a verdict read from those intervals:
 # **holds** only when the effect's interval lies wholly above the claim's margin, **does not
 # hold** when it lies wholly below it, **inconclusive** otherwise (the interval straddles the
@@ -53,9 +53,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from reprolib import plots
-from reprolib.claims import NULL_LIMIT, NULL_RATE_COLUMN, claims_table, null_holds_rate, oneshot_table
-from reprolib.ledger import load_ledger
-from reprolib.notebooks import setup
+from reprolib.study.claims import NULL_LIMIT, NULL_RATE_COLUMN, claims_table, null_holds_rate, oneshot_table
+from reprolib.study.ledger import load_ledger
+from reprolib.notebooks.runner import setup
 
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
 ledger = load_ledger(P.path("artifacts"))

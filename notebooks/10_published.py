@@ -37,9 +37,9 @@ figures = None
 from IPython.display import Markdown, display
 
 from reprolib import plots
-from reprolib.ledger import load_ledger
-from reprolib.notebooks import setup
-from reprolib.published import compare, load_published, names, published_source
+from reprolib.study.ledger import load_ledger
+from reprolib.notebooks.runner import setup
+from reprolib.study.published import compare, load_published, names, published_source
 
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
 ledger = load_ledger(P.path("artifacts"))

@@ -47,7 +47,7 @@ from IPython.display import display
 
 from reprolib import plots
 from reprolib.errors import ReprolibError
-from reprolib.notebooks import setup
+from reprolib.notebooks.runner import setup
 from reprolib.plots.explorer import DENSE, compare_panel, compare_summary, explorer_choices
 from reprolib.plots.explorer_widgets import explorer_widgets, open_study, sparsest
 

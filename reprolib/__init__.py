@@ -5,7 +5,7 @@ config -> data -> backbone (+ ticket) -> method (prompt + label map, or linear h
 -> train -> evaluate -> record -> ledger -> tables and figures.
 
 Importing the package is cheap on purpose (no torch at import time): the submodules
-(`reprolib.data`, `reprolib.models`, `reprolib.metrics`, ...) load what they need.
+(`reprolib.data`, `reprolib.models`, `reprolib.scores.metrics`, ...) load what they need.
 """
 
 __version__ = "0.1.0"

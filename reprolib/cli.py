@@ -15,16 +15,16 @@ from reprolib.errors import ReprolibError
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("reprolib.data_prepare", "prepare or inspect datasets"),
+    "data": ("reprolib.sweep.prepare", "prepare or inspect datasets"),
     "upstream": ("reprolib.sparsity.upstream_cli", "train the embedded upstream model (IMP level 0)"),
     "tickets": ("reprolib.sparsity.cli", "make lottery tickets (IMP) and pruning baselines"),
     "transfer": ("reprolib.transfer.cli", "one transfer run (LP, VP, SMM, watermark prompts)"),
-    "sweep": ("reprolib.sweep_cli", "run the profile's grid of transfer runs, resumably"),
-    "ledger": ("reprolib.ledger", "build the tidy results table from all run records"),
-    "compare": ("reprolib.compare", "compare two ledgers metric for metric (did a change move a number?)"),
+    "sweep": ("reprolib.sweep.cli", "run the profile's grid of transfer runs, resumably"),
+    "ledger": ("reprolib.study.ledger", "build the tidy results table from all run records"),
+    "compare": ("reprolib.study.compare", "compare two ledgers metric for metric (did a change move a number?)"),
     "reprogrammer": ("reprolib.reprogrammer.cli", "text-image encoder reprogramming and OOD"),
-    "notebooks": ("reprolib.notebooks", "execute the study notebooks with papermill"),
-    "track": ("reprolib.tracking", "optional: TensorBoard / wandb (offline) views of the run records"),
+    "notebooks": ("reprolib.notebooks.runner", "execute the study notebooks with papermill"),
+    "track": ("reprolib.study.tracking", "optional: TensorBoard / wandb (offline) views of the run records"),
 }
 
 

@@ -5,7 +5,7 @@ paper-headline, paper-dryrun, imagenet-lite, smoke-lite, ...): the single source
 The names are discovered from those files whenever asked (`profile_names()`: no list of names
 in the code), so a new YAML file is a new choice of every `--profile` (`profile_help()`).
 The notebooks read the same files (their parameters default to None, the profile's value:
-reprolib.notebooks.setup), as do the CLI and the library, so a notebook and a command line
+reprolib.notebooks.runner.setup), as do the CLI and the library, so a notebook and a command line
 run the same configuration.
 Every key is type-checked against the dataclass annotations; unknown keys are errors.
 
@@ -26,7 +26,7 @@ from typing import Any
 from reprolib import paths
 from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type
-from reprolib.integrity import trust_dryrun_root
+from reprolib.data.integrity import trust_dryrun_root
 from reprolib.models.registry import names as backbone_names
 
 PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
@@ -69,11 +69,11 @@ class Profile:
     # torch.compile the backbone's forward on CUDA (off by default: the first steps of every run
     # pay the compilation; worth it for long full-data runs). Hashed into the run only when on.
     compile: bool = False
-    # Slurm through submitit (reprolib.slurm.ClusterOptions): partition, account, qos, constraint,
+    # Slurm through submitit (reprolib.sweep.slurm.ClusterOptions): partition, account, qos, constraint,
     # gpus_per_node, cpus_per_task, mem_gb, timeout_min, array_parallelism, max_array_size, margin.
     cluster: dict[str, Any] = field(default_factory=dict)
     # md5 | dryrun. `dryrun` (paper-dryrun only) lets torchvision skip the md5 checks of
-    # the synthetic files in this profile's marked data_root (reprolib.integrity).
+    # the synthetic files in this profile's marked data_root (reprolib.data.integrity).
     data_integrity: str = "md5"
 
     def path(self, key: str) -> Path:

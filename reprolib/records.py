@@ -90,17 +90,16 @@ def check_output_dir(path: str | Path, what: str) -> Path:
 
 
 def write_run_files(out_dir: str | Path, run_id: str, record: dict[str, Any], arrays: dict[str, Any],
-                    scores: Any = None) -> Path:
-    """`<id>.npz` (the learned state), `<id>.scores.npz` (reprolib.saved_scores, when given), then
-    `<id>.json` (the commit marker); when a later file cannot be written (a full disk) the earlier
-    ones are removed too, so no orphan file stays. Returns the JSON path."""
-    from reprolib.saved_scores import scores_path, write_scores
-
+                    companions: tuple[tuple[Path, Any], ...] = ()) -> Path:
+    """`<id>.npz` (the learned state), each companion `(path, write(f))` (the saved scores:
+    reprolib.scores.saved), then `<id>.json` (the commit marker); when a later file cannot be
+    written (a full disk) the earlier ones are removed too, so no orphan file stays. Returns the
+    JSON path."""
     out_dir = Path(out_dir)
     written = [write_npz_atomic(out_dir / f"{run_id}.npz", arrays)]
     try:
-        if scores is not None:
-            written.append(atomic_write(scores_path(out_dir, run_id), lambda f: write_scores(f, scores)))
+        for path, write in companions:
+            written.append(atomic_write(path, write))
         return write_json_atomic(out_dir / f"{run_id}.json", record)
     except BaseException:
         for path in written:

@@ -116,7 +116,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def synthetic_study(tmp_path_factory) -> tuple[Path, "pandas.DataFrame"]:  # noqa: F821
     """(artifacts, ledger) of the default synthetic study (every arm, levels 0/2/4, two targets)."""
-    from reprolib.ledger import build_ledger
+    from reprolib.study.ledger import build_ledger
 
     artifacts = tmp_path_factory.mktemp("synthetic_study")
     write_synthetic_study(artifacts)
@@ -127,7 +127,7 @@ def synthetic_study(tmp_path_factory) -> tuple[Path, "pandas.DataFrame"]:  # noq
 def lp_vp_ledger(tmp_path_factory):
     """The ledger of a synthetic study with only LP and VP-ILM (what the paper's claims compare),
     four seeds with seeded training noise (1 point of accuracy) so the claims' intervals have width."""
-    from reprolib.ledger import build_ledger
+    from reprolib.study.ledger import build_ledger
 
     artifacts = tmp_path_factory.mktemp("lp_vp_study")
     write_synthetic_study(artifacts, arms=("lp", "vp/ilm"), seeds=(1, 2, 3, 4), noise=0.01)

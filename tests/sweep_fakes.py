@@ -58,8 +58,8 @@ def dying_run(cfg) -> dict:
 
 def cli_main(results: str, args: list[str]) -> int:
     """`python -m reprolib sweep --profile smoke ARGS` with the fake runner, on the folder `results`."""
-    import reprolib.sweep as sweep
-    import reprolib.sweep_cli as sweep_cli
+    import reprolib.sweep.runner as sweep
+    import reprolib.sweep.cli as sweep_cli
     from reprolib.cli import main
 
     real_build = sweep.build_grid

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from reprolib.claims import FAILS, HOLDS, UNSURE, claims_table, judge, null_holds_rate
-from reprolib.effects import null_ledger
-from reprolib.stats import ONE_RUN, Interval
-from reprolib.ledger import build_ledger
+from reprolib.study.claims import FAILS, HOLDS, UNSURE, claims_table, judge, null_holds_rate
+from reprolib.study.effects import null_ledger
+from reprolib.study.stats import ONE_RUN, Interval
+from reprolib.study.ledger import build_ledger
 from synthetic_study import write_synthetic_study
 
 
@@ -134,7 +134,7 @@ def test_ledger_infers_provenance_of_records_without_it(lp_vp_ledger) -> None:
 
 
 def test_one_shot_networks_are_not_tickets(lp_vp_ledger) -> None:
-    from reprolib.claims import NOT_MEASURED, oneshot_table
+    from reprolib.study.claims import NOT_MEASURED, oneshot_table
 
     oneshot = _as(lp_vp_ledger, "oneshot", "magnitude", upstream=False)
     assert claims_table(oneshot)["verdict"].tolist() == [NOT_MEASURED] * 3
@@ -156,7 +156,7 @@ def test_one_shot_networks_are_not_tickets(lp_vp_ledger) -> None:
 
 
 def test_imported_tickets_need_a_measured_upstream(lp_vp_ledger) -> None:
-    from reprolib.claims import NOT_MEASURED
+    from reprolib.study.claims import NOT_MEASURED
 
     unmeasured = claims_table(_as(lp_vp_ledger, "imported", "imported", upstream=False))
     assert unmeasured["verdict"].tolist() == [NOT_MEASURED] * 3

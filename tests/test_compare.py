@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from reprolib.compare import STUDY_KEY, compare_ledgers
+from reprolib.study.compare import STUDY_KEY, compare_ledgers
 from reprolib.errors import ReprolibError
 
 

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from reprolib import cost
+from reprolib.sweep import cost
 from reprolib.cli import main
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError
 from reprolib.protocols import get_protocol
-from reprolib.sweep import build_grid
+from reprolib.sweep.runner import build_grid
 
 
 def _config(target: str, method: str, label_map: str | None, n_shot: int):

@@ -117,7 +117,7 @@ def test_one_shot_reports_carry_agreement_with_dense(tmp_path):
     # removing the smallest 20% of weights keeps most decisions; a random 20% does not
     assert by_kind["magnitude"]["agreement_with_dense"]["overall"] > 0.5
     assert by_kind["magnitude"]["agreement_with_dense"]["overall"] > by_kind["random"]["agreement_with_dense"]["overall"]
-    from reprolib.ledger import tickets_table
+    from reprolib.study.ledger import tickets_table
 
     table = tickets_table(tmp_path).set_index("ticket_kind")   # tickets.csv shows the proxy beside density
     assert table.loc["magnitude", "agreement_with_dense"] == by_kind["magnitude"]["agreement_with_dense"]["overall"]

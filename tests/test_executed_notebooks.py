@@ -17,7 +17,7 @@ import pytest
 from ipykernel.ipkernel import IPythonKernel
 from ipykernel.kernelspec import get_kernel_dict
 
-from reprolib.notebooks import KERNELSPEC
+from reprolib.notebooks.runner import KERNELSPEC
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 # The offline studies' executed copies (the smoke and dry-run ones are test outputs, not committed).

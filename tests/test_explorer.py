@@ -14,7 +14,7 @@ from reprolib import paths
 from reprolib.errors import ReprolibError
 from reprolib.plots.explorer import (compare_panel, compare_summary, comparison, explorer_choices, networks,
                                      pooled_reliability)
-from reprolib.stats import t_interval
+from reprolib.study.stats import t_interval
 
 
 def test_the_picker_offers_every_network_dense_first(synthetic_study) -> None:
@@ -80,7 +80,7 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
     import shutil
 
     from reprolib.config import load_profile
-    from reprolib.ledger import update_ledger
+    from reprolib.study.ledger import update_ledger
     from reprolib.plots.explorer_widgets import BUSY, explorer_widgets, open_study
 
     monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))

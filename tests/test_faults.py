@@ -75,7 +75,7 @@ def test_each_corrupt_record_is_named_moved_aside_and_rerun(lp_record, tmp_path,
 
 def test_a_truncated_record_never_leaves_the_ledger_stale(tmp_path, capsys):
     """The ledger said ok for a run; its record is cut: the rebuilt ledger drops it instead of failing."""
-    from reprolib.ledger import update_ledger
+    from reprolib.study.ledger import update_ledger
     from synthetic_study import write_synthetic_study
 
     write_synthetic_study(tmp_path, targets=("digits",), arms=("lp",), seeds=(1,))

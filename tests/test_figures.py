@@ -57,7 +57,7 @@ def test_save_refuses_a_panel_without_data_and_none_writes_nothing(tmp_path, cap
 @pytest.fixture(scope="module")
 def oneshot_ledger(tmp_path_factory):
     """A study like imagenet-lite: dense plus one-shot magnitude networks, few-shot runs only, OOD metrics."""
-    from reprolib.ledger import build_ledger
+    from reprolib.study.ledger import build_ledger
     from synthetic_study import write_synthetic_study
 
     artifacts = tmp_path_factory.mktemp("oneshot")

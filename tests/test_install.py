@@ -21,15 +21,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Run in the installed copy: where things resolve, and what a study's first writes create.
 PROBE = """
-import json, reprolib, reprolib.published
+import json, reprolib, reprolib.study.published
 from reprolib.config import load_profile
-from reprolib.ledger import update_ledger
-from reprolib.notebooks import setup
+from reprolib.study.ledger import update_ledger
+from reprolib.notebooks.runner import setup
 profile = setup(profile="smoke")                        # the notebooks' first cell: makes figures/<profile>
 update_ledger(profile.path("artifacts"))                # an empty ledger + tickets table
 print(json.dumps({"package": reprolib.__file__, "artifacts": str(profile.path("artifacts")),
                   "figures": str(profile.path("figures")), "data_root": str(profile.path("data_root")),
-                  "published": reprolib.published.names()}))
+                  "published": reprolib.study.published.names()}))
 """
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.errors import ReprolibError
-from reprolib.labelmap import (
+from reprolib.transfer.labelmap import (
     LABEL_MAPS,
     LabelMapper,
     compute_source_predictions,

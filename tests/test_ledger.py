@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reprolib.errors import ReprolibError
-from reprolib.ledger import (LEDGER_NAME, build_ledger, label_map, load_ledger, record_to_row, reliability,
+from reprolib.study.ledger import (LEDGER_NAME, build_ledger, label_map, load_ledger, record_to_row, reliability,
                              tickets_table, update_ledger)
 from synthetic_study import true_accuracy, write_synthetic_study
 
@@ -70,7 +70,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys) -> None:
 
 
 def test_failed_runs_are_rows_with_status_and_error_and_no_numbers(tmp_path: Path) -> None:
-    from reprolib.ledger import failed_runs
+    from reprolib.study.ledger import failed_runs
     from reprolib.records import write_failure
 
     write_synthetic_study(tmp_path, targets=("digits",), arms=("lp",), seeds=(1,))

@@ -14,11 +14,11 @@ import pytest
 import torch
 from test_saved_scores import vp_run  # noqa: F401  (the real smoke run these tests read)
 
-from reprolib import metric_registry as registry
+from reprolib.scores import registry
 from reprolib.cli import main
 from reprolib.errors import ReprolibError
 from reprolib.records import verified_record, write_json_atomic
-from reprolib.saved_scores import SavedScores, load_scores, scores_path
+from reprolib.scores.saved import SavedScores, load_scores, scores_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NEW = ("adaptive_ece", "classwise_ece")
@@ -59,8 +59,8 @@ def test_every_entry_computes_a_value_in_its_range_from_saved_scores(metric, sco
 def test_the_registry_gives_the_pre_registry_metrics_to_the_bit(scores) -> None:
     """Bit-neutral: calibration_summary + ood.detection per OOD group (what runs recorded before the
     registry) and the registry agree exactly, key for key; the new metrics are added keys."""
-    from reprolib.metrics import calibration_summary
-    from reprolib.ood import detection
+    from reprolib.scores.metrics import calibration_summary
+    from reprolib.scores.ood import detection
 
     saved, record = scores
     before = calibration_summary(saved.test_logits, saved.test_labels,
@@ -143,8 +143,9 @@ def test_runs_without_saved_scores_are_counted_and_named(artifacts, capsys) -> N
 
 
 def test_the_ledger_and_its_readers_take_their_metrics_from_the_registry(tmp_path) -> None:
-    from reprolib import ledger, tracking
-    from reprolib.compare import compare_ledgers
+    from reprolib.study import ledger
+    from reprolib.study import tracking
+    from reprolib.study.compare import compare_ledgers
     from reprolib.plots.common import METRIC_LABELS, shown_metrics
 
     assert ledger.METRIC_COLUMNS == registry.names(place="ledger")
@@ -173,6 +174,6 @@ def test_the_registry_is_read_without_loading_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, reprolib.metric_registry as r, reprolib.effects; r.names(place='ledger'); "
+    code = ("import sys, reprolib.scores.registry as r, reprolib.study.effects; r.names(place='ledger'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

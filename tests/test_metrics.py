@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torchmetrics.classification import MulticlassCalibrationError
 
-from reprolib import metrics
+from reprolib.scores import metrics
 from reprolib.errors import ReprolibError
 
 # Four samples, three classes; confidences 0.9, 0.85, 0.88, 0.5 (none on a bin edge).

@@ -12,8 +12,8 @@ import pytest
 from reprolib import config, paths
 from reprolib.config import Profile, load_profile, profile_help, profile_names
 from reprolib.errors import ReprolibError
-from reprolib.notebook_plan import NotebookSpec, inputs_hash, plan, read_spec, resource_files
-from reprolib.notebooks import LIVE_WIDGETS, resolve_parameters
+from reprolib.notebooks.plan import NotebookSpec, inputs_hash, plan, read_spec, resource_files
+from reprolib.notebooks.runner import LIVE_WIDGETS, resolve_parameters
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((CHECKOUT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -49,7 +49,7 @@ def test_parameters_default_to_none_or_the_profiles_value(source: Path) -> None:
 
 
 def test_notebook_02s_defaults_build_the_profiles_grid() -> None:
-    from reprolib.sweep import build_grid
+    from reprolib.sweep.runner import build_grid
 
     parameters = _parameters(CHECKOUT / "notebooks" / "02_transfer_sweep.py")
     profile = load_profile(parameters["profile"])
@@ -156,7 +156,7 @@ profile = "smoke"
 seeds = None
 
 # %%
-from reprolib.notebooks import setup
+from reprolib.notebooks.runner import setup
 
 P = setup(profile=profile, seeds=seeds)
 print(P.profile, P.seeds, P.path("figures").name)
@@ -168,7 +168,7 @@ def test_a_users_profile_file_runs_the_notebooks(tmp_path: Path, monkeypatch) ->
     """`reprolib notebooks --profile PATH.yaml`: the kernel loads the user's file; seeds come from it."""
     import nbformat
 
-    from reprolib.notebooks import run_notebooks
+    from reprolib.notebooks.runner import run_notebooks
 
     home = tmp_path / "home"
     (home / "notebooks").mkdir(parents=True)

@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from reprolib.errors import ReprolibError
-from reprolib.notebooks import (HASH_KEY, LIVE_WIDGETS, WIDGET_PLACEHOLDER, WIDGET_VIEW, clean_executed,
+from reprolib.notebooks.runner import (HASH_KEY, LIVE_WIDGETS, WIDGET_PLACEHOLDER, WIDGET_VIEW, clean_executed,
                                 kernel_manager_class, notebook_parameters)
 
 
@@ -87,7 +87,7 @@ def test_a_notebook_whose_results_are_gone_runs_again(tmp_path, monkeypatch) -> 
     nothing, so only the hash of what it made (the tickets) tells that it must run."""
     from reprolib import paths
     from reprolib.config import load_profile
-    from reprolib.notebook_plan import inputs_hash, read_spec
+    from reprolib.notebooks.plan import inputs_hash, read_spec
 
     monkeypatch.setenv(paths.HOME_ENV, str(Path(__file__).resolve().parents[1]))   # the checkout's notebooks
     profile = load_profile("smoke", artifacts=str(tmp_path), figures=str(tmp_path / "figures"))
@@ -106,8 +106,8 @@ def test_shipped_results_keep_the_training_notebooks_unless_forced(tmp_path, mon
     """A checkout with a study's ledger but none of its run records does not retrain it."""
     from reprolib import paths
     from reprolib.config import load_profile
-    from reprolib.notebook_plan import NotebookSpec, shipped_results
-    from reprolib.notebooks import execute
+    from reprolib.notebooks.plan import NotebookSpec, shipped_results
+    from reprolib.notebooks.runner import execute
 
     monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
     profile = load_profile("smoke")
@@ -131,7 +131,7 @@ def test_git_ships_exactly_the_shipped_files() -> None:
     import shutil
     import subprocess
 
-    from reprolib.notebook_plan import SHIPPED_FILES
+    from reprolib.notebooks.plan import SHIPPED_FILES
 
     checkout = Path(__file__).resolve().parents[1]
     if shutil.which("git") is None or not (checkout / ".git").exists():

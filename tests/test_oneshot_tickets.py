@@ -6,7 +6,7 @@ import pytest
 
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError
-from reprolib.ledger import tickets_table
+from reprolib.study.ledger import tickets_table
 from reprolib.models import get_backbone, torchvision_resnets
 from reprolib.sparsity.tickets import make_tickets
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reprolib import ood
+from reprolib.scores import ood
 from reprolib.errors import ReprolibError
 
 

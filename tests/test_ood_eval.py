@@ -49,8 +49,8 @@ def test_pooled_images_are_the_partners_through_to_network():
 
 def test_ood_metrics_keep_the_record_keys():
     """OOD logits per group (what a run saves) give the record's metrics.ood through the registry."""
-    from reprolib.metric_registry import compute_metrics
-    from reprolib.saved_scores import SavedScores
+    from reprolib.scores.registry import compute_metrics
+    from reprolib.scores.saved import SavedScores
 
     id_logits = torch.zeros(50, 10)
     id_logits[:, 3] = 8.0

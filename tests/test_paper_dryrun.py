@@ -63,8 +63,8 @@ def test_dense_and_one_shot_runs_on_the_paper_code_path(dryrun_home, method):
 def test_imported_ticket_runs_and_the_claims_label_every_network(dryrun_home):
     """The dry run's stand-in published checkpoint, imported, runs as kind "imported"; the ledger
     carries provenance and the claims say "upstream not measured" and report one-shot networks apart."""
-    from reprolib.claims import HOLDS, FAILS, NOT_MEASURED, UNSURE, claims_table, oneshot_table
-    from reprolib.ledger import build_ledger
+    from reprolib.study.claims import HOLDS, FAILS, NOT_MEASURED, UNSURE, claims_table, oneshot_table
+    from reprolib.study.ledger import build_ledger
     from reprolib.sparsity.tickets import import_profile_tickets
 
     profile = dryrun_home

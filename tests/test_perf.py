@@ -179,7 +179,7 @@ def test_grouped_training_equals_one_by_one_within_tolerance(monkeypatch):
 
 def test_sweep_groups_prompt_runs_by_backbone_and_target_and_leaves_lp_alone():
     from reprolib.config import load_profile
-    from reprolib.sweep import build_grid
+    from reprolib.sweep.runner import build_grid
     from reprolib.transfer.grouped import group_configs
 
     configs = build_grid(load_profile("embedded"))
@@ -199,7 +199,7 @@ def test_sweep_groups_prompt_runs_by_backbone_and_target_and_leaves_lp_alone():
 
 def test_grouped_sweep_through_submitit_writes_the_same_records(smoke_upstream, tmp_path, capsys):
     pytest.importorskip("submitit")
-    from reprolib.sweep import SubmititOptions, run_sweep
+    from reprolib.sweep.runner import SubmititOptions, run_sweep
     from reprolib.transfer import TransferConfig, run_transfer
 
     def configs(folder):
@@ -226,8 +226,7 @@ def test_grouped_sweep_through_submitit_writes_the_same_records(smoke_upstream, 
 def test_cost_after_plan_counts_scheduled_tests_shared_lp_features_and_grouped_steps():
     from types import SimpleNamespace
 
-    from reprolib import cost
-
+    from reprolib.sweep import cost
     profile = SimpleNamespace(targets=["cifar10", "flowers102"], protocol="rlt")   # 600 OOD images per run
 
     def cfg(method, label_map, n_shot, seed):
@@ -264,7 +263,7 @@ def test_the_paper_grid_cost_before_and_after(capsys):
 
 
 def test_a_group_that_raises_fails_each_of_its_runs_and_bad_group_size_is_an_error(tmp_path, monkeypatch):
-    import reprolib.sweep as sweep
+    import reprolib.sweep.runner as sweep
     from reprolib.transfer import TransferConfig
 
     base = dict(profile="smoke", target="digits", protocol="smoke", device="cpu", results_path=str(tmp_path),
@@ -300,7 +299,7 @@ def test_feature_memory_keeps_the_most_recent_within_its_limits(monkeypatch):
 
 def test_a_bad_run_in_a_group_fails_alone_and_its_group_mates_finish(smoke_upstream, tmp_path, monkeypatch):
     import reprolib.transfer.grouped as grouped
-    from reprolib.sweep import run_sweep
+    from reprolib.sweep.runner import run_sweep
     from reprolib.transfer import TransferConfig
 
     base = dict(profile="smoke", target="digits", protocol="smoke", device="cpu", epochs=1,

@@ -14,8 +14,8 @@ from scipy import stats as scipy_stats
 
 from reprolib import plots
 from reprolib.errors import ReprolibError
-from reprolib.ledger import tickets_table
-from reprolib.published import compare, load_published, published_source
+from reprolib.study.ledger import tickets_table
+from reprolib.study.published import compare, load_published, published_source
 from synthetic_study import true_accuracy
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from reprolib import progress
 from reprolib.config import load_profile
 from reprolib.progress import PROGRESS_ENV, Progress, format_seconds
-from reprolib.sweep import build_grid, run_sweep
+from reprolib.sweep.runner import build_grid, run_sweep
 
 
 class _Clock:
@@ -60,7 +60,7 @@ def test_the_sweep_reports_each_run_even_when_not_verbose(tmp_path: Path, monkey
 
 
 def test_notebook_runner_echoes_the_kernel_lines(capsys) -> None:
-    from reprolib.notebooks import echo_progress
+    from reprolib.notebooks.runner import echo_progress
 
     with echo_progress("02_transfer_sweep"):
         progress.emit("[1/2 runs] digits lp dense")   # what the kernel, a child process, would append

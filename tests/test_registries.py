@@ -15,7 +15,7 @@ import pytest
 
 from reprolib.data.catalog import info
 from reprolib.errors import ReprolibError
-from reprolib.ledger import arm_name
+from reprolib.study.ledger import arm_name
 from reprolib.models.registry import FAMILIES, get_family, get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.prompts import PROMPTS, get_kind
@@ -82,7 +82,7 @@ def test_method_capabilities_are_separate_fields():
 
 
 def test_cost_formulas_come_from_the_method_entry():
-    from reprolib.cost import run_cost
+    from reprolib.sweep.cost import run_cost
 
     # LP: one feature pass over train + test + OOD; VP-ILM: 3 test passes, 3 mapping passes, 3 epochs fwd+bwd
     cost = run_cost("lp", None, 100, 50, 3, 7)
@@ -116,7 +116,7 @@ def test_arms_come_from_the_method_registry():
 def test_claims_pick_the_registry_arms():
     import pandas as pd
 
-    from reprolib.claims import _is_prompt_arm, _lp_arm, _vp_arm
+    from reprolib.study.claims import _is_prompt_arm, _lp_arm, _vp_arm
 
     ledger = pd.DataFrame({"arm": ["lp", "vp/rlm", "vp/flm", "smm/ilm"]})
     assert (_lp_arm(), _vp_arm(ledger)) == ("lp", "vp/flm")          # no vp/ilm: the first VP arm by name

@@ -74,8 +74,8 @@ def test_remade_tickets_rerun_exactly_the_runs_on_them(own_smoke, tmp_path):
 def test_the_ledger_sets_aside_records_of_a_remade_network(own_smoke, capsys):
     """The issue's failure: after tickets are remade the ledger paired the new network's upstream
     accuracy with the old network's transfer numbers. Now those records are named and moved aside."""
-    from reprolib.ledger import build_ledger
-    from reprolib.sweep_status import run_states
+    from reprolib.study.ledger import build_ledger
+    from reprolib.sweep.status import run_states
     from reprolib.transfer.run import run_transfer
 
     artifacts = own_smoke.path("artifacts")

@@ -9,7 +9,7 @@ import torch
 from smoke_runs import one_smoke_run
 
 from reprolib.errors import ReprolibError
-from reprolib.saved_scores import SavedScores, load_scores, scores_path
+from reprolib.scores.saved import SavedScores, load_scores, scores_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,7 +33,7 @@ def test_a_run_saves_its_test_and_ood_logits_beside_its_record(vp_run):
 
 
 def test_saved_scores_give_the_records_metrics_exactly(vp_run):
-    from reprolib.metric_registry import compute_metrics
+    from reprolib.scores.registry import compute_metrics
 
     record, folder = vp_run
     again = compute_metrics(load_scores(scores_path(folder, record["id"])), record["config"])

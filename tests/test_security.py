@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reprolib import integrity
+from reprolib.data import integrity
 from reprolib.errors import ReprolibError
 
 PACKAGE = Path(__file__).resolve().parent.parent / "reprolib"

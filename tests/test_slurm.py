@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from reprolib import slurm
+from reprolib.sweep import slurm
 from reprolib.config import load_profile
-from reprolib.cost import RunTimer, throughput
+from reprolib.sweep.cost import RunTimer, throughput
 from reprolib.errors import ReprolibError
-from reprolib.sweep import SubmititOptions, build_grid, run_sweep
+from reprolib.sweep.runner import SubmititOptions, build_grid, run_sweep
 from sweep_fakes import fake_existing, fake_run
 
 
@@ -91,8 +91,8 @@ def test_paper_headline_fits_one_gpu_day() -> None:
 def test_submitit_local_executor_runs_bundled_jobs_and_resubmits_only_what_is_missing(tmp_path: Path, capsys,
                                                                                        monkeypatch) -> None:
     pytest.importorskip("submitit")
-    import reprolib.sweep as sweep
-    import reprolib.sweep_jobs as sweep_jobs
+    import reprolib.sweep.runner as sweep
+    import reprolib.sweep.jobs as sweep_jobs
 
     monkeypatch.setattr(sweep, "run_transfer", fake_run)          # the default runner's path, records faked
     monkeypatch.setattr(sweep_jobs, "existing_record", fake_existing)
@@ -113,7 +113,7 @@ def test_submitit_local_executor_runs_bundled_jobs_and_resubmits_only_what_is_mi
 
 
 def test_a_job_killed_at_its_limit_loses_only_its_unfinished_runs(tmp_path: Path, monkeypatch) -> None:
-    import reprolib.sweep_jobs as sweep_jobs
+    import reprolib.sweep.jobs as sweep_jobs
 
     monkeypatch.setattr(sweep_jobs, "existing_record", fake_existing)
     configs = [c.replace(results_path=str(tmp_path)) for c in build_grid(load_profile("smoke"))][:3]

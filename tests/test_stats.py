@@ -1,4 +1,4 @@
-"""reprolib.stats: intervals against scipy computed here, paired effects, the image bootstrap, Holm."""
+"""reprolib.study.stats: intervals against scipy computed here, paired effects, the image bootstrap, Holm."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from reprolib.errors import ReprolibError
-from reprolib.stats import (IMAGE_BOOTSTRAP, NO_RUNS, ONE_RUN, T_OVER_SEEDS, Interval, bins_metric,
+from reprolib.study.stats import (IMAGE_BOOTSTRAP, NO_RUNS, ONE_RUN, T_OVER_SEEDS, Interval, bins_metric,
                             bootstrap_interval, holm, image_replicates, p_above, paired_effect,
                             simultaneous_confidence, t_interval)
 

@@ -22,7 +22,7 @@ import pytest
 
 from reprolib.config import load_profile
 from reprolib.errors import ReprolibError
-from reprolib.sweep import SubmititOptions, build_grid, parse_arm, run_sweep
+from reprolib.sweep.runner import SubmititOptions, build_grid, parse_arm, run_sweep
 
 RUNNER = textwrap.dedent('''
     import json, sys, time
@@ -51,7 +51,7 @@ RUNNER = textwrap.dedent('''
 SWEEP_SCRIPT = RUNNER + textwrap.dedent('''
     from functools import partial
     from reprolib.config import load_profile
-    from reprolib.sweep import build_grid, run_sweep
+    from reprolib.sweep.runner import build_grid, run_sweep
 
     results = sys.argv[1]
     configs = [c.replace(results_path=results) for c in build_grid(load_profile("smoke", seeds=[1, 2]))]
@@ -273,7 +273,7 @@ def test_keyboard_interrupt_stops_the_sweep_and_keeps_finished_runs(tmp_path: Pa
 
 
 def test_cli_sweep_exits_1_when_a_run_failed(tmp_path: Path, monkeypatch, capsys) -> None:
-    import reprolib.sweep as sweep_module
+    import reprolib.sweep.runner as sweep_module
     from reprolib.cli import main
 
     _, fake_run = _failing_runner()
@@ -295,7 +295,7 @@ def test_cli_sweep_exits_1_when_a_run_failed(tmp_path: Path, monkeypatch, capsys
 
 def test_progress_labels_name_one_shot_networks_as_what_they_are() -> None:
     """imagenet-lite's grid asks for "imp" levels; its pretrained backbone is pruned once at load."""
-    from reprolib.sweep import _describe
+    from reprolib.sweep.runner import _describe
 
     lite = {c.level: _describe(c) for c in build_grid(load_profile("imagenet-lite")) if c.n_shot == 5 and c.seed == 1
             and c.target == "digits" and c.method == "lp"}

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from reprolib import scheduling
+from reprolib.sweep import scheduling
 from reprolib.config import load_profile
-from reprolib.cost import RunTimer, throughput
+from reprolib.sweep.cost import RunTimer, throughput
 from reprolib.errors import ReprolibError
-from reprolib.sweep import build_grid, run_sweep
+from reprolib.sweep.runner import build_grid, run_sweep
 from sweep_fakes import dying_run, fake_run
 
 
@@ -101,7 +101,7 @@ def test_cli_dry_run_shows_the_node_speed_up_and_refuses_bad_devices(capsys) -> 
 
 
 def test_prompt_runs_are_grouped_by_default_on_cuda_only(monkeypatch) -> None:
-    import reprolib.sweep as sweep
+    import reprolib.sweep.runner as sweep
     from reprolib.transfer.grouped import MAX_RUNS
 
     configs = build_grid(load_profile("smoke"))

@@ -19,7 +19,7 @@ from sweep_fakes import PAUSE_ENV, command, fake_run
 
 def _expected() -> int:
     from reprolib.config import load_profile
-    from reprolib.sweep import build_grid
+    from reprolib.sweep.runner import build_grid
 
     return len(build_grid(load_profile("smoke")))
 
@@ -66,7 +66,7 @@ def _check_whole(results: Path) -> None:
 def _rerun_completes(results: Path, expected: int, capsys) -> str:
     """The next sweep, in this process (no interpreter to start): finishes the grid, each run written once."""
     from reprolib.config import load_profile
-    from reprolib.sweep import build_grid, run_sweep
+    from reprolib.sweep.runner import build_grid, run_sweep
 
     configs = [c.replace(results_path=str(results)) for c in build_grid(load_profile("smoke"))]
     capsys.readouterr()

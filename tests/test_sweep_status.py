@@ -16,8 +16,8 @@ import pytest
 from reprolib.config import load_profile, profile_names
 from reprolib.errors import ReprolibError
 from reprolib.records import write_failure
-from reprolib.sweep import build_grid
-from reprolib.sweep_status import grid_status, summary_line
+from reprolib.sweep.runner import build_grid
+from reprolib.sweep.status import grid_status, summary_line
 from sweep_fakes import fake_run
 
 
@@ -107,7 +107,7 @@ def test_notebooks_cleans_its_running_copy_and_kernel_on_sigterm_and_after_kill_
         if signum == signal.SIGTERM:
             assert not running.exists()                         # removed on the way out
     assert running.exists()                                     # kill -9: nothing could run
-    from reprolib.notebooks import run_notebooks
+    from reprolib.notebooks.runner import run_notebooks
     monkeypatch.setenv("REPROLIB_HOME", str(home))
     (home / "notebooks" / "01_wait.py").write_text(NOTEBOOK.split("# %%\nimport")[0])
     run_notebooks("smoke", out, verbose=False)                  # the next run removes the stale copy

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reprolib import tracking
+from reprolib.study import tracking
 from reprolib.cli import main
 from reprolib.errors import ReprolibError
 

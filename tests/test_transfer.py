@@ -60,7 +60,7 @@ def test_each_method_learns_digits(smoke_upstream, tmp_path, method, label_map, 
     else:
         assert sorted(set(record["label_map"])) == sorted(record["label_map"]) and len(record["label_map"]) == 10
     if label_map == "rlm":
-        from reprolib.labelmap import random_label_map
+        from reprolib.transfer.labelmap import random_label_map
 
         assert record["label_map"] == random_label_map(10, 10, record["config"]["seed"]).tolist()
     import numpy as np
@@ -90,7 +90,7 @@ def test_same_seed_same_record_and_rerun_skips(smoke_upstream, tmp_path, monkeyp
 
 
 def test_ilm_recomputes_map_every_epoch_flm_once(smoke_upstream, tmp_path, monkeypatch):
-    import reprolib.labelmap as labelmap
+    import reprolib.transfer.labelmap as labelmap
 
     calls = []
     real = labelmap.greedy_label_map
@@ -142,7 +142,7 @@ def test_cached_and_uncached_linear_probe_train_the_same_head():
 
 def test_registry_builds_every_method_with_its_facts():
     from reprolib.data import info
-    from reprolib.labelmap import random_label_map
+    from reprolib.transfer.labelmap import random_label_map
     from reprolib.models import get_backbone
     from reprolib.transfer import registry
     from reprolib.transfer.config import METHODS, PROMPT_METHODS
@@ -302,7 +302,7 @@ def test_few_shot_above_a_class_size_is_capped_and_recorded(tmp_path, capsys):
     from types import SimpleNamespace
 
     from reprolib.dryrun import integrity_checks_bypassed, write_synthetic_dataset
-    from reprolib.ledger import record_to_row
+    from reprolib.study.ledger import record_to_row
     from reprolib.models.registry import get_spec, names as backbone_names
     from reprolib.protocols import get_protocol
 

@@ -3,7 +3,7 @@
     python -m reprolib data --prepare [--root DIR] [--download]
         Fashion-MNIST readable, digits loaded, glyphs built and cached; one line each.
     python -m reprolib data --prepare --profile P
-        every target and OOD partner of profile P (reprolib.data_prepare).
+        every target and OOD partner of profile P (reprolib.sweep.prepare).
     python -m reprolib data --list
         every registered dataset with its kind, classes, image and prompt sizes.
 """

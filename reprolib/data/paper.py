@@ -36,7 +36,7 @@ from reprolib.data.catalog import DatasetInfo, info
 from reprolib.data.split import ImageSplit
 from reprolib.data.store import cache_key, open_cache, write_cache
 from reprolib.errors import ReprolibError
-from reprolib.integrity import bypassed_for_root
+from reprolib.data.integrity import bypassed_for_root
 
 STRATIFIED_TEST_FRACTION = 0.2
 STRATIFIED_SEED = 0
@@ -114,7 +114,7 @@ def _construct(name: str, cls_name: str, kwargs: dict[str, Any], root: Path, dow
 
     folder = root / name
     try:
-        with bypassed_for_root(root):   # md5 checks skipped only in a dry-run root (reprolib.integrity)
+        with bypassed_for_root(root):   # md5 checks skipped only in a dry-run root (reprolib.data.integrity)
             return getattr(tvd, cls_name)(str(folder), download=download, **kwargs)
     except Exception as err:
         if not download:

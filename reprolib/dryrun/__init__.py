@@ -15,7 +15,7 @@ CIFAR/SVHN/Flowers md5 bypass (integrity_checks_bypassed) only to a marked root 
 
 Modules: formats (one writer per dataset, table of formats and checks), integrity (the
 md5 bypass and why), weights (checkpoint file names, why no hash check applies), synth
-(class-dependent images, atomic writes). Nothing here is imported by the rest of reprolib (the bypass itself is the leaf reprolib.integrity).
+(class-dependent images, atomic writes). Nothing here is imported by the rest of reprolib (the bypass itself is the leaf reprolib.data.integrity).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def write_dryrun_root(root: str | os.PathLike, datasets: tuple[str, ...] | list[
             summary.setdefault("sparse", {})[arch] = write_sparse_checkpoint(arch, root / SPARSE_DIR, seed=seed)
     summary["integrity_bypass_needed"] = [n for n in names if n in NEEDS_BYPASS]
     # Marks the root as synthetic, written last: the loader bypasses the md5 checks here only
-    # when the paper-dryrun profile (data_integrity: dryrun) names this root (reprolib.integrity).
+    # when the paper-dryrun profile (data_integrity: dryrun) names this root (reprolib.data.integrity).
     atomic_write(root / DRYRUN_MARKER, lambda f: f.write(json.dumps(
         {"written_by": "reprolib.dryrun.write_dryrun_root", "datasets": names, "archs": arch_list}) + "\n"), "w")
     return summary

@@ -38,7 +38,7 @@ from reprolib.errors import ReprolibError, check_choice
 
 # Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
 # relative to the folder that holds the package (the checkout, or site-packages).
-DRAWING_CODE = ["reprolib/plots", "reprolib/claims.py", "reprolib/published.py", "reprolib/ledger.py",
+DRAWING_CODE = ["reprolib/plots", "reprolib/study/claims.py", "reprolib/study/published.py", "reprolib/study/ledger.py",
                 "reprolib/published"]
 _CODE_ROOT = paths.PACKAGE_DIR.parent
 # What a checkout ships of a study, relative to its artifacts folder (.gitignore lets exactly these through):
@@ -71,8 +71,8 @@ RESOURCES: dict[str, Resource] = {
                             lambda p: sorted(paths.runs_dir(_artifacts(p)).glob("*.json")), names_only=True),
     "reprogrammer_runs": Resource("<artifacts>/reprogrammer/runs/",
                                   lambda p: [paths.reprogrammer_runs_dir(_artifacts(p))]),
-    "ledger_code": Resource("reprolib/ledger.py (how records become the ledger)",
-                            lambda p: [_CODE_ROOT / "reprolib/ledger.py"]),
+    "ledger_code": Resource("reprolib/study/ledger.py (how records become the ledger)",
+                            lambda p: [_CODE_ROOT / "reprolib/study/ledger.py"]),
     "drawing_code": Resource("the library code that draws figures and tables",
                              lambda p: [_CODE_ROOT / d for d in DRAWING_CODE]),
 }

@@ -13,7 +13,7 @@ names, values) against reprolib.config, failing in one line. So a notebook run b
 JupyterLab and one run here build the same study, and papermill can still set any parameter.
 
 What runs, and in which order, comes from each notebook's declaration of what it reads and
-writes (its header's `reprolib:` mapping, `reprolib.notebook_plan`): writers run before their
+writes (its header's `reprolib:` mapping, `reprolib.notebooks.plan`): writers run before their
 readers, and an executed copy records a hash of its inputs (the notebook source, the profile
 YAML, the resources it reads) and of what it wrote; a notebook whose hash matches is skipped.
 A failed notebook keeps its executed copy (with the traceback) but no hash, so the next call
@@ -42,7 +42,7 @@ from typing import Any
 from reprolib import paths
 from reprolib.config import Profile, load_profile, profile_help, profile_path
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.notebook_plan import NotebookSpec, inputs_hash, plan, read_spec, shipped_results
+from reprolib.notebooks.plan import NotebookSpec, inputs_hash, plan, read_spec, shipped_results
 from reprolib.progress import PROGRESS_ENV
 
 KERNEL = "python3"

@@ -2,7 +2,7 @@
 
 Every function takes the ledger (or the tickets table) and returns a Figure; accuracies are
 stored as fractions and drawn in percent. Error bars are 95% t intervals over seeds
-(reprolib.stats; a point with one run has no bar), as each figure's legend says.
+(reprolib.study.stats; a point with one run has no bar), as each figure's legend says.
 """
 
 from __future__ import annotations

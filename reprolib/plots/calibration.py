@@ -1,5 +1,5 @@
 """Calibration figures: the registered calibration metrics (ECE, MCE, NLL, Brier, adaptive and
-classwise ECE; reprolib.metric_registry) vs sparsity, reliability diagrams, legacy "ECE".
+classwise ECE; reprolib.scores.registry) vs sparsity, reliability diagrams, legacy "ECE".
 
 Reliability diagrams are drawn from the bins stored in each record (metrics.reliability_bins:
 counts, mean confidence and accuracy per equal-width bin), decoded from the ledger.
@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reprolib.errors import ReprolibError
-from reprolib.ledger import reliability
+from reprolib.study.ledger import reliability
 from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, METRIC_LABELS, REFERENCE, arm_color, density_lines,
                                    interval_yerr, network_name, ordered, require, shot_label, shown_metrics,
                                    summarize, trend_rows)
@@ -24,7 +24,7 @@ def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[s
     """Each calibration metric vs density (IMP levels, or a study's one-shot networks), rows =
     targets, one line per arm: means over seeds with their 95% t intervals as error bars; None
     without such runs at `n_shot`. Default metrics: the registered ones shown in the calibration
-    figure that the ledger holds (reprolib.metric_registry)."""
+    figure that the ledger holds (reprolib.scores.registry)."""
     metrics = shown_metrics(ledger, "calibration_figure") if metrics is None else metrics
     require(ledger, ["target", "arm", "ticket_kind", "density", "n_shot", *metrics], "calibration_vs_sparsity")
     rows = trend_rows(ledger[ledger["n_shot"] == n_shot])

@@ -23,10 +23,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from reprolib.errors import ReprolibError
-from reprolib.metric_registry import entries as metric_entries
-from reprolib.metric_registry import names as metric_names
+from reprolib.scores.registry import entries as metric_entries
+from reprolib.scores.registry import names as metric_names
 from reprolib.records import atomic_write_bytes
-from reprolib.stats import t_interval
+from reprolib.study.stats import t_interval
 from reprolib.transfer import registry as method_registry
 
 # Display order of transfer arms, their colours and names (stable across figures): the method
@@ -35,7 +35,7 @@ ARM_ORDER = [arm.name for arm in method_registry.arms()]
 PALETTE = {arm.name: arm.color for arm in method_registry.arms()}
 ARM_LABELS = {arm.name: arm.label for arm in method_registry.arms()}
 KIND_MARKERS = {"imp": "o", "magnitude": "s", "random": "X", "imported": "D"}   # imported: at its measured density
-# Each registered metric's display name, with "(%)" for a percentage (reprolib.metric_registry).
+# Each registered metric's display name, with "(%)" for a percentage (reprolib.scores.registry).
 METRIC_LABELS = {m.name: m.display + (" (%)" if m.unit == "%" else "") for m in metric_entries()}
 
 
@@ -68,7 +68,7 @@ def require(ledger: pd.DataFrame, columns: list[str], what: str) -> None:
     """A one-line error when the ledger lacks the columns a figure needs."""
     missing = [c for c in columns if c not in ledger.columns]
     if missing:
-        raise ReprolibError(f"{what} needs ledger columns {missing}; valid ledgers come from reprolib.ledger.build_ledger")
+        raise ReprolibError(f"{what} needs ledger columns {missing}; valid ledgers come from reprolib.study.ledger.build_ledger")
 
 
 INTERVAL_NOTE = "bars: 95% t interval over seeds (no bar: one run)"
@@ -76,7 +76,7 @@ INTERVAL_NOTE = "bars: 95% t interval over seeds (no bar: one run)"
 
 def summarize(ledger: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
     """Per group: mean of `metric` over its runs (seeds), the 95% t interval (`low`, `high`; NaN
-    for one run, reprolib.stats.t_interval) and `count`."""
+    for one run, reprolib.study.stats.t_interval) and `count`."""
     rows = []
     for key, values in ledger.groupby(by, dropna=False)[metric]:
         interval = t_interval(values.to_numpy(dtype=float))

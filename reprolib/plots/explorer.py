@@ -5,8 +5,8 @@ A network is one (ticket kind, level, imported name) of the ledger: the dense mo
 backbone, imported tickets. `explorer_choices` lists what a ledger holds; `comparison` takes
 two networks on one target, arm and number of shots and gives, per network, each seed's
 accuracy and one calibration metric (default ECE; the choices are the registered metrics shown
-in the explorer that the ledger holds, reprolib.metric_registry), their mean with its 95% t
-interval (reprolib.stats.t_interval) and the reliability bins pooled over seeds;
+in the explorer that the ledger holds, reprolib.scores.registry), their mean with its 95% t
+interval (reprolib.study.stats.t_interval) and the reliability bins pooled over seeds;
 `compare_summary` says it in one line and `compare_panel` draws it: accuracy and the metric
 (seeds as points, mean and interval) beside the two reliability diagrams. The one-run panel
 (prompt, label map) is `explorer_run.explorer_panel`.
@@ -25,11 +25,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.metric_registry import get as get_metric
+from reprolib.scores.registry import get as get_metric
 from reprolib.plots.calibration import ECE_NOTE, add_reliability_legend, draw_reliability
 from reprolib.plots.common import shot_label, shown_metrics
 from reprolib.plots.explorer_run import explorer_panel, select_run  # noqa: F401  (the explorer's one-run view)
-from reprolib.stats import t_interval
+from reprolib.study.stats import t_interval
 from reprolib.transfer import registry as method_registry
 
 DENSE = "imp:0"

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
-from reprolib.ledger import label_map, reliability
+from reprolib.study.ledger import label_map, reliability
 from reprolib.plots.calibration import draw_reliability
 from reprolib.plots.common import network_name, shot_label
 

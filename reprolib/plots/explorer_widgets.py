@@ -22,7 +22,7 @@ import pandas as pd
 from reprolib import paths
 from reprolib.config import Profile, load_profile, profile_names
 from reprolib.errors import ReprolibError
-from reprolib.ledger import load_ledger
+from reprolib.study.ledger import load_ledger
 from reprolib.plots.explorer import DENSE, compare_panel, compare_summary, explorer_choices, metric_choices
 from reprolib.plots.explorer_run import explorer_panel
 

@@ -1,14 +1,14 @@
 """Tables drawn from the ledger: tidy summaries and readable pivots, every number a mean over
-seeds with its 95% t interval and n (reprolib.stats.t_interval; a single run reads "one run")."""
+seeds with its 95% t interval and n (reprolib.study.stats.t_interval; a single run reads "one run")."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from reprolib.plots.common import ARM_ORDER, ordered, require, shot_label
-from reprolib.stats import t_interval
+from reprolib.study.stats import t_interval
 
-CELL_NOTE = ("cells: mean over seeds [95% t interval] n=seeds (reprolib.stats.t_interval); "
+CELL_NOTE = ("cells: mean over seeds [95% t interval] n=seeds (reprolib.study.stats.t_interval); "
              "\"one run\": a single seed, no interval")
 
 

@@ -2,7 +2,7 @@
 
 - ID accuracy on the target's test set.
 - OOD generalisation (covariate shift): accuracy on seeded corruptions of the ID test set
-  (`reprolib.ood.corrupt`: rotation, blur, noise, contrast) at the recipe's severities. The
+  (`reprolib.scores.ood.corrupt`: rotation, blur, noise, contrast) at the recipe's severities. The
   paper's natural shifts (CIFAR-10.1, STL10, ImageNet variants) are not in the data registry;
   corruptions stand in for them in every profile.
 - OOD detection (semantic shift): max softmax probability of the logits (100 x cosine logits for
@@ -23,7 +23,7 @@ import torch
 from reprolib.data import get_dataset, info
 from reprolib.errors import ReprolibError
 from reprolib.images import to_network
-from reprolib.ood import CORRUPTIONS, corrupt, detection_metrics, msp, noise_images
+from reprolib.scores.ood import CORRUPTIONS, corrupt, detection_metrics, msp, noise_images
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe
 
 

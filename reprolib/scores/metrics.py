@@ -5,7 +5,7 @@ equal-width bins on (0, 1] (a confidence c goes to bin ceil(c * n_bins) - 1, so 
 in the last bin), pooled over the whole test set. All arithmetic is float64.
 
 `adaptive_ece` (equal-mass bins) and `classwise_ece` (Kull et al. 2019, every class's
-probability) follow the same conventions; both are registered metrics (reprolib.metric_registry).
+probability) follow the same conventions; both are registered metrics (reprolib.scores.registry).
 
 Differences from torchmetrics' `MulticlassCalibrationError` (notebooks.md): its bins are
 [lo, hi) and a confidence of exactly 1.0 falls into an extra (n_bins + 1)-th bin, so the two

@@ -1,7 +1,7 @@
 """Out-of-distribution tools: detection scores, seeded covariate corruptions, noise OOD inputs.
 
 Detection scores follow the convention higher = more in-distribution, so they plug straight
-into `reprolib.metrics.ood_auroc` / `fpr_at_95_tpr` (ID is the positive class). Scores are
+into `reprolib.scores.metrics.ood_auroc` / `fpr_at_95_tpr` (ID is the positive class). Scores are
 returned in float64: in float32 the max-softmax of a confident model saturates at exactly 1.0
 and ties would blur AUROC.
 
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from reprolib.errors import ReprolibError, check_choice, check_type
-from reprolib.metrics import fpr_at_95_tpr, ood_auroc
+from reprolib.scores.metrics import fpr_at_95_tpr, ood_auroc
 
 CORRUPTIONS = ("rotation", "blur", "noise", "contrast")
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -69,7 +69,7 @@ def max_cosine(image_features: torch.Tensor, text_features: torch.Tensor) -> tor
 
 
 def detection_metrics(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> dict[str, float]:
-    """{"auroc", "fpr95"} with ID positive and higher score = more ID (see reprolib.metrics).
+    """{"auroc", "fpr95"} with ID positive and higher score = more ID (see reprolib.scores.metrics).
 
     The one place both studies turn detection scores into metrics: the Reprogrammer study
     stores this pair per OOD set, the transfer runs through `detection` below.

@@ -2,8 +2,8 @@
 
 `python -m reprolib ledger --recompute-metrics [--profile P | --artifacts DIR]` calls
 `recompute_runs(runs_dir, records)` with every verified record of the folder, then rebuilds the
-ledger. Per run with `<id>.scores.npz` (reprolib.saved_scores): every registered metric is
-computed from the scores and the record's config (reprolib.metric_registry.compute_metrics);
+ledger. Per run with `<id>.scores.npz` (reprolib.scores.saved): every registered metric is
+computed from the scores and the record's config (reprolib.scores.registry.compute_metrics);
 every value the record already holds must come back exactly (to the last bit, lists and the
 `ood` groups included), otherwise the run is named in one loud line and its record left as it
 is; when they all agree, the metrics the record lacks are added and the record is rewritten
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from reprolib.errors import ReprolibError
-from reprolib.metric_registry import compute_metrics, entries
+from reprolib.scores.registry import compute_metrics, entries
 from reprolib.records import write_json_atomic
-from reprolib.saved_scores import load_scores, scores_path
+from reprolib.scores.saved import load_scores, scores_path
 
 NAMED = 20   # runs named in a summary line; the rest are counted
 

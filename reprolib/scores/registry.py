@@ -1,14 +1,14 @@
 """Every metric a transfer run records, in one registry: how to compute it from the run's saved
 scores, which way is better, how to show it, and where.
 
-A `Metric` is computed from `reprolib.saved_scores.SavedScores` (test logits, test labels, OOD
+A `Metric` is computed from `reprolib.scores.saved.SavedScores` (test logits, test labels, OOD
 logits per group) and the record's config (the legacy RLT value reads `legacy_ece_batch`).
 `compute_metrics(scores, config)` gives a record's whole `metrics` dict: the scalars at the top
 (`accuracy`, `ece`, ...), the reliability bins, and `ood.<group>.<name>` for every OOD group
 the scores hold. Records, the ledger's metric columns, the calibration figure and tables, the
 explorer's metric picker, tracking and `compare` read the registry here, so a new metric is one
 `register` call (and one test): `python -m reprolib ledger --recompute-metrics` then fills it in
-for every finished run that saved its scores (reprolib.metric_recompute).
+for every finished run that saved its scores (reprolib.scores.recompute).
 
 Kinds: "scalar" (a number at metrics[name]), "bins" (a structure at metrics[name], not a score:
 direction "none") and "ood" (a number per OOD group at metrics.ood[group][name]; its ledger
@@ -30,7 +30,7 @@ from reprolib.errors import ReprolibError, check_choice
 if TYPE_CHECKING:
     import torch
 
-    from reprolib.saved_scores import SavedScores
+    from reprolib.scores.saved import SavedScores
 
 KINDS = ("scalar", "bins", "ood")
 DIRECTIONS = ("lower", "higher", "none")
@@ -66,8 +66,8 @@ class MetricInputs:
         return self.checked[1]
 
     def detection(self, group: str) -> dict[str, float]:
-        """msp / energy AUROC and FPR95 of one OOD group (reprolib.ood.detection, as the run scored it)."""
-        from reprolib.ood import detection
+        """msp / energy AUROC and FPR95 of one OOD group (reprolib.scores.ood.detection, as the run scored it)."""
+        from reprolib.scores.ood import detection
 
         if group not in self._detection:
             self._detection[group] = detection(self.scores.test_logits, self.scores.ood_logits[group])
@@ -150,9 +150,8 @@ def compute_metrics(scores: SavedScores, config: dict[str, Any]) -> dict[str, An
 # ----------------------------------------------------------------------------- the entries
 
 def _m():
-    """reprolib.metrics (the formulas), imported when a metric is first computed."""
-    from reprolib import metrics
-
+    """reprolib.scores.metrics (the formulas), imported when a metric is first computed."""
+    from reprolib.scores import metrics
     return metrics
 
 

@@ -1,7 +1,7 @@
 """A run's saved scores: its reported test logits, test labels and OOD logits, `<id>.scores.npz`.
 
 Every transfer run writes them beside its record (before the JSON, the commit marker), so that a
-metric registered after the run (`reprolib.metric_registry`) can be filled in for every finished
+metric registered after the run (`reprolib.scores.registry`) can be filled in for every finished
 run without training again (`python -m reprolib ledger --recompute-metrics`). The logits are the
 ones the record's metrics were computed from (the reported epoch's, on the full test set), kept in
 the dtype the model produced (float32 here), so recomputing a metric gives the stored value to

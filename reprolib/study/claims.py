@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from reprolib.effects import CellValues, Cells, cell_difference, cell_values, effect_interval, null_ledger
+from reprolib.study.effects import CellValues, Cells, cell_difference, cell_values, effect_interval, null_ledger
 from reprolib.errors import check_type
-from reprolib.stats import Interval, holm, simultaneous_confidence, t_interval
+from reprolib.study.stats import Interval, holm, simultaneous_confidence, t_interval
 from reprolib.transfer import registry as method_registry
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"

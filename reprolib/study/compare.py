@@ -2,7 +2,7 @@
 
 `compare_ledgers(before, after)` pairs the runs of two ledger CSVs by their configuration
 (the run id, a hash of the resolved config), and reports, per metric column (the registered
-metrics shown in "compare", reprolib.metric_registry, and every `ood_*` column), how many
+metrics shown in "compare", reprolib.scores.registry, and every `ood_*` column), how many
 paired runs hold exactly the same value and the largest absolute difference. Runs present in
 only one ledger are counted, not compared.
 Also `python -m reprolib compare BEFORE.csv AFTER.csv` (exit 1 when anything differs).
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprolib.errors import ReprolibError
-from reprolib.metric_registry import names as metric_names
+from reprolib.scores.registry import names as metric_names
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 An effect is a number computed from cells of runs (a cell: one target, arm, network, shots
 regime; `Cells` holds them); `effect_interval` computes it once per seed and takes the t
 interval over the seeds that have every cell it reads (>= 2, and not all equal: seeds that
-agree exactly show no noise), else bootstraps each run's test images (reprolib.stats;
+agree exactly show no noise), else bootstraps each run's test images (reprolib.study.stats;
 centred on the recorded value) and takes the percentile interval. `cell_difference` is the paired comparison of two cells
 (dense minus ticket): the per-seed paired differences, else the two runs' image bootstraps.
 
@@ -24,8 +24,8 @@ from functools import cached_property, lru_cache
 import numpy as np
 import pandas as pd
 
-from reprolib.metric_registry import names as metric_names
-from reprolib.stats import (CONFIDENCE, IMAGE_BOOTSTRAP, N_BOOT, SEEDS_AGREE, SEEDS_NOT_SHARED, Interval, all_equal,
+from reprolib.scores.registry import names as metric_names
+from reprolib.study.stats import (CONFIDENCE, IMAGE_BOOTSTRAP, N_BOOT, SEEDS_AGREE, SEEDS_NOT_SHARED, Interval, all_equal,
                             bins_metric, bootstrap_interval, image_replicates, n_boot_for, p_above, paired_effect,
                             run_rng, t_interval)
 
@@ -33,7 +33,7 @@ CellValues = dict[tuple, np.ndarray]           # cell key -> its values per samp
 Effect = Callable[[CellValues], np.ndarray]     # -> the effect per sample
 PAIRED_CELL = ["target", "arm", "n_shot", "seed"]
 # What moves with a run in the null ledger: its results (and its id, which seeds its bootstrap).
-# The metrics: the registered ledger columns (reprolib.metric_registry).
+# The metrics: the registered ledger columns (reprolib.scores.registry).
 RESULT_COLUMNS = ["id", *metric_names(place="ledger"), "reliability"]
 
 

@@ -20,7 +20,7 @@ asked for the failed ones; `failed_runs(frame)` lists them.
 
 CLI: `python -m reprolib ledger --profile P` (re)builds and saves the ledger; with
 `--recompute-metrics` it first fills in every registered metric a finished run's record lacks
-from the run's saved scores (reprolib.metric_recompute), checking the ones it holds.
+from the run's saved scores (reprolib.scores.recompute), checking the ones it holds.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import pandas as pd
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
-from reprolib.metric_registry import names as metric_names
+from reprolib.scores.registry import names as metric_names
 from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
@@ -48,7 +48,7 @@ ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map
               "provenance", "ticket_name", "ticket_source", "published_top1",
               "n_shot", "shots_min", "shots_max", "capped", "seed", "protocol", "split", "prompt_size",
               "legacy_ece_batch"]
-# The registered scalar metrics shown in the ledger (reprolib.metric_registry), in registry order.
+# The registered scalar metrics shown in the ledger (reprolib.scores.registry), in registry order.
 METRIC_COLUMNS = metric_names(place="ledger")
 TAIL_COLUMNS = ["wall_time_s", "device", "cpu_capability", "cpu_threads", "reliability", "label_map_indices", "created"]
 # Whether the run finished ("ok") or raised ("failed", with its one-line error).
@@ -338,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(artifacts, "--artifacts")
     ok = True
     if getattr(args, "recompute_metrics", False):
-        from reprolib.metric_recompute import recompute_runs
+        from reprolib.scores.recompute import recompute_runs
 
         runs = paths.runs_dir(artifacts)
         if not runs.is_dir():

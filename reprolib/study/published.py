@@ -11,7 +11,7 @@ import pandas as pd
 
 from reprolib.errors import check_choice, check_type
 from reprolib.paths import PUBLISHED_DIR
-from reprolib.stats import t_interval
+from reprolib.study.stats import t_interval
 
 TABLES = {"ilmvp": "ilmvp_cvpr23_main_table.csv", "smm": "smm_icml24_table1.csv"}
 # Our arm -> the published column holding the same method, per table.

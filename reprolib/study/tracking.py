@@ -21,11 +21,11 @@ from typing import Any
 from reprolib import paths
 from reprolib.config import load_profile, profile_help
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.metric_registry import names as metric_names
+from reprolib.scores.registry import names as metric_names
 
 TRACKERS = ["tensorboard", "wandb"]
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
-FINAL_METRICS = metric_names(place="tracking")   # reprolib.metric_registry
+FINAL_METRICS = metric_names(place="tracking")   # reprolib.scores.registry
 
 
 def tracking_dir(artifacts: str | Path, tracker: str) -> Path:

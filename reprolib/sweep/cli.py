@@ -7,8 +7,8 @@
   sweep --profile my/study.yaml          a profile of your own, by path
   sweep ... --only target=cifar10,method=lp   a slice of the grid (keys: ONLY_KEYS; a key named
                                          twice matches either value)
-  sweep ... --dry-run                    the grid, its cost (reprolib.cost), the wall-clock on the
-                                         devices (reprolib.scheduling) and, for Slurm, the jobs,
+  sweep ... --dry-run                    the grid, its cost (reprolib.sweep.cost), the wall-clock on the
+                                         devices (reprolib.sweep.scheduling) and, for Slurm, the jobs,
                                          the arrays and the batch script; nothing runs
 
 Bad input (an unknown device id, more runs per GPU than the cores feed, an unknown Slurm
@@ -23,11 +23,19 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from reprolib import cost, paths, scheduling, slurm, sweep
+from reprolib import paths
+
+from reprolib.sweep import cost
+
+from reprolib.sweep import scheduling
+
+from reprolib.sweep import slurm
+
+from reprolib.sweep import runner as sweep
 from reprolib.config import load_profile, profile_names
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.ledger import update_ledger
+from reprolib.study.ledger import update_ledger
 from reprolib.protocols import get_protocol
 
 ONLY_KEYS = ("target", "method", "network", "kind", "level", "n_shot", "seed")

@@ -224,8 +224,8 @@ def grid_cost(configs: Iterable[Any], profile: Any, epochs: int, plan: Plan = BE
 
 
 class RunTimer:
-    """Estimated seconds of single runs at a throughput (for the schedulers: reprolib.scheduling
-    hands out the longest first, reprolib.slurm packs jobs under their time limit).
+    """Estimated seconds of single runs at a throughput (for the schedulers: reprolib.sweep.scheduling
+    hands out the longest first, reprolib.sweep.slurm packs jobs under their time limit).
 
     A run is priced on its own: scheduled test passes, its own LP feature pass (no sharing: a
     bound, never an underestimate, whatever run shares its features), and the small-step floor

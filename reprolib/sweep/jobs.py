@@ -5,7 +5,7 @@ one-line error and traceback) instead of ending the sweep; worker processes and 
 run the same guarded runner, so every executor produces the same records.
 
 `run_submitit` submits the runs that have no record yet as job arrays of bundled runs
-(reprolib.slurm: each job fits its time limit, each array fits max_array_size); a job that died
+(reprolib.sweep.slurm: each job fits its time limit, each array fits max_array_size); a job that died
 (its time limit, an OOM kill, node loss) fails only those of its runs that left no record.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprolib import slurm
+from reprolib.sweep import slurm
 from reprolib.errors import check_choice
 from reprolib.records import one_line_error
 from reprolib.transfer.run import existing_record
@@ -31,7 +31,7 @@ class SubmititOptions:
 
     `folder` holds the job logs (default `<results_path>/../submitit`); `cluster` is a
     submitit cluster name (None = auto-detect); `options` what each job asks for and how runs
-    are bundled and arrays chunked (reprolib.slurm.ClusterOptions, from the profile's
+    are bundled and arrays chunked (reprolib.sweep.slurm.ClusterOptions, from the profile's
     `cluster:` section); `slurm` extra submitit executor parameters, passed as they are.
     """
 
@@ -66,11 +66,11 @@ class Guarded:
 def run_submitit(units: list[Any], guarded: Guarded, options: SubmititOptions, verbose: bool, settle,
                  seconds: Callable[[Any], float], records_on_disk: bool,
                  describe: Callable[[Any], str] = repr) -> dict[int, Any]:
-    """Submit the units missing a record as job arrays of bundled runs (reprolib.slurm); each job
+    """Submit the units missing a record as job arrays of bundled runs (reprolib.sweep.slurm); each job
     runs the same guarded runner, so records are identical. A job that died (its time limit, an
     OOM kill, node loss) fails only its runs that left no record.
 
-    Many parameters because it is reprolib.sweep.run_sweep's submitit branch, given what run_sweep resolved.
+    Many parameters because it is reprolib.sweep.runner.run_sweep's submitit branch, given what run_sweep resolved.
     """
     import submitit   # optional dependency: only a submitit sweep needs it
 

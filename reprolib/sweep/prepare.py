@@ -28,7 +28,7 @@ def profile_needs(profile) -> list[tuple[str, str, int | None]]:
     sides its methods load (MethodSpec.load_side), and each OOD partner's test split."""
     from reprolib.models.registry import get_spec
     from reprolib.protocols import get_protocol
-    from reprolib.sweep import parse_arm
+    from reprolib.sweep.runner import parse_arm
     from reprolib.transfer import registry as methods
     from reprolib.transfer.ood_eval import ood_partners
 

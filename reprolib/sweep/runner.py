@@ -8,10 +8,10 @@ at `baseline_level`) x n-shots x seeds; full-data runs (n_shot = -1) use
 `run_sweep(configs)` runs each through `reprolib.transfer.run_transfer`, which writes its
 record atomically and skips a config whose record exists, so a killed sweep restarts where
 it stopped and never leaves a half-written record. On GPUs one worker per device (or K per
-device) takes the runs longest first (reprolib.workers, reprolib.scheduling).
+device) takes the runs longest first (reprolib.sweep.workers, reprolib.sweep.scheduling).
 `executor="slurm"` (or "submitit") submits the missing runs as job arrays of bundled runs
-(reprolib.slurm, reprolib.sweep_jobs; `cluster="local"` for submitit's LocalExecutor) and
-produces the same records. One sweep per results folder at a time (reprolib.sweep_lock).
+(reprolib.sweep.slurm, reprolib.sweep.jobs; `cluster="local"` for submitit's LocalExecutor) and
+produces the same records. One sweep per results folder at a time (reprolib.sweep.lock).
 
 A run that raises does not end the sweep: it leaves a failure record beside the runs
 (`<id>.failed.json` with its config and one-line error, `<id>.traceback.txt`), the sweep goes
@@ -20,10 +20,10 @@ exits 1. A failure record never counts as done, so a rerun retries the run, and 
 removes it. KeyboardInterrupt or SIGTERM is no failure: it stops the sweep and its workers within seconds
 (finished records stay; runs in flight are abandoned, never half-written).
 
-`--dry-run` lists the grid and what it costs (reprolib.cost: images forwarded and
+`--dry-run` lists the grid and what it costs (reprolib.sweep.cost: images forwarded and
 forwarded+backwarded, GPU-hours, the few-shot cells that the class sizes cap).
 
-CLI: reprolib.sweep_cli (`python -m reprolib sweep --profile P [--devices ...] [--executor local|slurm]`).
+CLI: reprolib.sweep.cli (`python -m reprolib sweep --profile P [--devices ...] [--executor local|slurm]`).
 """
 
 from __future__ import annotations
@@ -37,22 +37,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprolib import cost, determinism, paths
+from reprolib import determinism, paths
+
+from reprolib.sweep import cost
 from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.progress import Progress
 from reprolib.records import clear_failure, config_hash, write_failure
-from reprolib.scheduling import longest_first
+from reprolib.sweep.scheduling import longest_first
 from reprolib.sparsity.network import grid_networks, network_label
-from reprolib.sweep_lock import sweep_locks
+from reprolib.sweep.lock import sweep_locks
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
 from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.grouped import MAX_RUNS, RunError, group_configs, run_group
 from reprolib.transfer.run import record_path
-from reprolib.sweep_jobs import Guarded, Raised, SubmititOptions, run_submitit
-from reprolib.workers import Slot, WorkerPool
+from reprolib.sweep.jobs import Guarded, Raised, SubmititOptions, run_submitit
+from reprolib.sweep.workers import Slot, WorkerPool
 
 EXECUTORS = ("local", "submitit", "slurm")   # slurm: submitit on the Slurm cluster
 
@@ -136,15 +138,15 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
     Many parameters because each is one independent choice of how the grid runs.
     `runner` defaults to `run_transfer`; tests pass a cheap one with the same contract (write
     the record atomically, return the existing record if present). `submitit` configures the
-    submitit executor (SubmititOptions; runs bundled into jobs, reprolib.slurm).
+    submitit executor (SubmititOptions; runs bundled into jobs, reprolib.sweep.slurm).
     `devices` (GPU ids) runs one worker per GPU, or `runs_per_gpu` per GPU, pinned with
     CUDA_VISIBLE_DEVICES; else `workers` > 1 runs that many CPU processes with cores / workers
     torch threads each. Workers are handed the runs longest first by `seconds` (default: the
-    cost model; reprolib.scheduling). A run that raises writes a failure record
+    cost model; reprolib.sweep.scheduling). A run that raises writes a failure record
     (`<id>.failed.json` + `<id>.traceback.txt`) and the sweep goes on; a success removes an old
     one. KeyboardInterrupt or SIGTERM stops the sweep and its workers (finished records stay,
     runs in flight are abandoned, no failure is recorded). One sweep per results folder
-    (reprolib.sweep_lock). `group_runs` > 1 (with the default runner) trains up to that many
+    (reprolib.sweep.lock). `group_runs` > 1 (with the default runner) trains up to that many
     prompt runs on the same backbone and target together (reprolib.transfer.grouped); None:
     grouped.MAX_RUNS on CUDA, 1 on the CPU (whose records stay exactly as they were).
     """
@@ -299,7 +301,7 @@ class _Progress:
 
 def resolve_workers(workers: int, device: str) -> int:
     """0 = one process per CPU core on the CPU, a single process when a GPU does the work
-    (GPUs are spread over with `devices`, reprolib.scheduling)."""
+    (GPUs are spread over with `devices`, reprolib.sweep.scheduling)."""
     if workers < 0:
         raise ReprolibError(f"workers must be >= 0 (0 = auto), got {workers}")
     if workers:
@@ -318,7 +320,7 @@ def _slots(devices: list[str] | None, runs_per_gpu: int, workers: int) -> list[S
 
 def _run_workers(units: list[Any], guarded: Guarded, slots: list[Slot], progress: _Progress, settle,
                  seconds: Callable[[Any], float]) -> dict[int, Any]:
-    """The local sweep over worker processes (reprolib.workers), longest first; settled outcomes by index."""
+    """The local sweep over worker processes (reprolib.sweep.workers), longest first; settled outcomes by index."""
     pool = WorkerPool(guarded, slots, say=lambda line: print(line, flush=True))
     settled = {}
     try:

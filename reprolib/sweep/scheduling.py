@@ -1,8 +1,8 @@
 """Which device runs what: device lists, longest-first hand-out, and the wall-clock it predicts.
 
 A local sweep on GPUs starts one worker process per GPU (pinned by CUDA_VISIBLE_DEVICES), or K
-per GPU with `--runs-per-gpu K` to fill a GPU with small few-shot runs (reprolib.workers). Runs
-are handed out longest first by the cost model's estimate (reprolib.cost.RunTimer), the classic
+per GPU with `--runs-per-gpu K` to fill a GPU with small few-shot runs (reprolib.sweep.workers). Runs
+are handed out longest first by the cost model's estimate (reprolib.sweep.cost.RunTimer), the classic
 LPT rule: whichever slot frees first takes the longest run left, so the devices finish together
 (LPT's makespan is within 4/3 of the best possible).
 

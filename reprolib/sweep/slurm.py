@@ -4,7 +4,7 @@ The profile's `cluster:` section (ClusterOptions: partition, account, qos, const
 gpus_per_node, cpus_per_task, mem_gb, timeout_min, array_parallelism, max_array_size, margin),
 overridden on the command line with `--slurm KEY=VALUE`, says what each job asks for.
 
-A job is a bundle of runs whose estimated time (reprolib.cost.RunTimer) times `margin` fits
+A job is a bundle of runs whose estimated time (reprolib.sweep.cost.RunTimer) times `margin` fits
 `timeout_min`: bundles are packed first-fit, longest run first, so a 10-shot run is never a
 job of its own. Jobs go out as job arrays of at most `max_array_size` tasks (Slurm refuses an
 array above its MaxArraySize, 1001 by default), each running `array_parallelism` at a time. A

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from reprolib.config import PROFILE_DIR, Profile, profile_path
-from reprolib.ledger import arm_name
+from reprolib.study.ledger import arm_name
 from reprolib.records import is_aside_file
 from reprolib.sparsity.identity import stale_network
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type
-from reprolib.labelmap import LABEL_MAPS
+from reprolib.transfer.labelmap import LABEL_MAPS
 from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
 from reprolib.sparsity.masks import KINDS as TICKET_KINDS

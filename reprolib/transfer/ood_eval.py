@@ -21,7 +21,7 @@ the partners' own storage (uint8 memory maps for paper sets), resizing there.
 
 Scores (higher = more in-distribution): maximum softmax probability over the K target
 logits (`msp`) and negative energy (`energy`, logsumexp). Metrics: AUROC and FPR at 95%
-TPR (reprolib.ood.detection, shared with the Reprogrammer study), ID as the positive class,
+TPR (reprolib.scores.ood.detection, shared with the Reprogrammer study), ID as the positive class,
 computed from the saved OOD logits (`ood_logits`) by the metric registry's OOD entries.
 """
 
@@ -39,7 +39,7 @@ from reprolib.data import get_dataset, info
 from reprolib.data.split import from_tensors
 from reprolib.errors import ReprolibError
 from reprolib.images import to_network
-from reprolib.ood import noise_images
+from reprolib.scores.ood import noise_images
 
 NOISE_SEED = 12345
 
@@ -109,5 +109,5 @@ def _ood_images(partners: tuple[str, ...], data_root: str, download: bool, size:
 
 def ood_logits(predict_images: Callable[[Any], Tensor], images: dict[str, Any]) -> dict[str, Tensor]:
     """{group: the trained model's logits on that OOD group} ('datasets', 'noise'); `predict_images`
-    takes a group's images (split-like). Saved with the run (reprolib.saved_scores)."""
+    takes a group's images (split-like). Saved with the run (reprolib.scores.saved)."""
     return {group: predict_images(x) for group, x in images.items()}

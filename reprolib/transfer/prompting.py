@@ -18,7 +18,7 @@ target logits are the K mapped source logits; cross-entropy runs over those K on
   like SMM's.
 - Every fact that differs by prompt kind (stored size, augmentation, module, optimisers) is
   its `PromptKind` entry's (prompts/kinds.py); this module asks the entry.
-- Label maps (s.2) come from `reprolib.labelmap.LabelMapper`: ILM recomputed before every
+- Label maps (s.2) come from `reprolib.transfer.labelmap.LabelMapper`: ILM recomputed before every
   epoch on the whole (few-shot) training set with the current prompt, FLM / FLM-grey once,
   RLM seeded. The mapping pass uses the un-augmented training images with every module in
   eval mode (for SMM the public code passes augmented batches; we use the plain images so
@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from reprolib.data.registry import DatasetInfo
 from reprolib.images import to_network
-from reprolib.labelmap import LabelMapper, map_logits
+from reprolib.transfer.labelmap import LabelMapper, map_logits
 from reprolib.prompts import augment, augment_pad, get_kind
 from reprolib.transfer.inputs import StoredInputs, from_split
 from reprolib.transfer.method import MethodContext, TransferMethod

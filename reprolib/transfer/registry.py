@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from reprolib.data.registry import DatasetInfo
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.labelmap import LABEL_MAPS
+from reprolib.transfer.labelmap import LABEL_MAPS
 from reprolib.protocols import Protocol
 from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
@@ -44,7 +44,7 @@ class Arm:
 
     @property
     def name(self) -> str:
-        """'lp', or 'method/label_map' (reprolib.ledger.arm_name's form, e.g. 'vp/ilm')."""
+        """'lp', or 'method/label_map' (reprolib.study.ledger.arm_name's form, e.g. 'vp/ilm')."""
         return self.method if not self.label_map else f"{self.method}/{self.label_map}"
 
 

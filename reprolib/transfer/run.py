@@ -5,7 +5,7 @@ it exists -> load the target (few-shot subset, optional validation split carved 
 -> load the backbone or ticket -> build the method (LP or a prompt) -> train -> evaluate
 on the full test set (every split gathered one minibatch at a time: reprolib.transfer.inputs)
 -> write `<hash>.npz` (learned prompt / head), `<hash>.scores.npz` (test and OOD logits:
-reprolib.saved_scores) and then `<hash>.json`
+reprolib.scores.saved) and then `<hash>.json`
 (the JSON is the commit marker: a run is finished exactly when its JSON exists).
 
 The reported number is the final epoch's test accuracy; with `select_best_on_val` it is the
@@ -31,11 +31,11 @@ from reprolib.data import capped_warning, effective_shots, few_shot_indices, get
 from reprolib.data.registry import info, names
 from reprolib.devices import device_name, resolve_device
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.metric_registry import compute_metrics
+from reprolib.scores.registry import compute_metrics
 from reprolib.models.registry import get_spec
 from reprolib.protocols import eval_schedule, get_protocol
 from reprolib.records import build_record, record_id, verified_record, write_run_files
-from reprolib.saved_scores import SavedScores
+from reprolib.scores.saved import SavedScores, scores_path, write_scores
 from reprolib.sparsity.identity import network_fingerprint
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
@@ -264,7 +264,7 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
     cfg, hashed, method = run.cfg, run.hashed, run.method
     scores = run_scores(cfg, run.profile, method, (result.test_logits, run.data.test.labels), run.data.test.info,
                         hashed)
-    metrics = compute_metrics(scores, hashed)   # every registered metric (reprolib.metric_registry)
+    metrics = compute_metrics(scores, hashed)   # every registered metric (reprolib.scores.registry)
     label_map = method.label_map
     record = build_record(
         run.run_id, record_config(cfg, hashed, run.ticket, run.data, run.backbone), metrics,
@@ -276,7 +276,8 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
     )
     arrays = {k: v.numpy() for k, v in method.learned_state().items()}
     # .npz, .scores.npz, then the JSON (the commit marker)
-    write_run_files(run.out_dir, run.run_id, record, arrays, scores)
+    write_run_files(run.out_dir, run.run_id, record, arrays,
+                    companions=((scores_path(run.out_dir, run.run_id), lambda f: write_scores(f, scores)),))
     return record
 
 

@@ -174,7 +174,7 @@ def _text(shown: str) -> str:
 
 def _expected(clone: Path, profile: str, page) -> str:
     """compare_summary for the values the controls show, computed here from the same ledger."""
-    from reprolib.ledger import load_ledger   # the checkout's code: the clone's, committed
+    from reprolib.study.ledger import load_ledger   # the checkout's code: the clone's, committed
     from reprolib.plots.explorer import compare_summary, metric_choices, networks
 
     ledger = load_ledger(clone / "artifacts" / profile)
