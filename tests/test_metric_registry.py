@@ -18,7 +18,8 @@ from reprolib.scores import registry
 from reprolib.cli import main
 from reprolib.errors import ReprolibError
 from reprolib.records import verified_record, write_json_atomic
-from reprolib.scores.saved import SavedScores, load_scores, scores_path
+from reprolib.scores.ood_files import saved_scores
+from reprolib.scores.saved import SavedScores, scores_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NEW = ("adaptive_ece", "classwise_ece")
@@ -27,7 +28,7 @@ NEW = ("adaptive_ece", "classwise_ece")
 @pytest.fixture(scope="module")
 def scores(vp_run):  # noqa: F811
     record, folder = vp_run
-    return load_scores(scores_path(folder, record["id"])), record
+    return saved_scores(folder, record), record
 
 
 def _values(metric, scores: SavedScores, config: dict) -> list:

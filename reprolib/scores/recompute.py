@@ -3,7 +3,8 @@
 `python -m reprolib ledger --recompute-metrics [--profile P | --artifacts DIR]` calls
 `recompute_runs(runs_dir, records)` with every verified record of the folder, then rebuilds the
 ledger. Per run with `<id>.scores.npz` (reprolib.scores.saved): every registered metric is
-computed from the scores and the record's config (reprolib.scores.registry.compute_metrics);
+computed from the scores, the OOD stage's files the record names (reprolib.scores.ood_files) and
+the record's config (reprolib.scores.registry.compute_metrics);
 every value the record already holds must come back exactly (to the last bit, lists and the
 `ood` groups included), otherwise the run is named in one loud line and its record left as it
 is; when they all agree, the metrics the record lacks are added and the record is rewritten
@@ -21,7 +22,8 @@ from typing import Any
 from reprolib.errors import ReprolibError
 from reprolib.scores.registry import compute_metrics, entries
 from reprolib.records import write_json_atomic
-from reprolib.scores.saved import load_scores, scores_path
+from reprolib.scores.ood_files import saved_scores
+from reprolib.scores.saved import scores_path
 
 NAMED = 20   # runs named in a summary line; the rest are counted
 
@@ -96,7 +98,7 @@ def recompute_record(record: dict[str, Any], runs_dir: Path, report: RecomputeRe
         report.missing_without_scores |= {e.name for e in entries() if e.kind != "ood" and e.name not in held}
         return
     try:
-        computed = compute_metrics(load_scores(path), record.get("config") or {})
+        computed = compute_metrics(saved_scores(runs_dir, record), record.get("config") or {})
     except ReprolibError as err:
         print(f"recompute-metrics: run {run_id} left unchanged: {err}")
         report.differ.append(run_id)
