@@ -163,11 +163,11 @@ def test_the_ledger_and_its_readers_take_their_metrics_from_the_registry(tmp_pat
     assert registry.compute_metrics(tiny, {"legacy_ece_batch": 1})["ood"] == {}
 
 
-def test_recompute_needs_the_run_records(tmp_path, capsys) -> None:
-    (tmp_path / "ledger.csv").write_text("id\n")   # a shipped ledger without its runs
+def test_recompute_needs_the_run_records_or_the_scores_archive(tmp_path, capsys) -> None:
+    (tmp_path / "ledger.csv").write_text("id\n")   # a shipped ledger without its runs or scores
     assert main(["ledger", "--recompute-metrics", "--artifacts", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert f"--recompute-metrics: no {tmp_path / 'runs'}; valid: an artifacts folder whose runs/" in err
+    assert f"--recompute-metrics: no {tmp_path / 'runs'} and no {tmp_path / 'scores.npz'}; valid: " in err
     assert (tmp_path / "ledger.csv").read_text() == "id\n"
 
 

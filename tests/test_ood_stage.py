@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from smoke_runs import smoke_with_dense_model
+from smoke_runs import profile_copy, smoke_with_dense_model
 
 from reprolib.errors import ReprolibError
 from reprolib.scores.ood_files import ood_path, read_ood, saved_scores, set_digest, stored_digest, write_ood
@@ -101,29 +101,14 @@ def test_a_stale_cut_or_foreign_set_file_is_scored_again_and_read_as_one_line(ru
     assert complete_ood(cfg, record).scored == []                           # complete: nothing to do
 
 
-def _dryrun_profile(home: Path, targets: list[str]) -> Path:
-    """A small paper-dryrun study (LP and VP-ILM, dense, full data, one seed) on `targets`, whose
-    OOD partners are its other targets (the paper profile's rule)."""
-    source = Path(__file__).parents[1] / "reprolib" / "profiles" / "paper-dryrun.yaml"
-    lines = []
-    for line in source.read_text().splitlines():
-        key = line.split(":")[0]
-        replaced = {"profile": "profile: stage_grid", "targets": f"targets: [{', '.join(targets)}]",
-                    "methods": "methods: [lp, vp/ilm]", "levels": "levels: [0]", "n_shots": "n_shots: [-1]",
-                    "tickets": "tickets: {}", "artifacts": "artifacts: artifacts/stage_grid"}.get(key)
-        if line.startswith(("  imported", "  imagenet", "             max_")):
-            continue
-        lines.append(replaced if replaced and not line.startswith(" ") else line)
-    path = home / "stage_grid.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def _sweep(home: Path, targets: list[str]):
     from reprolib.config import load_profile
     from reprolib.sweep.runner import build_grid, run_sweep
 
-    profile = load_profile(str(_dryrun_profile(home, targets)))
+    # a small paper-dryrun study (LP and VP-ILM, dense, full data, one seed) whose OOD partners are
+    # its other targets (the paper profile's rule)
+    profile = load_profile(str(profile_copy("paper-dryrun", home, "stage_grid", targets=targets, methods=["lp", "vp/ilm"],
+                                            levels=[0], n_shots=[-1], tickets={})))
     summary = run_sweep(build_grid(profile), verbose=False)
     assert summary.ok, summary.report()
     return profile, summary.records
