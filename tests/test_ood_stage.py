@@ -80,6 +80,27 @@ def test_a_run_writes_one_file_per_set_and_its_record_names_them(runs_folder):
     assert "ood_partners" not in record["config"] and "ood_per_set" not in record["config"]   # not in the id
 
 
+def test_the_partner_sets_concatenated_are_the_pooled_set_of_before_to_the_bit(runs_folder):
+    """Why the record's `datasets` group keeps its values: each image's logits depend on that image
+    alone, so scoring the partners one by one and concatenating them gives, bit for bit, what
+    scoring them as one pooled set (the earlier versions' way) gave."""
+    from reprolib.transfer.inputs import predict
+    from reprolib.transfer.ood_eval import PooledImages, ood_sets
+    from reprolib.transfer.run import resolve, restore_method, run_transfer
+
+    for method in ("lp", "smm"):
+        cfg = _smoke_config(runs_folder, method)
+        run_transfer(cfg)
+        model = restore_method(cfg)
+        hashed, profile, protocol = resolve(cfg)
+        partners = [s for s in ood_sets(cfg.target, profile, protocol.ood_per_set) if s.group == "datasets"]
+        pooled = PooledImages([s.images.parts[0] for s in partners], 1, 8)
+        batch = hashed["test_batch_size"]
+        assert len(pooled) > batch and protocol.ood_per_set % batch   # a pooled batch straddles two sets
+        assert torch.equal(predict(model.forward, model.inputs(pooled), batch),
+                           torch.cat([predict(model.forward, model.inputs(s.images), batch) for s in partners]))
+
+
 def test_a_stale_cut_or_foreign_set_file_is_scored_again_and_read_as_one_line(runs_folder, tmp_path):
     from reprolib.transfer.run import complete_ood, run_transfer
 

@@ -207,3 +207,15 @@ def test_another_study_s_saved_scores_are_packed_by_name(study, tmp_path):
     back = packed.arrays("r1", folder="reprogrammer/runs")
     assert set(back) == set(arrays) and all(np.array_equal(back[k], arrays[k]) for k in arrays)
     assert packed.records("reprogrammer/runs")[0]["config"] == {"method": "reprogrammer"}
+
+
+def test_ledger_packs_again_only_when_the_runs_changed(study):
+    _, yaml, artifacts = study
+    path = archive.archive_path(artifacts)
+    before = path.stat().st_mtime_ns
+    assert main(["ledger", "--profile", str(yaml)]) == 0
+    assert path.stat().st_mtime_ns == before                                  # current: left as it is
+    record = next((artifacts / "runs").glob("*.json"))
+    record.touch()
+    assert main(["ledger", "--profile", str(yaml)]) == 0
+    assert path.stat().st_mtime_ns > before and archive.read(path).codec == "float32"

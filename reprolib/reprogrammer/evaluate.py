@@ -8,8 +8,9 @@
 - OOD detection (semantic shift): max softmax probability of the logits (100 x cosine logits for
   the encoder methods, the head's logits for the linear probe), AUROC and FPR at 95% TPR with the
   ID test set positive. OOD sets: the target's DatasetInfo.ood_partners (test splits, brought
-  to the target's native size and channels by reprolib.images.to_network; a paper partner that
-  is not on disk is skipped) plus uniform-noise images. The paper's iSUN / LSUN / Places365 are
+  to the target's native size and channels by reprolib.images.to_network; a partner that is not
+  on disk fails the study in one line, as in the transfer runs: none is skipped) plus
+  uniform-noise images. The paper's iSUN / LSUN / Places365 are
   not available offline.
 """
 
@@ -53,7 +54,7 @@ def seeded_subset(x: torch.Tensor, y: torch.Tensor | None, cap: int, seed: int):
 
 def build_eval_sets(target: str, recipe: ReprogrammerRecipe, seed: int = 1,
                     data_root: Path | None = None) -> EvalSets:
-    """ID test set, its corruptions, and the OOD sets (partners that load, plus noise)."""
+    """ID test set, its corruptions, and the OOD sets (every partner, plus noise)."""
     test = get_dataset(target, "test", root=data_root)
     x, y = seeded_subset(*test.tensors(), recipe.max_eval, seed)
     size, channels = x.shape[-1], x.shape[1]
@@ -63,8 +64,9 @@ def build_eval_sets(target: str, recipe: ReprogrammerRecipe, seed: int = 1,
     for name in info(target).ood_partners:
         try:
             ood_x, _ = get_dataset(name, "test", root=data_root).tensors()
-        except ReprolibError:       # a paper OOD set that is not downloaded: skip it, keep noise
-            continue
+        except ReprolibError as err:   # every partner counts (DatasetInfo.ood_partners): none is skipped
+            raise ReprolibError(f"OOD partner {name} of {target} is not available ({err}); fetch every target "
+                                "and partner first: python -m reprolib data --prepare --profile P") from None
         ood_x, _ = seeded_subset(ood_x, None, recipe.max_eval, seed)
         sets.ood[name] = to_network(ood_x, channels, size)
     sets.ood["noise"] = noise_images(recipe.n_noise, channels, size, seed=seed)

@@ -4,7 +4,8 @@ A clone has no `runs/` folder (the records, learned states and saved scores stay
 that ran the study), so without this archive a metric registered later could not be filled in
 for the shipped runs. `pack` writes, from the records the ledger was built from:
 
-- every run's record (without its training curves), its test logits, its OOD logits per set
+- every run's record (without its training curves; a transfer run's without its metrics, which
+  the ledger holds), its test logits, its OOD logits per set
   (reprolib.scores.ood_files) and, for other studies' runs (the Reprogrammer's
   `reprogrammer/runs/<id>.scores.npz`), every array of its saved scores, by name;
 - integer arrays (test labels, label maps) once per distinct content: the labels once per target;
@@ -13,8 +14,8 @@ for the shipped runs. `pack` writes, from the records the ledger was built from:
 
 Format: a numpy .npz (zip, stored) of xz streams, each a uint8 array: `manifest` (JSON: format,
 version, codec, the runs and where each array lies), `logits`, `ints` and `prompts` (each the
-concatenated arrays, byte-shuffled, then lzma at preset 9e). The manifest holds the SHA-256 of
-every decompressed stream; `read` checks the zip, each stream and each digest, so a cut or
+concatenated arrays, integers in the narrowest type that holds them, byte-shuffled, then lzma).
+The manifest holds each stream's element type and the SHA-256 of every decompressed stream; `read` checks the zip, each stream and each digest, so a cut or
 foreign file is a one-line error naming it and what to run.
 
 Codecs (`CODECS`, the profile's `ship_scores`): "float32" keeps the logits exactly; "float16"
@@ -45,8 +46,9 @@ ARCHIVE_NAME = "scores.npz"
 FORMAT, VERSION = "reprolib-scores", 1
 STREAMS = ("manifest", "logits", "ints", "prompts")
 CODECS = ("float32", "float16", "q5", "q6", "q7", "q8", "q10", "q12")
+STORED_TYPES = ("<f4", "<f2", "|i1", "<i2", "<i4", "<i8")   # what a stream may hold (a manifest is data)
 PICTURE_KEYS = ("prompt.theta", "prompt.delta", "label_map")   # what the explorer's run panel reads
-_XZ = {"preset": 9 | lzma.PRESET_EXTREME}
+_XZ = {"preset": 6}   # 9e packs these streams no smaller (no long repeats to find) and takes longer
 
 
 def archive_path(artifacts: str | Path) -> Path:
@@ -78,10 +80,22 @@ def decode(stored: np.ndarray, codec: str) -> np.ndarray:
 
 
 def stream_dtype(name: str, codec: str) -> np.dtype:
-    """The element type of stream `name` under `codec`."""
+    """The element type of stream `name` under `codec` as encoded (the manifest records the type
+    each stream is stored in: integers in the narrowest type that holds them)."""
     if name == "logits":
         return np.dtype({"float32": np.float32, "float16": np.float16}.get(codec, np.int32))
     return np.dtype(np.int64 if name == "ints" else np.float16)
+
+
+def _narrowest(values: np.ndarray) -> np.ndarray:
+    """Integers in the smallest of int8 / int16 / int32 / int64 that holds them all (fewer bytes for
+    lzma to read: the high bytes of wide integers are zeros); floats as they are."""
+    if not np.issubdtype(values.dtype, np.integer) or values.size == 0:
+        return values
+    low, high = int(values.min()), int(values.max())
+    kind = next(t for t in (np.int8, np.int16, np.int32, np.int64)
+                if np.iinfo(t).min <= low and high <= np.iinfo(t).max)
+    return values.astype(kind)
 
 
 def _shuffle(values: np.ndarray) -> bytes:
@@ -124,12 +138,14 @@ class _Streams:
             self.seen_ints[key] = entry
         return entry
 
-    def blobs(self) -> dict[str, bytes]:
-        out = {}
+    def blobs(self) -> tuple[dict[str, bytes], dict[str, str]]:
+        """({stream: its byte-shuffled values}, {stream: the numpy type they are stored in})."""
+        out, types = {}, {}
         for name, parts in self.parts.items():
             values = np.concatenate(parts) if parts else np.zeros(0, stream_dtype(name, self.codec))
-            out[name] = _shuffle(values.astype(stream_dtype(name, self.codec), copy=False))
-        return out
+            values = _narrowest(values.astype(stream_dtype(name, self.codec), copy=False))
+            out[name], types[name] = _shuffle(values), values.dtype.str
+        return out, types
 
 
 def _run_arrays(runs_dir: Path, run_id: str) -> dict[str, np.ndarray]:
@@ -160,6 +176,7 @@ class Folder:
     relative: str
     records: list[dict[str, Any]]
     pictures: frozenset[str] = frozenset()
+    metrics: bool = True    # False: the records' metrics stay out (the ledger holds them)
 
 
 def pack(artifacts: str | Path, folders: Iterable[Folder], codec: str, study: str) -> Path:
@@ -169,6 +186,7 @@ def pack(artifacts: str | Path, folders: Iterable[Folder], codec: str, study: st
     artifacts, streams, runs = Path(artifacts), _Streams(codec), []
     for folder in folders:
         runs_dir = artifacts / folder.relative
+        dropped = ("curves",) if folder.metrics else ("curves", "metrics")
         for record in folder.records:
             run_id = record["id"]
             if not (runs_dir / f"{run_id}.scores.npz").is_file():
@@ -178,11 +196,11 @@ def pack(artifacts: str | Path, folders: Iterable[Folder], codec: str, study: st
             picture = _picture(runs_dir, run_id) if run_id in folder.pictures else {}
             learned = {k: streams.add("ints" if k == "label_map" else "prompts", a) for k, a in picture.items()}
             runs.append({"id": run_id, "folder": folder.relative, "arrays": arrays, "learned": learned,
-                         "record": {k: v for k, v in record.items() if k != "curves"}})
-    blobs = streams.blobs()
+                         "record": {k: v for k, v in record.items() if k not in dropped}})
+    blobs, types = streams.blobs()
     manifest = {"format": FORMAT, "version": VERSION, "study": study, "codec": codec, "runs": runs,
                 "streams": {name: {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw),
-                                   "dtype": stream_dtype(name, codec).str} for name, raw in blobs.items()}}
+                                   "dtype": types[name]} for name, raw in blobs.items()}}
     blobs["manifest"] = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
     packed = {name: np.frombuffer(lzma.compress(blobs[name], **_XZ), dtype=np.uint8) for name in STREAMS}
     return atomic_write(archive_path(artifacts), lambda f: np.savez(f, **packed))
@@ -210,7 +228,7 @@ class ScoresArchive:
             if hashlib.sha256(raw).hexdigest() != self.manifest["streams"][name]["sha256"]:
                 raise ReprolibError(f"scores archive {self.path}: its {name} stream does not match its manifest "
                                     f"(cut or edited); {_fix(self.path)}")
-            self._streams[name] = _unshuffle(raw, stream_dtype(name, self.codec))
+            self._streams[name] = _unshuffle(raw, np.dtype(self.manifest["streams"][name]["dtype"]))
         return self._streams[name]
 
     def _array(self, entry: dict[str, Any]) -> np.ndarray:
@@ -219,7 +237,7 @@ class ScoresArchive:
         values = self._stream(entry["stream"])[entry["offset"]:entry["offset"] + size].reshape(shape)
         if entry["stream"] == "logits":
             values = decode(values, self.codec)
-        return np.ascontiguousarray(values.T if entry["transposed"] else values)
+        return np.array(values.T if entry["transposed"] else values, order="C")   # a writable copy
 
     def _run(self, run_id: str, folder: str) -> dict[str, Any]:
         run = self._runs.get((folder, run_id))
@@ -283,7 +301,8 @@ def read(path: str | Path) -> ScoresArchive:
         raise ReprolibError(f"scores archive {path} is cut or not a scores archive ({type(err).__name__}: "
                             f"{str(err)[:80]}); {_fix(path)}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION \
-            or manifest.get("codec") not in CODECS or set(manifest.get("streams") or ()) != set(STREAMS[1:]):
+            or manifest.get("codec") not in CODECS or set(manifest.get("streams") or ()) != set(STREAMS[1:]) \
+            or any(stream.get("dtype") not in STORED_TYPES for stream in manifest["streams"].values()):
         raise ReprolibError(f"scores archive {path} is not a {FORMAT} v{VERSION} archive; {_fix(path)}")
     return ScoresArchive(path, manifest, packed)
 

@@ -62,12 +62,32 @@ def _reprogrammer_records(artifacts: Path) -> list[dict[str, Any]]:
 def pack_study(artifacts: Path, codec: str, study: str, ledger: pd.DataFrame,
                records: list[dict[str, Any]]) -> Path | None:
     """Write `<artifacts>/scores.npz` from the ledger's `records` (and the Reprogrammer's runs) with
-    `codec`; nothing when there is no run with saved scores. Returns the path written, or None."""
-    folders = [archive.Folder("runs", records, picture_runs(ledger)),
+    `codec`; nothing when there is no run with saved scores, or when the archive is current (same
+    codec and runs, newer than every file of the run folders). Returns the path written, or None."""
+    folders = [archive.Folder("runs", records, picture_runs(ledger), metrics=False),
                archive.Folder(REPROGRAMMER_RUNS, _reprogrammer_records(artifacts))]
-    if not any(folder.records for folder in folders):
+    if not any(folder.records for folder in folders) or _current(artifacts, codec, folders):
         return None
     return archive.pack(artifacts, folders, codec, study)
+
+
+def _current(artifacts: Path, codec: str, folders: list[archive.Folder]) -> bool:
+    """The archive holds these folders' runs with this codec and is newer than each of their files."""
+    path = archive.archive_path(artifacts)
+    if not path.is_file():
+        return False
+    newest = max((p.stat().st_mtime_ns for f in folders if (artifacts / f.relative).is_dir()
+                  for p in (artifacts / f.relative).iterdir()), default=0)
+    if path.stat().st_mtime_ns <= newest:
+        return False
+    try:
+        packed = archive.read(path)
+    except ReprolibError:   # a cut or foreign file where the runs are: packed again
+        return False
+    held = {(run["folder"], run["id"]) for run in packed.manifest["runs"]}
+    wanted = {(f.relative, r["id"]) for f in folders for r in f.records
+              if (artifacts / f.relative / f"{r['id']}.scores.npz").is_file()}
+    return packed.codec == codec and held == wanted
 
 
 def _ledger_column(path: str) -> str | None:
