@@ -6,7 +6,8 @@ reprolib.scores.archive.CODECS into a scratch folder and reports, per codec: the
 bytes per run and bits per logit value (the logits stream alone), and the largest and median
 |difference| over runs between each metric recomputed from the archive and from the runs' float32
 scores (accuracy, ECE, NLL, Brier, adaptive and classwise ECE, each OOD group's AUROC and FPR95).
-Also: per-run `np.savez_compressed` float32 files (what `runs/` holds) for comparison. The
+Also: per-run `np.savez_compressed` float32 files (what `runs/` holds) for comparison, and the
+bytes of one learned prompt picture (the explorer's, float16). The
 projection to a study of another size is bytes/run x runs. Nothing here asserts a number.
 """
 
@@ -64,6 +65,7 @@ def measure(artifacts: Path) -> list[dict]:
     rows = [{"benchmark": "runs/: <id>.scores.npz + <id>.ood-<set>.npz (float32, zip deflate)",
              "value": f"{files / len(records):.0f} B/run", "note": f"{len(records)} runs, {values / len(records):.0f} "
              f"logit values per run"}]
+    rows.append(_pictures(runs, records))
     for codec in archive.CODECS:
         with tempfile.TemporaryDirectory() as scratch:
             (Path(scratch) / "runs").symlink_to(runs.resolve(), target_is_directory=True)
@@ -77,6 +79,19 @@ def measure(artifacts: Path) -> list[dict]:
                      "unit": f"{8 * logits / values:.2f} bits/logit",
                      "note": f"{size / 1e6:.2f} MB in all; max |diff| vs float32 (median): {shown}"})
     return rows
+
+
+def _pictures(runs: Path, records: list[dict]) -> dict:
+    """The `prompts` stream's bytes per learned prompt picture (float16), every prompt run shipping one."""
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "runs").symlink_to(runs.resolve(), target_is_directory=True)
+        path = archive.pack(scratch, [archive.Folder("runs", records, frozenset(r["id"] for r in records))],
+                            "float16", "bench")
+        shipped = sum(1 for run in archive.read(path).manifest["runs"] if any(k.startswith("prompt.") for k in
+                                                                              run["learned"]))
+        size = len(np.load(path)["prompts"])
+    return {"benchmark": "learned prompt pictures (float16, xz)", "value": f"{size / max(shipped, 1):.0f} B/picture",
+            "note": f"{shipped} prompt runs"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,8 +128,9 @@ def _sweep(home: Path, targets: list[str]):
 
     # a small paper-dryrun study (LP and VP-ILM, dense, full data, one seed) whose OOD partners are
     # its other targets (the paper profile's rule)
-    profile = load_profile(str(profile_copy("paper-dryrun", home, "stage_grid", targets=targets, methods=["lp", "vp/ilm"],
-                                            levels=[0], n_shots=[-1], tickets={})))
+    path = profile_copy("paper-dryrun", home, "stage_grid", targets=targets, methods=["lp", "vp/ilm"], levels=[0],
+                        n_shots=[-1], tickets={})
+    profile = load_profile(str(path))
     summary = run_sweep(build_grid(profile), verbose=False)
     assert summary.ok, summary.report()
     return profile, summary.records
@@ -175,7 +176,8 @@ def test_adding_a_target_to_a_finished_grid_trains_nothing_and_scores_only_the_n
 
     _, third = _sweep(tmp_path, ["cifar10"])                                   # a removed target: nothing to score
     assert _files(runs, "*.ood-*.npz") == ood_now and _files(runs, "learned") == learned_now
-    assert set(third[0]["metrics"]["ood"]) == {"noise"} and third[0]["ood_sets"] == {"noise": first[0]["ood_sets"]["noise"]}
+    assert set(third[0]["metrics"]["ood"]) == {"noise"}
+    assert third[0]["ood_sets"] == {"noise": first[0]["ood_sets"]["noise"]}
     on_disk = json.loads((runs / f"{third[0]['id']}.json").read_text())
     assert on_disk["ood_sets"] == third[0]["ood_sets"]
 

@@ -15,8 +15,9 @@ for the shipped runs. `pack` writes, from the records the ledger was built from:
 Format: a numpy .npz (zip, stored) of xz streams, each a uint8 array: `manifest` (JSON: format,
 version, codec, the runs and where each array lies), `logits`, `ints` and `prompts` (each the
 concatenated arrays, integers in the narrowest type that holds them, byte-shuffled, then lzma).
-The manifest holds each stream's element type and the SHA-256 of every decompressed stream; `read` checks the zip, each stream and each digest, so a cut or
-foreign file is a one-line error naming it and what to run.
+The manifest holds each stream's element type and the SHA-256 of every decompressed stream;
+`read` checks the zip, each stream and each digest, so a cut or foreign file is a one-line error
+naming it and what to run.
 
 Codecs (`CODECS`, the profile's `ship_scores`): "float32" keeps the logits exactly; "float16"
 rounds them to float16; "q<b>" (q6, q8, ...) rounds each logit to a multiple of 2^-b (absolute
@@ -237,6 +238,8 @@ class ScoresArchive:
         values = self._stream(entry["stream"])[entry["offset"]:entry["offset"] + size].reshape(shape)
         if entry["stream"] == "logits":
             values = decode(values, self.codec)
+        elif entry["stream"] == "prompts":
+            values = values.astype(np.float32)   # stored as float16
         return np.array(values.T if entry["transposed"] else values, order="C")   # a writable copy
 
     def _run(self, run_id: str, folder: str) -> dict[str, Any]:
@@ -252,8 +255,9 @@ class ScoresArchive:
         return {name: self._array(entry) for name, entry in self._run(run_id, folder)["arrays"].items()}
 
     def learned(self, run_id: str, folder: str = "runs") -> dict[str, np.ndarray]:
-        """The run's learned prompt picture arrays and label map (`prompt.theta` / `prompt.delta`,
-        `label_map`), float16 prompts; {} for a run whose picture does not ship (or is not here)."""
+        """The run's learned prompt picture arrays and label map (`prompt.theta` / `prompt.delta` as
+        float32 from their float16 copy, `label_map` int64), the keys of its `<id>.npz`; {} for a
+        run whose picture does not ship (or is not here)."""
         run = self._runs.get((folder, run_id))
         return {} if run is None else {k: self._array(e) for k, e in run["learned"].items()}
 
@@ -269,8 +273,8 @@ class ScoresArchive:
         for group, members in (record.get("ood_sets") or {}).items():
             missing = [name for name, _ in members if f"ood/{name}" not in arrays]
             if missing:
-                raise ReprolibError(f"the scores archive {self.path} lacks run {run_id}'s OOD set {missing[0]}; rebuild "
-                                    "it where the runs are: python -m reprolib ledger --profile P")
+                raise ReprolibError(f"the scores archive {self.path} lacks run {run_id}'s OOD set {missing[0]}; "
+                                    "rebuild it where the runs are: python -m reprolib ledger --profile P")
             groups[group] = torch.cat([torch.from_numpy(arrays[f"ood/{name}"]) for name, _ in members])
         return SavedScores(torch.from_numpy(arrays["test_logits"]), torch.from_numpy(arrays["test_labels"]), groups)
 

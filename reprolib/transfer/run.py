@@ -47,7 +47,7 @@ from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.inputs import predict
-from reprolib.transfer.ood_eval import ood_sets
+from reprolib.transfer.ood_eval import OodSet, ood_sets
 from reprolib.transfer.ood_stage import StageItems, complete, group_logits, is_complete, record_field, score_sets
 from reprolib.transfer.ood_stage import writers as ood_writers
 from reprolib.transfer.registry import build_method
@@ -260,7 +260,7 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
     """Score the trained method on its OOD sets (the OOD stage, in process) and write `<id>.npz`,
     `<id>.scores.npz`, `<id>.ood-<set>.npz`, then `<id>.json` with every registered metric."""
     cfg, hashed, method = run.cfg, run.hashed, run.method
-    sets = ood_sets(cfg.target, run.profile, run.protocol.ood_per_set)
+    sets = run_ood_sets(cfg, run.profile, run.protocol)
     ood = score_sets(method, sets, hashed["test_batch_size"])
     test = SavedScores(result.test_logits, run.data.test.labels.cpu())
     scores = SavedScores(test.test_logits, test.test_labels, group_logits(sets, ood))
@@ -282,11 +282,16 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
     return record
 
 
+def run_ood_sets(cfg: TransferConfig, profile, protocol) -> tuple[OodSet, ...]:
+    """The OOD sets the profile assigns to this run's target (reprolib.transfer.ood_eval.ood_sets)."""
+    return ood_sets(cfg.target, profile, protocol.ood_per_set)
+
+
 def restore_method(cfg: TransferConfig) -> TransferMethod:
     """The finished run's model, without training: its method rebuilt on its network (as the run
     loaded it) with the learned state of its `<id>.npz`; it predicts the run's logits to the bit."""
     hashed, profile, protocol = resolve(cfg)
-    state = load_learned_state(paths.run_state_file(_results_dir(cfg, profile), record_id(hashed)))
+    state = read_learned_state(paths.run_state_file(_results_dir(cfg, profile), record_id(hashed)))
     if hashed["device"] == "cpu":
         determinism.pin_threads()   # the run's thread count: its kernels, its bits
     backbone, _ = load_backbone(cfg, profile, hashed["device"])
@@ -295,7 +300,7 @@ def restore_method(cfg: TransferConfig) -> TransferMethod:
     return method
 
 
-def load_learned_state(path: Path) -> dict[str, torch.Tensor]:
+def read_learned_state(path: Path) -> dict[str, torch.Tensor]:
     """A run's `<id>.npz` as CPU tensors; a missing or unreadable file is one line saying what to run."""
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -309,7 +314,7 @@ def complete_ood(cfg: TransferConfig, record: dict[str, Any]) -> StageItems:
     """The OOD stage of a finished run (reprolib.transfer.ood_stage.complete): its missing sets
     scored from its saved learned state, its record's OOD metrics brought in line."""
     hashed, profile, protocol = resolve(cfg)
-    return complete(record, _results_dir(cfg, profile), ood_sets(cfg.target, profile, protocol.ood_per_set),
+    return complete(record, _results_dir(cfg, profile), run_ood_sets(cfg, profile, protocol),
                     lambda: restore_method(cfg), hashed["test_batch_size"])
 
 
@@ -319,13 +324,14 @@ def finished_record(cfg: TransferConfig) -> dict[str, Any] | None:
     return None if record is None else complete_ood(cfg, record).record
 
 
-def stage_complete(cfg: TransferConfig) -> bool:
-    """Whether the config's run is finished and every OOD set its profile assigns is scored."""
+def ood_stage_missing(cfg: TransferConfig) -> bool:
+    """Whether the config's run is finished but its OOD stage is not (a set its profile assigns has
+    no current file, or its record's OOD metrics are not from them); False for a run not finished."""
     record = existing_record(cfg)
     if record is None:
         return False
     _, profile, protocol = resolve(cfg)
-    return is_complete(_results_dir(cfg, profile), record, ood_sets(cfg.target, profile, protocol.ood_per_set))
+    return not is_complete(_results_dir(cfg, profile), record, run_ood_sets(cfg, profile, protocol))
 
 
 def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
