@@ -140,6 +140,20 @@ def test_recompute_refuses_a_record_its_scores_do_not_reproduce(artifacts, capsy
     assert "record left unchanged" in out and path.read_bytes() == before
 
 
+def test_a_cut_ood_file_stops_the_recompute_in_one_line_before_any_record_is_rewritten(artifacts, capsys) -> None:
+    from reprolib.scores.ood_files import ood_path
+
+    folder, record = artifacts
+    noise = ood_path(folder / "runs", record["id"], "noise")
+    noise.write_bytes(noise.read_bytes()[:60])
+    path = folder / "runs" / f"{record['id']}.json"
+    before = path.read_bytes()
+    assert main(["ledger", "--recompute-metrics", "--artifacts", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(noise) in err and "cannot be read" in err
+    assert path.read_bytes() == before
+
+
 def test_runs_without_saved_scores_are_counted_and_named(artifacts, capsys) -> None:
     folder, record = artifacts
     scores_path(folder / "runs", record["id"]).unlink()

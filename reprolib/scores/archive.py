@@ -149,15 +149,21 @@ class _Streams:
         return out, types
 
 
-def _run_arrays(runs_dir: Path, run_id: str) -> dict[str, np.ndarray]:
-    """Every array a finished run saved for its metrics: `<id>.scores.npz`'s, and `ood/<set>` from
-    each `<id>.ood-<set>.npz`."""
-    from reprolib.scores.ood_files import INFIX, read_ood
+def _run_arrays(runs_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every array a finished run saved for its metrics: `<id>.scores.npz`'s, and `ood/<set>` for
+    each OOD set its record's `ood_sets` names (checked against its digest; a record without
+    `ood_sets`, another study's: every `<id>.ood-<set>.npz` beside it)."""
+    from reprolib.scores.ood_files import INFIX, ood_path, read_ood
 
+    run_id = record["id"]
     with np.load(runs_dir / f"{run_id}.scores.npz", allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
-    for path in sorted(runs_dir.glob(f"{run_id}{INFIX}*.npz")):
-        arrays["ood/" + path.name[len(run_id) + len(INFIX):-len(".npz")]] = read_ood(path).numpy()
+    named = [member for members in (record.get("ood_sets") or {}).values() for member in members]
+    if not named:
+        named = [(path.name[len(run_id) + len(INFIX):-len(".npz")], None)
+                 for path in sorted(runs_dir.glob(f"{run_id}{INFIX}*.npz"))]
+    for name, digest in named:
+        arrays[f"ood/{name}"] = read_ood(ood_path(runs_dir, run_id, name), digest).numpy()
     return arrays
 
 
@@ -193,7 +199,7 @@ def pack(artifacts: str | Path, folders: Iterable[Folder], codec: str, study: st
             if not (runs_dir / f"{run_id}.scores.npz").is_file():
                 continue
             arrays = {name: streams.add("ints" if np.issubdtype(a.dtype, np.integer) else "logits", a)
-                      for name, a in _run_arrays(runs_dir, run_id).items()}
+                      for name, a in _run_arrays(runs_dir, record).items()}
             picture = _picture(runs_dir, run_id) if run_id in folder.pictures else {}
             learned = {k: streams.add("ints" if k == "label_map" else "prompts", a) for k, a in picture.items()}
             runs.append({"id": run_id, "folder": folder.relative, "arrays": arrays, "learned": learned,
