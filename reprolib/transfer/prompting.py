@@ -121,7 +121,7 @@ class PromptMethod(TransferMethod):
             side = self.backbone.input_size + self.augment_pad
             stored = from_split(train, lambda x: to_network(x, self.channels, side).contiguous(), self.device)
         self.mapper.initial(self.backbone, self.prompt,
-                            self._mapping_batches() if self.mapper.kind != "rlm" else None)
+                            self._mapping_batches() if self.mapper.policy.reads_training_set else None)
         return stored
 
     def before_epoch(self, epoch: int) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from reprolib.data.registry import DatasetInfo
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.transfer.labelmap import LABEL_MAPS
+from reprolib.transfer.labelmap import LABEL_MAPS, get_label_map
 from reprolib.protocols import Protocol
 from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
@@ -27,8 +27,6 @@ from reprolib.prompts.kinds import get_kind
 from reprolib.transfer.prompting import PromptMethod, load_side, stored_size
 
 ROLES = ("probe", "prompt")   # MethodSpec.role: the two methods the paper's claims compare (LP, VP)
-# Label maps whose mapping pass costs forward passes over the training set: ILM every epoch, FLM once.
-_MAPPING_PASSES = {"ilm": lambda epochs: epochs, "flm": lambda epochs: 1}
 
 
 @dataclass(frozen=True)
@@ -61,10 +59,11 @@ def prompt_cost(label_map: str | None, n_train: int, n_test: int, epochs: int, n
                 eval_passes: int | None) -> tuple[int, int]:
     """(forward, forward+backward) images of an input-prompt run: `eval_passes` test passes (None:
     one per epoch), the label map's mapping passes, the OOD images; every epoch's training
-    images forward and backward through the backbone.
+    images forward and backward through the backbone. The mapping passes are the label map
+    entry's (`LabelMapKind.mapping_passes`: ILM one per epoch, FLM and FLM-grey one, RLM none).
 
     Many parameters because each is one independent count of the formula (cost.run_cost's)."""
-    passes = _MAPPING_PASSES.get(label_map or "", lambda epochs: 0)(epochs)
+    passes = get_label_map(label_map).mapping_passes(epochs) if label_map else 0
     tests = epochs if eval_passes is None else eval_passes
     return tests * n_test + passes * n_train + n_ood, epochs * n_train
 
