@@ -9,7 +9,8 @@ to it under an augmenting protocol (`augments`), which options a backbone fixes
 
 - vp: the padding prompt at the dataset's prompt_size (or the backbone's `prompt_side`),
   capped at the backbone's input size; stored at that side, never augmented; one Adam.
-- narrow / medium / full: watermark prompts at the backbone's input size; one Adam.
+- narrow / medium / full: watermark prompts at the backbone's input size, their frame widths
+  at 224 px in their entries' `settings` (28, 56, the whole image); one Adam.
 - smm: sample-specific masks; its generator depth and learning-rate policy come from the
   backbone's `FamilySpec` (models/registry.py): delta at prompt_lr with MultiStepLR, the
   generator at the family's rate, with the same decay when the family says so.
@@ -20,8 +21,8 @@ transfer/registry.py that builds a `PromptMethod` of that kind).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,7 +33,7 @@ from reprolib.models.registry import get_family
 from reprolib.prompts.common import Normalization
 from reprolib.prompts.padding import PaddingPrompt
 from reprolib.prompts.smm import SMMPrompt, valid_patch_sizes
-from reprolib.prompts.watermark import WATERMARK_KINDS, WatermarkPrompt
+from reprolib.prompts.watermark import WatermarkPrompt
 from reprolib.schedules import multistep
 
 SMM_DEFAULT_PATCH = 8
@@ -75,10 +76,9 @@ def _make_vp(input_size: int, channels: int, normalize: Normalization, target_pr
     return PaddingPrompt(target_prompt_size, input_size, channels, normalize)
 
 
-def _make_watermark(kind: str) -> Callable[..., nn.Module]:
-    def make(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None) -> nn.Module:
-        return WatermarkPrompt(kind, input_size, channels, normalize)
-    return make
+def _make_watermark(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None,
+                    frame_width_at_224: int | None = None) -> nn.Module:
+    return WatermarkPrompt(frame_width_at_224, input_size, channels, normalize)
 
 
 def _make_smm(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None,
@@ -97,7 +97,10 @@ class PromptKind:
 
     name: str
     make: Callable[..., nn.Module]   # (input_size, channels, normalize, target_prompt_size, **options)
-    options: tuple[str, ...] = ()    # keyword options `make` takes
+    options: tuple[str, ...] = ()    # keyword options a caller may pass to `make`
+    # What the entry fixes about its module, passed to `make` every time (the watermark frame's
+    # width at 224 px): part of the prompt's geometry, so it lives here and nowhere else.
+    settings: Mapping[str, Any] = field(default_factory=dict)
     stored_size: Callable[[Any, Any], int] = _input_side     # (backbone, DatasetInfo) -> px
     augments: bool = True            # SMM's augmentation applies under a protocol with `augment`
     backbone_options: Callable[[Any], dict[str, Any]] = lambda backbone: {}
@@ -107,12 +110,15 @@ class PromptKind:
     def build(self, backbone, target) -> nn.Module:
         """This prompt in front of `backbone` for `target` (a Backbone or anything with its facts)."""
         return self.make(backbone.input_size, backbone.channels, (backbone.mean, backbone.std),
-                         self.stored_size(backbone, target), **self.backbone_options(backbone))
+                         self.stored_size(backbone, target), **self.settings, **self.backbone_options(backbone))
 
 
 _KINDS: dict[str, PromptKind] = {kind.name: kind for kind in (
     PromptKind(name="vp", make=_make_vp, stored_size=_vp_side, augments=False),
-    *(PromptKind(name=kind, make=_make_watermark(kind)) for kind in WATERMARK_KINDS),
+    # The SMM paper's watermark prompts: a frame 28 / 56 px wide at 224 px, or the whole image.
+    PromptKind(name="narrow", make=_make_watermark, settings={"frame_width_at_224": 28}),
+    PromptKind(name="medium", make=_make_watermark, settings={"frame_width_at_224": 56}),
+    PromptKind(name="full", make=_make_watermark, settings={"frame_width_at_224": None}),
     PromptKind(name="smm", make=_make_smm, options=("patch_size", "layers"),
                backbone_options=lambda backbone: {"layers": get_family(backbone.family).smm_layers},
                optimizers=_smm_optimizers, picture_note=", times a per-image mask"),
@@ -149,4 +155,4 @@ def get_prompt(
         if key not in kind.options:
             valid = ", ".join(kind.options) or "none"
             raise ReprolibError(f"unknown option {key!r} for prompt method {method!r}; valid choices: {valid}")
-    return kind.make(backbone_input_size, channels, normalize, target_prompt_size, **kw)
+    return kind.make(backbone_input_size, channels, normalize, target_prompt_size, **kind.settings, **kw)
