@@ -140,8 +140,8 @@ def record_exists(path: str | Path) -> bool:
 REQUIRED_METRICS = ("accuracy", "ece", "nll")
 # Keys of a transfer record's config that are not hashed into the id: how the study names the run
 # (profile, source, the grid's network / kind / level / pretrained_dir: the network itself is
-# `network_fingerprint`; the whole protocol preset: the run's share of it is `hparams` and
-# `schedule`), and what the run found (ticket, split, sizes). Everything else in `config` is
+# `network_fingerprint`; the whole protocol preset, the shared schedule, of which the run hashes
+# `schedule`, its method's own numbers being `hparams`), and what the run found (ticket, split, sizes). Everything else in `config` is
 # hashed (reprolib.transfer.run.resolve), so the id can be recomputed.
 RECORD_ONLY_KEYS = ("profile", "source", "network", "kind", "level", "pretrained_dir", "protocol",
                     "ticket", "split", "prompt_size", "n_train", "n_test", "n_val", "effective_shots")

@@ -272,13 +272,14 @@ def test_smm_method_on_a_vit_uses_six_layers_and_the_vit_generator_lr() -> None:
     from reprolib.models.registry import get_spec
     from reprolib.protocols import get_protocol
     from reprolib.transfer.prompting import new_prompt, prompt_optimizers
+    from reprolib.transfer.registry import get, method_hparams
 
     for name, layers, params, lr, n_schedulers in (("vit_b_32", 6, 102_339, 0.001, 1), ("resnet18", 5, 26_499, 0.01, 2)):
         spec = get_spec(name)
         backbone = SimpleNamespace(input_size=spec.input_size, channels=spec.channels, mean=spec.mean,
                                    std=spec.std, family=spec.family)
         ctx = SimpleNamespace(backbone=backbone, target=None, protocol=get_protocol("smm"), epochs=4, seed=1,
-                              device="cpu")
+                              device="cpu", hparams=method_hparams(get("smm"), get_protocol("smm")))
         prompt = new_prompt("smm", ctx)
         assert (prompt.layers, prompt.patch_size, _count(prompt.mask_generator)) == (layers, 8, params)
         optimizers, schedulers = prompt_optimizers(prompt, "smm", ctx)

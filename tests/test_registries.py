@@ -126,10 +126,10 @@ def test_claims_pick_the_registry_arms():
 
 
 def test_families_own_features_smm_depth_lr_policy_and_dryrun_sparse():
-    protocol = get_protocol("rlt")
+    smm = registry.method_hparams(registry.get("smm"), get_protocol("rlt"))
     resnet, vit, lite, convnext = (get_family(f) for f in ("resnet", "vit", "efficientnet", "convnext"))
     assert [f.smm_layers for f in (resnet, vit, lite, convnext)] == [5, 6, 5, 5]
-    assert [f.generator_lr(protocol) for f in (resnet, vit, convnext)] == [0.01, 0.001, 0.01]
+    assert [f.generator_lr(smm) for f in (resnet, vit, convnext)] == [0.01, 0.001, 0.01]
     assert [f.generator_decay for f in (resnet, vit, lite, convnext)] == [True, False, True, True]
     assert [f.published_sparse for f in (resnet, vit, lite, convnext)] == [True, False, False, False]
     assert {get_spec(n).family_spec.name for n in backbone_names()} == set(FAMILIES)

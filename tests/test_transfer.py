@@ -19,6 +19,9 @@ from reprolib.transfer.inputs import StoredInputs
 from reprolib.errors import ReprolibError
 from reprolib.transfer import TransferConfig, run_transfer
 from reprolib.transfer import run as run_module
+from reprolib.transfer.method import MethodContext
+from reprolib.transfer.registry import get as get_method
+from reprolib.transfer.registry import method_hparams
 
 
 # One torch thread per test (conftest.one_thread): on a shared 2-core machine that is faster.
@@ -130,7 +133,9 @@ def test_cached_and_uncached_linear_probe_train_the_same_head():
     x, y = torch.rand(96, 1, 8, 8), torch.randint(0, 10, (96,))
     heads = []
     for cached in (True, False):
-        method = LinearProbe(_context(backbone), cached=cached)
+        ctx = _context(backbone)
+        ctx = MethodContext(**{**ctx.__dict__, "hparams": method_hparams(get_method("lp"), ctx.protocol)})
+        method = LinearProbe(ctx, cached=cached)
         result = fit(method, Splits(train=(x[:64], y[:64]), test=(x[64:], y[64:])),
                      FitSettings(epochs=2, batch_size=16, test_batch_size=32, seed=5))
         heads.append((method.learned_state()["head.weight"], result.test_logits))

@@ -56,8 +56,9 @@ class FamilySpec:
 
     features: (net, normalised x) -> what the source head reads (a linear probe's features).
     smm_layers: depth of SMM's mask generator (the SMM paper: 5 for CNNs, 6 for ViTs).
-    generator_lr: protocol -> SMM generator learning rate; generator_decay: whether that
-    learning rate follows the protocol's MultiStepLR decay (SMM's ViT recipe: lr 0.001, no decay).
+    generator_lr: SMM's numbers (its hyperparameters, {name: value}) -> the generator's learning
+    rate; generator_decay: whether that learning rate follows the protocol's MultiStepLR decay
+    (SMM's ViT recipe: generator_lr_vit, 0.001, no decay).
     published_sparse: the dry run writes a stand-in published sparse checkpoint for this
     family's backbones (STR and IST-DASLab publish ResNets).
     """
@@ -65,7 +66,7 @@ class FamilySpec:
     name: str
     features: Callable[[Any, Any], Any]
     smm_layers: int = 5
-    generator_lr: Callable[[Any], float] = lambda protocol: protocol.generator_lr
+    generator_lr: Callable[[Any], float] = lambda hparams: hparams["generator_lr"]
     generator_decay: bool = True
     published_sparse: bool = False
 
@@ -73,7 +74,7 @@ class FamilySpec:
 _FAMILY_LIST = (
     FamilySpec(name="resnet", features=_features("resnet_features"), published_sparse=True),
     FamilySpec(name="vit", features=_features("vit_features"), smm_layers=6,
-               generator_lr=lambda protocol: protocol.generator_lr_vit, generator_decay=False),
+               generator_lr=lambda hparams: hparams["generator_lr_vit"], generator_decay=False),
     FamilySpec(name="efficientnet", features=_features("efficientnet_features")),   # a CNN, as ResNets
     FamilySpec(name="convnext", features=_features("convnext_features")),           # a CNN, as ResNets
 )

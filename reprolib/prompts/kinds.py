@@ -4,7 +4,9 @@ An entry says how to make its module (`make`, the options it takes), at what sid
 stores the target images for it (`stored_size`), whether SMM's training augmentation applies
 to it under an augmenting protocol (`augments`), which options a backbone fixes
 (`backbone_options`: SMM's generator depth from the backbone's family), and how it trains
-(`optimizers`: its Adam optimisers and their per-epoch schedulers). `get_prompt` and
+(`optimizers`: its Adam optimisers and their per-epoch schedulers), and its numbers
+(`hparams`: prompt_lr, SMM's augmentation and generator rates, per preset where they
+differ; transfer.registry.method_hparams reads them). `get_prompt` and
 `transfer/prompting.py` ask the entry; nothing else compares prompt-kind names.
 
 - vp: the padding prompt at the dataset's prompt_size (or the backbone's `prompt_side`),
@@ -30,6 +32,7 @@ from torch import nn
 
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.models.registry import get_family
+from reprolib.protocols import Hyperparameters
 from reprolib.prompts.common import Normalization
 from reprolib.prompts.padding import PaddingPrompt
 from reprolib.prompts.smm import SMMPrompt, valid_patch_sizes
@@ -37,6 +40,26 @@ from reprolib.prompts.watermark import WatermarkPrompt
 from reprolib.schedules import multistep
 
 SMM_DEFAULT_PATCH = 8
+FLIPS = ("always", "mirror_safe")   # the `flip` hyperparameter: which augmented targets may be mirrored
+
+# The numbers of the prompt kinds (Adam, no weight decay), per preset where one differs
+# (transfer.registry.method_hparams reads them). Every prompt's learned part (padding theta,
+# watermark delta, SMM delta) trains at `prompt_lr`: 0.01 in the papers' presets; the CPU
+# presets tuned on digits (embedded, smoke: 0.1; imagenet-lite: 0.05, see protocols.py).
+PROMPT_LR = Hyperparameters({"prompt_lr": 0.01}, {"embedded": {"prompt_lr": 0.1}, "smoke": {"prompt_lr": 0.1},
+                                                  "imagenet_lite": {"prompt_lr": 0.05},
+                                                  "smoke_lite": {"prompt_lr": 0.05}})
+# SMM's training augmentation (resize + random crop, flips where `flip` allows: "always", SMM's
+# public code, or "mirror_safe", only targets whose DatasetInfo.mirror_safe is set), for the
+# kinds that take it: on in the smm preset (flip always) and the embedded and smoke presets;
+# RLT and ILM never augment, as in their code; imagenet-lite does not (a second copy of every
+# image at 64 + margin px).
+AUGMENTATION = Hyperparameters({"augment": False, "flip": "mirror_safe"},
+                               {"smm": {"augment": True, "flip": "always"}, "embedded": {"augment": True},
+                                "smoke": {"augment": True}})
+# SMM's mask generator: lr 0.01 with the delta's decay (CNN families), 0.001 without decay for
+# ViTs (the backbone family's FamilySpec.generator_lr picks one).
+SMM_GENERATOR = Hyperparameters({"generator_lr": 0.01, "generator_lr_vit": 0.001})
 
 
 def _input_side(backbone, target) -> int:
@@ -51,19 +74,20 @@ def _vp_side(backbone, target) -> int:
     return min(target.prompt_size, backbone.input_size)
 
 
-def _one_adam(prompt: nn.Module, backbone, protocol, epochs: int) -> tuple[list, list]:
-    """One Adam over every prompt parameter at protocol.prompt_lr, MultiStepLR per epoch."""
-    optimizer = torch.optim.Adam(prompt.parameters(), lr=protocol.prompt_lr, weight_decay=0.0)
+def _one_adam(prompt: nn.Module, backbone, protocol, hparams: Mapping[str, Any], epochs: int) -> tuple[list, list]:
+    """One Adam over every prompt parameter at the kind's prompt_lr, MultiStepLR per epoch."""
+    optimizer = torch.optim.Adam(prompt.parameters(), lr=hparams["prompt_lr"], weight_decay=0.0)
     return [optimizer], [multistep(optimizer, protocol.milestone_epochs(epochs), protocol.gamma)]
 
 
-def _smm_optimizers(prompt: nn.Module, backbone, protocol, epochs: int) -> tuple[list, list]:
+def _smm_optimizers(prompt: nn.Module, backbone, protocol, hparams: Mapping[str, Any],
+                    epochs: int) -> tuple[list, list]:
     """SMM's two Adams: delta at prompt_lr with MultiStepLR; the generator at the backbone
     family's rate, decayed alike when the family says so (SMM's ViT recipe: no decay)."""
     family = get_family(backbone.family)
     milestones = protocol.milestone_epochs(epochs)
-    delta_opt = torch.optim.Adam(prompt.delta_parameters(), lr=protocol.prompt_lr, weight_decay=0.0)
-    gen_opt = torch.optim.Adam(prompt.generator_parameters(), lr=family.generator_lr(protocol), weight_decay=0.0)
+    delta_opt = torch.optim.Adam(prompt.delta_parameters(), lr=hparams["prompt_lr"], weight_decay=0.0)
+    gen_opt = torch.optim.Adam(prompt.generator_parameters(), lr=family.generator_lr(hparams), weight_decay=0.0)
     schedulers = [multistep(delta_opt, milestones, protocol.gamma)]
     if family.generator_decay:
         schedulers.append(multistep(gen_opt, milestones, protocol.gamma))
@@ -102,10 +126,17 @@ class PromptKind:
     # width at 224 px): part of the prompt's geometry, so it lives here and nowhere else.
     settings: Mapping[str, Any] = field(default_factory=dict)
     stored_size: Callable[[Any, Any], int] = _input_side     # (backbone, DatasetInfo) -> px
-    augments: bool = True            # SMM's augmentation applies under a protocol with `augment`
+    # Its numbers: prompt_lr, and SMM's augmentation for the kinds it applies to (module constants).
+    hparams: Hyperparameters = PROMPT_LR + AUGMENTATION
     backbone_options: Callable[[Any], dict[str, Any]] = lambda backbone: {}
-    optimizers: Callable[..., tuple[list, list]] = _one_adam   # (prompt, backbone, protocol, epochs)
+    # (prompt, backbone, protocol, hparams, epochs) -> (optimisers, per-epoch schedulers)
+    optimizers: Callable[..., tuple[list, list]] = _one_adam
     picture_note: str = ""           # what the explorer adds to the caption of its learned delta
+
+    @property
+    def augments(self) -> bool:
+        """Whether SMM's augmentation applies to this kind (where its `augment` number is on)."""
+        return set(AUGMENTATION.names()) <= set(self.hparams.names())
 
     def build(self, backbone, target) -> nn.Module:
         """This prompt in front of `backbone` for `target` (a Backbone or anything with its facts)."""
@@ -114,12 +145,12 @@ class PromptKind:
 
 
 _KINDS: dict[str, PromptKind] = {kind.name: kind for kind in (
-    PromptKind(name="vp", make=_make_vp, stored_size=_vp_side, augments=False),
+    PromptKind(name="vp", make=_make_vp, stored_size=_vp_side, hparams=PROMPT_LR),   # never augmented
     # The SMM paper's watermark prompts: a frame 28 / 56 px wide at 224 px, or the whole image.
     PromptKind(name="narrow", make=_make_watermark, settings={"frame_width_at_224": 28}),
     PromptKind(name="medium", make=_make_watermark, settings={"frame_width_at_224": 56}),
     PromptKind(name="full", make=_make_watermark, settings={"frame_width_at_224": None}),
-    PromptKind(name="smm", make=_make_smm, options=("patch_size", "layers"),
+    PromptKind(name="smm", make=_make_smm, options=("patch_size", "layers"), hparams=PROMPT_LR + SMM_GENERATOR + AUGMENTATION,
                backbone_options=lambda backbone: {"layers": get_family(backbone.family).smm_layers},
                optimizers=_smm_optimizers, picture_note=", times a per-image mask"),
 )}
@@ -128,6 +159,16 @@ PROMPTS = tuple(_KINDS)
 
 def names() -> tuple[str, ...]:
     return PROMPTS
+
+
+def augments_under(kind: PromptKind, hparams: Mapping[str, Any]) -> bool:
+    """Whether training batches of `kind` get SMM's augmentation with these numbers."""
+    return kind.augments and bool(hparams["augment"])
+
+
+def flips(hparams: Mapping[str, Any], target) -> bool:
+    """Whether the augmentation mirrors images of `target` (DatasetInfo; docs/methods.md s.5)."""
+    return check_choice("flip", hparams["flip"], FLIPS) == "always" or target.mirror_safe
 
 
 def get_kind(name: str) -> PromptKind:

@@ -14,13 +14,15 @@ for a new prompt) plus one `MethodSpec` entry here (and a test).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from reprolib.data.registry import DatasetInfo
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.transfer.labelmap import LABEL_MAPS, get_label_map
-from reprolib.protocols import Protocol
+from reprolib.protocols import Hyperparameters, Protocol
 from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.prompts.kinds import get_kind
@@ -91,21 +93,20 @@ class MethodSpec:
     families: tuple[str, ...] | None = None                # backbone families it applies to; None: all
     arms: tuple[Arm, ...] = field(default=())              # display order within the method
     role: str | None = None                                # one of ROLES: what the claims call LP / VP
-    # The Protocol fields only this method reads (its hyperparameters): a run's identity holds
-    # these and not the other methods', so a new field for one method changes no other run id.
-    # The schedule every method shares (epochs, batches, milestones, gamma, seed) is hashed apart.
-    hparams: tuple[str, ...] = ()
+    # The method's own numbers (learning rates, augmentation), per preset where they differ:
+    # `method_hparams` reads them, for the run's identity and for the method itself, so a new
+    # number of one method changes no other method's run id. The schedule every method shares
+    # (epochs, batches, milestones, gamma, seed: protocols.Protocol) is hashed apart.
+    hparams: Hyperparameters = Hyperparameters({})
 
     def applies_to(self, family: str) -> bool:
         """Whether this method runs on a backbone of `family`."""
         return self.families is None or family in self.families
 
 
-def _prompt(kind: str, summary: str, arms: tuple[Arm, ...], hparams: tuple[str, ...] = (),
-            role: str | None = None) -> MethodSpec:
-    """A prompt method; its hyperparameters are prompt_lr, `hparams`, and the augmentation fields
-    when its PromptKind augments."""
-    hparams = ("prompt_lr", *hparams, *(_AUGMENTED if get_kind(kind).augments else ()))
+def _prompt(kind: str, summary: str, arms: tuple[Arm, ...], role: str | None = None) -> MethodSpec:
+    """A prompt method; its numbers are its PromptKind's (`PromptKind.hparams`)."""
+    hparams = get_kind(kind).hparams
     return MethodSpec(name=kind, build=lambda ctx: PromptMethod(ctx, kind), input_prompt=True, needs_label_map=True,
                       groupable=True, shared_features=False, cost=prompt_cost,
                       prompt_size=lambda backbone, target: stored_size(kind, backbone, target), summary=summary,
@@ -118,21 +119,18 @@ def _ilm_arm(kind: str, label: str, color: str, panel: int) -> tuple[Arm, ...]:
     return (Arm(kind, "ilm", label, color, short=kind, panel=panel),)
 
 
-# SMM's augmentation (crops, flips where `flip` allows) applies to the watermark prompts and SMM.
-_AUGMENTED = ("augment", "flip")
-
-
 _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     # LP: the original image resized once to the backbone input (the default load_side).
     MethodSpec(name="lp", build=LinearProbe, input_prompt=False, needs_label_map=False, groupable=False,
                shared_features=True, cost=feature_pass_cost, prompt_size=lambda backbone, target: None,
                summary="linear probe: a new head on cached penultimate features",
-               arms=(Arm("lp", None, "LP", "#1f77b4"),), role="probe", hparams=("lp_lr",)),
+               arms=(Arm("lp", None, "LP", "#1f77b4"),), role="probe",
+               # Adam on the head: lr 0.01 (RLT, SMM and the CPU presets), 0.1 in ILM-VP's preset.
+               hparams=Hyperparameters({"lp_lr": 0.01}, {"ilm": {"lp_lr": 0.1}})),
     _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size",
             (Arm("vp", "ilm", "VP-ILM", "#d62728", short="pad", panel=0), Arm("vp", "flm", "VP-FLM", "#ff7f0e"),
              Arm("vp", "rlm", "VP-RLM", "#e377c2")), role="prompt"),
-    _prompt("smm", "sample-specific multi-channel masks (SMM)", _ilm_arm("smm", "SMM", "#2ca02c", 4),
-            ("generator_lr", "generator_lr_vit")),
+    _prompt("smm", "sample-specific multi-channel masks (SMM)", _ilm_arm("smm", "SMM", "#2ca02c", 4)),
     _prompt("narrow", "watermark prompt, narrow frame", _ilm_arm("narrow", "narrow", "#9467bd", 1)),
     _prompt("medium", "watermark prompt, medium frame", _ilm_arm("medium", "medium", "#8c564b", 2)),
     _prompt("full", "watermark prompt over the whole image", _ilm_arm("full", "full", "#17becf", 3)),
@@ -169,9 +167,18 @@ def role_method(role: str) -> MethodSpec:
     return next(spec for spec in _SPECS.values() if spec.role == role)
 
 
+def method_hparams(spec: MethodSpec, protocol: Protocol) -> dict[str, Any]:
+    """The method's own numbers under `protocol`, {name: value}: what a run's identity hashes
+    (transfer.run.resolve) and what the method trains with (`MethodContext.hparams`)."""
+    return spec.hparams.for_protocol(protocol)
+
+
 def build_method(name: str, ctx: MethodContext) -> TransferMethod:
-    """The method `name` built from `ctx`; a label map is checked against the method's needs."""
+    """The method `name` built from `ctx`, with its numbers under ctx.protocol (`method_hparams`,
+    unless ctx carries them); a label map is checked against the method's needs."""
     spec = get(name)
+    if ctx.hparams is None:
+        ctx = dataclasses.replace(ctx, hparams=method_hparams(spec, ctx.protocol))
     if spec.needs_label_map and ctx.label_map is None:
         raise ReprolibError(f"method {name!r} needs a label map; valid choices: {', '.join(LABEL_MAPS)}")
     if not spec.needs_label_map and ctx.label_map is not None:

@@ -43,7 +43,7 @@ from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.inputs import predict
 from reprolib.transfer.ood_eval import ood_images, ood_logits, ood_partners
-from reprolib.transfer.registry import build_method
+from reprolib.transfer.registry import build_method, method_hparams
 from reprolib.transfer.registry import get as get_method
 from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
 
@@ -73,7 +73,7 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "backbone": profile.backbone,
         "network_fingerprint": network_fingerprint(profile, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir),
         "method": cfg.method, "label_map": cfg.label_map,
-        "hparams": {name: preset[name] for name in method.hparams},
+        "hparams": method_hparams(method, protocol),
         "schedule": {name: preset[name] for name in SCHEDULE},
         "epochs": epochs, "batch_size": cfg.batch_size or protocol.batch_size_for(cfg.target),
         "test_batch_size": protocol.test_batch_size,
@@ -89,7 +89,7 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
     return hashed, profile, protocol
 
 
-# The Protocol fields every method's loop reads (the per-method ones are MethodSpec.hparams).
+# The Protocol fields every method's loop reads (each method's own numbers: method_hparams).
 SCHEDULE = ("milestones", "gamma", "eval_fraction")
 
 
@@ -180,7 +180,7 @@ def method_context(cfg: TransferConfig, hashed: dict[str, Any], protocol, backbo
     store = None if profile is None else store_for(paths.features_dir(profile.path("artifacts")))
     return MethodContext(backbone=backbone, target=target, protocol=protocol, epochs=hashed["epochs"],
                          seed=hashed["seed"], device=hashed["device"], label_map=cfg.label_map,
-                         feature_store=store)
+                         feature_store=store, hparams=hashed["hparams"])
 
 
 def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
