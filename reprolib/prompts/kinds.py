@@ -6,8 +6,10 @@ to it under an augmenting protocol (`augments`), which options a backbone fixes
 (`backbone_options`: SMM's generator depth from the backbone's family), and how it trains
 (`optimizers`: its Adam optimisers and their per-epoch schedulers), and its numbers
 (`hparams`: prompt_lr, SMM's augmentation and generator rates, per preset where they
-differ; transfer.registry.method_hparams reads them). `get_prompt` and
-`transfer/prompting.py` ask the entry; nothing else compares prompt-kind names.
+differ; transfer.registry.method_hparams reads them), and what it is as a transfer method
+(`summary`, its `arms`: display name, colour, place in the prompt comparison; `role`).
+`get_prompt` and `transfer/prompting.py` ask the entry, and transfer/registry.py makes one
+`MethodSpec` per entry; nothing else compares prompt-kind names.
 
 - vp: the padding prompt at the dataset's prompt_size (or the backbone's `prompt_side`),
   capped at the backbone's input size; stored at that side, never augmented; one Adam.
@@ -17,8 +19,8 @@ differ; transfer.registry.method_hparams reads them). `get_prompt` and
   backbone's `FamilySpec` (models/registry.py): delta at prompt_lr with MultiStepLR, the
   generator at the family's rate, with the same decay when the family says so.
 
-Adding a prompt is its module plus one `PromptKind` here (and one `MethodSpec` in
-transfer/registry.py that builds a `PromptMethod` of that kind).
+Adding a prompt method is its module plus one `PromptKind` here: the method registry
+(transfer/registry.py) builds its `MethodSpec` (a `PromptMethod` of that kind) from the entry.
 """
 
 from __future__ import annotations
@@ -116,6 +118,31 @@ def _make_smm(input_size: int, channels: int, normalize: Normalization, target_p
 
 
 @dataclass(frozen=True)
+class Arm:
+    """One method / label-map combination as figures and claims show it (`name`: the ledger's arm).
+
+    Defined here, below the method registry, because a prompt kind's entry declares its arms (a
+    prompt method is its kind: one entry); transfer/registry.py declares LP's and re-exports it."""
+
+    method: str
+    label_map: str | None
+    label: str                  # display name, e.g. "VP-ILM"
+    color: str
+    short: str | None = None    # tick label in the prompt-comparison figure; None: not in it
+    panel: int | None = None    # position in that figure (SMM against the other prompts, SMM last)
+
+    @property
+    def name(self) -> str:
+        """'lp', or 'method/label_map' (reprolib.study.ledger.arm_name's form, e.g. 'vp/ilm')."""
+        return self.method if not self.label_map else f"{self.method}/{self.label_map}"
+
+
+def _ilm_arm(kind: str, label: str, color: str, panel: int) -> tuple[Arm, ...]:
+    """The one arm of a prompt shown with ILM, in the prompt-comparison figure under its kind's name."""
+    return (Arm(kind, "ilm", label, color, short=kind, panel=panel),)
+
+
+@dataclass(frozen=True)
 class PromptKind:
     """One prompt: how to make it, where its images are stored, how it trains (module doc)."""
 
@@ -132,6 +159,10 @@ class PromptKind:
     # (prompt, backbone, protocol, hparams, epochs) -> (optimisers, per-epoch schedulers)
     optimizers: Callable[..., tuple[list, list]] = _one_adam
     picture_note: str = ""           # what the explorer adds to the caption of its learned delta
+    # As a transfer method (transfer/registry.py makes one MethodSpec per kind from these):
+    summary: str = ""
+    arms: tuple[Arm, ...] = ()       # display order within the method
+    role: str | None = None          # transfer.registry.ROLES: what the paper's claims call VP
 
     @property
     def augments(self) -> bool:
@@ -144,15 +175,25 @@ class PromptKind:
                          self.stored_size(backbone, target), **self.settings, **self.backbone_options(backbone))
 
 
+# In the order figures show them (the method registry keeps it): vp, smm, then the watermarks.
 _KINDS: dict[str, PromptKind] = {kind.name: kind for kind in (
-    PromptKind(name="vp", make=_make_vp, stored_size=_vp_side, hparams=PROMPT_LR),   # never augmented
-    # The SMM paper's watermark prompts: a frame 28 / 56 px wide at 224 px, or the whole image.
-    PromptKind(name="narrow", make=_make_watermark, settings={"frame_width_at_224": 28}),
-    PromptKind(name="medium", make=_make_watermark, settings={"frame_width_at_224": 56}),
-    PromptKind(name="full", make=_make_watermark, settings={"frame_width_at_224": None}),
-    PromptKind(name="smm", make=_make_smm, options=("patch_size", "layers"), hparams=PROMPT_LR + SMM_GENERATOR + AUGMENTATION,
+    PromptKind(name="vp", make=_make_vp, stored_size=_vp_side, hparams=PROMPT_LR,   # never augmented
+               summary="padding prompt: a learned frame around the image at the dataset's prompt_size",
+               arms=(Arm("vp", "ilm", "VP-ILM", "#d62728", short="pad", panel=0),
+                     Arm("vp", "flm", "VP-FLM", "#ff7f0e"), Arm("vp", "rlm", "VP-RLM", "#e377c2")),
+               role="prompt"),
+    PromptKind(name="smm", make=_make_smm, options=("patch_size", "layers"),
+               hparams=PROMPT_LR + SMM_GENERATOR + AUGMENTATION,
                backbone_options=lambda backbone: {"layers": get_family(backbone.family).smm_layers},
-               optimizers=_smm_optimizers, picture_note=", times a per-image mask"),
+               optimizers=_smm_optimizers, picture_note=", times a per-image mask",
+               summary="sample-specific multi-channel masks (SMM)", arms=_ilm_arm("smm", "SMM", "#2ca02c", 4)),
+    # The SMM paper's watermark prompts: a frame 28 / 56 px wide at 224 px, or the whole image.
+    PromptKind(name="narrow", make=_make_watermark, settings={"frame_width_at_224": 28},
+               summary="watermark prompt, narrow frame", arms=_ilm_arm("narrow", "narrow", "#9467bd", 1)),
+    PromptKind(name="medium", make=_make_watermark, settings={"frame_width_at_224": 56},
+               summary="watermark prompt, medium frame", arms=_ilm_arm("medium", "medium", "#8c564b", 2)),
+    PromptKind(name="full", make=_make_watermark, settings={"frame_width_at_224": None},
+               summary="watermark prompt over the whole image", arms=_ilm_arm("full", "full", "#17becf", 3)),
 )}
 PROMPTS = tuple(_KINDS)
 

@@ -8,8 +8,10 @@ are shared between runs, its cost formula (cost.py asks it), the backbone famili
 applies to, and its arms (the method/label-map combinations figures and claims show, with
 display name, colour, order and role). Code asks these fields; it never compares names.
 
-Adding a method is one module (its `TransferMethod`, or a `PromptKind` in prompts/kinds.py
-for a new prompt) plus one `MethodSpec` entry here (and a test).
+Adding a method is one module and one entry: a new prompt is its `nn.Module` and one
+`PromptKind` in prompts/kinds.py (this registry makes its `MethodSpec` from the kind); another
+kind of method is its `TransferMethod` and one `MethodSpec` here. The tests parametrise over
+every entry (tests/test_transfer.py, tests/test_registries.py).
 """
 
 from __future__ import annotations
@@ -25,27 +27,11 @@ from reprolib.transfer.labelmap import LABEL_MAPS, get_label_map
 from reprolib.protocols import Hyperparameters, Protocol
 from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
-from reprolib.prompts.kinds import get_kind
+from reprolib.prompts.kinds import Arm, PromptKind, get_kind
+from reprolib.prompts.kinds import names as prompt_kinds
 from reprolib.transfer.prompting import PromptMethod, load_side, stored_size
 
 ROLES = ("probe", "prompt")   # MethodSpec.role: the two methods the paper's claims compare (LP, VP)
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One method / label-map combination as figures and claims show it (`name`: the ledger's arm)."""
-
-    method: str
-    label_map: str | None
-    label: str                  # display name, e.g. "VP-ILM"
-    color: str
-    short: str | None = None    # tick label in the prompt-comparison figure; None: not in it
-    panel: int | None = None    # position in that figure (SMM against the other prompts, SMM last)
-
-    @property
-    def name(self) -> str:
-        """'lp', or 'method/label_map' (reprolib.study.ledger.arm_name's form, e.g. 'vp/ilm')."""
-        return self.method if not self.label_map else f"{self.method}/{self.label_map}"
 
 
 def feature_pass_cost(label_map: str | None, n_train: int, n_test: int, epochs: int, n_ood: int,
@@ -104,19 +90,20 @@ class MethodSpec:
         return self.families is None or family in self.families
 
 
-def _prompt(kind: str, summary: str, arms: tuple[Arm, ...], role: str | None = None) -> MethodSpec:
-    """A prompt method; its numbers are its PromptKind's (`PromptKind.hparams`)."""
-    hparams = get_kind(kind).hparams
-    return MethodSpec(name=kind, build=lambda ctx: PromptMethod(ctx, kind), input_prompt=True, needs_label_map=True,
+def _prompt(kind: PromptKind) -> MethodSpec:
+    """The transfer method of a prompt kind: a `PromptMethod` of that kind with a label map, its
+    facts, numbers (`PromptKind.hparams`) and arms read from the kind's entry (prompts/kinds.py)."""
+    for arm in kind.arms:
+        if arm.method != kind.name or arm.label_map is None:
+            raise ReprolibError(f"prompt kind {kind.name!r}: arm {arm.name!r} must be '{kind.name}/<label map>'")
+        get_label_map(arm.label_map)
+    name = kind.name
+    return MethodSpec(name=name, build=lambda ctx: PromptMethod(ctx, name), input_prompt=True, needs_label_map=True,
                       groupable=True, shared_features=False, cost=prompt_cost,
-                      prompt_size=lambda backbone, target: stored_size(kind, backbone, target), summary=summary,
-                      load_side=lambda backbone, target, protocol, split: load_side(kind, backbone, target,
+                      prompt_size=lambda backbone, target: stored_size(name, backbone, target), summary=kind.summary,
+                      load_side=lambda backbone, target, protocol, split: load_side(name, backbone, target,
                                                                                    protocol, split),
-                      arms=arms, role=role, hparams=hparams)
-
-
-def _ilm_arm(kind: str, label: str, color: str, panel: int) -> tuple[Arm, ...]:
-    return (Arm(kind, "ilm", label, color, short=kind, panel=panel),)
+                      arms=kind.arms, role=kind.role, hparams=kind.hparams)
 
 
 _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
@@ -127,13 +114,8 @@ _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
                arms=(Arm("lp", None, "LP", "#1f77b4"),), role="probe",
                # Adam on the head: lr 0.01 (RLT, SMM and the CPU presets), 0.1 in ILM-VP's preset.
                hparams=Hyperparameters({"lp_lr": 0.01}, {"ilm": {"lp_lr": 0.1}})),
-    _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size",
-            (Arm("vp", "ilm", "VP-ILM", "#d62728", short="pad", panel=0), Arm("vp", "flm", "VP-FLM", "#ff7f0e"),
-             Arm("vp", "rlm", "VP-RLM", "#e377c2")), role="prompt"),
-    _prompt("smm", "sample-specific multi-channel masks (SMM)", _ilm_arm("smm", "SMM", "#2ca02c", 4)),
-    _prompt("narrow", "watermark prompt, narrow frame", _ilm_arm("narrow", "narrow", "#9467bd", 1)),
-    _prompt("medium", "watermark prompt, medium frame", _ilm_arm("medium", "medium", "#8c564b", 2)),
-    _prompt("full", "watermark prompt over the whole image", _ilm_arm("full", "full", "#17becf", 3)),
+    # Every prompt kind is a method: one entry in prompts/kinds.py (`_prompt` reads it).
+    *(_prompt(get_kind(kind)) for kind in prompt_kinds()),
 )}
 
 
@@ -159,6 +141,12 @@ def method_of_arm(arm: str) -> MethodSpec | None:
     """The spec of the method an arm name belongs to ('vp/flm_grey' -> vp); None for no method."""
     method, _, _ = str(arm).partition("/")
     return _SPECS.get(method)
+
+
+def has_role(arm: str) -> bool:
+    """Whether `arm` ('lp', 'vp/flm', ...) belongs to a method the paper's claims compare (LP, VP)."""
+    spec = method_of_arm(arm)
+    return spec is not None and spec.role is not None
 
 
 def role_method(role: str) -> MethodSpec:
