@@ -217,7 +217,7 @@ def test_registry_shapes_and_finite(method: str, size: int, channels: int, promp
 
 
 def test_registry_errors_and_smm_default_patch() -> None:
-    with pytest.raises(ReprolibError, match="vp, narrow, medium, full, smm"):
+    with pytest.raises(ReprolibError, match="unknown prompt method .frame.; valid choices: " + ", ".join(PROMPTS)):
         get_prompt("frame", 224, 3, None, 32)
     with pytest.raises(ReprolibError, match="target_prompt_size"):
         get_prompt("vp", 224, 3, None)
