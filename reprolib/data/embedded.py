@@ -88,6 +88,11 @@ def load_fashion_mnist(split: str, root: Path, download: bool = False) -> ImageS
     return ImageSplit(info("fashion_mnist"), split, note, labels, images=images)
 
 
+def read_fashion_mnist(name: str, split: str, root: Path, download: bool, size: int | None) -> ImageSplit:
+    """The fashion_mnist entry's reader (`DatasetInfo.loader`): served at its native 28 px."""
+    return load_fashion_mnist(split, root, download)
+
+
 def _download_fashion_mnist(root: Path) -> None:
     from torchvision.datasets import FashionMNIST
 
@@ -125,3 +130,9 @@ def load_digits(split: str, root: Path | None = None, download: bool = False) ->
             f"{round(100 * (1 - DIGITS_TEST_FRACTION))}/{round(100 * DIGITS_TEST_FRACTION)} "
             f"train_test_split, seed {DIGITS_SPLIT_SEED}")
     return ImageSplit(info("digits"), split, note, labels, images=images)
+
+
+def read_digits(name: str, split: str, root: Path, download: bool, size: int | None) -> ImageSplit:
+    """The digits entry's reader (`DatasetInfo.loader`): ships with sklearn, so `download` is unused;
+    served at its native 8 px."""
+    return load_digits(split, root, download)

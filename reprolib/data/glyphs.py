@@ -248,3 +248,8 @@ def load_glyphs(split: str, root: Path, system_fonts: bool | None = None) -> Ima
             f"copies (seed {data['seed']}); split by font, test fonts ({len(data['test_fonts'])}, unseen in "
             f"train): {', '.join(data['test_fonts'])}; cache {path.name}")
     return ImageSplit(info("glyphs"), split, note, data["labels"][mask], images=data["images"][mask])
+
+
+def read_glyphs(name: str, split: str, root: Path, download: bool, size: int | None) -> ImageSplit:
+    """The glyphs entry's reader (`DatasetInfo.loader`): rendered offline (`download` unused), 28 px."""
+    return load_glyphs(split, root)
