@@ -51,22 +51,16 @@ def stored_size(kind: str, backbone, target: DatasetInfo) -> int:
     return get_kind(kind).stored_size(backbone, target)
 
 
-def _augments(kind: str, protocol) -> bool:
-    """Whether training batches of `kind` get SMM's augmentation under `protocol` (the kind's numbers)."""
-    entry = get_kind(kind)
-    return augments_under(entry, entry.hparams.for_protocol(protocol))
-
-
-def load_side(kind: str, backbone, target: DatasetInfo, protocol, split: str) -> int:
+def load_side(kind: str, backbone, target: DatasetInfo, hparams, split: str) -> int:
     """Side at which a run asks `get_dataset` for `split` (docs/methods.md s.4, s.5).
 
     The original image is resized once to where the method first needs it: its stored size,
-    or input + SMM's crop margin for the training split when the kind augments under this
-    protocol (the crops come from that copy). The label-mapping pass and test images use the
-    stored side.
+    or input + SMM's crop margin for the training split when the kind augments with these
+    numbers (`hparams`: the method's under the run's protocol; the crops come from that copy).
+    The label-mapping pass and test images use the stored side.
     """
     side = stored_size(kind, backbone, target)
-    if _augments(kind, protocol) and split == "train":
+    if augments_under(get_kind(kind), hparams) and split == "train":
         return side + augment_pad(backbone.input_size)
     return side
 

@@ -101,8 +101,8 @@ def _prompt(kind: PromptKind) -> MethodSpec:
     return MethodSpec(name=name, build=lambda ctx: PromptMethod(ctx, name), input_prompt=True, needs_label_map=True,
                       groupable=True, shared_features=False, cost=prompt_cost,
                       prompt_size=lambda backbone, target: stored_size(name, backbone, target), summary=kind.summary,
-                      load_side=lambda backbone, target, protocol, split: load_side(name, backbone, target,
-                                                                                   protocol, split),
+                      load_side=lambda backbone, target, protocol, split: load_side(
+                          name, backbone, target, method_hparams(get(name), protocol), split),
                       arms=kind.arms, role=kind.role, hparams=kind.hparams)
 
 
