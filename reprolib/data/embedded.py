@@ -85,7 +85,8 @@ def load_fashion_mnist(split: str, root: Path, download: bool = False) -> ImageS
     if len(images) != len(labels):
         raise ReprolibError(f"{pair[0]} has {len(images)} images but {pair[1]} has {len(labels)} labels")
     note = f"Fashion-MNIST official {split} split ({len(labels)} images) from {pair[0].parent}"
-    return ImageSplit(info("fashion_mnist"), split, note, labels, images=images)
+    return ImageSplit(info("fashion_mnist"), split, note, labels, images=images,
+                      definition={"source": "Fashion-MNIST idx files", "split": f"official {split}"})
 
 
 def _download_fashion_mnist(root: Path) -> None:
@@ -124,4 +125,6 @@ def load_digits(split: str, root: Path | None = None, download: bool = False) ->
     note = (f"sklearn digits ({len(bunch.target)} images), stratified "
             f"{round(100 * (1 - DIGITS_TEST_FRACTION))}/{round(100 * DIGITS_TEST_FRACTION)} "
             f"train_test_split, seed {DIGITS_SPLIT_SEED}")
-    return ImageSplit(info("digits"), split, note, labels, images=images)
+    definition = {"source": "sklearn load_digits, values / 16", "split": f"stratified train_test_split {split}",
+                  "test_fraction": DIGITS_TEST_FRACTION, "seed": DIGITS_SPLIT_SEED}
+    return ImageSplit(info("digits"), split, note, labels, images=images, definition=definition)
