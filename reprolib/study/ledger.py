@@ -13,6 +13,10 @@ name, `ticket_name`), else the value the record stored when the run loaded its n
 reprolib.sparsity.network); records written before it existed get it inferred from their
 backbone's ticket source. `ticket_source` and `published_top1` describe imported tickets.
 
+`other_versions` names the libraries a record was made under (its `versions`) whose version is
+not the running code's, e.g. "torch 2.13.0 (now 2.14.1)", empty when all agree; `build_ledger`
+says in one line on stderr how many runs that is (their numbers may not reproduce here).
+
 Failed runs (`<id>.failed.json`, written by the sweep) are rows too, with `status` "failed",
 the one-line `error` and empty metrics; finished runs have `status` "ok". `load_ledger`
 returns the finished runs only (what every table and figure computes numbers from) unless
@@ -26,7 +30,9 @@ from the run's saved scores (reprolib.scores.recompute), checking the ones it ho
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +45,7 @@ from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
 from reprolib.records import (atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file, move_aside,
-                              verified_record)
+                              verified_record, versions)
 from reprolib.sparsity.identity import stale_network
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
@@ -50,7 +56,8 @@ ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map
               "legacy_ece_batch"]
 # The registered scalar metrics shown in the ledger (reprolib.scores.registry), in registry order.
 METRIC_COLUMNS = metric_names(place="ledger")
-TAIL_COLUMNS = ["wall_time_s", "device", "cpu_capability", "cpu_threads", "reliability", "label_map_indices", "created"]
+TAIL_COLUMNS = ["wall_time_s", "device", "cpu_capability", "cpu_threads", "other_versions", "reliability",
+                "label_map_indices", "created"]
 # Whether the run finished ("ok") or raised ("failed", with its one-line error).
 STATUS_COLUMNS = ["status", "error"]
 OK, FAILED = "ok", "failed"
@@ -144,11 +151,36 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
     row["device"] = record.get("device")
     cpu = record.get("cpu") or {}   # records before the CPU pin: empty
     row["cpu_capability"], row["cpu_threads"] = cpu.get("capability"), cpu.get("threads")
+    row["other_versions"] = other_versions(record.get("versions"))
     row["reliability"] = json.dumps(metrics.get("reliability")) if metrics.get("reliability") else None
     row["label_map_indices"] = json.dumps(record["label_map"]) if record.get("label_map") is not None else None
     row["created"] = record.get("created")
     row["status"], row["error"] = OK, None
     return row
+
+
+@functools.lru_cache(maxsize=1)
+def _running_versions() -> dict[str, str]:
+    return versions()
+
+
+def other_versions(recorded: Any) -> str | None:
+    """The libraries a record was made under whose version is not the running code's, e.g.
+    'torch 2.13.0 (now 2.14.1)'; None when every recorded version is the running one."""
+    now = _running_versions()
+    differ = [f"{name} {version} (now {now[name]})" for name, version in sorted((recorded or {}).items())
+              if name in now and str(version) != now[name]]
+    return "; ".join(differ) or None
+
+
+def versions_line(frame: pd.DataFrame) -> str | None:
+    """One line naming how many finished runs were made under other versions than this code."""
+    flagged = frame["other_versions"].dropna() if "other_versions" in frame else []
+    if not len(flagged):
+        return None
+    names = sorted({part.split(" (now")[0] for cell in flagged for part in cell.split("; ")})
+    return (f"ledger: {len(flagged)} of {len(frame)} runs were made under other versions than this code "
+            f"({', '.join(names)}; column other_versions); a rerun may not reproduce their numbers")
 
 
 def failure_to_row(failure: dict[str, Any]) -> dict[str, Any]:
@@ -258,6 +290,9 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
                                       for n, r in zip(frame["ticket_name"], frame["upstream_accuracy"])]
     ood = sorted(c for c in frame.columns if c.startswith("ood_"))
     frame = frame[ID_COLUMNS + METRIC_COLUMNS + ood + TAIL_COLUMNS + STATUS_COLUMNS]
+    line = versions_line(frame)
+    if line:
+        print(line, file=sys.stderr)
     if len(frame):
         frame = frame.sort_values(["target", "arm", "ticket_kind", "level", "n_shot", "seed"],
                                   ignore_index=True, na_position="last")
