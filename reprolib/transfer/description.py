@@ -12,11 +12,13 @@ with a proof (tests/test_run_description.py walks every field). This module asse
   its labels; for a paper set the image cache's digest, computed once when the cache was
   written, so no process hashes gigabytes); the few-shot draw and the validation carve as
   digests of the positions they pick (`draw`), so a change to the drawing code changes the id.
-- geometry (`geometry`): the backbone's input size, channels, normalisation mean/std and prompt
-  side; the side each split is loaded at; for a prompt method the prompt as its `PromptKind`
-  builds it for this backbone and target (the options the backbone fixes, e.g. SMM's generator
-  depth; the parameters' shapes; a digest of its buffers: the padding prompt's mask, the
-  watermark frame, the normalisation) and whether its augmentation mirrors this target.
+- geometry (`geometry`): the backbone's input size, channels and normalisation mean/std (every
+  method reads them); the side each split is loaded at; for a prompt method the prompt as its
+  `PromptKind` builds it for this backbone and target (the options the backbone fixes, e.g.
+  SMM's generator depth; the parameters' shapes; a digest of its buffers: the padding prompt's
+  mask, which holds the dataset's prompt size or the backbone's prompt side, the watermark
+  frame, the normalisation) and whether its augmentation mirrors this target. A fact only one
+  kind of prompt reads enters through that prompt, so it changes no other method's id.
 - the method's own hyperparameters (`method_hparams`).
 
 Where each fact of a dataset's entry that can change a number is held: num_classes (the flat
@@ -102,7 +104,7 @@ def data_description(train, test, picked: tuple[torch.Tensor | None, torch.Tenso
 def geometry(spec, backbone, target, protocol) -> dict[str, Any]:
     """The geometry part: the backbone's input facts, the sides the splits are loaded at, the prompt."""
     return {"input_size": backbone.input_size, "channels": backbone.channels, "mean": list(backbone.mean),
-            "std": list(backbone.std), "prompt_side": backbone.prompt_side,
+            "std": list(backbone.std),
             "load_sides": {split: spec.load_side(backbone, target, protocol, split) for split in SPLITS},
             "prompt": prompt_geometry(spec, backbone, target, protocol)}
 
