@@ -15,7 +15,9 @@ backbone's ticket source. `ticket_source` and `published_top1` describe imported
 
 `other_versions` names the libraries a record was made under (its `versions`) whose version is
 not the running code's, e.g. "torch 2.13.0 (now 2.14.1)", empty when all agree; `build_ledger`
-says in one line on stderr how many runs that is (their numbers may not reproduce here).
+says in one line on stderr how many runs that is (their numbers may not reproduce here). The same
+run made under another machine's CPU facts and rerun here (two records, two ids) is one row: the
+one made here (reprolib.study.made_under).
 
 Failed runs (`<id>.failed.json`, written by the sweep) are rows too, with `status` "failed",
 the one-line `error` and empty metrics; finished runs have `status` "ok". `load_ledger`
@@ -30,7 +32,6 @@ from the run's saved scores (reprolib.scores.recompute), checking the ones it ho
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
@@ -45,7 +46,8 @@ from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
 from reprolib.records import (atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file, move_aside,
-                              verified_record, versions)
+                              verified_record)
+from reprolib.study.made_under import one_per_run, other_versions, versions_line
 from reprolib.sparsity.identity import stale_network
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
@@ -159,30 +161,6 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-@functools.lru_cache(maxsize=1)
-def _running_versions() -> dict[str, str]:
-    return versions()
-
-
-def other_versions(recorded: Any) -> str | None:
-    """The libraries a record was made under whose version is not the running code's, e.g.
-    'torch 2.13.0 (now 2.14.1)'; None when every recorded version is the running one."""
-    now = _running_versions()
-    differ = [f"{name} {version} (now {now[name]})" for name, version in sorted((recorded or {}).items())
-              if name in now and str(version) != now[name]]
-    return "; ".join(differ) or None
-
-
-def versions_line(frame: pd.DataFrame) -> str | None:
-    """One line naming how many finished runs were made under other versions than this code."""
-    flagged = frame["other_versions"].dropna() if "other_versions" in frame else []
-    if not len(flagged):
-        return None
-    names = sorted({part.split(" (now")[0] for cell in flagged for part in cell.split("; ")})
-    return (f"ledger: {len(flagged)} of {len(frame)} runs were made under other versions than this code "
-            f"({', '.join(names)}; column other_versions); a rerun may not reproduce their numbers")
-
-
 def failure_to_row(failure: dict[str, Any]) -> dict[str, Any]:
     """One ledger row from one failure record: the run's identity, status 'failed', the error."""
     cfg = failure.get("config") or {}
@@ -217,7 +195,7 @@ def current_records(runs_dir: Path, artifacts: Path) -> list[dict[str, Any]]:
             kept.append(record)
         else:
             move_aside(Path(runs_dir) / f"{record['id']}.json", problem)
-    return kept
+    return one_per_run(kept)
 
 
 def _read_failure(path: Path) -> dict[str, Any] | None:
