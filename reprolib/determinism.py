@@ -1,6 +1,7 @@
 """Same numbers on every x86-64 machine with AVX2, whatever its cores: the CPU pins.
 
-PyTorch's CPU results depend on two things besides the seed, and both are fixed here:
+PyTorch's CPU results depend on two things besides the seed, and both are fixed here (the
+third item says where the first does not hold, and how the records tell):
 
 1. The instruction set its kernels use. torch 2.14's x86 wheel picks, per process and at
    library load, among kernels for AVX-512 / AVX2 / plain code, through three libraries,

@@ -186,9 +186,10 @@ def verified_record(path: str | Path, expected_id: str | None = None, recompute_
     """The record at `path` if it is sound; None when there is none or it is bad.
 
     `expected_id` defaults to the file name; `recompute_id(config)` gives the id a config
-    hashes to; `required` names the metrics a finished record holds. A bad record (truncated JSON, `{}`, an edited config, a missing or non-finite
-    metric) is named in one line on stderr and moved aside to `<id>.bad.json`, so the next
-    sweep reruns the run and the ledger never shows it.
+    hashes to; `required` names the metrics a finished record holds. A bad record (truncated
+    JSON, `{}`, an edited config, a missing or non-finite metric) is named in one line on stderr
+    and moved aside to `<id>.bad.json`, so the next sweep reruns the run and the ledger never
+    shows it.
     """
     path = Path(path)
     expected_id = expected_id or path.name.removesuffix(".json")

@@ -9,7 +9,6 @@ the fonts behind glyphs, the CPU kernels)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from description_walk import changed, leaves, with_leaf
 from reprolib.records import FOUND_KEYS, NEUTRAL_KEYS, record_id
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,37 +37,6 @@ def _id(cfg) -> str:
     return record_id(resolve(cfg)[0])
 
 
-def _leaves(value, path=()):
-    """(path, value) of every leaf of a description (dicts are walked; lists, numbers, strings are leaves)."""
-    if isinstance(value, dict) and value:
-        for key, inner in value.items():
-            yield from _leaves(inner, (*path, key))
-    else:
-        yield path, value
-
-
-def _changed(value):
-    """Another value of the same kind."""
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, (int, float)):
-        return value + 1
-    if isinstance(value, str):
-        return value + "'"
-    if isinstance(value, list):
-        return [*value, 0]
-    return {"changed": 1} if isinstance(value, dict) else "changed"
-
-
-def _with(description: dict, path: tuple, value) -> dict:
-    copy = json.loads(json.dumps(description))
-    inner = copy
-    for key in path[:-1]:
-        inner = inner[key]
-    inner[path[-1]] = value
-    return copy
-
-
 @pytest.mark.parametrize("method", __import__("reprolib.transfer.registry", fromlist=["names"]).names())
 def test_every_field_is_hashed_or_neutral(smoke_upstream, method):
     """Changing any hashed leaf changes the id, changing a neutral one does not; no field the run
@@ -78,11 +47,11 @@ def test_every_field_is_hashed_or_neutral(smoke_upstream, method):
     assert not set(description) & set(FOUND_KEYS)
     assert set(NEUTRAL_KEYS) <= set(description)
     base = record_id(description)
-    leaves = list(_leaves(description))
-    assert len(leaves) > 40   # data, geometry, network, hparams, schedule, CPU kernels, names
-    for path, value in leaves:
-        changed = record_id(_with(description, path, _changed(value))) != base
-        assert changed == (path[0] not in NEUTRAL_KEYS), path
+    fields = list(leaves(description))
+    assert len(fields) > 40   # data, geometry, network, hparams, schedule, CPU kernels, names
+    for path, value in fields:
+        moved = record_id(with_leaf(description, path, changed(value))) != base
+        assert moved == (path[0] not in NEUTRAL_KEYS), path
 
 
 def test_the_data_part_holds_definitions_fingerprints_draw_and_carve(smoke_upstream):

@@ -12,7 +12,6 @@ runs only on a GPU there (the embedded encoder is cheap enough to fine-tune on t
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 

@@ -187,7 +187,8 @@ def read_records(runs_dir: Path, failures: bool = False) -> list[dict[str, Any]]
 def current_records(runs_dir: Path, artifacts: Path) -> list[dict[str, Any]]:
     """read_records without the records whose network has been remade since they ran
     (identity.stale_network): each is named in one line and moved aside, so a sweep reruns it
-    and the ledger never pairs a new network's facts with an old network's numbers."""
+    and the ledger never pairs a new network's facts with an old network's numbers; one record
+    per run made under several machines' CPU facts (made_under.one_per_run)."""
     kept = []
     for record in read_records(runs_dir):
         problem = stale_network(record["config"], str(artifacts))
