@@ -109,6 +109,16 @@ def test_the_smm_generator_depth_changes_exactly_smm(smoke_upstream, monkeypatch
     assert changed == {"smm"}
 
 
+def test_the_smm_generator_schedule_of_a_family_changes_exactly_smm(smoke_upstream, monkeypatch):
+    """The family decides SMM's generator rate and whether it decays (ViT: no decay): its entry, not the preset."""
+    from reprolib.models import registry
+
+    family = registry.get_family("resnet")
+    changed = _entry_ids(monkeypatch, lambda mp: mp.setitem(registry._FAMILIES, "resnet",
+                                                            dataclasses.replace(family, generator_decay=False)))
+    assert changed == {"smm"}
+
+
 def test_the_backbone_geometry_changes_the_runs_that_read_it(smoke_upstream, monkeypatch):
     every = {"lp", "vp", "smm", "narrow", "medium", "full"}
     assert _entry_ids(monkeypatch, lambda mp: _replace_backbone(mp, mean=(0.3,))) == every

@@ -17,8 +17,10 @@ with a proof (tests/test_run_description.py walks every field). This module asse
   `PromptKind` builds it for this backbone and target (the options the backbone fixes, e.g.
   SMM's generator depth; the parameters' shapes; a digest of its buffers: the padding prompt's
   mask, which holds the dataset's prompt size or the backbone's prompt side, the watermark
-  frame, the normalisation) and whether its augmentation mirrors this target. A fact only one
-  kind of prompt reads enters through that prompt, so it changes no other method's id.
+  frame, the normalisation), whether its augmentation mirrors this target, and its optimisers
+  and schedulers as the kind builds them (so the backbone family's SMM generator rate and decay
+  count). A fact only one kind of prompt reads enters through that prompt, so it changes no
+  other method's id.
 - the method's own hyperparameters (`method_hparams`).
 
 Where each fact of a dataset's entry that can change a number is held: num_classes (the flat
@@ -119,7 +121,17 @@ def prompt_geometry(spec, backbone, target, protocol) -> dict[str, Any] | None:
     with torch.random.fork_rng(devices=[]):   # building draws SMM's initial weights: leave the RNG be
         prompt = kind.build(backbone, target)
     augments = kind.augments and protocol.augment
+    optimizers, schedulers = kind.optimizers(prompt, backbone, protocol, protocol.epochs)
     return {"options": kind.backbone_options(backbone),
             "parameters": {name: list(p.shape) for name, p in prompt.named_parameters()},
             "buffers": tensors_digest(dict(prompt.named_buffers())),
-            "augmentation": {"flips": protocol.flips(target)} if augments else None}
+            "augmentation": {"flips": protocol.flips(target)} if augments else None,
+            "optimizers": [[{key: list(group[key]) if key == "betas" else group[key] for key in OPTIMIZER_FACTS}
+                            for group in optimizer.param_groups] for optimizer in optimizers],
+            "schedulers": [{"milestones": sorted(scheduler.milestones.elements()), "gamma": scheduler.gamma}
+                           for scheduler in schedulers]}
+
+
+# What a prompt's Adam optimisers are built with (each param group's), as its PromptKind builds
+# them: the backbone family's SMM generator rate and decay count, not only the preset's numbers.
+OPTIMIZER_FACTS = ("lr", "betas", "eps", "weight_decay")
