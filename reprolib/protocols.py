@@ -78,7 +78,7 @@ class Protocol:
     small_batch: int                     # batch for targets whose DatasetInfo.small_batch is set
     milestones: tuple[float, ...] = (0.5, 0.72)   # fractions of E; MultiStepLR at int(f * E)
     gamma: float = 0.1
-    test_batch_size: int = 256           # evaluation batch (numbers do not depend on it)
+    test_batch_size: int = 256           # evaluation batch (hashed: a CNN's logits at 224 px move with it)
     seed: int = 4                        # the paper's default seed (RLT 4, ILM 7)
     legacy_ece_batch: int = 128          # test batch of the legacy RLT "ECE" (RLT's test loaders)
     legacy_ece_exceptions: tuple[tuple[str, str, int], ...] = RLT_LEGACY_ECE_EXCEPTIONS
