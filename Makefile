@@ -49,7 +49,10 @@ DRYRUN_STAMP := $(DRYRUN_ROOT)/.reprolib-dryrun-root
 # notebooks) on top of the user's own. Rooted at the checkout (figures/, README and the
 # notebooks all in its file browser), landing on the notebooks' index.
 # ARGS: more JupyterLab flags, e.g. make lab ARGS="--port 8890 --no-browser".
-LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter
+# `make lab PROFILE=imagenet-lite`: every notebook opens that study (their `profile = None` reads
+# $REPROLIB_PROFILE), so no cell is edited to choose it.
+LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter \
+           $(if $(filter command line environment,$(origin PROFILE)),REPROLIB_PROFILE=$(PROFILE))
 LAB_FLAGS := --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/index.md \
              $(if $(filter 0,$(shell id -u)),--allow-root)
 ARGS ?=
@@ -62,7 +65,8 @@ help:
 	@echo "                shipped results (FORCE=1: retrain and re-execute everything)"
 	@echo "                (PROFILE=x: only x, one of embedded | imagenet-lite | smoke | smoke-lite | paper | paper-dryrun)"
 	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
-	@echo "make lab        JupyterLab on notebooks/index.md, rooted at the checkout (ARGS=\"--port 8890 --no-browser\": more flags)"
+	@echo "make lab        JupyterLab on notebooks/index.md, rooted at the checkout (PROFILE=x: the notebooks open study x;"
+	@echo "                ARGS=\"--port 8890 --no-browser\": more flags)"
 	@echo "make test-browser  JupyterLab in headless chromium on a fresh clone: index, explorer, every control, git clean"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make bench-data the paper data path at real split sizes (synthetic data) -> bench/results.md"
