@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from reprolib.errors import ReprolibError
 from reprolib.study.ledger import reliability
 from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, METRIC_LABELS, REFERENCE, arm_color, density_lines,
-                                   interval_yerr, network_name, ordered, require, shot_label, shown_metrics,
-                                   summarize, trend_rows)
+                                   interval_yerr, marker_note, network_name, ordered, require, shot_label,
+                                   shown_metrics, summarize, trend_rows)
 
 
 def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None,
@@ -43,7 +43,9 @@ def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[s
             ax.set_title(f"{target} · {METRIC_LABELS[metric]} ({shot_label(n_shot)})", fontsize=9)
             if i == len(targets) - 1:
                 ax.set_xlabel("density (%)")
-    axes[0, -1].legend(fontsize=7, title=INTERVAL_NOTE.replace(" (", "\n("), title_fontsize=6)
+    # Outside the panels, so it never hides a point.
+    fig.legend(*axes[0, -1].get_legend_handles_labels(), loc="outside right upper", fontsize=7,
+               title=f"arm ({marker_note(rows)})\n" + INTERVAL_NOTE.replace(" (", "\n("), title_fontsize=6)
     return fig
 
 
