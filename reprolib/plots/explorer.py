@@ -141,7 +141,8 @@ class StudyIndex:
         self.ledger = ledger
         self.labels = {key: label for label, key in networks(ledger)}
         self.metrics = shown_metrics(ledger, "explorer")
-        keyed = ledger.assign(network=network_keys(ledger)).sort_values("seed", kind="stable")
+        columns = list(dict.fromkeys(["target", "arm", "n_shot", "id", "seed", "accuracy", "reliability", *self.metrics]))
+        keyed = ledger[columns].assign(network=network_keys(ledger)).sort_values("seed", kind="stable")
         self.cells = {(target, arm, int(n_shot)): dict(tuple(frame.groupby("network", sort=False)))
                       for (target, arm, n_shot), frame in keyed.groupby(["target", "arm", "n_shot"], sort=False)}
         self._pooled: dict[tuple, dict | None] = {}

@@ -88,9 +88,17 @@ def prompt_picture(arrays: dict[str, np.ndarray], method: str, prompt_size: floa
 
 @functools.lru_cache(maxsize=1)
 def _imagenet_categories() -> list[str]:
-    from torchvision.models._meta import _IMAGENET_CATEGORIES   # the names torchvision's weights carry
+    """The category names torchvision ships with its ImageNet weights (`torchvision.models._meta`),
+    read from that file's source: importing torchvision would cost the first redraw about 2 s."""
+    import ast
+    import importlib.util
 
-    return list(_IMAGENET_CATEGORIES)
+    package = importlib.util.find_spec("torchvision")
+    source = Path(package.submodule_search_locations[0]) / "models" / "_meta.py"
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_IMAGENET_CATEGORIES" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise ReprolibError(f"no _IMAGENET_CATEGORIES in {source}; valid torchvision versions define it there")
 
 
 # Sources that are no dataset of the registry (a pretrained backbone's upstream): where their names are.
