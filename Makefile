@@ -59,7 +59,7 @@ ARGS ?=
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data clean-results
+.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data docs clean-results
 help:
 	@echo "make figures    redraw every table and figure of the embedded and imagenet-lite studies from their"
 	@echo "                shipped results (FORCE=1: retrain and re-execute everything)"
@@ -73,6 +73,7 @@ help:
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date; TORCH_CUDA=cu126 etc.: that torch build)"
 	@echo "make sweep      PROFILE=P [EXECUTOR=local|slurm]: the profile's grid on every visible GPU or on Slurm (resumes)"
 	@echo "make data       offline data (Fashion-MNIST from Debian, digits, glyphs)"
+	@echo "make docs       rewrite the numbers README.md and docs/ quote from the studies' tables"
 
 setup: $(SETUP_STAMP) $(if $(TORCH_CUDA),torch-variant)
 $(SETUP_STAMP): pyproject.toml requirements.lock
@@ -157,6 +158,10 @@ bench: setup data
 # under data/bench: about 9 GB of disk with the caches) against the public pipeline.
 bench-data: setup
 	$(PY) bench/bench_data.py --out bench/results.md
+
+# The numbers README.md and docs/ quote about the shipped studies, from their tables (after `make figures`).
+docs: setup
+	$(PY) -m reprolib.study.docs_blocks
 
 clean-results:
 	rm -rf artifacts/$(PROFILE)/runs artifacts/$(PROFILE)/ledger.csv $(EXECUTED)
