@@ -141,7 +141,8 @@ class StudyIndex:
         self.ledger = ledger
         self.labels = {key: label for label, key in networks(ledger)}
         self.metrics = shown_metrics(ledger, "explorer")
-        columns = list(dict.fromkeys(["target", "arm", "n_shot", "id", "seed", "accuracy", "reliability", *self.metrics]))
+        columns = ["target", "arm", "n_shot", "id", "seed", "accuracy", "reliability"]
+        columns += [m for m in self.metrics if m not in columns]
         keyed = ledger[columns].assign(network=network_keys(ledger)).sort_values("seed", kind="stable")
         self.cells = {(target, arm, int(n_shot)): dict(tuple(frame.groupby("network", sort=False)))
                       for (target, arm, n_shot), frame in keyed.groupby(["target", "arm", "n_shot"], sort=False)}

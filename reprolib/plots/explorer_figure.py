@@ -65,11 +65,11 @@ class CompareFigure:
         self.diagrams: list[ReliabilityDiagram | None] = [None, None]
         self.drawn: list = []   # the strips' artists of the comparison shown
         self.background, self.background_key = None, None   # the unchanging pixels, and what they show
-        self.ring = Line2D([], [], color="black", marker="o", markersize=9, markerfacecolor="none", linestyle="none")
+        ring = Line2D([], [], color="black", marker="o", markersize=9, markerfacecolor="none", linestyle="none")
         handles = [Line2D([], [], color="grey", marker="o", markersize=5, linestyle="none", alpha=0.75),
-                   self.ring, Line2D([], [], color="black", linewidth=2), _interval_proxy()]
-        self.seed_legend = fig.legend(handles, ["a seed", "picked seed", "mean", "95% t interval"], loc="lower left",
-                                      bbox_to_anchor=(0.055, 0.0), ncols=2, fontsize=8)
+                   ring, Line2D([], [], color="black", linewidth=2), _interval_proxy()]
+        fig.legend(handles, ["a seed", "picked seed", "mean", "95% t interval"], loc="lower left",
+                   bbox_to_anchor=(0.055, 0.0), ncols=2, fontsize=8)
         add_reliability_legend(fig)
         named = fig.legends.pop()   # the reliability legend's entries, set in two columns under the diagrams
         fig.legend(handles=named.legend_handles, labels=[t.get_text() for t in named.texts], ncols=2, fontsize=7,
