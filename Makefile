@@ -78,6 +78,11 @@ help:
 setup: $(SETUP_STAMP) $(if $(TORCH_CUDA),torch-variant)
 $(SETUP_STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
+	@# PyPI has no CPU-only torch for Linux (its wheel links the CUDA libraries, which it pulls in):
+	@# a machine without an NVIDIA driver gets them too, unless it reaches download.pytorch.org.
+	@if [ -z "$(TORCH_CUDA)" ] && [ ! -e /proc/driver/nvidia/version ] && ! command -v nvidia-smi >/dev/null; then \
+	  echo "note: no NVIDIA driver here; the lock's torch comes with its CUDA libraries (several GB, docs/commands.md#set-up);" \
+	       "where download.pytorch.org is reachable, make setup TORCH_CUDA=cpu swaps in the CPU build"; fi
 	$(PIP) -r requirements.lock 2>&1 | $(QUIET_PIP)
 	$(PIP) --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
 	@# a torch build chosen earlier with TORCH_CUDA survives a refresh of the lock
