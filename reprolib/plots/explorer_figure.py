@@ -165,10 +165,16 @@ class CompareFigure:
         renderer = self.canvas.get_renderer()
         for artist in changing:
             artist.draw(renderer)
-        buffer = io.BytesIO()
-        PIL.Image.frombuffer("RGBA", self.canvas.get_width_height(), self.canvas.buffer_rgba(), "raw", "RGBA", 0,
-                             1).save(buffer, format="png", compress_level=1)
-        return buffer.getvalue()
+        return encode_png(self.canvas)
+
+
+def encode_png(canvas: FigureCanvasAgg) -> bytes:
+    """The canvas's pixels as PNG, compressed lightly: zlib's default level costs a redraw about
+    40 ms more for a few kB less."""
+    buffer = io.BytesIO()
+    PIL.Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+        buffer, format="png", compress_level=1)
+    return buffer.getvalue()
 
 
 def _diagram_title(run: NetworkRuns) -> str:

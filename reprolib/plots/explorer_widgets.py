@@ -15,20 +15,20 @@ again opens that study (its cells are never edited for it).
 from __future__ import annotations
 
 import html
-import io
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from reprolib import paths
 from reprolib.config import Profile, load_profile, profile_names
 from reprolib.errors import ReprolibError
 from reprolib.notebooks.studies import PROFILE_ENV, results_command
 from reprolib.plots.explorer import DENSE, StudyIndex, comparison, compare_summary, explorer_choices, metric_choices
-from reprolib.plots.explorer_figure import DPI, CompareFigure, comparison_title
+from reprolib.plots.explorer_figure import DPI, CompareFigure, comparison_title, encode_png
 from reprolib.plots.explorer_run import run_panel
 from reprolib.study.ledger import load_ledger
 
@@ -81,9 +81,10 @@ def sparsest(choices: dict[str, list]) -> str:
 
 def render(fig) -> bytes:
     """A figure as PNG bytes at the explorer's DPI (what the widget shows)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+    fig.set_dpi(DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return encode_png(canvas)
 
 
 class Drawing:
