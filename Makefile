@@ -158,6 +158,7 @@ test-browser: setup data test-notebooks
 
 bench: setup data
 	$(PY) bench/bench.py --profile embedded --out bench/results.md
+	$(PY) bench/bench_explorer.py --out bench/results.md
 
 # The paper data path at real split sizes (CIFAR-10, SVHN, GTSRB written by the dry-run writers
 # under data/bench: about 9 GB of disk with the caches) against the public pipeline.
