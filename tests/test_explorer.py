@@ -6,12 +6,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
+from reprolib.notebooks.studies import PROFILE_ENV
 from reprolib.plots.explorer import compare_summary, comparison, explorer_choices, networks, pooled_reliability
 from reprolib.plots.explorer_figure import compare_panel
 from reprolib.study.stats import t_interval
@@ -84,6 +87,7 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
     from reprolib.plots.explorer_widgets import BUSY, explorer_widgets, open_study
 
     monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(PROFILE_ENV, "smoke")   # the study picker sets it in the kernel: undone after the test
     artifacts = load_profile("smoke").path("artifacts")
     shutil.copytree(synthetic_study[0], artifacts)
     update_ledger(artifacts)
@@ -106,6 +110,7 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
     assert "paper: no results yet" in box.numbers.value and "make sweep PROFILE=paper" in box.numbers.value
     assert controls["target"].disabled and not controls["profile"].disabled and not box.pictures.children
     assert dict(controls["profile"].options)["paper (no results)"] == "paper"
+    assert os.environ[PROFILE_ENV] == "paper"   # a rerun of the notebook opens the study picked
     controls["profile"].value = "smoke"
     assert box.numbers.value.startswith("glyphs · lp") and not controls["target"].disabled
     assert open_study("smoke-lite").ledger is None
@@ -243,6 +248,7 @@ def test_the_picked_seed_is_ringed_and_the_one_run_panel_follows_it(synthetic_st
     from reprolib.plots.explorer_widgets import explorer_widgets, open_study
 
     monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(PROFILE_ENV, "smoke")   # the study picker sets it in the kernel: undone after the test
     artifacts = load_profile("smoke").path("artifacts")
     shutil.copytree(synthetic_study[0], artifacts)
     update_ledger(artifacts)
