@@ -82,7 +82,7 @@ class Protocol:
     milestones: tuple[float, ...] = (0.5, 0.72)   # fractions of E; MultiStepLR at int(f * E)
     gamma: float = 0.1
     augment: bool = False                # SMM train augmentation for smm / watermark methods
-    test_batch_size: int = 256           # evaluation batch (numbers do not depend on it)
+    test_batch_size: int = 256           # evaluation batch (hashed: a CNN's logits at 224 px move with it)
     seed: int = 4                        # the paper's default seed (RLT 4, ILM 7)
     flip: str = "mirror_safe"            # one of FLIPS: mirror every augmented target, or the safe ones
     legacy_ece_batch: int = 128          # test batch of the legacy RLT "ECE" (RLT's test loaders)
