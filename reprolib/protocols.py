@@ -21,7 +21,7 @@ presets that differ, read through `transfer.registry.method_hparams(spec, protoc
   ILM's and nobody confirmed it for SMM, so `smm` keeps 256 everywhere.
 - `embedded`: the CPU study on the 28 px embedded backbone. Fewer epochs (and, in the prompt
   kinds' entries, a larger prompt learning rate than `rlt`), tuned so a full-data VP run on
-  `digits` takes seconds and lands far above chance (see the README for how it compares with
+  `digits` takes seconds and lands far above chance (docs/departures.md: how it compares with
   longer training).
 - `imagenet_lite`: the imagenet-lite study (EfficientNet-Lite0, 64 px inputs, 16 px targets):
   few-shot runs on 2 CPU cores; 5 epochs, the test set evaluated once after the last
@@ -124,7 +124,7 @@ PRESETS: dict[str, Protocol] = {
     "ilm": Protocol(name="ilm", epochs=200, batch_size=128, small_batch=64, seed=7),
     # SMM: 256 everywhere (64 on DTD/Pets is ILM's, unconfirmed for SMM).
     "smm": Protocol(name="smm", epochs=200, batch_size=256, small_batch=256, seed=7),
-    # Tuned on digits with the embedded upstream model (values and accuracies: README).
+    # Tuned on digits with the embedded upstream model (docs/methods.md s.4, docs/departures.md).
     "embedded": Protocol(name="embedded", epochs=8, batch_size=64, small_batch=64, test_batch_size=256, seed=1,
                          eval_fraction=0.25),
     "smoke": Protocol(name="smoke", epochs=2, batch_size=64, small_batch=64, test_batch_size=256, seed=1),
