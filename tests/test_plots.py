@@ -15,7 +15,7 @@ from scipy import stats as scipy_stats
 from reprolib import plots
 from reprolib.errors import ReprolibError
 from reprolib.study.ledger import tickets_table
-from reprolib.study.published import compare, load_published, published_source
+from reprolib.study.published import arm_columns, compare, load_published, published_source
 from synthetic_study import true_accuracy
 
 
@@ -111,7 +111,8 @@ def test_reliability_gap_bars_span_accuracy_to_confidence() -> None:
             "edges": [0.0, 1 / 3, 2 / 3, 1.0]}
     ax = Figure().subplots()
     plots.draw_reliability(ax, bins, "t")
-    by_label = {c.get_label(): [(p.get_y(), p.get_height()) for p in c.patches] for c in ax.containers}
+    by_label = {c.get_label(): [(p.get_y(), p.get_height()) for p in c.patches if p.get_visible()]
+                for c in ax.containers}   # a bin's bar that does not apply to it is hidden
     assert by_label[plots.calibration.ACCURACY_LABEL] == [(0.0, pytest.approx(0.2)), (0.0, pytest.approx(0.9))]
     over = by_label[plots.calibration.OVER_LABEL]
     under = by_label[plots.calibration.UNDER_LABEL]
@@ -168,6 +169,17 @@ def test_published_tables_keep_sources_and_compare(synthetic_study) -> None:
     assert (row["ours_low"], row["ours_high"]) == (pytest.approx(low, abs=0.01), pytest.approx(high, abs=0.01))
     with pytest.raises(ReprolibError, match="valid choices: ilmvp, smm"):
         load_published("rlt")
+
+
+def test_published_columns_come_from_the_arms() -> None:
+    """Each table's columns are read from the registered arms' entries (labels, short names), in the
+    table's own column order; the pairs are the papers' methods, as they were spelt out before."""
+    assert arm_columns("ilmvp") == {"vp/ilm": "ilm_vp", "vp/rlm": "rlm_vp", "vp/flm": "flm_vp", "lp": "lp"}
+    assert arm_columns("smm") == {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium",
+                                  "full/ilm": "full", "smm/ilm": "smm"}
+    for name in ("ilmvp", "smm"):
+        columns = list(load_published(name).columns)
+        assert list(arm_columns(name).values()) == [c for c in columns if c in arm_columns(name).values()]
 
 
 def test_reprogrammer_bars_one_bar_per_method_and_target() -> None:

@@ -8,10 +8,10 @@
 - OOD detection (semantic shift): max softmax probability of the logits (100 x cosine logits for
   the encoder methods, the head's logits for the linear probe), AUROC and FPR at 95% TPR with the
   ID test set positive. OOD sets: the target's DatasetInfo.ood_partners (test splits, brought
-  to the target's native size and channels by reprolib.images.to_network; a partner that is not
-  on disk fails the study in one line, as in the transfer runs: none is skipped) plus
-  uniform-noise images. The paper's iSUN / LSUN / Places365 are
-  not available offline.
+  to the target's native size and channels by reprolib.images.to_network; a partner that cannot
+  be loaded, e.g. a paper set not downloaded, is a one-line error naming it: never skipped, so a
+  table's OOD columns always mean the same sets) plus uniform-noise images. The paper's iSUN /
+  LSUN / Places365 are not available offline.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def seeded_subset(x: torch.Tensor, y: torch.Tensor | None, cap: int, seed: int):
 
 def build_eval_sets(target: str, recipe: ReprogrammerRecipe, seed: int = 1,
                     data_root: Path | None = None) -> EvalSets:
-    """ID test set, its corruptions, and the OOD sets (every partner, plus noise)."""
+    """ID test set, its corruptions, and the OOD sets (partners that load, plus noise)."""
     test = get_dataset(target, "test", root=data_root)
     x, y = seeded_subset(*test.tensors(), recipe.max_eval, seed)
     size, channels = x.shape[-1], x.shape[1]
@@ -62,28 +62,37 @@ def build_eval_sets(target: str, recipe: ReprogrammerRecipe, seed: int = 1,
     for kind in CORRUPTIONS:
         sets.corrupted[kind] = {sev: corrupt(x, kind, sev, seed=seed) for sev in recipe.severities}
     for name in info(target).ood_partners:
-        try:
-            ood_x, _ = get_dataset(name, "test", root=data_root).tensors()
-        except ReprolibError as err:   # every partner counts (DatasetInfo.ood_partners): none is skipped
-            raise ReprolibError(f"OOD partner {name} of {target} is not available ({err}); fetch every target "
-                                "and partner first: python -m reprolib data --prepare --profile P") from None
+        ood_x, _ = ood_split(target, name, data_root).tensors()
         ood_x, _ = seeded_subset(ood_x, None, recipe.max_eval, seed)
         sets.ood[name] = to_network(ood_x, channels, size)
     sets.ood["noise"] = noise_images(recipe.n_noise, channels, size, seed=seed)
     return sets
 
 
-def metrics_from_logits(logits: dict[str, torch.Tensor], sets: EvalSets) -> dict:
-    """id_accuracy, ood_generalisation {kind: {severity: acc}}, mean_covariate_accuracy,
-    ood_detection {set: {auroc, fpr95}} (MSP score), all fractions in [0, 1]."""
-    def accuracy(key: str) -> float:
-        return float((logits[key].argmax(dim=1) == sets.id_labels).float().mean())
+def ood_split(target: str, name: str, data_root: Path | None):
+    """The test split of `target`'s OOD partner `name`; one that cannot be loaded is a one-line error."""
+    try:
+        return get_dataset(name, "test", root=data_root)
+    except ReprolibError as err:
+        raise ReprolibError(f"Reprogrammer OOD set {name!r} (a partner of {target}) cannot be loaded: {err}") from None
 
-    shift = {kind: {str(sev): accuracy(f"{kind}/{sev}") for sev in by_sev}
-             for kind, by_sev in sets.corrupted.items()}
+
+def metrics_from_logits(logits: dict[str, torch.Tensor], id_labels: torch.Tensor) -> dict:
+    """id_accuracy, ood_generalisation {kind: {severity: acc}}, mean_covariate_accuracy,
+    ood_detection {set: {auroc, fpr95}} (MSP score), all fractions in [0, 1]. `logits` is keyed as
+    EvalSets.items() names the sets (id, <kind>/<severity>, ood/<name>), in that order."""
+    def accuracy(key: str) -> float:
+        return float((logits[key].argmax(dim=1) == id_labels).float().mean())
+
+    shift: dict[str, dict[str, float]] = {}
+    for key in logits:
+        if key != "id" and not key.startswith("ood/"):
+            kind, severity = key.split("/")
+            shift.setdefault(kind, {})[severity] = accuracy(key)
     flat = [a for by_sev in shift.values() for a in by_sev.values()]
     id_scores = msp(logits["id"])
-    detection = {name: detection_metrics(id_scores, msp(logits[f"ood/{name}"])) for name in sets.ood}
+    detection = {key.removeprefix("ood/"): detection_metrics(id_scores, msp(value))
+                 for key, value in logits.items() if key.startswith("ood/")}
     return {"id_accuracy": accuracy("id"), "ood_generalisation": shift,
             "mean_covariate_accuracy": sum(flat) / len(flat) if flat else float("nan"),
             "ood_detection": detection}

@@ -109,6 +109,10 @@ def backfill(artifacts: Path) -> tuple[pd.DataFrame, list[str]]:
     columns filled); raises a one-line ReprolibError when something cannot be filled. Writes nothing:
     reprolib.study.ledger orders the columns and writes the ledger."""
     ledger_file, path = paths.ledger_file(artifacts), archive.archive_path(artifacts)
+    if not path.is_file():
+        raise ReprolibError(f"--recompute-metrics: no {paths.runs_dir(artifacts)} and no {path}; valid: an artifacts "
+                            "folder whose runs/ holds the run records and their saved scores, or a shipped ledger "
+                            "with its scores archive")
     if not ledger_file.is_file():
         raise ReprolibError(f"--recompute-metrics: no ledger at {ledger_file}; valid: an artifacts folder with a "
                             "ledger and its scores archive, or with runs/")

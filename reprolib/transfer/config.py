@@ -13,7 +13,7 @@ from typing import Any
 
 from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type
-from reprolib.transfer.labelmap import LABEL_MAPS
+from reprolib.transfer.labelmap import LABEL_MAPS, default_label_map
 from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
 from reprolib.sparsity.masks import KINDS as TICKET_KINDS
@@ -92,7 +92,7 @@ class TransferConfig:
             raise ReprolibError(f"method {self.method!r} needs a label map, got 'none'; "
                                 f"valid choices: {', '.join(LABEL_MAPS)}")
         else:
-            self.label_map = check_choice("label map", self.label_map or "ilm", LABEL_MAPS)
+            self.label_map = check_choice("label map", self.label_map or default_label_map(), LABEL_MAPS)
 
     def _validate_network(self) -> None:
         check_choice("network", self.network, NETWORKS)
