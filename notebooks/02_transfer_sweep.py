@@ -80,7 +80,7 @@ if P.trains_in_notebooks:
     records = run_sweep(configs, verbose=live_frontend(), workers=resolve_workers(P.workers, P.device)).records
 else:   # the grid runs outside the notebooks (`make sweep`); the status below says how far it is
     records = []
-ledger = update_ledger(P.path("artifacts"))
+ledger = update_ledger(P.path("artifacts"), ship_scores=P.ship_scores, study=P.profile)
 print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min of training recorded")
 
 # %% [markdown]

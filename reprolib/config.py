@@ -28,6 +28,7 @@ from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.data.integrity import trust_dryrun_root
 from reprolib.models.registry import names as backbone_names
+from reprolib.scores.archive import CODECS as SCORES_CODECS
 
 PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
 PROFILES_ENV = "REPROLIB_PROFILES"   # user profile files registered by path (inherited by workers and jobs)
@@ -75,6 +76,9 @@ class Profile:
     # md5 | dryrun. `dryrun` (paper-dryrun only) lets torchvision skip the md5 checks of
     # the synthetic files in this profile's marked data_root (reprolib.data.integrity).
     data_integrity: str = "md5"
+    # How the study ships its scores: the codec of `<artifacts>/scores.npz` that `ledger` packs where
+    # the runs are (reprolib.scores.archive.CODECS: float32, float16, q<b>); "" = no archive.
+    ship_scores: str = ""
 
     def path(self, key: str) -> Path:
         """The artifacts / figures / data_root directory, absolute.
@@ -130,6 +134,7 @@ def validate(values: dict[str, Any]) -> Profile:
     check_choice("device", profile.device, DEVICES)
     check_choice("backbone", profile.backbone, backbone_names())
     check_choice("data_integrity", profile.data_integrity, DATA_INTEGRITY)
+    check_choice("ship_scores", profile.ship_scores, ("", *SCORES_CODECS))
     _check_ranges(profile)
     if profile.data_integrity == "dryrun":
         trust_dryrun_root(profile.path("data_root"))

@@ -26,3 +26,17 @@ def one_smoke_run(folder: Path, method: str, n_shot: int):
     cfg = TransferConfig(profile="smoke", target="digits", method=method, n_shot=n_shot, epochs=1, device="cpu",
                          results_path=str(folder), progress=False)
     return cfg, run_transfer(cfg)
+
+
+def profile_copy(source: str, folder: Path, name: str, **changes) -> Path:
+    """A copy of the registered profile `source` as `<folder>/<name>.yaml`, named `name`, with `changes`
+    (its artifacts under `artifacts/<name>` unless changed); load it by that path."""
+    import yaml
+
+    from reprolib.paths import PACKAGE_DIR
+
+    values = yaml.safe_load((PACKAGE_DIR / "profiles" / f"{source}.yaml").read_text())
+    values.update({"profile": name, "artifacts": f"artifacts/{name}", "figures": f"figures/{name}", **changes})
+    path = Path(folder) / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path

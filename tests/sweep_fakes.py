@@ -65,7 +65,7 @@ def cli_main(results: str, args: list[str]) -> int:
     real_build = sweep.build_grid
     sweep.build_grid = lambda profile: [c.replace(results_path=results) for c in real_build(profile)]
     sweep.run_transfer = fake_run
-    sweep_cli.update_ledger = lambda artifacts: _ledger_marker(results)
+    sweep_cli.update_ledger = lambda artifacts, **packing: _ledger_marker(results)
     return main(["sweep", "--profile", "smoke", *args])
 
 

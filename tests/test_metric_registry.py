@@ -18,7 +18,8 @@ from reprolib.scores import registry
 from reprolib.cli import main
 from reprolib.errors import ReprolibError
 from reprolib.records import verified_record, write_json_atomic
-from reprolib.scores.saved import SavedScores, load_scores, scores_path
+from reprolib.scores.ood_files import saved_scores
+from reprolib.scores.saved import SavedScores, scores_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 # What runs recorded before the metric registry (calibration_summary); every other scalar entry
@@ -31,7 +32,7 @@ NEW = tuple(name for name in registry.names() if name not in PRE_REGISTRY)
 @pytest.fixture(scope="module")
 def scores(vp_run):  # noqa: F811
     record, folder = vp_run
-    return load_scores(scores_path(folder, record["id"])), record
+    return saved_scores(folder, record), record
 
 
 def _values(metric, scores: SavedScores, config: dict) -> list:
@@ -119,11 +120,12 @@ def test_recompute_fills_in_missing_metrics_identically(artifacts, capsys) -> No
     folder, record = artifacts
     assert main(["ledger", "--recompute-metrics", "--artifacts", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert f"1 runs with saved scores: 1 filled in ({', '.join(NEW)}, ood.noise.energy_fpr95)" in out
+    filled = ", ".join(sorted([*NEW, "ood.noise.energy_fpr95"]))
+    assert f"1 runs with saved scores: 1 filled in ({filled})" in out
     back = verified_record(folder / "runs" / f"{record['id']}.json")   # same id: metrics are not hashed
     assert back is not None and back["metrics"] == record["metrics"]
     ledger = pd.read_csv(folder / "ledger.csv")
-    for name in NEW:
+    for name in set(NEW) & set(registry.names(place="ledger")):
         assert ledger.loc[0, name] == record["metrics"][name]
     assert ledger.loc[0, "ood_noise_energy_fpr95"] == record["metrics"]["ood"]["noise"]["energy_fpr95"]
     assert main(["ledger", "--recompute-metrics", "--artifacts", str(folder)]) == 0   # again: nothing to do
@@ -143,12 +145,27 @@ def test_recompute_refuses_a_record_its_scores_do_not_reproduce(artifacts, capsy
     assert "record left unchanged" in out and path.read_bytes() == before
 
 
+def test_a_cut_ood_file_stops_the_recompute_in_one_line_before_any_record_is_rewritten(artifacts, capsys) -> None:
+    from reprolib.scores.ood_files import ood_path
+
+    folder, record = artifacts
+    noise = ood_path(folder / "runs", record["id"], "noise")
+    noise.write_bytes(noise.read_bytes()[:60])
+    path = folder / "runs" / f"{record['id']}.json"
+    before = path.read_bytes()
+    assert main(["ledger", "--recompute-metrics", "--artifacts", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(noise) in err and "cannot be read" in err
+    assert path.read_bytes() == before
+
+
 def test_runs_without_saved_scores_are_counted_and_named(artifacts, capsys) -> None:
     folder, record = artifacts
     scores_path(folder / "runs", record["id"]).unlink()
     assert main(["ledger", "--recompute-metrics", "--artifacts", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert f"1 runs have no saved scores: rerun them to fill in {', '.join(NEW)}: {record['id']}" in lines
+    assert (f"1 runs have no saved scores: rerun them to fill in {', '.join(sorted(NEW))}: {record['id']}"
+            in lines)
     assert pd.isna(pd.read_csv(folder / "ledger.csv").loc[0, "adaptive_ece"])
 
 
@@ -172,11 +189,11 @@ def test_the_ledger_and_its_readers_take_their_metrics_from_the_registry(tmp_pat
     assert registry.compute_metrics(tiny, {"legacy_ece_batch": 1})["ood"] == {}
 
 
-def test_recompute_needs_the_run_records(tmp_path, capsys) -> None:
-    (tmp_path / "ledger.csv").write_text("id\n")   # a shipped ledger without its runs
+def test_recompute_needs_the_run_records_or_the_scores_archive(tmp_path, capsys) -> None:
+    (tmp_path / "ledger.csv").write_text("id\n")   # a shipped ledger without its runs or scores
     assert main(["ledger", "--recompute-metrics", "--artifacts", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert f"--recompute-metrics: no {tmp_path / 'runs'}; valid: an artifacts folder whose runs/" in err
+    assert f"--recompute-metrics: no {tmp_path / 'runs'} and no {tmp_path / 'scores.npz'}; valid: " in err
     assert (tmp_path / "ledger.csv").read_text() == "id\n"
 
 

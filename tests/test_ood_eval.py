@@ -1,4 +1,4 @@
-"""OOD scoring of transfer runs: the right OOD images, and metrics that see separation."""
+"""OOD sets of transfer runs: the right OOD images, described by what makes them, and metrics that see separation."""
 
 import torch
 
@@ -6,25 +6,45 @@ from reprolib.config import load_profile
 from reprolib.data import info
 from reprolib.images import to_network
 from reprolib.protocols import get_protocol
-from reprolib.transfer.ood_eval import NOISE_SEED, ood_images, ood_logits
+from reprolib.transfer.ood_eval import NOISE_SEED, _ood_sets, ood_sets
+from reprolib.transfer.ood_stage import group_logits
 
 MAX_PER_SET = get_protocol("smoke").ood_per_set
 
 
-def test_ood_images_pool_the_other_embedded_sets_at_the_target_size():
-    images = ood_images("digits", load_profile("smoke"), size=8, channels=1, per_set=MAX_PER_SET)
-    assert set(images) == {"datasets", "noise"}
+def _all(images) -> torch.Tensor:
+    return images.gather(torch.arange(len(images)))
+
+
+def test_ood_sets_are_the_other_embedded_sets_then_noise_at_the_target_size():
+    sets = ood_sets("digits", load_profile("smoke"), MAX_PER_SET)   # digits: 8 px, one channel
+    assert [(s.name, s.group) for s in sets] == [("fashion_mnist", "datasets"), ("glyphs", "datasets"),
+                                                 ("noise", "noise")]
     # Fashion-MNIST and glyphs (never digits itself), MAX_PER_SET each, resized to 8 px.
-    tensors = {group: x.gather(torch.arange(len(x))) for group, x in images.items()}
-    assert tensors["datasets"].shape == (2 * MAX_PER_SET, 1, 8, 8)
-    assert tensors["noise"].shape == (MAX_PER_SET, 1, 8, 8)
+    tensors = {s.name: _all(s.images) for s in sets}
+    assert all(x.shape == (MAX_PER_SET, 1, 8, 8) for x in tensors.values())
     for x in tensors.values():
         assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-    again = ood_images("digits", load_profile("smoke"), size=8, channels=1, per_set=MAX_PER_SET)
-    assert torch.equal(again["datasets"].gather(torch.arange(2 * MAX_PER_SET)), tensors["datasets"])
+    _ood_sets.cache_clear()   # drawn again from the data, not the worker's cache
+    again = ood_sets("digits", load_profile("smoke"), MAX_PER_SET)
+    assert all(torch.equal(_all(s.images), tensors[s.name]) for s in again)
     # Gathered in any order, a minibatch is the same images as the whole set indexed.
-    idx = torch.tensor([2 * MAX_PER_SET - 1, 0, MAX_PER_SET, 3])
-    assert torch.equal(images["datasets"].gather(idx), tensors["datasets"][idx])
+    idx = torch.tensor([MAX_PER_SET - 1, 0, 7, 3])
+    assert torch.equal(sets[1].images.gather(idx), tensors["glyphs"][idx])
+
+
+def test_a_set_s_description_names_its_images_count_and_size():
+    """What the stage's file is keyed by: which images (their fingerprint), how many, at what size."""
+    smoke = load_profile("smoke")
+    digits, glyphs = ood_sets("digits", smoke, MAX_PER_SET), ood_sets("glyphs", smoke, MAX_PER_SET)
+    fashion = digits[0].description
+    assert (fashion["set"], fashion["split"], fashion["count"], fashion["seed"]) == \
+        ("fashion_mnist", "test", MAX_PER_SET, NOISE_SEED)
+    assert (fashion["size"], fashion["channels"]) == (8, 1) and glyphs[0].description["size"] == 28
+    assert fashion["images"] == glyphs[0].description["images"]   # the same images, at another size
+    assert ood_sets("digits", smoke, 5)[0].description["images"] != fashion["images"]
+    assert digits[-1].description == {"set": "noise", "kind": "uniform", "count": MAX_PER_SET, "seed": NOISE_SEED,
+                                      "size": 8, "channels": 1}
 
 
 def test_partners_are_the_sets_scored_before_issue_9():
@@ -37,26 +57,26 @@ def test_partners_are_the_sets_scored_before_issue_9():
 def test_pooled_images_are_the_partners_through_to_network():
     from reprolib.data import get_dataset
 
-    images = ood_images("glyphs", load_profile("smoke"), size=28, channels=1, per_set=MAX_PER_SET)
+    sets = ood_sets("glyphs", load_profile("smoke"), MAX_PER_SET)
     first = get_dataset("fashion_mnist", "test")
     keep = torch.randperm(len(first), generator=torch.Generator().manual_seed(NOISE_SEED))[:MAX_PER_SET]
     expected, _ = first.subset(torch.sort(keep).values).tensors()
-    pooled = images["datasets"].gather(torch.arange(len(images["datasets"])))
-    assert torch.equal(pooled[:MAX_PER_SET], to_network(expected, 1, 28))
+    assert torch.equal(_all(sets[0].images), to_network(expected, 1, 28))
     # digits (8 px) are upsampled to the target's 28 px
-    assert pooled.shape == (2 * MAX_PER_SET, 1, 28, 28)
+    assert _all(sets[1].images).shape == (MAX_PER_SET, 1, 28, 28)
 
 
 def test_ood_metrics_keep_the_record_keys():
-    """OOD logits per group (what a run saves) give the record's metrics.ood through the registry."""
+    """OOD logits per set, grouped (partners pooled in order), give the record's metrics.ood through the registry."""
     from reprolib.scores.registry import compute_metrics
     from reprolib.scores.saved import SavedScores
 
     id_logits = torch.zeros(50, 10)
     id_logits[:, 3] = 8.0
-    flat = torch.randn(40, 10, generator=torch.Generator().manual_seed(0)) * 0.1
-    logits = ood_logits(lambda x: flat[: len(x)], {"datasets": torch.zeros(40, 1, 8, 8),
-                                                   "noise": torch.zeros(30, 1, 8, 8)})
+    flat = torch.randn(70, 10, generator=torch.Generator().manual_seed(0)) * 0.1
+    sets = ood_sets("digits", load_profile("smoke"), MAX_PER_SET)
+    logits = group_logits(sets, {"fashion_mnist": flat[:20], "glyphs": flat[20:40], "noise": flat[40:]})
+    assert torch.equal(logits["datasets"], flat[:40]) and torch.equal(logits["noise"], flat[40:])
     out = compute_metrics(SavedScores(id_logits, torch.full((50,), 3), logits), {})["ood"]
     assert set(out) == {"datasets", "noise"}
     for group in out.values():
@@ -77,7 +97,7 @@ def test_partners_are_fixed_by_the_profile_and_a_missing_one_is_one_line(tmp_pat
     assert ood_partners("cifar10", profile) == ("oxfordpets",)
     assert ood_partners("digits", profile) == info("digits").ood_partners
     with pytest.raises(ReprolibError) as caught:
-        ood_images("cifar10", profile, size=32, channels=3, per_set=5)
+        ood_sets("cifar10", profile, 5)
     message = str(caught.value)
     assert "\n" not in message and "OOD partner oxfordpets" in message
     assert "data --prepare --profile paper-dryrun" in message

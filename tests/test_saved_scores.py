@@ -1,4 +1,5 @@
-"""Saved scores: every run keeps the logits its metrics were computed from, and they give the
+"""Saved scores: every run keeps the logits its metrics were computed from (test logits in
+`<id>.scores.npz`, OOD logits in the OOD stage's `<id>.ood-<set>.npz`), and they give the
 record's metrics back to the last bit (so a metric added later can be filled in without training)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import torch
 from smoke_runs import one_smoke_run
 
 from reprolib.errors import ReprolibError
+from reprolib.scores.ood_files import saved_scores
 from reprolib.scores.saved import SavedScores, load_scores, scores_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -24,7 +26,8 @@ def vp_run(tmp_path_factory):
 
 def test_a_run_saves_its_test_and_ood_logits_beside_its_record(vp_run):
     record, folder = vp_run
-    scores = load_scores(scores_path(folder, record["id"]))
+    assert load_scores(scores_path(folder, record["id"])).ood_logits == {}   # OOD: the stage's own files
+    scores = saved_scores(folder, record)
     assert scores.test_logits.shape == (record["config"]["n_test"], record["config"]["num_classes"])
     assert scores.test_labels.dtype == torch.int64 and len(scores.test_labels) == record["config"]["n_test"]
     assert set(scores.ood_logits) == set(record["metrics"]["ood"])   # one array per scored OOD group
@@ -36,7 +39,7 @@ def test_saved_scores_give_the_records_metrics_exactly(vp_run):
     from reprolib.scores.registry import compute_metrics
 
     record, folder = vp_run
-    again = compute_metrics(load_scores(scores_path(folder, record["id"])), record["config"])
+    again = compute_metrics(saved_scores(folder, record), record["config"])
     for name in ("accuracy", "ece", "mce", "nll", "brier", "legacy_rlt_ece"):
         assert again[name] == record["metrics"][name], name
     assert again["ood"] == record["metrics"]["ood"]

@@ -74,9 +74,12 @@ class DatasetInfo:
     # The papers halve the training batch for this set (ILM-VP / SMM: DTD, OxfordPets).
     small_batch: bool = False
     # Other registered sets whose test images are semantic-shift OOD data for this one, in
-    # scoring order (the Reprogrammer study, and the transfer runs' OOD scores for embedded
-    # targets); a paper partner counts only when it is already on disk. Named by this entry
-    # alone: registering another set changes no entry's partners.
+    # scoring order: an embedded target's OOD sets in transfer runs (a paper target's are the
+    # profile's other targets: reprolib.transfer.ood_eval.ood_partners) and the Reprogrammer
+    # study's. Every partner counts: one that is not on disk is fetched where the profile allows
+    # downloads, else its run (or OOD stage item) fails with one line naming it and the command
+    # that fetches it; none is skipped (transfer/ood_eval.py, ARCHITECTURE.md "The OOD stage").
+    # Named by this entry alone: registering another set changes no entry's partners.
     ood_partners: tuple[str, ...] = ()
     # The reader get_dataset calls, "module:function" with the signature
     # (name, split, root, download, size) -> ImageSplit (reprolib.data.registry.reader).

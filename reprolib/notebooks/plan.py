@@ -42,8 +42,9 @@ DRAWING_CODE = ["reprolib/plots", "reprolib/study/claims.py", "reprolib/study/pu
                 "reprolib/published"]
 _CODE_ROOT = paths.PACKAGE_DIR.parent
 # What a checkout ships of a study, relative to its artifacts folder (.gitignore lets exactly these through):
-# the ledger, the tickets table and the Reprogrammer's run records (08 redraws from them).
-SHIPPED_FILES = ["ledger.csv", "tickets.csv", "reprogrammer/runs/*.json"]
+# the ledger, the tickets table, the Reprogrammer's run records (08 redraws from them) and the
+# scores archive (reprolib.scores.archive: a new metric is filled in from it, the explorer draws prompts).
+SHIPPED_FILES = ["ledger.csv", "tickets.csv", "reprogrammer/runs/*.json", "scores.npz"]
 FIGURES_PREFIX = "figures:"
 FIGURE_SUFFIXES = (".png", ".pdf", ".csv", ".md")   # plots.save and plots.save_table
 

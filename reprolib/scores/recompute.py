@@ -3,11 +3,14 @@
 `python -m reprolib ledger --recompute-metrics [--profile P | --artifacts DIR]` calls
 `recompute_runs(runs_dir, records)` with every verified record of the folder, then rebuilds the
 ledger. Per run with `<id>.scores.npz` (reprolib.scores.saved): every registered metric is
-computed from the scores and the record's config (reprolib.scores.registry.compute_metrics);
+computed from the scores, the OOD stage's files the record names (reprolib.scores.ood_files) and
+the record's config (reprolib.scores.registry.compute_metrics);
 every value the record already holds must come back exactly (to the last bit, lists and the
 `ood` groups included), otherwise the run is named in one loud line and its record left as it
 is; when they all agree, the metrics the record lacks are added and the record is rewritten
-atomically (`records.write_json_atomic`). Metrics are not hashed, so the run id stays.
+atomically (`records.write_json_atomic`). A run whose metrics cannot be computed from what it
+saved (a cut or missing scores or OOD file, a formula asking for something not saved) stops the
+command in one line naming the file and what to run, before any record is rewritten. Metrics are not hashed, so the run id stays.
 Runs without saved scores (made before they were saved) are counted and named in one line.
 """
 
@@ -21,7 +24,8 @@ from typing import Any
 from reprolib.errors import ReprolibError
 from reprolib.scores.registry import compute_metrics, entries
 from reprolib.records import write_json_atomic
-from reprolib.scores.saved import load_scores, scores_path
+from reprolib.scores.ood_files import saved_scores
+from reprolib.scores.saved import scores_path
 
 NAMED = 20   # runs named in a summary line; the rest are counted
 
@@ -86,8 +90,10 @@ def _merge_missing(held: dict[str, Any], fresh: dict[str, Any]) -> None:
             _merge_missing(held[key], value)
 
 
-def recompute_record(record: dict[str, Any], runs_dir: Path, report: RecomputeReport) -> None:
-    """Check and fill in one record (module docstring); its outcome goes into `report`."""
+def recompute_record(record: dict[str, Any], runs_dir: Path, report: RecomputeReport) -> dict[str, Any] | None:
+    """Check one record (module docstring); its outcome goes into `report`. Returns the record with
+    its new metrics filled in (to be written), or None. A metric that cannot be computed from what
+    the run saved is a one-line ReprolibError naming the run's files and what to run."""
     run_id = record["id"]
     path = scores_path(runs_dir, run_id)
     held = leaves(record.get("metrics") or {})
@@ -96,11 +102,11 @@ def recompute_record(record: dict[str, Any], runs_dir: Path, report: RecomputeRe
         report.missing_without_scores |= {e.name for e in entries() if e.kind != "ood" and e.name not in held}
         return
     try:
-        computed = compute_metrics(load_scores(path), record.get("config") or {})
-    except ReprolibError as err:
-        print(f"recompute-metrics: run {run_id} left unchanged: {err}")
-        report.differ.append(run_id)
-        return
+        computed = compute_metrics(saved_scores(runs_dir, record), record.get("config") or {})
+    except (KeyError, TypeError, ValueError) as err:   # a formula asking for what was not saved
+        raise ReprolibError(f"a registered metric cannot be computed for run {run_id} from {path} and its record "
+                            f"({type(err).__name__}: {err}); rerun the run to save what it needs "
+                            "(python -m reprolib sweep)") from None
     fresh = leaves(computed)
     wrong = [name for name, value in held.items() if name not in fresh or not same(value, fresh[name])]
     if wrong:
@@ -113,17 +119,21 @@ def recompute_record(record: dict[str, Any], runs_dir: Path, report: RecomputeRe
     new = [name for name in fresh if name not in held]
     if not new:
         report.unchanged.append(run_id)
-        return
+        return None
     record["metrics"] = record.get("metrics") or {}
     _merge_missing(record["metrics"], computed)
-    write_json_atomic(Path(runs_dir) / f"{run_id}.json", record)
     report.filled.append(run_id)
     report.added |= set(new)
+    return record
 
 
 def recompute_runs(runs_dir: str | Path, records: list[dict[str, Any]]) -> RecomputeReport:
-    """Check and fill in every record of `records` (verified records of `runs_dir`)."""
+    """Check every record of `records` (verified records of `runs_dir`), then write the filled ones:
+    when one cannot be computed (a cut scores file, a metric asking for what was not saved) the
+    one-line error is raised before any record is rewritten."""
     report = RecomputeReport()
-    for record in records:
-        recompute_record(record, Path(runs_dir), report)
+    filled = [recompute_record(record, Path(runs_dir), report) for record in records]
+    for record in filled:
+        if record is not None:
+            write_json_atomic(Path(runs_dir) / f"{record['id']}.json", record)
     return report

@@ -9,8 +9,9 @@ the last bit.
 
 Arrays (numpy, compressed, read with allow_pickle=False):
 - `test_logits` [N, K] float: the reported test logits; `test_labels` [N] int64.
-- `ood_<group>` [M, K] float: the trained model's logits on each OOD group the record's
-  `metrics.ood` scores ("datasets": the pooled partner sets, "noise").
+- `ood_<group>` [M, K] float: only in runs made before the OOD stage, the logits of each OOD
+  group their `metrics.ood` scores. A run now keeps its OOD logits per set in the stage's own
+  files (`<id>.ood-<set>.npz`, reprolib.scores.ood_files: `saved_scores` joins the two).
 
 Size (why compressed float32 and nothing more): N * K * 4 bytes before compression, so 10,000 x 10
 (CIFAR-10) is 0.4 MB and SUN397's 19,850 x 397 is 31.5 MB; the paper grid's 5,040 runs hold about

@@ -267,8 +267,7 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
     if len(frame) and imported:
         frame["upstream_accuracy"] = [_first_measured(imported.get(n), r) if isinstance(n, str) else r
                                       for n, r in zip(frame["ticket_name"], frame["upstream_accuracy"])]
-    ood = sorted(c for c in frame.columns if c.startswith("ood_"))
-    frame = frame[ID_COLUMNS + METRIC_COLUMNS + ood + TAIL_COLUMNS + STATUS_COLUMNS]
+    frame = ordered_columns(frame)
     line = versions_line(frame)
     if line:
         print(line, file=sys.stderr)
@@ -276,6 +275,15 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
         frame = frame.sort_values(["target", "arm", "ticket_kind", "level", "n_shot", "seed"],
                                   ignore_index=True, na_position="last")
     return frame
+
+
+def ordered_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ledger's columns in reading order: identity, the registered metrics (in registry order,
+    asked now: a metric registered since import is placed too), OOD, tail, status; others last."""
+    ood = sorted(c for c in frame.columns if c.startswith("ood_"))
+    order = [c for c in ID_COLUMNS + metric_names(place="ledger") + ood + TAIL_COLUMNS + STATUS_COLUMNS
+             if c in frame.columns]
+    return frame[order + [c for c in frame.columns if c not in order]]
 
 
 def write_ledger(frame: pd.DataFrame, artifacts: Path) -> Path:
@@ -310,12 +318,18 @@ def failed_runs(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[frame["status"] == FAILED, columns].reset_index(drop=True)
 
 
-def update_ledger(artifacts: Path) -> pd.DataFrame:
-    """Build and save the ledger (and the tickets table beside it); returns the ledger."""
+def update_ledger(artifacts: Path, ship_scores: str = "", study: str = "") -> pd.DataFrame:
+    """Build and save the ledger (and the tickets table beside it); with `ship_scores` (a profile's
+    codec) also the scores archive of its runs (reprolib.study.shipped_scores). Returns the ledger."""
     frame = build_ledger(artifacts)
     write_ledger(frame, artifacts)
     tickets = tickets_table(Path(artifacts))
     atomic_write_bytes(paths.tickets_table_file(artifacts), tickets.to_csv(index=False).encode())
+    runs = paths.runs_dir(artifacts)
+    if ship_scores and runs.is_dir():
+        from reprolib.study.shipped_scores import pack_study
+
+        pack_study(Path(artifacts), ship_scores, study, frame, read_records(runs))
     return frame
 
 
@@ -337,7 +351,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="embedded", help=profile_help())
     parser.add_argument("--artifacts", default=None, help="override the profile's artifacts folder")
     parser.add_argument("--recompute-metrics", action="store_true",
-                        help="first fill in every registered metric a finished run lacks, from its saved scores")
+                        help="first fill in every registered metric a finished run lacks, from its saved scores "
+                             "(in a clone: from the study's shipped scores archive, into the ledger)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -351,21 +366,32 @@ def run(args: argparse.Namespace) -> int:
                             f"profile (e.g. {profile.path('artifacts')}), which holds runs/")
     check_output_dir(artifacts, "--artifacts")
     ok = True
+    runs = paths.runs_dir(artifacts)
+    if getattr(args, "recompute_metrics", False) and not runs.is_dir():
+        return _backfill_from_archive(artifacts)
     if getattr(args, "recompute_metrics", False):
         from reprolib.scores.recompute import recompute_runs
 
-        runs = paths.runs_dir(artifacts)
-        if not runs.is_dir():
-            raise ReprolibError(f"--recompute-metrics: no {runs}; valid: an artifacts folder whose runs/ holds the "
-                                "run records and their <id>.scores.npz (a shipped ledger alone cannot be recomputed)")
         report = recompute_runs(runs, read_records(runs))
         print("\n".join(report.lines()))
         ok = report.ok
-    runs = paths.runs_dir(artifacts)
     if paths.ledger_file(artifacts).is_file() and not any(runs.glob("*.json") if runs.is_dir() else ()):
         # a shipped ledger without its run records (a fresh clone) must not be rebuilt as empty
         raise ReprolibError(f"no run records under {runs}, so the ledger {paths.ledger_file(artifacts)} is kept as "
                             f"it is; valid: run the sweep first (python -m reprolib sweep --profile {args.profile})")
-    frame = update_ledger(artifacts)
+    frame = update_ledger(artifacts, ship_scores=profile.ship_scores, study=profile.profile)
     print(f"ledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
     return 0 if ok else 1
+
+
+def _backfill_from_archive(artifacts: Path) -> int:
+    """A clone (no runs/): the metrics the ledger lacks, from the shipped scores archive
+    (reprolib.study.shipped_scores); the ledger is rewritten only when every value was computed."""
+    from reprolib.study.shipped_scores import backfill
+
+    frame, filled = backfill(artifacts)
+    if filled:
+        write_ledger(ordered_columns(frame), artifacts)
+    print(f"recompute-metrics: {len(finished_runs(frame))} runs from the scores archive: filled in "
+          f"{', '.join(filled) or 'nothing new'}\nledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
+    return 0

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                                   seconds=timer.seconds)
     finally:   # after every sweep, an interrupted one too: the ledger shows what is on disk
         if not args.no_ledger:
-            frame = update_ledger(profile.path("artifacts"))
+            frame = update_ledger(profile.path("artifacts"), ship_scores=profile.ship_scores, study=profile.profile)
             print(f"ledger: {len(frame)} runs -> {paths.ledger_file(profile.path('artifacts'))}", flush=True)
     return 0 if summary.ok else 1
 

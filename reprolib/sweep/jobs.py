@@ -20,7 +20,7 @@ from typing import Any
 from reprolib.sweep import slurm
 from reprolib.errors import check_choice
 from reprolib.records import one_line_error
-from reprolib.transfer.run import existing_record
+from reprolib.transfer.run import existing_record, ood_stage_missing
 
 CLUSTERS = ("slurm", "local", "debug")   # submitit cluster names; None = auto-detect
 
@@ -109,7 +109,9 @@ def run_submitit(units: list[Any], guarded: Guarded, options: SubmititOptions, v
 
 def _on_disk(unit: Any) -> bool:
     try:
-        return all(existing_record(config) is not None for config in (unit if isinstance(unit, list) else [unit]))
+        # finished, and its OOD stage complete (else a job scores the missing sets on the cluster's devices)
+        return all(existing_record(config) is not None and not ood_stage_missing(config)
+                   for config in (unit if isinstance(unit, list) else [unit]))
     except Exception:   # a config that does not resolve runs (and fails) in its job
         return False
 

@@ -27,7 +27,9 @@ Where each fact of a dataset's entry that can change a number is held: num_class
 field: the label map's size and the logits' width); image_size, channels, native_size, loader
 (the images served: the content fingerprint); prompt_size (the flat prompt_size and the padding
 mask); mirror_safe (geometry's augmentation); small_batch (batch_size); legacy_ece_batches
-(legacy_ece_batch); ood_partners (ood_partners). Class names and split sizes change no number.
+(legacy_ece_batch). ood_partners is not in it: a run's OOD sets are scored per (run, set) by the
+OOD stage, each keyed by its own description (reprolib.transfer.ood_stage), so no id holds them.
+Class names and split sizes change no number.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from reprolib.devices import autocast
 from reprolib.records import one_line_error
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer.config import TransferConfig
-from reprolib.transfer.run import existing_record, finish_run, prepare_run, run_transfer
+from reprolib.transfer.run import finish_run, finished_record, prepare_run, run_transfer
 from reprolib.transfer.train import EpochTotals, FitResult, FitSettings, RunLoop, Splits
 
 MAX_RUNS = 16   # runs per group: 16 few-shot or full-data runs of batch 64 = one backbone batch <= 1,024
@@ -96,7 +96,7 @@ def _run_alone(cfg: TransferConfig) -> dict[str, Any] | RunError:
 
 
 def _run_together(configs: list[TransferConfig]) -> list[dict[str, Any]]:
-    records = {i: existing_record(cfg) for i, cfg in enumerate(configs)}
+    records = {i: finished_record(cfg) for i, cfg in enumerate(configs)}   # OOD stage completed
     todo = [i for i, record in records.items() if record is None]
     if len(todo) <= 1:
         return [records[i] or run_transfer(cfg) for i, cfg in enumerate(configs)]

@@ -110,3 +110,9 @@ class LinearProbe(TransferMethod):
     def learned_state(self) -> dict[str, Tensor]:
         """The learned head, for the run's .npz file."""
         return {"head.weight": self.head.weight.detach().cpu(), "head.bias": self.head.bias.detach().cpu()}
+
+    def load_learned_state(self, state: dict[str, Tensor]) -> None:
+        """The saved head, in eval mode."""
+        self.head.load_state_dict({"weight": torch.as_tensor(state["head.weight"]),
+                                   "bias": torch.as_tensor(state["head.bias"])}, strict=True)
+        self.head.eval()

@@ -13,7 +13,10 @@ A method on a frozen backbone (linear probe, padding prompt, watermark prompts, 
 4. every epoch: `before_epoch(epoch)` (ILM remaps), then minibatches of stored inputs through
    `train_transform` (augmentation, or None) and `forward` (K target logits), stepping
    `optimizers`, then `schedulers` once per epoch; `modules` switch train / eval mode;
-5. `learned_state()` for the run's .npz and `label_map` (None for LP) for the record.
+5. `learned_state()` for the run's .npz and `label_map` (None for LP) for the record;
+   `load_learned_state(state)` puts a saved state back into a freshly built method (no
+   `prepare`, no training), so a finished run's model predicts again from its `<id>.npz`
+   and the network (reprolib.transfer.restore: the OOD stage scores new sets this way).
 """
 
 from __future__ import annotations
@@ -80,6 +83,11 @@ class TransferMethod(ABC):
     @abstractmethod
     def learned_state(self) -> dict[str, Tensor]:
         """What was learned, as CPU tensors, for the run's .npz file."""
+
+    @abstractmethod
+    def load_learned_state(self, state: dict[str, Tensor]) -> None:
+        """Put back what `learned_state()` gave (read from the run's .npz): afterwards `forward`
+        gives the saved run's logits to the bit, on the device it ran on."""
 
     def inputs(self, split: Any) -> StoredInputs:
         """A split's (ImageSplit, or anything with `labels` and `gather`) stored inputs:

@@ -1,35 +1,43 @@
-"""OOD detection for a finished transfer run: are tickets worse OOD detectors after LP / VP / SMM?
+"""The OOD sets of a transfer run: which images, how many, at what size (the OOD stage scores them).
 
-The Reprogrammer study (reprolib.reprogrammer) asks this of text-image encoders; here the
-same lens is turned on the image-classifier study. After training, the run's model (the
-selected epoch's prompt + label map, or linear head) scores in-distribution test images
-(the target's test set) and two kinds of OOD images:
+Are tickets worse OOD detectors after LP / VP / SMM? The Reprogrammer study
+(reprolib.reprogrammer) asks this of text-image encoders; here the same lens is turned on the
+image-classifier study. A run's model (the selected epoch's prompt + label map, or linear head)
+scores its target's test set and, one by one, its OOD sets (`ood_sets`):
 
-- `datasets`: the target's OOD partners (`ood_partners`), pooled in that order,
-  `Protocol.ood_per_set` seeded test images of each (300), resized to the target's
-  served size by reprolib.images.to_network. The partners are fixed by the profile alone,
-  the same on every machine: an embedded target's DatasetInfo.ood_partners (digits:
-  Fashion-MNIST and glyphs), a paper target's the profile's other targets. A partner that
-  is not on disk is fetched where the profile allows downloads, and otherwise fails the
-  run with one line naming it (`python -m reprolib data --prepare --profile P` fetches every
-  target and partner first); nothing is ever scored against whatever happens to be there.
-  Each record stores its partner list (config.ood_partners, hashed).
+- each OOD partner of the target (`ood_partners`), in that order: `Protocol.ood_per_set`
+  seeded test images of the partner (300), resized to the target's served size by
+  reprolib.images.to_network. The partners are fixed by the profile alone, the same on every
+  machine: an embedded target's DatasetInfo.ood_partners (digits: Fashion-MNIST and glyphs),
+  a paper target's the profile's other targets. A partner must be there: one that is not on
+  disk is fetched where the profile allows downloads, and otherwise the run (or its OOD stage
+  item) fails with one line naming it (`python -m reprolib data --prepare --profile P` fetches
+  every target and partner first); nothing is ever scored against whatever happens to be there.
 - `noise`: `ood_per_set` seeded uniform-noise images of the target's size and channels.
 
-The pooled images are never held as float: `PooledImages` gathers them per minibatch from
-the partners' own storage (uint8 memory maps for paper sets), resizing there.
+Each set has a `description` (what makes its images: the partner, split, count, seed, size,
+channels and the fingerprint of exactly the images read; for noise its kind, count, seed, size
+and channels) whose hash keys the set's logits file beside the run (`<id>.ood-<set>.npz`,
+reprolib.scores.ood_files). The sets are not part of the run's id: adding or removing a
+partner scores only the new (run, set) pairs, from the run's saved learned state
+(reprolib.transfer.ood_stage), and retrains nothing.
+
+The record's OOD metrics keep two groups: `datasets` (the partner sets' logits concatenated in
+partner order: the pooled set of earlier versions, so AUROC / FPR95 are the same numbers) and
+`noise`. Images are never held as float: `PooledImages` gathers a set per minibatch from the
+partner's own storage (uint8 memory maps for paper sets), resizing there.
 
 Scores (higher = more in-distribution): maximum softmax probability over the K target
 logits (`msp`) and negative energy (`energy`, logsumexp). Metrics: AUROC and FPR at 95%
 TPR (reprolib.scores.ood.detection, shared with the Reprogrammer study), ID as the positive class,
-computed from the saved OOD logits (`ood_logits`) by the metric registry's OOD entries.
+computed from the saved OOD logits by the metric registry's OOD entries.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -42,6 +50,8 @@ from reprolib.images import to_network
 from reprolib.scores.ood import noise_images
 
 NOISE_SEED = 12345
+NOISE = "noise"                # the uniform-noise set, and its metrics group
+PARTNERS_GROUP = "datasets"    # the metrics group of the partner sets, pooled in partner order
 
 
 def ood_partners(target: str, profile: Any) -> tuple[str, ...]:
@@ -51,8 +61,8 @@ def ood_partners(target: str, profile: Any) -> tuple[str, ...]:
 
 
 class PooledImages:
-    """Seeded `per_set`-image subsets of several test splits, concatenated in order, gathered per
-    minibatch at (`channels`, `size`); duck-types the ImageSplit API the methods read."""
+    """Image subsets of one or more test splits, concatenated in order, gathered per minibatch at
+    (`channels`, `size`); duck-types the ImageSplit API the methods read (an OOD set is one part)."""
 
     def __init__(self, parts: list[Any], channels: int, size: int):
         self.parts, self.channels, self.size = parts, channels, size
@@ -82,16 +92,30 @@ class PooledImages:
         return digest.hexdigest()
 
 
-def ood_images(target: str, profile: Any, size: int, channels: int, per_set: int) -> dict[str, Any]:
-    """{'datasets': PooledImages of the partners, 'noise': noise images} at the target's size."""
-    return _ood_images(ood_partners(target, profile), str(profile.path("data_root")), bool(profile.download),
-                       size, channels, per_set, profile.profile)
+@dataclass(frozen=True)
+class OodSet:
+    """One OOD set of a run: its name (the partner dataset, or "noise"), the record's metrics
+    group it pools into, its description (hashed: reprolib.scores.ood_files) and its images
+    (split-like: `labels`, `gather(idx, device)`, `fingerprint()`)."""
+
+    name: str
+    group: str
+    description: dict[str, Any]
+    images: Any
+
+
+def ood_sets(target: str, profile: Any, per_set: int) -> tuple[OodSet, ...]:
+    """The OOD sets of `target`'s runs under `profile`: each partner in order, then noise, at the
+    target's served size and channels, `per_set` images each (module docstring)."""
+    meta = info(target)
+    return _ood_sets(ood_partners(target, profile), str(profile.path("data_root")), bool(profile.download),
+                     meta.image_size, meta.channels, per_set, profile.profile)
 
 
 @functools.lru_cache(maxsize=4)   # a sweep worker scores many runs of the same target
-def _ood_images(partners: tuple[str, ...], data_root: str, download: bool, size: int, channels: int,
-                per_set: int, profile_name: str) -> dict[str, Any]:
-    parts = []
+def _ood_sets(partners: tuple[str, ...], data_root: str, download: bool, size: int, channels: int,
+              per_set: int, profile_name: str) -> tuple[OodSet, ...]:
+    sets = []
     for name in partners:
         try:
             split = get_dataset(name, "test", root=data_root, download=download)
@@ -99,15 +123,13 @@ def _ood_images(partners: tuple[str, ...], data_root: str, download: bool, size:
             raise ReprolibError(f"OOD partner {name} is not available ({err}); fetch every target and partner "
                                 f"first: python -m reprolib data --prepare --profile {profile_name}") from None
         keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(NOISE_SEED))[:per_set]
-        parts.append(split.subset(torch.sort(keep).values))
+        part = split.subset(torch.sort(keep).values)
+        description = {"set": name, "split": "test", "count": len(part), "seed": NOISE_SEED,
+                       "selection": "the first `count` of a seeded permutation, in storage order",
+                       "size": size, "channels": channels, "images": part.fingerprint()}
+        sets.append(OodSet(name, PARTNERS_GROUP, description, PooledImages([part], channels, size)))
     noise = noise_images(per_set, channels, size, seed=NOISE_SEED)
-    out: dict[str, Any] = {"noise": from_tensors(noise, torch.zeros(per_set, dtype=torch.long))}
-    if parts:
-        out["datasets"] = PooledImages(parts, channels, size)
-    return out
-
-
-def ood_logits(predict_images: Callable[[Any], Tensor], images: dict[str, Any]) -> dict[str, Tensor]:
-    """{group: the trained model's logits on that OOD group} ('datasets', 'noise'); `predict_images`
-    takes a group's images (split-like). Saved with the run (reprolib.scores.saved)."""
-    return {group: predict_images(x) for group, x in images.items()}
+    description = {"set": NOISE, "kind": "uniform", "count": per_set, "seed": NOISE_SEED, "size": size,
+                   "channels": channels}
+    sets.append(OodSet(NOISE, NOISE, description, from_tensors(noise, torch.zeros(per_set, dtype=torch.long))))
+    return tuple(sets)

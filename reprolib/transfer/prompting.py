@@ -43,6 +43,7 @@ from reprolib.transfer.inputs import StoredInputs, from_split
 from reprolib.transfer.method import MethodContext, TransferMethod
 
 MAP_BATCH = 512   # inference batch of the label-mapping pass
+PROMPT_PREFIX = "prompt."   # the prompt's state_dict keys in the run's .npz
 
 
 def stored_size(kind: str, backbone, target: DatasetInfo) -> int:
@@ -147,7 +148,15 @@ class PromptMethod(TransferMethod):
 
     def learned_state(self) -> dict[str, Tensor]:
         """Learned prompt parameters (and SMM's BN statistics) plus the final map, for the .npz."""
-        state = {f"prompt.{k}": v.detach().cpu() for k, v in self.prompt.state_dict().items()}
+        state = {f"{PROMPT_PREFIX}{k}": v.detach().cpu() for k, v in self.prompt.state_dict().items()}
         if self.mapper.label_map is not None:
             state["label_map"] = self.mapper.label_map.cpu()
         return state
+
+    def load_learned_state(self, state: dict[str, Tensor]) -> None:
+        """The saved prompt (every parameter and buffer, strictly) and label map, in eval mode."""
+        prompt = {k.removeprefix(PROMPT_PREFIX): torch.as_tensor(v) for k, v in state.items()
+                  if k.startswith(PROMPT_PREFIX)}
+        self.prompt.load_state_dict(prompt, strict=True)
+        self.prompt.eval()
+        self.label_map = torch.as_tensor(state["label_map"]).to(self.device) if "label_map" in state else None

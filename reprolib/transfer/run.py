@@ -4,9 +4,12 @@ Steps: resolve the config against its profile and protocol -> hash -> return the
 it exists -> load the target (few-shot subset, optional validation split carved from it)
 -> load the backbone or ticket -> build the method (LP or a prompt) -> train -> evaluate
 on the full test set (every split gathered one minibatch at a time: reprolib.transfer.inputs)
--> write `<hash>.npz` (learned prompt / head), `<hash>.scores.npz` (test and OOD logits:
-reprolib.scores.saved) and then `<hash>.json`
-(the JSON is the commit marker: a run is finished exactly when its JSON exists).
+-> score its OOD sets (the OOD stage, in process: reprolib.transfer.ood_stage) -> write `<hash>.npz`
+(learned prompt / head), `<hash>.scores.npz` (test logits: reprolib.scores.saved), one
+`<hash>.ood-<set>.npz` per OOD set (reprolib.scores.ood_files) and then `<hash>.json`
+(the JSON is the commit marker: a run is finished exactly when its JSON exists). For a finished
+run, `run_transfer` completes the OOD stage instead: it scores only the OOD sets the profile
+assigns now that the run has no file for, from its saved learned state (`restore_method`).
 
 The reported number is the final epoch's test accuracy; with `select_best_on_val` it is the
 test accuracy of the epoch that was best on a validation split carved from the (few-shot)
@@ -18,10 +21,12 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from reprolib import determinism, paths
@@ -43,7 +48,9 @@ from reprolib.transfer.description import data_description, draw, geometry, read
 from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.inputs import predict
-from reprolib.transfer.ood_eval import ood_images, ood_logits, ood_partners
+from reprolib.transfer.ood_eval import OodSet, ood_sets
+from reprolib.transfer.ood_stage import StageItems, complete, group_logits, is_complete, record_field, score_sets
+from reprolib.transfer.ood_stage import writers as ood_writers
 from reprolib.transfer.registry import build_method, method_hparams
 from reprolib.transfer.registry import get as get_method
 from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
@@ -84,7 +91,6 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "test_batch_size": protocol.test_batch_size,
         "seed": seed, "device": device, "cpu_kernels": kernel_facts(device),
         "legacy_ece_batch": protocol.legacy_batch_for(cfg.method, cfg.target),
-        "ood_partners": list(ood_partners(cfg.target, profile)), "ood_per_set": protocol.ood_per_set,
         # How the study names it (records.RECORD_ONLY_KEYS: shown, not hashed).
         "profile": profile.profile, "source": profile.source, "network": cfg.network, "kind": cfg.kind,
         "level": cfg.level, "pretrained_dir": cfg.pretrained_dir, "protocol": preset,
@@ -173,16 +179,6 @@ def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
                        eval_epochs=tuple(eval_schedule(hashed["schedule"]["eval_fraction"], hashed["epochs"])))
 
 
-def run_scores(cfg: TransferConfig, profile, method: TransferMethod, test: tuple[torch.Tensor, torch.Tensor],
-               info, hashed: dict[str, Any]) -> SavedScores:
-    """What the run's metrics are computed from: `test` = (reported test logits, test labels),
-    plus the trained model's logits on the profile's OOD images (reprolib.transfer.ood_eval)."""
-    test_logits, test_labels = test
-    images = ood_images(cfg.target, profile, info.image_size, info.channels, hashed["ood_per_set"])
-    ood = ood_logits(lambda x: predict(method.forward, method.inputs(x), hashed["test_batch_size"]), images)
-    return SavedScores(test_logits, test_labels.cpu(), ood)
-
-
 def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: TargetData) -> dict:
     """The record's config: the resolved description plus what the run found (records.FOUND_KEYS:
     ticket, split note, sizes, effective shots)."""
@@ -213,6 +209,7 @@ class PreparedRun:
     splits: Splits
     settings: FitSettings
     started: float
+    protocol: Any
 
 
 def existing_record(cfg: TransferConfig) -> dict[str, Any] | None:
@@ -238,14 +235,17 @@ def prepare_run(cfg: TransferConfig, loaded: tuple[Any, Any] | None = None) -> P
     backbone, ticket = loaded or load_backbone(cfg, profile, device)
     method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, data.train.info, profile))
     return PreparedRun(cfg, hashed, profile, record_id(hashed), _results_dir(cfg, profile), data, backbone,
-                       ticket, method, data.splits(), fit_settings(cfg, hashed), started)
+                       ticket, method, data.splits(), fit_settings(cfg, hashed), started, protocol)
 
 
 def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
-    """Score the trained method (calibration, OOD) and write `<id>.npz`, `<id>.scores.npz`, then `<id>.json`."""
+    """Score the trained method on its OOD sets (the OOD stage, in process) and write `<id>.npz`,
+    `<id>.scores.npz`, `<id>.ood-<set>.npz`, then `<id>.json` with every registered metric."""
     cfg, hashed, method = run.cfg, run.hashed, run.method
-    scores = run_scores(cfg, run.profile, method, (result.test_logits, run.data.test.labels), run.data.test.info,
-                        hashed)
+    sets = run_ood_sets(cfg, run.profile, run.protocol)
+    ood = score_sets(method, sets, hashed["test_batch_size"])
+    test = SavedScores(result.test_logits, run.data.test.labels.cpu())
+    scores = SavedScores(test.test_logits, test.test_labels, group_logits(sets, ood))
     metrics = compute_metrics(scores, hashed)   # every registered metric (reprolib.scores.registry)
     label_map = method.label_map
     record = build_record(
@@ -254,18 +254,72 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
         selection={"rule": "best_val" if cfg.select_best_on_val else "final_epoch",
                    "epoch": result.selected_epoch + 1},
         label_map=None if label_map is None else [int(s) for s in label_map.tolist()],
-        curves=result.curves,
+        curves=result.curves, ood_sets=record_field(sets),
     )
     arrays = {k: v.numpy() for k, v in method.learned_state().items()}
-    # .npz, .scores.npz, then the JSON (the commit marker)
+    # .npz, .scores.npz, .ood-<set>.npz, then the JSON (the commit marker)
     write_run_files(run.out_dir, run.run_id, record, arrays,
-                    companions=((scores_path(run.out_dir, run.run_id), lambda f: write_scores(f, scores)),))
+                    companions=((scores_path(run.out_dir, run.run_id), lambda f: write_scores(f, test)),
+                                *ood_writers(run.out_dir, run.run_id, sets, ood)))
     return record
 
 
+def run_ood_sets(cfg: TransferConfig, profile, protocol) -> tuple[OodSet, ...]:
+    """The OOD sets the profile assigns to this run's target (reprolib.transfer.ood_eval.ood_sets)."""
+    return ood_sets(cfg.target, profile, protocol.ood_per_set)
+
+
+def restore_method(cfg: TransferConfig) -> TransferMethod:
+    """The finished run's model, without training: its method rebuilt on its network (as the run
+    loaded it) with the learned state of its `<id>.npz`; it predicts the run's logits to the bit."""
+    hashed, profile, protocol = resolve(cfg)
+    state = read_learned_state(paths.run_state_file(_results_dir(cfg, profile), record_id(hashed)))
+    if hashed["device"] == "cpu":
+        determinism.pin_threads()   # the run's thread count: its kernels, its bits
+    backbone, _ = load_backbone(cfg, profile, hashed["device"])
+    method = build_method(cfg.method, method_context(cfg, hashed, protocol, backbone, info(cfg.target), profile))
+    method.load_learned_state(state)
+    return method
+
+
+def read_learned_state(path: Path) -> dict[str, torch.Tensor]:
+    """A run's `<id>.npz` as CPU tensors; a missing or unreadable file is one line saying what to run."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: torch.from_numpy(npz[name]) for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ReprolibError(f"the learned state {path} cannot be read ({type(err).__name__}: {err}); delete the "
+                            "run's record and run it again (python -m reprolib sweep)") from None
+
+
+def complete_ood(cfg: TransferConfig, record: dict[str, Any]) -> StageItems:
+    """The OOD stage of a finished run (reprolib.transfer.ood_stage.complete): its missing sets
+    scored from its saved learned state, its record's OOD metrics brought in line."""
+    hashed, profile, protocol = resolve(cfg)
+    return complete(record, _results_dir(cfg, profile), run_ood_sets(cfg, profile, protocol),
+                    lambda: restore_method(cfg), hashed["test_batch_size"])
+
+
+def finished_record(cfg: TransferConfig) -> dict[str, Any] | None:
+    """The config's finished record with its OOD stage completed, or None when it has to run."""
+    record = existing_record(cfg)
+    return None if record is None else complete_ood(cfg, record).record
+
+
+def ood_stage_missing(cfg: TransferConfig) -> bool:
+    """Whether the config's run is finished but its OOD stage is not (a set its profile assigns has
+    no current file, or its record's OOD metrics are not from them); False for a run not finished."""
+    record = existing_record(cfg)
+    if record is None:
+        return False
+    _, profile, protocol = resolve(cfg)
+    return not is_complete(_results_dir(cfg, profile), record, run_ood_sets(cfg, profile, protocol))
+
+
 def run_transfer(cfg: TransferConfig, force: bool = False) -> dict[str, Any]:
-    """Run (or skip) one transfer configuration and return its record."""
-    record = None if force else existing_record(cfg)
+    """Run one transfer configuration and return its record; a finished one only completes its
+    OOD stage (`finished_record`)."""
+    record = None if force else finished_record(cfg)
     if record is not None:
         return record
     run = prepare_run(cfg)
