@@ -164,6 +164,22 @@ def test_the_explorer_s_runs_ship_their_learned_prompt(study):
             assert learned == {}, (row["arm"], row["seed"])
 
 
+def test_the_explorer_draws_a_shipped_prompt_in_a_clone(study, clone):
+    """In a clone (no runs/ folder) the explorer's one-run panel reads the learned prompt and label
+    map from the archive: the shipped seed's state is there, another seed's is "not shipped"."""
+    from reprolib.plots.explorer_run import learned_state
+
+    _, artifacts = clone
+    assert not (artifacts / "runs").exists()
+    ledger = pd.read_csv(artifacts / "ledger.csv")
+    vp = ledger[ledger["arm"] == "vp/ilm"].set_index("seed")["id"]
+    shipped, other = learned_state(artifacts, vp[1]), learned_state(artifacts, vp[2])
+    with np.load(study[2] / "runs" / f"{vp[1]}.npz") as npz:
+        assert np.array_equal(shipped["label_map"], npz["label_map"])
+        assert np.allclose(shipped["prompt.theta"], npz["prompt.theta"], atol=1e-3 * np.abs(npz["prompt.theta"]).max())
+    assert other is None
+
+
 @pytest.mark.parametrize("codec", archive.CODECS)
 def test_each_codec_keeps_the_logits_to_its_precision(study, tmp_path, codec):
     """float32 exactly, float16 as float16 rounds, q<b> within half a step 2^-b; labels and every

@@ -49,13 +49,17 @@ def learned_state(study: str | Path, run_id: str) -> dict[str, np.ndarray] | Non
     `study` is the study's artifacts folder (`Profile.path("artifacts")`). The arrays are keyed
     as the transfer saves them: `prompt.theta` (padding prompt), `prompt.delta` (watermark and SMM
     prompts), `head.weight` (LP), `label_map` (prompt methods: the source class of each target
-    class). None, not an empty dict, means "not shipped": the study's results came without the
-    run's state (here: without its `<artifacts>/runs/<id>.npz`)."""
+    class). The run's own `<artifacts>/runs/<id>.npz` where the study was trained here, else what
+    the study's shipped scores archive holds (`reprolib.scores.archive.learned_arrays`: the prompt
+    picture and label map of the lowest seed of each cell). None, not an empty dict, means "not
+    shipped": neither holds the run's state."""
     path = paths.run_state_file(paths.runs_dir(study), run_id)
-    if not path.exists():
-        return None
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+    if path.exists():
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    from reprolib.scores import archive   # only when a run's state is drawn from the shipped archive
+
+    return archive.learned_arrays(study, run_id) or None
 
 
 def _picture_note(method: str) -> str:
