@@ -59,7 +59,7 @@ ARGS ?=
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data docs clean-results
+.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data gpu-check docs clean-results
 help:
 	@echo "make figures    redraw every table and figure of the embedded and imagenet-lite studies from their"
 	@echo "                shipped results (FORCE=1: retrain and re-execute everything)"
@@ -70,6 +70,8 @@ help:
 	@echo "make test-browser  JupyterLab in headless chromium on a fresh clone: index, explorer, every control, git clean"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make bench-data the paper data path at real split sizes (synthetic data) -> bench/results.md"
+	@echo "make gpu-check  on one GPU, <= 8 min: ResNet-50 rates (-> bench/rates.csv, read by sweep --dry-run),"
+	@echo "                peak memory of LP, VP, SMM at the paper's batches, the first paper-headline runs (dry-run data)"
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date; TORCH_CUDA=cu126 etc.: that torch build)"
 	@echo "make sweep      PROFILE=P [EXECUTOR=local|slurm]: the profile's grid on every visible GPU or on Slurm (resumes)"
 	@echo "make data       offline data (Fashion-MNIST from Debian, digits, glyphs)"
@@ -159,6 +161,13 @@ test-browser: setup data test-notebooks
 bench: setup data
 	$(PY) bench/bench.py --profile embedded --out bench/results.md
 	$(PY) bench/bench_explorer.py --out bench/results.md
+
+# On one GPU, at most 8 minutes (docs/gpu.md): the paper backbone's forward and prompt-training rates
+# in the transfer loop's precision (appended to bench/rates.csv with the GPU's name: `sweep --dry-run`
+# prices with them), prompt training rates, peak device memory of LP, VP and SMM at the paper's
+# batches, and the first paper-headline runs on the dry-run data. Results: bench/results.md.
+gpu-check: setup data-dryrun
+	$(PY) bench/gpu_check.py --out bench/results.md
 
 # The paper data path at real split sizes (CIFAR-10, SVHN, GTSRB written by the dry-run writers
 # under data/bench: about 9 GB of disk with the caches) against the public pipeline.

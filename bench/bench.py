@@ -14,7 +14,9 @@ Same backbone (the profile's dense upstream model), same data (`digits`), same p
 - Peak memory: the process's max RSS after each phase (getrusage; it only grows).
 Then `bench_grouped.py` (grouped prompt runs vs one at a time, each loop vs a bare
 forward+backward at its batch, the whole sweep's time one at a time and grouped), `bench_tickets.py` beside this file (upstream and ticket timings) and `bench_throughput.py`
-(the profile backbone's images/s forward and forward+backward, which `sweep --dry-run` reads).
+(the images/s forward and forward+backward of the profile's backbone and of the paper's ResNet-50 on
+this machine, appended to bench/rates.csv with the device and date: what `sweep --dry-run` prices
+a grid run on this kind of device at; `make gpu-check` does the same on a GPU).
 The results (Markdown table) are written atomically to --out and printed. Timings depend
 on the machine's load; nothing here asserts them.
 """
@@ -234,11 +236,28 @@ def _bench_row(name: str, seconds: float, accuracy: float, n_images: int, note: 
             "accuracy": f"{accuracy:.4f}", "maxrss": f"{_maxrss_mb():.0f} MB", "note": note}
 
 
+def measure_and_record_rates(profile_name: str) -> list[dict[str, Any]]:
+    """This machine's rates for the profile's backbone and the paper's (ResNet-50 at 224 px, in a
+    smaller batch on a CPU), appended to bench/rates.csv labelled with the device and date."""
+    from bench_throughput import backbone_throughput   # beside this file: the script's folder is on sys.path
+
+    from reprolib.config import load_profile
+    from reprolib.devices import resolve_device
+    from reprolib.sweep.rates import record_rates
+
+    on_gpu = resolve_device("auto") == "cuda"
+    rows = []
+    for name in dict.fromkeys((load_profile(profile_name).backbone, load_profile("paper").backbone)):
+        rows += backbone_throughput(name, batch=128 if on_gpu else 16, seconds=None if on_gpu else 20.0,
+                                    by="make bench")
+    print(f"rates appended to {record_rates(rows)}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     import platform
 
-    from bench_throughput import backbone_throughput   # beside this file: the script's folder is on sys.path
-    from bench_throughput import to_markdown as throughput_markdown
+    from bench_throughput import to_markdown as throughput_markdown   # beside this file: on sys.path
     from bench_grouped import run as grouped_bench
     from bench_tickets import bench_tickets
 
@@ -264,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n" + to_markdown(grouped_bench(args.profile, epochs=args.epochs, sweep=not args.no_sweep,
                                                   artifacts=artifacts), "Grouped runs and loop limits")
     text += "\n" + to_markdown(bench_tickets(quick=args.quick), "Upstream and tickets")
-    from reprolib.config import load_profile
-    text += "\n" + throughput_markdown(backbone_throughput(load_profile(args.profile).backbone))
+    rates = measure_and_record_rates(args.profile)
+    text += "\n" + throughput_markdown(rates)
     atomic_write(args.out, lambda f: f.write(text), "w")
     print(text)
     return 0

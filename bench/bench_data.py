@@ -1,27 +1,35 @@
-"""The paper data path at real split sizes, on synthetic data in torchvision's formats.
+"""The paper data path at real split sizes, on synthetic data in torchvision's formats, like for like.
 
-    python bench/bench_data.py [--root data/bench] [--sets cifar10 svhn gtsrb] [--out bench/results.md]
+    python bench/bench_data.py [--root data/bench] [--sets cifar10 svhn gtsrb] [--scale 1.0] [--out bench/results.md]
 
 For each set, written once by the dry-run writers at (about) its real size (CIFAR-10
 50,000 / 10,000; SVHN 73,260 / 26,030; GTSRB 26,660 / 12,642 with image sides spread
-log-normally over 15-250 px), each measurement runs in a fresh process:
-- `cache`: the image caches the paper profile's methods read, built (decode + resize once);
-- `lp`, `vp-ilm`, `smm-ilm`: one epoch of the method as the paper profile runs it (RLT
-  protocol, sides from MethodSpec.load_side for ResNet-50), with the network replaced by a
-  tiny stand-in of the same interface (224 px RGB in, 1,000 logits), so the CPU measures the
-  data path: gather by index, float on the device, resize, the method's own modules. LP and
-  VP walk the whole epoch (LP: the feature pass over train and test, then the head; VP: the
-  ILM mapping pass, the training pass and the test pass); SMM's mask generator costs ~100x
-  the stand-in per image on a CPU, so its epoch is cut to `--smm-batches` training and test
-  minibatches (the path per minibatch is the full one; LP and VP show memory does not grow
-  over an epoch);
-- `public`: the public codes' pipeline on the same files: torchvision's dataset with a
-  per-image PIL Resize(224) + ToTensor in a DataLoader (2 workers, batch 128, shuffled),
-  against ours: gather + to float + resize to 224 per minibatch, one process, one thread;
-  both over the same number of images, per core. And the host's share of ours when a GPU runs
-  it (gather uint8 minibatches by index; the conversion runs on the device): what a CPU core
-  must sustain to feed a GPU.
-Methods run with the paper profile's protocol (`rlt`: training batch 128, test batch 256).
+log-normally over 15-250 px; `--scale` shrinks them for a trial), each measurement runs in a
+fresh process:
+- `cache`: our one-time decode + resize into the uint8 cache, for each side a paper method
+  reads (ResNet-50: LP, SMM and the watermarks at 224 px; VP at the set's prompt size, 32 px),
+  timed apart and amortised: per epoch of one 100-epoch run (RLT), and over every paper-grid
+  run that reads that cache (the runs of the target whose method loads that side);
+- `lp`, `vp`, `smm`: one epoch of the method as the paper profile runs it (RLT protocol,
+  sides from MethodSpec.load_side), with the network replaced by a tiny stand-in of the same
+  interface (224 px RGB in, 1,000 logits), so the CPU measures the data path and its memory;
+  SMM's epoch is cut to `--smm-batches` minibatches (its mask generator dominates on a CPU);
+- `pipelines`: per side a method reads, the images/s per core of the work each side of the
+  comparison does per epoch, with the steps each includes marked (decode, resize, float,
+  normalise, pin):
+  * all on the CPU (no GPU): the public ILM-VP / RLT pipeline (torchvision's dataset, a PIL
+    decode and Resize to the side, ToTensor, Normalize where RLT's LP normalises on the host, a
+    DataLoader with 2 workers, per worker) against ours (gather the uint8 minibatch from the
+    cache by index, float, normalise where the method does, one thread): decode and resize are
+    in the cache row above, not here;
+  * the host's share when a GPU trains: the public pipeline does all of the above on the host
+    and pins the batch for the copy (timed here as a copy into a preallocated buffer: no CUDA
+    to page-lock with); ours gathers into the prefetcher's pinned buffer (reprolib.data.prefetch)
+    and nothing else: float, normalise (and VP's padding) run on the GPU. The copy to the GPU
+    itself is a DMA on both sides and not timed (no GPU here).
+  A side is resized per minibatch only where the method does it: the 32 px sets' caches keep
+  their native side and LP, SMM and the watermarks resize to 224 on the device (on the CPU, in
+  the all-CPU row); GTSRB's varied sides are resized once, in the cache, to the side each reads.
 Peak anonymous memory (RssAnon, sampled every 20 ms: the memory map's pages are file-backed
 page cache, not counted) and images/s are written as a section of bench/results.md.
 """
@@ -40,9 +48,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench_table import replace_section   # beside this file: the script's folder is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 SIZES = {"cifar10": (5000, 1000, None), "svhn": (7326, 2603, None), "gtsrb": (620, 294, (15, 250))}
 SECTION = "## Paper data path at real split sizes"
+RLT_EPOCHS = 100   # the paper protocol's epochs: a cache build is shared by every epoch of every run
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet's: what the paper backbone normalises with
 
 
 class _PeakAnon:
@@ -81,12 +93,10 @@ class _StandIn(nn.Module):
 
 def _stand_in_backbone():
     from reprolib.models.backbone import Backbone
-    from reprolib.models.registry import get_spec
 
     torch.manual_seed(0)
-    resnet50 = get_spec("resnet50")   # the network it stands in for
     return Backbone(_StandIn(), "stand-in", 224, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1000,
-                    family=resnet50.family).eval()
+                    family="resnet").eval()
 
 
 def _splits(name: str, method: str, root: Path):
@@ -100,13 +110,45 @@ def _splits(name: str, method: str, root: Path):
     return [get_dataset(name, s, root=root, size=sides[s]) for s in ("train", "test")], sides
 
 
+def _paper_sides(name: str) -> dict[int, list[str]]:
+    """{side: the paper profile's methods that load `name`'s training split at that side}."""
+    from reprolib.config import load_profile
+    from reprolib.data import info
+    from reprolib.models.registry import get_spec
+    from reprolib.protocols import get_protocol
+    from reprolib.transfer import registry
+
+    profile = load_profile("paper")
+    sides: dict[int, list[str]] = {}
+    for method in dict.fromkeys(arm.split("/")[0] for arm in profile.methods):
+        side = registry.get(method).load_side(get_spec(profile.backbone), info(name), get_protocol(profile.protocol),
+                                              "train")
+        sides.setdefault(side, []).append(method)
+    return sides
+
+
+def _grid_runs(name: str, methods: list[str]) -> int:
+    """Paper-grid runs of target `name` with one of `methods`: they all read the same cache."""
+    from reprolib.config import load_profile
+    from reprolib.sweep.runner import build_grid
+
+    return sum(1 for c in build_grid(load_profile("paper")) if c.target == name and c.method in methods)
+
+
 def measure_cache(name: str, root: Path) -> dict:
-    start = time.perf_counter()
-    sides = {}
-    for method in ("lp", "vp", "smm"):
-        (train, test), used = _splits(name, method, root)
-        sides[method] = used
-    return {"seconds": time.perf_counter() - start, "sides": sides, "train": len(train), "test": len(test)}
+    """Seconds to decode and resize the training and test splits into the cache, per side read
+    (an earlier run's cache files of this set are removed first: the build is what is timed)."""
+    from reprolib.data import get_dataset
+
+    for old in (root / "cache").glob(f"{name}_*"):
+        old.unlink()
+    out = {}
+    for side, methods in _paper_sides(name).items():
+        start = time.perf_counter()
+        train, test = (get_dataset(name, s, root=root, size=side) for s in ("train", "test"))
+        out[side] = {"seconds": time.perf_counter() - start, "methods": methods, "runs": _grid_runs(name, methods),
+                     "train": len(train), "test": len(test), "stored": train.image_shape[-1]}
+    return out
 
 
 def measure_method(name: str, method: str, root: Path, smm_batches: int) -> dict:
@@ -120,7 +162,8 @@ def measure_method(name: str, method: str, root: Path, smm_batches: int) -> dict
     protocol = get_protocol("rlt")   # the paper profile's: its training and test batches
     batch, test_batch = protocol.batch_size_for(name), protocol.test_batch_size
     if method == "smm":   # cut epoch (module docstring): the first minibatches of train and test
-        train, test = train.subset(torch.arange(batch * smm_batches)), test.subset(torch.arange(test_batch * smm_batches))
+        train = train.subset(torch.arange(min(len(train), batch * smm_batches)))
+        test = test.subset(torch.arange(min(len(test), test_batch * smm_batches)))
     meter = _PeakAnon()
     start = time.perf_counter()
     ctx = MethodContext(backbone=_stand_in_backbone(), target=train.info, protocol=protocol, epochs=1,
@@ -133,51 +176,73 @@ def measure_method(name: str, method: str, root: Path, smm_batches: int) -> dict
             "train": len(train), "test": len(test), "accuracy": result.curves["test_accuracy"][-1]}
 
 
-def measure_public(name: str, root: Path, images: int) -> dict:
-    """The public pipeline against our gather-and-convert on the same files, images/s per core."""
+def _public_rate(name: str, root: Path, side: int, normalise: bool, images: int) -> dict:
+    """The public pipeline at `side`: PIL decode + Resize + ToTensor (+ Normalize), 2 DataLoader
+    workers, batch 128, and the main process's copy of each batch into a preallocated buffer
+    (what pin_memory does); images/s per worker, peak anonymous memory of the main process."""
     import torchvision.transforms as T
 
-    from reprolib.data.paper import _OFFICIAL, _construct
-    from reprolib.images import to_network
     from reprolib.data.integrity import bypassed_for_root
+    from reprolib.data.paper import _OFFICIAL, _construct
 
-    torch.set_num_threads(1)
     cls_name, per_split, extra, _ = _OFFICIAL[name]
     with bypassed_for_root(root):
         dataset = _construct(name, cls_name, {**per_split["train"], **extra}, root, False)
-    dataset.transform = T.Compose([T.Resize((224, 224)), T.ToTensor()])
+    steps = [T.Resize((side, side)), T.ToTensor()]
+    dataset.transform = T.Compose(steps + ([T.Normalize(MEAN, STD)] if normalise else []))
     workers = 2
     loader = torch.utils.data.DataLoader(dataset, batch_size=128, shuffle=True, num_workers=workers,
                                          generator=torch.Generator().manual_seed(0))
+    pinned = torch.empty(128, 3, side, side)
     meter, seen, start = _PeakAnon(), 0, time.perf_counter()
     for x, _ in loader:
+        pinned[:len(x)].copy_(x)
         seen += len(x)
         if seen >= images:
             break
-    public_s, public_peak = time.perf_counter() - start, meter.stop()
-    (train, _), _ = _splits(name, "vp", root)   # the prompt-size copy: resized to 224 per minibatch
-    meter, ours, start = _PeakAnon(), 0, time.perf_counter()
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-    for begin in range(0, images, 128):
-        x = to_network(train.gather(order[begin:begin + 128]), 3, 224)
-        ours += len(x)
-    ours_s, ours_peak = time.perf_counter() - start, meter.stop()
-    host = {method: _host_share(name, method, root, images, order) for method in ("vp", "lp")}
-    return {"public_per_core": seen / public_s / workers, "ours_per_core": ours / ours_s,
-            "public_peak_anon_mb": public_peak, "ours_peak_anon_mb": ours_peak, "images": seen, "host": host}
+    seconds = time.perf_counter() - start
+    return {"per_core": seen / seconds / workers, "peak_anon_mb": meter.stop(), "images": seen}
 
 
-def _host_share(name: str, method: str, root: Path, images: int, order: torch.Tensor) -> float:
-    """Images/s of the host's part of our path when a GPU does the rest: gathering uint8 minibatches
-    of the split `method` stores (VP: the prompt-size copy; LP and SMM: the 224 px copy) by index,
-    nothing converted (float, resize and normalise run on the device). Pinning and the copy to the
-    GPU are not measured: this machine has none."""
-    (train, _), _ = _splits(name, method, root)
-    order = order[order < len(train)]
+def _ours_rate(split, side: int, normalise: bool, images: int, host_share: bool) -> float:
+    """Our per-minibatch work, one thread: all on the CPU (gather + float (+ resize where the cache
+    keeps a smaller native side, + normalise)), or the host's share with a GPU (the prefetcher's
+    gather into its buffer; the rest runs on the GPU)."""
+    from reprolib.data.split import to_float
+    from reprolib.images import resize
+
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))
+    buffer = torch.empty((128, *split.image_shape), dtype=split.dtype)
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
     start, seen = time.perf_counter(), 0
-    for begin in range(0, images, 128):
-        seen += len(train.raw(order[begin:begin + 128]))   # uint8, as stored: no conversion on the host
+    while seen < images:
+        idx = order[seen % len(split):][:128]
+        rows = split.raw_into(idx, buffer)
+        if not host_share:
+            x = resize(to_float(rows), side)   # a no-op where the cache holds the side itself
+            if normalise:
+                x = (x - mean) / std
+        seen += len(idx)
     return seen / (time.perf_counter() - start)
+
+
+def measure_pipelines(name: str, root: Path, images: int) -> dict:
+    """Per side a paper method reads: the public pipeline and ours, all on the CPU and as the
+    host's share with a GPU (module docstring)."""
+    from reprolib.data import get_dataset
+    from reprolib.transfer import registry
+
+    torch.set_num_threads(1)
+    out = {}
+    for side, methods in _paper_sides(name).items():
+        # RLT's LP (the method without an input prompt) normalises on the host; prompts after prompting
+        normalise = any(not registry.get(method).input_prompt for method in methods)
+        split = get_dataset(name, "train", root=root, size=side)
+        public = _public_rate(name, root, side, normalise, images)
+        out[side] = {"methods": methods, "normalise": normalise, "public": public, "stored": split.image_shape[-1],
+                     "ours_cpu": _ours_rate(split, side, normalise, images, host_share=False),
+                     "ours_host": _ours_rate(split, side, normalise, images, host_share=True)}
+    return out
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -187,8 +252,8 @@ def _child(args: argparse.Namespace) -> None:
     trust_dryrun_root(root)   # synthetic CIFAR / SVHN cannot match torchvision's md5s: this root only
     if args.child == "cache":
         out = measure_cache(args.set, root)
-    elif args.child == "public":
-        out = measure_public(args.set, root, args.public_images)
+    elif args.child == "pipelines":
+        out = measure_pipelines(args.set, root, args.public_images)
     else:
         out = measure_method(args.set, args.child, root, args.smm_batches)
     print("RESULT " + json.dumps(out))
@@ -210,38 +275,49 @@ def _emit(rows: list[str], row: str) -> None:
     print(row, flush=True)
 
 
-def _rows(name: str, args: argparse.Namespace) -> list[str]:
+def _write_set(name: str, args: argparse.Namespace) -> float:
+    """The synthetic set at `--scale` of its real size; seconds it took."""
+    from reprolib.data.integrity import DRYRUN_MARKER
     from reprolib.dryrun.formats import write_synthetic_dataset
 
     n_train, n_test, side_range = SIZES[name]
     k = {"cifar10": 10, "svhn": 10, "gtsrb": 43}[name]
-    from reprolib.data.integrity import DRYRUN_MARKER
-
     start = time.perf_counter()
-    write_synthetic_dataset(name, args.root, n_train, n_test, num_classes=k, side_range=side_range)
+    write_synthetic_dataset(name, args.root, max(1, round(n_train * args.scale)), max(1, round(n_test * args.scale)),
+                            num_classes=k, side_range=side_range)
     (Path(args.root) / DRYRUN_MARKER).write_text("synthetic benchmark data (bench/bench_data.py)\n")
-    written = time.perf_counter() - start
-    cache = _run_child("cache", name, args)
-    rows = []
-    asked = ", ".join(f"{m.upper()} at {sides['train']} px" for m, sides in cache["sides"].items())
-    _emit(rows, f"| {name} | cache: decode + resize once ({asked} asked) "
-            f"| {cache['train']:,} / {cache['test']:,} | {cache['seconds']:.0f} s (files written in {written:.0f} s) | | |")
+    return time.perf_counter() - start
+
+
+def _rows(name: str, args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(rows of the epochs-and-memory table, rows of the like-for-like table) of one set."""
+    written = _write_set(name, args)
+    epochs, pipelines = [], []
+    for side, c in _run_child("cache", name, args).items():
+        one_run = c["seconds"] / RLT_EPOCHS
+        _emit(epochs, f"| {name} | cache build for {side} px, stored at {c['stored']} px: decode + resize, once "
+                      f"(read by {', '.join(c['methods'])}; "
+                      f"files written in {written:.0f} s) | {c['train']:,} / {c['test']:,} | {c['seconds']:.0f} s | "
+                      f"amortised: {one_run:.2f} s per epoch of one {RLT_EPOCHS}-epoch run, "
+                      f"{one_run / max(c['runs'], 1) * 1000:.2f} ms per epoch over the paper grid's {c['runs']:,} runs "
+                      "that read it | |")
     for method in ("lp", "vp", "smm"):
         r = _run_child(method, name, args)
         label = {"lp": "LP", "vp": "VP-ILM", "smm": f"SMM-ILM ({args.smm_batches} train + test minibatches)"}[method]
-        _emit(rows, f"| {name} | {label}, one epoch, stand-in network | {r['train']:,} / {r['test']:,} "
-                    f"| {r['seconds']:.1f} s | {r['images_per_s']:,.0f} | {r['peak_anon_mb']:,.0f} MB |")
-    p = _run_child("public", name, args)
-    ratio = p["ours_per_core"] / p["public_per_core"]
-    _emit(rows, f"| {name} | public pipeline (PIL Resize 224 + ToTensor, 2 workers) per core | {p['images']:,} images "
-                f"| | {p['public_per_core']:,.0f} | {p['public_peak_anon_mb']:,.0f} MB (main process) |")
-    _emit(rows, f"| {name} | ours, all on the CPU: gather + float + resize 224 per minibatch, 1 thread | {p['images']:,} images "
-                f"| | {p['ours_per_core']:,.0f} ({ratio:.1f}x public) | {p['ours_peak_anon_mb']:,.0f} MB |")
-    for method, rate in p["host"].items():
-        store = {"vp": "VP's prompt-size copy", "lp": "LP / SMM's 224 px copy"}[method]
-        _emit(rows, f"| {name} | ours, the host's share with a GPU: gather uint8 minibatches of {store}, 1 thread "
-                    f"| {p['images']:,} images | | {rate:,.0f} ({rate / p['public_per_core']:.0f}x public) | |")
-    return rows
+        _emit(epochs, f"| {name} | {label}, one epoch, stand-in network | {r['train']:,} / {r['test']:,} "
+                      f"| {r['seconds']:.1f} s | {r['images_per_s']:,.0f} | {r['peak_anon_mb']:,.0f} MB |")
+    for side, r in _run_child("pipelines", name, args).items():
+        norm, public = ("yes" if r["normalise"] else "-"), r["public"]["per_core"]
+        resized = int(r["stored"]) != int(side)   # the cache keeps the native side: resized per minibatch
+        where = f"| {name} | {side} px ({', '.join(r['methods'])}; cache at {r['stored']} px) "
+        _emit(pipelines, where + f"| public, on the host with or without a GPU (2 workers, per worker) | yes | yes | yes "
+                                 f"| {norm} | yes (copy) | {public:,.0f} | 1.0x |")
+        _emit(pipelines, where + f"| ours, all on the CPU (1 thread) | cache | {'yes' if resized else 'cache'} | yes "
+                                 f"| {norm} | - | {r['ours_cpu']:,.0f} | {r['ours_cpu'] / public:.1f}x |")
+        _emit(pipelines, where + f"| ours, the host's share with a GPU: gather into the pinned buffer (1 thread) | cache "
+                                 f"| {'GPU' if resized else 'cache'} | GPU | {'GPU' if r['normalise'] else '-'} "
+                                 f"| yes (the gather) | {r['ours_host']:,.0f} | {r['ours_host'] / public:.0f}x |")
+    return epochs, pipelines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--out", default=str(REPO / "bench" / "results.md"))
     parser.add_argument("--smm-batches", type=int, default=4)
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the real split sizes (a trial run)")
     parser.add_argument("--public-images", type=int, default=5120)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--set", default=None, help=argparse.SUPPRESS)
@@ -258,19 +335,22 @@ def main(argv: list[str] | None = None) -> int:
         _child(args)
         return 0
     load = os.getloadavg()[0]
-    rows = [row for name in args.sets for row in _rows(name, args)]
-    section = [SECTION, "", f"Measured {time.strftime('%Y-%m-%d')} with `python bench/bench_data.py` on {os.cpu_count()} "
-               f"cores, load average {load:.1f} at the start (other work shared the machine: rates are "
-               "comparable within a row pair, not across machines). Peak anonymous memory is RssAnon: "
-               "the caches' pages are shared, file-backed page cache.", "",
+    epochs, pipelines = [], []
+    for name in args.sets:
+        a, b = _rows(name, args)
+        epochs, pipelines = epochs + a, pipelines + b
+    scale = "at their real sizes" if args.scale == 1 else f"at {args.scale} of their real sizes"
+    section = ["", f"Measured {time.strftime('%Y-%m-%d')} with `python bench/bench_data.py` ({scale}) on "
+               f"{os.cpu_count()} cores, load average {load:.1f} at the start (other work shared the machine: rates "
+               "are comparable within a set, not across machines). Peak anonymous memory is RssAnon: the caches' "
+               "pages are shared, file-backed page cache.", "",
                "| set | what | train / test | time | images/s | peak anonymous memory |", "|---|---|---|---|---|---|",
-               *rows, ""]
-    out = Path(args.out)
-    text = out.read_text() if out.is_file() else "# reprolib benchmarks\n"
-    before, _, after = text.partition(SECTION)
-    rest = after[after.find("\n## "):] if "\n## " in after else ""
-    out.write_text(before.rstrip() + "\n\n" + "\n".join(section) + rest)
-    print("\n".join(section))
+               *epochs, "", "Like for like, per side a paper method reads: which steps each side does per epoch "
+               "(yes: on the host, timed; cache: once, in the cache build above; GPU: on the device; -: not in "
+               "the method), images/s per core:", "",
+               "| set | side (read by) | pipeline | decode | resize | float | normalise | pin | images/s per core "
+               "| vs public |", "|---|---|---|---|---|---|---|---|---|---|", *pipelines]
+    print(replace_section(args.out, SECTION, section))
     return 0
 
 

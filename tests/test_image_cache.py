@@ -37,14 +37,15 @@ def test_a_split_is_memory_mapped_and_reopened_from_its_cache(gtsrb_root, capsys
     first = get_dataset("gtsrb", "train", root=gtsrb_root, size=28)
     assert not first.in_memory and len(first) == 40 and first.image_shape == (3, 28, 28)
     stems = {name.rsplit(".", 1)[0] for name in _files(gtsrb_root)}
-    assert len(stems) == 1 and _files(gtsrb_root) == [f"{next(iter(stems))}.json", f"{next(iter(stems))}.u8"]
+    stem = next(iter(stems))
+    assert len(stems) == 1 and _files(gtsrb_root) == [f"{stem}.json", f"{stem}.u8", f"{stem}.verified"]
     again = get_dataset("gtsrb", "train", root=gtsrb_root, size=28)
     idx = torch.tensor([39, 0, 7])
     assert torch.equal(again.gather(idx), first.gather(idx)) and torch.equal(again.labels, first.labels)
     assert capsys.readouterr().err == ""   # a good cache is read quietly
     # another side or split is another file; a subset shares its storage
     get_dataset("gtsrb", "test", root=gtsrb_root, size=28)
-    assert len(_files(gtsrb_root)) == 4
+    assert len(_files(gtsrb_root)) == 6
     sub = first.subset([5, 2])
     assert torch.equal(sub.gather(torch.tensor([1])), first.gather(torch.tensor([2])))
 
@@ -71,6 +72,34 @@ def test_a_bad_cache_is_named_in_one_line_and_rebuilt(gtsrb_root, capsys, damage
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0] and "rebuilding" in err[0]
     assert torch.equal(rebuilt.gather(torch.arange(len(rebuilt))), expected)
+
+
+def test_a_cache_is_hashed_once_not_once_per_process(gtsrb_root, capsys):
+    """The writer's digest is recorded beside the file; a new process trusts it while the file's
+    size, time and inode are the same, and hashes a file changed since (then records it again)."""
+    import os
+
+    get_dataset("gtsrb", "train", root=gtsrb_root, size=28)
+    data = next((gtsrb_root / "cache").glob("*.u8"))
+    hashed = store.DIGESTS["computed"]
+    for _ in range(3):   # three new processes: none reads the whole file to hash it
+        store._VERIFIED.clear()
+        assert len(get_dataset("gtsrb", "train", root=gtsrb_root, size=28)) == 40
+    assert store.DIGESTS["computed"] == hashed
+    stat = data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))   # written to since: checked again
+    store._VERIFIED.clear()
+    get_dataset("gtsrb", "train", root=gtsrb_root, size=28)
+    store._VERIFIED.clear()
+    get_dataset("gtsrb", "train", root=gtsrb_root, size=28)
+    assert store.DIGESTS["computed"] == hashed + 1 and capsys.readouterr().err == ""
+    raw = bytearray(data.read_bytes())   # damaged later (a new time): hashed, found corrupt, rebuilt
+    raw[5] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
+    store._VERIFIED.clear()
+    get_dataset("gtsrb", "train", root=gtsrb_root, size=28)
+    assert "corrupt" in capsys.readouterr().err and store.DIGESTS["computed"] == hashed + 2
 
 
 def test_a_killed_writer_leaves_nothing_a_reader_takes(gtsrb_root, monkeypatch):

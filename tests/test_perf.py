@@ -151,10 +151,15 @@ def _group_members(backbone, splits_of):
     return members
 
 
-def test_grouped_training_equals_one_by_one_within_tolerance(monkeypatch):
+@pytest.mark.parametrize("pass_limit", [None, 40], ids=["one pass", "passes of at most 40 images"])
+def test_grouped_training_equals_one_by_one_within_tolerance(monkeypatch, pass_limit):
+    """Also when a step's runs go through the backbone in parts (a GPU's memory bound, grouped.pass_images)."""
     from reprolib.models import get_backbone
-    from reprolib.transfer.grouped import fit_group
+    from reprolib.transfer import grouped as grouped_module
     from reprolib.transfer.train import Splits, fit
+
+    fit_group = grouped_module.fit_group
+    monkeypatch.setattr(grouped_module, "pass_images", lambda backbone, device: pass_limit)
 
     torch.manual_seed(0)
     backbone = get_backbone("small_resnet", weights=None).eval().requires_grad_(False)
@@ -168,8 +173,11 @@ def test_grouped_training_equals_one_by_one_within_tolerance(monkeypatch):
     real_forward = backbone.forward
     monkeypatch.setattr(backbone, "forward", lambda x: calls.append(len(x)) or real_forward(x))
     members = _group_members(backbone, splits_of)
+    real_parts, parts = grouped_module._parts, []
+    monkeypatch.setattr(grouped_module, "_parts", lambda batch, limit: parts.append(real_parts(batch, limit)) or parts[-1])
     grouped = fit_group(backbone, members)
-    assert max(calls) == 16 * 4                                   # one backbone batch for all four runs
+    assert max(calls) == 16 * 4                                   # the four runs' steps (and the 64-image mapping pass)
+    assert max(len(step) for step in parts) == (1 if pass_limit is None else 2)   # one pass per step, or parts of 2 runs
     for (one, one_state), (method, _, _), together in zip(alone, members, grouped):
         state = method.learned_state()
         assert set(state) == set(one_state)
@@ -179,6 +187,26 @@ def test_grouped_training_equals_one_by_one_within_tolerance(monkeypatch):
         assert together.curves["eval_epoch"] == one.curves["eval_epoch"] == [2, 3]
         assert together.curves["train_loss"] == pytest.approx(one.curves["train_loss"], rel=1e-4)
     assert not torch.allclose(alone[0][1]["prompt.theta"], torch.zeros_like(alone[0][1]["prompt.theta"]))
+
+
+def test_a_grouped_pass_is_bounded_by_the_gpu_s_memory(monkeypatch):
+    """16 runs at RLT's batch 128 bring 2,048 images to a step: 83.5 GiB of bf16 activations for
+    ResNet-50 (41.7 MiB each), more than an 80 GB H100 has; half of its 79.2 GiB takes 971 images,
+    so the step goes through the backbone in parts of 7, 7 and 2 runs."""
+    from types import SimpleNamespace
+
+    from reprolib import devices
+    from reprolib.models.flops import activation_bytes
+    from reprolib.transfer import grouped
+
+    assert round(activation_bytes("resnet50") / 2 ** 20, 1) == 41.7
+    monkeypatch.setattr(devices, "device_memory", lambda device: int(79.2 * 2 ** 30))
+    monkeypatch.setattr(grouped, "device_memory", devices.device_memory)
+    limit = grouped.pass_images(SimpleNamespace(name="resnet50"), "cuda")
+    assert limit == 971 and grouped.pass_images(SimpleNamespace(name="resnet50"), "cpu") is None
+    step = [(None, torch.zeros(128), None)] * 16
+    assert [len(part) for part in grouped._parts(step, limit)] == [7, 7, 2]
+    assert grouped._parts(step[:3], None) == [[0, 1, 2]] and grouped._parts(step[:2], 1) == [[0], [1]]
 
 
 def test_sweep_groups_prompt_runs_by_backbone_and_target_and_leaves_lp_alone():
@@ -260,9 +288,9 @@ def test_the_paper_grid_cost_before_and_after(capsys):
     assert main(["sweep", "--profile", "paper", "--dry-run", "--throughput-fwd", "3000",
                  "--throughput-fwdbwd", "1000"]) == 0
     out = capsys.readouterr().out
-    assert "before: test every epoch, LP features per run, one run at a time: 1,413.8 GPU-hours" in out
-    assert "with the small-step floor (ASSUMED 128-image steps) 1,419.6" in out
-    assert "after: test on the protocol's schedule (eval_fraction), shared LP features, groups of 16: 1,071.9 GPU-hours" in out
+    assert "before: test every epoch, LP features per run, one run at a time: 1,417.8 GPU-hours" in out
+    assert "with the small-step floor (ASSUMED 128-image steps) 1,423.6" in out
+    assert "after: test on the protocol's schedule (eval_fraction), shared LP features, groups of 16: 1,075.1 GPU-hours" in out
     assert "after / before: 0.76 of the GPU-hours with the floor (0.76 without)" in out
 
 

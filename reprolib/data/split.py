@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from reprolib.data.catalog import DatasetInfo
+from reprolib.devices import to_device
 from reprolib.errors import ReprolibError, check_type
 
 # `tensors()` refuses to build a float32 copy larger than this (paper splits walk minibatches).
@@ -33,13 +34,6 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images.to(torch.float32).div_(255.0)
     return images.to(torch.float32)
-
-
-def to_device(batch: torch.Tensor, device: str | torch.device) -> torch.Tensor:
-    """A CPU batch on `device`: pinned and non-blocking on CUDA (the copy overlaps compute)."""
-    if str(device).startswith("cuda"):
-        return batch.pin_memory().to(device, non_blocking=True)
-    return batch.to(device)
 
 
 class ImageSplit:
@@ -127,6 +121,27 @@ class ImageSplit:
         if self.in_memory:
             return self._images[where]
         return torch.from_numpy(np.ascontiguousarray(self._images[where.numpy()]))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of this split's images as stored (uint8 or float)."""
+        return len(self) * int(np.prod(self.image_shape)) * self._images.dtype.itemsize
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The stored images' dtype (torch.uint8 for a cache file)."""
+        return self._images.dtype if self.in_memory else torch.from_numpy(np.empty(0, self._images.dtype)).dtype
+
+    def raw_into(self, indices: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """`raw(indices)` written into `out` (a preallocated CPU buffer, e.g. pinned, with room
+        for them): the prefetcher's gather, with no tensor allocated per minibatch."""
+        where = self.positions[indices.cpu()] if self._index is not None else indices.cpu()
+        out = out[:len(where)]
+        if self.in_memory:
+            torch.index_select(self._images, 0, where, out=out)
+        else:   # numpy's take copies without the GIL: the training thread runs meanwhile
+            np.take(self._images, where.numpy(), axis=0, out=out.numpy())
+        return out
 
     def gather(self, indices: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
         """float32 images in [0, 1] at `indices`, on `device` (converted there, after the copy)."""

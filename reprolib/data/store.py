@@ -19,9 +19,14 @@ rule), so a change to any of them is a new file, never a stale hit.
 Writing streams the decoded minibatches through ordinary file writes (not an mmap, so a
 full disk raises ENOSPC instead of killing the process with SIGBUS) into a temp file,
 fsyncs it and renames it; only then is the sidecar written (atomically). A killed writer
-leaves a temp file that no reader takes for a cache. A reader checks the sidecar, the
-size and, once per process, the digest; a truncated, corrupt or foreign file is named in
-one line on stderr, removed and rebuilt by the caller.
+leaves a temp file that no reader takes for a cache. A reader checks the sidecar and the
+size every time, and the digest once per cache file, not once per process: after the digest
+matched (or the writer computed it while writing), `<stem>.verified` records the file's
+size, modification time, inode and digest, and a later process that finds the same size and time
+trusts it (reading 4 GB of GTSRB to hash it in every sweep worker costs more than the runs'
+first epoch). A file rewritten or touched since is hashed again; a truncated, corrupt or
+foreign file is named in one line on stderr, removed and rebuilt by the caller. (A change
+that keeps a file's size and time, bit rot on disk, is not seen after the first check.)
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from reprolib.records import atomic_write_bytes, canonical_json
 FORMAT_VERSION = 1
 DIGEST_CHUNK = 64 * 1024 ** 2   # bytes hashed per read when verifying
 _VERIFIED: dict[tuple[str, int, int], str] = {}   # (path, size, mtime_ns) -> digest, per process
+DIGESTS = {"computed": 0}   # cache files this process hashed to verify them (tests/test_host_reads.py)
 
 
 def cache_key(facts: dict[str, Any]) -> str:
@@ -67,7 +73,32 @@ def _paths(stem_path: Path) -> tuple[Path, Path]:
     return stem_path.with_suffix(".u8"), stem_path.with_suffix(".json")
 
 
+def _verified_path(stem_path: Path) -> Path:
+    return stem_path.with_suffix(".verified")
+
+
+def _stamp(stat: os.stat_result, digest: str) -> dict[str, Any]:
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "digest": digest}
+
+
+def _was_verified(stem_path: Path, stat: os.stat_result, digest: str) -> bool:
+    """True when `<stem>.verified` says this very file (same size and time) matched `digest`."""
+    try:
+        return json.loads(_verified_path(stem_path).read_text()) == _stamp(stat, digest)
+    except (OSError, ValueError):
+        return False
+
+
+def _mark_verified(stem_path: Path, stat: os.stat_result, digest: str) -> None:
+    """Record a matched digest for later processes; a read-only data root only loses the shortcut."""
+    try:
+        atomic_write_bytes(_verified_path(stem_path), json.dumps(_stamp(stat, digest)).encode())
+    except OSError:
+        pass
+
+
 def _file_digest(path: Path) -> str:
+    DIGESTS["computed"] += 1
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         while chunk := f.read(DIGEST_CHUNK):
@@ -78,7 +109,7 @@ def _file_digest(path: Path) -> str:
 def _discard(stem_path: Path, why: str) -> None:
     """One line naming the bad cache and why; both files removed (the caller rebuilds)."""
     print(f"image cache {stem_path.with_suffix('.u8')}: {why}; rebuilding it", file=sys.stderr)
-    for path in _paths(stem_path):
+    for path in (*_paths(stem_path), _verified_path(stem_path)):
         path.unlink(missing_ok=True)
 
 
@@ -103,12 +134,12 @@ def open_cache(stem_path: Path) -> CachedSplit | None:
         _discard(stem_path, f"{0 if stat is None else stat.st_size} bytes, expected {expected} (truncated)")
         return None
     memo = (str(data_path), stat.st_size, stat.st_mtime_ns)
-    if memo not in _VERIFIED:
-        actual = _file_digest(data_path)
-        if actual != meta["digest"]:
+    if memo not in _VERIFIED and not _was_verified(stem_path, stat, meta["digest"]):
+        if _file_digest(data_path) != meta["digest"]:
             _discard(stem_path, "content digest does not match its sidecar (corrupt)")
             return None
-        _VERIFIED[memo] = actual
+        _mark_verified(stem_path, stat, meta["digest"])
+    _VERIFIED[memo] = meta["digest"]
     images = np.memmap(data_path, dtype=np.uint8, mode="r", shape=shape) if expected else np.zeros(shape, np.uint8)
     return CachedSplit(images, torch.tensor(meta["labels"], dtype=torch.long), meta["split_note"],
                        tuple(meta["class_names"]), meta["digest"])
@@ -147,6 +178,7 @@ def write_cache(stem_path: Path, batches: Iterable[torch.Tensor], shape: tuple[i
         raise
     stat = data_path.stat()
     _VERIFIED[(str(data_path), stat.st_size, stat.st_mtime_ns)] = digest.hexdigest()
+    _mark_verified(stem_path, stat, digest.hexdigest())
     cached = open_cache(stem_path)
     assert cached is not None
     return cached

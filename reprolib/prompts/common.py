@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from reprolib.devices import to_device
 from reprolib.errors import ReprolibError, check_type
 from reprolib.images import check_batch, resize
 
@@ -107,6 +108,6 @@ def augment(
     offsets = torch.randint(0, pad + 1, (n, 2), generator=generator).tolist()
     crops = torch.stack([big[i, :, top : top + size, left : left + size] for i, (top, left) in enumerate(offsets)])
     if flip:
-        flips = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(n, 1, 1, 1)
+        flips = to_device(torch.rand(n, generator=generator) < 0.5, x.device).view(n, 1, 1, 1)
         crops = torch.where(flips, crops.flip(-1), crops)
     return crops

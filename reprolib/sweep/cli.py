@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="run only the first N configs of the grid")
     parser.add_argument("--dry-run", action="store_true", help="list the grid and its cost (images, GPU-hours) and exit")
     parser.add_argument("--throughput-fwd", type=cost.parse_rate, default=None,
-                        help="images/s forward for --dry-run's GPU-hours (default: bench/results.md, else assumed)")
+                        help="images/s forward for --dry-run's GPU-hours (default: measured in bench/rates.csv, else assumed)")
     parser.add_argument("--throughput-fwdbwd", type=cost.parse_rate, default=None,
                         help="images/s forward+backward for --dry-run's GPU-hours (default as --throughput-fwd)")
     parser.add_argument("--no-ledger", action="store_true", help="do not rebuild the ledger afterwards")
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     configs = select(sweep.build_grid(profile), args)
     check_choice("executor", args.executor, sweep.EXECUTORS)
     options = slurm.cluster_options(profile.cluster, args.slurm)
-    rate = cost.throughput(profile.backbone, args.throughput_fwd, args.throughput_fwdbwd)
+    rate = cost.throughput(profile.backbone, args.throughput_fwd, args.throughput_fwdbwd, device=profile.device)
     timer = cost.RunTimer(profile, rate)
     if args.executor != "local":   # a run longer than a job's limit: refused before anything is submitted
         slurm.bundle(configs, timer.seconds, options, sweep._describe)

@@ -10,11 +10,17 @@ Per run, the images the backbone forwards, counted as the code path does today:
 OOD scoring forwards `Protocol.ood_per_set` noise images plus up to that many test images of each
 partner set (reprolib.transfer.ood_eval).
 
-GPU-hours = forward images / forward rate + forward+backward images / forward+backward rate,
-at the rates the user passes, else the latest `make bench` figure for the profile's backbone
-in `bench/results.md` (a table with columns backbone | pass | images/s, pass "fwd" or
-"fwd+bwd"; the last matching row wins), else the issue's rough figures (1,000 images/s
-forward+backward, 3,000 forward: a ResNet-50 on one H100), printed as an assumption.
+A method's own modules add their share: SMM's mask generator runs on every image the backbone
+sees, so a run's forward (forward+backward) images count 1 + its share of the backbone's
+multiply-accumulates per image, from the layer sizes (MethodSpec.own_work,
+reprolib.models.flops; about 1.3% forward and 1.7% forward+backward for SMM on a ResNet-50
+at 224 px). Prompts without layers (padding, watermarks) and LP's head add nothing.
+
+GPU-hours = forward work / forward rate + forward+backward work / forward+backward rate, at
+the rates the user passes, else the latest rates measured for the profile's backbone on its
+kind of device in `bench/rates.csv` (`make gpu-check` on a GPU, `make bench` on this machine:
+the file names the device, the date and the precision; the dry run prints them), else stated
+assumptions (1,000 images/s forward+backward, 3,000 forward: a guess at ResNet-50 on one H100).
 
 Two plans are priced (issue 13): `BEFORE`, the code path above (test every epoch, LP features
 per run, one run at a time), and `AFTER`: test passes only at `Protocol.eval_epochs` (by default a tenth
@@ -32,20 +38,16 @@ flagged: those runs keep the whole class (capped), so they cost less than n_shot
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from reprolib import paths
 from reprolib.data.catalog import SplitSizes, info
-from reprolib.errors import ReprolibError
 from reprolib.transfer import registry as method_registry
 from reprolib.protocols import get_protocol
+from reprolib.sweep.rates import ASSUMED_FWD, ASSUMED_FWDBWD, Throughput, parse_rate, throughput  # noqa: F401
 
-# The issue's rough throughput for the paper backbone on one H100 (an assumption, stated as one).
-ASSUMED_FWD, ASSUMED_FWDBWD = 3000.0, 1000.0
 SATURATION_BATCH = 128   # ASSUMED: a GPU step under this many images costs as much as this many (RLT's batch)
 GROUP_RUNS = 16          # prompt runs per group in the AFTER plan (reprolib.transfer.grouped.MAX_RUNS)
 
@@ -90,10 +92,29 @@ def is_capped(sizes: SplitSizes, n_shot: int) -> bool:
 
 @dataclass(frozen=True)
 class RunCost:
-    """Images one run forwards (forward only) and forwards+backwards."""
+    """Images one run forwards (forward only) and forwards+backwards, and the work of the method's
+    own modules on them in backbone-image equivalents (module docstring)."""
 
     fwd: int
     fwdbwd: int
+    own_fwd: float = 0.0
+    own_fwdbwd: float = 0.0
+
+
+@functools.lru_cache(maxsize=None)
+def own_share(method: str, backbone: str | None, target: str) -> tuple[float, float]:
+    """The method's own modules' (forward, forward+backward) work per image as fractions of
+    `backbone`'s (0, 0 without a backbone name)."""
+    if backbone is None:
+        return 0.0, 0.0
+    from reprolib.models.flops import meta_backbone
+
+    return method_registry.get(method).own_work(meta_backbone(backbone), info(target))
+
+
+def with_own_work(cost: RunCost, share: tuple[float, float]) -> RunCost:
+    """`cost` plus its method's own modules' work on the same images."""
+    return RunCost(cost.fwd, cost.fwdbwd, cost.fwd * share[0], cost.fwdbwd * share[1])
 
 
 def run_cost(method: str, label_map: str | None, n_train: int, n_test: int, epochs: int, n_ood: int,
@@ -121,51 +142,6 @@ def ood_count(target: str, profile: Any, sizes_of) -> int:
     return per_set + sum(min(per_set, sizes_of(p).test) for p in partners if p != target)
 
 
-@dataclass(frozen=True)
-class Throughput:
-    """Images/s forward and forward+backward, and where the figures come from."""
-
-    fwd: float
-    fwdbwd: float
-    source: str
-
-
-def bench_file() -> Path:
-    return paths.home() / "bench" / "results.md"
-
-
-def bench_throughput(backbone: str, path: Path | None = None) -> dict[str, float]:
-    """{'fwd': ..., 'fwd+bwd': ...} of the last rows for `backbone` in a bench results file."""
-    path = path or bench_file()
-    if not path.is_file():
-        return {}
-    found, header = {}, None
-    for line in path.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
-        if cells is None:
-            header = None
-        elif header is None:
-            header = cells
-        elif {"backbone", "pass", "images/s"} <= set(header) and not set(line) <= set("|-: "):
-            row = dict(zip(header, cells))
-            if row["backbone"] == backbone and row["pass"] in ("fwd", "fwd+bwd"):
-                found[row["pass"]] = float(row["images/s"].replace(",", ""))
-    return found
-
-
-def throughput(backbone: str, fwd: float | None = None, fwdbwd: float | None = None) -> Throughput:
-    """The rates to price a grid at: the user's, else the bench file's, else the assumption."""
-    if fwd is not None and fwdbwd is not None:
-        return Throughput(fwd, fwdbwd, "given on the command line")
-    bench = bench_throughput(backbone)
-    if fwd is None and fwdbwd is None and {"fwd", "fwd+bwd"} <= set(bench):
-        return Throughput(bench["fwd"], bench["fwd+bwd"], f"latest `make bench` figures for {backbone} in {bench_file()}")
-    source = "command line / bench / " if fwd is not None or fwdbwd is not None else ""
-    return Throughput(fwd or bench.get("fwd") or ASSUMED_FWD, fwdbwd or bench.get("fwd+bwd") or ASSUMED_FWDBWD,
-                      f"{source}ASSUMED: the issue's rough figures ({ASSUMED_FWDBWD:,.0f} img/s fwd+bwd, "
-                      f"{ASSUMED_FWD:,.0f} fwd: the paper backbone on one H100); pass --throughput-fwd/-fwdbwd")
-
-
 @dataclass
 class GridCost:
     """The summed cost of a grid, split into full-data and few-shot runs, and the capped cells."""
@@ -177,9 +153,26 @@ class GridCost:
     full_data_fwdbwd: int = 0
     fwdbwd_padded: float = 0.0
     capped: dict[tuple[str, int], tuple[str, int]] | None = None   # (target, n_shot) -> (smallest class, runs)
+    own_fwd: float = 0.0              # the methods' own modules, in backbone-image equivalents
+    own_fwdbwd: float = 0.0
+    full_data_own_fwd: float = 0.0
+    full_data_own_fwdbwd: float = 0.0
+
+    def add(self, cost: RunCost, full_data: bool) -> None:
+        """One run's counts added to the totals (and to the full-data ones for a full-data run)."""
+        self.runs += 1
+        self.fwd, self.fwdbwd = self.fwd + cost.fwd, self.fwdbwd + cost.fwdbwd
+        self.own_fwd, self.own_fwdbwd = self.own_fwd + cost.own_fwd, self.own_fwdbwd + cost.own_fwdbwd
+        if full_data:
+            self.full_data_fwd, self.full_data_fwdbwd = self.full_data_fwd + cost.fwd, self.full_data_fwdbwd + cost.fwdbwd
+            self.full_data_own_fwd += cost.own_fwd
+            self.full_data_own_fwdbwd += cost.own_fwdbwd
 
     def hours(self, rate: Throughput, full_data_only: bool = False, padded: bool = False) -> float:
-        fwd, fwdbwd = (self.full_data_fwd, self.full_data_fwdbwd) if full_data_only else (self.fwd, self.fwdbwd)
+        if full_data_only:
+            fwd, fwdbwd = self.full_data_fwd + self.full_data_own_fwd, self.full_data_fwdbwd + self.full_data_own_fwdbwd
+        else:
+            fwd, fwdbwd = self.fwd + self.own_fwd, self.fwdbwd + self.own_fwdbwd
         fwdbwd = self.fwdbwd_padded if padded else fwdbwd
         return (fwd / rate.fwd + fwdbwd / rate.fwdbwd) / 3600.0
 
@@ -207,15 +200,12 @@ def grid_cost(configs: Iterable[Any], profile: Any, epochs: int, plan: Plan = BE
                         ood_count(config.target, profile, sizes_of), passes)
         if plan.shared_lp_features and method_registry.get(config.method).shared_features:
             cost = _shared_lp_cost(config, n_train, cost, seen_features)
+        share = own_share(config.method, getattr(profile, "backbone", None), config.target)
+        cost = with_own_work(cost, share)
         batch = protocol.batch_size_for(config.target)
-        total.runs += 1
-        total.fwd += cost.fwd
-        total.fwdbwd += cost.fwdbwd
+        total.add(cost, full_data=config.n_shot == -1)
         if cost.fwdbwd:
-            total.fwdbwd_padded += padded_fwdbwd(n_train, batch, run_epochs, plan.group_runs)
-        if config.n_shot == -1:
-            total.full_data_fwd += cost.fwd
-            total.full_data_fwdbwd += cost.fwdbwd
+            total.fwdbwd_padded += padded_fwdbwd(n_train, batch, run_epochs, plan.group_runs) * (1 + share[1])
         if is_capped(sizes, config.n_shot):
             smallest = f"at most {sizes.min_per_class}" if sizes.bound else str(sizes.min_per_class)
             runs = total.capped.get((config.target, config.n_shot), ("", 0))[1] + 1
@@ -247,9 +237,10 @@ class RunTimer:
         passes = len(self.protocol.eval_epochs(epochs))
         cost = run_cost(config.method, config.label_map, n_train, sizes.test, epochs,
                         ood_count(config.target, self.profile, self.sizes_of), passes)
+        share = own_share(config.method, self.profile.backbone, config.target)
         fwdbwd = padded_fwdbwd(n_train, self.protocol.batch_size_for(config.target), epochs, group_runs) \
             if cost.fwdbwd else 0.0
-        return cost.fwd / self.rate.fwd + fwdbwd / self.rate.fwdbwd
+        return cost.fwd * (1 + share[0]) / self.rate.fwd + fwdbwd * (1 + share[1]) / self.rate.fwdbwd
 
 
 def _shared_lp_cost(config: Any, n_train: int, cost: RunCost, seen: set) -> RunCost:
@@ -268,8 +259,13 @@ def _shared_lp_cost(config: Any, n_train: int, cost: RunCost, seen: set) -> RunC
 def describe(cost: GridCost, rate: Throughput) -> list[str]:
     """The lines `sweep --dry-run` prints under the grid."""
     hours, full = cost.hours(rate), cost.hours(rate, full_data_only=True)
-    lines = [f"cost: {cost.runs} runs; {cost.fwdbwd:,} images forward+backward, {cost.fwd:,} forward only",
-             f"throughput: {rate.fwdbwd:,.0f} img/s fwd+bwd, {rate.fwd:,.0f} img/s fwd ({rate.source})",
+    lines = [f"cost: {cost.runs} runs; {cost.fwdbwd:,} images forward+backward, {cost.fwd:,} forward only"]
+    if cost.own_fwd or cost.own_fwdbwd:
+        own = (cost.own_fwd / rate.fwd + cost.own_fwdbwd / rate.fwdbwd) / 3600.0
+        lines.append(f"the methods' own modules (e.g. SMM's mask generator), from their layer sizes: as many "
+                     f"multiply-accumulates as {cost.own_fwdbwd:,.0f} backbone images forward+backward and "
+                     f"{cost.own_fwd:,.0f} forward, {own:,.1f} GPU-hours ({100 * own / max(hours, 1e-12):.1f}%)")
+    lines += [f"throughput: {rate.fwdbwd:,.0f} img/s fwd+bwd, {rate.fwd:,.0f} img/s fwd ({rate.source})",
              f"GPU-hours: {hours:,.1f} in all; full-data runs {full:,.1f} ({_share(full, hours)}), "
              f"few-shot runs {hours - full:,.1f}"]
     for (target, n_shot), (smallest, runs) in sorted((cost.capped or {}).items()):
@@ -294,15 +290,3 @@ def describe_plans(configs: list[Any], profile: Any, epochs: int, rate: Throughp
 
 def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
-
-
-def parse_rate(text: str) -> float:
-    """A positive images/s figure from the command line ('1000', '1,000', '1e3')."""
-    value = re.sub(r"[,_]", "", str(text))
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = -1.0
-    if not rate > 0:
-        raise ReprolibError(f"throughput {text!r} is not a positive number of images/s; valid: e.g. 1000")
-    return rate

@@ -215,7 +215,7 @@ def _timer(configs: list[Any]) -> Callable[[Any], float]:
     a config the model cannot price (a stand-in, an unknown target)."""
     try:
         profile = load_profile(configs[0].profile)
-        timer = cost.RunTimer(profile, cost.throughput(profile.backbone))
+        timer = cost.RunTimer(profile, cost.throughput(profile.backbone, device=profile.device))
     except Exception:   # no configs, or not a study's: every run counts the same
         return lambda config: 1.0
 

@@ -84,18 +84,22 @@ def _worker(connection, call: Callable[[Any], Any], threads: int, parent: int) -
 
 
 @contextlib.contextmanager
-def _pinned(gpu: str | None) -> Iterator[None]:
-    """CUDA_VISIBLE_DEVICES=gpu in this process's environment while a worker is spawned."""
-    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+def _pinned(gpu: str | None, sharing: int = 1) -> Iterator[None]:
+    """CUDA_VISIBLE_DEVICES=gpu in this process's environment while a worker is spawned, and how
+    many workers share that GPU (reprolib.devices.GPU_SHARE_ENV: each plans with its part of the memory)."""
+    from reprolib.devices import GPU_SHARE_ENV
+
+    saved = {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", GPU_SHARE_ENV)}
     if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+        os.environ.update({"CUDA_VISIBLE_DEVICES": gpu, GPU_SHARE_ENV: str(sharing)})
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = before
+        for name, before in saved.items():
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
 
 
 class WorkerPool:
@@ -112,7 +116,8 @@ class WorkerPool:
         ours, theirs = self.context.Pipe()
         process = self.context.Process(target=_worker, daemon=True, name=f"reprolib-worker-{slot}",
                                        args=(theirs, self.call, self.slots[slot].threads, os.getpid()))
-        with _pinned(self.slots[slot].gpu):
+        gpu = self.slots[slot].gpu
+        with _pinned(gpu, sum(1 for other in self.slots if other.gpu == gpu)):
             process.start()
         theirs.close()
         self.workers[slot] = (process, ours)

@@ -17,6 +17,13 @@ differently). It cannot go stale: a re-made ticket or a re-drawn subset is a new
 Loaded features are bit-identical to freshly computed ones, so cached runs give the same
 numbers. A feature file that cannot be read (truncated, corrupt) is named in one line,
 removed and computed again.
+
+Where the remembered features live: on an accelerator, on the device while they fit the
+process's resident budget (reprolib.devices.RESIDENT: a ResNet-50's 2,048 float32 features are
+8 KiB an image, so CIFAR-10's 60,000 images take 0.5 GB of the H100's 20 GiB budget), so a run's
+head trains on them with nothing crossing from the host; else on the host, at most
+`MEMORY_BYTES` of them (the run then streams minibatches of features to the device,
+reprolib.transfer.inputs). On the CPU they stay on the host, as they always did.
 """
 
 from __future__ import annotations
@@ -31,10 +38,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from reprolib.devices import RESIDENT, on_host, to_device, to_host
 from reprolib.records import atomic_torch_save
 
 MEMORY_ITEMS = 8             # feature tensors kept in memory per process (a sweep worker's recent splits)
-MEMORY_BYTES = 2 * 1024 ** 3  # and at most this many bytes of them (one is always kept)
+MEMORY_BYTES = 2 * 1024 ** 3  # and at most this many bytes of them on the host (one is always kept)
 
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -88,27 +96,43 @@ class FeatureStore:
         self.computed = 0   # feature passes this store ran (the rest came from memory or disk)
 
     def _memory_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self._memory.values())
+        """Bytes of remembered features on the host (those on a device count against its budget)."""
+        return sum(_nbytes(t) for t in self._memory.values() if t.device.type == "cpu")
 
     def path(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.pt"
 
     def features(self, key: str, compute: Callable[[], Tensor], device: str) -> Tensor:
-        """The features under `key` on `device`: remembered, read, or computed and written."""
+        """The features under `key`: remembered, read, or computed and written; on `device` when
+        they fit its resident budget, else on the host (module docstring)."""
         if key in self._memory:
             self._memory.move_to_end(key)
-            return self._memory[key].to(device)
+            return self._memory[key]
         path = self.path(key)
         features = _read_cached(path) if path is not None and path.is_file() else None
         if features is None:
-            features = compute().detach().cpu()
+            features = compute().detach()
             self.computed += 1
-            if path is not None:
-                atomic_torch_save(features, path)
+            if path is not None:   # one read of the whole pass, never per minibatch
+                atomic_torch_save(to_host(features, "features"), path)
+        features = _place(features, device)
         self._memory[key] = features
         while len(self._memory) > 1 and (len(self._memory) > self.memory_items or self._memory_bytes() > MEMORY_BYTES):
-            self._memory.popitem(last=False)
-        return features.to(device)
+            _, dropped = self._memory.popitem(last=False)
+            if dropped.device.type != "cpu":
+                RESIDENT.release(dropped.device, _nbytes(dropped))
+        return features
+
+
+def _nbytes(tensor: Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def _place(features: Tensor, device: str) -> Tensor:
+    """On `device` when it is an accelerator and they fit its resident budget, else on the host."""
+    if not on_host(device) and RESIDENT.reserve(device, _nbytes(features)):
+        return features if features.device.type != "cpu" else to_device(features, device)
+    return features if features.device.type == "cpu" else to_host(features, "features")
 
 
 def _read_cached(path: Path) -> Tensor | None:

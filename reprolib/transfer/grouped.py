@@ -11,6 +11,14 @@ of the runs' mean cross-entropies; each prompt only reaches its own term, so its
 is its own run's. A run whose epoch has fewer minibatches simply sits out the rest of the
 epoch's steps.
 
+On CUDA one backbone pass takes at most `pass_images(backbone, device)` images: half the GPU's
+memory over what a training step keeps per image for its backward (reprolib.models.flops.
+activation_bytes: 41.7 MiB for ResNet-50 at 224 px in bf16). A step whose runs bring more (16
+runs at RLT's batch 128 are 2,048 images, 83.5 GiB) goes through the backbone in consecutive parts
+of whole runs, each part forward and backward before the next, then every run steps: each run's
+gradient is its own either way, so the parts change nothing but float round-off, and memory is
+bounded by a pass, not by the group.
+
 Equal to one-by-one within float round-off of the batched backbone (tests/test_perf.py checks
 learned prompts, logits and final metrics at rtol 1e-4 / atol 1e-5 on CPU), and the same
 records: the same ids (the config hash does not know about grouping) and files.
@@ -33,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from reprolib.batching import minibatches
-from reprolib.devices import autocast
+from reprolib.devices import autocast, device_memory
 from reprolib.records import one_line_error
 from reprolib.transfer import registry as method_registry
 from reprolib.transfer.config import TransferConfig
@@ -130,8 +138,7 @@ def _batches(loop: RunLoop) -> Iterator[tuple[Tensor, Tensor]]:
     """One run's training minibatches for one epoch, as its own `fit` would draw them."""
     stored = loop.stored.train
     transform = loop.method.train_transform
-    for idx in minibatches(len(stored), loop.settings.batch_size, loop.generator):
-        x, y = stored.batch(idx)
+    for x, y in stored.batches(minibatches(len(stored), loop.settings.batch_size, loop.generator)):
         yield (transform(x) if transform is not None else x), y
 
 
@@ -147,19 +154,50 @@ def _train_group_epoch(backbone, loops: list[RunLoop], device: str) -> list[dict
     return [total.mean() for total in totals]
 
 
+ACTIVATION_SHARE = 0.5   # of a GPU's memory that one grouped backbone pass's saved activations may take
+
+
+def pass_images(backbone, device: str) -> int | None:
+    """The most images one grouped backbone pass takes on `device` (module docstring); None: no bound
+    (the CPU, where runs are not grouped by default, and devices without memory figures)."""
+    memory = device_memory(device) if str(device).startswith("cuda") else 0
+    if not memory:
+        return None
+    from reprolib.models.flops import activation_bytes
+
+    return max(1, int(ACTIVATION_SHARE * memory // activation_bytes(backbone.name)))
+
+
+def _parts(batch: list[tuple[RunLoop, Tensor, Tensor]], limit: int | None) -> list[list[int]]:
+    """Consecutive runs of a step whose images fit one pass (a run alone always does)."""
+    parts: list[list[int]] = [[]]
+    images = 0
+    for k, (_, x, _) in enumerate(batch):
+        if parts[-1] and limit is not None and images + len(x) > limit:
+            parts.append([])
+            images = 0
+        parts[-1].append(k)
+        images += len(x)
+    return parts
+
+
 def _group_step(backbone, batch: list[tuple[RunLoop, Tensor, Tensor]], totals: list[EpochTotals],
                 device: str) -> None:
-    """Zero the runs' gradients, one backbone pass over their concatenated prompted inputs,
-    the sum of their losses backwards, then each run's optimisers step."""
+    """Zero the runs' gradients, backbone passes over their concatenated prompted inputs (in parts
+    of at most `pass_images`), each part's summed losses backwards, then each run's optimisers step."""
     for loop, _, _ in batch:
         for opt in loop.method.optimizers:
             opt.zero_grad(set_to_none=True)
-    with autocast(device):
-        prompted = [loop.method.prompted(x) for loop, x, _ in batch]
-        source = backbone(torch.cat(prompted)).split([len(z) for z in prompted])
-        logits = [loop.method.target_logits(out) for (loop, _, _), out in zip(batch, source)]
-    losses = [F.cross_entropy(lg.float(), y) for lg, (_, _, y) in zip(logits, batch)]
-    torch.stack(losses).sum().backward()
+    logits, losses = [None] * len(batch), [None] * len(batch)
+    for part in _parts(batch, pass_images(backbone, device)):
+        with autocast(device):
+            prompted = [batch[k][0].method.prompted(batch[k][1]) for k in part]
+            source = backbone(torch.cat(prompted)).split([len(z) for z in prompted])
+            for k, out in zip(part, source):
+                logits[k] = batch[k][0].method.target_logits(out)
+        for k in part:
+            losses[k] = F.cross_entropy(logits[k].float(), batch[k][2])
+        torch.stack([losses[k] for k in part]).sum().backward()
     for (loop, _, y), lg, loss, total in zip(batch, logits, losses, totals):
         for opt in loop.method.optimizers:
             opt.step()

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.batching import minibatches
+from reprolib.devices import to_host
 from reprolib.errors import ReprolibError, check_choice, check_type
 
 Batches = Iterable[tuple[Tensor, Tensor]]
@@ -133,7 +134,9 @@ def compute_source_predictions(
     Runs `model_fn(x) -> source logits` without gradients, with every module in `modules`
     (backbone and prompt) in eval mode, restoring their train/eval flags afterwards.
     Eval mode for the prompt too, so building a map never updates the running statistics
-    of SMM's BatchNorm layers.
+    of SMM's BatchNorm layers. The predictions and labels stay on the device until the pass
+    ends and come back in one read (reprolib.devices.to_host, site "mapping"): the host never
+    waits for the device per minibatch.
     """
     modules = list(modules)
     saved = [(m, m.training) for mod in modules for m in mod.modules()]
@@ -144,14 +147,15 @@ def compute_source_predictions(
         for x, y in batches:
             if device is not None:
                 x = x.to(device)
-            predictions.append(model_fn(x).argmax(dim=1).cpu())
-            labels.append(y.cpu())
+            predictions.append(model_fn(x).argmax(dim=1))
+            labels.append(y.to(predictions[-1].device))
     finally:
         for m, was_training in saved:
             m.training = was_training
     if not predictions:
         raise ReprolibError("label mapping got no training batches")
-    return torch.cat(predictions).long(), torch.cat(labels).long()
+    both = to_host(torch.stack([torch.cat(predictions).long(), torch.cat(labels).long()]), "mapping")
+    return both[0], both[1]
 
 
 def _greedy_from_prompt(mapper: LabelMapper, backbone: nn.Module, prompt: nn.Module, batches: Batches,

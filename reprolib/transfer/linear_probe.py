@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from reprolib.batching import minibatches
+from reprolib.devices import RESIDENT, copy_to_host, on_host, wait_for
 from reprolib.images import to_network
 from reprolib.transfer.feature_cache import feature_key
 from reprolib.schedules import multistep
@@ -56,13 +56,29 @@ def extract_features(backbone, images: Tensor, device: str = "cpu", batch_size: 
 
 @torch.no_grad()
 def split_features(backbone, split: Any, device: str = "cpu", batch_size: int = FEATURE_BATCH) -> Tensor:
-    """`extract_features` of a whole split (anything with `labels` and `gather`), one gathered
-    minibatch of `batch_size` images at a time; the features stay on `device`."""
-    chunks = [extract_features(backbone, split.gather(idx, device), device, batch_size)
-              for idx in minibatches(len(split.labels), batch_size, None)]
-    if not chunks:
-        return torch.empty(0, backbone.feature_dim, device=device)
-    return torch.cat(chunks)
+    """`extract_features` of a whole split (anything with `labels` and `gather`), one minibatch of
+    `batch_size` images at a time (prefetched on an accelerator, reprolib.transfer.inputs).
+
+    The features stay on `device` when they fit its resident budget (reprolib.devices.RESIDENT),
+    else each minibatch's are copied into a pinned host tensor without blocking and read back
+    once at the end: no host sync per minibatch either way. On the CPU they are on the host.
+    """
+    n = len(split.labels)
+    nbytes = n * backbone.feature_dim * 4
+    keep_on_device = on_host(device) or RESIDENT.fits(device, nbytes)
+    out = torch.empty(n, backbone.feature_dim, device=device if keep_on_device else "cpu",
+                      pin_memory=not keep_on_device and str(device).startswith("cuda"))
+    start = 0
+    for x, _ in from_split(split, lambda images: images, device).in_order(batch_size):
+        features = extract_features(backbone, x, device, batch_size)
+        if keep_on_device:
+            out[start:start + len(x)] = features
+        else:
+            copy_to_host(out[start:start + len(x)], features)
+        start += len(x)
+    if not keep_on_device:
+        wait_for(device, "features")   # the one wait: every copy into the host tensor has landed
+    return out
 
 
 def new_head(feature_dim: int, num_classes: int, seed: int, device: str) -> nn.Linear:

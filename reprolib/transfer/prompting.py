@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from reprolib.data.registry import DatasetInfo
+from reprolib.devices import to_device
 from reprolib.images import to_network
 from reprolib.transfer.labelmap import LabelMapper, map_logits
 from reprolib.prompts import augment, augment_pad, get_kind
@@ -50,6 +51,21 @@ def stored_size(kind: str, backbone, target: DatasetInfo) -> int:
     """Side at which prompt method `kind` stores images: where its prompt takes them
     (`PromptKind.stored_size`: vp at its prompt size, the others at the backbone's input size)."""
     return get_kind(kind).stored_size(backbone, target)
+
+
+def prompt_work(kind: str, backbone, target: DatasetInfo) -> tuple[float, float]:
+    """(forward, forward + backward) multiply-accumulates of prompt `kind`'s module per image, as
+    fractions of the frozen backbone's (the backward to its input), from layer sizes
+    (reprolib.models.flops). SMM's mask generator is the one prompt with layers: about 1.3% of a
+    ResNet-50 forward at 224 px (55 M of 4.1 G); padding and watermark prompts are elementwise, 0.
+    `backbone` is a Backbone (models.flops.meta_backbone: no weights needed)."""
+    from reprolib.models.flops import backbone_macs, pass_macs
+
+    side = stored_size(kind, backbone, target)
+    shape = (backbone.channels, side, side)
+    fwd, fwdbwd = backbone_macs(backbone.name)
+    prompt = get_kind(kind).build(backbone, target)
+    return pass_macs(prompt, shape, train=False) / fwd, pass_macs(prompt, shape, train=True) / fwdbwd
 
 
 def load_side(kind: str, backbone, target: DatasetInfo, hparams, split: str) -> int:
@@ -98,6 +114,7 @@ class PromptMethod(TransferMethod):
             self._flip = flips(ctx.hparams, ctx.target)
             self.train_transform = self._augment
         self._mapping_set: StoredInputs | None = None
+        self._device_map: tuple[Tensor, Tensor] | None = None   # (the map, its copy on the device)
 
     def _augment(self, x: Tensor) -> Tensor:
         return augment(x, self.backbone.input_size, self._augment_generator, pad=self.augment_pad, flip=self._flip)
@@ -135,8 +152,12 @@ class PromptMethod(TransferMethod):
         return z.contiguous(memory_format=torch.channels_last) if self.channels_last else z
 
     def target_logits(self, source_logits: Tensor) -> Tensor:
-        """The backbone's source logits -> the K target logits through this run's label map."""
-        return map_logits(source_logits, self.mapper.label_map)
+        """The backbone's source logits -> the K target logits through this run's label map (its
+        device copy, made once per map: a copy per step would make the host wait every step)."""
+        current = self.mapper.label_map
+        if self._device_map is None or self._device_map[0] is not current:
+            self._device_map = (current, to_device(current, source_logits.device))
+        return map_logits(source_logits, self._device_map[1])
 
     @property
     def label_map(self) -> Tensor | None:

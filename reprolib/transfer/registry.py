@@ -29,7 +29,7 @@ from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.prompts.kinds import Arm, PromptKind, get_kind
 from reprolib.prompts.kinds import names as prompt_kinds
-from reprolib.transfer.prompting import PromptMethod, load_side, stored_size
+from reprolib.transfer.prompting import PromptMethod, load_side, prompt_work, stored_size
 
 ROLES = ("probe", "prompt")   # MethodSpec.role: the two methods the paper's claims compare (LP, VP)
 
@@ -84,6 +84,9 @@ class MethodSpec:
     # number of one method changes no other method's run id. The schedule every method shares
     # (epochs, batches, milestones, gamma, seed: protocols.Protocol) is hashed apart.
     hparams: Hyperparameters = Hyperparameters({})
+    # The method's own modules' work per image as fractions of the backbone's (forward, forward +
+    # backward), from layer sizes, for the cost model: SMM's mask generator (backbone, target) -> pair.
+    own_work: Callable[[object, DatasetInfo], tuple[float, float]] = lambda backbone, target: (0.0, 0.0)
 
     def applies_to(self, family: str) -> bool:
         """Whether this method runs on a backbone of `family`."""
@@ -103,7 +106,8 @@ def _prompt(kind: PromptKind) -> MethodSpec:
                       prompt_size=lambda backbone, target: stored_size(name, backbone, target), summary=kind.summary,
                       load_side=lambda backbone, target, protocol, split: load_side(
                           name, backbone, target, method_hparams(get(name), protocol), split),
-                      arms=kind.arms, role=kind.role, hparams=kind.hparams)
+                      arms=kind.arms, role=kind.role, hparams=kind.hparams,
+                      own_work=lambda backbone, target: prompt_work(name, backbone, target))
 
 
 _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (

@@ -5,7 +5,8 @@ splits (reprolib.data.split.ImageSplit): the method gives their stored inputs (`
 `inputs`, reprolib.transfer.inputs), which the loop gathers one minibatch at a time, on the
 device; no split is ever held whole as float. Minibatches are drawn by a seeded
 `torch.Generator` on the CPU, so a seed fixes the order on every device. The loss and the
-correct count are summed on the device and read back once per epoch (no host sync per step). Test and
+correct count are summed on the device and read back once per epoch, in one read (no host sync
+per step: reprolib.devices.to_host, site "training"); evaluation reads its logits once per pass. Test and
 validation are evaluated on the protocol's schedule (`Protocol.eval_epochs`: a tenth of the
 run by default, and always the last epoch), not after every epoch as the public loops do.
 
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 from reprolib.batching import Forward, minibatches
 from reprolib.data.split import ImageSplit, from_tensors
-from reprolib.devices import autocast
+from reprolib.devices import autocast, to_host
 from reprolib.transfer.inputs import StoredInputs, predict
 from reprolib.transfer.method import TransferMethod
 
@@ -51,8 +52,10 @@ class EpochTotals:
         self.seen += len(y)
 
     def mean(self) -> dict[str, float]:
+        """The epoch's mean loss and accuracy: one read from the device (the count is exact in float64)."""
         seen = max(self.seen, 1)
-        return {"loss": float(self.loss) / seen, "accuracy": int(self.correct) / seen}
+        loss, correct = to_host(torch.stack([self.loss, self.correct.double()]), "training").tolist()
+        return {"loss": loss / seen, "accuracy": int(correct) / seen}
 
 
 def train_one_epoch(
@@ -70,8 +73,7 @@ def train_one_epoch(
     Returns the mean loss and the accuracy over the epoch (on the augmented inputs).
     """
     totals = EpochTotals(device)
-    for idx in minibatches(len(data), batch_size, generator):
-        x, y = data.batch(idx)
+    for x, y in data.batches(minibatches(len(data), batch_size, generator)):
         if transform is not None:
             x = transform(x)
         for opt in optimizers:
