@@ -28,10 +28,12 @@ def test_make_lab_passes_the_profile_to_the_notebooks() -> None:
     from pathlib import Path
 
     checkout = Path(__file__).resolve().parents[1]
-    dry = subprocess.run(["make", "-n", "lab", "PROFILE=imagenet-lite"], cwd=checkout, capture_output=True,
-                         text=True).stdout
-    assert f"{PROFILE_ENV}=imagenet-lite" in dry.splitlines()[-1] and "jupyter lab" in dry.splitlines()[-1]
-    plain = subprocess.run(["make", "-n", "lab"], cwd=checkout, capture_output=True, text=True,
+    # --no-print-directory: under a parent make (make test) the child prints "Leaving directory" last
+    quiet = ["make", "--no-print-directory", "-n", "lab"]
+    dry = subprocess.run([*quiet, "PROFILE=imagenet-lite"], cwd=checkout, capture_output=True, text=True).stdout
+    launch = [line for line in dry.splitlines() if "jupyter lab" in line]
+    assert launch and f"{PROFILE_ENV}=imagenet-lite" in launch[-1]
+    plain = subprocess.run(quiet, cwd=checkout, capture_output=True, text=True,
                            env={k: v for k, v in os.environ.items() if k != "PROFILE"}).stdout
     assert PROFILE_ENV not in plain
 
