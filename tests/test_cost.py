@@ -69,8 +69,11 @@ def test_throughput_from_the_latest_bench_row_else_the_assumption(tmp_path: Path
     rate = cost.throughput(backbone)
     assert (rate.fwd, rate.fwdbwd) == (2500.0, 1250.5) and "make bench" in rate.source
     assert cost.throughput(backbone, fwd=10.0, fwdbwd=5.0) == cost.Throughput(10.0, 5.0, "given on the command line")
-    with pytest.raises(ReprolibError, match="'fast' is not a positive number of images/s"):
+    with pytest.raises(ReprolibError, match="throughput is 'fast'; valid: a number"):
         cost.parse_rate("fast")
+    with pytest.raises(ReprolibError, match="--throughput-fwd is 'inf'; valid: a finite number"):
+        cost.parse_rate("inf", "--throughput-fwd")
+    assert cost.parse_rate("1,250.5") == 1250.5
 
 
 def test_sweep_dry_run_prints_the_cost(capsys) -> None:

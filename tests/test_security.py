@@ -97,11 +97,19 @@ def test_only_the_dry_run_profile_trusts_its_marked_root(tmp_path, monkeypatch):
     assert integrity.bypass_applies(root)
 
 
-def test_data_integrity_takes_only_its_choices():
-    from reprolib.config import load_profile
+def test_data_integrity_comes_only_from_reprolib_s_own_profiles(tmp_path):
+    """Neither a parameter nor a user's profile file can turn the md5 checks off; a built-in file
+    is still checked against the choices."""
+    from reprolib.config import load_profile, validate
 
+    with pytest.raises(ReprolibError, match="data_integrity is set by a parameter; valid: only reprolib's own"):
+        load_profile("smoke", data_integrity="dryrun")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("profile: mine\nbackbone: small_resnet\nsource: fashion_mnist\ndata_integrity: dryrun\n")
+    with pytest.raises(ReprolibError, match=f"data_integrity is set by {mine}; valid: only reprolib's own"):
+        load_profile(str(mine))
     with pytest.raises(ReprolibError, match="unknown data_integrity 'off'; valid choices: md5, dryrun"):
-        load_profile("smoke", data_integrity="off")
+        validate({"profile": "smoke", "backbone": "small_resnet", "source": "fashion_mnist", "data_integrity": "off"})
 
 
 def test_the_encoder_cache_the_workbook_writes_loads_with_weights_only(tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprolib import paths
-from reprolib.config import Profile, check_fields
+from reprolib.config import Profile, schema, validated
 from reprolib.errors import ReprolibError, check_choice
 
 # Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
@@ -78,7 +78,7 @@ RESOURCES: dict[str, Resource] = {
 }
 
 
-@dataclass(frozen=True)
+@schema("key of a notebook's reprolib header", "notebook header ", frozen=True)
 class NotebookSpec:
     """One notebook's declaration (its Jupytext header's `reprolib:` mapping)."""
 
@@ -111,8 +111,10 @@ def read_spec(name: str) -> NotebookSpec:
         raise ReprolibError(f"notebook {name} declares reprolib: {values!r}; valid: a mapping of reads, writes, trains")
     for key in values:
         check_choice(f"key of notebook {name}'s reprolib header", key, DECLARED_KEYS)
-    check_fields(NotebookSpec, values, f"key of notebook {name}'s reprolib header", prefix=f"notebook {name}: ")
-    spec = NotebookSpec(name=name, **values)
+    try:
+        spec = validated(NotebookSpec, {"name": name, **values}, f"notebook {name}'s reprolib header")
+    except ReprolibError as err:
+        raise ReprolibError(f"notebook {name}: {err}") from None
     for resource in spec.reads + spec.writes:
         check_resource(resource, name)
     return spec

@@ -40,7 +40,8 @@ from typing import Any
 
 from reprolib import paths
 from reprolib.data.catalog import SplitSizes, info
-from reprolib.errors import ReprolibError
+from reprolib.config import Positive
+from reprolib.errors import ReprolibError, option_type
 from reprolib.transfer import registry as method_registry
 from reprolib.protocols import get_protocol
 
@@ -296,13 +297,7 @@ def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
 
 
-def parse_rate(text: str) -> float:
-    """A positive images/s figure from the command line ('1000', '1,000', '1e3')."""
-    value = re.sub(r"[,_]", "", str(text))
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = -1.0
-    if not rate > 0:
-        raise ReprolibError(f"throughput {text!r} is not a positive number of images/s; valid: e.g. 1000")
-    return rate
+def parse_rate(text: str, option: str = "throughput") -> float:
+    """A positive, finite images/s figure from the command line ('1000', '1,000', '1e3'); a bad one is
+    one line naming `option`."""
+    return option_type(Positive, option)(re.sub(r"[,_]", "", str(text)))

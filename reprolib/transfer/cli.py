@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from reprolib.config import profile_names
+from reprolib.config import Count, NonNegative, Seed, Shots, profile_help
 from reprolib.determinism import pin_threads
 from reprolib.data import names as dataset_names
+from reprolib.errors import option_type
 from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
 from reprolib.records import check_output_dir
@@ -24,10 +25,13 @@ from reprolib.transfer.run import record_path, run_transfer
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The public code's flags (ILM-VP / Reprogram_LT scripts).
     parser.add_argument("--network", default="dense", choices=NETWORKS, help="dense model or a lottery ticket")
-    parser.add_argument("--sparsity", type=int, default=0, help="ticket level / sparsity state S (keeps 0.8^S)")
+    parser.add_argument("--sparsity", type=option_type(NonNegative, "--sparsity"), default=0,
+                        help="ticket level / sparsity state S (keeps 0.8^S)")
     parser.add_argument("--pretrained_dir", default=None, help="directory with the ticket files (RLT or ours)")
-    parser.add_argument("--n_shot", type=int, default=-1, help="training images per class; -1 = all")
-    parser.add_argument("--batch_size", type=int, default=None, help="training batch (default: the protocol's)")
+    parser.add_argument("--n_shot", type=option_type(Shots, "--n_shot"), default=-1,
+                        help="training images per class; -1 = all")
+    parser.add_argument("--batch_size", type=option_type(Count, "--batch_size"), default=None,
+                        help="training batch (default: the protocol's)")
     parser.add_argument("--dataset", default="digits", choices=dataset_names(), help="target dataset")
     parser.add_argument("--results_path", default=None, help="record directory (default: <artifacts>/runs)")
     # Ours.
@@ -37,10 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", default="imp", choices=TICKET_KINDS, help="ticket kind for --network LT")
     parser.add_argument("--protocol", default=None, choices=protocol_names(),
                         help="training preset (default: the profile's)")
-    parser.add_argument("--seed", type=int, default=None, help="default: the protocol's seed")
-    parser.add_argument("--profile", default="embedded", choices=profile_names())
+    parser.add_argument("--seed", type=option_type(Seed, "--seed"), default=None, help="default: the protocol's seed")
+    parser.add_argument("--profile", default="embedded", help=profile_help())
     parser.add_argument("--device", default=None, choices=DEVICES, help="default: the profile's")
-    parser.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
+    parser.add_argument("--epochs", type=option_type(Count, "--epochs"), default=None,
+                        help="override the protocol's epochs")
     parser.add_argument("--backbone", default=None, choices=backbone_names(), help="default: the profile's")
     parser.add_argument("--select_best_on_val", action="store_true",
                         help="report the epoch best on a validation split carved from train")
