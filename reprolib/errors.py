@@ -17,6 +17,11 @@ class ReprolibError(Exception):
         super().__init__(" ".join(str(message).split()))  # always exactly one line
 
 
+class UnsafeFile(ReprolibError):
+    """A data or weights file reprolib will not read: it would run code, or is not what it claims.
+    Never taken for a missing file (no fallback, no download over it)."""
+
+
 def check_choice(kind: str, value: Any, choices: Iterable[Any]) -> Any:
     """Return `value` if it is one of `choices`, else raise naming it and the choices."""
     choices = list(choices)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import os
 import pickle
 from pathlib import Path
@@ -133,3 +134,52 @@ def test_the_encoder_cache_the_workbook_writes_loads_with_weights_only(tmp_path,
     loaded, loaded_info = pretrain.get_embedded_encoder(tmp_path, recipe, seed=1)
     assert loaded_info == info
     assert torch.equal(next(loaded.parameters()), next(encoder.parameters()))
+
+
+def _crafted_cifar_root(home: Path) -> Path:
+    """The paper-dryrun data root under `home`, marked, whose CIFAR-10 first batch is a pickle payload."""
+    from reprolib.dryrun import write_dryrun_root
+
+    root = home / "data" / "dryrun"
+    write_dryrun_root(root, ["cifar10"], ["resnet18"], n_per_class_train=1, n_per_class_test=1)
+    batch = root / "cifar10" / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(pickle.dumps({"data": _Payload(), "labels": [0]}, protocol=2))
+    return batch
+
+
+@pytest.mark.parametrize("argv", [["data", "--profile", "paper-dryrun"],
+                                  ["transfer", "--profile", "paper-dryrun", "--dataset", "cifar10", "--method", "lp",
+                                   "--no_progress"]], ids=["data", "transfer"])
+def test_a_crafted_cifar_batch_never_runs_even_in_the_trusted_dry_run_root(tmp_path, monkeypatch, capsys, argv):
+    """The md5 bypass of the dry run's own root does not let a batch's pickle run: the restricted
+    unpickler refuses its payload in one line (exit 2), and nothing is written."""
+    from reprolib.cli import main
+
+    monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    batch = _crafted_cifar_root(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"error: {batch} is not a data file reprolib can read safely: it pickles posix.system" in err
+    assert not (tmp_path / "PWNED").exists()
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_restricted_unpickler_reads_what_a_cifar_batch_holds():
+    import numpy as np
+
+    batch = {"batch_label": "training batch 1 of 5", "labels": [3, 1], "data": np.arange(12, dtype=np.uint8).reshape(2, 6),
+             "filenames": [b"a.png", b"b.png"]}
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        back = integrity.load_data_pickle(io.BytesIO(pickle.dumps(batch, protocol=protocol)), encoding="latin1")
+        assert back["labels"] == [3, 1] and back["filenames"] == [b"a.png", b"b.png"]
+        assert np.array_equal(back["data"], batch["data"]) and back["data"].dtype == np.uint8
+    with pytest.raises(ReprolibError, match="it pickles builtins.eval, which no dataset holds"):
+        integrity.load_data_pickle(io.BytesIO(pickle.dumps({"x": _Builtin()})))
+
+
+class _Builtin:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
