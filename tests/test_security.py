@@ -44,7 +44,7 @@ def test_every_torch_load_in_the_package_uses_weights_only_true():
     offenders = [hit for path in sorted(PACKAGE.rglob("*.py"))
                  for hit in unsafe_torch_loads(path.read_text(), str(path.relative_to(PACKAGE.parent)))]
     assert offenders == []
-    assert "torch.load(" in (PACKAGE / "reprogrammer" / "pretrain.py").read_text()   # the walker sees real files
+    assert "torch.load(" in (PACKAGE / "records.py").read_text()   # the walker sees real files (load_weights)
 
 
 class _Payload:
@@ -61,10 +61,11 @@ def test_a_crafted_encoder_file_is_refused_not_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = paths.encoder_file(tmp_path)
     path.parent.mkdir(parents=True)
-    path.write_bytes(pickle.dumps({"settings": _Payload()}))
-    with pytest.raises(Exception) as err:
+    path.write_bytes(pickle.dumps({"settings": _Payload()}, protocol=2))
+    with pytest.raises(ReprolibError) as err:
         get_embedded_encoder(tmp_path, ReprogrammerRecipe())
-    assert "Weights only load failed" in str(err.value) or "weights_only" in str(err.value)
+    assert str(err.value).startswith(f"{path} is not a weights file reprolib can load safely (it pickles posix.system")
+    assert str(err.value).endswith("; delete it and it is trained again")
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -183,3 +184,38 @@ def test_the_restricted_unpickler_reads_what_a_cifar_batch_holds():
 class _Builtin:
     def __reduce__(self):
         return (eval, ("1 + 1",))
+
+
+def test_a_ticket_file_replaced_by_a_pickle_is_named_as_such_not_as_a_missing_level(tmp_path, capsys):
+    import torch
+
+    from reprolib.config import load_profile
+    from reprolib.sparsity import masks as M
+    from reprolib.sparsity.network import layout_dir
+
+    profile = load_profile("smoke", artifacts=str(tmp_path / "artifacts"))
+    level = M.ticket_dir(profile.path("artifacts"), "imp", 2)
+    level.mkdir(parents=True)
+    M.save_tensors(level / "model.pth", {"w": torch.ones(4, 4)})
+    M.save_tensors(level / "mask.pth", {"w": torch.ones(4, 4)})
+    M.save_report(level, {"kind": "imp", "level": 2, "density": 1.0})
+    assert layout_dir(profile, "LT", "imp", 2) == level
+    (level / "model.pth").write_bytes(pickle.dumps({"w": _Payload()}, protocol=2))
+    with pytest.raises(ReprolibError) as err:
+        layout_dir(profile, "LT", "imp", 2)
+    assert str(err.value).startswith(f"{level / 'model.pth'} is not a weights file reprolib can load safely "
+                                     "(it pickles posix.system")
+    assert "remake it with `python -m reprolib tickets --profile smoke --levels 0-2 --kinds imp`" in str(err.value)
+    assert not (tmp_path / "PWNED").exists() and capsys.readouterr().err == ""
+
+
+def test_a_glyphs_cache_replaced_by_a_pickle_is_refused_in_one_line(tmp_path):
+    from reprolib.data import glyphs
+
+    root = tmp_path / "data"
+    root.mkdir()
+    cache = glyphs.cache_path(root, glyphs.find_fonts(None))
+    cache.write_bytes(pickle.dumps({"images": _Payload()}, protocol=2))
+    with pytest.raises(ReprolibError, match=r"is not a weights file reprolib can load safely \(it pickles posix.system"):
+        glyphs.load_glyphs("train", root)
+    assert not (tmp_path / "PWNED").exists()
