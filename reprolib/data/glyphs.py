@@ -48,7 +48,8 @@ import torch.nn.functional as F
 
 from reprolib.data.catalog import info
 from reprolib.data.split import ImageSplit
-from reprolib.records import atomic_torch_save, load_weights
+from reprolib.models.weights import load_weights
+from reprolib.records import atomic_torch_save
 from reprolib.errors import ReprolibError
 
 GLYPHS_VERSION = 1

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from reprolib.errors import ReprolibError
-from reprolib.records import load_weights
+from reprolib.models.weights import load_weights
 
 
 def weights_enum(weights: str):

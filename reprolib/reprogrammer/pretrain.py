@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from reprolib import paths
 from reprolib.batching import minibatches
 from reprolib.data import get_dataset, info, names
-from reprolib.records import atomic_torch_save, load_weights
+from reprolib.models.weights import load_weights
+from reprolib.records import atomic_torch_save
 from reprolib.reprogrammer.encoders import TinyDualEncoder, build_vocabulary
 from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe

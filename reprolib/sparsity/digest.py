@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from reprolib.errors import ReprolibError
-from reprolib.records import load_weights
+from reprolib.models.weights import load_weights
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:

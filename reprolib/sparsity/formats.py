@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from reprolib.errors import ReprolibError
-from reprolib.records import load_weights
+from reprolib.models.weights import load_weights
 
 # Wrapper prefixes stripped from every key: DataParallel, open_lth / RLT model wrappers,
 # torch.compile. Stripped repeatedly, so "module.model.conv1.weight" -> "conv1.weight".

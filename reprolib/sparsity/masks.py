@@ -21,7 +21,8 @@ from torch import nn
 
 from reprolib import paths
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.records import atomic_torch_save, atomic_write, load_weights
+from reprolib.models.weights import load_weights
+from reprolib.records import atomic_torch_save, atomic_write
 
 Mask = dict[str, torch.Tensor]
 MADE_KINDS = ("imp", "magnitude", "random")   # kinds `make_tickets` makes (level folders)
