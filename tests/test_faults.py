@@ -73,6 +73,56 @@ def test_each_corrupt_record_is_named_moved_aside_and_rerun(lp_record, tmp_path,
     assert records.verified_record(bad) == rerun
 
 
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGES = {   # what is done to a finished run's files -> the reason named
+    "metrics edited by hand": (lambda runs, rid: _edit(runs / f"{rid}.json", accuracy=0.99, ece=0.01),
+                               "its content does not match its digest (edited by hand?)"),
+    "truncated scores": (lambda runs, rid: _cut(runs / f"{rid}.scores.npz"),
+                         "its file RID.scores.npz does not match its digest"),
+    "random scores": (lambda runs, rid: (runs / f"{rid}.scores.npz").write_bytes(os.urandom(4096)),
+                      "its file RID.scores.npz does not match its digest"),
+    "deleted scores": (lambda runs, rid: (runs / f"{rid}.scores.npz").unlink(), "its file RID.scores.npz is missing"),
+    "truncated learned state": (lambda runs, rid: _cut(runs / f"{rid}.npz"), "its file RID.npz does not match its digest"),
+}
+
+
+def _edit(path: Path, **metrics) -> None:
+    record = json.loads(path.read_text())
+    record["metrics"].update(metrics)
+    path.write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_run_is_named_moved_aside_and_rerun_by_the_ledger_and_the_sweep(lp_record, tmp_path, damage, capsys):
+    """The record's digests (its own and its files') catch what a valid-looking record hides: plain
+    `ledger` drops the run in one line and the next run of the grid trains it again, same numbers."""
+    from reprolib.study.ledger import build_ledger
+    from reprolib.sweep.runner import run_sweep
+    from reprolib.transfer.run import run_transfer
+
+    cfg, folder = lp_record
+    runs = tmp_path / "artifacts" / "runs"
+    runs.mkdir(parents=True)
+    for file in folder.iterdir():
+        (runs / file.name).write_bytes(file.read_bytes())
+    (good,) = runs.glob("*.json")
+    original = json.loads(good.read_text())
+    assert set(original["digests"]["files"]) == {f"{good.stem}.npz", f"{good.stem}.scores.npz"}
+    damage_it, reason = DAMAGES[damage]
+    damage_it(runs, good.stem)
+    assert len(build_ledger(tmp_path / "artifacts")) == 0
+    line = capsys.readouterr().err.strip()
+    assert len(line.splitlines()) == 1 and f"{good} is bad: {reason.replace('RID', good.stem)}" in line, line
+    assert (runs / f"{good.stem}.bad.json").is_file() and not good.exists()
+    summary = run_sweep([cfg.replace(results_path=str(runs))], verbose=False)   # the sweep reruns it
+    assert summary.ok and summary.records[0]["metrics"] == original["metrics"]
+    assert records.verified_record(good) == summary.records[0]
+    assert run_transfer(cfg.replace(results_path=str(runs)))["created"] == summary.records[0]["created"]   # kept
+
+
 def test_a_truncated_record_never_leaves_the_ledger_stale(tmp_path, capsys):
     """The ledger said ok for a run; its record is cut: the rebuilt ledger drops it instead of failing."""
     from reprolib.study.ledger import update_ledger

@@ -7,7 +7,8 @@ computed from the scores and the record's config (reprolib.scores.registry.compu
 every value the record already holds must come back exactly (to the last bit, lists and the
 `ood` groups included), otherwise the run is named in one loud line and its record left as it
 is; when they all agree, the metrics the record lacks are added and the record is rewritten
-atomically (`records.write_json_atomic`). Metrics are not hashed, so the run id stays.
+atomically (`records.write_json_atomic`), its own digest renewed (`records.seal`). Metrics are
+not hashed into the run id, so the id stays.
 Runs without saved scores (made before they were saved) are counted and named in one line.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from reprolib.errors import ReprolibError
 from reprolib.scores.registry import compute_metrics, entries
-from reprolib.records import write_json_atomic
+from reprolib.records import DIGESTS, seal, write_json_atomic
 from reprolib.scores.saved import load_scores, scores_path
 
 NAMED = 20   # runs named in a summary line; the rest are counted
@@ -116,6 +117,8 @@ def recompute_record(record: dict[str, Any], runs_dir: Path, report: RecomputeRe
         return
     record["metrics"] = record.get("metrics") or {}
     _merge_missing(record["metrics"], computed)
+    if DIGESTS in record:   # the record's own digest follows its new metrics; its files' stay
+        seal(record, runs_dir)
     write_json_atomic(Path(runs_dir) / f"{run_id}.json", record)
     report.filled.append(run_id)
     report.added |= set(new)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from reprolib.config import PROFILE_DIR, Profile, profile_path
 from reprolib.study.ledger import arm_name
-from reprolib.records import is_aside_file
+from reprolib.records import is_aside_file, verified_record
 from reprolib.sparsity.identity import stale_network
 
 CELL = ["target", "arm", "network", "kind", "level"]
@@ -40,14 +40,15 @@ def _key(fields: Any) -> tuple:
 
 def run_states(runs: Path) -> dict[tuple, str]:
     """Study key -> "finished" or "failed", from the records in a runs folder (unreadable ones, records
-    set aside, and records whose network has been remade since they ran are skipped: the sweep reruns
-    those)."""
+    set aside, records that fail their checks (records.verified_record: moved aside) and records whose
+    network has been remade since they ran are skipped: the sweep reruns those)."""
     states: dict[tuple, str] = {}
     for path in sorted(Path(runs).glob("*.json")) if Path(runs).is_dir() else []:
-        if is_aside_file(path):
+        if is_aside_file(path) or path.name.startswith("."):
             continue
         try:
-            config = json.loads(path.read_text()).get("config")
+            record = json.loads(path.read_text()) if path.name.endswith(FAILED_SUFFIX) else verified_record(path)
+            config = record.get("config")
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(config, dict):
