@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ from reprolib.scores.registry import names as metric_names
 from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
-from reprolib.records import (atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file, move_aside,
-                              verified_record)
+from reprolib.records import (BAD_SUFFIX, atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file,
+                              move_aside, verified_record)
 from reprolib.sparsity.identity import stale_network
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
@@ -297,12 +298,38 @@ def failed_runs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def update_ledger(artifacts: Path) -> pd.DataFrame:
-    """Build and save the ledger (and the tickets table beside it); returns the ledger."""
+    """Build and save the ledger (and the tickets table beside it); returns the ledger.
+
+    A saved table is never replaced by one that drops finished runs (tickets) of which this
+    machine has no trace: no record, no record set aside (no ticket folder). Such rows came with
+    the checkout (the shipped results); the saved table is kept, the new one is written beside it
+    (`ledger.here.csv`, `tickets.here.csv`) and one line says so. A run whose record was set
+    aside as bad leaves its row as it should."""
+    artifacts = Path(artifacts)
     frame = build_ledger(artifacts)
-    write_ledger(frame, artifacts)
-    tickets = tickets_table(Path(artifacts))
-    atomic_write_bytes(paths.tickets_table_file(artifacts), tickets.to_csv(index=False).encode())
+    runs = paths.runs_dir(artifacts)
+    _save_unless_losing(paths.ledger_file(artifacts), frame, "id", "finished runs",
+                        lambda row: row.get("status") != FAILED and not any(
+                            (runs / f"{row['id']}{suffix}").is_file() for suffix in (".json", BAD_SUFFIX)))
+    tickets = tickets_table(artifacts)
+    _save_unless_losing(paths.tickets_table_file(artifacts), tickets, "path", "tickets",
+                        lambda row: not (artifacts / str(row["path"])).is_dir())
     return frame
+
+
+def _save_unless_losing(path: Path, frame: pd.DataFrame, key: str, what: str, untraced) -> Path:
+    """Write `frame` at `path` unless the table saved there has rows (by `key`) that `frame` lacks and
+    `untraced(row)` says nothing here can bring back; then write it beside, and say so."""
+    saved = pd.read_csv(path) if path.is_file() and path.stat().st_size else None
+    lost = [] if saved is None or key not in saved else \
+        [row for row in saved.to_dict("records") if row[key] not in set(frame[key]) and untraced(row)]
+    if not lost:
+        return atomic_write_bytes(path, frame.to_csv(index=False).encode())
+    beside = path.with_name(f"{path.stem}.here.csv")
+    atomic_write_bytes(beside, frame.to_csv(index=False).encode())
+    print(f"note: kept {path}: it holds {len(lost)} {what} that are not here (shipped with the checkout?), which "
+          f"the table of this machine's results would drop; that table is {beside}", file=sys.stderr, flush=True)
+    return beside
 
 
 def reliability(row: pd.Series | dict[str, Any]) -> dict[str, list[float]] | None:
@@ -326,7 +353,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first fill in every registered metric a finished run lacks, from its saved scores")
 
 
-def run(args: argparse.Namespace) -> int:
+def _artifacts_of(args: argparse.Namespace) -> Path:
+    """The artifacts folder the command works on, checked: a folder that exists and can be written."""
     from reprolib.config import load_profile
 
     profile = load_profile(args.profile)
@@ -335,7 +363,17 @@ def run(args: argparse.Namespace) -> int:
     if not artifacts.is_dir():   # a typo must not leave an empty folder and an empty ledger behind
         raise ReprolibError(f"--artifacts {artifacts} is not a folder; valid: the artifacts folder of a "
                             f"profile (e.g. {profile.path('artifacts')}), which holds runs/")
-    check_output_dir(artifacts, "--artifacts")
+    return check_output_dir(artifacts, "--artifacts")
+
+
+def results_folders(args: argparse.Namespace) -> list[Path]:
+    """The runs folder whose records the ledger reads, moves aside and tabulates (locked: reprolib.cli)."""
+    runs = paths.runs_dir(_artifacts_of(args))
+    return [runs] if runs.is_dir() else []
+
+
+def run(args: argparse.Namespace) -> int:
+    artifacts = _artifacts_of(args)
     ok = True
     if getattr(args, "recompute_metrics", False):
         from reprolib.scores.recompute import recompute_runs

@@ -13,12 +13,15 @@
 
 Bad input (an unknown device id, more runs per GPU than the cores feed, an unknown Slurm
 option, a time limit shorter than a run) is one line and exit 2, before anything runs or is
-submitted. The ledger is rebuilt after every sweep, an interrupted one too.
+submitted. The ledger is rebuilt after every sweep, an interrupted one too (if that fails too, the
+first cause is what is shown). The sweep holds its runs folder's lock (reprolib.sweep.lock) from
+before its first write to after the ledger: a sweep refused by the lock writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -117,6 +120,14 @@ def devices_of(args: argparse.Namespace, device: str) -> list[str] | None:
     return devices
 
 
+def results_folders(args: argparse.Namespace) -> list:
+    """The runs folder the sweep writes (locked while it runs, its ledger update included:
+    reprolib.cli); a dry run writes nothing."""
+    if args.dry_run:
+        return []
+    return sorted({str(c.results_path) for c in select(sweep.build_grid(load_profile(args.profile)), args)})
+
+
 def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     configs = select(sweep.build_grid(profile), args)
@@ -140,10 +151,14 @@ def run(args: argparse.Namespace) -> int:
         summary = sweep.run_sweep(configs, executor=args.executor, submitit=submitit, group_runs=args.group_runs,
                                   workers=workers, devices=devices, runs_per_gpu=args.runs_per_gpu,
                                   seconds=timer.seconds)
-    finally:   # after every sweep, an interrupted one too: the ledger shows what is on disk
+    except BaseException:   # interrupted or failed: the ledger still shows what is on disk, if it can
         if not args.no_ledger:
-            frame = update_ledger(profile.path("artifacts"))
-            print(f"ledger: {len(frame)} runs -> {paths.ledger_file(profile.path('artifacts'))}", flush=True)
+            with contextlib.suppress(Exception):   # the first cause (a full disk, Ctrl-C) is what the user sees
+                update_ledger(profile.path("artifacts"))
+        raise
+    if not args.no_ledger:
+        frame = update_ledger(profile.path("artifacts"))
+        print(f"ledger: {len(frame)} runs -> {paths.ledger_file(profile.path('artifacts'))}", flush=True)
     return 0 if summary.ok else 1
 
 

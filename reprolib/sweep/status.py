@@ -66,9 +66,33 @@ def profile_argument(profile: Profile) -> str:
     return profile.profile if file.parent == PROFILE_DIR else str(file)
 
 
-def grid_status(configs: list[Any], runs: Path, profile: Profile) -> pd.DataFrame:
-    """One row per cell of the grid: runs, finished, failed, missing, and the command for the rest."""
-    states = run_states(runs)
+def ledger_states(ledger: pd.DataFrame) -> dict[tuple, str]:
+    """Study key -> "finished" or "failed", from a ledger's rows (a study shipped without its records).
+    A one-shot network's row (ticket kind "magnitude") also answers for the grid's name of it ("imp")."""
+    states: dict[tuple, str] = {}
+    for row in ledger.to_dict("records"):
+        fields = {name: _plain(row.get(name)) for name in ("target", "method", "label_map", "network", "level",
+                                                           "n_shot", "seed")}
+        kinds = {_plain(row.get("ticket_kind"))} | ({"imp"} if row.get("provenance") == "oneshot" else set())
+        for key in {_key({**fields, "kind": kind}) for kind in kinds}:
+            if row.get("status") == "failed":
+                states.setdefault(key, "failed")
+            else:
+                states[key] = "finished"
+    return states
+
+
+def _plain(value: Any) -> Any:
+    """A CSV cell as the config held it: NaN -> None, 3.0 -> 3."""
+    if isinstance(value, float):
+        return None if value != value else int(value) if value.is_integer() else value
+    return value
+
+
+def grid_status(configs: list[Any], runs: Path, profile: Profile, ledger: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per cell of the grid: runs, finished, failed, missing, and the command for the rest;
+    from the records in `runs`, or from `ledger` when given (the shipped results of a checkout)."""
+    states = run_states(runs) if ledger is None else ledger_states(ledger)
     counts: dict[tuple, Counter] = {}
     for config in configs:
         key = _key(config)

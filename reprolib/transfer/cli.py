@@ -64,12 +64,20 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def results_folders(args: argparse.Namespace) -> list:
+    """The run's records folder (locked while it runs: reprolib.cli), checked before any training: a
+    file, a path under a file, a read-only folder."""
     cfg = config_from_args(args)
-    if cfg.results_path is not None:   # before any training: a file, a path under a file, read-only
+    if cfg.results_path is not None:
         check_output_dir(cfg.results_path, "--results_path")
     path = record_path(cfg)
     check_output_dir(path.parent, "the records folder")
+    return [path.parent]
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    path = record_path(cfg)
     pin_threads()   # the protocol's CPU threads (reprolib.determinism): same numbers on any core count
     existed = path.is_file() and not args.force
     record = run_transfer(cfg, force=args.force)
