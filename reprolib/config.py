@@ -296,8 +296,8 @@ def parse_profile_file(path: Path) -> dict[str, Any]:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ReprolibError(f"profile file {path} is not valid YAML{where}: {problem}; "
-                            "valid: `key: value` lines indented with spaces") from None
+        valid = "" if "valid:" in problem else "; valid: `key: value` lines indented with spaces"
+        raise ReprolibError(f"profile file {path} is not valid YAML{where}: {problem}{valid}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ReprolibError(f"cannot read profile file {path}: {err}") from None
     if values is None:

@@ -236,3 +236,30 @@ def test_a_full_disk_is_one_line_and_leaves_no_orphan(tmp_path, monkeypatch):
     with pytest.raises(ReprolibError, match="No space left"):
         records.write_run_files(tmp_path / "runs", "abc", big, arrays)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["old.json", "runs"]
+
+
+def test_a_full_disk_during_a_sweep_shows_its_first_cause_not_the_ledger_s(tmp_path, monkeypatch, capsys):
+    """The runs cannot be written, nor their failure records: the sweep stops on that first error in one
+    line; the ledger it then tries to rebuild fails too, silently, and leaves nothing behind."""
+    import reprolib.sweep.runner as sweep
+    from reprolib.cli import main
+    from sweep_fakes import fake_run
+
+    monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
+    monkeypatch.setattr(sweep, "run_transfer", fake_run)
+    real_fdopen = os.fdopen
+    room = {"bytes": 200}   # each file takes 200 bytes: the lock fits, no record, traceback or ledger does
+    monkeypatch.setattr(records.os, "fdopen", lambda fd, mode="r", *a, **k: FullDisk(real_fdopen(fd, mode, *a, **k),
+                                                                                        room["bytes"]))
+    assert main(["sweep", "--profile", "smoke", "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device; nothing was left behind" in err, err
+    assert ".traceback.txt" in err and "ledger.csv" not in err
+    runs = tmp_path / "artifacts" / "smoke" / "runs"
+    assert not runs.exists() and not (runs.parent / "ledger.csv").exists(), sorted(tmp_path.rglob("*"))
+    room["bytes"] = 0        # not even the lock fits: one line too, and no half-written lock
+    assert main(["sweep", "--profile", "smoke", "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: cannot write the lock {runs / '.sweep.lock'}: No space left on device; free some space, " \
+                  "or choose a folder you can write"
+    assert not runs.exists()

@@ -1,4 +1,5 @@
-"""No code runs from a data or artifacts file: safe torch.load everywhere, md5 bypass only for the dry-run profile."""
+"""No code runs from a data or artifacts file: safe torch.load everywhere, CIFAR pickles read by a restricted
+unpickler, the md5 bypass only for reprolib's own dry-run profile (the CLI cases: test_bad_inputs.py)."""
 
 from __future__ import annotations
 
@@ -137,37 +138,6 @@ def test_the_encoder_cache_the_workbook_writes_loads_with_weights_only(tmp_path,
     assert torch.equal(next(loaded.parameters()), next(encoder.parameters()))
 
 
-def _crafted_cifar_root(home: Path) -> Path:
-    """The paper-dryrun data root under `home`, marked, whose CIFAR-10 first batch is a pickle payload."""
-    from reprolib.dryrun import write_dryrun_root
-
-    root = home / "data" / "dryrun"
-    write_dryrun_root(root, ["cifar10"], ["resnet18"], n_per_class_train=1, n_per_class_test=1)
-    batch = root / "cifar10" / "cifar-10-batches-py" / "data_batch_1"
-    batch.write_bytes(pickle.dumps({"data": _Payload(), "labels": [0]}, protocol=2))
-    return batch
-
-
-@pytest.mark.parametrize("argv", [["data", "--profile", "paper-dryrun"],
-                                  ["transfer", "--profile", "paper-dryrun", "--dataset", "cifar10", "--method", "lp",
-                                   "--no_progress"]], ids=["data", "transfer"])
-def test_a_crafted_cifar_batch_never_runs_even_in_the_trusted_dry_run_root(tmp_path, monkeypatch, capsys, argv):
-    """The md5 bypass of the dry run's own root does not let a batch's pickle run: the restricted
-    unpickler refuses its payload in one line (exit 2), and nothing is written."""
-    from reprolib.cli import main
-
-    monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    batch = _crafted_cifar_root(tmp_path)
-    before = sorted(tmp_path.rglob("*"))
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert f"error: {batch} is not a data file reprolib can read safely: it pickles posix.system" in err
-    assert not (tmp_path / "PWNED").exists()
-    assert sorted(tmp_path.rglob("*")) == before
-
-
 def test_the_restricted_unpickler_reads_what_a_cifar_batch_holds():
     import numpy as np
 
@@ -184,38 +154,3 @@ def test_the_restricted_unpickler_reads_what_a_cifar_batch_holds():
 class _Builtin:
     def __reduce__(self):
         return (eval, ("1 + 1",))
-
-
-def test_a_ticket_file_replaced_by_a_pickle_is_named_as_such_not_as_a_missing_level(tmp_path, capsys):
-    import torch
-
-    from reprolib.config import load_profile
-    from reprolib.sparsity import masks as M
-    from reprolib.sparsity.network import layout_dir
-
-    profile = load_profile("smoke", artifacts=str(tmp_path / "artifacts"))
-    level = M.ticket_dir(profile.path("artifacts"), "imp", 2)
-    level.mkdir(parents=True)
-    M.save_tensors(level / "model.pth", {"w": torch.ones(4, 4)})
-    M.save_tensors(level / "mask.pth", {"w": torch.ones(4, 4)})
-    M.save_report(level, {"kind": "imp", "level": 2, "density": 1.0})
-    assert layout_dir(profile, "LT", "imp", 2) == level
-    (level / "model.pth").write_bytes(pickle.dumps({"w": _Payload()}, protocol=2))
-    with pytest.raises(ReprolibError) as err:
-        layout_dir(profile, "LT", "imp", 2)
-    assert str(err.value).startswith(f"{level / 'model.pth'} is not a weights file reprolib can load safely "
-                                     "(it pickles posix.system")
-    assert "remake it with `python -m reprolib tickets --profile smoke --levels 0-2 --kinds imp`" in str(err.value)
-    assert not (tmp_path / "PWNED").exists() and capsys.readouterr().err == ""
-
-
-def test_a_glyphs_cache_replaced_by_a_pickle_is_refused_in_one_line(tmp_path):
-    from reprolib.data import glyphs
-
-    root = tmp_path / "data"
-    root.mkdir()
-    cache = glyphs.cache_path(root, glyphs.find_fonts(None))
-    cache.write_bytes(pickle.dumps({"images": _Payload()}, protocol=2))
-    with pytest.raises(ReprolibError, match=r"is not a weights file reprolib can load safely \(it pickles posix.system"):
-        glyphs.load_glyphs("train", root)
-    assert not (tmp_path / "PWNED").exists()

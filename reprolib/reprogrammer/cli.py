@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-only", action="store_true", help="only train/load the encoder")
 
 
+def results_folders(args: argparse.Namespace) -> list:
+    """The study's records folder (locked while it runs: reprolib.cli)."""
+    return [paths.reprogrammer_runs_dir(load_profile(args.profile).path("artifacts"))]
+
+
 def run(args: argparse.Namespace) -> int:
     # Here, not at the top: the study imports torch, which `--help` and bad flags should not wait for.
     from reprolib.reprogrammer.study import DEFAULT_ALPHAS, get_encoder, reprogrammer_table, run_reprogrammer_study

@@ -64,8 +64,13 @@ def _create(path: Path, mine: dict) -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        json.dump(mine, f)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(mine, f)
+    except OSError as err:   # a full disk or a read-only folder: no half-written lock stays
+        path.unlink(missing_ok=True)
+        raise ReprolibError(f"cannot write the lock {path}: {os.strerror(err.errno)}; free some space, or choose "
+                            "a folder you can write") from None
     return True
 
 
@@ -87,22 +92,11 @@ def sweep_lock(folder: str | Path, say: Callable[[str], None] = emit, what: str 
         return
     made = [p for p in (folder, *folder.parents) if not p.exists()]   # removed again if left empty
     folder.mkdir(parents=True, exist_ok=True)
-    host = socket.gethostname()
-    mine = {"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "what": what}
-    while not _create(path, mine):
-        holder = _holder_of(path)
-        if holder is None:
-            continue
-        if holder.get("host") != host or (holder["pid"] > 0 and _alive(holder["pid"])):
-            raise ReprolibError(f"results folder {folder} is in use by {holder.get('what', 'a sweep')} (pid "
-                                f"{holder['pid']} on host {holder.get('host')!r}, since {holder.get('started')}); "
-                                f"wait for it or stop it (if it is gone, remove {path})")
-        say(f"taking over the stale sweep lock of pid {holder['pid']} on {host!r} (that process is gone)")
-        with contextlib.suppress(FileNotFoundError):
-            if _read(path) == holder or holder["pid"] < 0:
-                path.unlink()
-    _HELD[folder] = 1
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "what": what}
     try:
+        _acquire(path, mine, say)
+        _HELD[folder] = 1
         yield path
     finally:
         _HELD.pop(folder, None)
@@ -112,6 +106,22 @@ def sweep_lock(folder: str | Path, say: Callable[[str], None] = emit, what: str 
             with contextlib.suppress(OSError):
                 empty.rmdir()
 
+
+def _acquire(path: Path, mine: dict, say: Callable[[str], None]) -> None:
+    """Create the lock file as `mine`, taking over a stale one; a live holder is a one-line refusal."""
+    host = mine["host"]
+    while not _create(path, mine):
+        holder = _holder_of(path)
+        if holder is None:
+            continue
+        if holder.get("host") != host or (holder["pid"] > 0 and _alive(holder["pid"])):
+            raise ReprolibError(f"results folder {path.parent} is in use by {holder.get('what', 'a sweep')} (pid "
+                                f"{holder['pid']} on host {holder.get('host')!r}, since {holder.get('started')}); "
+                                f"wait for it or stop it (if it is gone, remove {path})")
+        say(f"taking over the stale sweep lock of pid {holder['pid']} on {host!r} (that process is gone)")
+        with contextlib.suppress(FileNotFoundError):
+            if _read(path) == holder or holder["pid"] < 0:
+                path.unlink()
 
 @contextlib.contextmanager
 def sweep_locks(folders: list[str | Path], say: Callable[[str], None] = emit, what: str = "a sweep") -> Iterator[None]:
