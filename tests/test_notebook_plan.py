@@ -13,7 +13,7 @@ from reprolib import config, paths
 from reprolib.config import Profile, load_profile, profile_help, profile_names
 from reprolib.errors import ReprolibError
 from reprolib.notebooks.plan import NotebookSpec, inputs_hash, plan, read_spec, resource_files
-from reprolib.notebooks.runner import LIVE_WIDGETS, resolve_parameters
+from reprolib.notebooks.runner import LIVE_WIDGETS, RETRAIN, resolve_parameters
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((CHECKOUT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -44,6 +44,9 @@ def test_parameters_default_to_none_or_the_profiles_value(source: Path) -> None:
         if name == LIVE_WIDGETS:   # the runner's switch, not a profile value
             assert value is True
             continue
+        if name == RETRAIN:        # notebook 02's switch: shipped results stand unless asked
+            assert value is False
+            continue
         assert name in fields, f"{source.name}: parameter {name} is not a profile key"
         assert value is None or value == getattr(profile, name), f"{source.name}: {name} = {value!r}"
 
@@ -52,6 +55,7 @@ def test_notebook_02s_defaults_build_the_profiles_grid() -> None:
     from reprolib.sweep.runner import build_grid
 
     parameters = _parameters(CHECKOUT / "notebooks" / "02_transfer_sweep.py")
+    assert parameters.pop(RETRAIN) is False
     profile = load_profile(parameters["profile"])
     grid = build_grid(resolve_parameters(**parameters))
     assert grid == build_grid(profile) and len(grid) > 0

@@ -56,6 +56,9 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # three of the explorer), and the saved copy could not use them anyway.
 LIVE_WIDGETS = "live_widgets"
 WIDGET_PLACEHOLDER = "(interactive widgets: open this notebook's source NN_name.py in JupyterLab and run it)"
+# Notebook 02's parameter that trains a study whose results shipped with the checkout (default False:
+# they stand, reported from the ledger); not a profile value, so setup() never sees it.
+RETRAIN = "retrain"
 
 
 def names() -> list[str]:
