@@ -35,6 +35,7 @@ from reprolib.errors import ReprolibError, check_choice, check_type, schema_erro
 from reprolib.data.catalog import names as dataset_names
 from reprolib.data.integrity import trust_dryrun_root
 from reprolib.models.registry import names as backbone_names
+from reprolib.records import nearest_folder
 
 PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
 PROFILES_ENV = "REPROLIB_PROFILES"   # user profile files registered by path (inherited by workers and jobs)
@@ -162,8 +163,8 @@ class Profile:
             raise ReprolibError("profile seeds is []; valid: at least one seed for the few-shot runs")
         if -1 in self.n_shots and not self.full_data_seeds:
             raise ReprolibError("profile full_data_seeds is []; valid: at least one seed for the full-data runs (n_shots -1)")
-        for key in PATH_KEYS:
-            _check_folder(key, self.path(key))
+        for key in PATH_KEYS:   # may not exist yet, but may not be a file or lie under one
+            nearest_folder(self.path(key), f"profile {key}")
 
     def path(self, key: str) -> Path:
         """The artifacts / figures / data_root directory, absolute.
@@ -173,16 +174,6 @@ class Profile:
         """
         check_choice("profile path", key, PATH_KEYS)
         return paths.resolve(getattr(self, key))
-
-
-def _check_folder(key: str, path: Path) -> None:
-    """A profile's folder may not exist yet, but it may not be a file or lie under one."""
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        where = "is a file" if probe == path else f"lies under the file {probe}"
-        raise ReprolibError(f"profile {key} {path} {where}; valid: a folder (existing, or one that can be made)")
 
 
 def validated(cls: type, values: Any, where: str) -> Any:

@@ -82,16 +82,22 @@ def atomic_write(path: str | Path, write: Any, mode: str = "wb") -> Path:
 _CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def check_output_dir(path: str | Path, what: str) -> Path:
-    """Refuse an output folder that cannot be made or written, before any work: `path` itself, or
-    the nearest existing folder above it, must be a writable folder. Creates nothing."""
-    path = Path(path).expanduser()
+def nearest_folder(path: Path, what: str) -> Path:
+    """`path`, or the nearest existing folder above it; a file there (or above) is one line naming `what`."""
     probe = path
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         where = "is a file" if probe == path else f"lies under the file {probe}"
         raise ReprolibError(f"{what} {path} {where}; valid: a folder (existing, or one that can be made)")
+    return probe
+
+
+def check_output_dir(path: str | Path, what: str) -> Path:
+    """Refuse an output folder that cannot be made or written, before any work: `path` itself, or
+    the nearest existing folder above it, must be a writable folder. Creates nothing."""
+    path = Path(path).expanduser()
+    probe = nearest_folder(path, what)
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ReprolibError(f"{what} {path} is not writable ({probe} is read-only); valid: a folder you can write")
     return path

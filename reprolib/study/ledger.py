@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's
 from reprolib.records import (BAD_SUFFIX, atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file,
                               move_aside, verified_record)
 from reprolib.sparsity.identity import stale_network
+from reprolib.study.shipped import save_unless_losing
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
@@ -307,29 +307,13 @@ def update_ledger(artifacts: Path) -> pd.DataFrame:
     aside as bad leaves its row as it should."""
     artifacts = Path(artifacts)
     frame = build_ledger(artifacts)
-    runs = paths.runs_dir(artifacts)
-    _save_unless_losing(paths.ledger_file(artifacts), frame, "id", "finished runs",
-                        lambda row: row.get("status") != FAILED and not any(
-                            (runs / f"{row['id']}{suffix}").is_file() for suffix in (".json", BAD_SUFFIX)))
-    tickets = tickets_table(artifacts)
-    _save_unless_losing(paths.tickets_table_file(artifacts), tickets, "path", "tickets",
-                        lambda row: not (artifacts / str(row["path"])).is_dir())
+    runs, finished = paths.runs_dir(artifacts), set(finished_runs(frame)["id"])
+    save_unless_losing(paths.ledger_file(artifacts), frame, "finished runs",
+                       lambda row: row.get("status") != FAILED and row.get("id") not in finished and not any(
+                           (runs / f"{row.get('id')}{suffix}").is_file() for suffix in (".json", BAD_SUFFIX)))
+    save_unless_losing(paths.tickets_table_file(artifacts), tickets_table(artifacts), "tickets",
+                       lambda row: not (artifacts / str(row.get("path"))).is_dir())
     return frame
-
-
-def _save_unless_losing(path: Path, frame: pd.DataFrame, key: str, what: str, untraced) -> Path:
-    """Write `frame` at `path` unless the table saved there has rows (by `key`) that `frame` lacks and
-    `untraced(row)` says nothing here can bring back; then write it beside, and say so."""
-    saved = pd.read_csv(path) if path.is_file() and path.stat().st_size else None
-    lost = [] if saved is None or key not in saved else \
-        [row for row in saved.to_dict("records") if row[key] not in set(frame[key]) and untraced(row)]
-    if not lost:
-        return atomic_write_bytes(path, frame.to_csv(index=False).encode())
-    beside = path.with_name(f"{path.stem}.here.csv")
-    atomic_write_bytes(beside, frame.to_csv(index=False).encode())
-    print(f"note: kept {path}: it holds {len(lost)} {what} that are not here (shipped with the checkout?), which "
-          f"the table of this machine's results would drop; that table is {beside}", file=sys.stderr, flush=True)
-    return beside
 
 
 def reliability(row: pd.Series | dict[str, Any]) -> dict[str, list[float]] | None:
