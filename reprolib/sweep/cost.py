@@ -41,7 +41,7 @@ from typing import Any
 from reprolib import paths
 from reprolib.data.catalog import SplitSizes, info
 from reprolib.config import Positive
-from reprolib.errors import ReprolibError, option_type
+from reprolib.errors import option_type
 from reprolib.transfer import registry as method_registry
 from reprolib.protocols import get_protocol
 
