@@ -136,6 +136,27 @@ def test_a_deleted_output_or_a_changed_input_makes_a_copy_stale(tmp_path: Path, 
     assert inputs_hash(spec, yaml_file, profile) != gone
 
 
+def test_the_inputs_hash_covers_what_ships_not_the_run_records(tmp_path: Path, checkout_home: Path) -> None:
+    """Notebook 11 reads the run records, which a clone does not have: its hash is the same with and
+    without them (the ledger, which ships and is hashed, names every finished run), so a fresh clone's
+    `make figures` finds its executed copy up to date."""
+    profile = load_profile("smoke", artifacts=str(tmp_path / "a"), figures=str(tmp_path / "f"))
+    yaml_file = paths.profile_file("smoke")
+    spec = read_spec("11_explorer")
+    assert "run_records" in spec.reads
+    ledger = paths.ledger_file(profile.path("artifacts"))
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("id\nabc\n")
+    clone = inputs_hash(spec, yaml_file, profile)
+    runs = paths.runs_dir(profile.path("artifacts"))
+    runs.mkdir()
+    for name in ("abc.json", "abc.npz", "abc.scores.npz", "old.bad.json"):
+        (runs / name).write_text("x")
+    assert inputs_hash(spec, yaml_file, profile) == clone
+    ledger.write_text("id\nabc\ndef\n")   # what the records say reaches the hash through the ledger
+    assert inputs_hash(spec, yaml_file, profile) != clone
+
+
 def test_profiles_are_the_yaml_files_found_when_asked(tmp_path: Path, monkeypatch) -> None:
     for name in ("smoke", "embedded"):
         (tmp_path / f"{name}.yaml").write_text((config.PROFILE_DIR / f"{name}.yaml").read_text())
