@@ -49,30 +49,40 @@ DRYRUN_STAMP := $(DRYRUN_ROOT)/.reprolib-dryrun-root
 # notebooks) on top of the user's own. Rooted at the checkout (figures/, README and the
 # notebooks all in its file browser), landing on the notebooks' index.
 # ARGS: more JupyterLab flags, e.g. make lab ARGS="--port 8890 --no-browser".
-LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter
+# `make lab PROFILE=imagenet-lite`: every notebook opens that study (their `profile = None` reads
+# $REPROLIB_PROFILE), so no cell is edited to choose it.
+LAB_ENV := JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter \
+           $(if $(filter command line environment,$(origin PROFILE)),REPROLIB_PROFILE=$(PROFILE))
 LAB_FLAGS := --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/index.md \
              $(if $(filter 0,$(shell id -u)),--allow-root)
 ARGS ?=
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data clean-results
+.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data docs clean-results
 help:
 	@echo "make figures    redraw every table and figure of the embedded and imagenet-lite studies from their"
 	@echo "                shipped results (FORCE=1: retrain and re-execute everything)"
 	@echo "                (PROFILE=x: only x, one of embedded | imagenet-lite | smoke | smoke-lite | paper | paper-dryrun)"
 	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
-	@echo "make lab        JupyterLab on notebooks/index.md, rooted at the checkout (ARGS=\"--port 8890 --no-browser\": more flags)"
+	@echo "make lab        JupyterLab on notebooks/index.md, rooted at the checkout (PROFILE=x: the notebooks open study x;"
+	@echo "                ARGS=\"--port 8890 --no-browser\": more flags)"
 	@echo "make test-browser  JupyterLab in headless chromium on a fresh clone: index, explorer, every control, git clean"
 	@echo "make bench      speed and memory benchmarks -> bench/results.md"
 	@echo "make bench-data the paper data path at real split sizes (synthetic data) -> bench/results.md"
 	@echo "make setup      .venv with pinned dependencies (a no-op when up to date; TORCH_CUDA=cu126 etc.: that torch build)"
 	@echo "make sweep      PROFILE=P [EXECUTOR=local|slurm]: the profile's grid on every visible GPU or on Slurm (resumes)"
 	@echo "make data       offline data (Fashion-MNIST from Debian, digits, glyphs)"
+	@echo "make docs       rewrite the numbers README.md and docs/ quote from the studies' tables"
 
 setup: $(SETUP_STAMP) $(if $(TORCH_CUDA),torch-variant)
 $(SETUP_STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
+	@# PyPI has no CPU-only torch for Linux (its wheel links the CUDA libraries, which it pulls in):
+	@# a machine without an NVIDIA driver gets them too, unless it reaches download.pytorch.org.
+	@if [ -z "$(TORCH_CUDA)" ] && [ ! -e /proc/driver/nvidia/version ] && ! command -v nvidia-smi >/dev/null; then \
+	  echo "note: no NVIDIA driver here; the lock's torch comes with its CUDA libraries (several GB, docs/commands.md#set-up);" \
+	       "where download.pytorch.org is reachable, make setup TORCH_CUDA=cpu swaps in the CPU build"; fi
 	$(PIP) -r requirements.lock 2>&1 | $(QUIET_PIP)
 	$(PIP) --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
 	@# a torch build chosen earlier with TORCH_CUDA survives a refresh of the lock
@@ -148,11 +158,16 @@ test-browser: setup data test-notebooks
 
 bench: setup data
 	$(PY) bench/bench.py --profile embedded --out bench/results.md
+	$(PY) bench/bench_explorer.py --out bench/results.md
 
 # The paper data path at real split sizes (CIFAR-10, SVHN, GTSRB written by the dry-run writers
 # under data/bench: about 9 GB of disk with the caches) against the public pipeline.
 bench-data: setup
 	$(PY) bench/bench_data.py --out bench/results.md
+
+# The numbers README.md and docs/ quote about the shipped studies, from their tables (after `make figures`).
+docs: setup
+	$(PY) -m reprolib.study.docs_blocks
 
 clean-results:
 	rm -rf artifacts/$(PROFILE)/runs artifacts/$(PROFILE)/ledger.csv $(EXECUTED)

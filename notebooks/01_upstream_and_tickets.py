@@ -26,8 +26,9 @@
 # pruning. It then shows, per pruning level, the upstream test accuracy and the density.
 
 # %% tags=["parameters"]
-# None: the profile's value (filled in by setup below); papermill can set any of them.
-profile = "embedded"
+# None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
+# its profile's values (filled in by setup below); papermill can set any of them.
+profile = None
 levels = None
 baselines = None
 baseline_level = None

@@ -40,8 +40,9 @@
 # CPU for the embedded study, once its tickets exist: notebook 01).
 
 # %% tags=["parameters"]
-# None: the profile's value (filled in by setup below); papermill can set any of them.
-profile = "embedded"
+# None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
+# its profile's values (filled in by setup below); papermill can set any of them.
+profile = None
 targets = None
 methods = None
 levels = None

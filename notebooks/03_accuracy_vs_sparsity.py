@@ -28,8 +28,9 @@
 # while visual prompting (VP) falls.
 
 # %% tags=["parameters"]
-# None: the profile's value (filled in by setup below); papermill can set any of them.
-profile = "embedded"
+# None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
+# its profile's values (filled in by setup below); papermill can set any of them.
+profile = None
 artifacts = None
 figures = None
 
@@ -63,13 +64,16 @@ fig
 
 # %% [markdown]
 # ## Each few-shot setting
-# The same figure with only n images per class for training (the test set is always full).
+# The same figure with only n images per class for training (the test set is always full); the
+# headline setting's figure is the one above, not drawn again.
 
 # %%
-for n in sorted(n for n in ledger["n_shot"].unique() if n > 0):
-    fig = plots.accuracy_vs_sparsity(ledger, n_shot=int(n))
-    if plots.save(fig, FIGURES, f"accuracy_vs_sparsity_{int(n)}shot", why=f"no finished {n}-shot runs"):
+for n in plots.own_shot_settings(ledger):
+    fig = plots.accuracy_vs_sparsity(ledger, n_shot=n)
+    if plots.save(fig, FIGURES, f"accuracy_vs_sparsity_{n}shot", why=f"no finished {n}-shot runs"):
         display(fig)
+if headline > 0:   # a copy of the headline figure under the few-shot name, left by an earlier run, goes
+    plots.save(None, FIGURES, f"accuracy_vs_sparsity_{headline}shot", why="it is the headline figure above")
 
 # %% [markdown]
 # ## Table: accuracy (%) per ticket, mean and 95% t interval over seeds (full data); n = seeds

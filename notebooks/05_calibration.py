@@ -34,8 +34,9 @@
 # Lines: mean and 95% t interval over seeds (n = seeds), density falling to the right, LP and VP.
 
 # %% tags=["parameters"]
-# None: the profile's value (filled in by setup below); papermill can set any of them.
-profile = "embedded"
+# None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
+# its profile's values (filled in by setup below); papermill can set any of them.
+profile = None
 artifacts = None
 figures = None
 

@@ -27,8 +27,9 @@
 # backbone and the sparsest IMP ticket; the profile's grid decides which prompts exist.
 
 # %% tags=["parameters"]
-# None: the profile's value (filled in by setup below); papermill can set any of them.
-profile = "embedded"
+# None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
+# its profile's values (filled in by setup below); papermill can set any of them.
+profile = None
 artifacts = None
 figures = None
 

@@ -27,8 +27,9 @@
 # accuracy and OOD detection (AUROC, FPR at 95% TPR) per variant.
 
 # %% tags=["parameters"]
-# None: the profile's value (filled in by setup below); papermill can set any of them.
-profile = "embedded"
+# None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
+# its profile's values (filled in by setup below); papermill can set any of them.
+profile = None
 seeds = None
 device = None
 artifacts = None

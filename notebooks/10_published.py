@@ -28,8 +28,9 @@
 # splits and 200 epochs, the RLT protocol 100 epochs and torchvision's official splits.
 
 # %% tags=["parameters"]
-# None: the profile's value (filled in by setup below); papermill can set any of them.
-profile = "embedded"
+# None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
+# its profile's values (filled in by setup below); papermill can set any of them.
+profile = None
 artifacts = None
 figures = None
 
@@ -37,8 +38,10 @@ figures = None
 from IPython.display import Markdown, display
 
 from reprolib import plots
+from reprolib.config import load_profile
 from reprolib.study.ledger import load_ledger
 from reprolib.notebooks.runner import setup
+from reprolib.notebooks.studies import results_command
 from reprolib.study.published import compare, load_published, names, published_source
 
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
@@ -60,7 +63,7 @@ if any(len(t) for t in comparisons.values()):
 else:
     display(Markdown(f"**No comparable runs** in the `{P.profile}` profile: its backbone ({P.backbone}) and "
                      f"targets ({', '.join(P.targets)}) do not appear in the published tables. "
-                     "Run `make figures PROFILE=paper` (GPU) for the comparison."))
+                     f"The paper profile makes them: run {results_command(load_profile('paper'))}."))
 
 # %% tags=["nbval-check-output"]
 # Summary (checked by nbval): rows compared per published table.

@@ -1,7 +1,8 @@
 """User-facing errors: one line that names the bad value and the valid choices.
 
-The CLI prints a ReprolibError as `error: <message>` and exits with status 2; anything
-else is a bug and keeps its traceback.
+The CLI prints a ReprolibError as `error: <message>` and exits with status 2, and a notebook
+cell shows the same one line (IPython renders an exception through its `_render_traceback_`);
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ class ReprolibError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))  # always exactly one line
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython (a notebook cell) shows for it, instead of the traceback: the one line."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 class UnsafeFile(ReprolibError):

@@ -17,7 +17,7 @@ mistaken for an old one. The presets:
   ILM's and nobody confirmed it for SMM, so `smm` keeps 256 everywhere.
 - `embedded`: the CPU study on the 28 px embedded backbone. Fewer epochs and a larger prompt
   learning rate than `rlt`, tuned so a full-data VP run on `digits` takes seconds and lands
-  far above chance (see the README for how it compares with longer training).
+  far above chance (docs/departures.md: how it compares with longer training).
 - `imagenet_lite`: the imagenet-lite study (EfficientNet-Lite0, 64 px inputs, 16 px targets):
   few-shot runs on 2 CPU cores; 5 epochs, the test set evaluated once after the last
   (eval_fraction 1.0: a whole-test-set pass per epoch would cost more than a few-shot run's
@@ -82,7 +82,7 @@ class Protocol:
     milestones: tuple[float, ...] = (0.5, 0.72)   # fractions of E; MultiStepLR at int(f * E)
     gamma: float = 0.1
     augment: bool = False                # SMM train augmentation for smm / watermark methods
-    test_batch_size: int = 256           # evaluation batch (numbers do not depend on it)
+    test_batch_size: int = 256           # evaluation batch (hashed: a CNN's logits at 224 px move with it)
     seed: int = 4                        # the paper's default seed (RLT 4, ILM 7)
     flip: str = "mirror_safe"            # one of FLIPS: mirror every augmented target, or the safe ones
     legacy_ece_batch: int = 128          # test batch of the legacy RLT "ECE" (RLT's test loaders)
@@ -137,7 +137,7 @@ PRESETS: dict[str, Protocol] = {
     "smm": Protocol(name="smm", epochs=200, batch_size=256, small_batch=256, prompt_lr=0.01,
                     lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=True, seed=7,
                     flip="always"),
-    # Tuned on digits with the embedded upstream model (values and accuracies: README).
+    # Tuned on digits with the embedded upstream model (docs/methods.md s.4, docs/departures.md).
     "embedded": Protocol(name="embedded", epochs=8, batch_size=64, small_batch=64, prompt_lr=0.1,
                          lp_lr=0.01, generator_lr=0.01, generator_lr_vit=0.001, augment=True,
                          test_batch_size=256, seed=1, eval_fraction=0.25),

@@ -103,14 +103,14 @@ def check_output_dir(path: str | Path, what: str) -> Path:
     return path
 
 
-def write_run_files(out_dir: str | Path, run_id: str, record: dict[str, Any], arrays: dict[str, Any],
+def write_run_files(out_dir: str | Path, run_id: str, record: dict[str, Any], arrays: dict[str, Any] | None,
                     companions: tuple[tuple[Path, Any], ...] = ()) -> Path:
-    """`<id>.npz` (the learned state), each companion `(path, write(f))` (the saved scores:
-    reprolib.scores.saved), then `<id>.json` (the commit marker); when a later file cannot be
-    written (a full disk) the earlier ones are removed too, so no orphan file stays. Returns the
-    JSON path."""
+    """`<id>.npz` (the learned state; none when `arrays` is None), each companion `(path, write(f))`
+    (the saved scores: reprolib.scores.saved), then `<id>.json` (the commit marker); when a later
+    file cannot be written (a full disk) the earlier ones are removed too, so no orphan file
+    stays. Returns the JSON path."""
     out_dir = Path(out_dir)
-    written = [write_npz_atomic(out_dir / f"{run_id}.npz", arrays)]
+    written = [] if arrays is None else [write_npz_atomic(out_dir / f"{run_id}.npz", arrays)]
     try:
         for path, write in companions:
             written.append(atomic_write(path, write))
@@ -153,13 +153,17 @@ def record_exists(path: str | Path) -> bool:
 
 # What every finished run's record holds (finite numbers); a record without them is not done.
 REQUIRED_METRICS = ("accuracy", "ece", "nll")
-# Keys of a transfer record's config that are not hashed into the id: how the study names the run
-# (profile, source, the grid's network / kind / level / pretrained_dir: the network itself is
-# `network_fingerprint`; the whole protocol preset: the run's share of it is `hparams` and
-# `schedule`), and what the run found (ticket, split, sizes). Everything else in `config` is
-# hashed (reprolib.transfer.run.resolve), so the id can be recomputed.
-RECORD_ONLY_KEYS = ("profile", "source", "network", "kind", "level", "pretrained_dir", "protocol",
-                    "ticket", "split", "prompt_size", "n_train", "n_test", "n_val", "effective_shots")
+# A transfer record's config is the run's resolved description (reprolib.transfer.run.resolve)
+# plus what the run found. Its id hashes all of it but these keys, so the id can be recomputed.
+# NEUTRAL_KEYS: fields of the description that do not change a number, each proven by a test
+# (tests/test_run_description.py, one proof per key): how the study names the run (the profile
+# and its source set: every number they decide is hashed as itself; the grid's network / kind /
+# level / pretrained_dir: the network itself is `network_fingerprint`; the whole protocol preset:
+# the run's share of it is hashed as hparams, schedule, epochs, batch sizes, seed, ...).
+NEUTRAL_KEYS = ("profile", "source", "network", "kind", "level", "pretrained_dir", "protocol")
+# FOUND_KEYS: what the run found as it ran (the ticket's facts, the split note, sizes, shots).
+FOUND_KEYS = ("ticket", "split", "n_train", "n_test", "n_val", "effective_shots")
+RECORD_ONLY_KEYS = NEUTRAL_KEYS + FOUND_KEYS   # shown in a record, not hashed
 BAD_SUFFIX = ".bad.json"   # a record that failed verification, kept for a look, never read
 
 
@@ -168,9 +172,10 @@ def record_id(config: dict[str, Any]) -> str:
     return config_hash({k: v for k, v in config.items() if k not in RECORD_ONLY_KEYS})
 
 
-def record_problem(record: Any, expected_id: str, recompute_id: Any = record_id) -> str | None:
+def record_problem(record: Any, expected_id: str, recompute_id: Any = record_id,
+                   required: tuple[str, ...] = REQUIRED_METRICS) -> str | None:
     """Why `record` is not a sound record of run `expected_id` (None when it is): the envelope,
-    the id (stored and recomputed from the config), and REQUIRED_METRICS present and finite."""
+    the id (stored and recomputed from the config), and the `required` metrics present and finite."""
     if not isinstance(record, dict) or not record:
         return "it is empty" if record in ({}, [], None) else f"it holds a JSON {type(record).__name__}"
     config, metrics = record.get("config"), record.get("metrics")
@@ -184,21 +189,22 @@ def record_problem(record: Any, expected_id: str, recompute_id: Any = record_id)
         return str(err)
     if recomputed != expected_id:
         return f"its config hashes to {recomputed}, not {expected_id} (edited or written by other code)"
-    for name in REQUIRED_METRICS:
+    for name in required:
         value = metrics.get(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return f"metric {name!r} is {'missing' if value is None else repr(value)}, not a finite number"
     return None
 
 
-def verified_record(path: str | Path, expected_id: str | None = None,
-                    recompute_id: Any = record_id) -> dict[str, Any] | None:
+def verified_record(path: str | Path, expected_id: str | None = None, recompute_id: Any = record_id,
+                    required: tuple[str, ...] = REQUIRED_METRICS) -> dict[str, Any] | None:
     """The record at `path` if it is sound; None when there is none or it is bad.
 
     `expected_id` defaults to the file name; `recompute_id(config)` gives the id a config
-    hashes to. A bad record (truncated JSON, `{}`, an edited config, a missing or non-finite
-    metric) is named in one line on stderr and moved aside to `<id>.bad.json`, so the next
-    sweep reruns the run and the ledger never shows it.
+    hashes to; `required` names the metrics a finished record holds. A bad record (truncated
+    JSON, `{}`, an edited config, a missing or non-finite metric) is named in one line on stderr
+    and moved aside to `<id>.bad.json`, so the next sweep reruns the run and the ledger never
+    shows it.
     """
     path = Path(path)
     expected_id = expected_id or path.name.removesuffix(".json")
@@ -206,7 +212,7 @@ def verified_record(path: str | Path, expected_id: str | None = None,
         return None
     try:
         record = json.loads(path.read_text())
-        problem = record_problem(record, expected_id, recompute_id)
+        problem = record_problem(record, expected_id, recompute_id, required)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         record, problem = None, f"it is not valid JSON ({getattr(err, 'msg', err)}; truncated?)"
     problem = problem or digest_problem(record, path.parent)
@@ -236,18 +242,15 @@ def _record_sha256(record: dict[str, Any], files: dict[str, str]) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read 1 MiB at a time (cached while its size and mtime stay)."""
+    """SHA-256 of a file's bytes, read in blocks (cached while its size and mtime stay)."""
     stat = Path(path).stat()
     return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4096)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def digest_problem(record: dict[str, Any], folder: Path) -> str | None:
@@ -294,7 +297,8 @@ def read_record(path: str | Path) -> dict[str, Any]:
 
 
 # The keys every record has, whatever study wrote it; study-specific fields go between.
-# `cpu`: what decided the CPU kernels' numbers (reprolib.determinism.cpu_facts: capability, threads, pin).
+# `cpu`: what decided the CPU kernels' numbers (reprolib.determinism.cpu_facts: capability, threads, pin,
+# the MKL mode MKL reports).
 ENVELOPE = ("id", "config", "metrics", "wall_time_s", "versions", "device", "cpu", "created")
 
 
@@ -303,7 +307,7 @@ def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *
     """One run record: the common envelope plus the study's own fields (curves, label_map, ...).
 
     `versions` is `versions(extra_versions)` (the libraries that can change numbers), `cpu` the
-    CPU kernels' instruction set and threads (reprolib.determinism), `created` the current
+    CPU kernels' instruction set, threads and MKL mode (reprolib.determinism), `created` the current
     UTC time to the second. A study field may not reuse an envelope key.
     """
     clash = sorted(set(fields) & {*ENVELOPE, DIGESTS})

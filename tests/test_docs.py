@@ -1,4 +1,5 @@
-"""docs/methods.md: every citation of it in the code and docs names a section that exists."""
+"""docs/: every citation of docs/methods.md in the code and docs names a section that exists, and
+every relative link of the README and docs/ opens a file of the checkout (as the forge shows them)."""
 
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ def sections() -> set[int]:
 
 def citations() -> list[tuple[str, int]]:
     files = [*(REPO / "reprolib").rglob("*.py"), *(REPO / "notebooks").glob("*.py"),
-             REPO / "README.md", REPO / "ARCHITECTURE.md"]
+             REPO / "README.md", REPO / "ARCHITECTURE.md", *(REPO / "docs").glob("*.md")]
     found = []
     for path in files:
         for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -33,3 +34,30 @@ def test_every_citation_names_an_existing_section():
     assert len(found) >= 20                         # the docstrings do cite it
     missing = [(where, n) for where, n in found if n not in sections()]
     assert missing == []
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+# Pages other branches write, linked from here before they land.
+ARRIVING = {"docs/reproducibility.md", "docs/reliability.md", "docs/gpu.md"}
+
+
+def relative_links() -> list[tuple[str, str, Path]]:
+    """(page, link, the file it opens) of every relative link in README.md and docs/*.md."""
+    found = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for link in LINK.findall(page.read_text()):
+            if re.match(r"[a-z]+:", link) or link.startswith("#"):
+                continue
+            target = (page.parent / link.split("#")[0]).resolve()
+            found.append((str(page.relative_to(REPO)), link, target))
+    return found
+
+
+def test_every_relative_link_opens_a_file_of_the_checkout():
+    found = relative_links()
+    assert len(found) >= 20 and any(page.startswith("docs/") for page, _, _ in found)
+    broken = [(page, link) for page, link, target in found
+              if not target.exists() and str(target.relative_to(REPO)) not in ARRIVING]
+    assert broken == []
+    outside = [(page, link) for page, link, target in found if not target.is_relative_to(REPO)]
+    assert outside == []

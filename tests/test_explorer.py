@@ -6,14 +6,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
-from reprolib.plots.explorer import (compare_panel, compare_summary, comparison, explorer_choices, networks,
-                                     pooled_reliability)
+from reprolib.notebooks.studies import PROFILE_ENV
+from reprolib.plots.explorer import compare_summary, comparison, explorer_choices, networks, pooled_reliability
+from reprolib.plots.explorer_figure import compare_panel
 from reprolib.study.stats import t_interval
 
 
@@ -84,6 +87,7 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
     from reprolib.plots.explorer_widgets import BUSY, explorer_widgets, open_study
 
     monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(PROFILE_ENV, "smoke")   # the study picker sets it in the kernel: undone after the test
     artifacts = load_profile("smoke").path("artifacts")
     shutil.copytree(synthetic_study[0], artifacts)
     update_ledger(artifacts)
@@ -103,9 +107,10 @@ def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synt
     controls["details"].value = True
     assert len(box.pictures.children) == 2
     controls["profile"].value = "paper"   # no results there: one line, no traceback, the picker stays
-    assert "paper: no results yet" in box.numbers.value and "make figures PROFILE=paper" in box.numbers.value
+    assert "paper: no results yet" in box.numbers.value and "make sweep PROFILE=paper" in box.numbers.value
     assert controls["target"].disabled and not controls["profile"].disabled and not box.pictures.children
     assert dict(controls["profile"].options)["paper (no results)"] == "paper"
+    assert os.environ[PROFILE_ENV] == "paper"   # a rerun of the notebook opens the study picked
     controls["profile"].value = "smoke"
     assert box.numbers.value.startswith("glyphs · lp") and not controls["target"].disabled
     assert open_study("smoke-lite").ledger is None
@@ -140,3 +145,162 @@ def test_the_metric_beside_accuracy_is_chosen_among_the_registered_ones(syntheti
     assert fig.axes[1].get_title() == "classwise ECE (lower = better calibrated)"
     with pytest.raises(ReprolibError, match="explorer metric 'adaptive_ece'.*valid choices.*ece"):
         comparison(ledger, "glyphs", "lp", 5, metric="adaptive_ece")   # no values in this ledger
+
+
+# --- the figures a researcher reads: legible at 100% zoom, on the shipped studies' own ledgers ---
+
+CHECKOUT = __import__("pathlib").Path(__file__).resolve().parents[1]
+SHIPPED = [study for study in ("embedded", "imagenet-lite") if (CHECKOUT / "artifacts" / study / "ledger.csv").exists()]
+
+
+def _shipped_index(study: str):
+    from reprolib.plots.explorer import StudyIndex
+    from reprolib.study.ledger import load_ledger
+
+    return StudyIndex(load_ledger(CHECKOUT / "artifacts" / study))
+
+
+def _texts_outside(fig) -> list[str]:
+    """What is drawn outside the figure: each visible axes' tight box (its tick labels, axis labels,
+    title and texts), each legend, each figure text (the title)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    drawn = [(ax.get_title() or f"axes {k}", ax.get_tightbbox(renderer)) for k, ax in enumerate(fig.axes)
+             if ax.get_visible()]
+    drawn += [(f"legend {legend.get_title().get_text() or [t.get_text() for t in legend.texts][:2]}",
+               legend.get_window_extent(renderer)) for legend in fig.legends + [ax.get_legend() for ax in fig.axes]
+              if legend is not None and legend.get_visible()]
+    drawn += [(text.get_text(), text.get_window_extent(renderer)) for text in fig.texts
+              if text.get_visible() and text.get_text()]
+    box = fig.bbox
+    return [f"{what!r} at {tuple(round(v) for v in extent.extents)} (figure {tuple(round(v) for v in box.extents)})"
+            for what, extent in drawn if extent.x0 < box.x0 - 0.5 or extent.y0 < box.y0 - 0.5
+            or extent.x1 > box.x1 + 0.5 or extent.y1 > box.y1 + 0.5]
+
+
+def _overlapping_tick_labels(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn x tick labels, within an axes or across neighbouring ones, whose extents overlap."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = []
+    for ax in (ax for ax in fig.axes if ax.get_visible()):
+        low, high = sorted(ax.get_xlim())
+        labels += [(t.get_text(), t.get_window_extent(renderer)) for x, t in zip(ax.get_xticks(), ax.get_xticklabels())
+                   if low <= x <= high and t.get_visible() and t.get_text()]
+    return [(a, b) for k, (a, box_a) in enumerate(labels) for b, box_b in labels[k + 1:] if box_a.overlaps(box_b)]
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped study in this checkout")
+@pytest.mark.parametrize("study", SHIPPED)
+def test_the_comparison_is_legible_for_every_network_of_a_shipped_study(study: str) -> None:
+    """At the widget's 100 dpi, against dense and against the network with the longest name: no
+    text leaves the figure, no two tick labels overlap."""
+    from reprolib.plots.explorer_figure import DPI, CompareFigure, comparison_title
+
+    index = _shipped_index(study)
+    target, arm = sorted(index.ledger["target"].unique())[0], "vp/ilm"
+    n_shot = int(index.ledger["n_shot"].max())
+    keys = [key for key in index.labels if (target, arm, n_shot) in index.cells and key in index.cells[target, arm, n_shot]]
+    longest = max(keys, key=lambda k: len(index.labels[k]))
+    figure = CompareFigure()
+    assert DPI >= 100 and figure.figure.dpi == DPI
+    for a, b in [(DENSE_KEY, key) for key in keys] + [(longest, key) for key in keys]:
+        fig = figure.show(comparison(index, target, arm, n_shot, a, b), comparison_title(target, arm, n_shot), seed=1)
+        assert _texts_outside(fig) == [], (a, b)
+        assert _overlapping_tick_labels(fig) == [], (a, b)
+
+
+DENSE_KEY = "imp:0"
+
+
+def test_the_redrawn_figure_is_the_full_draw_pixel_for_pixel(synthetic_study) -> None:
+    """The widget reuses the unchanging pixels (blitting); what it shows must be what a full draw shows."""
+    import io
+
+    from PIL import Image
+
+    from reprolib.plots.explorer import StudyIndex
+    from reprolib.plots.explorer_figure import CompareFigure
+
+    index = StudyIndex(synthetic_study[1])
+    figure = CompareFigure()
+    for b, metric, seed in (("imp:4", "ece", 1), ("random:4", "nll", 2), ("imp:2", "mce", None)):
+        figure.show(comparison(index, "glyphs", "lp", 5, "imp:0", b, metric), "glyphs · lp · 5-shot", seed)
+        shown = np.asarray(Image.open(io.BytesIO(figure.png())).convert("RGBA"))
+    figure.canvas.draw()
+    assert (shown == np.asarray(figure.canvas.buffer_rgba())).all()
+
+
+def test_the_picked_seed_is_ringed_and_the_one_run_panel_follows_it(synthetic_study, tmp_path, monkeypatch) -> None:
+    pytest.importorskip("ipywidgets")
+    import shutil
+
+    from matplotlib.text import Text
+
+    from reprolib.config import load_profile
+    from reprolib.study.ledger import update_ledger
+    from reprolib.plots.explorer import StudyIndex
+    from reprolib.plots.explorer_figure import CompareFigure
+    from reprolib.plots.explorer_run import run_panel
+    from reprolib.plots.explorer_widgets import explorer_widgets, open_study
+
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(PROFILE_ENV, "smoke")   # the study picker sets it in the kernel: undone after the test
+    artifacts = load_profile("smoke").path("artifacts")
+    shutil.copytree(synthetic_study[0], artifacts)
+    update_ledger(artifacts)
+    box = explorer_widgets(open_study("smoke"))
+    controls = box.controls
+    controls["details"].value = True
+    assert list(controls["seed"].options) == [1, 2] and controls["seed"].value == 1
+    first = box.pictures.children[1].value
+    controls["seed"].value = 2
+    assert box.pictures.children[1].value != first   # the one-run panel shows seed 2 now
+    cell = [controls[k].value for k in ("target", "arm", "n_shot")]
+    runs = comparison(StudyIndex(synthetic_study[1]), *cell, controls["a"].value, controls["b"].value)
+    ledger = synthetic_study[1]
+    row = ledger[ledger["id"] == runs[1].ids[1]].iloc[0]
+    assert int(row["seed"]) == 2
+    assert any("seed 2" in t.get_text() for t in run_panel(row, artifacts).findobj(Text))
+    fig = CompareFigure().show(runs, "t", seed=2)
+    rings = [c for c in fig.axes[0].collections if c.__class__.__name__ == "PathCollection"
+             and not c.get_facecolor().any()]
+    assert [float(r.get_offsets()[0, 1]) for r in rings] == pytest.approx([100 * r.accuracy[1] for r in runs])
+
+
+def test_learned_state_is_none_when_the_study_did_not_ship_it(synthetic_study, tmp_path) -> None:
+    from matplotlib.text import Text
+
+    from reprolib.plots.explorer_run import NOT_SHIPPED, learned_state, run_panel
+
+    artifacts, ledger = synthetic_study
+    row = ledger[(ledger["arm"] == "vp/ilm") & (ledger["level"] == 4)].iloc[0]
+    shipped_without = tmp_path / "shipped"   # a clone: the ledger, no runs folder
+    assert learned_state(shipped_without, row["id"]) is None
+    texts = [t.get_text() for t in run_panel(row, shipped_without).findobj(Text)]
+    assert NOT_SHIPPED in texts and any(" -> " in t for t in texts)   # the label map still comes from the ledger
+    np.savez(artifacts / "runs" / f"{row['id']}.npz", **{"prompt.theta": np.zeros((1, 28, 28), np.float32)})
+    state = learned_state(artifacts, row["id"])
+    assert set(state) == {"prompt.theta"} and state["prompt.theta"].shape == (1, 28, 28)
+    fig = run_panel(row, artifacts)
+    assert fig.axes[2].get_images() and NOT_SHIPPED not in [t.get_text() for t in fig.findobj(Text)]
+    assert _texts_outside(fig) == []
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped study in this checkout")
+@pytest.mark.parametrize("study", SHIPPED)
+def test_the_one_run_panel_is_legible_with_the_studys_class_names(study: str) -> None:
+    """The longest label maps of the study (ImageNet's class names for imagenet-lite) stay inside."""
+    from reprolib.config import load_profile
+    from reprolib.plots.explorer_run import run_panel
+
+    ledger = _shipped_index(study).ledger
+    profile = load_profile(study)
+    prompts = ledger[ledger["label_map_indices"].notna()]
+    longest = prompts.loc[prompts["label_map_indices"].str.len().sort_values().index[-3:]]
+    for _, row in pd.concat([longest, ledger[ledger["arm"] == "lp"].head(1)]).iterrows():
+        fig = run_panel(row, CHECKOUT / "artifacts" / study, profile.source)
+        assert fig.dpi >= 100 and _texts_outside(fig) == [], row["id"]

@@ -132,3 +132,58 @@ def test_every_readme_image_exists_and_draws_data() -> None:
         assert path.is_file() and path.stat().st_size > 0, f"README image {image} is missing or empty"
         if path.suffix == ".png":
             assert coloured_share(path) >= MIN_COLOURED_SHARE, f"README image {image} draws no data"
+
+
+def test_no_committed_figure_is_a_copy_of_another() -> None:
+    """A study without full-data runs has its largest n-shot as the headline figure: notebook 03
+    does not draw it a second time under its few-shot name."""
+    import hashlib
+
+    seen: dict[str, Path] = {}
+    copies = []
+    for png in COMMITTED_PNGS:
+        digest = hashlib.sha256(png.read_bytes()).hexdigest()
+        if digest in seen:
+            copies.append(f"{png.relative_to(CHECKOUT)} == {seen[digest].relative_to(CHECKOUT)}")
+        seen.setdefault(digest, png)
+    assert copies == []
+
+
+def test_the_headline_setting_gets_no_second_figure() -> None:
+    import pandas as pd
+
+    few_shot_only = pd.DataFrame({"n_shot": [1, 5, 10, 10]})
+    assert plots.headline_shot(few_shot_only) == 10 and plots.own_shot_settings(few_shot_only) == [1, 5]
+    with_full = pd.DataFrame({"n_shot": [1, 10, -1]})
+    assert plots.headline_shot(with_full) == -1 and plots.own_shot_settings(with_full) == [1, 10]
+
+
+def _plain_percent(labels: list[str]) -> bool:
+    return all(re.fullmatch(r"\d+(\.\d+)?", text) for text in labels if text)
+
+
+def test_density_axes_read_in_plain_percent() -> None:
+    """The log density axis of the upstream figure labels its densities ('41', '64'), not '4x10^1'."""
+    import pandas as pd
+
+    tickets = pd.DataFrame({"ticket_kind": ["magnitude"] * 4, "level": [1, 2, 3, 4],
+                            "density": [0.8, 0.64, 0.512, 0.41], "upstream_accuracy": [None] * 4,
+                            "agreement_with_dense": [0.83, 0.43, 0.26, 0.14]})
+    fig = plots.upstream_per_level(tickets)
+    density = [ax for ax in fig.axes if ax.get_title() == "Density"][0]
+    labels = [t.get_text() for t in density.get_yticklabels()]
+    assert labels == ["41", "51.2", "64", "80"] and _plain_percent(labels)
+    assert not density.yaxis.get_minor_ticks() or all(not t.label1.get_text() for t in density.yaxis.get_minor_ticks())
+
+
+def test_dense_is_joined_to_a_one_shot_family(oneshot_ledger) -> None:
+    """In a study whose sparse networks are one-shot pruned (imagenet-lite), each arm's line runs
+    from the dense model through them, and the legend says which marker is which."""
+    fig = plots.accuracy_vs_sparsity(oneshot_ledger, n_shot=int(oneshot_ledger["n_shot"].max()))
+    ax = fig.axes[0]
+    (line,) = [c for c in ax.containers if c.get_label() == "vp/ilm"]
+    xs = sorted(line.lines[0].get_xdata(), reverse=True)
+    expected = sorted({round(100 * d, 6) for d in oneshot_ledger["density"]}, reverse=True)
+    assert [round(x, 6) for x in xs] == expected and xs[0] == 100 and len(xs) >= 2
+    assert "o dense, □ magnitude" in fig.legends[0].get_title().get_text()
+    assert _plain_percent([t.get_text() for t in ax.get_xticklabels()])

@@ -135,3 +135,21 @@ def test_a_run_set_aside_as_bad_does_leave_the_saved_ledger(tmp_path: Path) -> N
     victim.rename(victim.with_name(f"{victim.stem}.bad.json"))    # what verified_record does to a damaged run
     assert len(update_ledger(tmp_path)) == 9 and len(load_ledger(tmp_path)) == 9
     assert not (tmp_path / "ledger.here.csv").exists()
+
+
+def test_records_made_under_other_versions_are_flagged_in_a_column_and_one_line(tmp_path: Path, capsys) -> None:
+    from reprolib.records import versions, write_json_atomic
+    from synthetic_study import make_record
+
+    now = versions()
+    current, older = make_record("digits", "lp", "imp", 0, 5, 1), make_record("digits", "lp", "imp", 0, 5, 2)
+    current["versions"] = now
+    older["versions"] = {**now, "torch": "2.0.0", "numpy": "1.26.0"}
+    for record in (current, older):
+        write_json_atomic(tmp_path / "runs" / f"{record['id']}.json", record)
+    frame = build_ledger(tmp_path).set_index("seed")
+    assert frame.loc[1, "other_versions"] is None or frame.loc[1, "other_versions"] != frame.loc[1, "other_versions"]
+    assert frame.loc[2, "other_versions"] == f"numpy 1.26.0 (now {now['numpy']}); torch 2.0.0 (now {now['torch']})"
+    lines = [line for line in capsys.readouterr().err.splitlines() if "other versions" in line]
+    assert lines == ["ledger: 1 of 2 runs were made under other versions than this code (numpy 1.26.0, torch 2.0.0; "
+                     "column other_versions); a rerun may not reproduce their numbers"]

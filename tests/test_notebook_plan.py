@@ -14,6 +14,7 @@ from reprolib.config import Profile, load_profile, profile_help, profile_names
 from reprolib.errors import ReprolibError
 from reprolib.notebooks.plan import NotebookSpec, inputs_hash, plan, read_spec, resource_files
 from reprolib.notebooks.runner import LIVE_WIDGETS, RETRAIN, resolve_parameters
+from reprolib.notebooks.studies import PROFILE_ENV, chosen_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((CHECKOUT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -36,9 +37,11 @@ def _parameters(source: Path) -> dict:
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
-def test_parameters_default_to_none_or_the_profiles_value(source: Path) -> None:
+def test_parameters_default_to_none_or_the_profiles_value(source: Path, monkeypatch) -> None:
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
     parameters = _parameters(source)
-    profile = load_profile(parameters.pop("profile"))
+    assert parameters.pop("profile") is None, f"{source.name}: the study is chosen outside the cell ($REPROLIB_PROFILE)"
+    profile = load_profile(chosen_profile())
     fields = set(Profile.__dataclass_fields__)
     for name, value in parameters.items():
         if name == LIVE_WIDGETS:   # the runner's switch, not a profile value
@@ -51,12 +54,13 @@ def test_parameters_default_to_none_or_the_profiles_value(source: Path) -> None:
         assert value is None or value == getattr(profile, name), f"{source.name}: {name} = {value!r}"
 
 
-def test_notebook_02s_defaults_build_the_profiles_grid() -> None:
+def test_notebook_02s_defaults_build_the_profiles_grid(monkeypatch) -> None:
     from reprolib.sweep.runner import build_grid
 
+    monkeypatch.delenv(PROFILE_ENV, raising=False)   # the default study, embedded
     parameters = _parameters(CHECKOUT / "notebooks" / "02_transfer_sweep.py")
     assert parameters.pop(RETRAIN) is False
-    profile = load_profile(parameters["profile"])
+    profile = load_profile(chosen_profile())
     grid = build_grid(resolve_parameters(**parameters))
     assert grid == build_grid(profile) and len(grid) > 0
     assert profile.full_data_seeds == [1, 2, 3]

@@ -111,7 +111,8 @@ def test_reliability_gap_bars_span_accuracy_to_confidence() -> None:
             "edges": [0.0, 1 / 3, 2 / 3, 1.0]}
     ax = Figure().subplots()
     plots.draw_reliability(ax, bins, "t")
-    by_label = {c.get_label(): [(p.get_y(), p.get_height()) for p in c.patches] for c in ax.containers}
+    by_label = {c.get_label(): [(p.get_y(), p.get_height()) for p in c.patches if p.get_visible()]
+                for c in ax.containers}   # a bin's bar that does not apply to it is hidden
     assert by_label[plots.calibration.ACCURACY_LABEL] == [(0.0, pytest.approx(0.2)), (0.0, pytest.approx(0.9))]
     over = by_label[plots.calibration.OVER_LABEL]
     under = by_label[plots.calibration.UNDER_LABEL]

@@ -12,6 +12,7 @@ split once into a fixed stratified 80/20 train/test (sklearn train_test_split, s
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from pathlib import Path
@@ -85,7 +86,8 @@ def load_fashion_mnist(split: str, root: Path, download: bool = False) -> ImageS
     if len(images) != len(labels):
         raise ReprolibError(f"{pair[0]} has {len(images)} images but {pair[1]} has {len(labels)} labels")
     note = f"Fashion-MNIST official {split} split ({len(labels)} images) from {pair[0].parent}"
-    return ImageSplit(info("fashion_mnist"), split, note, labels, images=images)
+    return ImageSplit(info("fashion_mnist"), split, note, labels, images=images,
+                      definition={"source": "Fashion-MNIST idx files", "split": f"official {split}"})
 
 
 def _download_fashion_mnist(root: Path) -> None:
@@ -113,15 +115,25 @@ def digits_split_indices(y: np.ndarray | None = None) -> dict[str, np.ndarray]:
     return {"train": np.sort(train), "test": np.sort(test)}
 
 
-def load_digits(split: str, root: Path | None = None, download: bool = False) -> ImageSplit:
-    """sklearn digits `split`: float32 (N, 1, 8, 8) in [0, 1]. root/download are unused."""
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(images, labels, split indices) of sklearn's bundled digits, read once per process: a run's
+    id reads its splits too (reprolib.transfer.description), and the file ships with sklearn."""
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
-    idx = digits_split_indices(bunch.target)[split]
-    images = torch.from_numpy(bunch.images[idx].astype(np.float32) / 16.0).unsqueeze(1)
-    labels = torch.from_numpy(bunch.target[idx].astype(np.int64))
-    note = (f"sklearn digits ({len(bunch.target)} images), stratified "
+    return bunch.images, bunch.target, digits_split_indices(bunch.target)
+
+
+def load_digits(split: str, root: Path | None = None, download: bool = False) -> ImageSplit:
+    """sklearn digits `split`: float32 (N, 1, 8, 8) in [0, 1]. root/download are unused."""
+    all_images, targets, indices = _digits()
+    idx = indices[split]
+    images = torch.from_numpy(all_images[idx].astype(np.float32) / 16.0).unsqueeze(1)
+    labels = torch.from_numpy(targets[idx].astype(np.int64))
+    note = (f"sklearn digits ({len(targets)} images), stratified "
             f"{round(100 * (1 - DIGITS_TEST_FRACTION))}/{round(100 * DIGITS_TEST_FRACTION)} "
             f"train_test_split, seed {DIGITS_SPLIT_SEED}")
-    return ImageSplit(info("digits"), split, note, labels, images=images)
+    definition = {"source": "sklearn load_digits, values / 16", "split": f"stratified train_test_split {split}",
+                  "test_fraction": DIGITS_TEST_FRACTION, "seed": DIGITS_SPLIT_SEED}
+    return ImageSplit(info("digits"), split, note, labels, images=images, definition=definition)

@@ -248,4 +248,7 @@ def load_glyphs(split: str, root: Path, system_fonts: bool | None = None) -> Ima
     note = (f"glyphs v{data['version']}: letters A-J, {len(data['fonts'])} fonts x {data['copies']} jittered "
             f"copies (seed {data['seed']}); split by font, test fonts ({len(data['test_fonts'])}, unseen in "
             f"train): {', '.join(data['test_fonts'])}; cache {path.name}")
-    return ImageSplit(info("glyphs"), split, note, data["labels"][mask], images=data["images"][mask])
+    definition = {"source": f"glyphs v{data['version']}", "split": f"by font, {split}", "fonts": data["fonts"],
+                  "test_fonts": data["test_fonts"], "copies": data["copies"], "seed": data["seed"]}
+    return ImageSplit(info("glyphs"), split, note, data["labels"][mask], images=data["images"][mask],
+                      definition=definition)

@@ -158,7 +158,9 @@ def load_paper(name: str, split: str, root: Path, download: bool = False, size: 
     stem = cache_stem(name, split, root, size)
     cached = open_cache(stem) or _build_cache(name, split, root, download, size, stem)
     meta = dataclasses.replace(static, class_names=cached.class_names)
-    return ImageSplit(meta, split, cached.split_note, cached.labels, cached.images, digest=cached.digest)
+    definition = {"split": split, "side": size, "definition": _split_definition(name), "resize": RESIZE_RULE}
+    return ImageSplit(meta, split, cached.split_note, cached.labels, cached.images, digest=cached.digest,
+                      definition=definition)
 
 
 def _build_cache(name: str, split: str, root: Path, download: bool, size: int, stem: Path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,11 +53,13 @@ class ImageSplit:
 
     def __init__(self, info: DatasetInfo, split: str, split_note: str, labels: torch.Tensor,
                  images: torch.Tensor | np.ndarray, index: torch.Tensor | None = None,
-                 digest: str | None = None):
-        """`digest` names the stored bytes (the cache file's), for keys that must not hash them again."""
+                 digest: str | None = None, definition: dict[str, Any] | None = None):
+        """`digest` names the stored bytes (the cache file's), for keys that must not hash them again;
+        `definition` is the loader's split definition, free of machine paths (a run's id holds it)."""
         self.info = info
         self.split = split
         self.split_note = split_note
+        self.definition = definition
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self._images = images
         self._index = index
@@ -98,6 +101,14 @@ class ImageSplit:
             digest.update(self.raw(torch.arange(len(self))).contiguous().numpy().tobytes())
         return digest.hexdigest()
 
+    def content_fingerprint(self) -> str:
+        """Hex digest of what this split serves: its images (`fingerprint`) and its labels. For a
+        cached paper split it reads no image: the cache's digest was computed once, when written."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(self.fingerprint().encode())
+        digest.update(self.labels.numpy().astype("<i8").tobytes())
+        return digest.hexdigest()
+
     def class_counts(self) -> torch.Tensor:
         """Number of images of each class (length num_classes)."""
         return torch.bincount(self.labels, minlength=self.info.num_classes)
@@ -108,7 +119,7 @@ class ImageSplit:
         if len(idx) and (int(idx.min()) < -len(self) or int(idx.max()) >= len(self)):
             raise ReprolibError(f"subset index out of range for {self.info.name} {self.split} of {len(self)} images")
         return ImageSplit(self.info, self.split, self.split_note, self.labels[idx], self._images,
-                          index=self.positions[idx], digest=self.digest)
+                          index=self.positions[idx], digest=self.digest, definition=self.definition)
 
     def raw(self, indices: torch.Tensor) -> torch.Tensor:
         """The stored images at `indices` (positions in this split), as stored (uint8 or float), on the CPU."""
@@ -161,4 +172,4 @@ def from_tensors(images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo |
         c, s = int(images.shape[1]), int(images.shape[-1])
         info = DatasetInfo(name="tensors", num_classes=k, class_names=tuple(f"class {i}" for i in range(k)),
                            image_size=s, channels=c, prompt_size=s, kind="embedded", loader="glyphs")
-    return ImageSplit(info, "train", "given tensors", labels.cpu(), images.cpu())
+    return ImageSplit(info, "train", "given tensors", labels.cpu(), images.cpu(), definition={"source": "given tensors"})

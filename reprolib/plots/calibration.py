@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from reprolib.errors import ReprolibError
 from reprolib.study.ledger import reliability
 from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, METRIC_LABELS, REFERENCE, arm_color, density_lines,
-                                   interval_yerr, network_name, ordered, require, shot_label, shown_metrics,
-                                   summarize, trend_rows)
+                                   interval_yerr, marker_note, network_name, ordered, require, shot_label,
+                                   shown_metrics, summarize, trend_rows)
 
 
 def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[str] | None = None,
@@ -43,7 +43,9 @@ def calibration_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1, arms: list[s
             ax.set_title(f"{target} · {METRIC_LABELS[metric]} ({shot_label(n_shot)})", fontsize=9)
             if i == len(targets) - 1:
                 ax.set_xlabel("density (%)")
-    axes[0, -1].legend(fontsize=7, title=INTERVAL_NOTE.replace(" (", "\n("), title_fontsize=6)
+    # Outside the panels, so it never hides a point.
+    fig.legend(*axes[0, -1].get_legend_handles_labels(), loc="outside right upper", fontsize=7,
+               title=f"arm ({marker_note(rows)})\n" + INTERVAL_NOTE.replace(" (", "\n("), title_fontsize=6)
     return fig
 
 
@@ -59,35 +61,80 @@ DIAGONAL_LABEL = "perfect calibration"
 COUNT_LABEL = "share of test images per bin"
 
 
-def draw_reliability(ax: Axes, bins: dict[str, list], title: str, counts_ax: Axes | None = None) -> None:
-    """A reliability diagram in Guo et al.'s form on `ax` and the bin shares on `counts_ax`.
+class ReliabilityDiagram:
+    """A reliability diagram in Guo et al.'s form on `ax` and the bin shares on `counts_ax`: its
+    artists are made once for the bins' edges and `show` sets them to any run's bins, so the
+    explorer redraws by updating bars in place instead of drawing new ones.
 
     Bars: accuracy per equal-width confidence bin; a hatched bar spans accuracy to the bin's
     mean confidence, red above the bar (over-confident), yellow inside it (under-confident);
-    dashed: the diagonal. Every artist carries a legend label. Empty bins draw nothing.
+    dashed: the diagonal. Every artist carries a legend label. Empty bins are hidden.
     """
-    counts = np.asarray(bins["counts"], dtype=float)
-    edges = np.asarray(bins.get("edges") or np.linspace(0, 1, len(counts) + 1), dtype=float)
-    centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    filled = counts > 0
-    accuracy = np.asarray(bins["accuracy"], dtype=float)[filled]
-    confidence = np.asarray(bins["confidence"], dtype=float)[filled]
-    ax.bar(centers[filled], accuracy, width=width[filled], color=ACCURACY_COLOR, edgecolor="black", linewidth=0.5,
-           label=ACCURACY_LABEL)
-    over = confidence > accuracy
-    # Under-confident gaps lie inside the accuracy bar: drawn opaque so they do not mix with its blue.
-    for side, style, label in ((over, OVER_STYLE, OVER_LABEL), (~over, UNDER_STYLE, UNDER_LABEL)):
-        ax.bar(centers[filled][side], np.abs(confidence - accuracy)[side], bottom=np.minimum(confidence, accuracy)[side],
-               width=width[filled][side], label=label, zorder=3, **style)
-    ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label=DIAGONAL_LABEL, gid=REFERENCE)
-    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=title)
-    if counts_ax is None:
-        ax.set_xlabel("confidence")
-        return
-    ax.tick_params(labelbottom=False)
-    counts_ax.bar(centers, counts / max(counts.sum(), 1.0), width=width, color=COUNT_COLOR, edgecolor="black",
-                  linewidth=0.5, label=COUNT_LABEL)
-    counts_ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)", ylabel="share")
+
+    def __init__(self, ax: Axes, edges, counts_ax: Axes | None = None):
+        self.ax, self.counts_ax, self.edges = ax, counts_ax, np.asarray(edges, dtype=float)
+        centers, width = (self.edges[:-1] + self.edges[1:]) / 2, np.diff(self.edges)
+        zero = np.zeros_like(centers)
+        self.accuracy = ax.bar(centers, zero, width=width, color=ACCURACY_COLOR, edgecolor="black", linewidth=0.5,
+                               label=ACCURACY_LABEL)
+        # Under-confident gaps lie inside the accuracy bar: drawn opaque so they do not mix with its blue.
+        self.over = ax.bar(centers, zero, width=width, label=OVER_LABEL, zorder=3, **OVER_STYLE)
+        self.under = ax.bar(centers, zero, width=width, label=UNDER_LABEL, zorder=3, **UNDER_STYLE)
+        (self.diagonal,) = ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label=DIAGONAL_LABEL,
+                                   gid=REFERENCE)
+        ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
+        self.counts = None
+        if counts_ax is None:
+            ax.set_xlabel("confidence")
+            return
+        ax.tick_params(labelbottom=False)
+        self.counts = counts_ax.bar(centers, zero, width=width, color=COUNT_COLOR, edgecolor="black", linewidth=0.5,
+                                    label=COUNT_LABEL)
+        counts_ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)", ylabel="share")
+
+    def fits(self, bins: dict[str, list]) -> bool:
+        """Whether `bins` have this diagram's edges (else a new diagram is needed)."""
+        return np.array_equal(bin_edges(bins), self.edges)
+
+    def remove(self) -> None:
+        """Take the diagram's artists off its axes (before a diagram with other bins replaces it)."""
+        for bars in (self.accuracy, self.over, self.under, self.counts):
+            if bars is not None:
+                bars.remove()
+        self.diagonal.remove()
+
+    def show(self, bins: dict[str, list], title: str) -> None:
+        counts = np.asarray(bins["counts"], dtype=float)
+        filled = counts > 0
+        accuracy = np.asarray(bins["accuracy"], dtype=float)
+        confidence = np.asarray(bins["confidence"], dtype=float)
+        over = confidence > accuracy
+        low, gap = np.minimum(confidence, accuracy), np.abs(confidence - accuracy)
+        _set_bars(self.accuracy, np.zeros_like(accuracy), accuracy, filled)
+        _set_bars(self.over, low, gap, filled & over)
+        _set_bars(self.under, low, gap, filled & ~over)
+        if self.counts is not None:
+            _set_bars(self.counts, np.zeros_like(counts), counts / max(counts.sum(), 1.0), np.ones_like(filled))
+        self.ax.set_title(title)
+
+
+def bin_edges(bins: dict[str, list]) -> np.ndarray:
+    """The bins' edges (stored, or equal-width on [0, 1])."""
+    return np.asarray(bins.get("edges") or np.linspace(0, 1, len(bins["counts"]) + 1), dtype=float)
+
+
+def _set_bars(bars, bottoms: np.ndarray, heights: np.ndarray, shown: np.ndarray) -> None:
+    for rect, bottom, height, visible in zip(bars, bottoms, heights, shown):
+        rect.set_y(float(bottom))
+        rect.set_height(float(height))
+        rect.set_visible(bool(visible))
+
+
+def draw_reliability(ax: Axes, bins: dict[str, list], title: str, counts_ax: Axes | None = None) -> ReliabilityDiagram:
+    """A reliability diagram of `bins` on `ax` (bin shares on `counts_ax`): ReliabilityDiagram, shown once."""
+    diagram = ReliabilityDiagram(ax, bin_edges(bins), counts_ax)
+    diagram.show(bins, title)
+    return diagram
 
 
 def reliability_axes(fig: Figure, columns: int) -> tuple[list[Axes], list[Axes]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.artist import Artist
@@ -98,11 +99,6 @@ REFERENCE = "reference"
 KIND_LABELS = {"imp": "IMP", "magnitude": "magnitude", "random": "random", "imported": "imported"}
 
 
-def imp_rows(ledger: pd.DataFrame) -> pd.DataFrame:
-    """The IMP-ticket runs (the dense model is IMP level 0)."""
-    return ledger[ledger["ticket_kind"] == "imp"]
-
-
 def sparse_kind(ledger: pd.DataFrame) -> str:
     """The kind of sparse network a study's trend is drawn over: IMP when it has IMP levels above
     0, else its most common other kind (a pretrained backbone's one-shot pruned networks)."""
@@ -125,6 +121,13 @@ def headline_shot(ledger: pd.DataFrame) -> int:
     return -1 if shots.empty or (shots == -1).any() else int(shots.max())
 
 
+def own_shot_settings(ledger: pd.DataFrame) -> list[int]:
+    """The few-shot settings that get a figure of their own beside the headline one: all but the
+    headline's (a study without full-data runs would draw its headline figure twice)."""
+    headline = headline_shot(ledger)
+    return sorted(int(n) for n in ledger["n_shot"].dropna().unique() if 0 < n != headline)
+
+
 def network_name(kind: str, level: int, density: float | None = None) -> str:
     """'dense', 'IMP level 4' or 'magnitude level 2', with '(41.0% dense)' when given."""
     name = "dense" if kind == "imp" and int(level) == 0 else f"{KIND_LABELS.get(kind, kind)} level {int(level)}"
@@ -133,19 +136,40 @@ def network_name(kind: str, level: int, density: float | None = None) -> str:
 
 def density_lines(ax, rows: pd.DataFrame, metric: str, scale: float = 1.0) -> None:
     """One line per arm: mean over seeds of `metric` against density with its 95% t interval as
-    error bars (INTERVAL_NOTE), dense on the left.
+    error bars (INTERVAL_NOTE), the dense model on the left joined to the study's sparse family
+    (`rows` are `trend_rows`: IMP tickets, or a pretrained backbone's one-shot networks). Dense
+    and IMP tickets are filled circles, another family its KIND_MARKERS marker, hollow
+    (`marker_note` says so in a legend).
 
     The x axis is logarithmic (IMP densities are 0.8^level) with the densities themselves as
     plain tick labels.
     """
+    kind = sparse_kind(rows)
     for arm in ordered(rows["arm"].tolist(), ARM_ORDER):
         s = summarize(rows[rows["arm"] == arm], ["density"], metric).sort_values("density", ascending=False)
+        dense = (s["density"] >= 1.0).to_numpy()
         ax.errorbar(100 * s["density"], scale * s["mean"], yerr=interval_yerr(s, scale), marker="o",
-                    color=arm_color(arm), label=arm, capsize=2)
+                    markevery=None if kind == "imp" else list(np.flatnonzero(dense)), color=arm_color(arm),
+                    label=arm, capsize=2)
+        if kind != "imp":
+            ax.plot(100 * s["density"][~dense], scale * s["mean"][~dense], linestyle="none", color=arm_color(arm),
+                    marker=KIND_MARKERS.get(kind, "o"), markerfacecolor="white")
     ax.set_xscale("log")
     density_ticks(ax, rows["density"])
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
+
+
+MARKER_NAMES = {"o": "o", "s": "□", "X": "x", "D": "◇"}
+
+
+def marker_note(rows: pd.DataFrame) -> str:
+    """What the markers of `density_lines` are: 'o dense and IMP tickets', or 'o dense, □ one-shot magnitude'."""
+    kind = sparse_kind(rows)
+    if kind == "imp":
+        return "o dense and IMP tickets"
+    family = "one-shot " + kind if (rows.get("provenance", pd.Series(dtype=str)) == "oneshot").any() else kind
+    return f"o dense, {MARKER_NAMES[KIND_MARKERS.get(kind, 'o')]} {family}"
 
 
 def density_ticks(ax, densities: pd.Series) -> None:
@@ -153,6 +177,14 @@ def density_ticks(ax, densities: pd.Series) -> None:
     ticks = sorted({round(100 * float(d), 1) for d in densities.dropna()}, reverse=True)
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
+
+
+def percent_ticks(axis, values) -> None:
+    """Plain percent tick labels ('41', '64', '80') at `values` on a log axis (`ax.yaxis` or `ax.xaxis`),
+    instead of the log locator's '4x10^1'."""
+    ticks = sorted({round(float(v), 1) for v in values})
+    axis.set_ticks(ticks, [f"{t:g}" for t in ticks])
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def _finite_points(points: np.ndarray) -> bool:

@@ -1,55 +1,62 @@
 """The explorer's controls (ipywidgets), for notebooks/11_explorer.py in JupyterLab.
 
-`open_study(profile)` reads a profile's ledger, or says in one line what to run when it has
-none (no traceback: the profile picker stays usable). `explorer_widgets(study)` builds the
-controls (profile, target, arm, shots, network A, network B, the metric beside accuracy: the
-registered ones the ledger holds, one run's details), a numbers
-line, a busy sign and the figure, and redraws on every change: the busy sign shows while
-drawing and then the time the redraw took. The figure is rendered here to PNG once per
-redraw (no pyplot state), so what the time measures is what the user waits for.
+`open_study(profile)` reads a profile's ledger once and indexes it (reprolib.plots.explorer.
+StudyIndex), or says in one line what to run when it has none (no traceback: the study picker
+stays usable; the command depends on where the profile trains, reprolib.notebooks.studies).
+`explorer_widgets(study)` builds the controls (study, target, arm, shots, network A, network B,
+the metric beside accuracy, one run's details and its seed), a numbers line, a busy sign and
+the figures, and redraws on every change: the busy sign shows while drawing and then the time
+the redraw took. The comparison figure is made once and updated in place
+(reprolib.plots.explorer_figure.CompareFigure); the one-run panel is drawn only when the run it
+shows changes. Picking a study sets $REPROLIB_PROFILE in the kernel, so running the notebook
+again opens that study (its cells are never edited for it).
 """
 
 from __future__ import annotations
 
 import html
-import io
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from reprolib import paths
 from reprolib.config import Profile, load_profile, profile_names
 from reprolib.errors import ReprolibError
+from reprolib.notebooks.studies import PROFILE_ENV, results_command
+from reprolib.plots.explorer import DENSE, StudyIndex, comparison, compare_summary, explorer_choices, metric_choices
+from reprolib.plots.explorer_figure import DPI, CompareFigure, comparison_title, encode_png
+from reprolib.plots.explorer_run import run_panel
 from reprolib.study.ledger import load_ledger
-from reprolib.plots.explorer import DENSE, compare_panel, compare_summary, explorer_choices, metric_choices
-from reprolib.plots.explorer_run import explorer_panel
 
 BUSY = "⏳ redrawing…"
-PICKED = ("target", "arm", "n_shot", "a", "b", "metric")   # the controls a redraw reads
+PICKED = ("target", "arm", "n_shot", "a", "b", "metric")   # the controls a comparison reads
 
 
 @dataclass
 class Study:
-    """A profile, its finished runs (None without results) and the line that says which."""
+    """A profile, its finished runs (None without results), their index and the line that says which."""
 
     profile: Profile
     ledger: pd.DataFrame | None
     message: str
+    index: StudyIndex | None = None
 
 
 def open_study(profile: Profile | str) -> Study:
-    """The profile's ledger, or None and a line saying what to run to make it."""
+    """The profile's ledger, indexed, or None and a line saying what to run to make it."""
     profile = load_profile(profile) if isinstance(profile, str) else profile
     path = paths.ledger_file(profile.path("artifacts"))
-    todo = f"run `make figures PROFILE={profile.profile}` (it trains this study), then rerun this notebook"
+    todo = f"run {results_command(profile)}, then rerun this notebook"
     if not path.exists():
         return Study(profile, None, f"{profile.profile}: no results yet ({path.name} missing); {todo}")
     ledger = load_ledger(profile.path("artifacts"))
     if ledger.empty:
         return Study(profile, None, f"{profile.profile}: its ledger holds no finished run; {todo}")
-    return Study(profile, ledger, f"{profile.profile}: {len(ledger)} finished runs")
+    return Study(profile, ledger, f"{profile.profile}: {len(ledger)} finished runs", StudyIndex(ledger))
 
 
 def profile_options() -> list[tuple[str, str]]:
@@ -73,54 +80,102 @@ def sparsest(choices: dict[str, list]) -> str:
 
 
 def render(fig) -> bytes:
-    """The figure as PNG bytes (what the widget shows)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
+    """A figure as PNG bytes at the explorer's DPI (what the widget shows)."""
+    fig.set_dpi(DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return encode_png(canvas)
 
 
-def draw(study: Study, values: dict[str, Any], details: bool) -> tuple[str, list[bytes]]:
-    """The numbers line and the PNGs for the controls' values (a one-line error as the line)."""
-    ledger = study.ledger
+class Drawing:
+    """What a redraw needs between changes: the comparison figure (made once) and the one-run
+    panel of the run last shown (drawn again only for another run)."""
+
+    def __init__(self):
+        self.figure = CompareFigure()
+        self.run_key, self.run_png = None, b""
+
+    def draw(self, study: Study, values: dict[str, Any], details: bool) -> tuple[str, list[bytes]]:
+        """The numbers line and the PNGs for the controls' values (a one-line error as the line)."""
+        chosen = [values[k] for k in PICKED]
+        try:
+            runs = comparison(study.index, *chosen)
+        except ReprolibError as err:
+            return str(err), []
+        seed = values.get("seed")
+        self.figure.show(runs, comparison_title(*chosen[:3]), seed)
+        pictures = [self.figure.png()]
+        if details and seed in runs[1].seeds:
+            run_id = runs[1].ids[runs[1].seeds.index(seed)]
+            key = (study.profile.profile, run_id)
+            if key != self.run_key:
+                row = study.ledger.loc[study.ledger["id"] == run_id].iloc[0]
+                self.run_key, self.run_png = key, render(run_panel(row, study.profile.path("artifacts"),
+                                                                   study.profile.source))
+            pictures.append(self.run_png)
+        return compare_summary(study.index, *chosen), pictures
+
+
+def _controls() -> dict[str, Any]:
+    """The explorer's widgets, unwired; labels sized to show in full."""
+    import ipywidgets as widgets
+
+    wide = {"style": {"description_width": "initial"}}
+    return {
+        "profile": widgets.Dropdown(options=profile_options(), description="study", **wide),
+        "target": widgets.Dropdown(description="target", **wide),
+        "arm": widgets.Dropdown(description="arm", **wide),
+        "n_shot": widgets.Dropdown(description="shots", **wide),
+        "a": widgets.Dropdown(description="network A", layout=widgets.Layout(width="440px"), **wide),
+        "b": widgets.SelectionSlider(options=[("-", "")], description="network B", continuous_update=False,
+                                     readout=False, layout=widgets.Layout(width="360px"), **wide),
+        "metric": widgets.Dropdown(description="metric", **wide),
+        "details": widgets.Checkbox(value=False, description="one run of B: its prompt and label map", indent=False,
+                                    layout=widgets.Layout(width="auto")),
+        "seed": widgets.Dropdown(description="seed", layout=widgets.Layout(width="140px"), **wide),
+    }
+
+
+def _offer(controls: dict, current: Study) -> None:
+    """Set every control's options to the study's (the caller holds the redraw meanwhile)."""
+    choices = {**explorer_choices(current.ledger), "metric": metric_choices(current.ledger)}
+    for key in ("target", "arm", "metric"):
+        before = controls[key].value
+        controls[key].options = choices[key]
+        values = [c[1] if isinstance(c, tuple) else c for c in choices[key]]
+        controls[key].value = before if before in values else values[0]
+    controls["n_shot"].options = [("full data" if n < 0 else f"{n}-shot", n) for n in choices["n_shot"]]
+    controls["n_shot"].value = choices["n_shot"][-1]
+    keys = [key for _, key in choices["network"]]
+    controls["a"].options = choices["network"]
+    controls["a"].value = DENSE if DENSE in keys else keys[0]
+    controls["b"].options = choices["network"]
+    controls["b"].value = sparsest(choices)
+
+
+def _seeds(controls: dict, study: Study) -> None:
+    """The seed picker offers network B's seeds in the chosen cell (keeping the seed picked when it has it)."""
     try:
-        chosen = [values[k] for k in ("target", "arm", "n_shot", "a", "b", "metric")]
-        line = compare_summary(ledger, *chosen)
-        pictures = [render(compare_panel(ledger, *chosen))]
-        if details:
-            kind, _, level = values["b"].partition(":")
-            if kind != "imported":
-                pictures.append(render(explorer_panel(ledger, study.profile.path("artifacts"), values["target"],
-                                                      values["arm"], int(level), values["n_shot"], kind=kind,
-                                                      source=study.profile.source)))
-    except ReprolibError as err:
-        return str(err), []
-    return line, pictures
+        seeds = study.index.runs(*(controls[k].value for k in ("target", "arm", "n_shot", "b"))).seeds
+    except ReprolibError:
+        seeds = []
+    before = controls["seed"].value
+    controls["seed"].options = seeds
+    controls["seed"].value = before if before in seeds else (seeds[0] if seeds else None)
 
 
 def explorer_widgets(study: Study):
-    """The explorer: controls, numbers, busy sign and figure, each control wired to the redraw.
+    """The explorer: controls, numbers, busy sign and figures, each control wired to the redraw.
 
-    Long because it is one widget tree and its two callbacks (redraw, change of profile)."""
+    Long because it is one widget tree and its two callbacks (redraw, change of study)."""
     import ipywidgets as widgets
 
-    layout = widgets.Layout(width="420px")
-    controls = {
-        "profile": widgets.Dropdown(options=profile_options(), value=study.profile.profile, description="profile"),
-        "target": widgets.Dropdown(description="target"),
-        "arm": widgets.Dropdown(description="arm"),
-        "n_shot": widgets.Dropdown(description="shots"),
-        "a": widgets.Dropdown(description="network A", layout=layout),
-        "b": widgets.SelectionSlider(options=[("-", "")], description="network B", continuous_update=False,
-                                     layout=widgets.Layout(width="640px")),
-        "metric": widgets.Dropdown(description="metric"),
-        "details": widgets.Checkbox(value=False, description="one run of B: prompt and label map"),
-    }
-    numbers, busy = widgets.HTML(), widgets.Label()
-    pictures = widgets.VBox()
-    numbers.add_class("reprolib-numbers")   # stable handles for the browser test
-    busy.add_class("reprolib-busy")
-    pictures.add_class("reprolib-figures")
-    state = {"study": study, "hold": False}
+    controls = _controls()
+    controls["profile"].value = study.profile.profile
+    numbers, busy, b_name, pictures = widgets.HTML(), widgets.Label(), widgets.Label(), widgets.VBox()
+    for widget, handle in ((numbers, "numbers"), (busy, "busy"), (pictures, "figures"), (b_name, "network-b")):
+        widget.add_class(f"reprolib-{handle}")   # stable handles for the browser test
+    state = {"study": study, "hold": False, "drawing": Drawing()}
 
     def redraw(_=None) -> None:
         current = state["study"]
@@ -128,45 +183,40 @@ def explorer_widgets(study: Study):
             return
         busy.value = BUSY
         started = time.perf_counter()
-        values = {k: controls[k].value for k in PICKED}
-        line, pngs = draw(current, values, controls["details"].value)
+        state["hold"] = True
+        try:
+            _seeds(controls, current)
+        finally:
+            state["hold"] = False
+        b_name.value = dict((key, label) for label, key in controls["b"].options).get(controls["b"].value, "")
+        values = {**{k: controls[k].value for k in PICKED}, "seed": controls["seed"].value}
+        line, pngs = state["drawing"].draw(current, values, controls["details"].value)
         numbers.value = html.escape(line)
         pictures.children = [widgets.Image(value=png, format="png") for png in pngs]
         busy.value = f"drawn in {time.perf_counter() - started:.2f} s"
 
     def offer(current: Study) -> None:
-        """Set every control's options to the study's (no redraw while doing so), then draw once."""
+        """Show the study: its options in every control (no redraw while setting them), then draw once."""
         state["study"], state["hold"] = current, True
+        os.environ[PROFILE_ENV] = current.profile.profile   # a rerun of the notebook opens this study
         try:
-            for key in PICKED:
+            for key in (*PICKED, "seed"):
                 controls[key].disabled = current.ledger is None
             if current.ledger is None:
-                numbers.value, pictures.children, busy.value = html.escape(current.message), [], ""
+                numbers.value, pictures.children, busy.value, b_name.value = html.escape(current.message), [], "", ""
                 return
-            choices = {**explorer_choices(current.ledger), "metric": metric_choices(current.ledger)}
-            for key in ("target", "arm", "metric"):
-                before = controls[key].value
-                controls[key].options = choices[key]
-                values = [c[1] if isinstance(c, tuple) else c for c in choices[key]]
-                controls[key].value = before if before in values else values[0]
-            controls["n_shot"].options = [("full data" if n < 0 else f"{n}-shot", n) for n in choices["n_shot"]]
-            controls["n_shot"].value = choices["n_shot"][-1]
-            controls["a"].options = choices["network"]
-            keys = [key for _, key in choices["network"]]
-            controls["a"].value = DENSE if DENSE in keys else keys[0]
-            controls["b"].options = choices["network"]
-            controls["b"].value = sparsest(choices)
+            _offer(controls, current)
         finally:
             state["hold"] = False
         redraw()
 
     controls["profile"].observe(lambda change: offer(open_study(change["new"])), names="value")
-    for key in (*PICKED, "details"):
+    for key in (*PICKED, "details", "seed"):
         controls[key].observe(redraw, names="value")
     offer(study)
     rows = [widgets.HBox([controls["profile"], controls["target"], controls["arm"], controls["n_shot"]]),
-            widgets.HBox([controls["a"], controls["b"], controls["metric"]]), widgets.HBox([controls["details"], busy]),
-            numbers, pictures]
+            widgets.HBox([controls["a"], controls["b"], b_name]),
+            widgets.HBox([controls["metric"], controls["details"], controls["seed"], busy]), numbers, pictures]
     box = widgets.VBox(rows)
-    box.controls, box.numbers, box.busy, box.pictures = controls, numbers, busy, pictures   # for tests
+    box.controls, box.numbers, box.busy, box.pictures, box.network_b = controls, numbers, busy, pictures, b_name
     return box

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reprolib.plots.common import REFERENCE, density_lines, require, shot_label, trend_rows
+from reprolib.plots.common import REFERENCE, density_lines, marker_note, require, shot_label, trend_rows
 
 OOD_SETS = {"datasets": "other datasets", "noise": "uniform noise"}
 OOD_SCORES = {"msp": "max softmax probability", "energy": "negative energy"}
@@ -73,5 +73,5 @@ def ood_vs_sparsity(ledger: pd.DataFrame, n_shot: int = -1) -> Figure | None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
     fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8,
-               title=f"arm ({shot_label(n_shot)})", title_fontsize=8)
+               title=f"arm ({shot_label(n_shot)}; {marker_note(rows)})", title_fontsize=8)
     return fig

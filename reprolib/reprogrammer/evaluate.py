@@ -8,9 +8,10 @@
 - OOD detection (semantic shift): max softmax probability of the logits (100 x cosine logits for
   the encoder methods, the head's logits for the linear probe), AUROC and FPR at 95% TPR with the
   ID test set positive. OOD sets: the target's DatasetInfo.ood_partners (test splits, brought
-  to the target's native size and channels by reprolib.images.to_network; a paper partner that
-  is not on disk is skipped) plus uniform-noise images. The paper's iSUN / LSUN / Places365 are
-  not available offline.
+  to the target's native size and channels by reprolib.images.to_network; a partner that cannot
+  be loaded, e.g. a paper set not downloaded, is a one-line error naming it: never skipped, so a
+  table's OOD columns always mean the same sets) plus uniform-noise images. The paper's iSUN /
+  LSUN / Places365 are not available offline.
 """
 
 from __future__ import annotations
@@ -61,27 +62,37 @@ def build_eval_sets(target: str, recipe: ReprogrammerRecipe, seed: int = 1,
     for kind in CORRUPTIONS:
         sets.corrupted[kind] = {sev: corrupt(x, kind, sev, seed=seed) for sev in recipe.severities}
     for name in info(target).ood_partners:
-        try:
-            ood_x, _ = get_dataset(name, "test", root=data_root).tensors()
-        except ReprolibError:       # a paper OOD set that is not downloaded: skip it, keep noise
-            continue
+        ood_x, _ = ood_split(target, name, data_root).tensors()
         ood_x, _ = seeded_subset(ood_x, None, recipe.max_eval, seed)
         sets.ood[name] = to_network(ood_x, channels, size)
     sets.ood["noise"] = noise_images(recipe.n_noise, channels, size, seed=seed)
     return sets
 
 
-def metrics_from_logits(logits: dict[str, torch.Tensor], sets: EvalSets) -> dict:
-    """id_accuracy, ood_generalisation {kind: {severity: acc}}, mean_covariate_accuracy,
-    ood_detection {set: {auroc, fpr95}} (MSP score), all fractions in [0, 1]."""
-    def accuracy(key: str) -> float:
-        return float((logits[key].argmax(dim=1) == sets.id_labels).float().mean())
+def ood_split(target: str, name: str, data_root: Path | None):
+    """The test split of `target`'s OOD partner `name`; one that cannot be loaded is a one-line error."""
+    try:
+        return get_dataset(name, "test", root=data_root)
+    except ReprolibError as err:
+        raise ReprolibError(f"Reprogrammer OOD set {name!r} (a partner of {target}) cannot be loaded: {err}") from None
 
-    shift = {kind: {str(sev): accuracy(f"{kind}/{sev}") for sev in by_sev}
-             for kind, by_sev in sets.corrupted.items()}
+
+def metrics_from_logits(logits: dict[str, torch.Tensor], id_labels: torch.Tensor) -> dict:
+    """id_accuracy, ood_generalisation {kind: {severity: acc}}, mean_covariate_accuracy,
+    ood_detection {set: {auroc, fpr95}} (MSP score), all fractions in [0, 1]. `logits` is keyed as
+    EvalSets.items() names the sets (id, <kind>/<severity>, ood/<name>), in that order."""
+    def accuracy(key: str) -> float:
+        return float((logits[key].argmax(dim=1) == id_labels).float().mean())
+
+    shift: dict[str, dict[str, float]] = {}
+    for key in logits:
+        if key != "id" and not key.startswith("ood/"):
+            kind, severity = key.split("/")
+            shift.setdefault(kind, {})[severity] = accuracy(key)
     flat = [a for by_sev in shift.values() for a in by_sev.values()]
     id_scores = msp(logits["id"])
-    detection = {name: detection_metrics(id_scores, msp(logits[f"ood/{name}"])) for name in sets.ood}
+    detection = {key.removeprefix("ood/"): detection_metrics(id_scores, msp(value))
+                 for key, value in logits.items() if key.startswith("ood/")}
     return {"id_accuracy": accuracy("id"), "ood_generalisation": shift,
             "mean_covariate_accuracy": sum(flat) / len(flat) if flat else float("nan"),
             "ood_detection": detection}

@@ -1,6 +1,9 @@
 """The Reprogrammer study: per target, zero-shot, linear probe, fine-tuning, Reprogrammer and the
-Residual Reprogrammer (alpha swept), each scored by evaluate.py and written as one JSON record
-at <artifacts>/reprogrammer/runs/<hash of config>.json. Existing records are read, not rerun.
+Residual Reprogrammer (alpha swept), each scored by evaluate.py and written as one JSON record at
+<artifacts>/reprogrammer/runs/<id>.json beside the logits it was scored from (<id>.scores.npz),
+on the transfer runs' path (reprolib.reprogrammer.runs): the id hashes the run's resolved
+description (device, encoder weights, data fingerprints; not the profile's name), and a run whose
+record verifies is read, not rerun.
 
 Embedded profile: the Fashion-MNIST stand-in encoder (pretrain.py; NOT CLIP) reprogrammed to
 digits and glyphs. Paper profile: open_clip ViT-B-32 / OpenAI weights on CIFAR-10; fine-tuning
@@ -9,7 +12,6 @@ runs only on a GPU there (the embedded encoder is cheap enough to fine-tune on t
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -18,15 +20,17 @@ import torch
 from reprolib import paths
 from reprolib.batching import predict
 from reprolib.data import get_dataset
+from reprolib.determinism import pin_threads
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_type
-from reprolib.records import build_record, config_hash, read_record, write_json_atomic
+from reprolib.records import build_record, read_record
 from reprolib.reprogrammer import train as T
 from reprolib.reprogrammer.encoders import TINY_OPEN_CLIP, build_open_clip, tiny_open_clip_config
 from reprolib.reprogrammer.evaluate import build_eval_sets, metrics_from_logits, seeded_subset
 from reprolib.reprogrammer.pretrain import get_embedded_encoder
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe, recipe_for
 from reprolib.reprogrammer.reprogram import Reprogrammer, residual_mix
+from reprolib.reprogrammer.runs import describe, finished, record_file, run_id, target_inputs, write_run
 
 METHODS = ("zero_shot", "linear_probe", "finetune", "reprogrammer", "residual_reprogrammer")
 DEFAULT_ALPHAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -46,7 +50,8 @@ def get_encoder(profile: Any, recipe: ReprogrammerRecipe, seed: int):
 
 def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
                            alphas: tuple[float, ...] = DEFAULT_ALPHAS, seed: int | None = None) -> list[dict]:
-    """All records of the study (one per target x method, and per alpha for the residual)."""
+    """All records of the study (one per target x method, and per alpha for the residual); a run whose
+    record verifies is read (reprolib.reprogrammer.runs.finished), every other one runs."""
     recipe = recipe_for(profile)
     seed = (profile.seeds[0] if profile.seeds else 1) if seed is None else seed
     check_type("seed", seed, int)
@@ -56,41 +61,48 @@ def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
     if targets is None:
         targets = list(profile.targets) if recipe.encoder == "embedded" else ["cifar10"]
     device = resolve_device(profile.device)
+    if device == "cpu":
+        pin_threads()   # the protocol's CPU threads, as for a transfer run: the same numbers in any process
     runs_dir = paths.reprogrammer_runs_dir(profile.path("artifacts"))
-
-    def config(target: str, method: str, alpha: float | None) -> dict:
-        return {"profile": profile.profile, "study": "reprogrammer", "encoder": recipe.encoder,
-                "target": target, "method": method, "alpha": alpha, "seed": seed,
-                "recipe": dataclasses.asdict(recipe)}
-
+    encoder, encoder_info = get_encoder(profile, recipe, seed)
+    encoder = encoder.to(device).eval()
     records: list[dict] = []
     for target in targets:
-        wanted = [(m, None) for m in METHODS if m != "residual_reprogrammer"]
-        sweep = sorted({float(a) for a in alphas} | {recipe.residual_alpha})   # always the default alpha
-        wanted += [("residual_reprogrammer", a) for a in sweep]
-        if recipe.encoder != "embedded" and device != "cuda":
-            wanted = [w for w in wanted if w[0] != "finetune"]      # ViT-B-32 fine-tuning needs a GPU
-        record_files = {w: runs_dir / f"{config_hash(config(target, *w))}.json" for w in wanted}
-        missing = [w for w in wanted if not record_files[w].is_file()]
+        inputs = target_inputs(encoder, recipe, target, profile.path("data_root"))
+        configs = {w: describe(profile.profile, recipe, w, target, seed, device, inputs)
+                   for w in _wanted(recipe, alphas, device)}
+        done = {w: finished(runs_dir, config) for w, config in configs.items()}
+        missing = [w for w in configs if done[w] is None]
         if missing:
-            _run_target(profile, recipe, target, missing, seed, device,
-                        lambda w, metrics, extra: write_json_atomic(record_files[w], _record(config(target, *w),
-                                                                                             metrics, extra, device)))
-        records += [read_record(record_files[w]) for w in wanted]
+            def write(w, logits, labels, extra, configs=configs):
+                record = _record(configs[w], metrics_from_logits(logits, labels), extra, device, encoder_info)
+                write_run(runs_dir, record, logits, labels)   # <id>.scores.npz, then <id>.json
+
+            _run_target(profile, recipe, target, missing, seed, device, encoder, write)
+        records += [done[w] or read_record(record_file(runs_dir, configs[w])) for w in configs]
     return records
 
 
-def _record(config: dict, metrics: dict, extra: dict, device: str) -> dict:
-    return build_record(config_hash(config), config, metrics, wall_time_s=extra.get("wall_time_s", 0.0),
+def _wanted(recipe: ReprogrammerRecipe, alphas: tuple[float, ...], device: str) -> list[tuple[str, float | None]]:
+    """The (method, alpha) runs of one target: every method, the residual at each alpha and the default."""
+    wanted = [(m, None) for m in METHODS if m != "residual_reprogrammer"]
+    sweep = sorted({float(a) for a in alphas} | {recipe.residual_alpha})   # always the default alpha
+    wanted += [("residual_reprogrammer", a) for a in sweep]
+    if recipe.encoder != "embedded" and device != "cuda":
+        wanted = [w for w in wanted if w[0] != "finetune"]      # ViT-B-32 fine-tuning needs a GPU
+    return wanted
+
+
+def _record(config: dict, metrics: dict, extra: dict, device: str, encoder_info: dict) -> dict:
+    return build_record(run_id(config), config, metrics, wall_time_s=extra.get("wall_time_s", 0.0),
                         device=device, extra_versions=("open_clip",), curves=extra.get("curves", {}),
-                        encoder=extra.get("encoder", {}))
+                        encoder=encoder_info)
 
 
 def _run_target(profile: Any, recipe: ReprogrammerRecipe, target: str, missing: list, seed: int,
-                device: str, write) -> None:
-    """Train what the missing records need, score every eval set once, write the records."""
-    encoder, encoder_info = get_encoder(profile, recipe, seed)
-    encoder = encoder.to(device).eval()
+                device: str, encoder, write) -> None:
+    """Train what the missing records need, score every eval set once, write each record with the
+    logits its metrics come from (`write(run, logits, id_labels, extra)`)."""
     train_split = get_dataset(target, "train", root=profile.path("data_root"))
     class_names = list(train_split.info.class_names)
     x_train, y_train = seeded_subset(*train_split.tensors(), recipe.max_train, seed)
@@ -103,8 +115,7 @@ def _run_target(profile: Any, recipe: ReprogrammerRecipe, target: str, missing: 
         return {k: predict(forward, x, EVAL_BATCH, device) for k, x in sets.items()}
 
     def emit(method: str, alpha: float | None, logits: dict, started: float, curves: dict | None = None) -> None:
-        write((method, alpha), metrics_from_logits(logits, sets),
-              {"curves": curves or {}, "encoder": encoder_info, "wall_time_s": time.time() - started})
+        write((method, alpha), logits, sets.id_labels, {"curves": curves or {}, "wall_time_s": time.time() - started})
 
     if "zero_shot" in methods:
         t0 = time.time()

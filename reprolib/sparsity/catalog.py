@@ -9,7 +9,7 @@ its sparsity and ImageNet top-1 as the authors report them (docs/methods.md s.11
 /work/shared/spec/methods.md s.11), the mask convention of the file and its sha256.
 
 Honesty rules of this table: a checksum is given only for a file whose bytes were hashed;
-`sha256=None` means "not verified here" (the README's table says so) and `fetch` then
+`sha256=None` means "not verified here" (`tickets list` says so) and `fetch` then
 records the hash it computed instead of checking one. Several authors publish their files
 behind folder pages (IST-DASLab's seafile shares, STR's release page) rather than stable
 per-file addresses; for those `url` is None and `fetch` says where to download by hand and

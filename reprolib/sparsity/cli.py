@@ -9,7 +9,7 @@
 - `tickets import FILE --name NAME [--mask MASK|zeros] [--backbone B]`: puts a checkpoint made
   elsewhere into `<artifacts>/tickets/imported/NAME` with its sparsity report.
 - `tickets fetch NAME [--url URL] [--sha256 HEX]`: downloads a curated checkpoint
-  (`reprolib.sparsity.catalog`, the README's table), verifies its checksum when one is
+  (`reprolib.sparsity.catalog`, docs/tickets.md), verifies its checksum when one is
   known, imports it; offline it fails with one line.
 - `tickets list`: the curated table and the imported tickets.
 - `tickets evaluate --imagenet DIR`: measures every ticket's ImageNet top-1 on DIR/val and

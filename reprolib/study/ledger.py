@@ -13,6 +13,12 @@ name, `ticket_name`), else the value the record stored when the run loaded its n
 reprolib.sparsity.network); records written before it existed get it inferred from their
 backbone's ticket source. `ticket_source` and `published_top1` describe imported tickets.
 
+`other_versions` names the libraries a record was made under (its `versions`) whose version is
+not the running code's, e.g. "torch 2.13.0 (now 2.14.1)", empty when all agree; `build_ledger`
+says in one line on stderr how many runs that is (their numbers may not reproduce here). The same
+run made under another machine's CPU facts and rerun here (two records, two ids) is one row: the
+one made here (reprolib.study.made_under).
+
 Failed runs (`<id>.failed.json`, written by the sweep) are rows too, with `status` "failed",
 the one-line `error` and empty metrics; finished runs have `status` "ok". `load_ledger`
 returns the finished runs only (what every table and figure computes numbers from) unless
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +47,7 @@ from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
 from reprolib.records import (BAD_SUFFIX, atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file,
                               move_aside, verified_record)
+from reprolib.study.made_under import one_per_run, other_versions, versions_line
 from reprolib.sparsity.identity import stale_network
 from reprolib.study.shipped import save_unless_losing
 
@@ -51,7 +59,8 @@ ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map
               "legacy_ece_batch"]
 # The registered scalar metrics shown in the ledger (reprolib.scores.registry), in registry order.
 METRIC_COLUMNS = metric_names(place="ledger")
-TAIL_COLUMNS = ["wall_time_s", "device", "cpu_capability", "cpu_threads", "reliability", "label_map_indices", "created"]
+TAIL_COLUMNS = ["wall_time_s", "device", "cpu_capability", "cpu_threads", "other_versions", "reliability",
+                "label_map_indices", "created"]
 # Whether the run finished ("ok") or raised ("failed", with its one-line error).
 STATUS_COLUMNS = ["status", "error"]
 OK, FAILED = "ok", "failed"
@@ -145,6 +154,7 @@ def record_to_row(record: dict[str, Any]) -> dict[str, Any]:
     row["device"] = record.get("device")
     cpu = record.get("cpu") or {}   # records before the CPU pin: empty
     row["cpu_capability"], row["cpu_threads"] = cpu.get("capability"), cpu.get("threads")
+    row["other_versions"] = other_versions(record.get("versions"))
     row["reliability"] = json.dumps(metrics.get("reliability")) if metrics.get("reliability") else None
     row["label_map_indices"] = json.dumps(record["label_map"]) if record.get("label_map") is not None else None
     row["created"] = record.get("created")
@@ -178,7 +188,8 @@ def read_records(runs_dir: Path, failures: bool = False) -> list[dict[str, Any]]
 def current_records(runs_dir: Path, artifacts: Path) -> list[dict[str, Any]]:
     """read_records without the records whose network has been remade since they ran
     (identity.stale_network): each is named in one line and moved aside, so a sweep reruns it
-    and the ledger never pairs a new network's facts with an old network's numbers."""
+    and the ledger never pairs a new network's facts with an old network's numbers; one record
+    per run made under several machines' CPU facts (made_under.one_per_run)."""
     kept = []
     for record in read_records(runs_dir):
         problem = stale_network(record["config"], str(artifacts))
@@ -186,7 +197,7 @@ def current_records(runs_dir: Path, artifacts: Path) -> list[dict[str, Any]]:
             kept.append(record)
         else:
             move_aside(Path(runs_dir) / f"{record['id']}.json", problem)
-    return kept
+    return one_per_run(kept)
 
 
 def _read_failure(path: Path) -> dict[str, Any] | None:
@@ -259,6 +270,9 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
                                       for n, r in zip(frame["ticket_name"], frame["upstream_accuracy"])]
     ood = sorted(c for c in frame.columns if c.startswith("ood_"))
     frame = frame[ID_COLUMNS + METRIC_COLUMNS + ood + TAIL_COLUMNS + STATUS_COLUMNS]
+    line = versions_line(frame)
+    if line:
+        print(line, file=sys.stderr)
     if len(frame):
         frame = frame.sort_values(["target", "arm", "ticket_kind", "level", "n_shot", "seed"],
                                   ignore_index=True, na_position="last")

@@ -16,7 +16,6 @@ training subset. Test data never selects or builds anything.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ import torch
 
 from reprolib import determinism, paths
 from reprolib.config import load_profile
-from reprolib.data import capped_warning, effective_shots, few_shot_indices, get_dataset
+from reprolib.data import capped_warning, effective_shots
 from reprolib.data.registry import info, names
+from reprolib.determinism import kernel_facts
 from reprolib.devices import device_name, resolve_device
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.scores.registry import compute_metrics
@@ -39,6 +39,7 @@ from reprolib.scores.saved import SavedScores, scores_path, write_scores
 from reprolib.sparsity.identity import network_fingerprint
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
+from reprolib.transfer.description import data_description, draw, geometry, method_hparams, read_splits
 from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.inputs import predict
@@ -49,8 +50,9 @@ from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
 
 
 def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
-    """(the run's config, Profile, Protocol) with every None filled in: the config is what the run
-    uses (hashed into its id) plus how the study names it (records.RECORD_ONLY_KEYS, not hashed)."""
+    """(the run's resolved description, Profile, Protocol) with every None filled in, assembled from
+    the entries the run reads (reprolib.transfer.description). Its id hashes all of it but
+    records.NEUTRAL_KEYS: how the study names the run, proven not to change a number."""
     cfg.validate()
     profile = load_profile(cfg.profile)
     if cfg.backbone is not None:   # the same study on another backbone (the hashed config names it)
@@ -61,23 +63,26 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
     if cfg.epochs is not None:
         protocol = get_protocol(protocol.name, epochs=epochs)
     device = resolve_device(cfg.device or profile.device)
-    target = info(cfg.target)
-    method = get_method(cfg.method)
+    target, method, backbone = info(cfg.target), get_method(cfg.method), get_spec(profile.backbone)
     preset = protocol.to_dict()
+    seed = protocol.seed if cfg.seed is None else cfg.seed
+    train, test = read_splits(cfg, profile, protocol)
     hashed = {
-        # What the run uses (its identity): the data and its few-shot draw, the network as loaded,
-        # the method with its own hyperparameters, the shared schedule, the evaluation, the seed.
+        # What makes the numbers (the id): the data as read and its few-shot draw, the geometry, the
+        # network as loaded, the method with its own hyperparameters, the schedule, the evaluation,
+        # the seed, the device and the CPU kernels (reprolib.determinism.kernel_facts).
         "target": cfg.target, "num_classes": target.num_classes, "n_shot": cfg.n_shot,
         "select_best_on_val": cfg.select_best_on_val,
         "val_fraction": cfg.val_fraction if cfg.select_best_on_val else None,
-        "backbone": profile.backbone,
+        "data": data_description(train, test, draw(train.labels, cfg, seed)),
+        "backbone": profile.backbone, "geometry": geometry(method, backbone, target, protocol),
+        "prompt_size": method.prompt_size(backbone, target),
         "network_fingerprint": network_fingerprint(profile, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir),
-        "method": cfg.method, "label_map": cfg.label_map,
-        "hparams": {name: preset[name] for name in method.hparams},
+        "method": cfg.method, "label_map": cfg.label_map, "hparams": method_hparams(method, protocol),
         "schedule": {name: preset[name] for name in SCHEDULE},
         "epochs": epochs, "batch_size": cfg.batch_size or protocol.batch_size_for(cfg.target),
         "test_batch_size": protocol.test_batch_size,
-        "seed": protocol.seed if cfg.seed is None else cfg.seed, "device": device,
+        "seed": seed, "device": device, "cpu_kernels": kernel_facts(device),
         "legacy_ece_batch": protocol.legacy_batch_for(cfg.method, cfg.target),
         "ood_partners": list(ood_partners(cfg.target, profile)), "ood_per_set": protocol.ood_per_set,
         # How the study names it (records.RECORD_ONLY_KEYS: shown, not hashed).
@@ -103,23 +108,6 @@ def _results_dir(cfg: TransferConfig, profile) -> Path:
     return Path(cfg.results_path) if cfg.results_path else paths.runs_dir(profile.path("artifacts"))
 
 
-def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train positions, val positions): per class ceil(fraction * n) held out when n >= 2."""
-    generator = torch.Generator().manual_seed(seed + 7919)   # independent of the few-shot draw
-    train_idx, val_idx = [], []
-    for c in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == c).flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        n_val = min(math.ceil(fraction * len(members) - 1e-9), len(members) - 1) if len(members) >= 2 else 0
-        val_idx.append(members[:n_val])
-        train_idx.append(members[n_val:])
-    val = torch.sort(torch.cat(val_idx)).values
-    if len(val) == 0:
-        raise ReprolibError("select_best_on_val needs at least 2 training images in some class; "
-                            "valid choices: n_shot >= 2 or -1")
-    return torch.sort(torch.cat(train_idx)).values, val
-
-
 @dataclass(frozen=True)
 class TargetData:
     """The run's target splits (ImageSplits): few-shot train, full test, optional validation;
@@ -141,23 +129,17 @@ def load_target(cfg: TransferConfig, profile, seed: int, protocol) -> TargetData
 
     Each split is loaded at the side the method stores (MethodSpec.load_side): paper images
     are resized once from the original, never upsampled from the prompt-size copy (s.4).
+    The draw and the carve are the ones the run's description digests (description.draw).
     """
-    root, download = profile.path("data_root"), profile.download
-    spec, backbone, target = get_method(cfg.method), get_spec(profile.backbone), info(cfg.target)
-    train = get_dataset(cfg.target, "train", root=root, download=download,
-                        size=spec.load_side(backbone, target, protocol, "train"))
-    test = get_dataset(cfg.target, "test", root=root, download=download,
-                       size=spec.load_side(backbone, target, protocol, "test"))
+    train, test = read_splits(cfg, profile, protocol)
     shots = effective_shots(train.labels, cfg.n_shot, train.info.class_names)
     if cfg.n_shot != -1:
-        train = train.subset(few_shot_indices(train.labels, cfg.n_shot, seed))
         warning = capped_warning(shots, cfg.target)
         if warning:
             print(warning, file=sys.stderr)   # one line; the record and the ledger keep the details
-    val = None
-    if cfg.select_best_on_val:
-        train_pos, val_pos = carve_validation(train.labels, cfg.val_fraction, seed)
-        train, val = train.subset(train_pos), train.subset(val_pos)
+    train_pos, val_pos = draw(train.labels, cfg, seed)
+    val = None if val_pos is None else train.subset(val_pos)
+    train = train if train_pos is None else train.subset(train_pos)
     return TargetData(train, test, val, shots)
 
 
@@ -201,12 +183,12 @@ def run_scores(cfg: TransferConfig, profile, method: TransferMethod, test: tuple
     return SavedScores(test_logits, test_labels.cpu(), ood)
 
 
-def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: TargetData, backbone) -> dict:
-    """The record's config: the hashed settings plus what the run found (ticket, split, sizes)."""
+def record_config(cfg: TransferConfig, hashed: dict[str, Any], ticket, data: TargetData) -> dict:
+    """The record's config: the resolved description plus what the run found (records.FOUND_KEYS:
+    ticket, split note, sizes, effective shots)."""
     return {**hashed,
             "ticket": ticket.record_fields(),   # provenance included; none of it is hashed
             "split": data.train.split_note,
-            "prompt_size": get_method(cfg.method).prompt_size(backbone, data.train.info),
             "n_train": len(data.train), "n_test": len(data.test), "n_val": len(data.val) if data.val else 0,
             "effective_shots": data.shots}
 
@@ -267,7 +249,7 @@ def finish_run(run: PreparedRun, result: FitResult) -> dict[str, Any]:
     metrics = compute_metrics(scores, hashed)   # every registered metric (reprolib.scores.registry)
     label_map = method.label_map
     record = build_record(
-        run.run_id, record_config(cfg, hashed, run.ticket, run.data, run.backbone), metrics,
+        run.run_id, record_config(cfg, hashed, run.ticket, run.data), metrics,
         wall_time_s=time.perf_counter() - run.started, device=device_name(hashed["device"]),
         selection={"rule": "best_val" if cfg.select_best_on_val else "final_epoch",
                    "epoch": result.selected_epoch + 1},

@@ -9,11 +9,14 @@ say in one line what to run, and the test then picks the smoke profile in the ex
 picker (its results, made by `make test-notebooks`, are linked into the clone). It moves
 every control (target, arm, shots, network A, the network-B slider, one run's details) and
 checks each redraw's numbers against reprolib.plots.explorer.compare_summary for the values
-shown, timing each redraw from the browser (the kernel's own time is in the busy sign). Then
-it opens an executed notebook, lets autosave run, and requires `git status` of the clone to be
-clean: opening and running notebooks must not rewrite any committed file. Timings are printed
-and written to tests/browser/screenshots/timings.json (no timing is asserted: a loaded CI
-machine is not a benchmark).
+shown, timing each redraw from the browser (the kernel's own time is in the busy sign), and
+that no widget label is shown cut. It picks the seed of the one-run panel, then another study
+(imagenet-lite) in the explorer's study picker and runs the notebook again, which must open
+on that study. Then it opens an executed notebook, lets autosave run, and requires `git
+status` of the clone to be clean: choosing a study, opening and running notebooks must not
+rewrite any committed file. Timings and the machine's load are printed and written to
+tests/browser/screenshots/timings.json (no timing is asserted: a loaded CI machine is not a
+benchmark).
 
 REPROLIB_BROWSER_SABOTAGE=1 serves a clone whose network-B slider has no callback: the test
 must then fail (that is how we know it can).
@@ -41,8 +44,8 @@ SMOKE_ARTIFACTS = CHECKOUT / "artifacts" / "smoke"
 EXECUTED = "notebooks/executed/embedded/05_calibration.ipynb"
 # The line that wires the controls to the redraw; sabotage drops the network-B slider from it.
 WIRING_FILE = "reprolib/plots/explorer_widgets.py"
-WIRING = 'for key in (*PICKED, "details"):'
-SABOTAGED = 'for key in (*[k for k in PICKED if k != "b"], "details"):'
+WIRING = 'for key in (*PICKED, "details", "seed"):'
+SABOTAGED = 'for key in (*[k for k in PICKED if k != "b"], "details", "seed"):'
 # accuracy, then the metric picked beside it (ECE by default; reprolib.plots.explorer.metric_choices)
 NUMBERS = re.compile(r"accuracy \d+\.\d% (\[95% CI -?\d+\.\d, -?\d+\.\d\] \(n=\d+\)|\(one run\)), "
                      r"[A-Za-z ]*(ECE|MCE|NLL|Brier score) \d+\.\d{3}")
@@ -182,14 +185,31 @@ def _expected(clone: Path, profile: str, page) -> str:
     chosen = [_text(s.locator("option:checked").inner_text()) for s in selects.all()]
     keys = {label: key for label, key in networks(ledger)}
     shots = -1 if chosen[3] == "full data" else int(chosen[3].split("-")[0])
-    b = _text(page.locator(".widget-slider .widget-readout").first.inner_text())
+    b = _text(page.locator(".reprolib-network-b").first.inner_text())
     metric = dict(metric_choices(ledger))[chosen[5]]   # the dropdown shows display names
     return compare_summary(ledger, chosen[1], chosen[2], shots, keys[chosen[4]], keys[b], metric)
 
 
+def _clipped_labels(page) -> list[str]:
+    """Widget labels and readouts whose text does not fit their box (shown cut, with an ellipsis)."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll(
+        '.widget-label, .widget-label-basic, .widget-readout, .widget-checkbox label, .reprolib-network-b'))
+        .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+        .map(e => e.innerText)""")
+
+
+def _run_all(page) -> None:
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def test_landing_on_the_index_and_following_it_to_the_explorer(served, page) -> None:
-    """Index -> explorer -> Run All -> every control redraws with the right numbers -> an executed
-    notebook opens and autosaves -> git clean. Long because it is one user's path, in order."""
+    """Index -> explorer -> Run All -> every control redraws with the right numbers -> another study
+    picked and the notebook run again -> an executed notebook opens and autosaves -> git clean.
+    Long because it is one user's path, in order."""
     url, clone = served
     page, errors = page
     timings: dict[str, float] = {}
@@ -204,7 +224,7 @@ def test_landing_on_the_index_and_following_it_to_the_explorer(served, page) -> 
                            timeout=60_000)
     _accept_kernel_dialog(page)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    _run_all(page)
     page.wait_for_function("() => { const n = document.querySelector('.reprolib-numbers');"
                            " return n && n.innerText.trim().length > 0; }", timeout=180_000)
     timings["index to a drawn explorer (s)"] = round(time.monotonic() - started, 1)
@@ -219,6 +239,7 @@ def test_landing_on_the_index_and_following_it_to_the_explorer(served, page) -> 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "explorer_first.png"), full_page=False)
     assert _state(page)[0] == _expected(clone, profile, page)
+    assert _clipped_labels(page) == []
 
     selects = page.locator(".widget-dropdown select")
     for index, name in ((1, "target"), (2, "arm"), (3, "shots"), (4, "network A"), (5, "metric")):
@@ -239,12 +260,30 @@ def test_landing_on_the_index_and_following_it_to_the_explorer(served, page) -> 
     _, seconds = _redraw(page, lambda: page.locator(".widget-checkbox input").first.check(), "showing one run",
                          lambda before, now: now[2] == 2)
     timings["redraw with one run's details (s)"] = round(seconds, 2)
+    seeds = selects.nth(6).locator("option").all_inner_texts()
+    if len(seeds) > 1:   # the seed picker: the ring and the one-run panel move to the other seed
+        _, seconds = _redraw(page, lambda: selects.nth(6).select_option(label=seeds[-1]), "picking a seed",
+                             lambda before, now: now[1] != before[1] and now[2] == 2)
+        timings["redraw after seed (s)"] = round(seconds, 2)
     busy = re.search(r"drawn in ([\d.]+) s", _text(page.locator(".reprolib-busy").first.inner_text()))
     assert busy, "the busy sign does not say the redraw finished"
     timings["kernel's last redraw (s)"] = float(busy.group(1))
+    assert _clipped_labels(page) == []
     page.screenshot(path=str(SHOTS / "explorer_moved.png"), full_page=False)
+
+    other = "imagenet-lite" if profile == "embedded" and (clone / "artifacts" / "imagenet-lite").exists() else None
+    if other:   # another study from the picker, then the notebook run again: it stays on that study
+        _, seconds = _redraw(page, lambda: selects.first.select_option(label=other), f"picking {other}", _moved)
+        timings[f"redraw after picking {other} (s)"] = round(seconds, 2)
+        assert _state(page)[0] == _expected(clone, other, page)
+        _run_all(page)
+        page.wait_for_function(f"() => {{ const o = Array.from(document.querySelectorAll('.jp-OutputArea-output'));"
+                               f" return o.some(e => e.innerText.startsWith('{other}: ')); }}", timeout=180_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000)
+        assert page.locator(".widget-dropdown select").first.locator("option:checked").inner_text().startswith(other)
     assert not errors, f"browser console errors: {errors}"
 
+    timings["load average at the end (1, 5, 15 min)"] = _load()
     print(f"browser: timings {timings}", flush=True)
     (SHOTS / "timings.json").write_text(json.dumps({"profile": profile, **timings}, indent=1))
 
@@ -258,4 +297,4 @@ def test_landing_on_the_index_and_following_it_to_the_explorer(served, page) -> 
     dirty = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty")
     assert dirty is False, f"{EXECUTED} is marked modified right after opening"
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
-    assert status == "", f"opening and running notebooks changed committed files:\n{status}"
+    assert status == "", f"choosing a study, running notebooks and opening them changed committed files:\n{status}"
