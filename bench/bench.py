@@ -83,16 +83,18 @@ def public_prompt_loop(backbone, method: str, protocol, epochs: int, seed: int, 
     """
     from reprolib.prompts import get_prompt
     from reprolib.schedules import multistep
+    from reprolib.transfer.registry import get, method_hparams
 
+    hparams = method_hparams(get(method), protocol)
     torch.manual_seed(seed)
     normalize = (backbone.mean, backbone.std)
     kw = {"target_prompt_size": prompt_size} if method == "vp" else {}
     prompt = get_prompt(method, backbone.input_size, backbone.channels, normalize, **kw)
     if method == "smm":   # SMM's two optimisers, as in our loop
-        opts = [torch.optim.Adam(prompt.delta_parameters(), lr=protocol.prompt_lr),
-                torch.optim.Adam(prompt.generator_parameters(), lr=protocol.generator_lr)]
+        opts = [torch.optim.Adam(prompt.delta_parameters(), lr=hparams["prompt_lr"]),
+                torch.optim.Adam(prompt.generator_parameters(), lr=hparams["generator_lr"])]
     else:
-        opts = [torch.optim.Adam(prompt.parameters(), lr=protocol.prompt_lr)]
+        opts = [torch.optim.Adam(prompt.parameters(), lr=hparams["prompt_lr"])]
     scheds = [multistep(o, protocol.milestone_epochs(epochs), protocol.gamma) for o in opts]
     train_loader = _loader(PILDigits(*train_data, train_tf), protocol.batch_size, True, seed)
     map_loader = _loader(PILDigits(*train_data, map_tf), protocol.batch_size, False)
@@ -121,9 +123,10 @@ def public_lp_loop(backbone, protocol, epochs: int, seed: int, train_data, test_
     """(seconds, final test accuracy): backbone forward every batch of every epoch."""
     from reprolib.transfer.linear_probe import new_head
     from reprolib.schedules import multistep
+    from reprolib.transfer.registry import get, method_hparams
 
     head = new_head(backbone.feature_dim, 10, seed, "cpu")
-    opt = torch.optim.Adam(head.parameters(), lr=protocol.lp_lr)
+    opt = torch.optim.Adam(head.parameters(), lr=method_hparams(get("lp"), protocol)["lp_lr"])
     sched = multistep(opt, protocol.milestone_epochs(epochs), protocol.gamma)
     train_loader = _loader(PILDigits(*train_data, tf), protocol.batch_size, True, seed)
     test_loader = _loader(PILDigits(*test_data, tf), protocol.test_batch_size, False)

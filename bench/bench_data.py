@@ -81,9 +81,12 @@ class _StandIn(nn.Module):
 
 def _stand_in_backbone():
     from reprolib.models.backbone import Backbone
+    from reprolib.models.registry import get_spec
 
     torch.manual_seed(0)
-    return Backbone(_StandIn(), "stand-in", 224, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1000).eval()
+    resnet50 = get_spec("resnet50")   # the network it stands in for
+    return Backbone(_StandIn(), "stand-in", 224, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1000,
+                    family=resnet50.family).eval()
 
 
 def _splits(name: str, method: str, root: Path):

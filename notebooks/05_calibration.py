@@ -47,6 +47,7 @@ from IPython.display import Markdown, display
 from reprolib import plots
 from reprolib.study.ledger import load_ledger
 from reprolib.notebooks.runner import setup
+from reprolib.transfer.registry import has_role
 
 P = setup(profile=profile, artifacts=artifacts, figures=figures)
 FIGURES = P.path("figures")
@@ -54,7 +55,7 @@ ledger = load_ledger(P.path("artifacts"))
 headline = plots.headline_shot(ledger)   # full data, or the largest n-shot of a few-shot study
 
 # %%
-calibration_arms = [a for a in ledger["arm"].unique() if a == "lp" or a.startswith("vp/")]
+calibration_arms = [a for a in ledger["arm"].unique() if has_role(a)]   # LP's and VP's arms
 fig = plots.calibration_vs_sparsity(ledger, n_shot=headline, arms=calibration_arms)
 plots.save(fig, FIGURES, "calibration_vs_sparsity", why="no LP or VP runs in the headline setting")
 fig

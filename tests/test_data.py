@@ -13,13 +13,16 @@ import torch
 
 from reprolib.cli import main as cli_main
 from reprolib.data import embedded, get_dataset, glyphs, info, names
-from reprolib.data.catalog import LOADER_NAMES
-from reprolib.data.registry import LOADERS
+from reprolib.data.catalog import KINDS, TORCHVISION
+from reprolib.data.registry import reader
 from reprolib.data.split import ImageSplit
 from reprolib.errors import ReprolibError
 
+# The papers' targets and the embedded study's sets: value checks below read these entries (a new
+# entry is checked by the parametrised tests, with no edit here).
 PAPER = ["cifar10", "cifar100", "svhn", "gtsrb", "flowers102", "dtd", "oxfordpets", "eurosat",
          "food101", "sun397", "stanfordcars"]
+EMBEDDED = ["fashion_mnist", "digits", "glyphs"]
 
 
 def _one_line_error(fn, *args, **kwargs) -> str:
@@ -32,8 +35,9 @@ def _one_line_error(fn, *args, **kwargs) -> str:
 # ---- registry -------------------------------------------------------------------------
 
 def test_names_and_static_info():
-    assert names("embedded") == ["fashion_mnist", "digits", "glyphs"]
-    assert names("paper") == PAPER
+    assert names() == names("embedded") + names("paper")     # embedded first, then the paper sets
+    assert [n for n in names("embedded") if n in EMBEDDED] == EMBEDDED
+    assert [n for n in names("paper") if n in PAPER] == PAPER
     expected_prompt = {"cifar10": 32, "cifar100": 32, "svhn": 32, "gtsrb": 32, "digits": 20, "glyphs": 20,
                        "fashion_mnist": 28, **{n: 128 for n in PAPER[4:]}}
     for name, size in expected_prompt.items():
@@ -70,32 +74,43 @@ def test_catalog_imports_no_loader():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_every_loader_name_has_a_reader():
-    assert set(LOADERS) == set(LOADER_NAMES)
-    assert {n: info(n).loader for n in names("embedded")} == {
-        "fashion_mnist": "fashion_mnist_idx", "digits": "sklearn_digits", "glyphs": "glyphs"}
-    assert {info(n).loader for n in names("paper")} == {"torchvision"}
+@pytest.mark.parametrize("name", names())
+def test_every_entry_names_a_reader(name):
+    assert callable(reader(info(name).loader))
+
+
+def test_the_known_sets_readers_and_bad_references():
+    assert {n: info(n).loader.rpartition(":")[2] for n in EMBEDDED} == {
+        "fashion_mnist": "read_fashion_mnist", "digits": "read_digits", "glyphs": "read_glyphs"}
+    assert {info(n).loader for n in PAPER} == {TORCHVISION}
+    assert "'os:getcwd' is not 'reprolib.data.<module>:<function>'" in _one_line_error(reader, "os:getcwd")
+    assert "names no reader" in _one_line_error(reader, "reprolib.data.paper:no_such_reader")
 
 
 @pytest.mark.parametrize("name", names())
 def test_dataset_facts_are_consistent(name):
     meta = info(name)
-    assert meta.kind in ("embedded", "paper") and meta.loader in LOADER_NAMES
-    assert meta.name == name and meta.num_classes == len(meta.class_names) >= 2
-    # OOD partners: other registered sets, no repeats
+    assert meta.kind in KINDS and meta.name == name and meta.num_classes == len(meta.class_names) >= 2
+    assert meta.channels in (1, 3) and meta.image_size >= 1 and meta.prompt_size >= 1
+    # OOD partners: other registered sets, no repeats (an entry's own list: another set's
+    # registration never changes it, so it never changes a shipped run)
     assert name not in meta.ood_partners and len(set(meta.ood_partners)) == len(meta.ood_partners)
     assert set(meta.ood_partners) <= set(names())
+    if meta.kind == "paper":   # served at the prompt size (VP's copy), as the ILM-VP pipeline
+        assert meta.image_size == meta.prompt_size and meta.channels == 3
+    assert all(batch >= 1 for _, batch in meta.legacy_ece_batches)
+
+
+def test_the_papers_and_embedded_facts():
     # the papers halve the batch for exactly DTD and OxfordPets
-    assert meta.small_batch == (name in ("dtd", "oxfordpets"))
+    assert [n for n in PAPER + EMBEDDED if info(n).small_batch] == ["dtd", "oxfordpets"]
     # mirroring changes the meaning of digits and letters only
-    assert meta.mirror_safe == (name not in ("digits", "glyphs", "svhn"))
-    # prompt sizes: 32 / 128 for paper sets (served at that size), 20 for embedded targets,
-    # 28 for Fashion-MNIST (the source set itself); a prompt never shrinks a 28 px image
-    if meta.kind == "paper":
-        assert meta.channels == 3 and meta.image_size == meta.prompt_size in (32, 128)
-    else:
-        assert meta.channels == 1 and meta.prompt_size == (28 if name == "fashion_mnist" else 20)
-        assert meta.ood_partners == tuple(n for n in names("embedded") if n != name)
+    assert [n for n in EMBEDDED + PAPER if not info(n).mirror_safe] == ["digits", "glyphs", "svhn"]
+    # prompt sizes: 32 / 128 for paper sets, 20 for embedded targets, 28 for Fashion-MNIST (the
+    # source set itself); a prompt never shrinks a 28 px image
+    assert {info(n).prompt_size for n in PAPER} == {32, 128}
+    assert {n: (info(n).channels, info(n).prompt_size) for n in EMBEDDED} == \
+        {"fashion_mnist": (1, 28), "digits": (1, 20), "glyphs": (1, 20)}
 
 
 def test_ood_partners_of_the_targets_that_have_them():

@@ -12,6 +12,8 @@ from reprolib.errors import ReprolibError
 from reprolib.transfer.labelmap import (
     LABEL_MAPS,
     LabelMapper,
+    default_label_map,
+    get_label_map,
     compute_source_predictions,
     frequency_matrix,
     greedy_label_map,
@@ -162,9 +164,54 @@ def test_rlm_policy_and_unknown_name() -> None:
     first = mapper.initial(None, None, None)
     assert torch.equal(first, random_label_map(50, 10, 7))
     assert torch.equal(mapper.before_epoch(3), first)
-    assert LABEL_MAPS == ("ilm", "flm", "flm_grey", "rlm")
-    with pytest.raises(ReprolibError, match="ilm, flm, flm_grey, rlm"):
+    with pytest.raises(ReprolibError, match="unknown label map 'hungarian'; valid choices: " + ", ".join(LABEL_MAPS)):
         LabelMapper("hungarian", 50, 10)
+    assert get_label_map(default_label_map()).default
+
+
+class _CountingPasses:
+    """Training batches that count the passes made over them (one per `iter`)."""
+
+    def __init__(self, batches: list, counter: list[int]):
+        self.batches, self.counter = batches, counter
+
+    def __iter__(self):
+        self.counter[0] += 1
+        return iter(self.batches)
+
+
+@pytest.mark.parametrize("name", LABEL_MAPS)
+def test_every_label_map_entry_maps_and_costs_what_it_says(name: str) -> None:
+    """A run of E epochs makes exactly `mapping_passes(E)` passes over the training set, recomputes
+    as the entry says, and the sweep's cost model counts the same passes."""
+    from reprolib.sweep.cost import run_cost
+    from reprolib.transfer.registry import role_method
+
+    kind, epochs, passes = get_label_map(name), 3, [0]
+    assert kind.name == name and kind.display and kind.summary
+    x, y = _brightness_data()
+    backbone, prompt = _SourceByBrightness(8), PaddingPrompt(4, 8, channels=1)
+    mapper = LabelMapper(name, 8, 2, seed=1)
+    maps = [mapper.initial(backbone, prompt, _CountingPasses(_batches(x, y), passes))]
+    for epoch in range(epochs):
+        with torch.no_grad():
+            prompt.theta.fill_(-20.0 * epoch)   # the prompt learns between epochs
+        maps.append(mapper.before_epoch(epoch, backbone, prompt, _CountingPasses(_batches(x, y), passes)))
+    assert passes[0] == kind.mapping_passes(epochs) and mapper.recomputes == kind.recomputes
+    assert all(sorted(set(m.tolist())) == sorted(m.tolist()) and len(m) == 2 for m in maps)   # K distinct sources
+    if not kind.recomputes:
+        assert all(torch.equal(m, maps[0]) for m in maps)
+    if not kind.reads_training_set:
+        assert torch.equal(LabelMapper(name, 8, 2, seed=1).initial(None, None, None), maps[0])
+    cost = run_cost(role_method("prompt").name, name, 100, 50, epochs, 7)
+    assert cost.fwd == epochs * 50 + kind.mapping_passes(epochs) * 100 + 7
+
+
+def test_flm_grey_costs_the_same_mapping_pass_as_flm() -> None:
+    from reprolib.sweep.cost import run_cost
+
+    assert get_label_map("flm_grey").mapping_passes(3) == get_label_map("flm").mapping_passes(3) == 1
+    assert run_cost("vp", "flm_grey", 100, 50, 3, 7).fwd == run_cost("vp", "flm", 100, 50, 3, 7).fwd == 257
 
 
 def test_source_predictions_run_in_eval_mode_without_grad_and_restore_modes() -> None:

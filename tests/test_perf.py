@@ -12,6 +12,8 @@ import torch
 
 from reprolib.errors import ReprolibError
 from reprolib.protocols import eval_schedule, get_protocol
+from reprolib.transfer.registry import get as get_method
+from reprolib.transfer.registry import method_hparams
 from reprolib.transfer.train import evaluate as REAL_EVALUATE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -103,11 +105,13 @@ def test_lp_features_computed_once_per_network_and_images_and_bit_identical(tmp_
     backbone = get_backbone("small_resnet", weights=None)
     splits = _tiny_splits()
     settings = FitSettings(epochs=2, batch_size=16, test_batch_size=32, seed=5)
-    plain = LinearProbe(_digits_context(backbone, epochs=2))
+    lp = MethodContext(**{**_digits_context(backbone, epochs=2).__dict__,
+                          "hparams": method_hparams(get_method("lp"), get_protocol("smoke"))})
+    plain = LinearProbe(lp)
     plain_result = fit(plain, splits, settings)
 
     store = FeatureStore(tmp_path / "features")
-    ctx = MethodContext(**{**_digits_context(backbone, epochs=2).__dict__, "feature_store": store})
+    ctx = MethodContext(**{**lp.__dict__, "feature_store": store})
     for seed in (5, 6):   # two runs (another seed): the second computes nothing new
         fit(LinearProbe(ctx), splits, FitSettings(epochs=2, batch_size=16, test_batch_size=32, seed=seed))
         assert store.computed == 2                                    # train split + test split, once

@@ -15,7 +15,7 @@ from scipy import stats as scipy_stats
 from reprolib import plots
 from reprolib.errors import ReprolibError
 from reprolib.study.ledger import tickets_table
-from reprolib.study.published import compare, load_published, published_source
+from reprolib.study.published import arm_columns, compare, load_published, published_source
 from synthetic_study import true_accuracy
 
 
@@ -169,6 +169,17 @@ def test_published_tables_keep_sources_and_compare(synthetic_study) -> None:
     assert (row["ours_low"], row["ours_high"]) == (pytest.approx(low, abs=0.01), pytest.approx(high, abs=0.01))
     with pytest.raises(ReprolibError, match="valid choices: ilmvp, smm"):
         load_published("rlt")
+
+
+def test_published_columns_come_from_the_arms() -> None:
+    """Each table's columns are read from the registered arms' entries (labels, short names), in the
+    table's own column order; the pairs are the papers' methods, as they were spelt out before."""
+    assert arm_columns("ilmvp") == {"vp/ilm": "ilm_vp", "vp/rlm": "rlm_vp", "vp/flm": "flm_vp", "lp": "lp"}
+    assert arm_columns("smm") == {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium",
+                                  "full/ilm": "full", "smm/ilm": "smm"}
+    for name in ("ilmvp", "smm"):
+        columns = list(load_published(name).columns)
+        assert list(arm_columns(name).values()) == [c for c in columns if c in arm_columns(name).values()]
 
 
 def test_reprogrammer_bars_one_bar_per_method_and_target() -> None:

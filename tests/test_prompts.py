@@ -15,6 +15,7 @@ from reprolib.prompts import (
     WatermarkPrompt,
     augment,
     augment_pad,
+    get_kind,
     get_prompt,
     match_channels,
     pad_offsets,
@@ -86,7 +87,7 @@ def test_padding_resizes_other_sizes_bilinearly() -> None:
 def test_only_prompt_parameters_get_gradients_through_a_frozen_backbone() -> None:
     torch.manual_seed(0)
     backbone = _frozen_backbone()
-    for prompt in (PaddingPrompt(16, 32, 3, IMAGENET), WatermarkPrompt("narrow", 32, 3, IMAGENET), SMMPrompt(32, 8)):
+    for prompt in (PaddingPrompt(16, 32, 3, IMAGENET), get_prompt("narrow", 32, 3, IMAGENET), SMMPrompt(32, 8)):
         x = torch.rand(4, 1, 16, 16)
         loss = F.cross_entropy(backbone(prompt(x)), torch.tensor([0, 1, 2, 3]))
         loss.backward()
@@ -123,7 +124,8 @@ def test_channel_matching() -> None:
 
 @pytest.mark.parametrize("kind,out,width", [("narrow", 224, 28), ("medium", 224, 56), ("narrow", 28, 4), ("medium", 28, 7)])
 def test_watermark_frame_widths(kind: str, out: int, width: int) -> None:
-    prompt = WatermarkPrompt(kind, out, channels=1)
+    prompt = get_prompt(kind, out, 1, None)   # the width is the kind's entry's (settings)
+    assert prompt.width_at_224 == get_kind(kind).settings["frame_width_at_224"]
     mask = prompt.frame_mask
     assert prompt.width == width
     assert mask[:, :width].all() and mask[:width].all() and mask[-width:].all() and mask[:, -width:].all()
@@ -132,15 +134,15 @@ def test_watermark_frame_widths(kind: str, out: int, width: int) -> None:
 
 
 def test_watermark_full_is_everywhere_and_added_in_normalised_space() -> None:
-    prompt = WatermarkPrompt("full", 16, channels=3, normalize=IMAGENET)
-    assert prompt.frame_mask.all()
+    prompt = get_prompt("full", 16, 3, IMAGENET)
+    assert isinstance(prompt, WatermarkPrompt) and prompt.width_at_224 is None and prompt.frame_mask.all()
     with torch.no_grad():
         prompt.delta.fill_(2.0)
     x = torch.rand(2, 3, 16, 16)
     mean = torch.tensor(IMAGENET[0]).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET[1]).view(1, 3, 1, 1)
     assert torch.allclose(prompt(x), (x - mean) / std + 2.0)
-    with pytest.raises(ReprolibError, match="narrow, medium, full"):
+    with pytest.raises(ReprolibError, match="watermark frame width must be a positive number of pixels.*'wide'"):
         WatermarkPrompt("wide")
 
 
@@ -215,7 +217,7 @@ def test_registry_shapes_and_finite(method: str, size: int, channels: int, promp
 
 
 def test_registry_errors_and_smm_default_patch() -> None:
-    with pytest.raises(ReprolibError, match="vp, narrow, medium, full, smm"):
+    with pytest.raises(ReprolibError, match="unknown prompt method .frame.; valid choices: " + ", ".join(PROMPTS)):
         get_prompt("frame", 224, 3, None, 32)
     with pytest.raises(ReprolibError, match="target_prompt_size"):
         get_prompt("vp", 224, 3, None)
@@ -270,13 +272,14 @@ def test_smm_method_on_a_vit_uses_six_layers_and_the_vit_generator_lr() -> None:
     from reprolib.models.registry import get_spec
     from reprolib.protocols import get_protocol
     from reprolib.transfer.prompting import new_prompt, prompt_optimizers
+    from reprolib.transfer.registry import get, method_hparams
 
     for name, layers, params, lr, n_schedulers in (("vit_b_32", 6, 102_339, 0.001, 1), ("resnet18", 5, 26_499, 0.01, 2)):
         spec = get_spec(name)
         backbone = SimpleNamespace(input_size=spec.input_size, channels=spec.channels, mean=spec.mean,
                                    std=spec.std, family=spec.family)
         ctx = SimpleNamespace(backbone=backbone, target=None, protocol=get_protocol("smm"), epochs=4, seed=1,
-                              device="cpu")
+                              device="cpu", hparams=method_hparams(get("smm"), get_protocol("smm")))
         prompt = new_prompt("smm", ctx)
         assert (prompt.layers, prompt.patch_size, _count(prompt.mask_generator)) == (layers, 8, params)
         optimizers, schedulers = prompt_optimizers(prompt, "smm", ctx)

@@ -94,9 +94,10 @@ def test_a_dataset_prompt_size_changes_exactly_the_runs_that_place_images_by_it(
 
 
 def test_a_watermark_frame_width_changes_exactly_its_prompt(smoke_upstream, monkeypatch):
-    from reprolib.prompts import watermark
+    from reprolib.prompts import kinds
 
-    changed = _entry_ids(monkeypatch, lambda mp: mp.setitem(watermark.FRAME_WIDTH_AT_224, "narrow", 84))
+    narrow = dataclasses.replace(kinds.get_kind("narrow"), settings={"frame_width_at_224": 84})
+    changed = _entry_ids(monkeypatch, lambda mp: mp.setitem(kinds._KINDS, "narrow", narrow))
     assert changed == {"narrow"}
 
 
@@ -141,8 +142,8 @@ def test_the_fonts_behind_glyphs_are_part_of_its_runs_ids(smoke_upstream, monkey
     before = _id(cfg)
     own = dataclasses.replace(load_profile("smoke"), data_root=str(tmp_path))
     monkeypatch.setattr(run_module, "load_profile", lambda name: own)
-    monkeypatch.setitem(registry.LOADERS, "glyphs", lambda name, split, root, download, size:
-                        glyphs.load_glyphs(split, root, system_fonts=False))
+    monkeypatch.setattr(glyphs, "read_glyphs", lambda name, split, root, download, size:
+                        glyphs.load_glyphs(split, root, system_fonts=False))   # the entry's reader
     assert _id(cfg) != before
 
 
@@ -243,11 +244,12 @@ def _imported_copies(tmp_path: Path) -> tuple[str, str]:
 
 
 def _renamed_protocol(monkeypatch) -> str:
-    """A copy of the smoke preset under another name with another prompt_lr (LP does not read it)."""
+    """A copy of the smoke preset under another name (the record's preset differs; LP's numbers and
+    schedule do not: LP's entry sets no number for either preset)."""
     from reprolib import protocols
 
     monkeypatch.setitem(protocols.PRESETS, "smoke_copy",
-                        dataclasses.replace(protocols.PRESETS["smoke"], name="smoke_copy", prompt_lr=0.5))
+                        dataclasses.replace(protocols.PRESETS["smoke"], name="smoke_copy"))
     return "smoke_copy"
 
 

@@ -102,7 +102,8 @@ def test_two_names_of_one_network_are_one_run(own_smoke, tmp_path):
 
 
 def test_a_new_hyperparameter_of_one_method_changes_no_other_methods_ids(own_smoke, tmp_path, monkeypatch):
-    from reprolib import protocols
+    from reprolib.prompts import kinds
+    from reprolib.protocols import Hyperparameters
     from reprolib.transfer import registry
     from reprolib.transfer import run as run_module
     from reprolib.transfer.config import TransferConfig
@@ -111,15 +112,11 @@ def test_a_new_hyperparameter_of_one_method_changes_no_other_methods_ids(own_smo
                               results_path=str(tmp_path)) for m in registry.names()]
     before = {c.method: run_module.record_path(c).stem for c in configs}
 
-    @dataclasses.dataclass(frozen=True)
-    class Extended(protocols.Protocol):
-        smm_mask_temperature: float = 0.5      # a new SMM-only hyperparameter
-
-    original = run_module.get_protocol
-    monkeypatch.setattr(run_module, "get_protocol",
-                        lambda name, **kw: Extended(**dataclasses.asdict(original(name, **kw))))
+    # A new SMM-only number, added where SMM's numbers live: its entry.
     smm = registry.get("smm")
-    monkeypatch.setitem(registry._SPECS, "smm", dataclasses.replace(smm, hparams=smm.hparams + ("smm_mask_temperature",)))
+    extended = smm.hparams + Hyperparameters({"smm_mask_temperature": 0.5})
+    monkeypatch.setitem(registry._SPECS, "smm", dataclasses.replace(smm, hparams=extended))
+    monkeypatch.setitem(kinds._KINDS, "smm", dataclasses.replace(kinds.get_kind("smm"), hparams=extended))
     after = {c.method: run_module.record_path(c).stem for c in configs}
     assert {m for m in before if before[m] != after[m]} == {"smm"}
 

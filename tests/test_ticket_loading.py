@@ -13,6 +13,7 @@ import torchvision
 import reprolib.sparsity
 import ticket_files   # the tests' writers of each format (the library only reads them)
 from reprolib.errors import ReprolibError
+from reprolib.models.registry import names as backbone_names
 from reprolib.sparsity import masks
 from reprolib.sparsity.load import build_network, load_ticket, read_ticket
 from ticket_files import ticket_densities
@@ -268,8 +269,8 @@ def test_file_and_directory_errors(small, tmp_path):
     msg = error_of(load_ticket, tmp_path / "empty", "resnet50")
     assert str(tmp_path / "empty") in msg and "looked for" in msg and "resnet50_dyn4_S_checkpoint.pth" in msg
     assert "missing ticket path" in error_of(load_ticket, tmp_path / "nowhere", "resnet50")
-    msg = error_of(load_ticket, tmp_path, "resnet34")
-    assert "resnet34" in msg and "small_resnet, resnet18, resnet50" in msg
+    msg = error_of(load_ticket, tmp_path, "no_such_backbone")
+    assert "'no_such_backbone'" in msg and ", ".join(backbone_names()) in msg
 
 
 # ---------------------------------------------------------------- the package API

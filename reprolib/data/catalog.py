@@ -1,8 +1,9 @@
 """Static facts about every dataset: `DatasetInfo`, `info(name)`, `names(kind)`.
 
 This module imports no loader (and no torch): the loaders import `info` from here, and
-`reprolib.data.registry.get_dataset` dispatches on `DatasetInfo.loader`. Adding a dataset is
-one `_INFOS` entry (plus a loader in the registry if none of the existing ones reads it).
+`reprolib.data.registry.get_dataset` calls the reader an entry names in `DatasetInfo.loader`
+("module:function", imported when first read). Adding a dataset is one `_INFOS` entry (plus its
+reader's module when no existing reader reads its files).
 
 Embedded targets (offline): fashion_mnist (the upstream source), digits, glyphs.
 Paper targets (torchvision downloaders, internet): cifar10, cifar100, svhn, gtsrb,
@@ -34,8 +35,8 @@ from dataclasses import dataclass
 from reprolib.errors import check_choice, check_type
 
 KINDS = ("embedded", "paper")
-# How get_dataset reads a set (reprolib.data.registry.LOADERS maps each to its function).
-LOADER_NAMES = ("fashion_mnist_idx", "sklearn_digits", "glyphs", "torchvision")
+# The torchvision sets' reader (reprolib.data.paper), the paper entries' `loader`.
+TORCHVISION = "reprolib.data.paper:load_paper"
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,12 @@ class DatasetInfo:
     small_batch: bool = False
     # Other registered sets whose test images are semantic-shift OOD data for this one, in
     # scoring order (the Reprogrammer study, and the transfer runs' OOD scores for embedded
-    # targets); a paper partner counts only when it is already on disk.
+    # targets); a paper partner counts only when it is already on disk. Named by this entry
+    # alone: registering another set changes no entry's partners.
     ood_partners: tuple[str, ...] = ()
-    # Which reader get_dataset uses (one of LOADER_NAMES; see reprolib.data.registry).
-    loader: str = "torchvision"
+    # The reader get_dataset calls, "module:function" with the signature
+    # (name, split, root, download, size) -> ImageSplit (reprolib.data.registry.reader).
+    loader: str = TORCHVISION
     # Side of every original image when the set has one fixed size (CIFAR 32, SVHN 32,
     # EuroSAT 64); None when the originals vary (GTSRB, Flowers102, DTD, ...).
     native_size: int | None = None
@@ -135,16 +138,16 @@ def _placeholders(n: int) -> tuple[str, ...]:
 
 
 def _paper(name: str, classes: tuple[str, ...], size: int, **facts) -> DatasetInfo:
-    return DatasetInfo(name, len(classes), classes, size, 3, size, "paper", loader="torchvision", **facts)
+    return DatasetInfo(name, len(classes), classes, size, 3, size, "paper", loader=TORCHVISION, **facts)
 
 
 _INFOS: dict[str, DatasetInfo] = {
     "fashion_mnist": DatasetInfo("fashion_mnist", 10, FASHION_MNIST_CLASSES, 28, 1, 28, "embedded",
-                                 ood_partners=("digits", "glyphs"), loader="fashion_mnist_idx"),
+                                 ood_partners=("digits", "glyphs"), loader="reprolib.data.embedded:read_fashion_mnist"),
     "digits": DatasetInfo("digits", 10, DIGIT_CLASSES, 8, 1, 20, "embedded", mirror_safe=False,
-                          ood_partners=("fashion_mnist", "glyphs"), loader="sklearn_digits"),
+                          ood_partners=("fashion_mnist", "glyphs"), loader="reprolib.data.embedded:read_digits"),
     "glyphs": DatasetInfo("glyphs", 10, GLYPH_CLASSES, 28, 1, 20, "embedded", mirror_safe=False,
-                          ood_partners=("fashion_mnist", "digits"), loader="glyphs"),
+                          ood_partners=("fashion_mnist", "digits"), loader="reprolib.data.glyphs:read_glyphs"),
     "cifar10": _paper("cifar10", CIFAR10_CLASSES, 32, ood_partners=("svhn", "dtd"), native_size=32,
               sizes=SplitSizes(50_000, 10_000, 5_000)),
     "cifar100": _paper("cifar100", _placeholders(100), 32, native_size=32,

@@ -90,6 +90,11 @@ def load_fashion_mnist(split: str, root: Path, download: bool = False) -> ImageS
                       definition={"source": "Fashion-MNIST idx files", "split": f"official {split}"})
 
 
+def read_fashion_mnist(name: str, split: str, root: Path, download: bool, size: int | None) -> ImageSplit:
+    """The fashion_mnist entry's reader (`DatasetInfo.loader`): served at its native 28 px."""
+    return load_fashion_mnist(split, root, download)
+
+
 def _download_fashion_mnist(root: Path) -> None:
     from torchvision.datasets import FashionMNIST
 
@@ -137,3 +142,9 @@ def load_digits(split: str, root: Path | None = None, download: bool = False) ->
     definition = {"source": "sklearn load_digits, values / 16", "split": f"stratified train_test_split {split}",
                   "test_fraction": DIGITS_TEST_FRACTION, "seed": DIGITS_SPLIT_SEED}
     return ImageSplit(info("digits"), split, note, labels, images=images, definition=definition)
+
+
+def read_digits(name: str, split: str, root: Path, download: bool, size: int | None) -> ImageSplit:
+    """The digits entry's reader (`DatasetInfo.loader`): ships with sklearn, so `download` is unused;
+    served at its native 8 px."""
+    return load_digits(split, root, download)

@@ -252,3 +252,8 @@ def load_glyphs(split: str, root: Path, system_fonts: bool | None = None) -> Ima
                   "test_fonts": data["test_fonts"], "copies": data["copies"], "seed": data["seed"]}
     return ImageSplit(info("glyphs"), split, note, data["labels"][mask], images=data["images"][mask],
                       definition=definition)
+
+
+def read_glyphs(name: str, split: str, root: Path, download: bool, size: int | None) -> ImageSplit:
+    """The glyphs entry's reader (`DatasetInfo.loader`): rendered offline (`download` unused), 28 px."""
+    return load_glyphs(split, root)

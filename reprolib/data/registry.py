@@ -1,38 +1,44 @@
-"""`get_dataset`: one split of a registered dataset, read by the loader its DatasetInfo names.
+"""`get_dataset`: one split of a registered dataset, read by the reader its DatasetInfo names.
 
 The static facts (DatasetInfo, `info`, `names`) live in reprolib.data.catalog, which imports no
-loader; this module imports the loaders and maps `DatasetInfo.loader` to them (LOADERS), so
-the data package has no import cycle. `info`, `names` and `DatasetInfo` are re-exported here
-for callers that import them from the registry.
+loader; an entry names its reader as "module:function" (`DatasetInfo.loader`), imported here when
+a split is first read (`reader`), so the data package has no import cycle and a new reader is its
+own module plus the entry. `info`, `names` and `DatasetInfo` are re-exported here for callers that
+import them from the registry.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
 from reprolib import paths
 from reprolib.data.catalog import DatasetInfo, info, names
-from reprolib.data.embedded import load_digits, load_fashion_mnist
-from reprolib.data.glyphs import load_glyphs
-from reprolib.data.paper import load_paper
 from reprolib.data.split import ImageSplit
 from reprolib.errors import ReprolibError, check_choice, check_type
 
 SPLITS = ("train", "test")
+Reader = Callable[[str, str, Path, bool, int | None], ImageSplit]   # (name, split, root, download, size)
 
-# DatasetInfo.loader -> reader(name, split, root, download, size). Glyphs are rendered offline
-# and digits ship with sklearn, so those two ignore `download`. The embedded sets are served at
-# their native side whatever `size` asks (images.to_network resizes them, as always), so the
-# embedded study's inputs never change; only torchvision sets honour `size`.
-LOADERS: dict[str, Callable[[str, str, Path, bool, int | None], ImageSplit]] = {
-    "fashion_mnist_idx": lambda name, split, root, download, size: load_fashion_mnist(split, root, download),
-    "sklearn_digits": lambda name, split, root, download, size: load_digits(split, root, download),
-    "glyphs": lambda name, split, root, download, size: load_glyphs(split, root),
-    "torchvision": load_paper,
-}
+__all__ = ["SPLITS", "DatasetInfo", "get_dataset", "info", "names", "reader", "resolve_root"]
 
-__all__ = ["SPLITS", "LOADERS", "DatasetInfo", "get_dataset", "info", "names", "resolve_root"]
+
+def reader(reference: str) -> Reader:
+    """The reader a `DatasetInfo.loader` names ("module:function", module under reprolib.data).
+
+    The embedded sets' readers serve their native side whatever `size` asks (images.to_network
+    resizes them, as always), so the embedded study's inputs never change; the torchvision sets
+    honour `size`. Glyphs are rendered offline and digits ship with sklearn: no download."""
+    module, _, function = str(reference).partition(":")
+    if not module.startswith("reprolib.data.") or not function:
+        raise ReprolibError(f"dataset loader {reference!r} is not 'reprolib.data.<module>:<function>'")
+    try:
+        found = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        raise ReprolibError(f"dataset loader {reference!r} names no reader; valid: an existing "
+                            "'reprolib.data.<module>:<function>'") from None
+    return found
 
 
 def resolve_root(root: str | Path | None) -> Path:
@@ -66,4 +72,4 @@ def get_dataset(name: str, split: str, root: str | Path | None = None, download:
         if size < 1:
             raise ReprolibError(f"size must be a positive side in pixels or None (the prompt size), got {size}")
     root_dir = resolve_root(root)
-    return LOADERS[meta.loader](name, split, root_dir, download, size)
+    return reader(meta.loader)(name, split, root_dir, download, size)

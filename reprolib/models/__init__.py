@@ -1,8 +1,8 @@
 """Backbones: the registry of specs (`get_spec`, `names`) and `get_backbone` / `from_network`.
 
-- `reprolib.models.registry`: one `BackboneSpec` per backbone (small_resnet, resnet18,
-  resnet50, vit_b_32, vit_b_16, efficientnet_lite0): builder, input size, channels, normalisation, source classes, family,
-  where its weights come from, how its tickets are made.
+- `reprolib.models.registry`: one `BackboneSpec` per backbone (`names()` lists them): builder,
+  input size, channels, normalisation, source classes, feature width, family, where its weights
+  come from, how its tickets are made.
 - `reprolib.models.build`: `get_backbone(name, weights="default" | None | path, root,
   download) -> Backbone` and `from_network(name, net)`.
 - `reprolib.models.backbone`: the `Backbone` module every transfer method talks to.

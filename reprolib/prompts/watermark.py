@@ -3,8 +3,9 @@
     backbone input = normalize(resize(x, out)) + delta * M
 
 delta (channels x out x out) starts at zero and is added in NORMALISED space (no
-sigmoid, no clamp). M is a binary frame of width 28 (narrow) or 56 (medium) at out = 224,
-or all ones (full). For other sizes the width scales with the image:
+sigmoid, no clamp). M is a binary frame `width_at_224` pixels wide at out = 224, or all ones
+when the width is None. Each prompt kind's entry (prompts/kinds.py) fixes its width: 28
+(narrow), 56 (medium), None (full). For other sizes the width scales with the image:
 max(1, round(width * out / 224)), e.g. 4 and 7 at 28 px (Python's round: 3.5 -> 4).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from reprolib.errors import check_choice
+from reprolib.errors import ReprolibError
 from reprolib.images import to_network
 from reprolib.prompts.common import (
     Normalization,
@@ -22,14 +23,13 @@ from reprolib.prompts.common import (
     check_size,
 )
 
-WATERMARK_KINDS = ("narrow", "medium", "full")
-FRAME_WIDTH_AT_224 = {"narrow": 28, "medium": 56, "full": None}   # None: the whole image
-
-
-def frame_width(kind: str, output_size: int) -> int | None:
-    """Width of the learnable frame in pixels at this size; None for 'full' (everywhere)."""
-    width = FRAME_WIDTH_AT_224[check_choice("watermark kind", kind, WATERMARK_KINDS)]
-    return None if width is None else max(1, round(width * output_size / 224))
+def frame_width(width_at_224: int | None, output_size: int) -> int | None:
+    """Width of the learnable frame in pixels at this size; None (the whole image) stays None."""
+    if width_at_224 is not None and (isinstance(width_at_224, bool) or not isinstance(width_at_224, int)
+                                     or width_at_224 < 1):
+        raise ReprolibError(f"watermark frame width must be a positive number of pixels at 224 or None "
+                            f"(the whole image), got {width_at_224!r}")
+    return None if width_at_224 is None else max(1, round(width_at_224 * output_size / 224))
 
 
 def frame_mask(output_size: int, width: int | None) -> Tensor:
@@ -41,20 +41,21 @@ def frame_mask(output_size: int, width: int | None) -> Tensor:
 
 
 class WatermarkPrompt(nn.Module):
-    """A zero-initialised additive delta on a fixed frame (or the whole image)."""
+    """A zero-initialised additive delta on a fixed frame `width_at_224` wide at 224 px (None: the
+    whole image)."""
 
     def __init__(
         self,
-        kind: str,
+        width_at_224: int | None,
         output_size: int = 224,
         channels: int = 3,
         normalize: Normalization = None,
     ):
         super().__init__()
-        self.kind = check_choice("watermark kind", kind, WATERMARK_KINDS)
         self.output_size = check_size("prompt output_size", output_size)
         self.channels = check_channels(channels)
-        self.width = frame_width(kind, output_size)
+        self.width_at_224 = width_at_224
+        self.width = frame_width(width_at_224, output_size)
         self.delta = nn.Parameter(torch.zeros(channels, output_size, output_size))
         self.register_buffer("mask", frame_mask(output_size, self.width).view(1, 1, output_size, output_size), persistent=False)
         self.normalizer = Normalizer(normalize, channels)
@@ -76,4 +77,5 @@ class WatermarkPrompt(nn.Module):
         return self.unprompted(x) + self.delta * self.mask
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, output_size={self.output_size}, channels={self.channels}, width={self.width}"
+        return (f"width_at_224={self.width_at_224}, output_size={self.output_size}, channels={self.channels}, "
+                f"width={self.width}")

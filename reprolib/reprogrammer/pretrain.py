@@ -4,8 +4,9 @@ Each training image's caption is "a photo of a {its class name}". The loss is CL
 in-batch cross-entropy with a learned logit scale, but with multi-positive targets (same-class
 captions are identical, so every same-class pair is a positive; loss.py "same_class", which gives
 the same loss as diagonal targets here, see loss.py). The vocabulary covers the template words and
-the class names of every embedded dataset (reprolib.data.names("embedded"): fashion_mnist, digits,
-glyphs, in that order), so the digits and glyphs words exist but are untrained
+the class names of the sets in VOCABULARY_SETS (fashion_mnist, digits, glyphs; named here, not read
+from the dataset registry, so that registering another dataset neither changes the vocabulary nor
+retrains the encoder), so the digits and glyphs words exist but are untrained
 (random) embeddings: zero-shot on them is near chance, which is what reprogramming must fix.
 Note: the glyph class "A" and the article "a" share one word-level token, as in CLIP's
 lower-casing tokenizer.
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from reprolib import paths
 from reprolib.batching import minibatches
-from reprolib.data import get_dataset, info, names
+from reprolib.data import get_dataset, info
 from reprolib.models.weights import load_weights
 from reprolib.records import atomic_torch_save
 from reprolib.reprogrammer.encoders import TinyDualEncoder, build_vocabulary
@@ -33,12 +34,15 @@ from reprolib.reprogrammer.recipe import ReprogrammerRecipe
 from reprolib.reprogrammer.train import class_text_features, zero_shot_features
 
 SOURCE = "fashion_mnist"
+# The sets whose class names the stand-in encoder knows: its source and the embedded study's
+# targets. A target outside it would be reprogrammed to words the encoder has no token for.
+VOCABULARY_SETS = (SOURCE, "digits", "glyphs")
 ENCODER_VERSION = 2   # bump when TinyDualEncoder or its training changes: old caches are retrained
 
 
 def embedded_vocabulary(template: str) -> list[str]:
-    """The stand-in encoder's words: the template's and every embedded dataset's class names."""
-    captions = [template.format(c) for name in names(kind="embedded") for c in info(name).class_names]
+    """The stand-in encoder's words: the template's and the class names of VOCABULARY_SETS."""
+    captions = [template.format(c) for name in VOCABULARY_SETS for c in info(name).class_names]
     return build_vocabulary(captions)
 
 

@@ -27,12 +27,12 @@ from reprolib.records import build_record, read_record
 from reprolib.reprogrammer import train as T
 from reprolib.reprogrammer.encoders import TINY_OPEN_CLIP, build_open_clip, tiny_open_clip_config
 from reprolib.reprogrammer.evaluate import build_eval_sets, metrics_from_logits, seeded_subset
+from reprolib.reprogrammer.method_runs import TargetRun
+from reprolib.reprogrammer.methods import METHODS, get_method, mixing_alpha
 from reprolib.reprogrammer.pretrain import get_embedded_encoder
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe, recipe_for
-from reprolib.reprogrammer.reprogram import Reprogrammer, residual_mix
 from reprolib.reprogrammer.runs import describe, finished, record_file, run_id, target_inputs, write_run
 
-METHODS = ("zero_shot", "linear_probe", "finetune", "reprogrammer", "residual_reprogrammer")
 DEFAULT_ALPHAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 EVAL_BATCH = 256   # images per forward pass when scoring the evaluation sets
 
@@ -85,11 +85,11 @@ def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
 
 def _wanted(recipe: ReprogrammerRecipe, alphas: tuple[float, ...], device: str) -> list[tuple[str, float | None]]:
     """The (method, alpha) runs of one target: every method, the residual at each alpha and the default."""
-    wanted = [(m, None) for m in METHODS if m != "residual_reprogrammer"]
+    wanted = [(m, None) for m in METHODS if not get_method(m).sweeps_alpha]
     sweep = sorted({float(a) for a in alphas} | {recipe.residual_alpha})   # always the default alpha
-    wanted += [("residual_reprogrammer", a) for a in sweep]
-    if recipe.encoder != "embedded" and device != "cuda":
-        wanted = [w for w in wanted if w[0] != "finetune"]      # ViT-B-32 fine-tuning needs a GPU
+    wanted += [(m, a) for m in METHODS if get_method(m).sweeps_alpha for a in sweep]
+    if recipe.encoder != "embedded" and device != "cuda":   # e.g. ViT-B-32 fine-tuning needs a GPU
+        wanted = [w for w in wanted if not get_method(w[0]).large_encoder_needs_gpu]
     return wanted
 
 
@@ -107,50 +107,18 @@ def _run_target(profile: Any, recipe: ReprogrammerRecipe, target: str, missing: 
     class_names = list(train_split.info.class_names)
     x_train, y_train = seeded_subset(*train_split.tensors(), recipe.max_train, seed)
     sets = build_eval_sets(target, recipe, seed, profile.path("data_root"))
-    methods = {m for m, _ in missing}
     zs_text = T.class_text_features(encoder, class_names, recipe.template, device).to(device)
-    scale = recipe.logit_scale_eval
 
     def score(forward) -> dict[str, torch.Tensor]:
         return {k: predict(forward, x, EVAL_BATCH, device) for k, x in sets.items()}
 
-    def emit(method: str, alpha: float | None, logits: dict, started: float, curves: dict | None = None) -> None:
-        write((method, alpha), logits, sets.id_labels, {"curves": curves or {}, "wall_time_s": time.time() - started})
-
-    if "zero_shot" in methods:
-        t0 = time.time()
-        emit("zero_shot", None, score(lambda b: scale * encoder.image_features(b) @ zs_text.T), t0)
-    if "linear_probe" in methods:
-        t0 = time.time()
-        head = T.train_linear_probe(T.zero_shot_features(encoder, x_train, device=device), y_train,
-                                    len(class_names), recipe, seed).to(device)
-        emit("linear_probe", None, score(lambda b: head(encoder.image_features(b))), t0)
-    if "finetune" in methods:
-        t0 = time.time()
-        tuned = T.train_finetune(encoder, x_train, y_train, zs_text, recipe, seed, device)
-        emit("finetune", None, score(tuned), t0)         # the head's logits (public: trained, from 100 x text)
-    if methods & {"reprogrammer", "residual_reprogrammer"}:
-        t0 = time.time()
-        model, losses = T.train_reprogrammer(encoder, x_train, y_train, class_names, recipe, seed, device)
-        curves = {"epoch": list(range(1, len(losses) + 1)), "train_loss": losses}
-        for (method, alpha), logits in _reprogrammer_logits(model, score, missing, scale).items():
-            emit(method, alpha, logits, t0, curves)
-
-
-def _reprogrammer_logits(model: Reprogrammer, score, missing: list, scale: float) -> dict[tuple, dict]:
-    """Logits of each missing (reprogrammer | residual_reprogrammer, alpha) record on every eval set;
-    the image features are computed once and mixed per alpha (alpha 0 is the plain Reprogrammer)."""
-    with torch.no_grad():
-        rep_text = model.text_features()
-    rep_images, zs_images = score(model.image_features), score(model.zero_shot_image_features)
-    out = {}
-    for method, alpha in missing:
-        if method not in ("reprogrammer", "residual_reprogrammer"):
-            continue
-        a = 0.0 if method == "reprogrammer" else alpha
-        text = residual_mix(rep_text, model.zero_shot_text, a).cpu()
-        out[(method, alpha)] = {k: scale * residual_mix(rep_images[k], zs_images[k], a) @ text.T for k in rep_images}
-    return out
+    run = TargetRun(encoder, zs_text, x_train, y_train, class_names, recipe, seed, device, score)
+    for method_run in dict.fromkeys(get_method(m).run for m, _ in missing):   # methods sharing a run: once
+        started = time.time()
+        asked = [(w, mixing_alpha(*w)) for w in missing if get_method(w[0]).run is method_run]
+        logits, curves = method_run(run, asked)
+        for w, by_set in logits.items():
+            write(w, by_set, sets.id_labels, {"curves": curves, "wall_time_s": time.time() - started})
 
 
 def reprogrammer_table(records: list[dict]):

@@ -7,24 +7,52 @@ accuracies are percentages; our ledger stores fractions, converted here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import pandas as pd
 
 from reprolib.errors import check_choice, check_type
 from reprolib.paths import PUBLISHED_DIR
 from reprolib.study.stats import t_interval
+from reprolib.transfer.registry import Arm, arms
 
-TABLES = {"ilmvp": "ilmvp_cvpr23_main_table.csv", "smm": "smm_icml24_table1.csv"}
-# Our arm -> the published column holding the same method, per table.
-ARM_COLUMNS = {
-    "ilmvp": {"vp/ilm": "ilm_vp", "vp/rlm": "rlm_vp", "vp/flm": "flm_vp", "lp": "lp"},
-    "smm": {"vp/ilm": "pad", "narrow/ilm": "narrow", "medium/ilm": "medium", "full/ilm": "full", "smm/ilm": "smm"},
-}
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """One paper's table: its CSV, and how the paper names an arm's column (read from the arm's
+    entry; None for an arm the paper has no name for). The CSV's own column order is kept."""
+
+    name: str
+    file: str
+    column_of: Callable[[Arm], str | None]
+
+
+def _ilmvp_column(arm: Arm) -> str | None:
+    """ILM-VP names its columns `<label map>_<method>` ('ilm_vp', 'flm_vp') and the probe 'lp'."""
+    return f"{arm.label_map}_{arm.method}" if arm.label_map else arm.method
+
+
+_TABLES = {table.name: table for table in (
+    PublishedTable("ilmvp", "ilmvp_cvpr23_main_table.csv", _ilmvp_column),
+    # SMM's Table 1 names its prompts as our prompt-comparison figure does (Arm.short).
+    PublishedTable("smm", "smm_icml24_table1.csv", lambda arm: arm.short),
+)}
+TABLES = {name: table.file for name, table in _TABLES.items()}
 COMPARISON_COLUMNS = ["table", "backbone", "dataset", "arm", "published", "published_std",
                       "ours", "ours_std", "ours_low", "ours_high", "n_seeds", "difference"]
 
 
 def names() -> list[str]:
     return list(TABLES)
+
+
+def arm_columns(name: str) -> dict[str, str]:
+    """Our arm -> the published column holding the same method, in the table's column order:
+    every registered arm whose column (as the table names it) is one of the table's."""
+    table = _TABLES[check_choice("published table", name, TABLES)]
+    by_column = {table.column_of(arm): arm.name for arm in arms()}
+    return {by_column[column]: column for column in load_published(name).columns if column in by_column}
 
 
 def load_published(name: str) -> pd.DataFrame:
@@ -44,7 +72,7 @@ def published_long(name: str) -> pd.DataFrame:
     """The table in long form: backbone, dataset, arm, published, published_std."""
     table = load_published(name)
     rows = []
-    for arm, column in ARM_COLUMNS[name].items():
+    for arm, column in arm_columns(name).items():
         part = table[["backbone", "dataset", column, f"{column}_std"]].rename(
             columns={column: "published", f"{column}_std": "published_std"})
         rows.append(part.assign(arm=arm, table=name))

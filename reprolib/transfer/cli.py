@@ -20,6 +20,7 @@ from reprolib.protocols import names as protocol_names
 from reprolib.records import check_output_dir
 from reprolib.transfer.config import DEVICES, LABEL_MAPS, METHODS, NETWORKS, TICKET_KINDS, TransferConfig
 from reprolib.transfer.run import record_path, run_transfer
+from reprolib.transfer.labelmap import default_label_map, get_label_map
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Ours.
     parser.add_argument("--method", default="vp", choices=METHODS)
     parser.add_argument("--label_map", default=None, choices=(*LABEL_MAPS, "none"),
-                        help="output label mapping (default ilm; lp takes none)")
+                        help=f"output label mapping (default {default_label_map()}; lp takes none): "
+                        + "; ".join(f"{name}: {get_label_map(name).summary}" for name in LABEL_MAPS))
     parser.add_argument("--kind", default="imp", choices=TICKET_KINDS, help="ticket kind for --network LT")
     parser.add_argument("--protocol", default=None, choices=protocol_names(),
                         help="training preset (default: the profile's)")

@@ -15,7 +15,7 @@ from pydantic import Field
 from reprolib.config import Count, NonNegative, Seed, Shots, choice_of, schema
 from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.transfer.labelmap import LABEL_MAPS
+from reprolib.transfer.labelmap import LABEL_MAPS, default_label_map
 from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
 from reprolib.sparsity.masks import KINDS as TICKET_KINDS
@@ -80,7 +80,7 @@ class TransferConfig:
             raise ReprolibError(f"method {self.method!r} needs a label map, got 'none'; "
                                 f"valid choices: {', '.join(LABEL_MAPS)}")
         else:
-            self.label_map = check_choice("label map", self.label_map or "ilm", LABEL_MAPS)
+            self.label_map = check_choice("label map", self.label_map or default_label_map(), LABEL_MAPS)
 
     def replace(self, **changes: Any) -> TransferConfig:
         return dataclasses.replace(self, **changes)

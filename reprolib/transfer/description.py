@@ -21,7 +21,7 @@ with a proof (tests/test_run_description.py walks every field). This module asse
   and schedulers as the kind builds them (so the backbone family's SMM generator rate and decay
   count). A fact only one kind of prompt reads enters through that prompt, so it changes no
   other method's id.
-- the method's own hyperparameters (`method_hparams`).
+- the method's own hyperparameters (`transfer.registry.method_hparams`, from its entry).
 
 Where each fact of a dataset's entry that can change a number is held: num_classes (the flat
 field: the label map's size and the logits' width); image_size, channels, native_size, loader
@@ -43,14 +43,10 @@ from reprolib.data.registry import SPLITS, info
 from reprolib.errors import ReprolibError
 from reprolib.models.registry import get_spec
 from reprolib.prompts import get_kind
+from reprolib.prompts.kinds import augments_under, flips
 from reprolib.sparsity.digest import tensors_digest
 from reprolib.transfer.registry import get as get_method
-
-
-def method_hparams(spec, protocol) -> dict[str, Any]:
-    """The method's own hyperparameters: the Protocol fields its entry names (MethodSpec.hparams)."""
-    preset = protocol.to_dict()
-    return {name: preset[name] for name in spec.hparams}
+from reprolib.transfer.registry import method_hparams
 
 
 def read_splits(cfg, profile, protocol) -> tuple[Any, Any]:
@@ -120,12 +116,13 @@ def prompt_geometry(spec, backbone, target, protocol) -> dict[str, Any] | None:
     kind = get_kind(spec.name)
     with torch.random.fork_rng(devices=[]):   # building draws SMM's initial weights: leave the RNG be
         prompt = kind.build(backbone, target)
-    augments = kind.augments and protocol.augment
-    optimizers, schedulers = kind.optimizers(prompt, backbone, protocol, protocol.epochs)
+    hparams = method_hparams(spec, protocol)
+    augments = augments_under(kind, hparams)
+    optimizers, schedulers = kind.optimizers(prompt, backbone, protocol, hparams, protocol.epochs)
     return {"options": kind.backbone_options(backbone),
             "parameters": {name: list(p.shape) for name, p in prompt.named_parameters()},
             "buffers": tensors_digest(dict(prompt.named_buffers())),
-            "augmentation": {"flips": protocol.flips(target)} if augments else None,
+            "augmentation": {"flips": flips(hparams, target)} if augments else None,
             "optimizers": [[{key: list(group[key]) if key == "betas" else group[key] for key in OPTIMIZER_FACTS}
                             for group in optimizer.param_groups] for optimizer in optimizers],
             "schedulers": [{"milestones": sorted(scheduler.milestones.elements()), "gamma": scheduler.gamma}

@@ -17,7 +17,12 @@ Pieces:
 - `ordered_batches(images, labels, batch_size)`: a fresh, in-order pass over a training
   set, the iterable a mapping pass consumes.
 
-Policies (`LABEL_MAPS`):
+Policies: the label-map registry (`LabelMapKind` entries, `get_label_map(name)`, names in
+`LABEL_MAPS`). Each entry owns its facts: how it maps (`make_map`), whether it
+reads the training set for it (`reads_training_set`), whether it recomputes before every epoch
+(`recomputes`), how many mapping passes over the training set a run of E epochs costs
+(`mapping_passes`, derived from those two, so every policy is costed by the same rule), and its
+display name. Code asks the entry; nothing outside this registry compares label-map names.
 - ilm: recomputed before every epoch (epoch 0 included) with the current prompt on the
   whole (possibly few-shot) training set; that epoch's test evaluation uses it.
 - flm: computed once before training from the image with a ZERO frame / zero delta
@@ -25,8 +30,8 @@ Policies (`LABEL_MAPS`):
   This is the default FLM.
 - flm_grey: computed once before training from the prompt as initialised, i.e. for the
   padding prompt a grey sigmoid(0) = 0.5 frame. This is what the public ILM-VP code does
-  (ILM-VP issue #1); it is offered so old logs can be reproduced.
-- rlm: seeded random K distinct source classes, fixed.
+  (ILM-VP issue #1); it is offered so old logs can be reproduced. One mapping pass, as flm.
+- rlm: seeded random K distinct source classes, fixed; no mapping pass.
 For watermark prompts and SMM, delta is zero at init, so flm and flm_grey coincide.
 
 The training set never includes test data: pass training batches only.
@@ -35,14 +40,14 @@ The training set never includes test data: pass training batches only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from reprolib.batching import minibatches
 from reprolib.errors import ReprolibError, check_choice, check_type
-
-LABEL_MAPS = ("ilm", "flm", "flm_grey", "rlm")
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 
@@ -149,8 +154,69 @@ def compute_source_predictions(
     return torch.cat(predictions).long(), torch.cat(labels).long()
 
 
+def _greedy_from_prompt(mapper: LabelMapper, backbone: nn.Module, prompt: nn.Module, batches: Batches,
+                        device: Any) -> Tensor:
+    """The greedy map of the backbone's predictions on the training images through the prompt as it is."""
+    return mapper.compute(backbone, prompt, batches, device=device)
+
+
+def _greedy_from_zero_prompt(mapper: LabelMapper, backbone: nn.Module, prompt: nn.Module, batches: Batches,
+                             device: Any) -> Tensor:
+    """The greedy map on the training images with the learned part removed (`prompt.unprompted`)."""
+    return mapper.compute(backbone, prompt, batches, zero_prompt=True, device=device)
+
+
+def _seeded_random(mapper: LabelMapper, backbone: Any, prompt: Any, batches: Any, device: Any) -> Tensor:
+    """K distinct source classes drawn with the run's seed (no image is read)."""
+    return random_label_map(mapper.num_source, mapper.num_target, mapper.seed)
+
+
+@dataclass(frozen=True)
+class LabelMapKind:
+    """One label-mapping policy: how its maps are made and what that costs (module docstring)."""
+
+    name: str
+    display: str                     # how tables and help texts name it
+    summary: str
+    # How it maps: (mapper, backbone, prompt, training batches, device) -> a map, made before
+    # training and, when it recomputes, again before every epoch.
+    make_map: Callable[..., Tensor]
+    reads_training_set: bool = True  # making a map is a forward pass over the training images
+    recomputes: bool = False         # a new map before every epoch (the first one included)
+    default: bool = False            # what a prompt method uses when no label map is named
+
+    def mapping_passes(self, epochs: int) -> int:
+        """Forward passes over the training set a run of `epochs` spends on mapping."""
+        if not self.reads_training_set:
+            return 0
+        return epochs if self.recomputes else 1
+
+
+_KINDS: dict[str, LabelMapKind] = {kind.name: kind for kind in (
+    LabelMapKind("ilm", "ILM", "iterative: recomputed with the current prompt before every epoch",
+                 _greedy_from_prompt, recomputes=True, default=True),
+    LabelMapKind("flm", "FLM", "frequency map, once, from the images without the prompt (the paper's FLM)",
+                 _greedy_from_zero_prompt),
+    LabelMapKind("flm_grey", "FLM (grey frame)", "frequency map, once, through the prompt as initialised "
+                 "(the public ILM-VP code)", _greedy_from_prompt),
+    LabelMapKind("rlm", "RLM", "random: K distinct source classes drawn with the run's seed", _seeded_random,
+                 reads_training_set=False),
+)}
+LABEL_MAPS = tuple(_KINDS)
+
+
+def get_label_map(name: str) -> LabelMapKind:
+    """The entry of label map `name`; an unknown name is a one-line error listing the choices."""
+    return _KINDS[check_choice("label map", name, LABEL_MAPS)]
+
+
+def default_label_map() -> str:
+    """The label map a prompt method uses when none is named."""
+    return next(name for name, kind in _KINDS.items() if kind.default)
+
+
 class LabelMapper:
-    """A label-mapping policy (ilm | flm | flm_grey | rlm) the trainer queries.
+    """A label-mapping policy (a `LabelMapKind`: ilm | flm | flm_grey | rlm) the trainer queries.
 
     `initial(backbone, prompt, batches)` once before training; `before_epoch(epoch,
     backbone, prompt, batches)` at the start of each epoch. Both return the current map
@@ -158,12 +224,13 @@ class LabelMapper:
     `prompt(x)` / `prompt.unprompted(x)` the normalised input. `batches` must be a FRESH
     iterable of training (x, y) each call (e.g. `split.batches(256)`); it is only
     consumed when a map is computed.
-    ILM computes its epoch-0 map in `initial`; `before_epoch(0)` reuses it (the prompt
-    has not changed in between), later epochs recompute.
+    A recomputing policy (ILM) computes its epoch-0 map in `initial`; `before_epoch(0)` reuses
+    it (the prompt has not changed in between), later epochs recompute.
     """
 
     def __init__(self, kind: str, num_source: int, num_target: int, seed: int = 0):
-        self.kind = check_choice("label map", kind, LABEL_MAPS)
+        self.policy = get_label_map(kind)
+        self.kind = self.policy.name
         check_type("num_source", num_source, int)
         check_type("num_target", num_target, int)
         check_type("seed", seed, int)
@@ -174,8 +241,8 @@ class LabelMapper:
 
     @property
     def recomputes(self) -> bool:
-        """True when the map changes during training (ILM)."""
-        return self.kind == "ilm"
+        """True when the map changes during training (the policy's entry says: ILM)."""
+        return self.policy.recomputes
 
     def compute(self, backbone: nn.Module, prompt: nn.Module, batches: Batches, zero_prompt: bool = False,
                 device: torch.device | str | None = None) -> Tensor:
@@ -187,26 +254,25 @@ class LabelMapper:
         freq = frequency_from_predictions(predictions, labels, self.num_source, self.num_target)
         return greedy_label_map(freq)
 
+    def _needs_inputs(self, backbone: Any, prompt: Any, batches: Any, when: str) -> None:
+        if self.policy.reads_training_set and (backbone is None or prompt is None or batches is None):
+            raise ReprolibError(f"label map {self.kind!r} needs the backbone, the prompt and training batches{when}")
+
     def initial(self, backbone: nn.Module | None, prompt: nn.Module | None, batches: Batches | None,
                 device: torch.device | str | None = None) -> Tensor:
-        """The map before training (RLM needs no backbone, prompt or batches)."""
-        if self.kind == "rlm":
-            self.label_map = random_label_map(self.num_source, self.num_target, self.seed)
-        else:
-            if backbone is None or prompt is None or batches is None:
-                raise ReprolibError(f"label map {self.kind!r} needs the backbone, the prompt and training batches")
-            self.label_map = self.compute(backbone, prompt, batches, zero_prompt=self.kind == "flm", device=device)
+        """The map before training (a policy that reads no images needs no backbone, prompt or batches)."""
+        self._needs_inputs(backbone, prompt, batches, "")
+        self.label_map = self.policy.make_map(self, backbone, prompt, batches, device)
         self._epoch0_ready = True
         return self.label_map
 
     def before_epoch(self, epoch: int, backbone: nn.Module | None = None, prompt: nn.Module | None = None,
                      batches: Batches | None = None, device: torch.device | str | None = None) -> Tensor:
-        """The map for this epoch: ILM recomputes (except epoch 0 right after `initial`)."""
+        """The map for this epoch: a recomputing policy recomputes (except epoch 0 right after `initial`)."""
         if self.label_map is None:
             return self.initial(backbone, prompt, batches, device=device)
-        if self.kind == "ilm" and not (epoch == 0 and self._epoch0_ready):
-            if backbone is None or prompt is None or batches is None:
-                raise ReprolibError("label map 'ilm' needs the backbone, the prompt and training batches every epoch")
-            self.label_map = self.compute(backbone, prompt, batches, device=device)
+        if self.policy.recomputes and not (epoch == 0 and self._epoch0_ready):
+            self._needs_inputs(backbone, prompt, batches, " every epoch")
+            self.label_map = self.policy.make_map(self, backbone, prompt, batches, device)
         self._epoch0_ready = False
         return self.label_map

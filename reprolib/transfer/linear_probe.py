@@ -74,14 +74,14 @@ def new_head(feature_dim: int, num_classes: int, seed: int, device: str) -> nn.L
 
 
 class LinearProbe(TransferMethod):
-    """Adam (no weight decay) at protocol.lp_lr on a new head, MultiStepLR per epoch."""
+    """Adam (no weight decay) at the entry's lp_lr (ctx.hparams) on a new head, MultiStepLR per epoch."""
 
     def __init__(self, ctx: MethodContext, cached: bool = True):
         self.backbone = ctx.backbone.eval().requires_grad_(False)
         self.device, self.cached = ctx.device, cached
         self.feature_store = ctx.feature_store if cached else None
         self.head = new_head(self.backbone.feature_dim, ctx.target.num_classes, ctx.seed, ctx.device)
-        optimizer = torch.optim.Adam(self.head.parameters(), lr=ctx.protocol.lp_lr, weight_decay=0.0)
+        optimizer = torch.optim.Adam(self.head.parameters(), lr=ctx.hparams["lp_lr"], weight_decay=0.0)
         self.modules = [self.head]
         self.optimizers = [optimizer]
         self.schedulers = [multistep(optimizer, ctx.protocol.milestone_epochs(ctx.epochs), ctx.protocol.gamma)]

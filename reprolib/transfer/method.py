@@ -19,7 +19,7 @@ A method on a frozen backbone (linear probe, padding prompt, watermark prompts, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,8 @@ class MethodContext:
     (num_classes, prompt_size, mirror_safe); `label_map` the policy name for prompt methods
     (ilm | flm | flm_grey | rlm), None for LP; `feature_store` a
     reprolib.transfer.feature_cache.FeatureStore the cached LP reads and writes its features
-    through (None: computed in the run, as before).
+    through (None: computed in the run, as before); `hparams` the method's own numbers under
+    `protocol` ({name: value}: transfer.registry.method_hparams, which `build_method` fills in).
     """
 
     backbone: Any
@@ -50,6 +51,7 @@ class MethodContext:
     device: str = "cpu"
     label_map: str | None = None
     feature_store: Any = None
+    hparams: Mapping[str, Any] | None = None
 
     @property
     def channels_last(self) -> bool:

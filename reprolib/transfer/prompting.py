@@ -6,18 +6,19 @@ target logits are the K mapped source logits; cross-entropy runs over those K on
 
 - vp (docs/methods.md s.1, s.4): PaddingPrompt at the dataset's prompt_size (capped at the
   backbone's input size). Images are stored once at that size (the prompt's own resize is
-  then a no-op), no augmentation. Adam on theta at protocol.prompt_lr, MultiStepLR.
+  then a no-op), no augmentation. Adam on theta at the kind's prompt_lr, MultiStepLR.
 - narrow / medium / full / smm (s.5): the image is resized to the backbone's input size.
-  Under a protocol with `augment` (smm, embedded, smoke) training batches get SMM's
-  augmentation: stored once at size+pad, then a seeded per-image random crop and a horizontal
-  flip where `Protocol.flips(target)` allows it (`smm`: every dataset, as the public code;
-  the other presets: only targets whose `DatasetInfo.mirror_safe` is set).
+  Where the kind's `augment` number is on (presets smm, embedded, smoke) training batches get
+  SMM's augmentation: stored once at size+pad, then a seeded per-image random crop and a
+  horizontal flip where `prompts.kinds.flips(hparams, target)` allows it (`smm`: every dataset,
+  as the public code; the other presets: only targets whose `DatasetInfo.mirror_safe` is set).
   SMM has two Adam optimisers: delta at prompt_lr with MultiStepLR, the mask generator at
   the backbone family's rate (`FamilySpec.generator_lr`: generator_lr with the same decay for
   CNN families, generator_lr_vit without decay for ViTs). Watermark prompts train their delta
   like SMM's.
-- Every fact that differs by prompt kind (stored size, augmentation, module, optimisers) is
-  its `PromptKind` entry's (prompts/kinds.py); this module asks the entry.
+- Every fact that differs by prompt kind (stored size, augmentation, module, optimisers, its
+  numbers) is its `PromptKind` entry's (prompts/kinds.py); this module asks the entry, and a
+  run's numbers come in `MethodContext.hparams` (transfer.registry.method_hparams).
 - Label maps (s.2) come from `reprolib.transfer.labelmap.LabelMapper`: ILM recomputed before every
   epoch on the whole (few-shot) training set with the current prompt, FLM / FLM-grey once,
   RLM seeded. The mapping pass uses the un-augmented training images with every module in
@@ -37,6 +38,7 @@ from reprolib.data.registry import DatasetInfo
 from reprolib.images import to_network
 from reprolib.transfer.labelmap import LabelMapper, map_logits
 from reprolib.prompts import augment, augment_pad, get_kind
+from reprolib.prompts.kinds import augments_under, flips
 from reprolib.transfer.inputs import StoredInputs, from_split
 from reprolib.transfer.method import MethodContext, TransferMethod
 
@@ -49,21 +51,16 @@ def stored_size(kind: str, backbone, target: DatasetInfo) -> int:
     return get_kind(kind).stored_size(backbone, target)
 
 
-def _augments(kind: str, protocol) -> bool:
-    """Whether training batches of `kind` get SMM's augmentation under `protocol`."""
-    return get_kind(kind).augments and protocol.augment
-
-
-def load_side(kind: str, backbone, target: DatasetInfo, protocol, split: str) -> int:
+def load_side(kind: str, backbone, target: DatasetInfo, hparams, split: str) -> int:
     """Side at which a run asks `get_dataset` for `split` (docs/methods.md s.4, s.5).
 
     The original image is resized once to where the method first needs it: its stored size,
-    or input + SMM's crop margin for the training split when the kind augments under this
-    protocol (the crops come from that copy). The label-mapping pass and test images use the
-    stored side.
+    or input + SMM's crop margin for the training split when the kind augments with these
+    numbers (`hparams`: the method's under the run's protocol; the crops come from that copy).
+    The label-mapping pass and test images use the stored side.
     """
     side = stored_size(kind, backbone, target)
-    if _augments(kind, protocol) and split == "train":
+    if augments_under(get_kind(kind), hparams) and split == "train":
         return side + augment_pad(backbone.input_size)
     return side
 
@@ -78,7 +75,7 @@ def new_prompt(kind: str, ctx: MethodContext) -> nn.Module:
 
 def prompt_optimizers(prompt: nn.Module, kind: str, ctx: MethodContext) -> tuple[list, list]:
     """(optimisers, per-epoch schedulers) as the kind's entry says (`PromptKind.optimizers`)."""
-    return get_kind(kind).optimizers(prompt, ctx.backbone, ctx.protocol, ctx.epochs)
+    return get_kind(kind).optimizers(prompt, ctx.backbone, ctx.protocol, ctx.hparams, ctx.epochs)
 
 
 class PromptMethod(TransferMethod):
@@ -94,10 +91,10 @@ class PromptMethod(TransferMethod):
         self.optimizers, self.schedulers = prompt_optimizers(self.prompt, kind, ctx)
         self.mapper = LabelMapper(ctx.label_map, self.backbone.num_source_classes, ctx.target.num_classes, ctx.seed)
         self.augment_pad: int | None = None
-        if _augments(kind, ctx.protocol):
+        if augments_under(get_kind(kind), ctx.hparams):
             self.augment_pad = augment_pad(self.backbone.input_size)
             self._augment_generator = torch.Generator().manual_seed(ctx.seed + 1)
-            self._flip = ctx.protocol.flips(ctx.target)
+            self._flip = flips(ctx.hparams, ctx.target)
             self.train_transform = self._augment
         self._mapping_set: StoredInputs | None = None
 
@@ -121,7 +118,7 @@ class PromptMethod(TransferMethod):
             side = self.backbone.input_size + self.augment_pad
             stored = from_split(train, lambda x: to_network(x, self.channels, side).contiguous(), self.device)
         self.mapper.initial(self.backbone, self.prompt,
-                            self._mapping_batches() if self.mapper.kind != "rlm" else None)
+                            self._mapping_batches() if self.mapper.policy.reads_training_set else None)
         return stored
 
     def before_epoch(self, epoch: int) -> None:

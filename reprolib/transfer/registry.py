@@ -8,44 +8,30 @@ are shared between runs, its cost formula (cost.py asks it), the backbone famili
 applies to, and its arms (the method/label-map combinations figures and claims show, with
 display name, colour, order and role). Code asks these fields; it never compares names.
 
-Adding a method is one module (its `TransferMethod`, or a `PromptKind` in prompts/kinds.py
-for a new prompt) plus one `MethodSpec` entry here (and a test).
+Adding a method is one module and one entry: a new prompt is its `nn.Module` and one
+`PromptKind` in prompts/kinds.py (this registry makes its `MethodSpec` from the kind); another
+kind of method is its `TransferMethod` and one `MethodSpec` here. The tests parametrise over
+every entry (tests/test_transfer.py, tests/test_registries.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from reprolib.data.registry import DatasetInfo
 from reprolib.errors import ReprolibError, check_choice
-from reprolib.transfer.labelmap import LABEL_MAPS
-from reprolib.protocols import Protocol
+from reprolib.transfer.labelmap import LABEL_MAPS, get_label_map
+from reprolib.protocols import Hyperparameters, Protocol
 from reprolib.transfer.linear_probe import LinearProbe
 from reprolib.transfer.method import MethodContext, TransferMethod
-from reprolib.prompts.kinds import get_kind
+from reprolib.prompts.kinds import Arm, PromptKind, get_kind
+from reprolib.prompts.kinds import names as prompt_kinds
 from reprolib.transfer.prompting import PromptMethod, load_side, stored_size
 
 ROLES = ("probe", "prompt")   # MethodSpec.role: the two methods the paper's claims compare (LP, VP)
-# Label maps whose mapping pass costs forward passes over the training set: ILM every epoch, FLM once.
-_MAPPING_PASSES = {"ilm": lambda epochs: epochs, "flm": lambda epochs: 1}
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One method / label-map combination as figures and claims show it (`name`: the ledger's arm)."""
-
-    method: str
-    label_map: str | None
-    label: str                  # display name, e.g. "VP-ILM"
-    color: str
-    short: str | None = None    # tick label in the prompt-comparison figure; None: not in it
-    panel: int | None = None    # position in that figure (SMM against the other prompts, SMM last)
-
-    @property
-    def name(self) -> str:
-        """'lp', or 'method/label_map' (reprolib.study.ledger.arm_name's form, e.g. 'vp/ilm')."""
-        return self.method if not self.label_map else f"{self.method}/{self.label_map}"
 
 
 def feature_pass_cost(label_map: str | None, n_train: int, n_test: int, epochs: int, n_ood: int,
@@ -61,10 +47,11 @@ def prompt_cost(label_map: str | None, n_train: int, n_test: int, epochs: int, n
                 eval_passes: int | None) -> tuple[int, int]:
     """(forward, forward+backward) images of an input-prompt run: `eval_passes` test passes (None:
     one per epoch), the label map's mapping passes, the OOD images; every epoch's training
-    images forward and backward through the backbone.
+    images forward and backward through the backbone. The mapping passes are the label map
+    entry's (`LabelMapKind.mapping_passes`: ILM one per epoch, FLM and FLM-grey one, RLM none).
 
     Many parameters because each is one independent count of the formula (cost.run_cost's)."""
-    passes = _MAPPING_PASSES.get(label_map or "", lambda epochs: 0)(epochs)
+    passes = get_label_map(label_map).mapping_passes(epochs) if label_map else 0
     tests = epochs if eval_passes is None else eval_passes
     return tests * n_test + passes * n_train + n_ood, epochs * n_train
 
@@ -92,35 +79,31 @@ class MethodSpec:
     families: tuple[str, ...] | None = None                # backbone families it applies to; None: all
     arms: tuple[Arm, ...] = field(default=())              # display order within the method
     role: str | None = None                                # one of ROLES: what the claims call LP / VP
-    # The Protocol fields only this method reads (its hyperparameters): a run's identity holds
-    # these and not the other methods', so a new field for one method changes no other run id.
-    # The schedule every method shares (epochs, batches, milestones, gamma, seed) is hashed apart.
-    hparams: tuple[str, ...] = ()
+    # The method's own numbers (learning rates, augmentation), per preset where they differ:
+    # `method_hparams` reads them, for the run's identity and for the method itself, so a new
+    # number of one method changes no other method's run id. The schedule every method shares
+    # (epochs, batches, milestones, gamma, seed: protocols.Protocol) is hashed apart.
+    hparams: Hyperparameters = Hyperparameters({})
 
     def applies_to(self, family: str) -> bool:
         """Whether this method runs on a backbone of `family`."""
         return self.families is None or family in self.families
 
 
-def _prompt(kind: str, summary: str, arms: tuple[Arm, ...], hparams: tuple[str, ...] = (),
-            role: str | None = None) -> MethodSpec:
-    """A prompt method; its hyperparameters are prompt_lr, `hparams`, and the augmentation fields
-    when its PromptKind augments."""
-    hparams = ("prompt_lr", *hparams, *(_AUGMENTED if get_kind(kind).augments else ()))
-    return MethodSpec(name=kind, build=lambda ctx: PromptMethod(ctx, kind), input_prompt=True, needs_label_map=True,
+def _prompt(kind: PromptKind) -> MethodSpec:
+    """The transfer method of a prompt kind: a `PromptMethod` of that kind with a label map, its
+    facts, numbers (`PromptKind.hparams`) and arms read from the kind's entry (prompts/kinds.py)."""
+    for arm in kind.arms:
+        if arm.method != kind.name or arm.label_map is None:
+            raise ReprolibError(f"prompt kind {kind.name!r}: arm {arm.name!r} must be '{kind.name}/<label map>'")
+        get_label_map(arm.label_map)
+    name = kind.name
+    return MethodSpec(name=name, build=lambda ctx: PromptMethod(ctx, name), input_prompt=True, needs_label_map=True,
                       groupable=True, shared_features=False, cost=prompt_cost,
-                      prompt_size=lambda backbone, target: stored_size(kind, backbone, target), summary=summary,
-                      load_side=lambda backbone, target, protocol, split: load_side(kind, backbone, target,
-                                                                                   protocol, split),
-                      arms=arms, role=role, hparams=hparams)
-
-
-def _ilm_arm(kind: str, label: str, color: str, panel: int) -> tuple[Arm, ...]:
-    return (Arm(kind, "ilm", label, color, short=kind, panel=panel),)
-
-
-# SMM's augmentation (crops, flips where `flip` allows) applies to the watermark prompts and SMM.
-_AUGMENTED = ("augment", "flip")
+                      prompt_size=lambda backbone, target: stored_size(name, backbone, target), summary=kind.summary,
+                      load_side=lambda backbone, target, protocol, split: load_side(
+                          name, backbone, target, method_hparams(get(name), protocol), split),
+                      arms=kind.arms, role=kind.role, hparams=kind.hparams)
 
 
 _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
@@ -128,15 +111,11 @@ _SPECS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec(name="lp", build=LinearProbe, input_prompt=False, needs_label_map=False, groupable=False,
                shared_features=True, cost=feature_pass_cost, prompt_size=lambda backbone, target: None,
                summary="linear probe: a new head on cached penultimate features",
-               arms=(Arm("lp", None, "LP", "#1f77b4"),), role="probe", hparams=("lp_lr",)),
-    _prompt("vp", "padding prompt: a learned frame around the image at the dataset's prompt_size",
-            (Arm("vp", "ilm", "VP-ILM", "#d62728", short="pad", panel=0), Arm("vp", "flm", "VP-FLM", "#ff7f0e"),
-             Arm("vp", "rlm", "VP-RLM", "#e377c2")), role="prompt"),
-    _prompt("smm", "sample-specific multi-channel masks (SMM)", _ilm_arm("smm", "SMM", "#2ca02c", 4),
-            ("generator_lr", "generator_lr_vit")),
-    _prompt("narrow", "watermark prompt, narrow frame", _ilm_arm("narrow", "narrow", "#9467bd", 1)),
-    _prompt("medium", "watermark prompt, medium frame", _ilm_arm("medium", "medium", "#8c564b", 2)),
-    _prompt("full", "watermark prompt over the whole image", _ilm_arm("full", "full", "#17becf", 3)),
+               arms=(Arm("lp", None, "LP", "#1f77b4"),), role="probe",
+               # Adam on the head: lr 0.01 (RLT, SMM and the CPU presets), 0.1 in ILM-VP's preset.
+               hparams=Hyperparameters({"lp_lr": 0.01}, {"ilm": {"lp_lr": 0.1}})),
+    # Every prompt kind is a method: one entry in prompts/kinds.py (`_prompt` reads it).
+    *(_prompt(get_kind(kind)) for kind in prompt_kinds()),
 )}
 
 
@@ -164,15 +143,30 @@ def method_of_arm(arm: str) -> MethodSpec | None:
     return _SPECS.get(method)
 
 
+def has_role(arm: str) -> bool:
+    """Whether `arm` ('lp', 'vp/flm', ...) belongs to a method the paper's claims compare (LP, VP)."""
+    spec = method_of_arm(arm)
+    return spec is not None and spec.role is not None
+
+
 def role_method(role: str) -> MethodSpec:
     """The method that plays `role` (one of ROLES) in the claims: 'probe' -> lp, 'prompt' -> vp."""
     check_choice("method role", role, ROLES)
     return next(spec for spec in _SPECS.values() if spec.role == role)
 
 
+def method_hparams(spec: MethodSpec, protocol: Protocol) -> dict[str, Any]:
+    """The method's own numbers under `protocol`, {name: value}: what a run's identity hashes
+    (transfer.run.resolve) and what the method trains with (`MethodContext.hparams`)."""
+    return spec.hparams.for_protocol(protocol)
+
+
 def build_method(name: str, ctx: MethodContext) -> TransferMethod:
-    """The method `name` built from `ctx`; a label map is checked against the method's needs."""
+    """The method `name` built from `ctx`, with its numbers under ctx.protocol (`method_hparams`,
+    unless ctx carries them); a label map is checked against the method's needs."""
     spec = get(name)
+    if ctx.hparams is None:
+        ctx = dataclasses.replace(ctx, hparams=method_hparams(spec, ctx.protocol))
     if spec.needs_label_map and ctx.label_map is None:
         raise ReprolibError(f"method {name!r} needs a label map; valid choices: {', '.join(LABEL_MAPS)}")
     if not spec.needs_label_map and ctx.label_map is not None:

@@ -39,12 +39,12 @@ from reprolib.scores.saved import SavedScores, scores_path, write_scores
 from reprolib.sparsity.identity import network_fingerprint
 from reprolib.sparsity.network import get_network
 from reprolib.transfer.config import TransferConfig
-from reprolib.transfer.description import data_description, draw, geometry, method_hparams, read_splits
+from reprolib.transfer.description import data_description, draw, geometry, read_splits
 from reprolib.transfer.feature_cache import store_for
 from reprolib.transfer.method import MethodContext, TransferMethod
 from reprolib.transfer.inputs import predict
 from reprolib.transfer.ood_eval import ood_images, ood_logits, ood_partners
-from reprolib.transfer.registry import build_method
+from reprolib.transfer.registry import build_method, method_hparams
 from reprolib.transfer.registry import get as get_method
 from reprolib.transfer.train import FitResult, FitSettings, Splits, fit
 
@@ -94,7 +94,7 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
     return hashed, profile, protocol
 
 
-# The Protocol fields every method's loop reads (the per-method ones are MethodSpec.hparams).
+# The Protocol fields every method's loop reads (each method's own numbers: method_hparams).
 SCHEDULE = ("milestones", "gamma", "eval_fraction")
 
 
@@ -162,7 +162,7 @@ def method_context(cfg: TransferConfig, hashed: dict[str, Any], protocol, backbo
     store = None if profile is None else store_for(paths.features_dir(profile.path("artifacts")))
     return MethodContext(backbone=backbone, target=target, protocol=protocol, epochs=hashed["epochs"],
                          seed=hashed["seed"], device=hashed["device"], label_map=cfg.label_map,
-                         feature_store=store)
+                         feature_store=store, hparams=hashed["hparams"])
 
 
 def fit_settings(cfg: TransferConfig, hashed: dict[str, Any]) -> FitSettings:
