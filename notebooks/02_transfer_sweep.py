@@ -67,7 +67,7 @@ from reprolib.notebooks.runner import setup
 from reprolib.progress import live_frontend
 from reprolib.sweep.lock import sweep_lock
 from reprolib.sweep.runner import build_grid, resolve_workers, run_sweep
-from reprolib.sweep.status import grid_status, summary_line
+from reprolib.sweep.status import current_ledger, grid_status, summary_line
 
 P = setup(profile=profile, targets=targets, methods=methods, levels=levels, baselines=baselines,
           baseline_level=baseline_level, n_shots=n_shots, seeds=seeds, full_data_seeds=full_data_seeds,
@@ -87,13 +87,12 @@ if shipped:   # the checkout's results stand: nothing trains, nothing is rewritt
     records, ledger = [], load_ledger(P.path("artifacts"), failed=True)
     print(f"the shipped results of {P.profile}: {len(ledger)} runs in {paths.ledger_file(P.path('artifacts'))} "
           "(retrain = True trains the grid here)")
-else:   # one writer at a time on the study's runs (reprolib.sweep.lock): the sweep, then its ledger
+elif P.trains_in_notebooks:   # one writer at a time on the study's runs (reprolib.sweep.lock)
     with sweep_lock(paths.runs_dir(P.path("artifacts")), what="notebook 02"):
-        if P.trains_in_notebooks:
-            records = run_sweep(configs, verbose=live_frontend(), workers=resolve_workers(P.workers, P.device)).records
-        else:   # the grid runs outside the notebooks (`make sweep`); the status below says how far it is
-            records = []
+        records = run_sweep(configs, verbose=live_frontend(), workers=resolve_workers(P.workers, P.device)).records
         ledger = update_ledger(P.path("artifacts"))
+else:   # the grid runs outside the notebooks (`make sweep`); the status below says how far it is
+    records, ledger = [], current_ledger(P.path("artifacts"))
 print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min of training recorded")
 
 # %% [markdown]

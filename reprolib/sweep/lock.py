@@ -74,6 +74,10 @@ def _create(path: Path, mine: dict) -> bool:
     return True
 
 
+class FolderInUse(ReprolibError):
+    """The folder's lock is held by another live writer."""
+
+
 _HELD: dict[Path, int] = {}   # folders whose lock this process holds -> how many holds are open
 
 
@@ -115,7 +119,7 @@ def _acquire(path: Path, mine: dict, say: Callable[[str], None]) -> None:
         if holder is None:
             continue
         if holder.get("host") != host or (holder["pid"] > 0 and _alive(holder["pid"])):
-            raise ReprolibError(f"results folder {path.parent} is in use by {holder.get('what', 'a sweep')} (pid "
+            raise FolderInUse(f"results folder {path.parent} is in use by {holder.get('what', 'a sweep')} (pid "
                                 f"{holder['pid']} on host {holder.get('host')!r}, since {holder.get('started')}); "
                                 f"wait for it or stop it (if it is gone, remove {path})")
         say(f"taking over the stale sweep lock of pid {holder['pid']} on {host!r} (that process is gone)")

@@ -20,7 +20,10 @@ from typing import Any
 import pandas as pd
 
 from reprolib.config import PROFILE_DIR, Profile, profile_path
-from reprolib.study.ledger import arm_name
+from reprolib import paths
+from reprolib.study.ledger import (ID_COLUMNS, METRIC_COLUMNS, STATUS_COLUMNS, TAIL_COLUMNS, arm_name, load_ledger,
+                                   update_ledger)
+from reprolib.sweep.lock import FolderInUse, sweep_lock
 from reprolib.records import is_aside_file, verified_record
 from reprolib.sparsity.identity import stale_network
 
@@ -58,6 +61,19 @@ def run_states(runs: Path) -> dict[tuple, str]:
             elif stale_network(config, str(Path(runs).parent)) is None:
                 states[key] = "finished"   # a finished record wins over an old failure
     return states
+
+
+def current_ledger(artifacts: Path) -> pd.DataFrame:
+    """The ledger rebuilt from the records, under the runs folder's lock (reprolib.sweep.lock); while
+    a sweep holds the folder, the ledger as saved (that sweep rebuilds it when it ends), in one line."""
+    try:
+        with sweep_lock(paths.runs_dir(artifacts), what="notebook 02"):
+            return update_ledger(artifacts)
+    except FolderInUse as busy:
+        print(f"{busy}; the ledger below is the one saved before it")
+        if paths.ledger_file(artifacts).is_file():
+            return load_ledger(artifacts, failed=True)
+        return pd.DataFrame(columns=[*ID_COLUMNS, *METRIC_COLUMNS, *TAIL_COLUMNS, *STATUS_COLUMNS])
 
 
 def profile_argument(profile: Profile) -> str:
