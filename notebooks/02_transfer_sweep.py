@@ -34,7 +34,10 @@
 # GPU profiles (`trains_in_notebooks: false`: paper, paper-headline) never train here: their
 # grid runs with `make sweep PROFILE=...` on every GPU of a node or on Slurm, and this notebook
 # reports which runs are finished, failed or missing, cell by cell, with the command that
-# completes them.
+# completes them. A study whose results came with the checkout (its ledger, without the run
+# records: the embedded and imagenet-lite studies of a fresh clone) is reported the same way,
+# from its shipped ledger, unless `retrain = True`: then the grid trains here (about an hour of
+# CPU for the embedded study, once its tickets exist: notebook 01).
 
 # %% tags=["parameters"]
 # None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
@@ -52,16 +55,19 @@ device = None
 workers = None  # sweep processes (0: one per CPU core on CPU, one on GPU)
 artifacts = None
 figures = None
+retrain = False  # True: train the grid here even when the study's results shipped with the checkout
 
 # %%
 from collections import Counter
 
 from reprolib import paths
-from reprolib.study.ledger import failed_runs, update_ledger
+from reprolib.study.ledger import failed_runs, finished_runs, load_ledger, update_ledger
+from reprolib.notebooks.plan import shipped_results
 from reprolib.notebooks.runner import setup
 from reprolib.progress import live_frontend
+from reprolib.sweep.lock import sweep_lock
 from reprolib.sweep.runner import build_grid, resolve_workers, run_sweep
-from reprolib.sweep.status import grid_status, summary_line
+from reprolib.sweep.status import current_ledger, grid_status, summary_line
 
 P = setup(profile=profile, targets=targets, methods=methods, levels=levels, baselines=baselines,
           baseline_level=baseline_level, n_shots=n_shots, seeds=seeds, full_data_seeds=full_data_seeds,
@@ -76,11 +82,17 @@ print(f"{len(configs)} runs in the grid; per arm: {dict(Counter(c.method if not 
 # `make figures` reports the same on its terminal and keeps it out of the saved notebook.
 
 # %%
-if P.trains_in_notebooks:
-    records = run_sweep(configs, verbose=live_frontend(), workers=resolve_workers(P.workers, P.device)).records
+shipped = shipped_results(P) and not retrain
+if shipped:   # the checkout's results stand: nothing trains, nothing is rewritten
+    records, ledger = [], load_ledger(P.path("artifacts"), failed=True)
+    print(f"the shipped results of {P.profile}: {len(ledger)} runs in {paths.ledger_file(P.path('artifacts'))} "
+          "(retrain = True trains the grid here)")
+elif P.trains_in_notebooks:   # one writer at a time on the study's runs (reprolib.sweep.lock)
+    with sweep_lock(paths.runs_dir(P.path("artifacts")), what="notebook 02"):
+        records = run_sweep(configs, verbose=live_frontend(), workers=resolve_workers(P.workers, P.device)).records
+        ledger = update_ledger(P.path("artifacts"), ship_scores=P.ship_scores, study=P.profile)
 else:   # the grid runs outside the notebooks (`make sweep`); the status below says how far it is
-    records = []
-ledger = update_ledger(P.path("artifacts"), ship_scores=P.ship_scores, study=P.profile)
+    records, ledger = [], current_ledger(P.path("artifacts"), ship_scores=P.ship_scores, study=P.profile)
 print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min of training recorded")
 
 # %% [markdown]
@@ -88,7 +100,7 @@ print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min o
 # `sweep --only` slice that completes a cell (the sweep skips what is finished).
 
 # %%
-status = grid_status(configs, paths.runs_dir(P.path("artifacts")), P)
+status = grid_status(configs, paths.runs_dir(P.path("artifacts")), P, ledger if shipped else None)
 print(summary_line(status, P))
 status[status["finished"] < status["runs"]]
 
@@ -110,6 +122,6 @@ failed
 ledger[["target", "arm", "ticket_kind", "level", "density", "n_shot", "seed", "accuracy", "ece"]].head(10)
 
 # %% tags=["nbval-check-output"]
-# Summary (checked by nbval): every configuration has exactly one record.
-grid_ids = {r["id"] for r in records}
+# Summary (checked by nbval): every configuration has exactly one record (the shipped ledger: one row).
+grid_ids = set(finished_runs(ledger)["id"]) if shipped else {r["id"] for r in records}
 print(len(configs), len(grid_ids), set(ledger["id"]) >= grid_ids)

@@ -3,11 +3,15 @@
 Each command lives in its own module, which defines `add_arguments(parser)` and
 `run(args) -> int`. Only the chosen command's module is imported, so `--help` and
 simple commands stay fast. A ReprolibError becomes one line on stderr and exit 2.
+A command that writes results also defines `results_folders(args)`: the folders whose lock
+(reprolib.sweep.lock) it holds while it runs, taken after its arguments are checked and before
+it writes anything, so a second writer on a folder is refused having written nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -41,6 +45,15 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _writer_lock(name: str, module, args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The lock of the folders the command writes (its `results_folders(args)`), else nothing."""
+    folders = module.results_folders(args) if hasattr(module, "results_folders") else []
+    if not folders:
+        return contextlib.nullcontext()
+    lock = importlib.import_module("reprolib.sweep.lock")   # the top of the package, by name like the commands
+    return lock.sweep_locks(folders, what=f"the {name} command")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -55,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         parser = _OneLineParser(prog=f"python -m reprolib {name}", description=COMMANDS[name][1])
         module.add_arguments(parser)
         args = parser.parse_intermixed_args(rest)   # positionals after options too (tickets import --profile P FILE)
-        return int(module.run(args) or 0)
+        with _writer_lock(name, module, args):
+            return int(module.run(args) or 0)
     except ReprolibError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

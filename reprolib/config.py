@@ -7,7 +7,10 @@ in the code), so a new YAML file is a new choice of every `--profile` (`profile_
 The notebooks read the same files (their parameters default to None, the profile's value:
 reprolib.notebooks.runner.setup), as do the CLI and the library, so a notebook and a command line
 run the same configuration.
-Every key is type-checked against the dataclass annotations; unknown keys are errors.
+Every value is checked by the dataclass's schema (pydantic, strict: `SCHEMA`): types, finite
+numbers, ranges, empty or repeated lists, folders that are files; an unknown key, or a key given
+twice in the YAML, is named in one line. `data_integrity` is taken from reprolib's own profile
+files only (BUILT_IN_ONLY): a user's profile cannot turn a data root's md5 checks off.
 
 A user's own profile is passed by path (`--profile my/study.yaml`): its `profile:` key must be
 its file's stem. Loading it registers the file in $REPROLIB_PROFILES (os.pathsep-separated
@@ -17,17 +20,22 @@ YAML paths), which worker processes and Slurm jobs inherit, so they load it by n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from reprolib import paths
 from reprolib.devices import DEVICES
-from reprolib.errors import ReprolibError, check_choice, check_type
+from reprolib.errors import ReprolibError, check_choice, check_type, schema_error
+from reprolib.data.catalog import names as dataset_names
 from reprolib.data.integrity import trust_dryrun_root
 from reprolib.models.registry import names as backbone_names
+from reprolib.records import nearest_folder
 from reprolib.scores.archive import CODECS as SCORES_CODECS
 
 PROFILE_DIR = paths.PROFILE_DIR       # package data: found beside the code, wherever it is installed
@@ -35,28 +43,101 @@ PROFILES_ENV = "REPROLIB_PROFILES"   # user profile files registered by path (in
 _FIRST = ("smoke", "embedded", "paper")   # listed first in messages; the rest alphabetically
 PATH_KEYS = ("artifacts", "figures", "data_root")
 DATA_INTEGRITY = ("md5", "dryrun")
+# The keys only reprolib's own profile files may set (a user's file or an override is refused):
+# `data_integrity: dryrun` turns torchvision's md5 checks off in the profile's data root.
+BUILT_IN_ONLY = ("data_integrity",)
+
+# The schema every profile, recipe and option is checked against (pydantic): types are strict (a
+# bool is no int, "1" is no number; an int is taken for a float), numbers finite, unknown keys refused.
+SCHEMA = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+MAX_COUNT = 2 ** 31    # shots, levels, epochs, batch sizes: anything larger is a typo, not a setting
+MAX_SEED = 2 ** 63     # torch.Generator.manual_seed takes a 64-bit seed; larger ones overflow
 
 
-@dataclass
+def _seed(value: int) -> int:
+    if not 0 <= value < MAX_SEED:
+        raise ValueError(f"seed {value} is out of range; valid: 0 .. 2**63-1 (a torch generator seed)")
+    return value
+
+
+def _shots(value: int) -> int:
+    if value == 0 or not -1 <= value < MAX_COUNT:
+        raise ValueError(f"n_shots value {value} is invalid; valid choices: -1 (all) or 1 .. 2**31-1")
+    return value
+
+
+def choice_of(kind: str, choices: Any) -> AfterValidator:
+    """A validator refusing a value outside `choices()` (asked when checked), naming them."""
+    def check(value: Any) -> Any:
+        try:
+            return check_choice(kind, value, choices())
+        except ReprolibError as err:
+            raise ValueError(str(err)) from None
+    return AfterValidator(check)
+
+
+def _distinct(values: list) -> list:
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"{twice[0]} is listed twice; valid: each value once")
+    return values
+
+
+Seed = Annotated[int, AfterValidator(_seed)]
+Shots = Annotated[int, AfterValidator(_shots)]
+Count = Annotated[int, Field(ge=1, lt=MAX_COUNT)]            # epochs, batch sizes, sizes: 1 or more
+NonNegative = Annotated[int, Field(ge=0, lt=MAX_COUNT)]      # levels, iterations, workers: 0 or more
+Positive = Annotated[float, Field(gt=0)]                     # learning rates, scales: finite and > 0
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Distinct = AfterValidator(_distinct)
+NonEmpty = Field(min_length=1)
+
+
+def schema(what: str, prefix: str, frozen: bool = False):
+    """Make a class a dataclass checked by its schema (pydantic, `SCHEMA`) whenever it is built
+    (`cls(...)`, `dataclasses.replace`), a bad value failing in one line: "unknown `what` 'x';
+    valid choices: ..." or "`prefix`lr is float nan; valid: a finite number". Fields, `asdict`,
+    `replace` and attribute access are a dataclass's."""
+    def make(cls: type) -> type:
+        cls = pydantic_dataclass(cls, config=SCHEMA, frozen=frozen)
+        built = cls.__init__
+
+        @functools.wraps(built)
+        def checked(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                built(self, *args, **kwargs)
+            except ValidationError as err:
+                fields = dataclasses.fields(cls)
+                required = [f.name for f in fields if f.default is f.default_factory is dataclasses.MISSING]
+                raise schema_error(err, what, [f.name for f in fields], prefix, required) from None
+        cls.__init__ = checked
+        return cls
+    return make
+
+
+@schema("profile key", "profile ")
 class Profile:
     """Everything a study run needs to know; see the YAML files for the values."""
 
     # What the study is about: no defaults, every profile YAML names them.
-    profile: str
-    backbone: str                          # reprolib.models registry name
+    profile: Annotated[str, choice_of("profile", lambda: profile_names())]
+    backbone: Annotated[str, choice_of("backbone", lambda: backbone_names())]   # reprolib.models registry name
     source: str                            # upstream training set (imagenet = pretrained weights)
-    device: str = "auto"                  # auto | cpu | cuda
-    workers: int = 0                      # sweep processes; 0 = one per core on CPU, 1 on GPU
+    device: Annotated[str, choice_of("device", lambda: DEVICES)] = "auto"   # auto | cpu | cuda
+    workers: NonNegative = 0              # sweep processes; 0 = one per core on CPU, 1 on GPU
     protocol: str = "embedded"            # reprolib.protocols preset for transfer runs
-    targets: list[str] = field(default_factory=lambda: ["digits", "glyphs"])
+    targets: Annotated[list[Annotated[str, choice_of("target", lambda: dataset_names())]], NonEmpty, Distinct] = \
+        field(default_factory=lambda: ["digits", "glyphs"])
     # Transfer methods of the sweep, each "method" or "method/label_map" (lp has no map).
-    methods: list[str] = field(default_factory=lambda: ["lp", "vp/ilm", "vp/flm", "smm/ilm", "full/ilm"])
-    levels: list[int] = field(default_factory=lambda: [0, 2, 4, 6, 8])   # IMP ticket levels
-    baselines: list[str] = field(default_factory=lambda: ["magnitude", "random"])
-    baseline_level: int = 8               # density at which the baselines are compared
-    n_shots: list[int] = field(default_factory=lambda: [1, 5, 10, -1])   # -1 = all
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
-    full_data_seeds: list[int] = field(default_factory=lambda: [1])      # seeds for n_shot = -1
+    methods: Annotated[list[str], NonEmpty, Distinct] = \
+        field(default_factory=lambda: ["lp", "vp/ilm", "vp/flm", "smm/ilm", "full/ilm"])
+    levels: Annotated[list[NonNegative], NonEmpty, Distinct] = field(default_factory=lambda: [0, 2, 4, 6, 8])  # IMP levels
+    baselines: Annotated[list[str], Distinct] = field(default_factory=lambda: ["magnitude", "random"])
+    baseline_level: NonNegative = 8       # density at which the baselines are compared
+    n_shots: Annotated[list[Shots], NonEmpty, Distinct] = field(default_factory=lambda: [1, 5, 10, -1])  # -1 = all
+    seeds: Annotated[list[Seed], Distinct] = field(default_factory=lambda: [1, 2, 3])
+    full_data_seeds: Annotated[list[Seed], Distinct] = field(default_factory=lambda: [1])  # seeds for n_shot = -1
     upstream: dict[str, Any] = field(default_factory=dict)               # reprolib.sparsity.upstream recipe
     tickets: dict[str, Any] = field(default_factory=dict)                # reprolib.sparsity recipe
     reprogrammer: dict[str, Any] = field(default_factory=dict)           # reprolib.reprogrammer recipe
@@ -73,12 +154,21 @@ class Profile:
     # Slurm through submitit (reprolib.sweep.slurm.ClusterOptions): partition, account, qos, constraint,
     # gpus_per_node, cpus_per_task, mem_gb, timeout_min, array_parallelism, max_array_size, margin.
     cluster: dict[str, Any] = field(default_factory=dict)
-    # md5 | dryrun. `dryrun` (paper-dryrun only) lets torchvision skip the md5 checks of
-    # the synthetic files in this profile's marked data_root (reprolib.data.integrity).
-    data_integrity: str = "md5"
+    # md5 | dryrun. `dryrun` (reprolib's own paper-dryrun only: BUILT_IN_ONLY) lets torchvision skip the
+    # md5 checks of the synthetic files in this profile's marked data_root (reprolib.data.integrity).
+    data_integrity: Annotated[str, choice_of("data_integrity", lambda: DATA_INTEGRITY)] = "md5"
     # How the study ships its scores: the codec of `<artifacts>/scores.npz` that `ledger` packs where
     # the runs are (reprolib.scores.archive.CODECS: float32, float16, q<b>); "" = no archive.
-    ship_scores: str = ""
+    ship_scores: Annotated[str, choice_of("ship_scores", lambda: ("", *SCORES_CODECS))] = ""
+
+    def __post_init__(self) -> None:
+        """What no single field can say: seeds for the runs the shots ask for, folders that are not files."""
+        if any(n != -1 for n in self.n_shots) and not self.seeds:
+            raise ReprolibError("profile seeds is []; valid: at least one seed for the few-shot runs")
+        if -1 in self.n_shots and not self.full_data_seeds:
+            raise ReprolibError("profile full_data_seeds is []; valid: at least one seed for the full-data runs (n_shots -1)")
+        for key in PATH_KEYS:   # may not exist yet, but may not be a file or lie under one
+            nearest_folder(self.path(key), f"profile {key}")
 
     def path(self, key: str) -> Path:
         """The artifacts / figures / data_root directory, absolute.
@@ -90,77 +180,17 @@ class Profile:
         return paths.resolve(getattr(self, key))
 
 
-def _matches(value: Any, annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin is list:
-        (item,) = typing.get_args(annotation)
-        return isinstance(value, list) and all(_matches(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is Any:
-        return True
-    return isinstance(value, annotation)
-
-
-def check_fields(cls: type, values: dict[str, Any], what: str, prefix: str = "") -> None:
-    """Refuse keys that are not fields of the dataclass `cls`, and values of the wrong type.
-
-    The annotations are the single source of truth: `list[int]` wants a list of ints, a
-    float field takes ints too, and a bool is never an int. One-line errors, e.g.
-    "unknown profile key 'sedes'; valid choices: ..." or "parameter seeds must be list[int], got str '[1]'".
-    """
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key, value in values.items():
-        check_choice(what, key, names)
-        if not _matches(value, hints[key]):
-            raise ReprolibError(f"{prefix}{key} must be {_type_name(hints[key])}, got {type(value).__name__} {value!r}")
+def validated(cls: type, values: Any, where: str) -> Any:
+    """`cls(**values)` for a `schema` class, `values` being a profile's mapping named `where`
+    (e.g. "upstream"): anything but a mapping is one line too."""
+    if not isinstance(values, dict):
+        raise ReprolibError(f"{where} is {type(values).__name__} {values!r:.60}; valid: a mapping")
+    return cls(**values)
 
 
 def validate(values: dict[str, Any]) -> Profile:
-    """Build a Profile from a mapping, refusing unknown keys and wrong types in one line."""
-    check_fields(Profile, values, "profile key", prefix="parameter ")
-    required = [f.name for f in dataclasses.fields(Profile) if f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING]
-    missing = [name for name in required if name not in values]
-    if missing:
-        raise ReprolibError(f"profile lacks required key {missing[0]!r}; every profile names: {', '.join(required)}")
-    profile = Profile(**values)
-    check_choice("profile", profile.profile, profile_names())
-    check_choice("device", profile.device, DEVICES)
-    check_choice("backbone", profile.backbone, backbone_names())
-    check_choice("data_integrity", profile.data_integrity, DATA_INTEGRITY)
-    check_choice("ship_scores", profile.ship_scores, ("", *SCORES_CODECS))
-    _check_ranges(profile)
-    if profile.data_integrity == "dryrun":
-        trust_dryrun_root(profile.path("data_root"))
-    return profile
-
-
-def _check_ranges(profile: Profile) -> None:
-    """Values of the right type but outside their range: one line naming the value and what is valid."""
-    bad_levels = [v for v in profile.levels if v < 0]
-    if bad_levels or profile.baseline_level < 0:
-        value = bad_levels[0] if bad_levels else profile.baseline_level
-        raise ReprolibError(f"ticket level {value} is negative; valid choices: 0 (dense) or a positive IMP level")
-    bad_shots = [v for v in profile.n_shots if v == 0 or v < -1]
-    if bad_shots:
-        raise ReprolibError(f"n_shots value {bad_shots[0]} is invalid; valid choices: -1 (all) or a positive number")
-    bad_seeds = [v for v in profile.seeds + profile.full_data_seeds if not 0 <= v < 2 ** 63]
-    if bad_seeds:
-        raise ReprolibError(f"seed {bad_seeds[0]} is out of range; valid choices: 0 <= seed < 2**63")
-    if profile.workers < 0:
-        raise ReprolibError(f"workers {profile.workers} is negative; valid choices: 0 (one per core) or more")
-
-
-def _type_name(annotation: Any) -> str:
-    if typing.get_origin(annotation) is not None:  # list[int] reads better than "list"
-        return str(annotation).replace("typing.", "")
-    return getattr(annotation, "__name__", str(annotation))
+    """Build a Profile from a mapping, refusing unknown keys, wrong types and values in one line."""
+    return validated(Profile, values, "profile")
 
 
 def _registered() -> dict[str, Path]:
@@ -214,23 +244,55 @@ def load_profile(name: str, **overrides: Any) -> Profile:
     if values.get("profile", file.stem) != file.stem:
         raise ReprolibError(f"profile file {file.name} names profile {values['profile']!r}; "
                             f"valid choices: {file.stem!r} (a profile file names itself)")
+    built_in = file.parent == PROFILE_DIR
+    for key in BUILT_IN_ONLY:
+        if key in overrides or (key in values and not built_in):
+            raise ReprolibError(f"{key} is set by {file if key in values else 'a parameter'}; valid: only reprolib's "
+                                f"own profiles set {key} (the dry run's synthetic data root), never a user's")
     values.update(overrides)
-    return validate(values)
+    profile = validate(values)
+    if profile.data_integrity == "dryrun" and "data_root" not in overrides:
+        trust_dryrun_root(profile.path("data_root"))
+    return profile
+
+
+def _unique_key_loader() -> type:
+    """yaml.SafeLoader refusing a key given twice in one mapping (YAML would keep the last, silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:   # an unhashable key: yaml's own error names it below
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice (first on line {first}); valid: each key once",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def parse_profile_file(path: Path) -> dict[str, Any]:
-    """The YAML mapping in `path`; bad YAML (an unclosed bracket, a tab) or a non-mapping is one line."""
+    """The YAML mapping in `path`; bad YAML (an unclosed bracket, a tab, a key given twice) or a
+    non-mapping is one line."""
     import yaml
 
     try:
         with open(path) as f:
-            values = yaml.safe_load(f)
+            values = yaml.load(f, Loader=_unique_key_loader())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ReprolibError(f"profile file {path} is not valid YAML{where}: {problem}; "
-                            "valid: `key: value` lines indented with spaces") from None
+        valid = "" if "valid:" in problem else "; valid: `key: value` lines indented with spaces"
+        raise ReprolibError(f"profile file {path} is not valid YAML{where}: {problem}{valid}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ReprolibError(f"cannot read profile file {path}: {err}") from None
     if values is None:

@@ -4,12 +4,20 @@ A record file either exists completely or not at all (temp file in the same dire
 fsync, `os.replace`), so an interrupted sweep never leaves a half-written result and a
 rerun can trust `record_exists` to skip finished work. Companion files (the learned prompt
 or head, `.npz`) are written BEFORE the JSON: the JSON is the commit marker.
+
+A record carries `digests` (`seal`): the SHA-256 of each companion file, by name, and of the
+record itself (config, metrics, everything but that digest). `verified_record` checks them: a
+record edited by hand, or whose companion file was cut, replaced or deleted, is named in one
+line and moved aside, and the run runs again. Another companion file is covered by listing it
+(`write_run_files`' companions, or `seal(record, folder, names)` then `write_json_atomic` for one
+added later); code that rewrites a record (new metrics) calls `seal` again.
 """
 
 from __future__ import annotations
 
 import datetime
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -74,16 +82,22 @@ def atomic_write(path: str | Path, write: Any, mode: str = "wb") -> Path:
 _CANNOT_WRITE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def check_output_dir(path: str | Path, what: str) -> Path:
-    """Refuse an output folder that cannot be made or written, before any work: `path` itself, or
-    the nearest existing folder above it, must be a writable folder. Creates nothing."""
-    path = Path(path).expanduser()
+def nearest_folder(path: Path, what: str) -> Path:
+    """`path`, or the nearest existing folder above it; a file there (or above) is one line naming `what`."""
     probe = path
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         where = "is a file" if probe == path else f"lies under the file {probe}"
         raise ReprolibError(f"{what} {path} {where}; valid: a folder (existing, or one that can be made)")
+    return probe
+
+
+def check_output_dir(path: str | Path, what: str) -> Path:
+    """Refuse an output folder that cannot be made or written, before any work: `path` itself, or
+    the nearest existing folder above it, must be a writable folder. Creates nothing."""
+    path = Path(path).expanduser()
+    probe = nearest_folder(path, what)
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ReprolibError(f"{what} {path} is not writable ({probe} is read-only); valid: a folder you can write")
     return path
@@ -100,6 +114,7 @@ def write_run_files(out_dir: str | Path, run_id: str, record: dict[str, Any], ar
     try:
         for path, write in companions:
             written.append(atomic_write(path, write))
+        seal(record, out_dir, [path.name for path in written])   # the digests of what is on disk
         return write_json_atomic(out_dir / f"{run_id}.json", record)
     except BaseException:
         for path in written:
@@ -200,9 +215,59 @@ def verified_record(path: str | Path, expected_id: str | None = None, recompute_
         problem = record_problem(record, expected_id, recompute_id, required)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         record, problem = None, f"it is not valid JSON ({getattr(err, 'msg', err)}; truncated?)"
+    problem = problem or digest_problem(record, path.parent)
     if problem is None:
         return record
     move_aside(path, problem)
+    return None
+
+
+DIGESTS = "digests"   # {"files": {name: sha256}, "record": sha256 of the record with its files' digests}
+
+
+def seal(record: dict[str, Any], folder: str | Path, names: list[str] | None = None) -> dict[str, Any]:
+    """Give `record` its digests (module docstring): of the files `names` in `folder` (None: keep
+    the files' digests it holds, e.g. after new metrics), then of the record itself. Returns the
+    record, changed in place."""
+    held = dict((record.get(DIGESTS) or {}).get("files", {}))
+    files = held if names is None else {name: file_sha256(Path(folder) / name) for name in names}
+    record[DIGESTS] = {"files": files, "record": _record_sha256(record, files)}
+    return record
+
+
+def _record_sha256(record: dict[str, Any], files: dict[str, str]) -> str:
+    """SHA-256 of the record as stored (JSON: int keys become strings) with only its files' digests."""
+    stored = json.loads(canonical_json({**record, DIGESTS: {"files": files}}))
+    return hashlib.sha256(canonical_json(stored).encode("ascii")).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks (cached while its size and mtime stay)."""
+    stat = Path(path).stat()
+    return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def digest_problem(record: dict[str, Any], folder: Path) -> str | None:
+    """Why a record does not match its digests (None when it does, or when it predates them)."""
+    digests = record.get(DIGESTS)
+    if digests is None:
+        return None
+    files = digests.get("files") if isinstance(digests, dict) else None
+    if not isinstance(files, dict) or any(not isinstance(n, str) or Path(n).name != n for n in files):
+        return "its digests are malformed"
+    if digests.get("record") != _record_sha256(record, files):
+        return "its content does not match its digest (edited by hand?)"
+    for name, expected in sorted(files.items()):
+        if not (folder / name).is_file():
+            return f"its file {name} is missing"
+        if file_sha256(folder / name) != expected:
+            return f"its file {name} does not match its digest (cut, replaced or edited)"
     return None
 
 
@@ -245,7 +310,7 @@ def build_record(run_id: str, config: dict[str, Any], metrics: dict[str, Any], *
     CPU kernels' instruction set, threads and MKL mode (reprolib.determinism), `created` the current
     UTC time to the second. A study field may not reuse an envelope key.
     """
-    clash = sorted(set(fields) & set(ENVELOPE))
+    clash = sorted(set(fields) & {*ENVELOPE, DIGESTS})
     if clash:
         raise ReprolibError(f"record field {clash[0]!r} is part of the record envelope; "
                             f"valid choices: any name but {', '.join(ENVELOPE)}")

@@ -32,6 +32,9 @@ def _fake_config(cfg) -> dict:
 
 
 def fake_run(cfg) -> dict:
+    from tqdm.auto import tqdm
+
+    tqdm(total=1, disable=True).close()   # as a real run's loops do: tqdm's lock exists in this process
     hashed = _fake_config(cfg)
     run_id = record_id(hashed)
     out = Path(cfg.results_path)

@@ -19,9 +19,9 @@ def test_every_profile_file_validates(name):
 def test_unknown_key_and_wrong_type_are_refused():
     with pytest.raises(ReprolibError, match="unknown profile key 'sedes'.*seeds"):
         validate({"sedes": [1]})
-    with pytest.raises(ReprolibError, match="seeds must be list\\[int\\], got str"):
+    with pytest.raises(ReprolibError, match="seeds is str '\\[1, 2\\]'; valid: a list"):
         validate({"seeds": "[1, 2]"})  # papermill -p injects strings: caught here
-    with pytest.raises(ReprolibError, match="baseline_level must be int, got bool"):
+    with pytest.raises(ReprolibError, match="baseline_level is bool True; valid: an integer"):
         validate({"baseline_level": True})
     with pytest.raises(ReprolibError, match="unknown profile 'fast'; valid choices: smoke, embedded, paper"):
         load_profile("fast")

@@ -78,8 +78,11 @@ def test_throughput_from_the_latest_measured_rates_else_the_assumption(tmp_path:
     assert "ASSUMED" in cost.throughput(backbone, device="cpu").source   # a CPU fwd+bwd alone is not a pair
     assert cost.throughput(backbone, device="cpu").fwdbwd == 5.0
     assert cost.throughput(backbone, fwd=10.0, fwdbwd=5.0) == cost.Throughput(10.0, 5.0, "given on the command line")
-    with pytest.raises(ReprolibError, match="'fast' is not a positive number of images/s"):
+    with pytest.raises(ReprolibError, match="throughput is 'fast'; valid: a number"):
         cost.parse_rate("fast")
+    with pytest.raises(ReprolibError, match="--throughput-fwd is 'inf'; valid: a finite number"):
+        cost.parse_rate("inf", "--throughput-fwd")
+    assert cost.parse_rate("1,250.5") == 1250.5
 
 
 def test_smm_pays_for_its_mask_generator_from_its_layer_sizes() -> None:

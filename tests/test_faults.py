@@ -73,6 +73,56 @@ def test_each_corrupt_record_is_named_moved_aside_and_rerun(lp_record, tmp_path,
     assert records.verified_record(bad) == rerun
 
 
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGES = {   # what is done to a finished run's files -> the reason named
+    "metrics edited by hand": (lambda runs, rid: _edit(runs / f"{rid}.json", accuracy=0.99, ece=0.01),
+                               "its content does not match its digest (edited by hand?)"),
+    "truncated scores": (lambda runs, rid: _cut(runs / f"{rid}.scores.npz"),
+                         "its file RID.scores.npz does not match its digest"),
+    "random scores": (lambda runs, rid: (runs / f"{rid}.scores.npz").write_bytes(os.urandom(4096)),
+                      "its file RID.scores.npz does not match its digest"),
+    "deleted scores": (lambda runs, rid: (runs / f"{rid}.scores.npz").unlink(), "its file RID.scores.npz is missing"),
+    "truncated learned state": (lambda runs, rid: _cut(runs / f"{rid}.npz"), "its file RID.npz does not match its digest"),
+}
+
+
+def _edit(path: Path, **metrics) -> None:
+    record = json.loads(path.read_text())
+    record["metrics"].update(metrics)
+    path.write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_run_is_named_moved_aside_and_rerun_by_the_ledger_and_the_sweep(lp_record, tmp_path, damage, capsys):
+    """The record's digests (its own and its files') catch what a valid-looking record hides: plain
+    `ledger` drops the run in one line and the next run of the grid trains it again, same numbers."""
+    from reprolib.study.ledger import build_ledger
+    from reprolib.sweep.runner import run_sweep
+    from reprolib.transfer.run import run_transfer
+
+    cfg, folder = lp_record
+    runs = tmp_path / "artifacts" / "runs"
+    runs.mkdir(parents=True)
+    for file in folder.iterdir():
+        (runs / file.name).write_bytes(file.read_bytes())
+    (good,) = runs.glob("*.json")
+    original = json.loads(good.read_text())
+    assert set(original["digests"]["files"]) == {f"{good.stem}.npz", f"{good.stem}.scores.npz"}
+    damage_it, reason = DAMAGES[damage]
+    damage_it(runs, good.stem)
+    assert len(build_ledger(tmp_path / "artifacts")) == 0
+    line = capsys.readouterr().err.strip()
+    assert len(line.splitlines()) == 1 and f"{good} is bad: {reason.replace('RID', good.stem)}" in line, line
+    assert (runs / f"{good.stem}.bad.json").is_file() and not good.exists()
+    summary = run_sweep([cfg.replace(results_path=str(runs))], verbose=False)   # the sweep reruns it
+    assert summary.ok and summary.records[0]["metrics"] == original["metrics"]
+    assert records.verified_record(good) == summary.records[0]
+    assert run_transfer(cfg.replace(results_path=str(runs)))["created"] == summary.records[0]["created"]   # kept
+
+
 def test_a_truncated_record_never_leaves_the_ledger_stale(tmp_path, capsys):
     """The ledger said ok for a run; its record is cut: the rebuilt ledger drops it instead of failing."""
     from reprolib.study.ledger import update_ledger
@@ -186,3 +236,30 @@ def test_a_full_disk_is_one_line_and_leaves_no_orphan(tmp_path, monkeypatch):
     with pytest.raises(ReprolibError, match="No space left"):
         records.write_run_files(tmp_path / "runs", "abc", big, arrays)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["old.json", "runs"]
+
+
+def test_a_full_disk_during_a_sweep_shows_its_first_cause_not_the_ledger_s(tmp_path, monkeypatch, capsys):
+    """The runs cannot be written, nor their failure records: the sweep stops on that first error in one
+    line; the ledger it then tries to rebuild fails too, silently, and leaves nothing behind."""
+    import reprolib.sweep.runner as sweep
+    from reprolib.cli import main
+    from sweep_fakes import fake_run
+
+    monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
+    monkeypatch.setattr(sweep, "run_transfer", fake_run)
+    real_fdopen = os.fdopen
+    room = {"bytes": 200}   # each file takes 200 bytes: the lock fits, no record, traceback or ledger does
+    monkeypatch.setattr(records.os, "fdopen", lambda fd, mode="r", *a, **k: FullDisk(real_fdopen(fd, mode, *a, **k),
+                                                                                        room["bytes"]))
+    assert main(["sweep", "--profile", "smoke", "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device; nothing was left behind" in err, err
+    assert ".traceback.txt" in err and "ledger.csv" not in err
+    runs = tmp_path / "artifacts" / "smoke" / "runs"
+    assert not runs.exists() and not (runs.parent / "ledger.csv").exists(), sorted(tmp_path.rglob("*"))
+    room["bytes"] = 0        # not even the lock fits: one line too, and no half-written lock
+    assert main(["sweep", "--profile", "smoke", "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: cannot write the lock {runs / '.sweep.lock'}: No space left on device; free some space, " \
+                  "or choose a folder you can write"
+    assert not runs.exists()

@@ -286,9 +286,9 @@ def test_recipes_refuse_unknown_keys_and_bad_values():
         UpstreamRecipe.for_profile(load_profile("smoke", upstream={"optimizer": "lion"}))
     with pytest.raises(ReprolibError, match="prune_fraction"):
         TicketRecipe.for_profile(load_profile("smoke", tickets={"prune_fraction": 1.5}))
-    with pytest.raises(ReprolibError, match="upstream.epochs must be int, got float 2.5"):
+    with pytest.raises(ReprolibError, match="upstream.epochs is float 2.5; valid: an integer"):
         UpstreamRecipe.for_profile(load_profile("smoke", upstream={"epochs": 2.5}))
-    with pytest.raises(ReprolibError, match=r"tickets.exclude must be list\[str\]"):
+    with pytest.raises(ReprolibError, match=r"tickets.exclude\[1\] is int 3; valid: a string"):
         TicketRecipe.for_profile(load_profile("smoke", tickets={"exclude": ["fc.weight", 3]}))
     assert UpstreamRecipe.for_profile(load_profile("embedded")) == UpstreamRecipe()
 

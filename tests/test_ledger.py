@@ -99,6 +99,44 @@ def test_a_failure_whose_run_later_finished_is_not_a_row(tmp_path: Path) -> None
     assert len(frame) == 10 and set(frame["status"]) == {"ok"}
 
 
+def test_a_shipped_ledger_and_tickets_table_are_never_replaced_by_tables_that_drop_them(tmp_path: Path, capsys) -> None:
+    """The checkout's tables hold runs and tickets of which this machine has no trace: a rebuild from
+    what is here (one failed run, no tickets) keeps them and writes its own tables beside them."""
+    import shutil
+
+    from reprolib import paths
+    from reprolib.records import write_failure
+    from reprolib.study.ledger import update_ledger
+
+    write_synthetic_study(tmp_path, targets=("digits",), arms=("lp",), seeds=(1,))
+    shipped = update_ledger(tmp_path)
+    saved = {name: (tmp_path / name).read_bytes() for name in ("ledger.csv", "tickets.csv")}
+    shutil.rmtree(tmp_path / "runs")                     # a fresh clone: the tables, not what made them
+    shutil.rmtree(tmp_path / "tickets")
+    write_failure(paths.runs_dir(tmp_path), shipped.loc[0, "id"], {"target": "digits"}, "RuntimeError: no ticket", "")
+    capsys.readouterr()
+    frame = update_ledger(tmp_path)
+    assert len(frame) == 1 and frame.loc[0, "status"] == "failed"
+    assert {name: (tmp_path / name).read_bytes() for name in saved} == saved           # both kept, byte for byte
+    assert len(load_ledger(tmp_path)) == len(shipped)
+    here = (tmp_path / "ledger.here.csv").read_text()
+    assert "RuntimeError: no ticket" in here and (tmp_path / "tickets.here.csv").is_file()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0].startswith(f"note: kept {tmp_path / 'ledger.csv'}: it holds {len(shipped)} "
+                                               "finished runs that are not here")
+
+
+def test_a_run_set_aside_as_bad_does_leave_the_saved_ledger(tmp_path: Path) -> None:
+    from reprolib.study.ledger import update_ledger
+
+    write_synthetic_study(tmp_path, targets=("digits",), arms=("lp",), seeds=(1,))
+    assert len(update_ledger(tmp_path)) == 10
+    victim = sorted((tmp_path / "runs").glob("*.json"))[0]
+    victim.rename(victim.with_name(f"{victim.stem}.bad.json"))    # what verified_record does to a damaged run
+    assert len(update_ledger(tmp_path)) == 9 and len(load_ledger(tmp_path)) == 9
+    assert not (tmp_path / "ledger.here.csv").exists()
+
+
 def test_records_made_under_other_versions_are_flagged_in_a_column_and_one_line(tmp_path: Path, capsys) -> None:
     from reprolib.records import versions, write_json_atomic
     from synthetic_study import make_record

@@ -17,7 +17,7 @@ from test_saved_scores import vp_run  # noqa: F401  (the real smoke run these te
 from reprolib.scores import registry
 from reprolib.cli import main
 from reprolib.errors import ReprolibError
-from reprolib.records import verified_record, write_json_atomic
+from reprolib.records import seal, verified_record, write_json_atomic
 from reprolib.scores.ood_files import saved_scores
 from reprolib.scores.saved import SavedScores, scores_path
 
@@ -112,7 +112,7 @@ def artifacts(vp_run, tmp_path):  # noqa: F811
     for name in NEW:
         del stripped["metrics"][name]
     del stripped["metrics"]["ood"]["noise"]["energy_fpr95"]
-    write_json_atomic(runs / f"{record['id']}.json", stripped)
+    write_json_atomic(runs / f"{record['id']}.json", seal(stripped, runs))   # sealed as its writer would have
     return tmp_path, record
 
 
@@ -137,7 +137,7 @@ def test_recompute_refuses_a_record_its_scores_do_not_reproduce(artifacts, capsy
     path = folder / "runs" / f"{record['id']}.json"
     changed = json.loads(path.read_text())
     changed["metrics"]["ece"] += 1e-12
-    write_json_atomic(path, changed)
+    write_json_atomic(path, seal(changed, path.parent))   # a record its scores do not give, sealed by its writer
     before = path.read_bytes()
     assert main(["ledger", "--recompute-metrics", "--artifacts", str(folder)]) == 1
     out = capsys.readouterr().out
@@ -161,7 +161,9 @@ def test_a_cut_ood_file_stops_the_recompute_in_one_line_before_any_record_is_rew
 
 def test_runs_without_saved_scores_are_counted_and_named(artifacts, capsys) -> None:
     folder, record = artifacts
-    scores_path(folder / "runs", record["id"]).unlink()
+    scores_path(folder / "runs", record["id"]).unlink()   # a run made before scores were saved (none listed)
+    path = folder / "runs" / f"{record['id']}.json"
+    write_json_atomic(path, seal(json.loads(path.read_text()), path.parent, [f"{record['id']}.npz"]))
     assert main(["ledger", "--recompute-metrics", "--artifacts", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert (f"1 runs have no saved scores: rerun them to fill in {', '.join(sorted(NEW))}: {record['id']}"

@@ -13,7 +13,7 @@ from reprolib import config, paths
 from reprolib.config import Profile, load_profile, profile_help, profile_names
 from reprolib.errors import ReprolibError
 from reprolib.notebooks.plan import NotebookSpec, inputs_hash, plan, read_spec, resource_files
-from reprolib.notebooks.runner import LIVE_WIDGETS, resolve_parameters
+from reprolib.notebooks.runner import LIVE_WIDGETS, RETRAIN, resolve_parameters
 from reprolib.notebooks.studies import PROFILE_ENV, chosen_profile
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -47,6 +47,9 @@ def test_parameters_default_to_none_or_the_profiles_value(source: Path, monkeypa
         if name == LIVE_WIDGETS:   # the runner's switch, not a profile value
             assert value is True
             continue
+        if name == RETRAIN:        # notebook 02's switch: shipped results stand unless asked
+            assert value is False
+            continue
         assert name in fields, f"{source.name}: parameter {name} is not a profile key"
         assert value is None or value == getattr(profile, name), f"{source.name}: {name} = {value!r}"
 
@@ -56,6 +59,7 @@ def test_notebook_02s_defaults_build_the_profiles_grid(monkeypatch) -> None:
 
     monkeypatch.delenv(PROFILE_ENV, raising=False)   # the default study, embedded
     parameters = _parameters(CHECKOUT / "notebooks" / "02_transfer_sweep.py")
+    assert parameters.pop(RETRAIN) is False
     profile = load_profile(chosen_profile())
     grid = build_grid(resolve_parameters(**parameters))
     assert grid == build_grid(profile) and len(grid) > 0
@@ -69,7 +73,7 @@ def test_notebook_02s_defaults_build_the_profiles_grid(monkeypatch) -> None:
 def test_a_parameter_overrides_and_none_takes_the_profiles_value() -> None:
     profile = resolve_parameters(profile="smoke", seeds=[7], targets=None)
     assert profile.seeds == [7] and profile.targets == load_profile("smoke").targets
-    with pytest.raises(ReprolibError, match="parameter seeds must be list\\[int\\], got str '1'"):
+    with pytest.raises(ReprolibError, match="profile seeds is str '1'; valid: a list"):
         resolve_parameters(profile="smoke", seeds="1")
 
 
@@ -136,6 +140,27 @@ def test_a_deleted_output_or_a_changed_input_makes_a_copy_stale(tmp_path: Path, 
     assert inputs_hash(spec, yaml_file, profile) != gone
 
 
+def test_the_inputs_hash_covers_what_ships_not_the_run_records(tmp_path: Path, checkout_home: Path) -> None:
+    """Notebook 11 reads the run records, which a clone does not have: its hash is the same with and
+    without them (the ledger, which ships and is hashed, names every finished run), so a fresh clone's
+    `make figures` finds its executed copy up to date."""
+    profile = load_profile("smoke", artifacts=str(tmp_path / "a"), figures=str(tmp_path / "f"))
+    yaml_file = paths.profile_file("smoke")
+    spec = read_spec("11_explorer")
+    assert "run_records" in spec.reads
+    ledger = paths.ledger_file(profile.path("artifacts"))
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("id\nabc\n")
+    clone = inputs_hash(spec, yaml_file, profile)
+    runs = paths.runs_dir(profile.path("artifacts"))
+    runs.mkdir()
+    for name in ("abc.json", "abc.npz", "abc.scores.npz", "old.bad.json"):
+        (runs / name).write_text("x")
+    assert inputs_hash(spec, yaml_file, profile) == clone
+    ledger.write_text("id\nabc\ndef\n")   # what the records say reaches the hash through the ledger
+    assert inputs_hash(spec, yaml_file, profile) != clone
+
+
 def test_profiles_are_the_yaml_files_found_when_asked(tmp_path: Path, monkeypatch) -> None:
     for name in ("smoke", "embedded"):
         (tmp_path / f"{name}.yaml").write_text((config.PROFILE_DIR / f"{name}.yaml").read_text())
@@ -197,7 +222,7 @@ def test_a_declaration_of_the_wrong_shape_is_one_line(tmp_path: Path, monkeypatc
     (tmp_path / "notebooks").mkdir()
     source = tmp_path / "notebooks" / "01_x.py"
     source.write_text("# ---\n# jupyter:\n#   reprolib:\n#     trains: yes please\n# ---\n\n# %%\nx = 1\n")
-    with pytest.raises(ReprolibError, match="notebook 01_x: trains must be bool, got str 'yes please'"):
+    with pytest.raises(ReprolibError, match="notebook 01_x: notebook header trains is str 'yes please'; valid: true or false"):
         read_spec("01_x")
     source.write_text("# ---\n# jupyter:\n#   reprolib:\n#     name: y\n# ---\n\n# %%\nx = 1\n")
     with pytest.raises(ReprolibError, match="unknown key of notebook 01_x's reprolib header 'name'; valid choices: "

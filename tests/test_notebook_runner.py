@@ -143,3 +143,37 @@ def test_git_ships_exactly_the_shipped_files() -> None:
         for name in shipped + kept_out:
             ignored = subprocess.run(["git", "check-ignore", "-q", f"artifacts/{study}/{name}"], cwd=checkout).returncode == 0
             assert ignored == (study == "smoke" or name in kept_out), f"artifacts/{study}/{name}"
+
+
+def test_notebook_02_run_by_hand_on_shipped_results_reports_them_and_writes_nothing(tmp_path, monkeypatch) -> None:
+    """A fresh clone's Run All on notebook 02 (default parameters, as papermill runs it): the study's
+    ledger and tickets table shipped without their runs and tickets; the notebook reports the ledger
+    (the grid complete) and trains, rewrites and creates nothing. `retrain = True` would train."""
+    import shutil
+
+    from synthetic_study import write_synthetic_study
+
+    from reprolib import paths
+    from reprolib.config import load_profile
+    from reprolib.notebooks.runner import execute
+    from reprolib.study.ledger import update_ledger
+
+    checkout = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(checkout))   # the kernel imports this checkout's reprolib
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(checkout / "notebooks" / "02_transfer_sweep.py", tmp_path / "notebooks")
+    profile = load_profile("smoke")
+    artifacts = profile.path("artifacts")
+    write_synthetic_study(artifacts, targets=tuple(profile.targets), arms=tuple(profile.methods),
+                          levels=(0, *profile.levels[1:]), n_shots=tuple(profile.n_shots), seeds=(1,))
+    update_ledger(artifacts)
+    shutil.rmtree(paths.runs_dir(artifacts))
+    shutil.rmtree(artifacts / "tickets")
+    before = {p: p.is_file() and p.read_bytes() for p in artifacts.rglob("*")}
+    out = tmp_path / "out"
+    out.mkdir()
+    assert execute("02_transfer_sweep", "smoke", out, force=True)[0] == "executed"
+    assert {p: p.is_file() and p.read_bytes() for p in artifacts.rglob("*")} == before
+    text = nbformat.writes(nbformat.read(out / "02_transfer_sweep.ipynb", as_version=4))
+    assert "the shipped results of smoke" in text and "(retrain = True trains the grid here)" in text

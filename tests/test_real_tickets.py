@@ -210,5 +210,5 @@ def test_bad_ticket_names_and_profile_entries(tmp_path):
 
     class P:   # a profile-like object with a bad imported entry
         backbone, tickets = "resnet18", {"imported": {"a": 3}}
-    with pytest.raises(ReprolibError, match="tickets.imported must map names to sources"):
+    with pytest.raises(ReprolibError, match="tickets.imported.a is int 3; valid: a string"):
         TicketRecipe.for_profile(P())

@@ -135,7 +135,7 @@ def test_recipe_validation():
     assert make_recipe({}).lr_text == 5e-4 and make_recipe({}).frame == 16
     with pytest.raises(ReprolibError, match="unknown reprogrammer recipe key 'epoch'"):
         make_recipe({"epoch": 3})
-    with pytest.raises(ReprolibError, match="reprogrammer.epochs must be int"):
+    with pytest.raises(ReprolibError, match="reprogrammer.epochs is str '3'; valid: an integer"):
         make_recipe({"epochs": "3"})
     with pytest.raises(ReprolibError, match="residual_alpha"):
         make_recipe({"residual_alpha": 1.5})

@@ -1,8 +1,10 @@
-"""No code runs from a data or artifacts file: safe torch.load everywhere, md5 bypass only for the dry-run profile."""
+"""No code runs from a data or artifacts file: safe torch.load everywhere, CIFAR pickles read by a restricted
+unpickler, the md5 bypass only for reprolib's own dry-run profile (the CLI cases: test_bad_inputs.py)."""
 
 from __future__ import annotations
 
 import ast
+import io
 import os
 import pickle
 from pathlib import Path
@@ -43,7 +45,7 @@ def test_every_torch_load_in_the_package_uses_weights_only_true():
     offenders = [hit for path in sorted(PACKAGE.rglob("*.py"))
                  for hit in unsafe_torch_loads(path.read_text(), str(path.relative_to(PACKAGE.parent)))]
     assert offenders == []
-    assert "torch.load(" in (PACKAGE / "reprogrammer" / "pretrain.py").read_text()   # the walker sees real files
+    assert "torch.load(" in (PACKAGE / "models" / "weights.py").read_text()   # the walker sees real files
 
 
 class _Payload:
@@ -60,10 +62,11 @@ def test_a_crafted_encoder_file_is_refused_not_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = paths.encoder_file(tmp_path)
     path.parent.mkdir(parents=True)
-    path.write_bytes(pickle.dumps({"settings": _Payload()}))
-    with pytest.raises(Exception) as err:
+    path.write_bytes(pickle.dumps({"settings": _Payload()}, protocol=2))
+    with pytest.raises(ReprolibError) as err:
         get_embedded_encoder(tmp_path, ReprogrammerRecipe())
-    assert "Weights only load failed" in str(err.value) or "weights_only" in str(err.value)
+    assert str(err.value).startswith(f"{path} is not a weights file reprolib can load safely (it pickles posix.system")
+    assert str(err.value).endswith("; delete it and it is trained again")
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -97,11 +100,19 @@ def test_only_the_dry_run_profile_trusts_its_marked_root(tmp_path, monkeypatch):
     assert integrity.bypass_applies(root)
 
 
-def test_data_integrity_takes_only_its_choices():
-    from reprolib.config import load_profile
+def test_data_integrity_comes_only_from_reprolib_s_own_profiles(tmp_path):
+    """Neither a parameter nor a user's profile file can turn the md5 checks off; a built-in file
+    is still checked against the choices."""
+    from reprolib.config import load_profile, validate
 
+    with pytest.raises(ReprolibError, match="data_integrity is set by a parameter; valid: only reprolib's own"):
+        load_profile("smoke", data_integrity="dryrun")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("profile: mine\nbackbone: small_resnet\nsource: fashion_mnist\ndata_integrity: dryrun\n")
+    with pytest.raises(ReprolibError, match=f"data_integrity is set by {mine}; valid: only reprolib's own"):
+        load_profile(str(mine))
     with pytest.raises(ReprolibError, match="unknown data_integrity 'off'; valid choices: md5, dryrun"):
-        load_profile("smoke", data_integrity="off")
+        validate({"profile": "smoke", "backbone": "small_resnet", "source": "fashion_mnist", "data_integrity": "off"})
 
 
 def test_the_encoder_cache_the_workbook_writes_loads_with_weights_only(tmp_path, monkeypatch):
@@ -125,3 +136,21 @@ def test_the_encoder_cache_the_workbook_writes_loads_with_weights_only(tmp_path,
     loaded, loaded_info = pretrain.get_embedded_encoder(tmp_path, recipe, seed=1)
     assert loaded_info == info
     assert torch.equal(next(loaded.parameters()), next(encoder.parameters()))
+
+
+def test_the_restricted_unpickler_reads_what_a_cifar_batch_holds():
+    import numpy as np
+
+    batch = {"batch_label": "training batch 1 of 5", "labels": [3, 1], "data": np.arange(12, dtype=np.uint8).reshape(2, 6),
+             "filenames": [b"a.png", b"b.png"]}
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        back = integrity.load_data_pickle(io.BytesIO(pickle.dumps(batch, protocol=protocol)), encoding="latin1")
+        assert back["labels"] == [3, 1] and back["filenames"] == [b"a.png", b"b.png"]
+        assert np.array_equal(back["data"], batch["data"]) and back["data"].dtype == np.uint8
+    with pytest.raises(ReprolibError, match="it pickles builtins.eval, which no dataset holds"):
+        integrity.load_data_pickle(io.BytesIO(pickle.dumps({"x": _Builtin()})))
+
+
+class _Builtin:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))

@@ -42,8 +42,14 @@ def test_a_limit_shorter_than_a_run_and_unknown_options_are_one_line_errors() ->
         slurm.cluster_options({}, ["gres_per_node=2"])
     with pytest.raises(ReprolibError, match="unknown Slurm option 'nodes'"):
         slurm.cluster_options({"nodes": 2})
-    with pytest.raises(ReprolibError, match="gpus_per_node must be a positive integer, got 0"):
+    with pytest.raises(ReprolibError, match="--slurm gpus_per_node is '0'; valid: >= 1"):
         slurm.cluster_options({}, ["gpus_per_node=0"])
+    with pytest.raises(ReprolibError, match="--slurm mem_gb is 'nan'; valid: a finite number"):
+        slurm.cluster_options({}, ["mem_gb=nan"])
+    with pytest.raises(ReprolibError, match="--slurm margin is 'nan'; valid: a finite number"):
+        slurm.cluster_options({}, ["margin=nan"])
+    with pytest.raises(ReprolibError, match=r"cluster option margin is float 0.5; valid: >= 1"):
+        slurm.cluster_options({"margin": 0.5})
     assert slurm.cluster_options({"timeout_min": 60}, ["partition=gpu", "mem_gb=40.5"]) == \
         slurm.ClusterOptions(partition="gpu", timeout_min=60, mem_gb=40.5)
 

@@ -306,3 +306,30 @@ def test_progress_labels_name_one_shot_networks_as_what_they_are() -> None:
     assert labels == {"imp L2", "imp L4", "imp L6", "imp L8", "magnitude L8", "random L8"}
     lost = dataclasses.replace(build_grid(load_profile("embedded"))[-1], profile="no-such-profile")
     assert _describe(lost) == "glyphs full/ilm random L8 full seed 3"   # a failure line never fails
+
+
+def test_a_stale_lock_is_taken_over_with_a_line_that_stays_out_of_saved_notebooks(tmp_path: Path, monkeypatch,
+                                                                                 capsys) -> None:
+    """Under `reprolib notebooks` (its progress side channel set) the takeover line goes to the runner's
+    terminal, not into the kernel's output that the executed notebook saves; the lock is re-entrant."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from reprolib.progress import PROGRESS_ENV
+    from reprolib.sweep.lock import LOCK_NAME, sweep_lock
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / LOCK_NAME).write_text(json.dumps({"pid": dead_pid, "host": socket.gethostname(), "started": "then"}))
+    channel = tmp_path / "progress.txt"
+    monkeypatch.setenv(PROGRESS_ENV, str(channel))
+    with sweep_lock(runs) as lock, sweep_lock(runs):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert not (runs / LOCK_NAME).exists()
+    assert capsys.readouterr().out == ""
+    assert channel.read_text() == f"taking over the stale sweep lock of pid {dead_pid} on {socket.gethostname()!r} " \
+                                  "(that process is gone)\n"

@@ -89,6 +89,8 @@ def test_kill_9_of_the_main_process_leaves_no_worker_and_the_rerun_finishes(tmp_
     sweep.wait()
     _wait_for(lambda: not any(_alive(pid) for pid in workers), seconds=5)    # 0 orphans within seconds
     _check_whole(results)
+    err = sweep.stderr.read()   # the workers and the resource tracker are gone: nothing leaked, nothing said
+    assert "leaked semaphore" not in err and "Traceback" not in err and "Process reprolib-worker" not in err, err
     assert (results / ".sweep.lock").exists()
     out = _rerun_completes(results, expected, capsys)
     assert f"taking over the stale sweep lock of pid {sweep.pid}" in out
@@ -107,6 +109,7 @@ def _stop(sweep: subprocess.Popen, results: Path, signum: int) -> None:
     _, err = sweep.communicate(timeout=15)
     assert time.monotonic() - stopped < 8 and sweep.returncode == 130, err   # within seconds
     assert "interrupted; finished runs are kept" in err
+    assert "leaked semaphore" not in err and "Traceback" not in err, err
     assert not any(_alive(pid) for pid in workers)
     done_at_exit = len(_records(results))
     time.sleep(1.5)
@@ -137,6 +140,7 @@ def test_a_second_sweep_says_who_holds_the_folder_and_sigterm_stops_the_first(tm
     second = subprocess.run(command(results, "--workers", "1"), capture_output=True, text=True, timeout=120)
     assert second.returncode == 2
     assert second.stderr.strip() == second.stderr.strip().splitlines()[0]   # one line
-    assert f"in use by the sweep of pid {first.pid} on host {socket.gethostname()!r}" in second.stderr
+    assert f"in use by the sweep command (pid {first.pid} on host {socket.gethostname()!r}" in second.stderr
+    assert not (results.parent / "ledger-rebuilt").exists()   # a refused sweep writes nothing, not even its ledger
     _stop(first, results, signal.SIGTERM)   # SIGTERM stops a sweep as Ctrl-C does; the lock goes with it
     _rerun_completes(results, expected, capsys)

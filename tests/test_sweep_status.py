@@ -112,3 +112,29 @@ def test_notebooks_cleans_its_running_copy_and_kernel_on_sigterm_and_after_kill_
     (home / "notebooks" / "01_wait.py").write_text(NOTEBOOK.split("# %%\nimport")[0])
     run_notebooks("smoke", out, verbose=False)                  # the next run removes the stale copy
     assert not running.exists() and (out / "01_wait.ipynb").exists()
+
+
+def test_notebook_02_reads_the_saved_ledger_while_a_sweep_holds_the_folder(tmp_path, capsys) -> None:
+    """A GPU profile's grid runs outside the notebooks: notebook 02 rebuilds the ledger under the
+    folder's lock, and while a sweep holds it, shows the saved ledger instead of failing or writing."""
+    import json
+    import os
+    import socket
+
+    from reprolib.study.ledger import load_ledger, update_ledger
+    from reprolib.sweep.lock import LOCK_NAME
+    from reprolib.sweep.status import current_ledger
+    from synthetic_study import write_synthetic_study
+
+    write_synthetic_study(tmp_path, targets=("digits",), arms=("lp",), seeds=(1,))
+    saved = update_ledger(tmp_path)
+    victim = sorted((tmp_path / "runs").glob("*.json"))[0]
+    victim.rename(victim.with_name(f"{victim.stem}.bad.json"))   # since then a run was found damaged
+    lock = tmp_path / "runs" / LOCK_NAME
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now",
+                                "what": "the sweep command"}))
+    before = (tmp_path / "ledger.csv").read_bytes()
+    assert len(current_ledger(tmp_path)) == len(saved) and (tmp_path / "ledger.csv").read_bytes() == before
+    assert "is in use by the sweep command" in capsys.readouterr().out
+    lock.unlink()
+    assert len(current_ledger(tmp_path)) == len(saved) - 1 == len(load_ledger(tmp_path))

@@ -256,7 +256,8 @@ def test_file_and_directory_errors(small, tmp_path):
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint at all")
     torch.save(by_state[4], tmp_path / "k.pth")
     msg = error_of(load_ticket, tmp_path / "broken.pth", "small_resnet", mask=tmp_path / "k.pth")
-    assert msg.startswith(f"cannot read {tmp_path / 'broken.pth'}: not a PyTorch checkpoint (")
+    assert msg.startswith(f"{tmp_path / 'broken.pth'} is not a weights file reprolib can load safely "
+                          "(not a PyTorch weights file: ")
     ckpt, mask_file = ticket_files.save_rlt_format(net, by_state[4], tmp_path / "rlt", 4, "small_resnet")
     mask_file.unlink()
     msg = error_of(load_ticket, tmp_path / "rlt", "small_resnet", state=4)

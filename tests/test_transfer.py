@@ -230,9 +230,12 @@ def test_smm_generator_schedule_follows_the_backbone_family():
     (dict(protocol="fast"), "valid choices: " + ", ".join(protocol_names())),
     (dict(device="tpu"), "valid choices: auto, cpu, cuda"),
     (dict(epochs=0), "epochs"),
-    (dict(seed="1"), "seed must be int"),
+    (dict(seed="1"), "seed is str '1'; valid: an integer"),
     (dict(backbone="vgg16"), "unknown backbone 'vgg16'; valid choices: " + ", ".join(backbone_names())),
-    (dict(backbone=50), "backbone must be str"),
+    (dict(backbone=50), "backbone is int 50; valid: a string"),
+    (dict(seed=-1), "seed: seed -1 is out of range; valid: 0 .. 2**63-1"),
+    (dict(val_fraction=float("nan")), "val_fraction is float nan; valid: a finite number"),
+    (dict(network="LT", kind="imported"), "ticket kind 'imported' needs the ticket's name or folder"),
 ])
 def test_bad_config_values_are_one_line_errors(kwargs, needle):
     with pytest.raises(ReprolibError) as err:

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from reprolib.data.catalog import info
 from reprolib.data.split import ImageSplit
+from reprolib.models.weights import load_weights
 from reprolib.records import atomic_torch_save
 from reprolib.errors import ReprolibError
 
@@ -239,7 +240,7 @@ def load_glyphs(split: str, root: Path, system_fonts: bool | None = None) -> Ima
     fonts = find_fonts(system_fonts)
     path = cache_path(root, fonts)
     if path.is_file():
-        data = torch.load(path, weights_only=True)
+        data = load_weights(path, "delete it and it is rebuilt")
     else:
         data = build_glyphs(fonts)
         atomic_torch_save(data, path)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from reprolib.errors import ReprolibError
+from reprolib.models.weights import load_weights
 from reprolib.models import torchvision_resnets
 from reprolib.models.backbone import Backbone
 from reprolib.models.registry import get_spec
@@ -55,7 +56,7 @@ def get_backbone(name: str, weights: str | os.PathLike | None = "default",
         if not path.is_file():
             raise ReprolibError(f"weights file {str(path)!r} for {name} does not exist; "
                                 f"valid choices: 'default', None, or an existing state-dict path")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights(path, "valid: a state dict of tensors (torch.save(model.state_dict()))")
     _load_strict(backbone, state, name)
     return backbone.eval()
 

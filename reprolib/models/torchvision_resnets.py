@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from reprolib.errors import ReprolibError
+from reprolib.models.weights import load_weights
 
 
 def weights_enum(weights: str):
@@ -41,7 +42,7 @@ def torchvision_state_dict(name: str, weights: str, root: str | os.PathLike | No
     dirs = _cache_dirs(root)
     for directory in dirs:
         if (directory / filename).is_file():
-            return torch.load(directory / filename, map_location="cpu", weights_only=True)
+            return load_weights(directory / filename, "delete it and it is downloaded again (profile download: true)")
     if not download:
         raise ReprolibError(
             f"{name} pretrained weights {filename} are not cached in {', '.join(str(d) for d in dirs)}; "

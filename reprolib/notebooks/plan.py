@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprolib import paths
-from reprolib.config import Profile, check_fields
+from reprolib.config import Profile, schema, validated
 from reprolib.errors import ReprolibError, check_choice
 
 # Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
@@ -55,7 +55,7 @@ class Resource:
 
     what: str
     files: Callable[[Profile], list[Path]]   # hashed by content
-    names_only: bool = False                 # hash the file names only (many immutable files)
+    hashed: bool = True                      # part of a reader's inputs hash (what ships: module docstring)
 
 
 def _artifacts(profile: Profile) -> Path:
@@ -67,11 +67,12 @@ RESOURCES: dict[str, Resource] = {
                         lambda p: [d / "sparsity.json" for d in paths.ticket_dirs(_artifacts(p))]),
     "tickets_table": Resource("<artifacts>/tickets.csv", lambda p: [paths.tickets_table_file(_artifacts(p))]),
     "ledger": Resource("<artifacts>/ledger.csv", lambda p: [paths.ledger_file(_artifacts(p))]),
-    # A record's name is the hash of its configuration and a record is never rewritten: its name says enough.
+    # Not hashed: the records do not ship (a fresh clone would redo its readers), and the ledger, which
+    # its readers hash, names every finished run by its record's name (the hash of its configuration).
     "run_records": Resource("the transfer run records <artifacts>/runs/*.json",
-                            lambda p: sorted(paths.runs_dir(_artifacts(p)).glob("*.json")), names_only=True),
+                            lambda p: sorted(paths.runs_dir(_artifacts(p)).glob("*.json")), hashed=False),
     "reprogrammer_runs": Resource("<artifacts>/reprogrammer/runs/",
-                                  lambda p: [paths.reprogrammer_runs_dir(_artifacts(p))]),
+                                  lambda p: sorted(paths.reprogrammer_runs_dir(_artifacts(p)).glob("*.json"))),
     "ledger_code": Resource("reprolib/study/ledger.py (how records become the ledger)",
                             lambda p: [_CODE_ROOT / "reprolib/study/ledger.py"]),
     "drawing_code": Resource("the library code that draws figures and tables",
@@ -79,7 +80,7 @@ RESOURCES: dict[str, Resource] = {
 }
 
 
-@dataclass(frozen=True)
+@schema("key of a notebook's reprolib header", "notebook header ", frozen=True)
 class NotebookSpec:
     """One notebook's declaration (its Jupytext header's `reprolib:` mapping)."""
 
@@ -112,8 +113,10 @@ def read_spec(name: str) -> NotebookSpec:
         raise ReprolibError(f"notebook {name} declares reprolib: {values!r}; valid: a mapping of reads, writes, trains")
     for key in values:
         check_choice(f"key of notebook {name}'s reprolib header", key, DECLARED_KEYS)
-    check_fields(NotebookSpec, values, f"key of notebook {name}'s reprolib header", prefix=f"notebook {name}: ")
-    spec = NotebookSpec(name=name, **values)
+    try:
+        spec = validated(NotebookSpec, {"name": name, **values}, f"notebook {name}'s reprolib header")
+    except ReprolibError as err:
+        raise ReprolibError(f"notebook {name}: {err}") from None
     for resource in spec.reads + spec.writes:
         check_resource(resource, name)
     return spec
@@ -159,13 +162,12 @@ def _short_name(file: Path) -> Path:
     return file
 
 
-def _file_digests(files_or_dirs: list[Path], names_only: bool = False) -> list[str]:
+def _file_digests(files_or_dirs: list[Path]) -> list[str]:
     out = []
     for path in files_or_dirs:
         files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
             if path.is_dir() else [path] if path.exists() else []
-        out += [str(_short_name(f)) if names_only else
-                f"{_short_name(f)}:{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
+        out += [f"{_short_name(f)}:{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
     return out
 
 
@@ -173,8 +175,8 @@ def resource_digests(resources: list[str], profile: Profile) -> list[str]:
     """One line per file of the resources: its name and content hash (or its name only)."""
     out = []
     for resource in resources:
-        names_only = not resource.startswith(FIGURES_PREFIX) and RESOURCES[resource].names_only
-        out += [f"{resource}:"] + _file_digests(resource_files(resource, profile), names_only)
+        hashed = resource.startswith(FIGURES_PREFIX) or RESOURCES[resource].hashed
+        out += [f"{resource}:"] + (_file_digests(resource_files(resource, profile)) if hashed else [])
     return out
 
 

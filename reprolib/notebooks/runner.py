@@ -58,6 +58,9 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # three of the explorer), and the saved copy could not use them anyway.
 LIVE_WIDGETS = "live_widgets"
 WIDGET_PLACEHOLDER = "(interactive widgets: open this notebook's source NN_name.py in JupyterLab and run it)"
+# Notebook 02's parameter that trains a study whose results shipped with the checkout (default False:
+# they stand, reported from the ledger); not a profile value, so setup() never sees it.
+RETRAIN = "retrain"
 
 
 def names() -> list[str]:
@@ -266,7 +269,7 @@ def run_notebooks(profile_name: str, out_dir: str | Path, only: list[str] | None
                   force: bool = False, verbose: bool = True) -> dict[str, tuple[str, float]]:
     """Execute the notebooks in their declared order (writers before readers), or only the named
     ones; `profile_name` is a profile's name or a YAML path. Returns name -> (status, seconds)."""
-    profile_path(profile_name)   # checked before anything runs: a known name or an existing file
+    load_profile(profile_name)   # checked before anything runs: a known name or a sound file
     available = names()
     if not available:
         raise ReprolibError(f"no notebooks (NN_name.py) in {paths.notebooks_dir()}; run from a reprolib checkout "

@@ -10,18 +10,26 @@ from __future__ import annotations
 import argparse
 
 from reprolib import paths
-from reprolib.config import load_profile, profile_help
+from reprolib.config import Fraction, Seed, load_profile, profile_help
+from reprolib.devices import DEVICES
+from reprolib.errors import option_type
 from reprolib.reprogrammer.recipe import recipe_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="embedded", help=profile_help() + " (default embedded)")
     parser.add_argument("--targets", nargs="+", default=None, help="target datasets (default: the profile's)")
-    parser.add_argument("--alphas", nargs="+", type=float, default=None,
+    parser.add_argument("--alphas", nargs="+", type=option_type(Fraction, "--alphas"), default=None,
                         help="residual alphas to sweep (default 0 0.2 0.4 0.6 0.8 1)")
-    parser.add_argument("--seed", type=int, default=None, help="seed (default: the profile's first)")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda (default: the profile's)")
+    parser.add_argument("--seed", type=option_type(Seed, "--seed"), default=None,
+                        help="seed (default: the profile's first)")
+    parser.add_argument("--device", default=None, choices=DEVICES, help="default: the profile's")
     parser.add_argument("--encoder-only", action="store_true", help="only train/load the encoder")
+
+
+def results_folders(args: argparse.Namespace) -> list:
+    """The study's records folder (locked while it runs: reprolib.cli)."""
+    return [paths.reprogrammer_runs_dir(load_profile(args.profile).path("artifacts"))]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from reprolib import paths
 from reprolib.batching import minibatches
 from reprolib.data import get_dataset, info
+from reprolib.models.weights import load_weights
 from reprolib.records import atomic_torch_save
 from reprolib.reprogrammer.encoders import TinyDualEncoder, build_vocabulary
 from reprolib.reprogrammer.loss import contrastive_targets, symmetric_focal_contrastive
@@ -91,7 +92,7 @@ def get_embedded_encoder(artifacts: Path, recipe: ReprogrammerRecipe, seed: int 
     settings = encoder_settings(recipe, seed)
     vocabulary = embedded_vocabulary(recipe.template)
     if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)   # tensors, dicts, lists, str only
+        saved = load_weights(path, "delete it and it is trained again")   # tensors, dicts, lists, str only
         if saved.get("settings") == settings and saved.get("vocabulary") == vocabulary:
             encoder = TinyDualEncoder(vocabulary, **saved["config"])
             encoder.load_state_dict(saved["state_dict"])

@@ -36,97 +36,82 @@ Departures in embedded.yaml and smoke.yaml (documented here because they are our
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import Annotated, Any
 
-from reprolib.config import check_fields
-from reprolib.errors import ReprolibError, check_choice
+from pydantic import Field
+
+from reprolib.config import Count, NonNegative, Positive, choice_of, schema, validated
+from reprolib.errors import ReprolibError
 
 ENCODERS = ("embedded", "open_clip")
 CONTRASTIVE_TARGETS = ("diagonal", "same_class")
 BASELINES = ("public", "reprolib_v1")   # the linear-probe / fine-tuning variants (module docstring)
+SEVERITIES = (1, 2, 3, 4, 5)
+Cap = Annotated[int, Field(ge=-1)]                   # -1 = all
+Weight = Annotated[float, Field(ge=0, le=1)]
+PositiveFraction = Annotated[float, Field(gt=0, le=1)]
 
 
-@dataclass
+@schema("reprogrammer recipe key", "reprogrammer.")
 class ReprogrammerRecipe:
     """All numbers of one Reprogrammer study (defaults = the paper's); see the module docstring."""
 
-    encoder: str = "open_clip"            # embedded (CLIP stand-in) | open_clip
+    encoder: Annotated[str, choice_of("reprogrammer encoder", lambda: ENCODERS)] = "open_clip"  # embedded | open_clip
     # open_clip model name, or "tiny" (a 32 px, 1-layer CLIP config for the paper dry run)
     open_clip_arch: str = "ViT-B-32"
     open_clip_pretrained: str = "openai"   # weights tag; "" = random initialisation (dry run)
     template: str = "a photo of a {}"
-    frame: int = 16                        # frame width in pixels at the encoder's input size
-    epochs: int = 25
-    batch_size: int = 128
-    lr_image: float = 0.005                # Adam on W
-    wd_image: float = 0.1
-    lr_text: float = 5e-4                  # AdamW on token + positional embeddings
-    wd_text: float = 0.1
-    betas_text: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    eps_text: float = 1e-6
-    warmup_steps: int = 500
-    warmup_max_fraction: float = 1.0       # warm-up = min(warmup_steps, fraction * total steps)
-    focal_alpha: float = 0.8
-    focal_gamma: float = 4.0
-    residual_alpha: float = 0.4
-    logit_scale_eval: float = 100.0        # OOD scores: max softmax of 100 x cosine logits
+    frame: Count = 16                      # frame width in pixels at the encoder's input size
+    epochs: Count = 25
+    batch_size: Count = 128
+    lr_image: Positive = 0.005             # Adam on W
+    wd_image: Annotated[float, Field(ge=0)] = 0.1
+    lr_text: Positive = 5e-4               # AdamW on token + positional embeddings
+    wd_text: Annotated[float, Field(ge=0)] = 0.1
+    betas_text: Annotated[list[Weight], Field(min_length=2, max_length=2)] = field(default_factory=lambda: [0.9, 0.98])
+    eps_text: Positive = 1e-6
+    warmup_steps: NonNegative = 500
+    warmup_max_fraction: PositiveFraction = 1.0   # warm-up = min(warmup_steps, fraction * total steps)
+    focal_alpha: Weight = 0.8
+    focal_gamma: Annotated[float, Field(ge=0)] = 4.0
+    residual_alpha: Weight = 0.4
+    logit_scale_eval: Positive = 100.0     # OOD scores: max softmax of 100 x cosine logits
     # baselines (docs/methods.md s.6; the module docstring)
-    baselines: str = "public"              # public (RPR's code) | reprolib_v1 (ours before issue 10)
-    lp_epochs: int = 25                    # linear probe on frozen image features (Adam, no weight decay)
-    lp_lr: float = 0.01
-    finetune_epochs: int = 25              # image tower + head fine-tuning (AdamW, CE)
-    finetune_lr: float = 3e-5
-    finetune_head_scale: float = 100.0     # public head: weight = scale x zero-shot text features, bias 0
-    step_milestones: list[float] = field(default_factory=lambda: [0.4, 0.7, 0.8])   # fractions of all steps
-    step_factors: list[float] = field(default_factory=lambda: [0.5, 0.2, 0.1])      # x base lr from each
+    baselines: Annotated[str, choice_of("reprogrammer baselines", lambda: BASELINES)] = "public"  # public | reprolib_v1
+    lp_epochs: Count = 25                  # linear probe on frozen image features (Adam, no weight decay)
+    lp_lr: Positive = 0.01
+    finetune_epochs: Count = 25            # image tower + head fine-tuning (AdamW, CE)
+    finetune_lr: Positive = 3e-5
+    finetune_head_scale: Positive = 100.0  # public head: weight = scale x zero-shot text features, bias 0
+    step_milestones: list[PositiveFraction] = field(default_factory=lambda: [0.4, 0.7, 0.8])   # fractions of all steps
+    step_factors: list[Positive] = field(default_factory=lambda: [0.5, 0.2, 0.1])               # x base lr from each
     # evaluation
-    severities: list[int] = field(default_factory=lambda: [1, 3, 5])
-    max_train: int = -1                    # cap on target training images (-1 = all)
-    max_eval: int = -1                     # cap on each test / OOD set (-1 = all)
-    n_noise: int = 1000                    # noise OOD images
+    severities: Annotated[list[Annotated[int, choice_of("reprogrammer severity", lambda: SEVERITIES)]],
+                          Field(min_length=1)] = field(default_factory=lambda: [1, 3, 5])
+    max_train: Cap = -1                    # cap on target training images (-1 = all)
+    max_eval: Cap = -1                     # cap on each test / OOD set (-1 = all)
+    n_noise: Count = 1000                  # noise OOD images
     # embedded stand-in encoder (trained contrastively on Fashion-MNIST captions)
-    encoder_epochs: int = 4
-    encoder_train_size: int = 20000
-    encoder_lr: float = 3e-3
-    encoder_batch_size: int = 128
+    encoder_epochs: Count = 4
+    encoder_train_size: Count = 20000
+    encoder_lr: Positive = 3e-3
+    encoder_batch_size: Count = 128
+
+    def __post_init__(self) -> None:
+        """What no single field says: the template's slot, and the step schedule's shape."""
+        if "{}" not in self.template:
+            raise ReprolibError(f"reprogrammer.template must contain '{{}}' for the class name, got {self.template!r}")
+        if len(self.step_milestones) != len(self.step_factors):
+            raise ReprolibError(f"reprogrammer.step_milestones and step_factors must have the same length, "
+                                f"got {self.step_milestones} and {self.step_factors}")
+        if list(self.step_milestones) != sorted(self.step_milestones):
+            raise ReprolibError(f"reprogrammer.step_milestones must be increasing fractions in (0, 1], got {self.step_milestones}")
 
 
 def make_recipe(values: dict[str, Any]) -> ReprogrammerRecipe:
-    """A recipe from a mapping, refusing unknown keys, wrong types and impossible values."""
-    check_fields(ReprogrammerRecipe, values, "reprogrammer recipe key", prefix="reprogrammer.")
-    recipe = ReprogrammerRecipe(**values)
-    check_choice("reprogrammer encoder", recipe.encoder, ENCODERS)
-    check_choice("reprogrammer baselines", recipe.baselines, BASELINES)
-    if "{}" not in recipe.template:
-        raise ReprolibError(f"reprogrammer.template must contain '{{}}' for the class name, got {recipe.template!r}")
-    positive = ("epochs", "batch_size", "lr_image", "lr_text", "eps_text", "logit_scale_eval",
-                "lp_epochs", "lp_lr", "finetune_epochs", "finetune_lr", "finetune_head_scale", "n_noise", "encoder_epochs", "encoder_train_size",
-                "encoder_lr", "encoder_batch_size", "frame")
-    for key in positive:
-        if not getattr(recipe, key) > 0:
-            raise ReprolibError(f"reprogrammer.{key} must be > 0, got {getattr(recipe, key)!r}")
-    if not 0.0 <= recipe.residual_alpha <= 1.0:
-        raise ReprolibError(f"reprogrammer.residual_alpha must lie in [0, 1], got {recipe.residual_alpha}")
-    if not 0.0 < recipe.warmup_max_fraction <= 1.0 or recipe.warmup_steps < 0:
-        raise ReprolibError("reprogrammer warm-up needs warmup_steps >= 0 and 0 < warmup_max_fraction <= 1, "
-                            f"got {recipe.warmup_steps}, {recipe.warmup_max_fraction}")
-    if len(recipe.betas_text) != 2:
-        raise ReprolibError(f"reprogrammer.betas_text must be two numbers, got {recipe.betas_text}")
-    _check_step_schedule(recipe.step_milestones, recipe.step_factors)
-    for severity in recipe.severities:
-        check_choice("reprogrammer severity", severity, (1, 2, 3, 4, 5))
-    return recipe
-
-
-def _check_step_schedule(milestones: list[float], factors: list[float]) -> None:
-    if len(milestones) != len(factors):
-        raise ReprolibError(f"reprogrammer.step_milestones and step_factors must have the same length, "
-                            f"got {milestones} and {factors}")
-    if any(not 0.0 < m <= 1.0 for m in milestones) or list(milestones) != sorted(milestones):
-        raise ReprolibError(f"reprogrammer.step_milestones must be increasing fractions in (0, 1], got {milestones}")
-    if any(not f > 0 for f in factors):
-        raise ReprolibError(f"reprogrammer.step_factors must be > 0, got {factors}")
+    """A recipe from a mapping, refusing unknown keys, wrong types and impossible values (one line)."""
+    return validated(ReprogrammerRecipe, values, "reprogrammer")
 
 
 def recipe_for(profile: Any) -> ReprogrammerRecipe:

@@ -8,9 +8,10 @@ the record's config (reprolib.scores.registry.compute_metrics);
 every value the record already holds must come back exactly (to the last bit, lists and the
 `ood` groups included), otherwise the run is named in one loud line and its record left as it
 is; when they all agree, the metrics the record lacks are added and the record is rewritten
-atomically (`records.write_json_atomic`). A run whose metrics cannot be computed from what it
-saved (a cut or missing scores or OOD file, a formula asking for something not saved) stops the
-command in one line naming the file and what to run, before any record is rewritten. Metrics are not hashed, so the run id stays.
+atomically (`records.write_json_atomic`), its own digest renewed (`records.seal`). A run whose
+metrics cannot be computed from what it saved (a cut or missing scores or OOD file, a formula
+asking for something not saved) stops the command in one line naming the file and what to run,
+before any record is rewritten. Metrics are not hashed into the run id, so the id stays.
 Runs without saved scores (made before they were saved) are counted and named in one line.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 
 from reprolib.errors import ReprolibError
 from reprolib.scores.registry import compute_metrics, entries
-from reprolib.records import write_json_atomic
+from reprolib.records import DIGESTS, seal, write_json_atomic
 from reprolib.scores.ood_files import saved_scores
 from reprolib.scores.saved import scores_path
 
@@ -122,6 +123,8 @@ def recompute_record(record: dict[str, Any], runs_dir: Path, report: RecomputeRe
         return None
     record["metrics"] = record.get("metrics") or {}
     _merge_missing(record["metrics"], computed)
+    if DIGESTS in record:   # the record's own digest follows its new metrics; its files' stay
+        seal(record, runs_dir)
     report.filled.append(run_id)
     report.added |= set(new)
     return record

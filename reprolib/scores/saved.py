@@ -79,8 +79,8 @@ def load_scores(path: str | Path) -> SavedScores:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ReprolibError(f"saved scores {path} cannot be read ({type(err).__name__}: {err}); "
-                            "delete it and rerun the run") from None
+        raise ReprolibError(f"saved scores {path} cannot be read ({type(err).__name__}: {err}); delete the run's "
+                            f"record {path.name.removesuffix(SUFFIX)}.json too, and the next sweep reruns it") from None
     missing = {"test_logits", "test_labels"} - set(arrays)
     logits, labels = arrays.get("test_logits"), arrays.get("test_labels")
     if missing or logits.ndim != 2 or labels.shape != (logits.shape[0],):

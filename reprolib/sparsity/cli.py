@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import os
 
-from reprolib.config import load_profile, profile_help
-from reprolib.errors import ReprolibError, check_choice
+from reprolib.config import Count, load_profile, profile_help
+from reprolib.errors import ReprolibError, check_choice, option_type
 from reprolib.sparsity import catalog, imported
 from reprolib.sparsity.masks import MADE_KINDS
 from reprolib.sparsity.tickets import import_profile_tickets, make_tickets
@@ -57,11 +57,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--url", default=None, help="fetch: download from this address instead of the table's")
     parser.add_argument("--sha256", default=None, help="fetch: the checksum to verify")
     parser.add_argument("--imagenet", default=None, help="evaluate: ImageNet folder (ImageFolder train/ and val/)")
-    parser.add_argument("--max-images", type=int, default=None, help="evaluate: first N val images (default all)")
+    parser.add_argument("--max-images", type=option_type(Count, "--max-images"), default=None,
+                        help="evaluate: first N val images (default all)")
     parser.add_argument("--device", default="cpu", help="evaluate / prune: cpu | cuda (default cpu)")
     parser.add_argument("--submitit", default=None, help="prune: submit through submitit, logs in this folder")
     parser.add_argument("--cluster", default=None, help="prune --submitit: slurm | local | debug (default: auto)")
-    parser.add_argument("--tasks", type=int, default=1, help="prune --submitit: processes (GPUs) in the job")
+    parser.add_argument("--tasks", type=option_type(Count, "--tasks"), default=1,
+                        help="prune --submitit: processes (GPUs) in the job")
     parser.add_argument("--profile", default="embedded", help=profile_help() + " (default embedded)")
     parser.add_argument("--levels", default=None, help="'0-8' or '0,2,4' (default: 0..max of the profile's levels)")
     parser.add_argument("--baseline-levels", default=None,

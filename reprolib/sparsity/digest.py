@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from reprolib.errors import ReprolibError
+from reprolib.models.weights import load_weights
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -46,10 +47,7 @@ def file_digest(path: str | os.PathLike) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    try:
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:   # a cut or foreign file: the loader names it the same way
-        raise ReprolibError(f"network file {path} cannot be read ({type(err).__name__}); remake or re-import it") from None
+    tensors = load_weights(path, "remake or re-import it")   # a cut or foreign file: one line
     if not isinstance(tensors, dict):
         raise ReprolibError(f"network file {path} holds a {type(tensors).__name__}, not a state dict")
     return tensors_digest(tensors)

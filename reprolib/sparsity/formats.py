@@ -15,14 +15,13 @@ writers (tests/ticket_files.py). Formats:
 from __future__ import annotations
 
 import json
-import re
-import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from reprolib.errors import ReprolibError
+from reprolib.models.weights import load_weights
 
 # Wrapper prefixes stripped from every key: DataParallel, open_lth / RLT model wrappers,
 # torch.compile. Stripped repeatedly, so "module.model.conv1.weight" -> "conv1.weight".
@@ -46,14 +45,7 @@ def rlt_file_names(arch: str, state: int) -> tuple[str, str]:
 def read_checkpoint(file: Path) -> dict[str, Tensor]:
     """A state dict from `file` via torch.load(weights_only=True), unwrapped from a checkpoint dict."""
     file = Path(file)
-    if not file.is_file():
-        raise ReprolibError(f"missing file {file}")
-    try:
-        with warnings.catch_warnings():   # torch's pickle-protocol notes: the one line below says it all
-            warnings.simplefilter("ignore")
-            obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file; all mean the same here
-        raise ReprolibError(_unreadable(file, err)) from None
+    obj = load_weights(file, "valid: a checkpoint of tensors (torch.save(model.state_dict()))")
     if isinstance(obj, dict):
         for key in NESTED_STATE_KEYS:
             if isinstance(obj.get(key), dict):
@@ -65,18 +57,6 @@ def read_checkpoint(file: Path) -> dict[str, Tensor]:
     if bad:
         raise ReprolibError(f"cannot read {file}: expected a state dict (name -> tensor); non-tensor entries: {names_preview(bad)}")
     return dict(obj)
-
-
-def _unreadable(file: Path, err: Exception) -> str:
-    """One line for a torch.load failure: an unsafe (but maybe valid) pickle, or not a checkpoint."""
-    text = " ".join(str(err).split())
-    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if unsafe:
-        return (f"cannot read {file} safely: it pickles {unsafe.group(1)}, which weights_only=True refuses; "
-                f"re-save only its state dict (torch.save(model.state_dict()))")
-    detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
-    detail_text = (detail.group(1) if detail else text) or "empty or truncated file"
-    return f"cannot read {file}: not a PyTorch checkpoint ({type(err).__name__}: {detail_text[:100]})"
 
 
 def strip_prefixes(state: dict[str, Tensor], file: Path) -> dict[str, Tensor]:

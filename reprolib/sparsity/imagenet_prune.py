@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 
 from reprolib import paths
-from reprolib.config import check_fields
-from reprolib.errors import ReprolibError, check_choice
+from reprolib.config import Count, NonNegative, NonNegativeFloat, Positive, Seed, choice_of, schema, validated
+from reprolib.errors import ReprolibError
 from reprolib.models import get_backbone, get_spec
 from reprolib.sparsity import imagenet as I
 from reprolib.sparsity import masks as M
@@ -43,30 +42,27 @@ from reprolib.sparsity.recipe import TicketRecipe, target_density
 METHODS = ("imp", "gmp")
 
 
-@dataclass
+@schema("tickets.imagenet key", "tickets.imagenet.")
 class ImageNetRecipe:
     """How tickets are made on ImageNet (the profile's `tickets.imagenet`; these are defaults)."""
 
     name: str = "gmp-finetune-1ep"   # what figures and reports call this recipe
-    method: str = "gmp"              # imp (rewind, retrain) | gmp (prune, fine-tune)
-    epochs_per_level: int = 1
-    lr: float = 0.001                # SGD, constant per level
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    rewind_epoch: int = 0            # imp: level-0 epoch the survivors rewind to (0 = pretrained weights)
-    batch_size: int = 64
-    image_size: int = 0              # 0 = the backbone's input size
-    max_train_images: int = 0        # 0 = the whole train folder
-    max_val_images: int = 0          # 0 = the whole val folder
-    seed: int = 0
+    method: Annotated[str, choice_of("tickets.imagenet.method", lambda: METHODS)] = "gmp"   # imp (rewind, retrain) | gmp (prune, fine-tune)
+    epochs_per_level: Count = 1
+    lr: Positive = 0.001             # SGD, constant per level
+    momentum: NonNegativeFloat = 0.9
+    weight_decay: NonNegativeFloat = 1e-4
+    rewind_epoch: NonNegative = 0    # imp: level-0 epoch the survivors rewind to (0 = pretrained weights)
+    batch_size: Count = 64
+    image_size: NonNegative = 0      # 0 = the backbone's input size
+    max_train_images: NonNegative = 0   # 0 = the whole train folder
+    max_val_images: NonNegative = 0     # 0 = the whole val folder
+    seed: Seed = 0
 
     @classmethod
     def for_profile(cls, profile: Any) -> "ImageNetRecipe":
         values = dict(TicketRecipe.for_profile(profile).imagenet)
-        check_fields(ImageNetRecipe, values, "tickets.imagenet key", prefix="tickets.imagenet.")
-        recipe = dataclasses.replace(cls(), **values)
-        check_choice("tickets.imagenet.method", recipe.method, METHODS)
-        return recipe
+        return validated(ImageNetRecipe, values, "tickets.imagenet")
 
 
 def _limit(n: int) -> int | None:

@@ -21,6 +21,7 @@ from torch import nn
 
 from reprolib import paths
 from reprolib.errors import ReprolibError, check_choice
+from reprolib.models.weights import load_weights
 from reprolib.records import atomic_torch_save, atomic_write
 
 Mask = dict[str, torch.Tensor]
@@ -198,11 +199,10 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> N
     atomic_torch_save({k: v.detach().cpu() for k, v in tensors.items()}, path)
 
 
-def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise ReprolibError(f"missing file {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_tensors(path: str | os.PathLike, remedy: str = "remake it with `python -m reprolib tickets`"
+                 ) -> dict[str, torch.Tensor]:
+    """A tensor file of a ticket level (records.load_weights: a foreign or unsafe file is one line)."""
+    return load_weights(path, remedy)
 
 
 def save_json(path: str | os.PathLike, data: dict[str, Any]) -> None:

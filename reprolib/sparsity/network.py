@@ -256,11 +256,20 @@ def layout_dir(profile: Any, network: str, kind: str, level: int):
     if network == "dense" or level == 0:
         kind, level = "imp", 0
     directory = M.ticket_dir(profile.path("artifacts"), kind, level)
+    remake = f"`python -m reprolib tickets --profile {profile.profile} --levels 0-{level} --kinds {kind}`"
+    _refuse_foreign_files(directory, f"delete {directory} and remake it with {remake}")
     if not M.is_complete(directory):
         what = "dense upstream model" if level == 0 else f"{kind} ticket level {level}"
-        raise ReprolibError(f"no {what} at {directory}; make it with `python -m reprolib tickets "
-                            f"--profile {profile.profile} --levels 0-{level} --kinds {kind}`")
+        raise ReprolibError(f"no {what} at {directory}; make it with {remake}")
     return directory
+
+
+def _refuse_foreign_files(directory, remedy: str) -> None:
+    """A made level whose files no longer match its report (another size): a file that is not
+    weights (a pickle of anything else, a foreign file) is named as such, not as a missing level."""
+    if (directory / "sparsity.json").is_file() and M.missing_files(directory):
+        for file in sorted(directory.glob("*.pth")):
+            M.load_tensors(file, remedy)
 
 
 def _measured(report: dict[str, Any]) -> float | None:

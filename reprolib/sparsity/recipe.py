@@ -7,31 +7,32 @@ Shared by IMP (`reprolib.sparsity.imp`), the one-shot tickets of pretrained back
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import Annotated, Any
 
-from reprolib.config import check_fields
-from reprolib.errors import ReprolibError
+from pydantic import Field
+
+from reprolib.config import NonNegative, Seed, schema, validated
 from reprolib.models.registry import get_spec
 from reprolib.sparsity.masks import DEFAULT_EXCLUDE
 from reprolib.sparsity.upstream import UpstreamRecipe
 
 
-@dataclass
+@schema("tickets recipe key", "tickets.")
 class TicketRecipe:
     """How tickets are made: these defaults, then the profile's `tickets:` dict on top."""
 
-    prune_fraction: float = 0.2        # of the remaining weights, per IMP level
-    rewind_iteration: int = 200        # level-0 iteration the survivors rewind to (0 = init)
-    retrain_epochs: int = -1           # epochs of the retraining schedule (-1 = upstream epochs)
+    prune_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2   # of the remaining weights, per IMP level
+    rewind_iteration: NonNegative = 200   # level-0 iteration the survivors rewind to (0 = init)
+    retrain_epochs: Annotated[int, Field(ge=-1)] = -1   # epochs of the retraining schedule (-1 = upstream epochs)
     # never pruned; a profile without `exclude` gets its backbone's stem and head (BackboneSpec.prune_exclude)
     exclude: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDE))
-    random_seed: int = 0               # random baseline at level L uses random_seed + L
+    random_seed: Seed = 0               # random baseline at level L uses random_seed + L
     # Tickets made elsewhere that the sweep runs too: name -> source. The source is a local
     # checkpoint file or folder (relative to the workbook home; `tickets` imports it), an
     # address (fetched), or "" (already imported, or a curated name `tickets fetch` knows).
     # Not part of how tickets are MADE, so making_dict() leaves it out (stored IMP reports stay valid).
-    imported: dict[str, str] = field(default_factory=dict)
+    imported: dict[str, str] = field(default_factory=dict)   # names -> sources (str -> str)
     # How `tickets prune --imagenet DIR` makes tickets on ImageNet (ImageNetRecipe fields;
     # reprolib.sparsity.imagenet_prune). Stored in those tickets' own reports, not in making_dict().
     imagenet: dict[str, Any] = field(default_factory=dict)
@@ -44,19 +45,9 @@ class TicketRecipe:
         classifier (`BackboneSpec.prune_exclude`: conv1/fc for ResNets, conv_proj/heads.head for ViTs).
         """
         values = dict(getattr(profile, "tickets", {}) or {})
-        check_fields(TicketRecipe, values, "tickets recipe key", prefix="tickets.")
         if "exclude" not in values and getattr(profile, "backbone", None) is not None:
             values["exclude"] = list(get_spec(profile.backbone).prune_exclude)
-        recipe = dataclasses.replace(cls(), **values)
-        bad = [k for k, v in recipe.imported.items() if not (isinstance(k, str) and isinstance(v, str))]
-        if bad:
-            raise ReprolibError(f"tickets.imported must map names to sources (str -> str), got {bad[0]!r}: "
-                                f"{recipe.imported[bad[0]]!r}")
-        if not 0.0 < recipe.prune_fraction < 1.0:
-            raise ReprolibError(f"tickets.prune_fraction must be in (0, 1), got {recipe.prune_fraction}")
-        if recipe.rewind_iteration < 0:
-            raise ReprolibError(f"tickets.rewind_iteration must be >= 0, got {recipe.rewind_iteration}")
-        return recipe
+        return validated(TicketRecipe, values, "tickets")
 
     def making_dict(self) -> dict[str, Any]:
         """The fields that decide how tickets are made (stored in each made ticket's report)."""

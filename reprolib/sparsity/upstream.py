@@ -18,16 +18,19 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from reprolib.config import check_fields
+from reprolib.config import (MAX_COUNT, Count, NonNegative, NonNegativeFloat, Positive, Seed, choice_of, schema,
+                             validated)
 from reprolib.data import get_dataset
 from reprolib.determinism import CPU_THREADS
-from reprolib.errors import ReprolibError, check_choice
+from reprolib.errors import ReprolibError
 from reprolib.schedules import warmup_cosine, warmup_lr
 from reprolib.sparsity.masks import apply_mask
 
@@ -36,29 +39,32 @@ SCHEDULES = ("cosine", "multistep", "constant")
 AUGMENTATIONS = ("none", "flip")
 
 
-@dataclass
+Subset = Annotated[int, Field(ge=-1, lt=MAX_COUNT)]   # -1 = all
+
+
+@schema("upstream recipe key", "upstream.")
 class UpstreamRecipe:
     """How the upstream model trains: these defaults, then the profile's `upstream:` dict on top."""
 
-    epochs: int = 4
-    batch_size: int = 128
-    lr: float = 0.1
-    optimizer: str = "sgd"           # sgd (momentum, Nesterov) | adam
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"         # per-iteration cosine to 0 after linear warm-up
-    warmup_epochs: float = 0.5
-    augment: str = "flip"            # random horizontal flip (Fashion-MNIST is flip-safe)
-    seed: int = 0
-    train_subset: int = -1           # first N training images (-1 = all 60,000)
-    test_subset: int = -1            # first N test images (-1 = all 10,000)
-    eval_batch_size: int = 1000
+    epochs: Count = 4
+    batch_size: Count = 128
+    lr: Positive = 0.1
+    optimizer: Annotated[str, choice_of("upstream optimizer", lambda: OPTIMIZERS)] = "sgd"   # sgd (momentum, Nesterov) | adam
+    momentum: NonNegativeFloat = 0.9
+    weight_decay: NonNegativeFloat = 5e-4
+    schedule: Annotated[str, choice_of("upstream schedule", lambda: SCHEDULES)] = "cosine"   # per-iteration cosine to 0 after linear warm-up
+    warmup_epochs: NonNegativeFloat = 0.5
+    augment: Annotated[str, choice_of("upstream augment", lambda: AUGMENTATIONS)] = "flip"   # random horizontal flip (Fashion-MNIST is flip-safe)
+    seed: Seed = 0
+    train_subset: Subset = -1        # first N training images (-1 = all 60,000)
+    test_subset: Subset = -1         # first N test images (-1 = all 10,000)
+    eval_batch_size: Count = 1000
     # torch CPU threads while training / evaluating. 0 = the protocol's CPU_THREADS (1,
     # reprolib.determinism): results then do not depend on the machine's core count. A
     # larger value is faster on an idle machine (two threads ~4,000 img/s against ~2,200
     # for one on 2 cores) but its numbers hold only for that thread count (ATen splits
     # reductions per thread); it is stored in the tickets' recipe.
-    num_threads: int = 0
+    num_threads: NonNegative = 0
 
     @classmethod
     def for_profile(cls, profile: Any) -> "UpstreamRecipe":
@@ -66,24 +72,9 @@ class UpstreamRecipe:
         return cls().updated(getattr(profile, "upstream", {}) or {})
 
     def updated(self, values: dict[str, Any]) -> "UpstreamRecipe":
-        """A copy with `values` applied; unknown keys, wrong types, bad choices are errors."""
-        check_fields(UpstreamRecipe, values, "upstream recipe key", prefix="upstream.")
-        fields = {f.name: f.type for f in dataclasses.fields(self)}
-        recipe = dataclasses.replace(self, **{k: (float(v) if fields[k] == "float" else v) for k, v in values.items()})
-        recipe.validate()
-        return recipe
-
-    def validate(self) -> None:
-        check_choice("upstream optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("upstream schedule", self.schedule, SCHEDULES)
-        check_choice("upstream augment", self.augment, AUGMENTATIONS)
-        if self.num_threads < 0:
-            raise ReprolibError(f"upstream.num_threads must be >= 0 (0 = torch's default), got {self.num_threads}")
-        for key in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, key) < 1:
-                raise ReprolibError(f"upstream.{key} must be >= 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise ReprolibError(f"upstream.lr must be > 0, got {self.lr}")
+        """A copy with `values` applied, checked by the schema (unknown keys, types, ranges, choices,
+        finite numbers: one line each); an int given for a float field is stored as a float."""
+        return validated(UpstreamRecipe, {**dataclasses.asdict(self), **values}, "upstream")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -45,10 +45,11 @@ from reprolib.scores.registry import names as metric_names
 from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
-from reprolib.records import (atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file, move_aside,
-                              verified_record)
+from reprolib.records import (BAD_SUFFIX, atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file,
+                              move_aside, verified_record)
 from reprolib.study.made_under import one_per_run, other_versions, versions_line
 from reprolib.sparsity.identity import stale_network
+from reprolib.study.shipped import save_unless_losing
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
@@ -320,16 +321,26 @@ def failed_runs(frame: pd.DataFrame) -> pd.DataFrame:
 
 def update_ledger(artifacts: Path, ship_scores: str = "", study: str = "") -> pd.DataFrame:
     """Build and save the ledger (and the tickets table beside it); with `ship_scores` (a profile's
-    codec) also the scores archive of its runs (reprolib.study.shipped_scores). Returns the ledger."""
+    codec) also the scores archive of its runs (reprolib.study.shipped_scores). Returns the ledger.
+
+    A saved table is never replaced by one that drops finished runs (tickets) of which this
+    machine has no trace: no record, no record set aside (no ticket folder). Such rows came with
+    the checkout (the shipped results); the saved table is kept, the new one is written beside it
+    (`ledger.here.csv`, `tickets.here.csv`) and one line says so. A run whose record was set
+    aside as bad leaves its row as it should."""
+    artifacts = Path(artifacts)
     frame = build_ledger(artifacts)
-    write_ledger(frame, artifacts)
-    tickets = tickets_table(Path(artifacts))
-    atomic_write_bytes(paths.tickets_table_file(artifacts), tickets.to_csv(index=False).encode())
-    runs = paths.runs_dir(artifacts)
-    if ship_scores and runs.is_dir():
+    runs, finished = paths.runs_dir(artifacts), set(finished_runs(frame)["id"])
+    written = save_unless_losing(paths.ledger_file(artifacts), frame, "finished runs",
+                                 lambda row: row.get("status") != FAILED and row.get("id") not in finished and not any(
+                                     (runs / f"{row.get('id')}{suffix}").is_file() for suffix in (".json", BAD_SUFFIX)))
+    save_unless_losing(paths.tickets_table_file(artifacts), tickets_table(artifacts), "tickets",
+                       lambda row: not (artifacts / str(row.get("path"))).is_dir())
+    # the archive follows the ledger: a ledger kept as shipped keeps its archive too
+    if ship_scores and runs.is_dir() and written == paths.ledger_file(artifacts):
         from reprolib.study.shipped_scores import pack_study
 
-        pack_study(Path(artifacts), ship_scores, study, frame, read_records(runs))
+        pack_study(artifacts, ship_scores, study, frame, read_records(runs))
     return frame
 
 
@@ -355,7 +366,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(in a clone: from the study's shipped scores archive, into the ledger)")
 
 
-def run(args: argparse.Namespace) -> int:
+def _artifacts_of(args: argparse.Namespace) -> Path:
+    """The artifacts folder the command works on, checked: a folder that exists and can be written."""
     from reprolib.config import load_profile
 
     profile = load_profile(args.profile)
@@ -364,7 +376,17 @@ def run(args: argparse.Namespace) -> int:
     if not artifacts.is_dir():   # a typo must not leave an empty folder and an empty ledger behind
         raise ReprolibError(f"--artifacts {artifacts} is not a folder; valid: the artifacts folder of a "
                             f"profile (e.g. {profile.path('artifacts')}), which holds runs/")
-    check_output_dir(artifacts, "--artifacts")
+    return check_output_dir(artifacts, "--artifacts")
+
+
+def results_folders(args: argparse.Namespace) -> list[Path]:
+    """The runs folder whose records the ledger reads, moves aside and tabulates (locked: reprolib.cli)."""
+    runs = paths.runs_dir(_artifacts_of(args))
+    return [runs] if runs.is_dir() else []
+
+
+def run(args: argparse.Namespace) -> int:
+    artifacts = _artifacts_of(args)
     ok = True
     runs = paths.runs_dir(artifacts)
     if getattr(args, "recompute_metrics", False) and not runs.is_dir():

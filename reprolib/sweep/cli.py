@@ -13,12 +13,15 @@
 
 Bad input (an unknown device id, more runs per GPU than the cores feed, an unknown Slurm
 option, a time limit shorter than a run) is one line and exit 2, before anything runs or is
-submitted. The ledger is rebuilt after every sweep, an interrupted one too.
+submitted. The ledger is rebuilt after every sweep, an interrupted one too (if that fails too, the
+first cause is what is shown). The sweep holds its runs folder's lock (reprolib.sweep.lock) from
+before its first write to after the ledger: a sweep refused by the lock writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -32,9 +35,9 @@ from reprolib.sweep import scheduling
 from reprolib.sweep import slurm
 
 from reprolib.sweep import runner as sweep
-from reprolib.config import load_profile, profile_names
+from reprolib.config import Count, NonNegative, load_profile, profile_help
 from reprolib.devices import resolve_device
-from reprolib.errors import ReprolibError, check_choice
+from reprolib.errors import ReprolibError, check_choice, option_type
 from reprolib.study.ledger import update_ledger
 from reprolib.protocols import get_protocol
 
@@ -42,27 +45,29 @@ ONLY_KEYS = ("target", "method", "network", "kind", "level", "n_shot", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="embedded",
-                        help=f"{' | '.join(profile_names())}, or the path of your own profile YAML")
+    parser.add_argument("--profile", default="embedded", help=profile_help())
     parser.add_argument("--executor", default="local", help="local | slurm (submitit on Slurm) | submitit")
     parser.add_argument("--cluster", default=None, help="submitit cluster: slurm | local | debug (default: auto)")
     parser.add_argument("--devices", default=None,
                         help="GPUs: all | 0,2,3 (default with device cuda: all visible), one worker each")
-    parser.add_argument("--runs-per-gpu", type=int, default=1, help="worker processes per GPU (small runs)")
+    parser.add_argument("--runs-per-gpu", type=option_type(Count, "--runs-per-gpu"), default=1,
+                        help="worker processes per GPU (small runs)")
     parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help=f"override one of the profile's cluster options: {', '.join(slurm.option_names())}")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=option_type(NonNegative, "--workers"), default=None,
                         help="local CPU processes (default: the profile's workers; 0 = one per CPU core)")
     parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help=f"run only the matching runs; keys: {', '.join(ONLY_KEYS)}")
-    parser.add_argument("--limit", type=int, default=None, help="run only the first N configs of the grid")
+    parser.add_argument("--limit", type=option_type(NonNegative, "--limit"), default=None,
+                        help="run only the first N configs of the grid")
     parser.add_argument("--dry-run", action="store_true", help="list the grid and its cost (images, GPU-hours) and exit")
-    parser.add_argument("--throughput-fwd", type=cost.parse_rate, default=None,
+    parser.add_argument("--throughput-fwd", type=lambda text: cost.parse_rate(text, "--throughput-fwd"), default=None,
                         help="images/s forward for --dry-run's GPU-hours (default: measured in bench/rates.csv, else assumed)")
-    parser.add_argument("--throughput-fwdbwd", type=cost.parse_rate, default=None,
+    parser.add_argument("--throughput-fwdbwd", type=lambda text: cost.parse_rate(text, "--throughput-fwdbwd"),
+                        default=None,
                         help="images/s forward+backward for --dry-run's GPU-hours (default as --throughput-fwd)")
     parser.add_argument("--no-ledger", action="store_true", help="do not rebuild the ledger afterwards")
-    parser.add_argument("--group-runs", type=int, default=None,
+    parser.add_argument("--group-runs", type=option_type(Count, "--group-runs"), default=None,
                         help="train up to N prompt runs on the same backbone and target together "
                              "(default: 16 on CUDA, 1 on the CPU)")
 
@@ -94,8 +99,6 @@ def select(configs: list[Any], args: argparse.Namespace) -> list[Any]:
         if not configs:
             raise ReprolibError(f"--only {' '.join(args.only)} matches no run of this grid")
     if args.limit is not None:
-        if args.limit < 0:
-            raise ReprolibError(f"--limit must be >= 0, got {args.limit}")
         configs = configs[:args.limit]
     return configs
 
@@ -115,6 +118,14 @@ def devices_of(args: argparse.Namespace, device: str) -> list[str] | None:
     devices = scheduling.parse_devices(args.devices or scheduling.ALL, scheduling.visible_gpus())
     scheduling.check_runs_per_gpu(args.runs_per_gpu, len(devices))
     return devices
+
+
+def results_folders(args: argparse.Namespace) -> list:
+    """The runs folder the sweep writes (locked while it runs, its ledger update included:
+    reprolib.cli); a dry run writes nothing."""
+    if args.dry_run:
+        return []
+    return sorted({str(c.results_path) for c in select(sweep.build_grid(load_profile(args.profile)), args)})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,10 +151,14 @@ def run(args: argparse.Namespace) -> int:
         summary = sweep.run_sweep(configs, executor=args.executor, submitit=submitit, group_runs=args.group_runs,
                                   workers=workers, devices=devices, runs_per_gpu=args.runs_per_gpu,
                                   seconds=timer.seconds)
-    finally:   # after every sweep, an interrupted one too: the ledger shows what is on disk
+    except BaseException:   # interrupted or failed: the ledger still shows what is on disk, if it can
         if not args.no_ledger:
-            frame = update_ledger(profile.path("artifacts"), ship_scores=profile.ship_scores, study=profile.profile)
-            print(f"ledger: {len(frame)} runs -> {paths.ledger_file(profile.path('artifacts'))}", flush=True)
+            with contextlib.suppress(Exception):   # the first cause (a full disk, Ctrl-C) is what the user sees
+                update_ledger(profile.path("artifacts"))
+        raise
+    if not args.no_ledger:
+        frame = update_ledger(profile.path("artifacts"), ship_scores=profile.ship_scores, study=profile.profile)
+        print(f"ledger: {len(frame)} runs -> {paths.ledger_file(profile.path('artifacts'))}", flush=True)
     return 0 if summary.ok else 1
 
 

@@ -1,10 +1,15 @@
-"""One sweep per results folder: a lock file naming its holder (pid, host, start time).
+"""One writer per results folder: a lock file naming its holder (pid, host, start time, command).
 
-`<runs folder>/.sweep.lock` is created exclusively (O_EXCL) when a sweep starts and removed when
-it ends. A second sweep on the same folder stops before any work with one line naming the
-holder (the CLI exits 2). A lock left by a process that no longer exists on this host (a
-kill -9, a power cut) is taken over, with a line saying so. A lock from another host cannot be
-checked from here: the message says which file to remove once that host's sweep is known gone.
+`<runs folder>/.sweep.lock` is created exclusively (O_EXCL) when a writer starts and removed when
+it ends. Every command that writes results takes it before it writes anything (the CLI asks the
+command's `results_folders(args)`: sweep, transfer, ledger, reprogrammer, tickets), and so does
+`run_sweep` (notebook 02). A second writer on the same folder stops before any work with one line
+naming the holder (the CLI exits 2). Within one process the lock is re-entrant (the sweep command
+holds it around the sweep and the ledger; `run_sweep` inside takes it again). A lock left by a
+process that no longer exists on this host (a kill -9, a power cut) is taken over, with a line
+saying so (reprolib.progress.emit: the terminal, never a saved notebook). A lock from another
+host cannot be checked from here: the message says which file to remove once that host's writer
+is known gone.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from reprolib.errors import ReprolibError
+from reprolib.progress import emit
 
 LOCK_NAME = ".sweep.lock"
 _UNREADABLE_WAIT_S = 2.0   # a lock being written by its creator reads empty for a moment
@@ -58,42 +64,73 @@ def _create(path: Path, mine: dict) -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        json.dump(mine, f)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(mine, f)
+    except OSError as err:   # a full disk or a read-only folder: no half-written lock stays
+        path.unlink(missing_ok=True)
+        raise ReprolibError(f"cannot write the lock {path}: {os.strerror(err.errno)}; free some space, or choose "
+                            "a folder you can write") from None
     return True
 
 
+class FolderInUse(ReprolibError):
+    """The folder's lock is held by another live writer."""
+
+
+_HELD: dict[Path, int] = {}   # folders whose lock this process holds -> how many holds are open
+
+
 @contextlib.contextmanager
-def sweep_lock(folder: str | Path, say: Callable[[str], None] = print) -> Iterator[Path]:
-    """Hold the folder's sweep lock for the duration (module docstring)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+def sweep_lock(folder: str | Path, say: Callable[[str], None] = emit, what: str = "a sweep") -> Iterator[Path]:
+    """Hold the folder's lock for the duration (module docstring); `what` names this writer to
+    whoever is refused."""
+    folder = Path(folder).resolve()
     path = folder / LOCK_NAME
-    host = socket.gethostname()
-    mine = {"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if _HELD.get(folder):   # this process holds it already: re-entrant
+        _HELD[folder] += 1
+        try:
+            yield path
+        finally:
+            _HELD[folder] -= 1
+        return
+    made = [p for p in (folder, *folder.parents) if not p.exists()]   # removed again if left empty
+    folder.mkdir(parents=True, exist_ok=True)
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "what": what}
+    try:
+        _acquire(path, mine, say)
+        _HELD[folder] = 1
+        yield path
+    finally:
+        _HELD.pop(folder, None)
+        if _read(path) == mine:
+            path.unlink()
+        for empty in made:   # a writer refused or failed before writing leaves no folder behind
+            with contextlib.suppress(OSError):
+                empty.rmdir()
+
+
+def _acquire(path: Path, mine: dict, say: Callable[[str], None]) -> None:
+    """Create the lock file as `mine`, taking over a stale one; a live holder is a one-line refusal."""
+    host = mine["host"]
     while not _create(path, mine):
         holder = _holder_of(path)
         if holder is None:
             continue
         if holder.get("host") != host or (holder["pid"] > 0 and _alive(holder["pid"])):
-            raise ReprolibError(f"results folder {folder} is in use by the sweep of pid {holder['pid']} on host "
-                                f"{holder.get('host')!r} (since {holder.get('started')}); wait for it or stop it "
-                                f"(if that sweep is gone, remove {path})")
+            raise FolderInUse(f"results folder {path.parent} is in use by {holder.get('what', 'a sweep')} (pid "
+                                f"{holder['pid']} on host {holder.get('host')!r}, since {holder.get('started')}); "
+                                f"wait for it or stop it (if it is gone, remove {path})")
         say(f"taking over the stale sweep lock of pid {holder['pid']} on {host!r} (that process is gone)")
         with contextlib.suppress(FileNotFoundError):
             if _read(path) == holder or holder["pid"] < 0:
                 path.unlink()
-    try:
-        yield path
-    finally:
-        if _read(path) == mine:
-            path.unlink()
-
 
 @contextlib.contextmanager
-def sweep_locks(folders: list[str | Path], say: Callable[[str], None] = print) -> Iterator[None]:
-    """The locks of several results folders, taken in a fixed order (no two sweeps deadlock)."""
+def sweep_locks(folders: list[str | Path], say: Callable[[str], None] = emit, what: str = "a sweep") -> Iterator[None]:
+    """The locks of several results folders, taken in a fixed order (no two writers deadlock)."""
     with contextlib.ExitStack() as stack:
         for folder in sorted({str(Path(f).resolve()) for f in folders}):
-            stack.enter_context(sweep_lock(folder, say))
+            stack.enter_context(sweep_lock(folder, say, what))
         yield

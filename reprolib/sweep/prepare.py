@@ -14,7 +14,7 @@ import argparse
 
 from reprolib.data import cli as data_cli
 from reprolib.data.catalog import info
-from reprolib.errors import ReprolibError
+from reprolib.errors import ReprolibError, UnsafeFile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +56,8 @@ def prepare_profile(name: str, download: bool) -> int:
             continue
         try:
             get_dataset(dataset, split, root=root, download=download, size=side)
+        except UnsafeFile:   # not a missing set: say what is wrong with it
+            raise
         except ReprolibError:
             missing.append(dataset)
             continue

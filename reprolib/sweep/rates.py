@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprolib import paths
-from reprolib.errors import ReprolibError
+from reprolib.errors import option_type
 from reprolib.records import atomic_write
 
 # Used until rates are measured: a guess at ResNet-50 (224 px) on one H100, stated as one when used.
@@ -106,13 +106,9 @@ def throughput(backbone: str, fwd: float | None = None, fwdbwd: float | None = N
                       "or pass --throughput-fwd/--throughput-fwdbwd")
 
 
-def parse_rate(text: str) -> float:
-    """A positive images/s figure from the command line ('1000', '1,000', '1e3')."""
-    value = re.sub(r"[,_]", "", str(text))
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = -1.0
-    if not rate > 0:
-        raise ReprolibError(f"throughput {text!r} is not a positive number of images/s; valid: e.g. 1000")
-    return rate
+def parse_rate(text: str, option: str = "throughput") -> float:
+    """A positive, finite images/s figure from the command line ('1000', '1,000', '1e3'); a bad one is
+    one line naming `option`."""
+    from reprolib.config import Positive   # the profile schema's own number types
+
+    return option_type(Positive, option)(re.sub(r"[,_]", "", str(text)))

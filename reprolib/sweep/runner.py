@@ -43,7 +43,7 @@ from reprolib.sweep import cost
 from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
-from reprolib.progress import Progress
+from reprolib.progress import Progress, emit
 from reprolib.records import clear_failure, config_hash, write_failure
 from reprolib.sweep.scheduling import longest_first
 from reprolib.sparsity.network import grid_networks, network_label
@@ -161,7 +161,7 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
     seconds = seconds or _timer(configs)
     unit_seconds = (lambda g: sum(seconds(c) for c in g)) if grouping else seconds
     folders = sorted({str(c.results_path) for c in configs if getattr(c, "results_path", None)})
-    with sweep_locks(folders, say=lambda line: print(line, flush=True)), _sigterm_interrupts():
+    with sweep_locks(folders), _sigterm_interrupts():
         if executor in ("submitit", "slurm"):
             options = submitit or SubmititOptions(cluster="slurm" if executor == "slurm" else None)
             settled = run_submitit(units, guarded, options, verbose, settle, unit_seconds, runner is None,
@@ -321,7 +321,7 @@ def _slots(devices: list[str] | None, runs_per_gpu: int, workers: int) -> list[S
 def _run_workers(units: list[Any], guarded: Guarded, slots: list[Slot], progress: _Progress, settle,
                  seconds: Callable[[Any], float]) -> dict[int, Any]:
     """The local sweep over worker processes (reprolib.sweep.workers), longest first; settled outcomes by index."""
-    pool = WorkerPool(guarded, slots, say=lambda line: print(line, flush=True))
+    pool = WorkerPool(guarded, slots, say=emit)
     settled = {}
     try:
         for index, outcome in pool.run(units, longest_first(units, seconds), describe=_describe_unit,

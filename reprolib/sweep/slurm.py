@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from reprolib.errors import ReprolibError, check_choice
+from pydantic import Field
+
+from reprolib.config import Count, Positive, schema, validated
+from reprolib.errors import ReprolibError, option_type
 
 MARGIN = 1.5   # a job's estimated time x this must fit its limit (the cost model is rough)
 
 
-@dataclass(frozen=True)
+@schema("Slurm option", "cluster option ", frozen=True)
 class ClusterOptions:
     """What each Slurm job asks for (None: the cluster's default); see the module docstring."""
 
@@ -37,25 +39,13 @@ class ClusterOptions:
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
-    gpus_per_node: int = 1
-    cpus_per_task: int = 8
-    mem_gb: float = 32
-    timeout_min: int = 240
-    array_parallelism: int = 16
-    max_array_size: int = 1000
-    margin: float = MARGIN
-
-    def __post_init__(self) -> None:
-        for name in ("gpus_per_node", "cpus_per_task", "timeout_min", "array_parallelism", "max_array_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ReprolibError(f"cluster option {name} must be a positive integer, got {value!r}")
-        for name in ("mem_gb", "margin"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ReprolibError(f"cluster option {name} must be a positive number, got {value!r}")
-        if self.margin < 1:
-            raise ReprolibError(f"cluster option margin must be >= 1 (estimates are rough), got {self.margin!r}")
+    gpus_per_node: Count = 1
+    cpus_per_task: Count = 8
+    mem_gb: Positive = 32
+    timeout_min: Count = 240
+    array_parallelism: Count = 16
+    max_array_size: Count = 1000
+    margin: Annotated[float, Field(ge=1)] = MARGIN   # >= 1: the estimates are rough
 
     def submitit_parameters(self) -> dict[str, Any]:
         """AutoExecutor.update_parameters(...) names."""
@@ -73,24 +63,19 @@ def option_names() -> list[str]:
 
 
 def cluster_options(section: dict[str, Any], overrides: Sequence[str] = ()) -> ClusterOptions:
-    """The profile's `cluster:` section with `KEY=VALUE` overrides; one line for an unknown key."""
+    """The profile's `cluster:` section with `KEY=VALUE` overrides, checked by the schema: one line
+    for an unknown key or a bad value ("--slurm mem_gb is 'nan'; valid: a finite number")."""
     values = dict(section)
     for item in overrides:
         key, sep, text = str(item).partition("=")
+        key = key.strip()
         if not sep:
             raise ReprolibError(f"--slurm {item!r} is not KEY=VALUE; valid keys: {', '.join(option_names())}")
-        values[key.strip()] = _typed(key.strip(), text.strip())
-    for key in values:
-        check_choice("Slurm option", key, option_names())
-    return ClusterOptions(**values)
-
-
-def _typed(key: str, text: str) -> Any:
-    field_type = {f.name: str(f.type) for f in dataclasses.fields(ClusterOptions)}.get(key, "str")
-    try:
-        return int(text) if field_type == "int" else float(text) if field_type == "float" else text
-    except ValueError:
-        raise ReprolibError(f"--slurm {key}={text!r}: {key} must be a number") from None
+        if key not in option_names():
+            raise ReprolibError(f"unknown Slurm option {key!r}; valid choices: {', '.join(option_names())}")
+        field_info = ClusterOptions.__pydantic_fields__[key]
+        values[key] = option_type(field_info.rebuild_annotation(), f"--slurm {key}")(text.strip())
+    return validated(ClusterOptions, values, "cluster")
 
 
 def bundle(units: Sequence[Any], seconds: Callable[[Any], float], options: ClusterOptions,

@@ -20,8 +20,11 @@ from typing import Any
 import pandas as pd
 
 from reprolib.config import PROFILE_DIR, Profile, profile_path
-from reprolib.study.ledger import arm_name
-from reprolib.records import is_aside_file
+from reprolib import paths
+from reprolib.study.ledger import (ID_COLUMNS, METRIC_COLUMNS, STATUS_COLUMNS, TAIL_COLUMNS, arm_name, load_ledger,
+                                   update_ledger)
+from reprolib.sweep.lock import FolderInUse, sweep_lock
+from reprolib.records import is_aside_file, verified_record
 from reprolib.sparsity.identity import stale_network
 
 CELL = ["target", "arm", "network", "kind", "level"]
@@ -40,14 +43,15 @@ def _key(fields: Any) -> tuple:
 
 def run_states(runs: Path) -> dict[tuple, str]:
     """Study key -> "finished" or "failed", from the records in a runs folder (unreadable ones, records
-    set aside, and records whose network has been remade since they ran are skipped: the sweep reruns
-    those)."""
+    set aside, records that fail their checks (records.verified_record: moved aside) and records whose
+    network has been remade since they ran are skipped: the sweep reruns those)."""
     states: dict[tuple, str] = {}
     for path in sorted(Path(runs).glob("*.json")) if Path(runs).is_dir() else []:
-        if is_aside_file(path):
+        if is_aside_file(path) or path.name.startswith("."):
             continue
         try:
-            config = json.loads(path.read_text()).get("config")
+            record = json.loads(path.read_text()) if path.name.endswith(FAILED_SUFFIX) else verified_record(path)
+            config = record.get("config")
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(config, dict):
@@ -59,15 +63,53 @@ def run_states(runs: Path) -> dict[tuple, str]:
     return states
 
 
+def current_ledger(artifacts: Path, ship_scores: str = "", study: str = "") -> pd.DataFrame:
+    """The ledger rebuilt from the records (and the scores archive packed, as update_ledger does),
+    under the runs folder's lock (reprolib.sweep.lock); while a sweep holds the folder, the ledger
+    as saved (that sweep rebuilds it when it ends), in one line."""
+    try:
+        with sweep_lock(paths.runs_dir(artifacts), what="notebook 02"):
+            return update_ledger(artifacts, ship_scores=ship_scores, study=study)
+    except FolderInUse as busy:
+        print(f"{busy}; the ledger below is the one saved before it")
+        if paths.ledger_file(artifacts).is_file():
+            return load_ledger(artifacts, failed=True)
+        return pd.DataFrame(columns=[*ID_COLUMNS, *METRIC_COLUMNS, *TAIL_COLUMNS, *STATUS_COLUMNS])
+
+
 def profile_argument(profile: Profile) -> str:
     """What `--profile` takes for this profile: its name, or its file for a user's own."""
     file = profile_path(profile.profile)
     return profile.profile if file.parent == PROFILE_DIR else str(file)
 
 
-def grid_status(configs: list[Any], runs: Path, profile: Profile) -> pd.DataFrame:
-    """One row per cell of the grid: runs, finished, failed, missing, and the command for the rest."""
-    states = run_states(runs)
+def ledger_states(ledger: pd.DataFrame) -> dict[tuple, str]:
+    """Study key -> "finished" or "failed", from a ledger's rows (a study shipped without its records).
+    A one-shot network's row (ticket kind "magnitude") also answers for the grid's name of it ("imp")."""
+    states: dict[tuple, str] = {}
+    for row in ledger.to_dict("records"):
+        fields = {name: _plain(row.get(name)) for name in ("target", "method", "label_map", "network", "level",
+                                                           "n_shot", "seed")}
+        kinds = {_plain(row.get("ticket_kind"))} | ({"imp"} if row.get("provenance") == "oneshot" else set())
+        for key in {_key({**fields, "kind": kind}) for kind in kinds}:
+            if row.get("status") == "failed":
+                states.setdefault(key, "failed")
+            else:
+                states[key] = "finished"
+    return states
+
+
+def _plain(value: Any) -> Any:
+    """A CSV cell as the config held it: NaN -> None, 3.0 -> 3."""
+    if isinstance(value, float):
+        return None if value != value else int(value) if value.is_integer() else value
+    return value
+
+
+def grid_status(configs: list[Any], runs: Path, profile: Profile, ledger: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per cell of the grid: runs, finished, failed, missing, and the command for the rest;
+    from the records in `runs`, or from `ledger` when given (the shipped results of a checkout)."""
+    states = run_states(runs) if ledger is None else ledger_states(ledger)
     counts: dict[tuple, Counter] = {}
     for config in configs:
         key = _key(config)

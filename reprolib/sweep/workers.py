@@ -10,8 +10,10 @@ Each worker is a spawned process talking to the sweep over its own pipe: it rece
   worker trains on unwatched;
 - Ctrl-C reaches only the main process's handling (workers ignore SIGINT); on any interrupt
   the main process sends every worker SIGTERM, waits up to `STOP_WAIT_S` and kills what is
-  left. Runs in flight are abandoned: records are written atomically, so none is half-written,
-  and an abandoned run leaves no failure record.
+  left. SIGTERM unwinds a worker (SystemExit), so a file it was writing leaves no temp file.
+  Runs in flight are abandoned: records are written atomically, so none is half-written,
+  and an abandoned run leaves no failure record. A worker holds no multiprocessing semaphore
+  (tqdm's lock is a thread lock there), so a killed one leaks none.
 """
 
 from __future__ import annotations
@@ -64,23 +66,49 @@ def _die_with_parent(parent: int) -> None:
         os._exit(3)
 
 
-def _worker(connection, call: Callable[[Any], Any], threads: int, parent: int) -> None:
-    """A worker's life: arm the parent watch, then run what the pipe sends until it says stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the main process's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent(parent)
-    import torch
+def _unwind(signum: int, frame: Any) -> None:
+    """SIGTERM (the sweep stopping, or its death) unwinds the worker: a file being written atomically
+    removes its temp file on the way out (records.atomic_write), where the default action left it."""
+    raise SystemExit(128 + signum)
 
-    torch.set_num_threads(threads)
+
+def _worker(connection, call: Callable[[Any], Any], threads: int, parent: int) -> None:
+    """A worker's life: arm the parent watch, then run what the pipe sends until it says stop; then
+    leave at once (os._exit: tearing an interpreter with torch loaded down takes seconds, which the
+    sweep's stop and the parent watch would otherwise wait for)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the main process's to handle
+    signal.signal(signal.SIGTERM, _unwind)
+    try:
+        _die_with_parent(parent)
+        import torch
+        from tqdm import tqdm
+
+        # tqdm's default lock is a multiprocessing semaphore, which a worker stopped by a signal never
+        # unlinks ("leaked semaphore objects" at the sweep's exit); a worker draws no bar another
+        # process shares, so a thread lock does.
+        tqdm.set_lock(threading.RLock())
+        torch.set_num_threads(threads)
+        _serve(connection, call)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _serve(connection, call: Callable[[Any], Any]) -> None:
+    """Run (index, unit) messages until None, the pipe's end or the sweep's death."""
     while True:
         try:
             message = connection.recv()
-        except EOFError:
+            if message is None:
+                return
+            index, unit = message
+            connection.send((index, call(unit)))
+        except (EOFError, BrokenPipeError, ConnectionResetError):   # the sweep is gone: leave quietly
             return
-        if message is None:
-            return
-        index, unit = message
-        connection.send((index, call(unit)))
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from reprolib.config import profile_names
+from reprolib.config import Count, NonNegative, Seed, Shots, profile_help
 from reprolib.determinism import pin_threads
 from reprolib.data import names as dataset_names
+from reprolib.errors import option_type
 from reprolib.models.registry import names as backbone_names
 from reprolib.protocols import names as protocol_names
 from reprolib.records import check_output_dir
@@ -25,10 +26,13 @@ from reprolib.transfer.labelmap import default_label_map, get_label_map
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The public code's flags (ILM-VP / Reprogram_LT scripts).
     parser.add_argument("--network", default="dense", choices=NETWORKS, help="dense model or a lottery ticket")
-    parser.add_argument("--sparsity", type=int, default=0, help="ticket level / sparsity state S (keeps 0.8^S)")
+    parser.add_argument("--sparsity", type=option_type(NonNegative, "--sparsity"), default=0,
+                        help="ticket level / sparsity state S (keeps 0.8^S)")
     parser.add_argument("--pretrained_dir", default=None, help="directory with the ticket files (RLT or ours)")
-    parser.add_argument("--n_shot", type=int, default=-1, help="training images per class; -1 = all")
-    parser.add_argument("--batch_size", type=int, default=None, help="training batch (default: the protocol's)")
+    parser.add_argument("--n_shot", type=option_type(Shots, "--n_shot"), default=-1,
+                        help="training images per class; -1 = all")
+    parser.add_argument("--batch_size", type=option_type(Count, "--batch_size"), default=None,
+                        help="training batch (default: the protocol's)")
     parser.add_argument("--dataset", default="digits", choices=dataset_names(), help="target dataset")
     parser.add_argument("--results_path", default=None, help="record directory (default: <artifacts>/runs)")
     # Ours.
@@ -39,10 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", default="imp", choices=TICKET_KINDS, help="ticket kind for --network LT")
     parser.add_argument("--protocol", default=None, choices=protocol_names(),
                         help="training preset (default: the profile's)")
-    parser.add_argument("--seed", type=int, default=None, help="default: the protocol's seed")
-    parser.add_argument("--profile", default="embedded", choices=profile_names())
+    parser.add_argument("--seed", type=option_type(Seed, "--seed"), default=None, help="default: the protocol's seed")
+    parser.add_argument("--profile", default="embedded", help=profile_help())
     parser.add_argument("--device", default=None, choices=DEVICES, help="default: the profile's")
-    parser.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
+    parser.add_argument("--epochs", type=option_type(Count, "--epochs"), default=None,
+                        help="override the protocol's epochs")
     parser.add_argument("--backbone", default=None, choices=backbone_names(), help="default: the profile's")
     parser.add_argument("--select_best_on_val", action="store_true",
                         help="report the epoch best on a validation split carved from train")
@@ -61,12 +66,20 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def results_folders(args: argparse.Namespace) -> list:
+    """The run's records folder (locked while it runs: reprolib.cli), checked before any training: a
+    file, a path under a file, a read-only folder."""
     cfg = config_from_args(args)
-    if cfg.results_path is not None:   # before any training: a file, a path under a file, read-only
+    if cfg.results_path is not None:
         check_output_dir(cfg.results_path, "--results_path")
     path = record_path(cfg)
     check_output_dir(path.parent, "the records folder")
+    return [path.parent]
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    path = record_path(cfg)
     pin_threads()   # the protocol's CPU threads (reprolib.determinism): same numbers on any core count
     existed = path.is_file() and not args.force
     record = run_transfer(cfg, force=args.force)
