@@ -131,7 +131,7 @@ def _sweep(home: Path, targets: list[str]):
     path = profile_copy("paper-dryrun", home, "stage_grid", targets=targets, methods=["lp", "vp/ilm"], levels=[0],
                         n_shots=[-1], tickets={})
     profile = load_profile(str(path))
-    summary = run_sweep(build_grid(profile), verbose=False)
+    summary = run_sweep(build_grid(profile), verbose=False, workers=1)   # in this process (the patch below holds)
     assert summary.ok, summary.report()
     return profile, summary.records
 
@@ -150,6 +150,8 @@ def test_adding_a_target_to_a_finished_grid_trains_nothing_and_scores_only_the_n
     from reprolib.dryrun import write_dryrun_root
 
     monkeypatch.setenv("REPROLIB_HOME", str(tmp_path))
+    # a user's copy of paper-dryrun that keeps its trust in the synthetic root (refused outside tests: test_security)
+    monkeypatch.setattr("reprolib.config.BUILT_IN_ONLY", ())
     write_dryrun_root(tmp_path / "data" / "dryrun", datasets=["cifar10", "oxfordpets", "eurosat"], archs=["resnet18"],
                       n_per_class_train=2, n_per_class_test=1)
     profile, first = _sweep(tmp_path, ["cifar10", "oxfordpets"])

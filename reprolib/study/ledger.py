@@ -401,6 +401,9 @@ def run(args: argparse.Namespace) -> int:
         # a shipped ledger without its run records (a fresh clone) must not be rebuilt as empty
         raise ReprolibError(f"no run records under {runs}, so the ledger {paths.ledger_file(artifacts)} is kept as "
                             f"it is; valid: run the sweep first (python -m reprolib sweep --profile {args.profile})")
+    from reprolib.config import load_profile
+
+    profile = load_profile(args.profile)   # its scores archive's codec and study name
     frame = update_ledger(artifacts, ship_scores=profile.ship_scores, study=profile.profile)
     print(f"ledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
     return 0 if ok else 1

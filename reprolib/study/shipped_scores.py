@@ -76,8 +76,9 @@ def _current(artifacts: Path, codec: str, folders: list[archive.Folder]) -> bool
     path = archive.archive_path(artifacts)
     if not path.is_file():
         return False
+    # the runs' own files: the writers' lock (reprolib.sweep.lock, a dot file) comes and goes with every command
     newest = max((p.stat().st_mtime_ns for f in folders if (artifacts / f.relative).is_dir()
-                  for p in (artifacts / f.relative).iterdir()), default=0)
+                  for p in (artifacts / f.relative).iterdir() if not p.name.startswith(".")), default=0)
     if path.stat().st_mtime_ns <= newest:
         return False
     try:

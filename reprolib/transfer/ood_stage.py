@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from reprolib.records import write_json_atomic
+from reprolib.records import DIGESTS, file_sha256, seal, write_json_atomic
 from reprolib.scores.ood_files import ood_path, ood_writer, saved_scores, set_digest, stored_digest, write_ood
 from reprolib.scores.registry import compute_metrics
 from reprolib.transfer.inputs import predict
@@ -101,11 +101,18 @@ def complete(record: dict[str, Any], runs_dir: str | Path, sets: Sequence[OodSet
             write_ood(ood_path(runs_dir, run_id, s.name), logits[s.name], s.description)
         items.scored = [s.name for s in missing]
     wanted = record_field(sets)
-    if record.get("ood_sets") != wanted:
+    # the record's digests (records.seal) take in the files scored here; a file scored again to the
+    # same bytes (a cut one) leaves them as they are
+    held = dict((record.get(DIGESTS) or {}).get("files") or {})
+    files = {**held, **{ood_path(runs_dir, run_id, s.name).name: file_sha256(ood_path(runs_dir, run_id, s.name))
+                        for s in missing}} if DIGESTS in record else held
+    if record.get("ood_sets") != wanted or files != held:
         updated = {**record, "ood_sets": wanted}
         scores = saved_scores(runs_dir, updated)
         metrics = compute_metrics(scores, record["config"])
         updated["metrics"] = {**record["metrics"], "ood": metrics["ood"]}
+        if DIGESTS in record:
+            seal(updated, runs_dir, sorted(files))
         write_json_atomic(runs_dir / f"{run_id}.json", updated)
         items.record, items.rewritten = updated, True
     return items
