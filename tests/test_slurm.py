@@ -247,11 +247,10 @@ def _job_with_a_signal(units, signal_during, pause_s, log):
     return slurm_job.JobOfRuns(run, describe=str)
 
 
-def test_on_the_pre_timeout_signal_a_job_finishes_its_run_then_checkpoints_only_what_is_left(monkeypatch, capsys) -> None:
-    units, log = ["a", "b", "c", "d"], []
-    job = _job_with_a_signal(units, "b", 0.3, log)
-
-    def submitit_handler(signum, frame):   # what submitit does on USR2: checkpoint, requeue, exit
+def _until_requeued(job, units, log) -> None:
+    """Run `job` with a stand-in for submitit's USR2 handler (log the outcomes so far, checkpoint,
+    exit as submitit does), SIGUSR2's handler restored after."""
+    def submitit_handler(signum, frame):
         log.append(("checkpoint", len(job.outcomes)))
         log.append(("requeued", job.checkpoint(units)))
         raise SystemExit(-1)
@@ -262,6 +261,13 @@ def test_on_the_pre_timeout_signal_a_job_finishes_its_run_then_checkpoints_only_
             job(units)
     finally:
         signal.signal(signal.SIGUSR2, before)
+    assert signal.getsignal(signal.SIGUSR2) is before and signal.alarm(0) == 0
+
+
+def test_on_the_pre_timeout_signal_a_job_finishes_its_run_then_checkpoints_only_what_is_left(capsys) -> None:
+    units, log = ["a", "b", "c", "d"], []
+    job = _job_with_a_signal(units, "b", 0.3, log)
+    _until_requeued(job, units, log)
     assert log[:5] == [("start", "a"), ("done", "a"), ("start", "b"), ("done", "b"), ("checkpoint", 2)]
     requeued = log[5][1]                                  # submitit's DelayedSubmission of the same units
     assert requeued.args == (units,) and requeued.function.outcomes == [{"id": "a"}, {"id": "b"}]
@@ -277,20 +283,10 @@ def test_a_run_still_in_flight_after_the_grace_is_abandoned_and_checkpointed(mon
     units, log = ["a", "b", "c"], []
     job = _job_with_a_signal(units, "b", 3.0, log)
     monkeypatch.setattr(slurm_job, "GRACE_S", 1)
-
-    def submitit_handler(signum, frame):
-        log.append(("checkpoint", len(job.outcomes)))
-        raise SystemExit(-1)
-
-    before = signal.signal(signal.SIGUSR2, submitit_handler)
-    try:
-        with pytest.raises(SystemExit):
-            job(units)
-    finally:
-        signal.signal(signal.SIGUSR2, before)
-    assert log == [("start", "a"), ("done", "a"), ("start", "b"), ("checkpoint", 1)]   # b runs again after the requeue
+    _until_requeued(job, units, log)
+    assert log[:4] == [("start", "a"), ("done", "a"), ("start", "b"), ("checkpoint", 1)]   # b runs again later
+    assert log[4][1].function.outcomes == [{"id": "a"}]
     assert "reprolib job: abandoned b\n" in capsys.readouterr().out
-    assert signal.getsignal(signal.SIGUSR2) is before and signal.alarm(0) == 0
 
 
 def test_a_run_s_errors_are_its_own_but_submitit_s_end_of_the_job_is_not() -> None:

@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -74,16 +73,16 @@ def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "REPROLIB_HOME": str(home), "CUDA_VISIBLE_DEVICES": ""}
 
 
-def _sweep(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "reprolib", "sweep", "--profile", "paper-dryrun", *args],
-                          cwd=REPO, env=_env(home), capture_output=True, text=True, timeout=300)
+def test_a_paper_dryrun_slice_survives_a_cancelled_and_a_timed_out_job(local_slurm, home: Path, capsys,
+                                                                     monkeypatch) -> None:
+    from reprolib.cli import main
 
-
-def test_a_paper_dryrun_slice_survives_a_cancelled_and_a_timed_out_job(local_slurm, home: Path) -> None:
-    dry = _sweep(home, "--executor", "slurm", "--dry-run", *FLAGS)
-    assert dry.returncode == 0, dry.stderr
-    planned = re.search(r"^slurm: (\d+) runs in (\d+) jobs, (\d+) array\(s\) of at most 2 \(largest 2\)", dry.stdout, re.M)
-    assert planned and planned.groups() == ("12", "6", "3"), dry.stdout[-2000:]
+    monkeypatch.setenv("REPROLIB_HOME", str(home))
+    assert main(["sweep", "--profile", "paper-dryrun", "--executor", "slurm", "--dry-run", *FLAGS]) == 0
+    dry = capsys.readouterr().out   # the plan, after the cluster's checks: what the submission must submit
+    planned = re.search(r"^slurm: (\d+) runs in (\d+) jobs, (\d+) array\(s\) of at most 2 \(largest 2\)", dry, re.M)
+    assert planned and planned.groups() == ("12", "6", "3"), dry[-2000:]
+    assert "slurm limits: partition main (MaxTime 480 min" in dry
     folder = home / "artifacts" / "paper-dryrun" / "submitit"
     make = ["make", "-s", "-o", ".venv/.setup-done", "sweep", "PROFILE=paper-dryrun", "EXECUTOR=slurm",
             f"SWEEP_FLAGS={' '.join(FLAGS)}"]   # -o: the environment `make test` set up is kept as it is
@@ -188,7 +187,8 @@ def test_a_slurm_that_does_not_answer_is_one_line_and_nothing_is_submitted(local
     unreachable = tmp_path / "etc" / "slurm.conf"   # the same cluster, its controller on a port nothing serves
     unreachable.parent.mkdir()
     unreachable.write_text(re.sub(r"^SlurmctldHost=.*$", "SlurmctldHost=nohost(127.0.0.1)\nSlurmctldPort=9",
-                                  Path(conf).read_text(), flags=re.M))
+                                  Path(conf).read_text(), flags=re.M)
+                           + "MessageTimeout=1\n")   # Slurm gives up at once rather than after ~9 s of retries
     (unreachable.parent / "gres.conf").write_text((Path(conf).parent / "gres.conf").read_text())
     monkeypatch.setenv("SLURM_CONF", str(unreachable))
     monkeypatch.setenv("REPROLIB_HOME", str(home))
