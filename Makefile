@@ -59,12 +59,13 @@ ARGS ?=
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-browser figures lab bench bench-data gpu-check docs clean-results
+.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-slurm test-browser figures lab bench bench-data gpu-check docs clean-results
 help:
 	@echo "make figures    redraw every table and figure of the embedded and imagenet-lite studies from their"
 	@echo "                shipped results (FORCE=1: retrain and re-execute everything)"
 	@echo "                (PROFILE=x: only x, one of embedded | imagenet-lite | smoke | smoke-lite | paper | paper-dryrun)"
-	@echo "make test       library tests, nbval over every notebook (smoke profile) and the paper dry run (paper-dryrun)"
+	@echo "make test       library tests, nbval over every notebook (smoke profile), the paper dry run (paper-dryrun)"
+	@echo "                and a paper-dryrun slice on a real local Slurm (test-slurm; root)"
 	@echo "make lab        JupyterLab on notebooks/index.md, rooted at the checkout (PROFILE=x: the notebooks open study x;"
 	@echo "                ARGS=\"--port 8890 --no-browser\": more flags)"
 	@echo "make test-browser  JupyterLab in headless chromium on a fresh clone: index, explorer, every control, git clean"
@@ -121,10 +122,16 @@ $(DRYRUN_STAMP): $(SETUP_STAMP) reprolib/dryrun/formats.py reprolib/dryrun/weigh
 	@# paper-dryrun profile (data_integrity: dryrun); a marker alone does nothing.
 	$(PY) -m reprolib.dryrun --root $(DRYRUN_ROOT) --archs resnet18 --train 3 --test 1 >/dev/null
 
-sweep: setup $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun,data)
+# `make sweep`: the data the profile reads (made or named: `data --prepare --profile`), then the sweep,
+# which imports the profile's tickets (tickets.imported) first. A GPU profile (device: cuda) reads only
+# its own sets; the CPU profiles also need `make data` (the offline embedded sets), paper-dryrun its root.
+PROFILE_YAML = $(or $(wildcard $(PROFILE)),$(PROFILE_FILE))
+SWEEP_DATA = $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun,$(if $(shell grep -qsE '^device: *cuda' $(PROFILE_YAML) && echo gpu),,data))
+sweep: setup $(SWEEP_DATA)
+	$(PY) -m reprolib data --prepare --profile $(PROFILE)
 	$(PY) -m reprolib sweep --profile $(PROFILE) --executor $(EXECUTOR) $(SWEEP_FLAGS)
 
-test: setup data test-lib test-notebooks test-dryrun
+test: setup data test-lib test-notebooks test-dryrun test-slurm
 test-lib:
 	$(PY) -m pytest -q tests
 test-notebooks:
@@ -138,6 +145,12 @@ test-notebooks:
 test-dryrun: data-dryrun
 	$(PY) -m reprolib notebooks --profile paper-dryrun --out notebooks/executed/paper-dryrun $(NB_FLAGS)
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks/executed/paper-dryrun
+
+# A real one-node Slurm (tests/slurm/local_slurm.sh: started as root, and stopped after if it was not
+# running) and a paper-dryrun slice through `make sweep EXECUTOR=slurm`: tests/slurm/test_sweep_on_slurm.py.
+# Not root, or apt cannot install the packages: the test skips with one line saying so.
+test-slurm: setup data-dryrun
+	REPROLIB_SLURM_TEST=1 $(PY) -m pytest -q -rs -p no:cacheprovider tests/slurm
 
 figures: setup data $(if $(filter paper-dryrun,$(PROFILE)),data-dryrun)
 	@# Each notebook re-executes only when its source, the profile YAML, the results it reads or the results it made changed.

@@ -32,15 +32,29 @@ META_MEMORY = 80 * 1024 ** 3           # what the meta device claims to have: an
 GPU_SHARE_ENV = "REPROLIB_GPU_SHARE"   # worker processes sharing this process's GPU (the sweep sets it)
 
 
+_ELSEWHERE: list[str] = []   # devices that the jobs' machines have, not this one (`jobs_run_on`)
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available() and device not in _ELSEWHERE:
         raise ReprolibError("device 'cuda' requested but no CUDA GPU is visible; valid choices here: auto, cpu")
     return device
+
+
+@contextlib.contextmanager
+def jobs_run_on(device: str):
+    """Inside: `device` resolves as it will where the jobs run, though this machine lacks it (a
+    Slurm login node without a GPU names the runs, and finds their records, as its GPU jobs will)."""
+    _ELSEWHERE.append(device)
+    try:
+        yield
+    finally:
+        _ELSEWHERE.remove(device)
 
 
 def autocast(device: str) -> contextlib.AbstractContextManager:

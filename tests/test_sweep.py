@@ -333,3 +333,44 @@ def test_a_stale_lock_is_taken_over_with_a_line_that_stays_out_of_saved_notebook
     assert capsys.readouterr().out == ""
     assert channel.read_text() == f"taking over the stale sweep lock of pid {dead_pid} on {socket.gethostname()!r} " \
                                   "(that process is gone)\n"
+
+
+def test_a_run_that_failed_before_its_config_resolved_keeps_no_failure_record_once_it_finishes(tmp_path: Path) -> None:
+    """A missing imported ticket fails the run before its id exists (failure record `config-<hash>`);
+    once the ticket is imported the run resolves, runs under its own id, and the old record goes."""
+    import torch
+
+    from reprolib.records import is_failure_file
+    from reprolib.sparsity import imported
+    from reprolib.sparsity.load import build_network
+    from reprolib.transfer import TransferConfig
+
+    name = f"late-{tmp_path.name}"[-40:]
+    config = TransferConfig(profile="smoke", target="digits", method="lp", network="LT", kind="imported", level=1,
+                            pretrained_dir=name, n_shot=2, seed=1, epochs=1, device="cpu",
+                            results_path=str(tmp_path / "runs"), progress=False)
+    failed = run_sweep([config], verbose=False)
+    assert not failed.ok and f"no imported ticket {name!r}" in failed.failures[0].error
+    assert [p.name[:7] for p in (tmp_path / "runs").iterdir() if is_failure_file(p)] == ["config-"]
+    file = tmp_path / "ticket.pth"
+    torch.save(build_network("small_resnet").state_dict(), file)
+    imported.import_ticket(file, name, load_profile("smoke").path("artifacts"), "small_resnet")
+    done = run_sweep([config], verbose=False)
+    assert done.ok and len(done.records) == 1
+    left = sorted(p.name for p in (tmp_path / "runs").iterdir() if not p.name.startswith(done.records[0]["id"]))
+    assert left == [], left                                  # no failure record, no traceback, nothing stale
+
+
+def test_preparing_a_profile_s_data_offline_names_the_download_s_failure(tmp_path: Path) -> None:
+    """`make sweep`'s first step on a machine that cannot download: the real cause, not a hint to
+    use a profile that downloads (paper-headline does). Offline is a proxy nothing listens on."""
+    repo = Path(__file__).resolve().parent.parent
+    unreachable = "http://127.0.0.1:9"
+    env = {**os.environ, "REPROLIB_HOME": str(tmp_path), "https_proxy": unreachable, "http_proxy": unreachable,
+           "HTTPS_PROXY": unreachable, "HTTP_PROXY": unreachable, "no_proxy": "", "NO_PROXY": ""}
+    shown = subprocess.run([sys.executable, "-m", "reprolib", "data", "--prepare", "--profile", "paper-headline"],
+                           cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert shown.returncode == 2 and shown.stderr.count("\n") == 1, shown.stderr
+    assert shown.stderr.startswith("error: profile paper-headline needs cifar10, flowers102, not under ")
+    assert "and the download failed: could not download cifar10 into " in shown.stderr
+    assert "Connection refused" in shown.stderr and "valid choices" not in shown.stderr

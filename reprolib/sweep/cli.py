@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +32,7 @@ from reprolib.sweep import cost
 
 from reprolib.sweep import scheduling
 
-from reprolib.sweep import slurm
+from reprolib.sweep import cluster, slurm
 
 from reprolib.sweep import runner as sweep
 from reprolib.config import Count, NonNegative, load_profile, profile_help
@@ -40,6 +40,7 @@ from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, option_type
 from reprolib.study.ledger import update_ledger
 from reprolib.protocols import get_protocol
+from reprolib.sparsity.tickets import import_profile_tickets
 
 ONLY_KEYS = ("target", "method", "network", "kind", "level", "n_shot", "seed")
 
@@ -135,18 +136,22 @@ def run(args: argparse.Namespace) -> int:
     options = slurm.cluster_options(profile.cluster, args.slurm)
     rate = cost.throughput(profile.backbone, args.throughput_fwd, args.throughput_fwdbwd, device=profile.device)
     timer = cost.RunTimer(profile, rate)
-    if args.executor != "local":   # a run longer than a job's limit: refused before anything is submitted
-        slurm.bundle(configs, timer.seconds, options, sweep._describe)
-    devices = devices_of(args, profile.device) if args.executor == "local" or args.dry_run else None
-    if args.dry_run:
-        dry_run(configs, profile, args, rate, timer, options, devices)
-        return 0
-    cluster = args.cluster or ("slurm" if args.executor == "slurm" else None)
-    if cluster == "slurm" and shutil.which("sbatch") is None:
+    where = args.cluster or ("slurm" if args.executor == "slurm" else None)
+    # The jobs, as the dry run prints them and the submission submits them; refused before anything runs.
+    plan = job_plan(configs, profile, args, timer, options, where) if args.executor != "local" else None
+    if where == "slurm" and not args.dry_run and not cluster.available():
         raise ReprolibError("--executor slurm: no Slurm here (sbatch not found); run on a Slurm login node, "
                             "or add --cluster local to try the jobs on this machine")
-    submitit = sweep.SubmititOptions(cluster=cluster, options=options)
-    workers = sweep.resolve_workers(profile.workers if args.workers is None else args.workers, profile.device)
+    devices = devices_of(args, profile.device) if args.executor == "local" or args.dry_run else None
+    if args.dry_run:
+        dry_run(configs, profile, args, rate, timer, options, devices, plan)
+        return 0
+    for report in import_profile_tickets(profile):   # the grid's imported tickets, before any run needs them
+        print(f"imported ticket {report['name']}: density {report['density']:.4f} ({report['status']})", flush=True)
+    submitit = sweep.SubmititOptions(cluster=where, options=options)
+    # Jobs elsewhere need no local GPU: only local runs resolve the profile's device here.
+    workers = sweep.resolve_workers(profile.workers if args.workers is None else args.workers, profile.device) \
+        if args.executor == "local" else 1
     try:
         summary = sweep.run_sweep(configs, executor=args.executor, submitit=submitit, group_runs=args.group_runs,
                                   workers=workers, devices=devices, runs_per_gpu=args.runs_per_gpu,
@@ -162,8 +167,29 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def job_plan(configs: list[Any], profile: Any, args: argparse.Namespace, timer: cost.RunTimer,
+             options: slurm.ClusterOptions, where: str | None) -> slurm.JobPlan:
+    """The jobs of a submitit sweep: the units run_sweep forms (groups on a CUDA profile), oversized
+    groups split, bundled under the time limit, arrays capped by the cluster's MaxArraySize, the
+    batch script checked by Slurm (reprolib.sweep.cluster.plan_for). Without Slurm here, the dry run
+    plans with the profile's values and says so.
+
+    Many parameters because each is one thing `run` already resolved.
+    """
+    import submitit
+
+    where = where or submitit.AutoExecutor.which()
+    units = sweep.sweep_units(configs, args.group_runs, local=False)
+    folder = paths.runs_dir(profile.path("artifacts")).parent / "submitit"
+    on_cluster = where == "slurm" and cluster.available()
+    plan = cluster.plan_for(units, timer.seconds, options, sweep._describe_unit, folder, on_cluster=on_cluster)
+    note = None if on_cluster else "no Slurm here: MaxArraySize, MaxTime and sbatch --test-only not checked"
+    return dataclasses.replace(plan, limits=plan.limits or note) if note and where == "slurm" else plan
+
+
 def dry_run(configs: list[Any], profile: Any, args: argparse.Namespace, rate: cost.Throughput,
-            timer: cost.RunTimer, options: slurm.ClusterOptions, devices: list[str] | None) -> None:
+            timer: cost.RunTimer, options: slurm.ClusterOptions, devices: list[str] | None,
+            plan: slurm.JobPlan | None) -> None:
     """Print the grid, its cost, the wall-clock on the devices and, for Slurm, the jobs and script.
 
     Many parameters because each is one thing `run` already resolved.
@@ -177,13 +203,8 @@ def dry_run(configs: list[Any], profile: Any, args: argparse.Namespace, rate: co
         print(line)
     if devices:
         print(scheduling.describe_wall_clock(configs, timer.seconds, len(devices), args.runs_per_gpu))
-    if args.executor != "local":
-        jobs = slurm.bundle(configs, timer.seconds, options, sweep._describe)
-        chunks = slurm.arrays(jobs, options.max_array_size)
-        longest = max(sum(timer.seconds(configs[i]) for i in job) for job in jobs) if jobs else 0.0
-        print(f"slurm: {len(jobs)} jobs in {len(chunks)} array(s) of at most {options.max_array_size} "
-              f"(largest {max(map(len, chunks), default=0)}); longest job {longest / 60:.0f} min estimated, "
-              f"x margin {options.margin} <= timeout_min {options.timeout_min}")
-        if chunks:
-            print(slurm.sbatch_script(options, len(chunks[0]), paths.runs_dir(profile.path("artifacts")).parent
-                                      / "submitit"))
+    if plan is not None:
+        print(plan.describe(options.margin))
+        if plan.jobs:
+            print(slurm.sbatch_script(options, max(map(len, plan.arrays)),
+                                      paths.runs_dir(profile.path("artifacts")).parent / "submitit"))

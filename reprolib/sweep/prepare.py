@@ -50,7 +50,7 @@ def prepare_profile(name: str, download: bool) -> int:
 
     profile = load_profile(name)
     root, download = profile.path("data_root"), download or profile.download
-    missing, done = [], set()
+    missing, done, causes = [], set(), []
     for dataset, split, side in profile_needs(profile):
         if dataset in missing:
             continue
@@ -58,12 +58,16 @@ def prepare_profile(name: str, download: bool) -> int:
             get_dataset(dataset, split, root=root, download=download, size=side)
         except UnsafeFile:   # not a missing set: say what is wrong with it
             raise
-        except ReprolibError:
+        except ReprolibError as err:
             missing.append(dataset)
+            causes.append(str(err))
             continue
         if dataset not in done:
             done.add(dataset)
             print(f"{dataset:<14} ready under {root}", flush=True)
+    if missing and download:   # the download itself failed: say why (offline, a moved address, a full disk)
+        raise ReprolibError(f"profile {name} needs {', '.join(missing)}, not under {root}, and the download "
+                            f"failed: {causes[0]}")
     if missing:
         raise ReprolibError(f"profile {name} needs {', '.join(missing)}, not under {root}; "
                             "valid choices: a profile with download: true (internet), or --download")

@@ -39,7 +39,7 @@ from typing import Any
 
 from reprolib import determinism, paths
 
-from reprolib.sweep import cost
+from reprolib.sweep import cost, slurm
 from reprolib.config import Profile, load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
@@ -132,7 +132,7 @@ class SweepSummary:
 def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any], dict] | None = None, *,
               submitit: SubmititOptions | None = None, verbose: bool = True, workers: int = 1,
               group_runs: int | None = None, devices: list[str] | None = None, runs_per_gpu: int = 1,
-              seconds: Callable[[Any], float] | None = None) -> SweepSummary:
+              seconds: Callable[..., float] | None = None) -> SweepSummary:
     """Run every config (finished ones are skipped by the runner); returns the records and failures.
 
     Many parameters because each is one independent choice of how the grid runs.
@@ -142,7 +142,8 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
     `devices` (GPU ids) runs one worker per GPU, or `runs_per_gpu` per GPU, pinned with
     CUDA_VISIBLE_DEVICES; else `workers` > 1 runs that many CPU processes with cores / workers
     torch threads each. Workers are handed the runs longest first by `seconds` (default: the
-    cost model; reprolib.sweep.scheduling). A run that raises writes a failure record
+    cost model; reprolib.sweep.scheduling): `seconds(config)`, and `seconds(config, g)` for a run in a
+    group of g (reprolib.sweep.slurm.unit_seconds). A run that raises writes a failure record
     (`<id>.failed.json` + `<id>.traceback.txt`) and the sweep goes on; a success removes an old
     one. KeyboardInterrupt or SIGTERM stops the sweep and its workers (finished records stay,
     runs in flight are abandoned, no failure is recorded). One sweep per results folder
@@ -152,23 +153,22 @@ def run_sweep(configs: list[Any], executor: str = "local", runner: Callable[[Any
     """
     check_choice("executor", executor, EXECUTORS)
     check_type("workers", workers, int)
-    group_runs = _group_size(configs, group_runs, local=executor == "local")
-    grouping = group_runs > 1 and runner is None
-    units = group_configs(configs, group_runs) if grouping else configs
+    units = sweep_units(configs, group_runs, local=executor == "local", runner=runner)
+    grouping = any(isinstance(unit, list) for unit in units)
     guarded = Guarded(run_group if grouping else (runner or run_transfer))
     progress = _Progress(len(configs), verbose)
     settle = _settle_group if grouping else _settle
     seconds = seconds or _timer(configs)
-    unit_seconds = (lambda g: sum(seconds(c) for c in g)) if grouping else seconds
     folders = sorted({str(c.results_path) for c in configs if getattr(c, "results_path", None)})
     with sweep_locks(folders), _sigterm_interrupts():
         if executor in ("submitit", "slurm"):
             options = submitit or SubmititOptions(cluster="slurm" if executor == "slurm" else None)
-            settled = run_submitit(units, guarded, options, verbose, settle, unit_seconds, runner is None,
+            units = slurm.fit_groups(units, seconds, options.options)   # the dry run's units (plan_jobs)
+            settled = run_submitit(units, guarded, options, verbose, settle, seconds, runner is None,
                                    _describe_unit)
         elif devices or workers > 1:
             settled = _run_workers(units, guarded, _slots(devices, runs_per_gpu, workers), progress, settle,
-                                   unit_seconds)
+                                   lambda unit: slurm.unit_seconds(unit, seconds))
         else:
             settled = {i: settle(unit, guarded(unit), progress) for i, unit in enumerate(units)}
     summary = _summary(configs, units, settled, grouping)
@@ -187,6 +187,15 @@ def _summary(configs: list[Any], units: list[Any], settled: dict[int, Any], grou
     for outcome in outcomes:
         (summary.failures if isinstance(outcome, Failure) else summary.records).append(outcome)
     return summary
+
+
+def sweep_units(configs: list[Any], group_runs: int | None, local: bool = True,
+                runner: Callable[[Any], dict] | None = None) -> list[Any]:
+    """What the sweep hands out: the configs, or with the default runner and a group size above 1
+    (`_group_size`) prompt runs grouped (reprolib.transfer.grouped.group_configs; a run that never
+    groups stays a config). The dry run plans the same units."""
+    group_runs = _group_size(configs, group_runs, local=local)
+    return group_configs(configs, group_runs) if group_runs > 1 and runner is None else configs
 
 
 def _group_size(configs: list[Any], group_runs: int | None, local: bool = True) -> int:
@@ -210,18 +219,18 @@ def _profile_device(config: Any) -> str:
         return "cpu"
 
 
-def _timer(configs: list[Any]) -> Callable[[Any], float]:
-    """Estimated seconds per config from the cost model at the bench's (or assumed) rates; 1 s for
-    a config the model cannot price (a stand-in, an unknown target)."""
+def _timer(configs: list[Any]) -> Callable[..., float]:
+    """Estimated seconds per config (in a group of `group_runs`) from the cost model at the bench's
+    (or assumed) rates; 1 s for a config the model cannot price (a stand-in, an unknown target)."""
     try:
         profile = load_profile(configs[0].profile)
         timer = cost.RunTimer(profile, cost.throughput(profile.backbone, device=profile.device))
     except Exception:   # no configs, or not a study's: every run counts the same
-        return lambda config: 1.0
+        return lambda config, group_runs=1: 1.0
 
-    def seconds(config: Any) -> float:
+    def seconds(config: Any, group_runs: int = 1) -> float:
         try:
-            return timer.seconds(config)
+            return timer.seconds(config, group_runs)
         except Exception:   # the run will fail on its own, with its own error
             return 1.0
     return seconds
@@ -261,7 +270,8 @@ def _settle(config: Any, outcome: dict | Raised, progress: _Progress | None = No
         config_dict = config.to_dict() if hasattr(config, "to_dict") else {"config": repr(config)}
         path = write_failure(runs_dir, run_id, config_dict, outcome.error, outcome.traceback)
         return Failure(config, outcome.error, path)
-    clear_failure(runs_dir, run_id)
+    for folder, key in failure_keys(config, outcome):
+        clear_failure(folder, key)
     return outcome
 
 
@@ -271,6 +281,18 @@ def _settle_group(group: list[Any], outcome: list[dict] | Raised, progress: _Pro
     outcomes = [outcome] * len(group) if isinstance(outcome, Raised) else \
         [Raised(one.error, one.traceback) if isinstance(one, RunError) else one for one in outcome]
     return [_settle(config, one, progress) for config, one in zip(group, outcomes)]
+
+
+def failure_keys(config: Any, record: Any) -> list[tuple[Path, str]]:
+    """Every key under which a run that finished may have left a failure record: its record's own id
+    beside the record, `failure_key` now, and the key of its fields (a failure before the config
+    resolved: a missing ticket or data set, a login node without its jobs' GPU)."""
+    keys = [failure_key(config)]
+    if isinstance(record, dict) and record.get("id") and getattr(config, "results_path", None):
+        keys.append((Path(config.results_path), str(record["id"])))
+    with contextlib.suppress(Exception):   # a stand-in config of no profile has no such key
+        keys.append(_fields_key(config))
+    return list(dict.fromkeys(keys))
 
 
 def failure_key(config: Any) -> tuple[Path, str]:
@@ -283,9 +305,13 @@ def failure_key(config: Any) -> tuple[Path, str]:
         path = record_path(config)
         return path.parent, path.stem
     except Exception:   # the config itself is what failed: key it by its own fields
-        fields = {k: v for k, v in config.to_dict().items() if k not in ("results_path", "progress")}
-        folder = config.results_path or paths.runs_dir(load_profile(config.profile).path("artifacts"))
-        return Path(folder), f"config-{config_hash(fields)}"
+        return _fields_key(config)
+
+
+def _fields_key(config: Any) -> tuple[Path, str]:
+    fields = {k: v for k, v in config.to_dict().items() if k not in ("results_path", "progress")}
+    folder = config.results_path or paths.runs_dir(load_profile(config.profile).path("artifacts"))
+    return Path(folder), f"config-{config_hash(fields)}"
 
 
 class _Progress:
