@@ -143,7 +143,7 @@ REQUIRED_METRICS = ("accuracy", "ece", "nll")
 # `network_fingerprint`; the whole protocol preset: the run's share of it is `hparams` and
 # `schedule`), and what the run found (ticket, split, sizes). Everything else in `config` is
 # hashed (reprolib.transfer.run.resolve), so the id can be recomputed.
-RECORD_ONLY_KEYS = ("profile", "source", "network", "kind", "level", "pretrained_dir", "protocol",
+RECORD_ONLY_KEYS = ("profile", "source", "network", "kind", "level", "pretrained_dir", "replicate", "protocol",
                     "ticket", "split", "prompt_size", "n_train", "n_test", "n_val", "effective_shots")
 BAD_SUFFIX = ".bad.json"   # a record that failed verification, kept for a look, never read
 

@@ -44,7 +44,7 @@ from reprolib.sparsity.identity import stale_network
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
-              "ticket_kind", "level", "density", "density_rlt", "upstream_accuracy",
+              "ticket_kind", "level", "replicate", "density", "density_rlt", "upstream_accuracy",
               "provenance", "ticket_name", "ticket_source", "published_top1",
               "n_shot", "shots_min", "shots_max", "capped", "seed", "protocol", "split", "prompt_size",
               "legacy_ece_batch"]
@@ -74,7 +74,8 @@ def shot_columns(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_identity(cfg: dict[str, Any], kind: str | None, level: int | None) -> dict[str, Any]:
-    """The columns that say which run a row is: target, arm, method, label map, network, ticket.
+    """The columns that say which run a row is: target, arm, method, label map, network, ticket,
+    ticket replicate (1 for records written before replicates existed; docs/methods.md s.12).
 
     The dense network is IMP level 0 (ARCHITECTURE.md), whatever kind its record names.
     """
@@ -83,7 +84,7 @@ def run_identity(cfg: dict[str, Any], kind: str | None, level: int | None) -> di
     return {"profile": cfg.get("profile"), "target": cfg.get("target"),
             "arm": arm_name(cfg.get("method"), label_map), "method": cfg.get("method"), "label_map": label_map,
             "network": cfg.get("network"), "ticket_kind": "imp" if dense else kind, "level": 0 if dense else level,
-            "n_shot": cfg.get("n_shot"), "seed": cfg.get("seed")}
+            "replicate": cfg.get("replicate") or 1, "n_shot": cfg.get("n_shot"), "seed": cfg.get("seed")}
 
 
 def provenance_of(cfg: dict[str, Any], ticket: dict[str, Any]) -> str | None:
@@ -200,22 +201,24 @@ def _read_failure(path: Path) -> dict[str, Any] | None:
 
 
 def tickets_table(artifacts: Path) -> pd.DataFrame:
-    """One row per ticket folder: kind, level, density, density_rlt, upstream_accuracy and
-    agreement_with_dense (one-shot networks without upstream data: the share of the targets'
-    test images on which their top-1 source class matches the dense network's; a proxy, not
-    an accuracy; empty for tickets that have none). `path` is the folder relative to `artifacts`,
-    so the table is the same on every machine."""
+    """One row per ticket folder: kind, level, ticket replicate, density, density_rlt,
+    upstream_accuracy, agreement_with_dense (one-shot networks without upstream data: the share of
+    the targets' test images on which their top-1 source class matches the dense network's; a
+    proxy, not an accuracy; empty for tickets that have none) and train_seconds (what making
+    the level took; the planner's price of a replicate). `path` is the folder relative to
+    `artifacts`, so the table is the same on every machine."""
     rows = []
     for folder in paths.ticket_dirs(artifacts):
         info = json.loads((folder / "sparsity.json").read_text())
         upstream = _upstream_of(info)
         kind, level = paths.ticket_of(folder)
-        rows.append({"ticket_kind": kind, "level": level,
+        rows.append({"ticket_kind": kind, "level": level, "replicate": paths.replicate_of(folder),
                      "density": info.get("density"), "density_rlt": info.get("density_rlt"),
                      "upstream_accuracy": upstream, "agreement_with_dense": _agreement_of(info),
-                     "path": folder.relative_to(artifacts).as_posix()})
-    columns = ["ticket_kind", "level", "density", "density_rlt", "upstream_accuracy", "agreement_with_dense", "path"]
-    return pd.DataFrame(rows, columns=columns).sort_values(["ticket_kind", "level"], ignore_index=True)
+                     "train_seconds": info.get("train_seconds"), "path": folder.relative_to(artifacts).as_posix()})
+    columns = ["ticket_kind", "level", "replicate", "density", "density_rlt", "upstream_accuracy",
+               "agreement_with_dense", "train_seconds", "path"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["replicate", "ticket_kind", "level"], ignore_index=True)
 
 
 def _agreement_of(report: dict[str, Any]) -> float | None:
@@ -248,8 +251,9 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
             frame[column] = pd.Series(dtype=object if column not in METRIC_COLUMNS else float)
     tickets = tickets_table(Path(artifacts))
     if len(frame) and len(tickets):
-        upstream = tickets.set_index(["ticket_kind", "level"])["upstream_accuracy"]
-        keys = list(zip(frame["ticket_kind"], frame["level"]))
+        upstream = tickets.set_index(["ticket_kind", "level", "replicate"])["upstream_accuracy"]
+        keys = [(k, lv, r if (k, lv, r) in upstream.index or lv else 1)   # a replicate on replicate 1's dense model
+                for k, lv, r in zip(frame["ticket_kind"], frame["level"], frame["replicate"].fillna(1).astype(int))]
         joined = [upstream.get(k) if k in upstream.index else None for k in keys]
         frame["upstream_accuracy"] = [_first_measured(j, r) for j, r in zip(joined, frame["upstream_accuracy"])]
     imported = {r.get("name"): _upstream_of(r) for r in _imported_reports(Path(artifacts))}

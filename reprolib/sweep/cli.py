@@ -38,7 +38,7 @@ from reprolib.errors import ReprolibError, check_choice
 from reprolib.study.ledger import update_ledger
 from reprolib.protocols import get_protocol
 
-ONLY_KEYS = ("target", "method", "network", "kind", "level", "n_shot", "seed")
+ONLY_KEYS = ("target", "method", "network", "kind", "level", "replicate", "n_shot", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,9 @@
 `build_grid(profile)` lists one TransferConfig per run: targets x arms ("lp" or
 "method/label_map") x tickets (dense = IMP level 0, the IMP levels, and each baseline kind
 at `baseline_level`) x n-shots x seeds; full-data runs (n_shot = -1) use
-`profile.full_data_seeds`, few-shot runs `profile.seeds`.
+`profile.full_data_seeds`, few-shot runs `profile.seeds`. That is ticket replicate 1; then the
+cells of `profile.subgrids` (config.Subgrid) on every ticket replicate, seeds 1..S of replicate
+r moved by config.replicate_seed (docs/methods.md s.12), runs already listed once.
 
 `run_sweep(configs)` runs each through `reprolib.transfer.run_transfer`, which writes its
 record atomically and skips a config whose record exists, so a killed sweep restarts where
@@ -40,7 +42,7 @@ from typing import Any
 from reprolib import determinism, paths
 
 from reprolib.sweep import cost
-from reprolib.config import Profile, load_profile
+from reprolib.config import Profile, load_profile, replicate_seed, subgrids
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.progress import Progress
@@ -78,9 +80,12 @@ def tickets_of(profile: Profile) -> list[tuple[str, str, int, str | None]]:
 
 
 def build_grid(profile: Profile) -> list[TransferConfig]:
-    """Every TransferConfig of the profile's study, in a stable order (targets outermost)."""
+    """Every TransferConfig of the profile's study, in a stable order (targets outermost; then the
+    subgrids, replicate by replicate)."""
     check_type("profile", profile, Profile)
     results_path = str(paths.runs_dir(profile.path("artifacts")))
+    common = dict(profile=profile.profile, protocol=profile.protocol, device=profile.device,
+                  results_path=results_path, progress=False)
     configs = []
     for target in profile.targets:
         for arm in profile.methods:
@@ -89,12 +94,39 @@ def build_grid(profile: Profile) -> list[TransferConfig]:
                 for n_shot in profile.n_shots:
                     for seed in (profile.full_data_seeds if n_shot == -1 else profile.seeds):
                         configs.append(TransferConfig(
-                            profile=profile.profile, target=target, method=method, label_map=label_map,
-                            network=network, kind=kind, level=level, pretrained_dir=pretrained_dir,
-                            n_shot=n_shot, seed=seed,
-                            protocol=profile.protocol, device=profile.device, results_path=results_path,
-                            progress=False))
+                            target=target, method=method, label_map=label_map, network=network, kind=kind,
+                            level=level, pretrained_dir=pretrained_dir, n_shot=n_shot, seed=seed, **common))
+    listed = {_run_key(c) for c in configs}
+    for config in _subgrid_configs(profile, common):
+        if _run_key(config) not in listed:
+            listed.add(_run_key(config))
+            configs.append(config)
     return configs
+
+
+def _subgrid_configs(profile: Profile, common: dict[str, Any]) -> list[TransferConfig]:
+    """The profile's subgrids on each ticket replicate: dense and IMP levels, seeds 1..S of
+    replicate r as replicate_seed(seed, r), so every (replicate, seed) unit runs its own dense model."""
+    configs = []
+    for block in subgrids(profile):
+        for replicate in range(1, block.replicates + 1):
+            for target in block.targets:
+                for arm in block.methods:
+                    method, label_map = parse_arm(arm)
+                    for level in block.levels:
+                        network = "dense" if level == 0 else "LT"
+                        for n_shot in block.n_shots:
+                            for seed in range(1, block.seeds + 1):
+                                configs.append(TransferConfig(
+                                    target=target, method=method, label_map=label_map, network=network, kind="imp",
+                                    level=level, replicate=replicate, n_shot=n_shot,
+                                    seed=replicate_seed(seed, replicate), **common))
+    return configs
+
+
+def _run_key(config: TransferConfig) -> tuple:
+    return (config.target, config.method, config.label_map, config.network, config.kind, config.level,
+            config.pretrained_dir, config.replicate, config.n_shot, config.seed)
 
 
 @dataclass
@@ -343,6 +375,7 @@ def _describe(config: Any) -> str:
     ticket = network_label(config.profile, config.backbone, config.network, config.kind, config.level,
                            config.pretrained_dir)
     shots = "full" if config.n_shot == -1 else f"{config.n_shot}-shot"
-    return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
+    replicate = "" if getattr(config, "replicate", 1) == 1 else f" replicate {config.replicate}"
+    return f"{config.target} {arm} {ticket}{replicate} {shots} seed {config.seed}"
 
 

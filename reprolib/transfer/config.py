@@ -42,6 +42,7 @@ class TransferConfig:
     kind: str = "imp"                      # ticket kind (network LT)
     level: int = 0                         # ticket level / RLT sparsity state S (network LT)
     pretrained_dir: str | None = None      # RLT-style ticket files; None = our tickets
+    replicate: int = 1                     # ticket replicate of our tickets (docs/methods.md s.12)
     n_shot: int = -1                       # images per class; -1 = full training set
     seed: int | None = None                # None = the protocol's seed
     protocol: str | None = None            # None = the profile's protocol
@@ -100,6 +101,9 @@ class TransferConfig:
         check_type("level", self.level, int)
         if not 0 <= self.level < MAX_COUNT:
             raise ReprolibError(f"level (sparsity state) must be >= 0 and < 2**31, got {self.level}")
+        check_type("replicate", self.replicate, int)
+        if not 1 <= self.replicate < MAX_COUNT:
+            raise ReprolibError(f"replicate (ticket replicate) must be >= 1, got {self.replicate}")
         if self.network == "dense" and (self.level != 0 or self.kind != "imp"):
             raise ReprolibError(f"network 'dense' takes no ticket (got kind {self.kind!r} level {self.level}); "
                                 "valid choices: --network LT for a ticket")

@@ -71,7 +71,8 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "select_best_on_val": cfg.select_best_on_val,
         "val_fraction": cfg.val_fraction if cfg.select_best_on_val else None,
         "backbone": profile.backbone,
-        "network_fingerprint": network_fingerprint(profile, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir),
+        "network_fingerprint": network_fingerprint(profile, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir,
+                                                   cfg.replicate),
         "method": cfg.method, "label_map": cfg.label_map,
         "hparams": {name: preset[name] for name in method.hparams},
         "schedule": {name: preset[name] for name in SCHEDULE},
@@ -82,7 +83,7 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "ood_partners": list(ood_partners(cfg.target, profile)), "ood_per_set": protocol.ood_per_set,
         # How the study names it (records.RECORD_ONLY_KEYS: shown, not hashed).
         "profile": profile.profile, "source": profile.source, "network": cfg.network, "kind": cfg.kind,
-        "level": cfg.level, "pretrained_dir": cfg.pretrained_dir, "protocol": preset,
+        "level": cfg.level, "pretrained_dir": cfg.pretrained_dir, "replicate": cfg.replicate, "protocol": preset,
     }
     if profile.compile and device.startswith("cuda"):   # compiled kernels round differently
         hashed["compile"] = True
@@ -164,7 +165,7 @@ def load_target(cfg: TransferConfig, profile, seed: int, protocol) -> TargetData
 def load_backbone(cfg: TransferConfig, profile, device: str):
     """(frozen Backbone on `device`, TicketInfo) of the run's dense network or ticket."""
     backbone, ticket = get_network(profile, network=cfg.network, kind=cfg.kind, level=cfg.level,
-                                   pretrained_dir=cfg.pretrained_dir)
+                                   pretrained_dir=cfg.pretrained_dir, replicate=cfg.replicate)
     backbone = backbone.to(device).eval().requires_grad_(False)
     if device.startswith("cuda"):
         backbone = backbone.to(memory_format=torch.channels_last)
