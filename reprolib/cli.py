@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("reprolib.sweep.cli", "run the profile's grid of transfer runs, resumably"),
     "ledger": ("reprolib.study.ledger", "build the tidy results table from all run records"),
     "compare": ("reprolib.study.compare", "compare two ledgers metric for metric (did a change move a number?)"),
+    "plan": ("reprolib.sweep.planner", "power planner: what each claim's design decides, and what would, priced"),
     "reprogrammer": ("reprolib.reprogrammer.cli", "text-image encoder reprogramming and OOD"),
     "notebooks": ("reprolib.notebooks.runner", "execute the study notebooks with papermill"),
     "track": ("reprolib.study.tracking", "optional: TensorBoard / wandb (offline) views of the run records"),

@@ -92,7 +92,8 @@ def write_synthetic_study(artifacts: Path, targets=("digits", "glyphs"), arms=AR
             folder.mkdir(parents=True, exist_ok=True)
             upstream = 0.90 - upstream_drop_per_level * level - (0.05 if kind == "random" else 0.0)
             (folder / "sparsity.json").write_text(json.dumps(
-                {"density": 0.8 ** level, "density_rlt": 0.8 ** level + 0.01, "upstream_test_accuracy": upstream}))
+                {"density": 0.8 ** level, "density_rlt": 0.8 ** level + 0.01, "upstream_test_accuracy": upstream,
+                 "train_seconds": 10.0}))
     count = 0
     for replicate in range(1, replicates + 1):
         for target in targets:

@@ -26,7 +26,8 @@ from reprolib.errors import ReprolibError
 from reprolib.scores.registry import entries as metric_entries
 from reprolib.scores.registry import names as metric_names
 from reprolib.records import atomic_write_bytes
-from reprolib.study.stats import t_interval
+from reprolib.study.effects import with_replicate
+from reprolib.study.stats import two_level_interval
 from reprolib.transfer import registry as method_registry
 
 # Display order of transfer arms, their colours and names (stable across figures): the method
@@ -75,11 +76,12 @@ INTERVAL_NOTE = "bars: 95% t interval over seeds (no bar: one run)"
 
 
 def summarize(ledger: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
-    """Per group: mean of `metric` over its runs (seeds), the 95% t interval (`low`, `high`; NaN
-    for one run, reprolib.study.stats.t_interval) and `count`."""
+    """Per group: mean of `metric` over its runs (seeds), the 95% interval (`low`, `high`; NaN
+    for one run; reprolib.study.stats.two_level_interval: over the ticket replicates when there
+    are several) and `count`."""
     rows = []
-    for key, values in ledger.groupby(by, dropna=False)[metric]:
-        interval = t_interval(values.to_numpy(dtype=float))
+    for key, group in with_replicate(ledger).groupby(by, dropna=False):
+        interval = two_level_interval(group[metric].to_numpy(dtype=float), group["replicate"].to_numpy())
         rows.append([*(key if isinstance(key, tuple) else (key,)), interval.mean, interval.low, interval.high,
                      interval.n])
     return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "count"])
