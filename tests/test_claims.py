@@ -283,3 +283,14 @@ def test_a_claim_reads_its_well_covered_cells(lp_vp_ledger) -> None:
     assert "dense lower in 100% of 2 cells" in second and "n_shot [-1]" in second   # the full-data cells only
     assert claims_table(ledger[ledger["seed"] == 1]).loc[0, "numbers"].split("; ")[1].endswith(
         "(n=1, image bootstrap, one seed)")                               # one seed everywhere: kept, bootstrapped
+
+
+def test_with_replicates_a_claim_reads_the_cells_run_on_most_of_them(replicated_ledger) -> None:
+    """Replicate 1 also runs cells only its figures need (here level 2): the claims read the cells
+    run on every replicate, whose 12 units then share every cell."""
+    design = replicated_ledger[(replicated_ledger["replicate"] == 1) | (replicated_ledger["level"] != 2)]
+    table = claims_table(design)
+    assert "(n=12 in 4 replicates, two-level: t over ticket replicates)" in table.loc[0, "numbers"].split("; ")[0]
+    assert "tickets at levels [4]" in table.loc[1, "numbers"]            # level 2: replicate 1 only, left out
+    assert "of m=2" in table.loc[2, "numbers"] and "levels [4]" in table.loc[2, "numbers"]
+    assert "tickets at levels [2, 4]" in claims_table(replicated_ledger).loc[1, "numbers"]

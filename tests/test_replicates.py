@@ -109,7 +109,7 @@ def test_imp_replicates_share_the_dense_model_and_differ_after_it(tmp_path: Path
     table = tickets_table(tmp_path)
     assert table[["ticket_kind", "level", "replicate"]].values.tolist() == \
         [["imp", 0, 1], ["imp", 1, 1], ["imp", 2, 1], ["imp", 1, 2], ["imp", 2, 2]]
-    assert (table["train_seconds"] > 0).all()
+    assert (table["train_seconds"] > 0).all() and (table["train_cpu_seconds"] > 0).all()
     with pytest.raises(ReprolibError, match="--replicates 3"):          # a replicate not made: how to make it
         get_network(profile, "LT", "imp", 1, replicate=3)
 

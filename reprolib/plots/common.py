@@ -122,9 +122,14 @@ def trend_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline_shot(ledger: pd.DataFrame) -> int:
-    """The headline setting: full data (-1), or the largest n-shot in a study without full-data runs."""
+    """The headline setting: full data (-1) when every (target, arm) of the study has full-data
+    runs, else the largest n-shot (a few-shot study, or one that runs full data only for some
+    claim's cells, as imagenet-lite does for digits)."""
     shots = ledger["n_shot"].dropna().astype(int)
-    return -1 if shots.empty or (shots == -1).any() else int(shots.max())
+    if shots.empty or (shots == -1).all():
+        return -1
+    cells = ledger.groupby(["target", "arm"])["n_shot"].apply(lambda n: (n == -1).any()) if "arm" in ledger else None
+    return -1 if cells is not None and cells.all() else int(shots.max())
 
 
 def network_name(kind: str, level: int, density: float | None = None) -> str:

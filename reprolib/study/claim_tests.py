@@ -247,7 +247,8 @@ def gap_claim(view: pd.DataFrame, names: SparseNames = IMP_TICKETS) -> Claim:
     if not keys:
         return Claim(row, why=f"no {names.singular} within {UPSTREAM_SIMILAR:g} points of the dense upstream accuracy "
                               f"(upstream: {', '.join(f'L{lv} {a:.1f}' for lv, a in upstream.items())})")
-    context = (f"tickets compared: levels {similar} (upstream {', '.join(f'{upstream[lv]:.1f}' for lv in similar)} vs "
+    compared = sorted({int(key[2]) for key in keys})   # the similar levels the design runs on most units
+    context = (f"tickets compared: levels {compared} (upstream {', '.join(f'{upstream[lv]:.1f}' for lv in compared)} vs "
                f"dense {upstream[0]:.1f})")
     shifts = [[("accuracy", lambda k, c=key: (k["target"], k["arm"], k["level"]) == c, -0.01)] for key in keys]
     return Claim(row, cells={"accuracy": cells}, evaluate=partial(_evaluate_gaps, keys=keys, context=context),

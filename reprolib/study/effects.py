@@ -60,14 +60,19 @@ def seed_table(rows: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame
 
 
 def best_covered(table: pd.DataFrame) -> pd.DataFrame:
-    """The cells (rows) of a unit table run on at least half as many units as the best-covered
-    cell: a design runs the claims' cells on many (replicate, seed) units (Profile.subgrids) and
-    the rest of its grid on a few, for its figures; a claim reads the well-covered cells, whose
-    units then share every cell. A table whose cells all have about the same units (a failed run
-    or two) is kept whole."""
+    """The cells (rows) of a unit table run on at least half as many ticket replicates as the
+    best-covered cell (with one replicate: half as many units): a design runs the claims' cells
+    on many (replicate, seed) units (Profile.subgrids) and the rest of its grid on replicate 1's
+    few seeds, for its figures; a claim reads the well-covered cells, whose units then share every
+    cell. A table whose cells all have about the same units (a failed run or two) is kept whole."""
     if not len(table.columns) or not len(table):
         return table
-    coverage = table.notna().sum(axis=1).to_numpy()
+    present = table.notna().to_numpy()
+    replicate = np.asarray(table.columns.get_level_values("replicate"))
+    if len(set(replicate)) >= 2:
+        coverage = np.array([len(set(replicate[row])) for row in present])
+    else:
+        coverage = present.sum(axis=1)
     return table[coverage * 2 >= coverage.max()]
 
 

@@ -204,8 +204,9 @@ def tickets_table(artifacts: Path) -> pd.DataFrame:
     """One row per ticket folder: kind, level, ticket replicate, density, density_rlt,
     upstream_accuracy, agreement_with_dense (one-shot networks without upstream data: the share of
     the targets' test images on which their top-1 source class matches the dense network's; a
-    proxy, not an accuracy; empty for tickets that have none) and train_seconds (what making
-    the level took; the planner's price of a replicate). `path` is the folder relative to
+    proxy, not an accuracy; empty for tickets that have none), train_seconds and
+    train_cpu_seconds (what making the level took, wall-clock and CPU; the planner's price of a
+    replicate). `path` is the folder relative to
     `artifacts`, so the table is the same on every machine."""
     rows = []
     for folder in paths.ticket_dirs(artifacts):
@@ -215,9 +216,10 @@ def tickets_table(artifacts: Path) -> pd.DataFrame:
         rows.append({"ticket_kind": kind, "level": level, "replicate": paths.replicate_of(folder),
                      "density": info.get("density"), "density_rlt": info.get("density_rlt"),
                      "upstream_accuracy": upstream, "agreement_with_dense": _agreement_of(info),
-                     "train_seconds": info.get("train_seconds"), "path": folder.relative_to(artifacts).as_posix()})
+                     "train_seconds": info.get("train_seconds"), "train_cpu_seconds": info.get("train_cpu_seconds"),
+                     "path": folder.relative_to(artifacts).as_posix()})
     columns = ["ticket_kind", "level", "replicate", "density", "density_rlt", "upstream_accuracy",
-               "agreement_with_dense", "train_seconds", "path"]
+               "agreement_with_dense", "train_seconds", "train_cpu_seconds", "path"]
     return pd.DataFrame(rows, columns=columns).sort_values(["replicate", "ticket_kind", "level"], ignore_index=True)
 
 

@@ -77,10 +77,13 @@ def _testable(ledger: pd.DataFrame) -> list[Claim | None]:
 
 def pilot_claims(profile: Profile, files: list[tuple[str, Path]] | None = None) -> list[tuple[Claim, str]]:
     """Per claim, (the claim prepared on its pilot, the pilot's label), from the first pilot that
-    tests it; the profile's own ledger joined by its replicate pilot (runs of one id once)."""
-    files = pilot_files(profile) if files is None else files
+    tests it; the profile's own ledger joined by its replicate pilot (runs of one id once). Pilot
+    `files` given by hand are joined into one pilot."""
+    if files is not None:
+        joined = pd.concat([_read(file) for _, file in files]).drop_duplicates("id")
+        return _first_testable([(" + ".join(label for label, _ in files), joined)])
     ledgers, own = [], None
-    for label, file in files:
+    for label, file in pilot_files(profile):
         frame = _read(file)
         if label.endswith("replicate pilot") and own is not None and own["replicate"].nunique() < 2:
             joined = pd.concat([own, frame]).drop_duplicates("id")
@@ -88,6 +91,11 @@ def pilot_claims(profile: Profile, files: list[tuple[str, Path]] | None = None) 
             continue
         own = frame if label.endswith(" ledger") and own is None else own
         ledgers.append((label, frame))
+    return _first_testable(ledgers)
+
+
+def _first_testable(ledgers: list[tuple[str, pd.DataFrame]]) -> list[tuple[Claim, str]]:
+    """Per claim, the first (label, ledger) that tests it; a claim none tests is one line."""
     out = []
     for index in range(3):
         found = next(((c, label) for label, ledger in ledgers for c in [_testable(ledger)[index]] if c is not None),
@@ -143,19 +151,21 @@ class Prices:
 
 
 def _replicate_seconds(profile: Profile) -> float:
-    """One more ticket replicate's IMP levels 1..max: their mean train_seconds (of the profile's
-    tickets, else of its replicate pilot's; every level retrains as long) times the levels; NaN
-    where none were timed, 0 where replicates cannot be made."""
+    """One more ticket replicate's IMP levels 1..max: their mean CPU time (train_cpu_seconds: one
+    thread, so what a level costs a core whatever the machine's load; train_seconds where it was
+    not recorded) of the profile's tickets, else of its replicate pilot's (every level retrains as
+    long), times the levels; NaN where none were timed, 0 where replicates cannot be made."""
     if get_spec(profile.backbone).tickets != "imp":
         return 0.0
     tables = [tickets_table(profile.path("artifacts"))]
     pilot = paths.home() / "bench" / "pilots" / f"{profile.profile}_tickets.csv"
     tables += [pd.read_csv(pilot)] if pilot.is_file() else []
     for table in tables:
-        if "train_seconds" in table and table["train_seconds"].notna().any():
-            imp = table[(table["ticket_kind"] == "imp") & (table["level"] > 0)]["train_seconds"].dropna()
-            if len(imp):
-                return float(imp.mean()) * max(profile.levels)
+        for column in ("train_cpu_seconds", "train_seconds"):
+            if column in table and table[column].notna().any():
+                imp = table[(table["ticket_kind"] == "imp") & (table["level"] > 0)][column].dropna()
+                if len(imp):
+                    return float(imp.mean()) * max(profile.levels)
     return math.nan
 
 
