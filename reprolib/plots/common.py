@@ -236,7 +236,7 @@ def to_markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
     def cell(value: object) -> str:
         if isinstance(value, float):
             return "" if pd.isna(value) else format(value, floatfmt)
-        return "" if value is None else str(value).replace("|", "\\|")
+        return "" if value is None or value is pd.NA else str(value).replace("|", "\\|")
 
     header = [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
