@@ -60,6 +60,7 @@ FIGURES = P.path("figures")
 top = max([*P.levels, P.baseline_level])
 # IMP needs every level up to the top one; the baselines are made only where the sweep
 # compares them (baseline_level), which keeps the embedded profile inside its time budget.
+# Every ticket replicate of the profile (`replicates`; another IMP run each, made in parallel).
 status = reprolib_cli(["tickets", "--profile", P.profile, "--levels", f"0-{top}",
                        "--kinds", ",".join(["imp", *P.baselines]),
                        "--baseline-levels", str(P.baseline_level), *([] if live_frontend() else ["--quiet"])])
@@ -82,9 +83,11 @@ fig
 # %%
 table = tickets.drop(columns=["path"]).assign(
     density=lambda t: (100 * t["density"]).round(2), density_rlt=lambda t: (100 * t["density_rlt"]).round(2),
-    upstream_accuracy=lambda t: (100 * t["upstream_accuracy"]).round(2))
+    upstream_accuracy=lambda t: (100 * t["upstream_accuracy"]).round(2), runs="one run")
+table.attrs["footnote"] = ("one run: each row is one network, trained once (one IMP replicate), so its numbers have "
+                           "no interval; density and upstream accuracy in %")
 plots.save_table(table, FIGURES, "tickets")
-display(Markdown("Density and upstream accuracy in %; `density_rlt` counts conv weights without the stem conv and fc, as RLT reports it."))
+display(Markdown("Density and upstream accuracy in %, each one run; `density_rlt` counts conv weights without the stem conv and fc, as RLT reports it."))
 table
 
 # %% tags=["nbval-check-output"]

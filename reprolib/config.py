@@ -34,6 +34,7 @@ from reprolib.devices import DEVICES
 from reprolib.errors import ReprolibError, check_choice, check_type, schema_error
 from reprolib.data.catalog import names as dataset_names
 from reprolib.data.integrity import trust_dryrun_root
+from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.records import nearest_folder
 from reprolib.scores.archive import CODECS as SCORES_CODECS
@@ -52,6 +53,13 @@ BUILT_IN_ONLY = ("data_integrity",)
 SCHEMA = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 MAX_COUNT = 2 ** 31    # shots, levels, epochs, batch sizes: anything larger is a typo, not a setting
 MAX_SEED = 2 ** 63     # torch.Generator.manual_seed takes a 64-bit seed; larger ones overflow
+REPLICATE_SEED_STRIDE = 1000   # replicate r's seeds are seed + 1000 (r - 1): IMP retraining and transfer runs
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The seed `seed` of ticket replicate `replicate` (1: itself; docs/methods.md s.12)."""
+    return int(seed) + REPLICATE_SEED_STRIDE * (int(replicate) - 1)
+
 
 
 def _seed(value: int) -> int:
@@ -138,6 +146,12 @@ class Profile:
     n_shots: Annotated[list[Shots], NonEmpty, Distinct] = field(default_factory=lambda: [1, 5, 10, -1])  # -1 = all
     seeds: Annotated[list[Seed], Distinct] = field(default_factory=lambda: [1, 2, 3])
     full_data_seeds: Annotated[list[Seed], Distinct] = field(default_factory=lambda: [1])  # seeds for n_shot = -1
+    # Ticket replicates (docs/methods.md s.12): independent IMP runs 1..replicates from the dense
+    # model (replicate r >= 2 retrains with seed replicate_seed(seed, r); its own dense model too
+    # with tickets.replicate_upstream). The grid above is replicate 1's; `subgrids` adds cells run
+    # on every replicate (Subgrid: methods, levels, n_shots, seeds per replicate, [targets, replicates]).
+    replicates: Count = 1
+    subgrids: list[dict[str, Any]] = field(default_factory=list)
     upstream: dict[str, Any] = field(default_factory=dict)               # reprolib.sparsity.upstream recipe
     tickets: dict[str, Any] = field(default_factory=dict)                # reprolib.sparsity recipe
     reprogrammer: dict[str, Any] = field(default_factory=dict)           # reprolib.reprogrammer recipe
@@ -169,6 +183,7 @@ class Profile:
             raise ReprolibError("profile full_data_seeds is []; valid: at least one seed for the full-data runs (n_shots -1)")
         for key in PATH_KEYS:   # may not exist yet, but may not be a file or lie under one
             nearest_folder(self.path(key), f"profile {key}")
+        _check_replication(self)
 
     def path(self, key: str) -> Path:
         """The artifacts / figures / data_root directory, absolute.
@@ -191,6 +206,66 @@ def validated(cls: type, values: Any, where: str) -> Any:
 def validate(values: dict[str, Any]) -> Profile:
     """Build a Profile from a mapping, refusing unknown keys, wrong types and values in one line."""
     return validated(Profile, values, "profile")
+
+
+@schema("subgrid key", "subgrids.")
+class Subgrid:
+    """Cells run beyond the main grid, on every ticket replicate (an entry of Profile.subgrids;
+    docs/methods.md s.12): `targets` (empty: the profile's) x `methods` x the dense model and the
+    IMP `levels` x `n_shots`, with seeds 1..`seeds` of each of the first `replicates` replicates
+    (0: all of the profile's), each seed moved by replicate_seed so that every (replicate, seed)
+    unit has runs of its own. The claims' cells get their replicates and seeds this way, without
+    multiplying the whole grid."""
+
+    methods: Annotated[list[str], NonEmpty, Distinct]
+    levels: Annotated[list[NonNegative], NonEmpty, Distinct]
+    n_shots: Annotated[list[Shots], NonEmpty, Distinct]
+    seeds: Count
+    replicates: NonNegative = 0
+    targets: Annotated[list[str], Distinct] = field(default_factory=list)
+
+
+def subgrids(profile: Profile) -> list[Subgrid]:
+    """The profile's `subgrids` entries as Subgrids (replicates 0 -> the profile's, targets [] ->
+    the profile's), checked: one line naming the bad value and the valid choices."""
+    blocks = []
+    for values in profile.subgrids:
+        if not isinstance(values, dict):
+            raise ReprolibError(f"subgrids entries must be mappings (methods, levels, n_shots, seeds), got {values!r}")
+        block = validated(Subgrid, values, "subgrid")
+        block.replicates = block.replicates or profile.replicates
+        block.targets = block.targets or list(profile.targets)
+        bad_levels = [v for v in block.levels if v not in [0, *profile.levels]]
+        bad_targets = [t for t in block.targets if t not in profile.targets]
+        if bad_levels or bad_targets:
+            raise ReprolibError(f"subgrid {'level' if bad_levels else 'target'} {(bad_levels or bad_targets)[0]!r} "
+                                f"is not one of the profile's; valid choices: "
+                                f"{sorted({0, *profile.levels}) if bad_levels else profile.targets}")
+        bad_shots = [v for v in block.n_shots if v == 0 or v < -1]
+        if bad_shots:
+            raise ReprolibError(f"subgrid n_shot {bad_shots[0]} is invalid; valid choices: -1 (all) or a positive number")
+        if not 1 <= block.seeds < REPLICATE_SEED_STRIDE or not 1 <= block.replicates <= profile.replicates:
+            raise ReprolibError(f"subgrid {values}: seeds must be 1 .. {REPLICATE_SEED_STRIDE - 1} and "
+                                f"replicates 1 .. {profile.replicates} (the profile's replicates)")
+        blocks.append(block)
+    return blocks
+
+
+def _check_replication(profile: Profile) -> None:
+    """Replicates >= 1; more than one needs tickets made here (IMP) and seeds below the stride."""
+    if profile.replicates < 1:
+        raise ReprolibError(f"replicates {profile.replicates} must be >= 1 (1: one IMP run, no ticket replicates)")
+    if profile.replicates > 1 and get_spec(profile.backbone).tickets != "imp":
+        raise ReprolibError(f"replicates {profile.replicates}: the {profile.backbone} networks are pruned once from "
+                            "pretrained weights, deterministically, so a replicate would be the same network; "
+                            "valid choices: replicates: 1")
+    big = [v for v in profile.seeds + profile.full_data_seeds if v >= REPLICATE_SEED_STRIDE]
+    if profile.replicates > 1 and big:
+        raise ReprolibError(f"seed {big[0]} is >= {REPLICATE_SEED_STRIDE}, the seeds of replicate 2; valid choices "
+                            f"with replicates: seeds below {REPLICATE_SEED_STRIDE}")
+    subgrids(profile)
+
+
 
 
 def _registered() -> dict[str, Path]:

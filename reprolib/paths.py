@@ -13,7 +13,8 @@ Never the package's own location: after `pip install .` that is site-packages.
 A profile's relative paths (`artifacts`, `figures`, `data_root`) resolve against home.
 Under a profile's artifacts folder:
 
-    tickets/<kind>/level_XX/{model.pth, mask.pth, sparsity.json}   one ticket per folder
+    tickets/<kind>/level_XX/{model.pth, mask.pth, sparsity.json}   one ticket per folder (replicate 1)
+    tickets/replicate_RR/<kind>/level_XX/...                       ticket replicate RR >= 2 (other IMP seeds)
     tickets/imported/<name>/{model.pth, mask.pth, sparsity.json}   a ticket made elsewhere
     runs/<id>.json, runs/<id>.npz, runs/<id>.scores.npz             transfer run records
     ledger.csv, tickets.csv                                        the tidy tables
@@ -39,6 +40,7 @@ PUBLISHED_DIR = PACKAGE_DIR / "published"
 LEDGER_NAME = "ledger.csv"
 TICKETS_TABLE_NAME = "tickets.csv"
 _LEVEL_DIR = re.compile(r"level_(\d+)$")
+_REPLICATE_DIR = re.compile(r"replicate_(\d+)$")
 
 
 def is_workbook(directory: Path) -> bool:
@@ -98,23 +100,34 @@ def tickets_root(artifacts: str | os.PathLike) -> Path:
     return Path(artifacts) / "tickets"
 
 
-def ticket_dir(artifacts: str | os.PathLike, kind: str, level: int) -> Path:
-    """`<artifacts>/tickets/<kind>/level_XX` (the caller checks `kind`)."""
-    return tickets_root(artifacts) / kind / f"level_{int(level):02d}"
+def ticket_dir(artifacts: str | os.PathLike, kind: str, level: int, replicate: int = 1) -> Path:
+    """`<artifacts>/tickets/<kind>/level_XX`, or `tickets/replicate_RR/<kind>/level_XX` for ticket
+    replicate RR >= 2 (another IMP run; docs/methods.md s.12). The caller checks `kind`."""
+    root = tickets_root(artifacts) if int(replicate) == 1 else tickets_root(artifacts) / f"replicate_{int(replicate):02d}"
+    return root / kind / f"level_{int(level):02d}"
 
 
 def ticket_dirs(artifacts: str | os.PathLike) -> list[Path]:
-    """Every ticket folder with a sparsity.json (written last, so: every complete one), sorted."""
-    return sorted(p.parent for p in tickets_root(artifacts).glob("*/level_*/sparsity.json"))
+    """Every ticket folder with a sparsity.json (written last, so: every complete one), sorted;
+    replicate 1's first, then each further replicate's."""
+    root = tickets_root(artifacts)
+    return sorted(p.parent for p in root.glob("*/level_*/sparsity.json")) + \
+        sorted(p.parent for p in root.glob("replicate_*/*/level_*/sparsity.json"))
 
 
 def ticket_of(directory: str | os.PathLike) -> tuple[str, int]:
-    """(kind, level) of a ticket folder `.../tickets/<kind>/level_XX`."""
+    """(kind, level) of a ticket folder `.../tickets/[replicate_RR/]<kind>/level_XX`."""
     directory = Path(directory)
     match = _LEVEL_DIR.match(directory.name)
     if match is None:
         raise ReprolibError(f"{directory} is not a ticket folder; valid ones are <artifacts>/tickets/<kind>/level_XX")
     return directory.parent.name, int(match.group(1))
+
+
+def replicate_of(directory: str | os.PathLike) -> int:
+    """The ticket replicate of a ticket folder: RR under `tickets/replicate_RR/`, else 1."""
+    match = _REPLICATE_DIR.match(Path(directory).parent.parent.name)
+    return int(match.group(1)) if match else 1
 
 
 IMPORTED = "imported"   # tickets/imported/<name>: checkpoints made elsewhere (`tickets import`)

@@ -158,9 +158,9 @@ REQUIRED_METRICS = ("accuracy", "ece", "nll")
 # NEUTRAL_KEYS: fields of the description that do not change a number, each proven by a test
 # (tests/test_run_description.py, one proof per key): how the study names the run (the profile
 # and its source set: every number they decide is hashed as itself; the grid's network / kind /
-# level / pretrained_dir: the network itself is `network_fingerprint`; the whole protocol preset:
+# level / replicate / pretrained_dir: the network itself is `network_fingerprint`; the whole protocol preset:
 # the run's share of it is hashed as hparams, schedule, epochs, batch sizes, seed, ...).
-NEUTRAL_KEYS = ("profile", "source", "network", "kind", "level", "pretrained_dir", "protocol")
+NEUTRAL_KEYS = ("profile", "source", "network", "kind", "level", "replicate", "pretrained_dir", "protocol")
 # FOUND_KEYS: what the run found as it ran (the ticket's facts, the split note, sizes, shots).
 FOUND_KEYS = ("ticket", "split", "n_train", "n_test", "n_val", "effective_shots")
 RECORD_ONLY_KEYS = NEUTRAL_KEYS + FOUND_KEYS   # shown in a record, not hashed

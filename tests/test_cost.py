@@ -37,7 +37,7 @@ def test_a_tiny_grid_costs_what_the_hand_count_says() -> None:
 
 
 def test_the_paper_grid_is_about_1400_gpu_hours_two_thirds_full_data() -> None:
-    profile = load_profile("paper")
+    profile = load_profile("paper", subgrids=[])   # the main grid; claim 1's 16 seeds below
     total = cost.grid_cost(build_grid(profile), profile, get_protocol(profile.protocol).epochs)
     rate = cost.throughput(profile.backbone)   # no bench file in the test home: the stated assumption
     assert "ASSUMED" in rate.source and (rate.fwd, rate.fwdbwd) == (3000.0, 1000.0)
@@ -48,6 +48,8 @@ def test_the_paper_grid_is_about_1400_gpu_hours_two_thirds_full_data() -> None:
     assert {cell: runs for cell, (_, runs) in total.capped.items()} == {
         ("dtd", 50): 126, ("dtd", 100): 126, ("flowers102", 50): 126, ("flowers102", 100): 126,
         ("oxfordpets", 100): 126}
+    # the profile's subgrid: LP and VP-ILM, dense and level 8, 1 / 10 shots and full data, seeds 4-16
+    assert len(build_grid(load_profile("paper"))) == 5040 + 8 * 2 * 2 * 3 * (16 - 3)
 
 
 def test_embedded_sizes_come_from_the_data_and_nothing_is_capped() -> None:
@@ -108,8 +110,8 @@ def test_smm_pays_for_its_mask_generator_from_its_layer_sizes() -> None:
 
 
 def test_sweep_dry_run_prints_the_cost(capsys) -> None:
-    assert main(["sweep", "--profile", "paper", "--dry-run", "--throughput-fwd", "6000",
-                 "--throughput-fwdbwd", "2000"]) == 0
+    assert main(["sweep", "--profile", "paper", "--dry-run", "--throughput-fwd", "6000", "--throughput-fwdbwd", "2000",
+                 "--only", "seed=1,seed=2,seed=3"]) == 0   # the main grid (the subgrid's seeds 4-16 left out)
     out = capsys.readouterr().out
     assert "5040 runs" in out and "2,908,504,800 images forward+backward, 6,543,403,416 forward only" in out
     assert "GPU-hours: 708.9 in all; full-data runs 477.0 (67%), few-shot runs 231.9" in out

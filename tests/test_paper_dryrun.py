@@ -62,8 +62,8 @@ def test_dense_and_one_shot_runs_on_the_paper_code_path(dryrun_home, method):
 
 def test_imported_ticket_runs_and_the_claims_label_every_network(dryrun_home):
     """The dry run's stand-in published checkpoint, imported, runs as kind "imported"; the ledger
-    carries provenance and the claims say "upstream not measured" and report one-shot networks apart."""
-    from reprolib.study.claims import HOLDS, FAILS, NOT_MEASURED, UNSURE, claims_table, oneshot_table
+    carries provenance and the claims say "not testable here" and report one-shot networks apart."""
+    from reprolib.study.claims import HOLDS, FAILS, NOT_TESTABLE, UNSURE, claims_table, oneshot_table
     from reprolib.study.ledger import build_ledger
     from reprolib.sparsity.tickets import import_profile_tickets
 
@@ -82,10 +82,10 @@ def test_imported_ticket_runs_and_the_claims_label_every_network(dryrun_home):
     assert ledger.set_index("ticket_kind")["provenance"].to_dict() == {"imp": "dense", "magnitude": "oneshot",
                                                                        "imported": "imported"}
     assert ledger.loc[ledger["ticket_kind"] == "imported", "ticket_name"].tolist() == ["dryrun-magnitude80"]
-    assert claims_table(ledger)["verdict"].tolist() == [NOT_MEASURED] * 3
+    assert claims_table(ledger)["verdict"].tolist() == [NOT_TESTABLE] * 3
     apart = oneshot_table(ledger)
     assert len(apart) == 3 and all("one-shot pruned, not retrained" in c for c in apart["claim"])
-    assert set(apart["verdict"]) <= {HOLDS, FAILS, UNSURE, NOT_MEASURED} and apart.loc[2, "verdict"] == NOT_MEASURED
+    assert set(apart["verdict"]) <= {HOLDS, FAILS, UNSURE, NOT_TESTABLE} and apart.loc[2, "verdict"] == NOT_TESTABLE
 
 
 def test_md5_checked_sets_read_through_the_marked_root_only(dryrun_home, tmp_path):

@@ -244,7 +244,9 @@ def test_arms_are_distinct_and_unknown_arms_fall_back():
 def test_claims_pick_the_registry_arms():
     import pandas as pd
 
-    from reprolib.study.claims import _is_prompt_arm, _lp_arm, _vp_arm
+    from reprolib.study.claim_tests import is_prompt_arm as _is_prompt_arm
+    from reprolib.study.claim_tests import lp_arm as _lp_arm
+    from reprolib.study.claim_tests import vp_arm as _vp_arm
 
     ledger = pd.DataFrame({"arm": ["lp", "vp/rlm", "vp/flm", "smm/ilm"]})
     assert (_lp_arm(), _vp_arm(ledger)) == ("lp", "vp/flm")          # no vp/ilm: the first VP arm by name

@@ -268,6 +268,8 @@ NEUTRAL_PAIRS = {
                                                      {"network": "LT", "kind": "imported", "level": 1,
                                                       "pretrained_dir": b}))(*_imported_copies(tmp)),
     "protocol": lambda tmp, mp: ({"method": "lp"}, {"method": "lp", "protocol": _renamed_protocol(mp)}),
+    # the dense model of replicate 2 is replicate 1's (no tickets.replicate_upstream): the same network
+    "replicate": lambda tmp, mp: ({}, {"replicate": 2}),
 }
 
 

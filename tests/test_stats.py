@@ -9,9 +9,9 @@ import pytest
 from scipy import stats as scipy_stats
 
 from reprolib.errors import ReprolibError
-from reprolib.study.stats import (IMAGE_BOOTSTRAP, NO_RUNS, ONE_RUN, T_OVER_SEEDS, Interval, bins_metric,
-                            bootstrap_interval, holm, image_replicates, p_above, paired_effect,
-                            simultaneous_confidence, t_interval)
+from reprolib.study.stats import (IMAGE_BOOTSTRAP, NO_RUNS, ONE_RUN, SEEDS_EQUAL, T_OVER_SEEDS, TWO_LEVEL, Interval,
+                                  bins_metric, bootstrap_interval, holm, image_replicates, max_t_bounds, p_above,
+                                  paired_effect, rate_upper, simultaneous_confidence, t_interval, two_level_interval)
 
 
 @pytest.mark.parametrize("confidence", [0.95, 0.9])
@@ -97,3 +97,64 @@ def test_interval_verdict_helpers_and_cells() -> None:
     assert above.clears(2.0) and not above.below(2.0) and not straddle.clears(2.0) and not straddle.below(2.0)
     assert Interval(-1.0, -2.0, -0.5, 3).below(0.0)
     assert above.cell(1) == "3.0 [2.5, 3.5] n=4" and above.scaled(100).high == 350.0
+
+
+def test_seeds_that_agree_exactly_say_so_and_decide_nothing() -> None:
+    equal = t_interval([88.3, 88.3, 88.3])
+    assert (equal.method, equal.low, equal.high) == (SEEDS_EQUAL, 88.3, 88.3)
+    assert equal.cell(1) == "88.3 (all 3 seeds equal)"                  # not "88.3 [88.3, 88.3] n=3"
+    assert equal.text(1) == "88.3 (all 3 seeds equal: no interval)"
+    assert not equal.clears(0.0) and not equal.below(100.0)
+
+
+def test_two_level_interval_is_the_t_interval_of_the_replicate_means() -> None:
+    """Balanced (replicate, seed) units: statsmodels' cluster-robust OLS with R - 1 degrees of freedom
+    gives exactly the Student t interval of the R replicate means, computed here with scipy."""
+    rng = np.random.default_rng(3)
+    means = rng.normal(0.0, 2.0, 5)
+    values = np.repeat(means, 4) + rng.normal(0.0, 1.0, 20)
+    replicates = np.repeat([1, 2, 3, 4, 5], 4)
+    got = two_level_interval(values, replicates)
+    by_replicate = values.reshape(5, 4).mean(axis=1)
+    low, high = scipy_stats.t.interval(0.95, 4, loc=by_replicate.mean(), scale=scipy_stats.sem(by_replicate))
+    assert (got.low, got.high) == (pytest.approx(low), pytest.approx(high))
+    assert (got.n, got.replicates, got.method) == (20, 5, TWO_LEVEL)
+    assert got.cell(2).endswith("n=20 in 5 replicates") and "two-level: t over ticket replicates" in got.text()
+    at_two = two_level_interval(values, replicates, (0.95, 0.975))   # one fit, two confidences
+    assert at_two[0] == got and at_two[1].half_width > got.half_width
+    one = two_level_interval(values, np.ones(20))                      # one replicate: t over its seeds
+    assert one == t_interval(values)
+    assert two_level_interval(values[:4], replicates[:4]).method == T_OVER_SEEDS
+
+
+def test_max_t_bounds_find_a_planted_gap_and_hold_together() -> None:
+    """Simultaneous intervals over 32 cells by max-T sign flips over 8 replicates: a cell with a
+    planted 6-point gap clears 0 while no null cell does; over 300 null studies some lower bound
+    exceeds 0 in at most 5% of them; where the cells move together (one replicate moves them
+    all), the critical value is well below Bonferroni's, which ignores that."""
+    rng = np.random.default_rng(7)
+    clusters = np.repeat(np.arange(8), 3)
+
+    def study(planted: float = 0.0, common: float = 1.0, own: float = 1.0) -> np.ndarray:
+        shared = rng.normal(0.0, common, (8, 1))                           # each replicate moves every cell
+        values = np.repeat(rng.normal(0.0, own, (8, 32)) + shared, 3, axis=0) + rng.normal(0.0, 2.0, (24, 32))
+        values[:, 0] += planted
+        return values
+
+    intervals = max_t_bounds(study(6.0), clusters)
+    assert intervals[0].clears(0.0) and not any(i.clears(0.0) for i in intervals[1:])
+    assert intervals[0].method == "max-T sign flips over 8 ticket replicates" and intervals[0].replicates == 8
+    errors = sum(any(i.clears(0.0) for i in max_t_bounds(study(), clusters)) for _ in range(300))
+    assert errors / 300 <= 0.05
+    together = study(common=3.0, own=0.2)
+    bonferroni = two_level_interval(together[:, 1], clusters, simultaneous_confidence(32))
+    assert max_t_bounds(together, clusters)[1].half_width < 0.8 * bonferroni.half_width
+    few = max_t_bounds(study()[:12], clusters[:12])                    # 4 replicates: 16 patterns, Bonferroni t
+    assert few[0].method == TWO_LEVEL and few[0].confidence == pytest.approx(simultaneous_confidence(32))
+
+
+def test_rate_upper_is_clopper_pearson() -> None:
+    assert rate_upper(0, 500) == pytest.approx(1 - 0.025 ** (1 / 500))   # 0 in 500: below 0.74%
+    assert rate_upper(0, 500) == pytest.approx(0.0074, abs=5e-5)
+    assert rate_upper(5, 200) == pytest.approx(scipy_stats.beta.ppf(0.975, 6, 195))
+    assert math.isnan(rate_upper(0, 0))

@@ -38,8 +38,7 @@ from reprolib.errors import ReprolibError, check_choice
 
 # Library code whose change redraws figures (the commands notebooks 01/02 call skip finished work),
 # relative to the folder that holds the package (the checkout, or site-packages).
-DRAWING_CODE = ["reprolib/plots", "reprolib/study/claims.py", "reprolib/study/published.py", "reprolib/study/ledger.py",
-                "reprolib/published"]
+DRAWING_CODE = ["reprolib/plots", "reprolib/study", "reprolib/sweep/planner.py", "reprolib/published"]
 _CODE_ROOT = paths.PACKAGE_DIR.parent
 # What a checkout ships of a study, relative to its artifacts folder (.gitignore lets exactly these through):
 # the ledger, the tickets table, the Reprogrammer's run records (08 redraws from them) and the
@@ -67,6 +66,8 @@ RESOURCES: dict[str, Resource] = {
                         lambda p: [d / "sparsity.json" for d in paths.ticket_dirs(_artifacts(p))]),
     "tickets_table": Resource("<artifacts>/tickets.csv", lambda p: [paths.tickets_table_file(_artifacts(p))]),
     "ledger": Resource("<artifacts>/ledger.csv", lambda p: [paths.ledger_file(_artifacts(p))]),
+    # The power planner's replicate pilots (reprolib.sweep.planner): runs of further ticket replicates.
+    "pilots": Resource("bench/pilots/*.csv", lambda p: sorted((paths.home() / "bench" / "pilots").glob("*.csv"))),
     # Not hashed: the records do not ship (a fresh clone would redo its readers), and the ledger, which
     # its readers hash, names every finished run by its record's name (the hash of its configuration).
     "run_records": Resource("the transfer run records <artifacts>/runs/*.json",

@@ -28,7 +28,8 @@ UPSTREAM_PANELS = {   # column -> (y label, title); the first with values is dra
 
 def upstream_per_level(tickets: pd.DataFrame) -> Figure | None:
     """Upstream test accuracy (or, for one-shot networks without it, top-1 agreement with the
-    dense network) and density per pruning level, one line per kind; None without tickets."""
+    dense network) and density per pruning level, one line per kind (further ticket replicates:
+    thin lines of the same kind, one legend entry); None without tickets."""
     require(tickets, ["ticket_kind", "level", "density", "upstream_accuracy"], "upstream_per_level")
     if tickets.empty:
         return None
@@ -36,12 +37,16 @@ def upstream_per_level(tickets: pd.DataFrame) -> Figure | None:
     fig = Figure(figsize=(10 if measured else 5.5, 3.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, 2 if measured else 1))
     ax_acc, ax_den = (axes[0], axes[1]) if measured else (None, axes[0])
+    replicate = tickets["replicate"] if "replicate" in tickets else pd.Series(1, index=tickets.index)
     for kind in ordered(tickets["ticket_kind"].tolist(), list(KIND_MARKERS)):
-        rows = tickets[tickets["ticket_kind"] == kind].sort_values("level")
-        style = dict(marker=KIND_MARKERS.get(kind, "o"), label=kind, linestyle="-" if len(rows) > 1 else "none")
-        if measured:
-            ax_acc.plot(rows["level"], 100 * pd.to_numeric(rows[measured[0]], errors="coerce"), **style)
-        ax_den.plot(rows["level"], 100 * rows["density"].astype(float), **style)
+        for copy in sorted(replicate[tickets["ticket_kind"] == kind].unique()):
+            rows = tickets[(tickets["ticket_kind"] == kind) & (replicate == copy)].sort_values("level")
+            label = kind if copy == 1 else (f"{kind}, replicates 2-{replicate.max()}" if copy == 2 else None)
+            style = dict(marker=KIND_MARKERS.get(kind, "o"), label=label, linestyle="-" if len(rows) > 1 else "none",
+                         **({} if copy == 1 else {"linewidth": 0.7, "markersize": 3, "alpha": 0.6}))
+            if measured:
+                ax_acc.plot(rows["level"], 100 * pd.to_numeric(rows[measured[0]], errors="coerce"), **style)
+            ax_den.plot(rows["level"], 100 * rows["density"].astype(float), **style)
     levels = sorted(tickets["level"].unique())
     ax_den.plot(levels, [100 * 0.8 ** lv for lv in levels], color="grey", linestyle=":", label="0.8^level", gid=REFERENCE)
     if measured:

@@ -27,7 +27,8 @@ from reprolib.errors import ReprolibError
 from reprolib.scores.registry import entries as metric_entries
 from reprolib.scores.registry import names as metric_names
 from reprolib.records import atomic_write_bytes
-from reprolib.study.stats import t_interval
+from reprolib.study.effects import with_replicate
+from reprolib.study.stats import two_level_interval
 from reprolib.transfer import registry as method_registry
 
 # Display order of transfer arms, their colours and names (stable across figures): the method
@@ -76,11 +77,12 @@ INTERVAL_NOTE = "bars: 95% t interval over seeds (no bar: one run)"
 
 
 def summarize(ledger: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
-    """Per group: mean of `metric` over its runs (seeds), the 95% t interval (`low`, `high`; NaN
-    for one run, reprolib.study.stats.t_interval) and `count`."""
+    """Per group: mean of `metric` over its runs (seeds), the 95% interval (`low`, `high`; NaN
+    for one run; reprolib.study.stats.two_level_interval: over the ticket replicates when there
+    are several) and `count`."""
     rows = []
-    for key, values in ledger.groupby(by, dropna=False)[metric]:
-        interval = t_interval(values.to_numpy(dtype=float))
+    for key, group in with_replicate(ledger).groupby(by, dropna=False):
+        interval = two_level_interval(group[metric].to_numpy(dtype=float), group["replicate"].to_numpy())
         rows.append([*(key if isinstance(key, tuple) else (key,)), interval.mean, interval.low, interval.high,
                      interval.n])
     return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "count"])
@@ -116,9 +118,14 @@ def trend_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline_shot(ledger: pd.DataFrame) -> int:
-    """The headline setting: full data (-1), or the largest n-shot in a study without full-data runs."""
+    """The headline setting: full data (-1) when every (target, arm) of the study has full-data
+    runs, else the largest n-shot (a few-shot study, or one that runs full data only for some
+    claim's cells, as imagenet-lite does for digits)."""
     shots = ledger["n_shot"].dropna().astype(int)
-    return -1 if shots.empty or (shots == -1).any() else int(shots.max())
+    if shots.empty or (shots == -1).all():
+        return -1
+    cells = ledger.groupby(["target", "arm"])["n_shot"].apply(lambda n: (n == -1).any()) if "arm" in ledger else None
+    return -1 if cells is not None and cells.all() else int(shots.max())
 
 
 def own_shot_settings(ledger: pd.DataFrame) -> list[int]:
@@ -261,7 +268,7 @@ def to_markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
     def cell(value: object) -> str:
         if isinstance(value, float):
             return "" if pd.isna(value) else format(value, floatfmt)
-        return "" if value is None else str(value).replace("|", "\\|")
+        return "" if value is None or value is pd.NA else str(value).replace("|", "\\|")
 
     header = [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

@@ -1,22 +1,32 @@
 """Tables drawn from the ledger: tidy summaries and readable pivots, every number a mean over
-seeds with its 95% t interval and n (reprolib.study.stats.t_interval; a single run reads "one run")."""
+seeds with its 95% interval and n (reprolib.study.stats.two_level_interval: t over the seeds, or
+over the ticket replicates when there are several; a single run reads "one run", seeds that
+agree exactly "all n seeds equal")."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from reprolib.plots.common import ARM_ORDER, ordered, require, shot_label
-from reprolib.study.stats import t_interval
+from reprolib.study.effects import with_replicate
+from reprolib.study.stats import two_level_interval
 
-CELL_NOTE = ("cells: mean over seeds [95% t interval] n=seeds (reprolib.study.stats.t_interval); "
-             "\"one run\": a single seed, no interval")
+CELL_NOTE = ("cells: mean over seeds [95% t interval] n=runs (reprolib.study.stats.two_level_interval: t over the "
+             "seeds, or over the ticket replicates, 'in R replicates'); \"one run\": a single seed, no interval; "
+             "\"all n seeds equal\": the runs agree exactly, so there is no spread to make an interval from")
+
+
+def interval_of(rows: pd.DataFrame, metric: str, scale: float = 1.0):
+    """The Interval of `metric` x `scale` over `rows` (seeds; clustered by ticket replicate)."""
+    rows = with_replicate(rows)
+    return two_level_interval(rows[metric].to_numpy(dtype=float) * scale, rows["replicate"].to_numpy())
 
 
 def _interval_cells(rows: pd.DataFrame, keys: list[str], metric: str, digits: int) -> pd.DataFrame:
     """`keys` + `cell`: 'mean [low, high] n=k' of `metric` (accuracy in percent) per group."""
     scale = 100.0 if metric == "accuracy" else 1.0
-    cells = [[*key, t_interval(values.to_numpy(dtype=float) * scale).cell(digits)]
-             for key, values in rows.groupby(keys)[metric]]
+    cells = [[*(key if isinstance(key, tuple) else (key,)), interval_of(group, metric, scale).cell(digits)]
+             for key, group in rows.groupby(keys)]
     return pd.DataFrame(cells, columns=[*keys, "cell"])
 
 GROUP = ["target", "arm", "ticket_kind", "level", "density", "n_shot"]
@@ -31,14 +41,15 @@ def summary_table(ledger: pd.DataFrame, metrics: list[str] = ("accuracy", "ece")
     out = grouped["seed"].nunique().rename("n_seeds").to_frame()
     for metric in metrics:
         scale = 100.0 if metric == "accuracy" else 1.0
-        intervals = grouped[metric].apply(lambda v, k=scale: t_interval(v.to_numpy(dtype=float) * k))
+        intervals = [interval_of(group, metric, scale) for _, group in grouped]
         for part in ("mean", "low", "high"):
             out[f"{metric}_{part}"] = [getattr(i, part) for i in intervals]
     out = out.reset_index()
     if "arm" in out:
         rank = {a: i for i, a in enumerate(ordered(out["arm"].tolist(), ARM_ORDER))}
         out = out.sort_values(list(by), key=lambda s: s.map(rank) if s.name == "arm" else s, ignore_index=True)
-    out.attrs["footnote"] = "mean over seeds and its 95% t interval (low, high); n_seeds = n; one seed: no interval"
+    out.attrs["footnote"] = ("mean over seeds and its 95% interval (low, high; t over the seeds, or over the ticket "
+                             "replicates); n_seeds = n; one seed: no interval; seeds that agree exactly: low = high")
     return out
 
 

@@ -33,6 +33,8 @@ from reprolib.reprogrammer.pretrain import get_embedded_encoder
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe, recipe_for
 from reprolib.reprogrammer.runs import describe, finished, record_file, run_id, target_inputs, write_run
 
+ONE_RUN = "one run"   # a table row of a single seed (the words of reprolib.study.stats.ONE_RUN, a floor above)
+
 DEFAULT_ALPHAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 EVAL_BATCH = 256   # images per forward pass when scoring the evaluation sets
 
@@ -122,14 +124,15 @@ def _run_target(profile: Any, recipe: ReprogrammerRecipe, target: str, missing: 
 
 
 def reprogrammer_table(records: list[dict]):
-    """One row per record: target, method, alpha, id_accuracy, mean_covariate_accuracy, each
-    corruption's mean accuracy, and per OOD set AUROC / FPR95 (plus their means)."""
+    """One row per record: target, method, alpha, `runs` ("one run": each row is a single seed,
+    so its numbers have no interval), id_accuracy, mean_covariate_accuracy, each corruption's
+    mean accuracy, and per OOD set AUROC / FPR95 (plus their means)."""
     import pandas as pd
 
     rows = []
     for rec in records:
         cfg, met = rec["config"], rec["metrics"]
-        row = {"target": cfg["target"], "method": cfg["method"], "alpha": cfg.get("alpha"),
+        row = {"target": cfg["target"], "method": cfg["method"], "alpha": cfg.get("alpha"), "runs": ONE_RUN,
                "id_accuracy": met["id_accuracy"], "mean_covariate_accuracy": met["mean_covariate_accuracy"]}
         for kind, by_sev in met["ood_generalisation"].items():
             row[f"acc_{kind}"] = sum(by_sev.values()) / len(by_sev)
@@ -144,4 +147,6 @@ def reprogrammer_table(records: list[dict]):
     if len(table):
         table = table.assign(_o=table["method"].map(order)).sort_values(["target", "_o", "alpha"],
                                                                        na_position="first").drop(columns="_o")
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    table.attrs["footnote"] = f"{ONE_RUN}: every number is a single run (one seed), with no interval"
+    return table

@@ -71,6 +71,11 @@ def add_arguments(parser) -> None:
                              "else the profile's baseline_level)")
     parser.add_argument("--kinds", default=None, help="comma list of imp, magnitude, random "
                                                       "(default: imp + the profile's baselines)")
+    parser.add_argument("--replicates", default=None,
+                        help="IMP ticket replicates to make, '1-4' or '1,3' (default: 1..the profile's replicates; "
+                             "the baselines are made for replicate 1, which the sweep compares)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes making replicates in parallel (default 0: one per CPU core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -90,9 +95,15 @@ def run(args) -> int:
         baseline_levels = parse_levels(args.baseline_levels, "--baseline-levels")
     else:
         baseline_levels = [profile.baseline_level] if args.levels is None else imp_levels
+    replicates = (list(range(1, profile.replicates + 1)) if args.replicates is None
+                  else parse_levels(args.replicates, "--replicates"))
+    if args.workers < 0 or min(replicates) < 1:
+        raise ReprolibError(f"--workers {args.workers} / --replicates {args.replicates}: valid choices are "
+                            "workers >= 0 (0: one per core) and replicates >= 1")
     summaries = []
     if "imp" in kinds:
-        summaries += make_tickets(profile, imp_levels, ["imp"], progress=not args.quiet)
+        summaries += make_tickets(profile, imp_levels, ["imp"], progress=not args.quiet, replicates=replicates,
+                                  workers=args.workers or os.cpu_count() or 1)
     baselines = [k for k in kinds if k != "imp"]
     if baselines:
         summaries += make_tickets(profile, baseline_levels, baselines, progress=not args.quiet)
@@ -182,7 +193,8 @@ def format_table(summaries: list[dict]) -> str:
     head = f"{'kind':<10}{'level':>6}{'target':>9}{'density':>9}{'rlt':>9}{'test acc':>10}{'train s':>9}  status"
     rows = [head, "-" * len(head)]
     for s in summaries:
-        rows.append(f"{s['kind']:<10}{s['level']:>6}{s['density_target']:>9.4f}{s['density']:>9.4f}"
+        kind = s["kind"] if s.get("replicate", 1) == 1 else f"{s['kind']} r{s['replicate']}"   # ticket replicate
+        rows.append(f"{kind:<10}{s['level']:>6}{s['density_target']:>9.4f}{s['density']:>9.4f}"
                     f"{s['density_rlt']:>9.4f}{_accuracy(s['upstream_test_accuracy']):>10}{s['train_seconds']:>9.1f}"
                     f"  {s['status']}")
     return "\n".join(rows)

@@ -34,17 +34,18 @@ from reprolib.sparsity.recipe import TicketRecipe, target_density
 
 
 def network_fingerprint(profile: Any, network: str, kind: str, level: int,
-                        pretrained_dir: str | None) -> dict[str, Any]:
+                        pretrained_dir: str | None, replicate: int = 1) -> dict[str, Any]:
     """{"provenance", "digest"} (+ "weights" and "recipe" for pretrained weights) of the network
-    get_network(profile, network, kind, level, pretrained_dir) loads; a missing ticket is the
-    one-line error get_network gives."""
+    get_network(profile, network, kind, level, pretrained_dir, replicate) loads; a missing ticket
+    is the one-line error get_network gives. A ticket replicate is other weights, so its digest
+    differs: the replicate needs no key of its own."""
     if kind == "imported":
         return _files("imported", imported_dir(profile, pretrained_dir))
     if network == "LT" and pretrained_dir is not None:
         return {"provenance": "external", "digest": _external_digest(profile.backbone, pretrained_dir, level)}
     if in_our_layout(profile, network, kind, level):
         dense = network == "dense" or level == 0
-        return _files("dense" if dense else "here", layout_dir(profile, network, kind, level))
+        return _files("dense" if dense else "here", layout_dir(profile, network, kind, level, replicate))
     weights = {"weights": get_spec(profile.backbone).weights,
                "digest": _pretrained_digest(profile.backbone, str(paths.torch_hub_dir(profile.path("data_root"))),
                                             bool(profile.download))}
@@ -92,7 +93,7 @@ def stale_network(config: dict[str, Any], artifacts: str) -> str | None:
     try:
         profile = _profile(config["profile"], config.get("backbone"), artifacts)
         now = network_fingerprint(profile, config["network"], config["kind"], config["level"],
-                                  config.get("pretrained_dir"))
+                                  config.get("pretrained_dir"), config.get("replicate", 1))
     except (ReprolibError, KeyError, TypeError):
         return None
     if now == stored:

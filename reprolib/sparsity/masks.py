@@ -143,10 +143,10 @@ def random_prune_like(mask: Mask, seed: int) -> Mask:
 
 # ---- on-disk layout -------------------------------------------------------------------
 
-def ticket_dir(artifacts: str | os.PathLike, kind: str, level: int) -> Path:
-    """`<artifacts>/tickets/<kind>/level_XX`."""
+def ticket_dir(artifacts: str | os.PathLike, kind: str, level: int, replicate: int = 1) -> Path:
+    """`<artifacts>/tickets/<kind>/level_XX` (replicate >= 2: under `tickets/replicate_RR/`)."""
     check_choice("ticket kind", kind, MADE_KINDS)
-    return paths.ticket_dir(artifacts, kind, level)
+    return paths.ticket_dir(artifacts, kind, level, replicate)
 
 
 def is_complete(directory: Path) -> bool:

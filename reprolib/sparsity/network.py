@@ -129,8 +129,9 @@ def network_aliases(profile: Any) -> list[tuple[tuple, tuple]]:
 
 
 def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: int = 0,
-                pretrained_dir: str | None = None):
-    """(Backbone in eval mode on CPU, TicketInfo) for the profile's backbone."""
+                pretrained_dir: str | None = None, replicate: int = 1):
+    """(Backbone in eval mode on CPU, TicketInfo) for the profile's backbone; `replicate` picks
+    the ticket replicate of our layout (docs/methods.md s.12; 1 elsewhere)."""
     check_choice("network", network, NETWORKS)
     check_choice("ticket kind", kind, M.KINDS)
     check_type("ticket level", level, int)
@@ -144,7 +145,7 @@ def get_network(profile: Any, network: str = "dense", kind: str = "imp", level: 
     if network == "LT" and pretrained_dir is not None:
         return _external(profile, kind, level, pretrained_dir)
     if in_our_layout(profile, network, kind, level):
-        return _from_layout(profile, network, kind, level)
+        return _from_layout(profile, network, kind, level, replicate)
     return _oneshot(profile, network, kind, level)
 
 
@@ -194,16 +195,18 @@ def _made_on_imagenet(profile: Any, network: str, kind: str, level: int) -> bool
         (M.ticket_dir(profile.path("artifacts"), kind, level) / "model.pth").is_file()
 
 
-def _from_layout(profile: Any, network: str, kind: str, level: int):
+def _from_layout(profile: Any, network: str, kind: str, level: int, replicate: int = 1):
     """A level of our ticket layout (IMP level 0 for dense), as `python -m reprolib tickets` made it."""
-    directory = layout_dir(profile, network, kind, level)
+    directory = layout_dir(profile, network, kind, level, replicate)
     if network == "dense" or level == 0:
         kind, level = "imp", 0
     report = M.load_json(directory / "sparsity.json")
     backbone = get_backbone(profile.backbone, weights=directory / "model.pth")
     M.apply_mask(backbone.net, M.load_tensors(directory / "mask.pth"))  # guard: a mask is the truth
     is_dense = network == "dense" or level == 0
-    info = TicketInfo(id=f"{profile.profile}-{profile.backbone}-" + ("dense" if is_dense else f"{kind}-L{level:02d}"),
+    copy = paths.replicate_of(directory)
+    info = TicketInfo(id=f"{profile.profile}-{profile.backbone}-" + ("dense" if is_dense else f"{kind}-L{level:02d}")
+                      + ("" if copy == 1 else f"-r{copy:02d}"),
                       kind="dense" if is_dense else kind, level=level, density=float(report["density"]),
                       density_rlt=float(report["density_rlt"]), path=str(directory),
                       provenance="dense" if is_dense else "here",
@@ -251,12 +254,16 @@ def imported_dir(profile: Any, pretrained_dir: str):
     return directory
 
 
-def layout_dir(profile: Any, network: str, kind: str, level: int):
-    """The complete folder of a level of our ticket layout (IMP level 0 for dense); missing = one line."""
+def layout_dir(profile: Any, network: str, kind: str, level: int, replicate: int = 1):
+    """The complete folder of a level of our ticket layout (IMP level 0 for dense) of ticket
+    replicate `replicate` (its dense model: replicate 1's unless tickets.replicate_upstream);
+    missing = one line."""
     if network == "dense" or level == 0:
         kind, level = "imp", 0
-    directory = M.ticket_dir(profile.path("artifacts"), kind, level)
-    remake = f"`python -m reprolib tickets --profile {profile.profile} --levels 0-{level} --kinds {kind}`"
+        replicate = replicate if TicketRecipe.for_profile(profile).replicate_upstream else 1
+    directory = M.ticket_dir(profile.path("artifacts"), kind, level, replicate)
+    which = "" if replicate == 1 else f" --replicates {replicate}"
+    remake = f"`python -m reprolib tickets --profile {profile.profile} --levels 0-{level} --kinds {kind}{which}`"
     _refuse_foreign_files(directory, f"delete {directory} and remake it with {remake}")
     if not M.is_complete(directory):
         what = "dense upstream model" if level == 0 else f"{kind} ticket level {level}"

@@ -36,6 +36,11 @@ class TicketRecipe:
     # How `tickets prune --imagenet DIR` makes tickets on ImageNet (ImageNetRecipe fields;
     # reprolib.sparsity.imagenet_prune). Stored in those tickets' own reports, not in making_dict().
     imagenet: dict[str, Any] = field(default_factory=dict)
+    # Ticket replicates >= 2 (Profile.replicates): False = IMP from replicate 1's dense model with
+    # other retraining seeds; True = each replicate also trains its own dense model (another
+    # upstream seed). Recorded in the replicates' own reports, not in making_dict() (replicate 1
+    # is made the same way either way, so its stored reports stay valid).
+    replicate_upstream: bool = False
 
     @classmethod
     def for_profile(cls, profile: Any) -> "TicketRecipe":
@@ -51,7 +56,8 @@ class TicketRecipe:
 
     def making_dict(self) -> dict[str, Any]:
         """The fields that decide how tickets are made (stored in each made ticket's report)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("imported", "imagenet")}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in ("imported", "imagenet", "replicate_upstream")}
 
     def retrain_recipe(self, upstream: UpstreamRecipe) -> UpstreamRecipe:
         """The upstream recipe with the retraining schedule's epochs."""

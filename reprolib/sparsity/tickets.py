@@ -22,15 +22,18 @@ from reprolib.sparsity.upstream import SourceData
 
 
 def make_tickets(profile: Any, levels: list[int], kinds: list[str] | tuple[str, ...] = ("imp",),
-                 data: SourceData | None = None, progress: bool = True) -> list[dict[str, Any]]:
+                 data: SourceData | None = None, progress: bool = True, replicates: tuple[int, ...] = (1,),
+                 workers: int = 1) -> list[dict[str, Any]]:
     """Make (or find) every requested (kind, level); baselines skip level 0 (= dense).
 
     Returns one summary per ticket (its sparsity.json plus `path` and `status`:
     "made" or "existing"), in the order of `kinds`, levels ascending. `data` (the source
-    set) and `progress` only matter for IMP.
+    set), `progress`, the ticket `replicates` and the `workers` that make them in parallel only
+    matter for IMP (one-shot networks are deterministic: Profile validation allows one replicate).
     """
     if get_spec(profile.backbone).tickets == "imp":
-        return make_imp_tickets(profile, levels, kinds, data=data, progress=progress)
+        return make_imp_tickets(profile, levels, kinds, data=data, progress=progress, replicates=replicates,
+                                workers=workers)
     return oneshot_reports(profile, levels, kinds)
 
 

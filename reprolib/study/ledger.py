@@ -31,7 +31,6 @@ from the run's saved scores (reprolib.scores.recompute), checking the ones it ho
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -45,7 +44,7 @@ from reprolib.scores.registry import names as metric_names
 from reprolib.models.registry import get_spec
 from reprolib.models.registry import names as backbone_names
 from reprolib.paths import LEDGER_NAME  # noqa: F401  (re-exported: the ledger's file name)
-from reprolib.records import (BAD_SUFFIX, atomic_write_bytes, check_output_dir, is_aside_file, is_failure_file,
+from reprolib.records import (BAD_SUFFIX, atomic_write_bytes, is_aside_file, is_failure_file,
                               move_aside, verified_record)
 from reprolib.study.made_under import one_per_run, other_versions, versions_line
 from reprolib.sparsity.identity import stale_network
@@ -53,7 +52,7 @@ from reprolib.study.shipped import save_unless_losing
 
 # Columns in the order a reader wants them; OOD columns (ood_*) follow the metrics.
 ID_COLUMNS = ["id", "profile", "backbone", "target", "arm", "method", "label_map", "network",
-              "ticket_kind", "level", "density", "density_rlt", "upstream_accuracy",
+              "ticket_kind", "level", "replicate", "density", "density_rlt", "upstream_accuracy",
               "provenance", "ticket_name", "ticket_source", "published_top1",
               "n_shot", "shots_min", "shots_max", "capped", "seed", "protocol", "split", "prompt_size",
               "legacy_ece_batch"]
@@ -84,7 +83,8 @@ def shot_columns(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_identity(cfg: dict[str, Any], kind: str | None, level: int | None) -> dict[str, Any]:
-    """The columns that say which run a row is: target, arm, method, label map, network, ticket.
+    """The columns that say which run a row is: target, arm, method, label map, network, ticket,
+    ticket replicate (1 for records written before replicates existed; docs/methods.md s.12).
 
     The dense network is IMP level 0 (ARCHITECTURE.md), whatever kind its record names.
     """
@@ -93,7 +93,7 @@ def run_identity(cfg: dict[str, Any], kind: str | None, level: int | None) -> di
     return {"profile": cfg.get("profile"), "target": cfg.get("target"),
             "arm": arm_name(cfg.get("method"), label_map), "method": cfg.get("method"), "label_map": label_map,
             "network": cfg.get("network"), "ticket_kind": "imp" if dense else kind, "level": 0 if dense else level,
-            "n_shot": cfg.get("n_shot"), "seed": cfg.get("seed")}
+            "replicate": cfg.get("replicate") or 1, "n_shot": cfg.get("n_shot"), "seed": cfg.get("seed")}
 
 
 def provenance_of(cfg: dict[str, Any], ticket: dict[str, Any]) -> str | None:
@@ -212,22 +212,26 @@ def _read_failure(path: Path) -> dict[str, Any] | None:
 
 
 def tickets_table(artifacts: Path) -> pd.DataFrame:
-    """One row per ticket folder: kind, level, density, density_rlt, upstream_accuracy and
-    agreement_with_dense (one-shot networks without upstream data: the share of the targets'
-    test images on which their top-1 source class matches the dense network's; a proxy, not
-    an accuracy; empty for tickets that have none). `path` is the folder relative to `artifacts`,
-    so the table is the same on every machine."""
+    """One row per ticket folder: kind, level, ticket replicate, density, density_rlt,
+    upstream_accuracy, agreement_with_dense (one-shot networks without upstream data: the share of
+    the targets' test images on which their top-1 source class matches the dense network's; a
+    proxy, not an accuracy; empty for tickets that have none), train_seconds and
+    train_cpu_seconds (what making the level took, wall-clock and CPU; the planner's price of a
+    replicate). `path` is the folder relative to
+    `artifacts`, so the table is the same on every machine."""
     rows = []
     for folder in paths.ticket_dirs(artifacts):
         info = json.loads((folder / "sparsity.json").read_text())
         upstream = _upstream_of(info)
         kind, level = paths.ticket_of(folder)
-        rows.append({"ticket_kind": kind, "level": level,
+        rows.append({"ticket_kind": kind, "level": level, "replicate": paths.replicate_of(folder),
                      "density": info.get("density"), "density_rlt": info.get("density_rlt"),
                      "upstream_accuracy": upstream, "agreement_with_dense": _agreement_of(info),
+                     "train_seconds": info.get("train_seconds"), "train_cpu_seconds": info.get("train_cpu_seconds"),
                      "path": folder.relative_to(artifacts).as_posix()})
-    columns = ["ticket_kind", "level", "density", "density_rlt", "upstream_accuracy", "agreement_with_dense", "path"]
-    return pd.DataFrame(rows, columns=columns).sort_values(["ticket_kind", "level"], ignore_index=True)
+    columns = ["ticket_kind", "level", "replicate", "density", "density_rlt", "upstream_accuracy",
+               "agreement_with_dense", "train_seconds", "train_cpu_seconds", "path"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["replicate", "ticket_kind", "level"], ignore_index=True)
 
 
 def _agreement_of(report: dict[str, Any]) -> float | None:
@@ -260,8 +264,9 @@ def build_ledger(artifacts: Path) -> pd.DataFrame:
             frame[column] = pd.Series(dtype=object if column not in METRIC_COLUMNS else float)
     tickets = tickets_table(Path(artifacts))
     if len(frame) and len(tickets):
-        upstream = tickets.set_index(["ticket_kind", "level"])["upstream_accuracy"]
-        keys = list(zip(frame["ticket_kind"], frame["level"]))
+        upstream = tickets.set_index(["ticket_kind", "level", "replicate"])["upstream_accuracy"]
+        keys = [(k, lv, r if (k, lv, r) in upstream.index or lv else 1)   # a replicate on replicate 1's dense model
+                for k, lv, r in zip(frame["ticket_kind"], frame["level"], frame["replicate"].fillna(1).astype(int))]
         joined = [upstream.get(k) if k in upstream.index else None for k in keys]
         frame["upstream_accuracy"] = [_first_measured(j, r) for j, r in zip(joined, frame["upstream_accuracy"])]
     imported = {r.get("name"): _upstream_of(r) for r in _imported_reports(Path(artifacts))}
@@ -354,69 +359,3 @@ def label_map(row: pd.Series | dict[str, Any]) -> list[int] | None:
     """The source-class indices a ledger row's label map selected, or None (LP)."""
     value = row["label_map_indices"]
     return json.loads(value) if isinstance(value, str) and value else None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from reprolib.config import profile_help
-
-    parser.add_argument("--profile", default="embedded", help=profile_help())
-    parser.add_argument("--artifacts", default=None, help="override the profile's artifacts folder")
-    parser.add_argument("--recompute-metrics", action="store_true",
-                        help="first fill in every registered metric a finished run lacks, from its saved scores "
-                             "(in a clone: from the study's shipped scores archive, into the ledger)")
-
-
-def _artifacts_of(args: argparse.Namespace) -> Path:
-    """The artifacts folder the command works on, checked: a folder that exists and can be written."""
-    from reprolib.config import load_profile
-
-    profile = load_profile(args.profile)
-    # A folder typed on the command line is taken from where the user stands, like any CLI path.
-    artifacts = Path(args.artifacts).resolve() if args.artifacts else profile.path("artifacts")
-    if not artifacts.is_dir():   # a typo must not leave an empty folder and an empty ledger behind
-        raise ReprolibError(f"--artifacts {artifacts} is not a folder; valid: the artifacts folder of a "
-                            f"profile (e.g. {profile.path('artifacts')}), which holds runs/")
-    return check_output_dir(artifacts, "--artifacts")
-
-
-def results_folders(args: argparse.Namespace) -> list[Path]:
-    """The runs folder whose records the ledger reads, moves aside and tabulates (locked: reprolib.cli)."""
-    runs = paths.runs_dir(_artifacts_of(args))
-    return [runs] if runs.is_dir() else []
-
-
-def run(args: argparse.Namespace) -> int:
-    artifacts = _artifacts_of(args)
-    ok = True
-    runs = paths.runs_dir(artifacts)
-    if getattr(args, "recompute_metrics", False) and not runs.is_dir():
-        return _backfill_from_archive(artifacts)
-    if getattr(args, "recompute_metrics", False):
-        from reprolib.scores.recompute import recompute_runs
-
-        report = recompute_runs(runs, read_records(runs))
-        print("\n".join(report.lines()))
-        ok = report.ok
-    if paths.ledger_file(artifacts).is_file() and not any(runs.glob("*.json") if runs.is_dir() else ()):
-        # a shipped ledger without its run records (a fresh clone) must not be rebuilt as empty
-        raise ReprolibError(f"no run records under {runs}, so the ledger {paths.ledger_file(artifacts)} is kept as "
-                            f"it is; valid: run the sweep first (python -m reprolib sweep --profile {args.profile})")
-    from reprolib.config import load_profile
-
-    profile = load_profile(args.profile)   # its scores archive's codec and study name
-    frame = update_ledger(artifacts, ship_scores=profile.ship_scores, study=profile.profile)
-    print(f"ledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
-    return 0 if ok else 1
-
-
-def _backfill_from_archive(artifacts: Path) -> int:
-    """A clone (no runs/): the metrics the ledger lacks, from the shipped scores archive
-    (reprolib.study.shipped_scores); the ledger is rewritten only when every value was computed."""
-    from reprolib.study.shipped_scores import backfill
-
-    frame, filled = backfill(artifacts)
-    if filled:
-        write_ledger(ordered_columns(frame), artifacts)
-    print(f"recompute-metrics: {len(finished_runs(frame))} runs from the scores archive: filled in "
-          f"{', '.join(filled) or 'nothing new'}\nledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
-    return 0

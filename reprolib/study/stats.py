@@ -12,13 +12,21 @@ bootstrap over test images for cells run with one seed (docs/methods.md s.12).
   noise only, not the seed-to-seed noise of training: read it as a lower bound on the noise.
 - `holm(pvalues)`: Holm's step-down over a family of one-sided tests; `p_above` gives a
   one-sided p-value that a mean exceeds a margin (t over seeds, or the bootstrap's share).
+- `two_level_interval(values, replicates)`: the two-level interval of runs nested (ticket
+  replicate, seed): statsmodels' OLS mean with cluster-robust (CR1) errors over the replicates and
+  a t with (replicates - 1) degrees of freedom, so the interval covers ticket-to-ticket variation,
+  not only the seeds on one ticket (balanced designs: the t interval over replicate means).
+- `max_t_bounds(values, clusters)`: simultaneous intervals for many cells at once, by a max-T
+  sign-flip permutation over the clusters (Westfall-Young; claim 3's correction).
+- `rate_upper(count, n)`: the Clopper-Pearson upper bound of an error rate (statsmodels).
 
-Quantiles come from scipy.stats.t and numpy's seeded generators; nothing here hand-writes a
-distribution.
+Quantiles come from scipy.stats.t, statsmodels and numpy's seeded generators; nothing here
+hand-writes a distribution. docs/methods.md s.12.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Iterable, Mapping
@@ -35,6 +43,8 @@ N_BOOT = 2000              # replicates of the image bootstrap for a 95% interva
 TAIL_REPLICATES = 50       # replicates beyond each end of a bootstrap interval (n_boot_for)
 BOOTSTRAP_SEED = 0         # with each run's id, the seed of its replicates: same ledger, same interval
 T_OVER_SEEDS = "t over seeds"
+TWO_LEVEL = "two-level: t over ticket replicates"
+SEEDS_EQUAL = "all seeds equal"     # a zero-width "interval": the runs show no noise at all
 IMAGE_BOOTSTRAP = "image bootstrap, one seed"
 SEEDS_AGREE = "image bootstrap, seeds agree exactly"
 SEEDS_NOT_SHARED = "image bootstrap, no 2 seeds shared by every cell"
@@ -54,6 +64,7 @@ class Interval:
     n: int
     method: str = T_OVER_SEEDS
     confidence: float = CONFIDENCE
+    replicates: int = 1          # ticket replicates behind the n runs (TWO_LEVEL: the clusters)
 
     @property
     def one_run(self) -> bool:
@@ -61,17 +72,27 @@ class Interval:
         return self.method == ONE_RUN
 
     def clears(self, margin: float) -> bool:
-        """The whole interval lies above `margin` (False without an interval)."""
-        return bool(not math.isnan(self.low) and self.low > margin)
+        """The whole interval lies above `margin` (False without an interval, or a zero-width one
+        from seeds that agree exactly: no spread, no evidence)."""
+        return bool(not math.isnan(self.low) and self.method != SEEDS_EQUAL and self.low > margin)
 
     def below(self, margin: float) -> bool:
-        """The whole interval lies below `margin` (False without an interval)."""
-        return bool(not math.isnan(self.high) and self.high < margin)
+        """The whole interval lies below `margin` (False without an interval, or a zero-width one)."""
+        return bool(not math.isnan(self.high) and self.method != SEEDS_EQUAL and self.high < margin)
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width (NaN without an interval)."""
+        return (self.high - self.low) / 2
 
     def scaled(self, factor: float) -> Interval:
         """The same interval with every number multiplied by `factor` (> 0; e.g. 100 for percent)."""
         return Interval(self.mean * factor, self.low * factor, self.high * factor, self.n, self.method,
-                        self.confidence)
+                        self.confidence, self.replicates)
+
+    def _runs(self) -> str:
+        """'n=3' or, two-level, 'n=24 in 8 ticket replicates'."""
+        return f"n={self.n}" if self.replicates <= 1 else f"n={self.n} in {self.replicates} replicates"
 
     def text(self, digits: int = 1, signed: bool = False) -> str:
         """'12.3 [10.1, 14.5] (n=3, t over seeds)'; one run: '12.3 (one run)'; no runs: 'no runs'."""
@@ -81,16 +102,21 @@ class Interval:
         mean = f"{self.mean:{sign}.{digits}f}"
         if self.one_run:
             return f"{mean} ({ONE_RUN})"
+        if self.method == SEEDS_EQUAL:
+            return f"{mean} (all {self.n} seeds equal: no interval)"
         level = "" if self.confidence == CONFIDENCE else f"{100 * self.confidence:.4g}% "
-        return f"{mean} [{level}{self.low:{sign}.{digits}f}, {self.high:{sign}.{digits}f}] (n={self.n}, {self.method})"
+        return f"{mean} [{level}{self.low:{sign}.{digits}f}, {self.high:{sign}.{digits}f}] ({self._runs()}, {self.method})"
 
     def cell(self, digits: int = 1) -> str:
-        """The compact form for table cells: '12.3 [10.1, 14.5] n=3', or '12.3 (one run)'."""
+        """The compact form for table cells: '12.3 [10.1, 14.5] n=3', '12.3 (one run)', or
+        '12.3 (all 3 seeds equal)' (no spread, so no interval to show)."""
         if self.method == NO_RUNS or math.isnan(self.mean):
             return ""
         if self.one_run:
             return f"{self.mean:.{digits}f} ({ONE_RUN})"
-        return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] n={self.n}"
+        if self.method == SEEDS_EQUAL:
+            return f"{self.mean:.{digits}f} (all {self.n} seeds equal)"
+        return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] {self._runs()}"
 
 
 def _check_confidence(confidence: float) -> float:
@@ -107,7 +133,8 @@ def _finite(values: Iterable[float]) -> np.ndarray:
 def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Interval:
     """The mean of `values` (NaNs dropped) and its Student-t interval, n - 1 degrees of freedom.
 
-    One value: the mean with NaN bounds and method "one run"; none: all NaN, "no runs"."""
+    One value: the mean with NaN bounds and method "one run"; none: all NaN, "no runs"; values
+    that agree exactly: a zero-width interval named SEEDS_EQUAL (the runs show no noise)."""
     confidence = _check_confidence(confidence)
     x = _finite(values)
     n = len(x)
@@ -116,6 +143,8 @@ def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Inter
     mean = float(x.mean())
     if n == 1:
         return Interval(mean, math.nan, math.nan, 1, ONE_RUN, confidence)
+    if all_equal(x):
+        return Interval(mean, mean, mean, n, SEEDS_EQUAL, confidence)
     half = float(scipy_stats.t.ppf((1 + confidence) / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n, T_OVER_SEEDS, confidence)
 
@@ -247,3 +276,88 @@ def simultaneous_confidence(cells: int, confidence: float = CONFIDENCE) -> float
     rejects at least one cell's null)."""
     confidence = _check_confidence(confidence)
     return 1 - (1 - confidence) / max(int(cells), 1)
+
+
+def two_level_interval(values: Iterable[float], replicates: Iterable,
+                       confidence: float | tuple[float, ...] = CONFIDENCE) -> Interval | list[Interval]:
+    """The mean of per-unit `values` (one per (replicate, seed) unit; NaNs dropped) and its interval
+    over the ticket `replicates` the units belong to: statsmodels OLS of the values on a constant
+    with cluster-robust (CR1) errors, clustered by replicate, and Student's t with (replicates - 1)
+    degrees of freedom. Ticket-to-ticket variation is then part of the interval; in a balanced
+    design it is the t interval over the replicate means. One replicate: t over the seeds
+    (t_interval), which covers the seeds on that one ticket only. A tuple of confidences gives a
+    list of intervals from the one fit."""
+    import statsmodels.api as sm
+
+    levels = [_check_confidence(c) for c in (confidence if isinstance(confidence, tuple) else (confidence,))]
+    x = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+    groups = np.asarray(list(replicates) if not isinstance(replicates, np.ndarray) else replicates)
+    keep = ~np.isnan(x)
+    x, groups = x[keep], groups[keep]
+    _, codes = np.unique(groups, return_inverse=True)
+    clusters = int(codes.max()) + 1 if len(codes) else 0
+    if clusters < 2 or all_equal(x):
+        out = [t_interval(x, level) for level in levels]
+    else:
+        fit = sm.OLS(x, np.ones(len(x))).fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)
+        out = []
+        for level in levels:
+            low, high = (float(v) for v in fit.conf_int(alpha=1 - level)[0])
+            out.append(Interval(float(x.mean()), low, high, len(x), TWO_LEVEL, level, clusters))
+    return out if isinstance(confidence, tuple) else out[0]
+
+
+MAX_T = "max-T sign flips over"   # the method words of max_t_bounds' intervals
+EXACT_FLIPS = 14                 # up to 2**14 sign patterns are enumerated, more are sampled
+SAMPLED_FLIPS = 8192
+MIN_FLIPS = 64                   # fewer patterns cannot resolve a 2.5% tail: Bonferroni t instead
+
+
+def max_t_bounds(values: np.ndarray, clusters: Iterable, confidence: float = CONFIDENCE,
+                 seed: int = BOOTSTRAP_SEED) -> list[Interval]:
+    """Simultaneous intervals for the columns (cells) of `values` (units x cells, complete rows):
+    each cell's mean +- q x its cluster-robust (CR1) standard error, all covering together with
+    `confidence`. q is the (1 + confidence) / 2 quantile of max over cells of the studentised
+    mean under random sign flips of the clusters' centred residuals (a max-T wild cluster
+    permutation, Westfall and Young): it uses the cells' correlation, so it is below Bonferroni's.
+    Every pattern is enumerated up to 2**EXACT_FLIPS, else SAMPLED_FLIPS are drawn (seeded). With
+    fewer than MIN_FLIPS patterns the 2.5% tail cannot be resolved, and each cell's interval is
+    the two-level t at the Bonferroni confidence instead (simultaneous_confidence)."""
+    x = np.asarray(values, dtype=float)
+    _, codes = np.unique(np.asarray(list(clusters)), return_inverse=True)
+    g = int(codes.max()) + 1 if len(codes) else 0
+    if g < 2 or 2 ** g < MIN_FLIPS:   # clusters of one unit each: the seeds of one replicate, plain t
+        level, groups = simultaneous_confidence(x.shape[1], confidence), codes if g < len(x) else np.zeros(len(x))
+        return [two_level_interval(x[:, c], groups, level) for c in range(x.shape[1])]
+    means = x.mean(axis=0)
+    u, sizes = len(x), np.bincount(codes, minlength=g)[:, None]
+    scores = np.zeros((g, x.shape[1]))
+    np.add.at(scores, codes, (x - means) / u)                       # cluster sums of residuals / U
+    se = np.sqrt(g / (g - 1) * (scores ** 2).sum(axis=0))
+    signs = _sign_patterns(g, seed)                                 # patterns x clusters
+    shift = signs @ scores                                          # flipped mean - mean, per cell
+    flipped = signs[:, :, None] * scores[None] - sizes[None] / u * shift[:, None, :]
+    se_star = np.sqrt(g / (g - 1) * (flipped ** 2).sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = np.where(se_star > 0, shift / se_star, 0.0).max(axis=1)
+    q = float(np.quantile(stat, (1 + confidence) / 2))
+    method = f"{MAX_T} {g} {'ticket replicates' if g < u else 'seeds'}"
+    return [Interval(float(m), float(m - q * e), float(m + q * e), u, method if e > 0 else SEEDS_EQUAL, confidence,
+                     g if g < u else 1) for m, e in zip(means, se)]
+
+
+def _sign_patterns(g: int, seed: int) -> np.ndarray:
+    """Every +-1 pattern over g clusters (g <= EXACT_FLIPS), else SAMPLED_FLIPS seeded ones."""
+    if g <= EXACT_FLIPS:
+        return np.array(list(itertools.product((1.0, -1.0), repeat=g)))
+    return np.random.default_rng(seed).choice((1.0, -1.0), size=(SAMPLED_FLIPS, g))
+
+
+def rate_upper(count: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """The Clopper-Pearson upper bound of a rate seen `count` times in `n` draws (the upper end
+    of statsmodels' two-sided exact "beta" interval at `confidence`; NaN for no draws)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n <= 0:
+        return math.nan
+    return float(proportion_confint(int(count), int(n), alpha=1 - _check_confidence(confidence), method="beta")[1])

@@ -42,7 +42,7 @@ from reprolib.study.ledger import update_ledger
 from reprolib.protocols import get_protocol
 from reprolib.sparsity.tickets import import_profile_tickets
 
-ONLY_KEYS = ("target", "method", "network", "kind", "level", "n_shot", "seed")
+ONLY_KEYS = ("target", "method", "network", "kind", "level", "replicate", "n_shot", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

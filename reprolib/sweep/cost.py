@@ -247,7 +247,7 @@ def _shared_lp_cost(config: Any, n_train: int, cost: RunCost, seen: set) -> RunC
     """An LP run's forwards when features are shared: the test split and OOD images once per
     network and target, the full training split once, each few-shot subset once."""
     network = (config.target, getattr(config, "network", None), getattr(config, "kind", None),
-               getattr(config, "level", None))
+               getattr(config, "level", None), getattr(config, "replicate", 1))
     shared = cost.fwd - n_train if network not in seen else 0   # test + OOD
     seen.add(network)
     subset = (network, config.n_shot, getattr(config, "seed", None) if config.n_shot != -1 else None)

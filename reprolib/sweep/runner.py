@@ -3,7 +3,9 @@
 `build_grid(profile)` lists one TransferConfig per run: targets x arms ("lp" or
 "method/label_map") x tickets (dense = IMP level 0, the IMP levels, and each baseline kind
 at `baseline_level`) x n-shots x seeds; full-data runs (n_shot = -1) use
-`profile.full_data_seeds`, few-shot runs `profile.seeds`.
+`profile.full_data_seeds`, few-shot runs `profile.seeds`. That is ticket replicate 1; then the
+cells of `profile.subgrids` (config.Subgrid) on every ticket replicate, seeds 1..S of replicate
+r moved by config.replicate_seed (docs/methods.md s.12), runs already listed once.
 
 `run_sweep(configs)` runs each through `reprolib.transfer.run_transfer`, which writes its
 record atomically and skips a config whose record exists, so a killed sweep restarts where
@@ -40,61 +42,22 @@ from typing import Any
 from reprolib import determinism, paths
 
 from reprolib.sweep import cost, slurm
-from reprolib.config import Profile, load_profile
+from reprolib.config import load_profile
 from reprolib.devices import resolve_device
 from reprolib.errors import ReprolibError, check_choice, check_type
 from reprolib.progress import Progress, emit
 from reprolib.records import clear_failure, config_hash, write_failure
 from reprolib.sweep.scheduling import longest_first
-from reprolib.sparsity.network import grid_networks, network_label
+from reprolib.sparsity.network import network_label
 from reprolib.sweep.lock import sweep_locks
-from reprolib.transfer import registry as method_registry
 from reprolib.transfer import run_transfer
-from reprolib.transfer.config import TransferConfig
 from reprolib.transfer.grouped import MAX_RUNS, RunError, group_configs, run_group
 from reprolib.transfer.run import record_path
 from reprolib.sweep.jobs import Guarded, Raised, SubmititOptions, run_submitit
 from reprolib.sweep.workers import Slot, WorkerPool
+from reprolib.sweep.grid import build_grid, parse_arm, tickets_of  # noqa: F401  (the sweep's grid, re-exported)
 
 EXECUTORS = ("local", "submitit", "slurm")   # slurm: submitit on the Slurm cluster
-
-
-def parse_arm(arm: str) -> tuple[str, str | None]:
-    """'lp' -> ('lp', None); 'vp/ilm' -> ('vp', 'ilm'); the method registry says which needs a map."""
-    check_type("method", arm, str)
-    method, _, label_map = arm.partition("/")
-    needs_label_map = method_registry.get(method).needs_label_map
-    if not needs_label_map and label_map:
-        raise ReprolibError(f"method {arm!r}: {method} takes no label map; valid form: {method!r}")
-    if needs_label_map and not label_map:
-        raise ReprolibError(f"method {arm!r} needs a label map; valid form: 'method/label_map', e.g. 'vp/ilm'")
-    return method, label_map or None
-
-
-def tickets_of(profile: Profile) -> list[tuple[str, str, int, str | None]]:
-    """(network, kind, level, pretrained_dir) of every network in the grid, dense first
-    (reprolib.sparsity.network.grid_networks: imported tickets last, by name)."""
-    return grid_networks(profile)
-
-
-def build_grid(profile: Profile) -> list[TransferConfig]:
-    """Every TransferConfig of the profile's study, in a stable order (targets outermost)."""
-    check_type("profile", profile, Profile)
-    results_path = str(paths.runs_dir(profile.path("artifacts")))
-    configs = []
-    for target in profile.targets:
-        for arm in profile.methods:
-            method, label_map = parse_arm(arm)
-            for network, kind, level, pretrained_dir in tickets_of(profile):
-                for n_shot in profile.n_shots:
-                    for seed in (profile.full_data_seeds if n_shot == -1 else profile.seeds):
-                        configs.append(TransferConfig(
-                            profile=profile.profile, target=target, method=method, label_map=label_map,
-                            network=network, kind=kind, level=level, pretrained_dir=pretrained_dir,
-                            n_shot=n_shot, seed=seed,
-                            protocol=profile.protocol, device=profile.device, results_path=results_path,
-                            progress=False))
-    return configs
 
 
 @dataclass
@@ -369,6 +332,7 @@ def _describe(config: Any) -> str:
     ticket = network_label(config.profile, config.backbone, config.network, config.kind, config.level,
                            config.pretrained_dir)
     shots = "full" if config.n_shot == -1 else f"{config.n_shot}-shot"
-    return f"{config.target} {arm} {ticket} {shots} seed {config.seed}"
+    replicate = "" if getattr(config, "replicate", 1) == 1 else f" replicate {config.replicate}"
+    return f"{config.target} {arm} {ticket}{replicate} {shots} seed {config.seed}"
 
 

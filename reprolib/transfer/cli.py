@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"output label mapping (default {default_label_map()}; lp takes none): "
                         + "; ".join(f"{name}: {get_label_map(name).summary}" for name in LABEL_MAPS))
     parser.add_argument("--kind", default="imp", choices=TICKET_KINDS, help="ticket kind for --network LT")
+    parser.add_argument("--replicate", type=int, default=1, help="ticket replicate (another IMP run; default 1)")
     parser.add_argument("--protocol", default=None, choices=protocol_names(),
                         help="training preset (default: the profile's)")
     parser.add_argument("--seed", type=option_type(Seed, "--seed"), default=None, help="default: the protocol's seed")
@@ -60,7 +61,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         profile=args.profile, target=args.dataset, method=args.method,
         label_map=args.label_map,   # "none": LP's only choice, an error for prompt methods
         network=args.network, kind=args.kind, level=args.sparsity, pretrained_dir=args.pretrained_dir,
-        n_shot=args.n_shot, seed=args.seed, protocol=args.protocol, batch_size=args.batch_size,
+        replicate=args.replicate, n_shot=args.n_shot, seed=args.seed, protocol=args.protocol, batch_size=args.batch_size,
         epochs=args.epochs, backbone=args.backbone, device=args.device, results_path=args.results_path,
         select_best_on_val=args.select_best_on_val, progress=False if args.no_progress else None,
     )

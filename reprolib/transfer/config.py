@@ -44,6 +44,7 @@ class TransferConfig:
     kind: Annotated[str, choice_of("ticket kind", lambda: TICKET_KINDS)] = "imp"   # ticket kind (network LT)
     level: NonNegative = 0                 # ticket level / RLT sparsity state S (network LT)
     pretrained_dir: str | None = None      # RLT-style ticket files; None = our tickets
+    replicate: Count = 1                   # ticket replicate of our tickets (docs/methods.md s.12)
     n_shot: Shots = -1                     # images per class; -1 = full training set
     seed: Seed | None = None               # None = the protocol's seed
     protocol: Annotated[str, choice_of("protocol", lambda: protocol_names())] | None = None  # None = the profile's

@@ -55,8 +55,8 @@ def group_key(cfg: TransferConfig) -> tuple | None:
     """What runs must share to train together; None for a method that never groups (LP)."""
     if not method_registry.get(cfg.method).groupable:
         return None
-    return (cfg.profile, cfg.backbone, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir, cfg.target,
-            cfg.protocol, cfg.epochs, cfg.device, cfg.results_path)
+    return (cfg.profile, cfg.backbone, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir, cfg.replicate,
+            cfg.target, cfg.protocol, cfg.epochs, cfg.device, cfg.results_path)
 
 
 def group_configs(configs: list[Any], max_runs: int = MAX_RUNS) -> list[list[Any]]:

@@ -84,7 +84,8 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "data": data_description(train, test, draw(train.labels, cfg, seed)),
         "backbone": profile.backbone, "geometry": geometry(method, backbone, target, protocol),
         "prompt_size": method.prompt_size(backbone, target),
-        "network_fingerprint": network_fingerprint(profile, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir),
+        "network_fingerprint": network_fingerprint(profile, cfg.network, cfg.kind, cfg.level, cfg.pretrained_dir,
+                                                   cfg.replicate),
         "method": cfg.method, "label_map": cfg.label_map, "hparams": method_hparams(method, protocol),
         "schedule": {name: preset[name] for name in SCHEDULE},
         "epochs": epochs, "batch_size": cfg.batch_size or protocol.batch_size_for(cfg.target),
@@ -93,7 +94,7 @@ def resolve(cfg: TransferConfig) -> tuple[dict[str, Any], Any, Any]:
         "legacy_ece_batch": protocol.legacy_batch_for(cfg.method, cfg.target),
         # How the study names it (records.RECORD_ONLY_KEYS: shown, not hashed).
         "profile": profile.profile, "source": profile.source, "network": cfg.network, "kind": cfg.kind,
-        "level": cfg.level, "pretrained_dir": cfg.pretrained_dir, "protocol": preset,
+        "level": cfg.level, "pretrained_dir": cfg.pretrained_dir, "replicate": cfg.replicate, "protocol": preset,
     }
     if profile.compile and device.startswith("cuda"):   # compiled kernels round differently
         hashed["compile"] = True
@@ -152,7 +153,7 @@ def load_target(cfg: TransferConfig, profile, seed: int, protocol) -> TargetData
 def load_backbone(cfg: TransferConfig, profile, device: str):
     """(frozen Backbone on `device`, TicketInfo) of the run's dense network or ticket."""
     backbone, ticket = get_network(profile, network=cfg.network, kind=cfg.kind, level=cfg.level,
-                                   pretrained_dir=cfg.pretrained_dir)
+                                   pretrained_dir=cfg.pretrained_dir, replicate=cfg.replicate)
     backbone = backbone.to(device).eval().requires_grad_(False)
     if device.startswith("cuda"):
         backbone = backbone.to(memory_format=torch.channels_last)
