@@ -110,7 +110,9 @@ def test_a_damaged_run_is_named_moved_aside_and_rerun_by_the_ledger_and_the_swee
         (runs / file.name).write_bytes(file.read_bytes())
     (good,) = runs.glob("*.json")
     original = json.loads(good.read_text())
-    assert set(original["digests"]["files"]) == {f"{good.stem}.npz", f"{good.stem}.scores.npz"}
+    sealed = set(original["digests"]["files"])   # the learned state, the scores and each OOD set's scores
+    assert {f"{good.stem}.npz", f"{good.stem}.scores.npz"} < sealed
+    assert all(name.startswith(f"{good.stem}.ood-") for name in sealed - {f"{good.stem}.npz", f"{good.stem}.scores.npz"})
     damage_it, reason = DAMAGES[damage]
     damage_it(runs, good.stem)
     assert len(build_ledger(tmp_path / "artifacts")) == 0

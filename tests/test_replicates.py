@@ -71,7 +71,7 @@ def test_grid_runs_the_subgrids_on_every_replicate_with_seeds_of_their_own() -> 
     block = {"methods": ["lp", "vp/ilm"], "levels": [0, 8], "n_shots": [1, -1], "seeds": 4}
     profile = load_profile("embedded", replicates=3, subgrids=[block, block | {"methods": ["smm/ilm"], "seeds": 2,
                                                                                 "replicates": 2, "targets": ["digits"]}])
-    base = build_grid(load_profile("embedded"))
+    base = build_grid(load_profile("embedded", replicates=1, subgrids=[]))
     grid = build_grid(profile)
     assert grid[:len(base)] == base                                   # replicate 1's grid first, unchanged
     extra = grid[len(base):]

@@ -64,7 +64,8 @@ def _grid(results: Path):
 
 
 def test_grid_covers_targets_arms_tickets_shots_and_seeds() -> None:
-    profile = load_profile("embedded", full_data_seeds=[1])   # full-data runs have their own seeds
+    # full-data runs have their own seeds; replicate 1's grid (the subgrids: tests/test_replicates.py)
+    profile = load_profile("embedded", full_data_seeds=[1], replicates=1, subgrids=[])
     grid = build_grid(profile)
     tickets = 5 + 2   # dense + IMP levels 2, 4, 6, 8 + magnitude and random at level 8
     per_ticket = 3 * 3 + 1   # 1/5/10-shot x 3 seeds + full data x 1 seed
@@ -302,9 +303,10 @@ def test_progress_labels_name_one_shot_networks_as_what_they_are() -> None:
     assert lite == {0: "digits lp dense 5-shot seed 1", 2: "digits lp one-shot magnitude L2 5-shot seed 1",
                     4: "digits lp one-shot magnitude L4 5-shot seed 1"}
     # the embedded backbone's levels are IMP tickets made here: "target arm KIND Lx shots seed s"
-    labels = {" ".join(_describe(c).split()[2:4]) for c in build_grid(load_profile("embedded")) if c.network != "dense"}
+    main_grid = build_grid(load_profile("embedded", replicates=1, subgrids=[]))
+    labels = {" ".join(_describe(c).split()[2:4]) for c in main_grid if c.network != "dense"}
     assert labels == {"imp L2", "imp L4", "imp L6", "imp L8", "magnitude L8", "random L8"}
-    lost = dataclasses.replace(build_grid(load_profile("embedded"))[-1], profile="no-such-profile")
+    lost = dataclasses.replace(main_grid[-1], profile="no-such-profile")
     assert _describe(lost) == "glyphs full/ilm random L8 full seed 3"   # a failure line never fails
 
 

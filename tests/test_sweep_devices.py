@@ -92,8 +92,13 @@ def test_cli_dry_run_shows_the_node_speed_up_and_refuses_bad_devices(capsys) -> 
                  "--only", "target=cifar10,method=lp"]) == 0
     out = capsys.readouterr().out
     assert "8 GPU(s) x 1 run(s) each" in out
-    # 6 distinct networks (magnitude L8 is one-shot L8) x (4 few-shot sizes x 3 seeds + full data x 3 seeds)
-    assert "\n90 runs\n" in out
+    from reprolib.config import load_profile
+    from reprolib.sweep.grid import build_grid
+
+    # 6 distinct networks (magnitude L8 is one-shot L8) x (4 few-shot sizes x 3 seeds + full data x 3 seeds),
+    # and claim 1's seeds 4-16 of LP on the dense model and level 8 (1 and 10 shots, full data)
+    picked = [c for c in build_grid(load_profile("paper")) if c.target == "cifar10" and c.method == "lp"]
+    assert len(picked) == 6 * (4 * 3 + 3) + 2 * 3 * 13 and f"\n{len(picked)} runs\n" in out
     assert main(["sweep", "--profile", "smoke", "--devices", "0"]) == 2
     assert "needs a CUDA profile" in capsys.readouterr().err
     assert main(["sweep", "--profile", "smoke", "--dry-run", "--only", "colour=red"]) == 2

@@ -124,8 +124,10 @@ def headline_shot(ledger: pd.DataFrame) -> int:
     shots = ledger["n_shot"].dropna().astype(int)
     if shots.empty or (shots == -1).all():
         return -1
-    cells = ledger.groupby(["target", "arm"])["n_shot"].apply(lambda n: (n == -1).any()) if "arm" in ledger else None
-    return -1 if cells is not None and cells.all() else int(shots.max())
+    if "arm" not in ledger or "target" not in ledger:   # no cells to ask: full data wherever it ran
+        return -1 if (shots == -1).any() else int(shots.max())
+    cells = ledger.groupby(["target", "arm"])["n_shot"].apply(lambda n: (n == -1).any())
+    return -1 if cells.all() else int(shots.max())
 
 
 def own_shot_settings(ledger: pd.DataFrame) -> list[int]:
