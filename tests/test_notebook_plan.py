@@ -228,3 +228,16 @@ def test_a_declaration_of_the_wrong_shape_is_one_line(tmp_path: Path, monkeypatc
     with pytest.raises(ReprolibError, match="unknown key of notebook 01_x's reprolib header 'name'; valid choices: "
                                             "reads, writes, trains"):
         read_spec("01_x")
+
+
+def test_a_forced_run_on_shipped_results_switches_notebook_02_to_retrain() -> None:
+    """`make figures FORCE=1` retrains a study whose results ship: the runner injects RETRAIN into
+    the notebooks that declare it, and only when forced on shipped results."""
+    from reprolib.notebooks.runner import notebook_parameters
+
+    declared = {"profile", RETRAIN, LIVE_WIDGETS}
+    assert notebook_parameters(declared, "embedded", retrain=True) == {"profile": "embedded", LIVE_WIDGETS: False,
+                                                                      RETRAIN: True}
+    assert RETRAIN not in notebook_parameters(declared, "embedded")
+    assert notebook_parameters({"profile"}, "embedded", retrain=True) == {"profile": "embedded"}
+

@@ -173,7 +173,7 @@ def test_notebook_02_run_by_hand_on_shipped_results_reports_them_and_writes_noth
     before = {p: p.is_file() and p.read_bytes() for p in artifacts.rglob("*")}
     out = tmp_path / "out"
     out.mkdir()
-    assert execute("02_transfer_sweep", "smoke", out, force=True)[0] == "executed"
+    assert execute("02_transfer_sweep", "smoke", out)[0] == "executed"   # not forced: no RETRAIN injected
     assert {p: p.is_file() and p.read_bytes() for p in artifacts.rglob("*")} == before
     text = nbformat.writes(nbformat.read(out / "02_transfer_sweep.ipynb", as_version=4))
     assert "the shipped results of smoke" in text and "(retrain = True trains the grid here)" in text

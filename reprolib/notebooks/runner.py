@@ -176,8 +176,10 @@ def echo_progress(name: str):
         os.rmdir(folder)
 
 
-def notebook_parameters(declared: set[str], profile: str, name: str = "notebook") -> dict[str, Any]:
-    """What papermill injects: the profile (its name or YAML path), and no live widgets; every
+def notebook_parameters(declared: set[str], profile: str, name: str = "notebook",
+                        retrain: bool = False) -> dict[str, Any]:
+    """What papermill injects: the profile (its name or YAML path), no live widgets, and with
+    `retrain` (a forced run of a training notebook on shipped results) its RETRAIN switch; every
     other parameter keeps its default, None: the profile's value (`resolve_parameters`)."""
     if "profile" not in declared:
         raise ReprolibError(f"{name}'s parameters cell does not set profile; valid notebooks set profile = \"NAME\" "
@@ -185,6 +187,8 @@ def notebook_parameters(declared: set[str], profile: str, name: str = "notebook"
     parameters: dict[str, Any] = {"profile": profile}
     if LIVE_WIDGETS in declared:
         parameters[LIVE_WIDGETS] = False
+    if retrain and RETRAIN in declared:
+        parameters[RETRAIN] = True
     return parameters
 
 
@@ -235,14 +239,16 @@ def execute(name: str, profile_name: str, out_dir: Path, force: bool = False,
     profile_file = profile_path(profile_name)
     profile = load_profile(profile_name)
     out_path = out_dir / f"{name}.ipynb"
-    if not force and spec.trains and shipped_results(profile) and out_path.exists():
+    shipped = spec.trains and shipped_results(profile)
+    if not force and shipped and out_path.exists():
         return "shipped", 0.0
     if not force and _recorded_hash(out_path) == inputs_hash(spec, profile_file, profile):
         return "unchanged", 0.0
     notebook = jupytext.read(paths.notebooks_dir() / f"{name}.py")
     # A built-in or registered profile by name (the copy holds no machine's path), a user's file by its path.
     injected = str(profile_file) if profile_name.endswith((".yaml", ".yml")) else profile.profile
-    parameters = notebook_parameters(_declared_parameters(notebook), injected, name)
+    # forced on shipped results (make figures FORCE=1): the notebook retrains rather than reports them
+    parameters = notebook_parameters(_declared_parameters(notebook), injected, name, retrain=force and shipped)
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     clean_executed(notebook)
     running = out_dir / f".{name}.running.ipynb"   # papermill saves here cell by cell
