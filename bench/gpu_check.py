@@ -211,9 +211,12 @@ def stage_headline(setup: Setup, dryrun_root: Path, seconds_left: float) -> list
         profile = _headline_profile(setup, dryrun_root, Path(scratch))
         cmd = [sys.executable, "-m", "reprolib", "sweep", "--profile", str(profile), "--only", HEADLINE_ONLY,
                *(["--workers", "1"] if setup.device == "cpu" else [])]
+        from reprolib.config import TRUST_ENV
+
+        env = {**os.environ, TRUST_ENV: str(profile.resolve())}   # this file may trust the dry-run root
         start = time.perf_counter()
         try:
-            done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=max(seconds_left, 1))
+            done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=max(seconds_left, 1))
         except subprocess.TimeoutExpired as late:   # the finished runs are still reported
             out = late.stdout.decode(errors="replace") if isinstance(late.stdout, bytes) else (late.stdout or "")
             done = subprocess.CompletedProcess(cmd, "timed out", out, "stopped at the budget's end")

@@ -154,3 +154,18 @@ def test_the_restricted_unpickler_reads_what_a_cifar_batch_holds():
 class _Builtin:
     def __reduce__(self):
         return (eval, ("1 + 1",))
+
+
+def test_only_the_file_named_in_the_trust_variable_may_set_data_integrity(tmp_path, monkeypatch):
+    """make gpu-check's own profile file is trusted by the path it passes; any other file is not."""
+    from reprolib.config import TRUST_ENV, load_profile
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("profile: mine\nbackbone: small_resnet\nsource: fashion_mnist\ndata_integrity: dryrun\n"
+                    f"data_root: {tmp_path / 'root'}\n")
+    monkeypatch.setenv(TRUST_ENV, str(tmp_path / "other.yaml"))
+    with pytest.raises(ReprolibError, match=f"data_integrity is set by {mine}"):
+        load_profile(str(mine))
+    monkeypatch.setenv(TRUST_ENV, str(mine))
+    assert load_profile(str(mine)).data_integrity == "dryrun"
+
