@@ -90,7 +90,8 @@ if shipped:   # the checkout's results stand: nothing trains, nothing is rewritt
 elif P.trains_in_notebooks:   # one writer at a time on the study's runs (reprolib.sweep.lock)
     with sweep_lock(paths.runs_dir(P.path("artifacts")), what="notebook 02"):
         records = run_sweep(configs, verbose=live_frontend(), workers=resolve_workers(P.workers, P.device)).records
-        ledger = update_ledger(P.path("artifacts"), ship_scores=P.ship_scores, study=P.profile)
+        # retrain: the new ledger replaces the shipped one, whose runs were retrained here
+        ledger = update_ledger(P.path("artifacts"), ship_scores=P.ship_scores, study=P.profile, replace=retrain)
 else:   # the grid runs outside the notebooks (`make sweep`); the status below says how far it is
     records, ledger = [], current_ledger(P.path("artifacts"), ship_scores=P.ship_scores, study=P.profile)
 print(f"ledger: {len(ledger)} runs, {ledger['wall_time_s'].sum() / 60:.1f} min of training recorded")

@@ -124,6 +124,8 @@ def test_a_shipped_ledger_and_tickets_table_are_never_replaced_by_tables_that_dr
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and err[0].startswith(f"note: kept {tmp_path / 'ledger.csv'}: it holds {len(shipped)} "
                                                "finished runs that are not here")
+    # a study retrained on purpose (notebook 02's retrain, make figures FORCE=1): its ledger replaces the shipped one
+    assert len(update_ledger(tmp_path, replace=True)) == 1 and len(load_ledger(tmp_path, failed=True)) == 1
 
 
 def test_a_run_set_aside_as_bad_does_leave_the_saved_ledger(tmp_path: Path) -> None:

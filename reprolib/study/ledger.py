@@ -324,7 +324,7 @@ def failed_runs(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[frame["status"] == FAILED, columns].reset_index(drop=True)
 
 
-def update_ledger(artifacts: Path, ship_scores: str = "", study: str = "") -> pd.DataFrame:
+def update_ledger(artifacts: Path, ship_scores: str = "", study: str = "", replace: bool = False) -> pd.DataFrame:
     """Build and save the ledger (and the tickets table beside it); with `ship_scores` (a profile's
     codec) also the scores archive of its runs (reprolib.study.shipped_scores). Returns the ledger.
 
@@ -332,13 +332,16 @@ def update_ledger(artifacts: Path, ship_scores: str = "", study: str = "") -> pd
     machine has no trace: no record, no record set aside (no ticket folder). Such rows came with
     the checkout (the shipped results); the saved table is kept, the new one is written beside it
     (`ledger.here.csv`, `tickets.here.csv`) and one line says so. A run whose record was set
-    aside as bad leaves its row as it should."""
+    aside as bad leaves its row as it should. `replace` (a study retrained on purpose: notebook
+    02's `retrain`) writes the ledger in place all the same."""
     artifacts = Path(artifacts)
     frame = build_ledger(artifacts)
     runs, finished = paths.runs_dir(artifacts), set(finished_runs(frame)["id"])
-    written = save_unless_losing(paths.ledger_file(artifacts), frame, "finished runs",
-                                 lambda row: row.get("status") != FAILED and row.get("id") not in finished and not any(
-                                     (runs / f"{row.get('id')}{suffix}").is_file() for suffix in (".json", BAD_SUFFIX)))
+    def lost(row: dict) -> bool:   # a finished row of a run this machine has no trace of
+        return not replace and row.get("status") != FAILED and row.get("id") not in finished and not any(
+            (runs / f"{row.get('id')}{suffix}").is_file() for suffix in (".json", BAD_SUFFIX))
+
+    written = save_unless_losing(paths.ledger_file(artifacts), frame, "finished runs", lost)
     save_unless_losing(paths.tickets_table_file(artifacts), tickets_table(artifacts), "tickets",
                        lambda row: not (artifacts / str(row.get("path"))).is_dir())
     # the archive follows the ledger: a ledger kept as shipped keeps its archive too
