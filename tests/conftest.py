@@ -132,3 +132,17 @@ def lp_vp_ledger(tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("lp_vp_study")
     write_synthetic_study(artifacts, arms=("lp", "vp/ilm"), seeds=(1, 2, 3, 4), noise=0.01)
     return build_ledger(artifacts)
+
+
+@pytest.fixture(autouse=True)
+def _registered_profiles_stay_in_their_test():
+    """A command run in a test registers its --profile file in REPROLIB_PROFILES (config.register_profile,
+    so workers find it); put the variable back, so a later test's profile list holds no stranger's file."""
+    from reprolib.config import PROFILES_ENV
+
+    before = os.environ.get(PROFILES_ENV)
+    yield
+    if before is None:
+        os.environ.pop(PROFILES_ENV, None)
+    else:
+        os.environ[PROFILES_ENV] = before
