@@ -165,7 +165,7 @@ def _sacct(arrays: list[str]) -> list[dict[str, str]]:
     (["--slurm", "timeout_min=600"], "--slurm timeout_min 600 is above partition main's MaxTime (480 min): Slurm would "
                                      "queue the jobs and never start them; valid: timeout_min <= 480"),
     (["--slurm", "timeout_min=1", "--throughput-fwd", "3000", "--throughput-fwdbwd", "1000"],
-     "Slurm timeout_min 1 is shorter than the run cifar10 vp/ilm dense full seed 1"),
+     "Slurm timeout_min 1 is shorter than the run cifar10 smm/ilm dense full seed 1"),
 ])
 def test_bad_cluster_input_is_one_line_naming_it_and_nothing_is_submitted(local_slurm, home: Path, flags, said,
                                                                           capsys, monkeypatch) -> None:
