@@ -63,7 +63,6 @@ def replicate_seed(seed: int, replicate: int) -> int:
     return int(seed) + REPLICATE_SEED_STRIDE * (int(replicate) - 1)
 
 
-
 def _seed(value: int) -> int:
     if not 0 <= value < MAX_SEED:
         raise ValueError(f"seed {value} is out of range; valid: 0 .. 2**63-1 (a torch generator seed)")
@@ -243,9 +242,6 @@ def subgrids(profile: Profile) -> list[Subgrid]:
             raise ReprolibError(f"subgrid {'level' if bad_levels else 'target'} {(bad_levels or bad_targets)[0]!r} "
                                 f"is not one of the profile's; valid choices: "
                                 f"{sorted({0, *profile.levels}) if bad_levels else profile.targets}")
-        bad_shots = [v for v in block.n_shots if v == 0 or v < -1]
-        if bad_shots:
-            raise ReprolibError(f"subgrid n_shot {bad_shots[0]} is invalid; valid choices: -1 (all) or a positive number")
         if not 1 <= block.seeds < REPLICATE_SEED_STRIDE or not 1 <= block.replicates <= profile.replicates:
             raise ReprolibError(f"subgrid {values}: seeds must be 1 .. {REPLICATE_SEED_STRIDE - 1} and "
                                 f"replicates 1 .. {profile.replicates} (the profile's replicates)")
@@ -254,9 +250,8 @@ def subgrids(profile: Profile) -> list[Subgrid]:
 
 
 def _check_replication(profile: Profile) -> None:
-    """Replicates >= 1; more than one needs tickets made here (IMP) and seeds below the stride."""
-    if profile.replicates < 1:
-        raise ReprolibError(f"replicates {profile.replicates} must be >= 1 (1: one IMP run, no ticket replicates)")
+    """More than one replicate needs tickets made here (IMP) and seeds below the stride (the schema
+    has checked each field: replicates >= 1, n_shots -1 or positive)."""
     if profile.replicates > 1 and get_spec(profile.backbone).tickets != "imp":
         raise ReprolibError(f"replicates {profile.replicates}: the {profile.backbone} networks are pruned once from "
                             "pretrained weights, deterministically, so a replicate would be the same network; "
@@ -266,8 +261,6 @@ def _check_replication(profile: Profile) -> None:
         raise ReprolibError(f"seed {big[0]} is >= {REPLICATE_SEED_STRIDE}, the seeds of replicate 2; valid choices "
                             f"with replicates: seeds below {REPLICATE_SEED_STRIDE}")
     subgrids(profile)
-
-
 
 
 def _registered() -> dict[str, Path]:
