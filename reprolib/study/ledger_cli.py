@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
@@ -23,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(in a clone: from the study's shipped scores archive, into the ledger)")
 
 
-def _artifacts_of(args: argparse.Namespace) -> Path:
-    """The artifacts folder the command works on, checked: a folder that exists and can be written."""
+def _study(args: argparse.Namespace) -> tuple[Any, Path]:
+    """The profile and the artifacts folder the command works on, checked: a folder that exists and
+    can be written."""
     from reprolib.config import load_profile
 
     profile = load_profile(args.profile)
@@ -33,17 +35,17 @@ def _artifacts_of(args: argparse.Namespace) -> Path:
     if not artifacts.is_dir():   # a typo must not leave an empty folder and an empty ledger behind
         raise ReprolibError(f"--artifacts {artifacts} is not a folder; valid: the artifacts folder of a "
                             f"profile (e.g. {profile.path('artifacts')}), which holds runs/")
-    return check_output_dir(artifacts, "--artifacts")
+    return profile, check_output_dir(artifacts, "--artifacts")
 
 
 def results_folders(args: argparse.Namespace) -> list[Path]:
     """The runs folder whose records the ledger reads, moves aside and tabulates (locked: reprolib.cli)."""
-    runs = paths.runs_dir(_artifacts_of(args))
+    runs = paths.runs_dir(_study(args)[1])
     return [runs] if runs.is_dir() else []
 
 
 def run(args: argparse.Namespace) -> int:
-    artifacts = _artifacts_of(args)
+    profile, artifacts = _study(args)
     ok = True
     runs = paths.runs_dir(artifacts)
     if getattr(args, "recompute_metrics", False) and not runs.is_dir():
@@ -58,9 +60,6 @@ def run(args: argparse.Namespace) -> int:
         # a shipped ledger without its run records (a fresh clone) must not be rebuilt as empty
         raise ReprolibError(f"no run records under {runs}, so the ledger {paths.ledger_file(artifacts)} is kept as "
                             f"it is; valid: run the sweep first (python -m reprolib sweep --profile {args.profile})")
-    from reprolib.config import load_profile
-
-    profile = load_profile(args.profile)   # its scores archive's codec and study name
     frame = update_ledger(artifacts, ship_scores=profile.ship_scores, study=profile.profile)
     print(f"ledger: {len(frame)} runs -> {paths.ledger_file(artifacts)}")
     return 0 if ok else 1
