@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -77,20 +78,28 @@ def test_imagenet_label_maps_show_class_names() -> None:
     assert class_names("nowhere", 3) == ["0", "1", "2"]
 
 
-def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synthetic_study, tmp_path,
-                                                                               monkeypatch) -> None:
-    pytest.importorskip("ipywidgets")
+def _smoke_study_here(synthetic_study, tmp_path, monkeypatch) -> Path:
+    """The synthetic study as the smoke profile's results under a home of its own, its ledger built;
+    returns its artifacts folder."""
     import shutil
 
     from reprolib.config import load_profile
     from reprolib.study.ledger import update_ledger
-    from reprolib.plots.explorer_widgets import BUSY, explorer_widgets, open_study
 
     monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
     monkeypatch.setenv(PROFILE_ENV, "smoke")   # the study picker sets it in the kernel: undone after the test
     artifacts = load_profile("smoke").path("artifacts")
     shutil.copytree(synthetic_study[0], artifacts)
     update_ledger(artifacts)
+    return artifacts
+
+
+def test_the_controls_redraw_and_a_profile_without_results_says_what_to_run(synthetic_study, tmp_path,
+                                                                               monkeypatch) -> None:
+    pytest.importorskip("ipywidgets")
+    from reprolib.plots.explorer_widgets import BUSY, explorer_widgets, open_study
+
+    _smoke_study_here(synthetic_study, tmp_path, monkeypatch)
     study = open_study("smoke")
     box = explorer_widgets(study)
     controls, seen = box.controls, [box.numbers.value]
@@ -236,22 +245,14 @@ def test_the_redrawn_figure_is_the_full_draw_pixel_for_pixel(synthetic_study) ->
 
 def test_the_picked_seed_is_ringed_and_the_one_run_panel_follows_it(synthetic_study, tmp_path, monkeypatch) -> None:
     pytest.importorskip("ipywidgets")
-    import shutil
-
     from matplotlib.text import Text
 
-    from reprolib.config import load_profile
-    from reprolib.study.ledger import update_ledger
     from reprolib.plots.explorer import StudyIndex
     from reprolib.plots.explorer_figure import CompareFigure
     from reprolib.plots.explorer_run import run_panel
     from reprolib.plots.explorer_widgets import explorer_widgets, open_study
 
-    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
-    monkeypatch.setenv(PROFILE_ENV, "smoke")   # the study picker sets it in the kernel: undone after the test
-    artifacts = load_profile("smoke").path("artifacts")
-    shutil.copytree(synthetic_study[0], artifacts)
-    update_ledger(artifacts)
+    artifacts = _smoke_study_here(synthetic_study, tmp_path, monkeypatch)
     box = explorer_widgets(open_study("smoke"))
     controls = box.controls
     controls["details"].value = True
