@@ -4,6 +4,7 @@ its table, the design it picks, its prices, and its one-line refusals."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from reprolib.study.ledger import build_ledger, write_ledger
 from reprolib.study.power import Variance, components, detectable, half_width
 from reprolib.study.stats import Interval, two_level_interval
 from reprolib.study.verdicts import Part
+from reprolib.sweep import planner
 from reprolib.sweep.planner import plan
 from synthetic_study import write_synthetic_study
 
@@ -114,9 +116,10 @@ def test_gpu_profiles_borrow_their_variances_and_price_gpu_hours(home) -> None:
     assert table.attrs["unit"] == "GPU-hours"
     assert table["pilot"].str.match(r"borrowed from (embedded|imagenet-lite)").all()
     assert table.loc[table["claim"] == "2", "pilot"].str.startswith("borrowed from imagenet-lite").all()   # one-shot LP/VP
-    # an average over the pilot's cells is scaled to the profile's: embedded's claim 1 reads 2 targets x 4 n-shots,
-    # paper-headline's 2 targets x 3 (1, 10, full): sd x sqrt(8 / 6)
-    assert table.loc[0, "pilot"] == "borrowed from embedded, sd x 1.15 for 6 cells"
+    # an average over the pilot's cells is scaled to the profile's (paper-headline's claim 1: 2 targets x 3
+    # n-shots, 1, 10 and full): sd x sqrt(pilot's cells / 6), the pilot's cells counted from its own claim
+    pilot_cells = planner._averaged(planner.pilot_claims(load_profile("embedded"))[0][0])
+    assert table.loc[0, "pilot"] == f"borrowed from embedded, sd x {math.sqrt(pilot_cells / 6):.2f} for 6 cells"
     assert table["sd tickets"].eq("n/a (one-shot: 1 replicate)").all()
     assert table["design now"].eq("1 x 3 (3 units)").all()
     decided = table[table["decides at"].str.match(r"1 x \d+$")]
