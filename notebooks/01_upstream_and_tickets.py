@@ -24,6 +24,11 @@
 # magnitude pruning (IMP, 20% of the remaining weights per level, rewound and retrained),
 # and the two baselines at the same density, one-shot global magnitude pruning and random
 # pruning. It then shows, per pruning level, the upstream test accuracy and the density.
+#
+# A study whose results came with the checkout (its tables, without the tickets: the embedded
+# and imagenet-lite studies of a fresh clone) is shown from its shipped `tickets.csv` unless
+# `retrain = True`: then the tickets are made here (about 40 minutes of CPU for the embedded
+# study's eight IMP replicates).
 
 # %% tags=["parameters"]
 # None: the chosen study ($REPROLIB_PROFILE, e.g. `make lab PROFILE=imagenet-lite`; else embedded) and
@@ -34,14 +39,18 @@ baselines = None
 baseline_level = None
 artifacts = None
 figures = None
+retrain = False  # True: make the tickets here even when the study's results shipped with the checkout
 
 # %%
 # %matplotlib inline
 from IPython.display import Markdown, display
 
-from reprolib import plots
+import pandas as pd
+
+from reprolib import paths, plots
 from reprolib.cli import main as reprolib_cli
 from reprolib.study.ledger import tickets_table
+from reprolib.notebooks.plan import shipped_results
 from reprolib.notebooks.runner import setup
 from reprolib.progress import live_frontend
 
@@ -57,14 +66,19 @@ FIGURES = P.path("figures")
 # `make figures` reports them on its terminal instead, keeping the saved notebook stable.
 
 # %%
-top = max([*P.levels, P.baseline_level])
-# IMP needs every level up to the top one; the baselines are made only where the sweep
-# compares them (baseline_level), which keeps the embedded profile inside its time budget.
-# Every ticket replicate of the profile (`replicates`; another IMP run each, made in parallel).
-status = reprolib_cli(["tickets", "--profile", P.profile, "--levels", f"0-{top}",
-                       "--kinds", ",".join(["imp", *P.baselines]),
-                       "--baseline-levels", str(P.baseline_level), *([] if live_frontend() else ["--quiet"])])
-assert status == 0, f"the tickets command failed with status {status}"
+shipped = shipped_results(P) and not retrain
+if shipped:   # the checkout's tickets table stands: nothing trains
+    print(f"the shipped tickets table of {P.profile}: {paths.tickets_table_file(P.path('artifacts'))} "
+          "(retrain = True makes the tickets here)")
+else:
+    top = max([*P.levels, P.baseline_level])
+    # IMP needs every level up to the top one; the baselines are made only where the sweep
+    # compares them (baseline_level), which keeps the embedded profile inside its time budget.
+    # Every ticket replicate of the profile (`replicates`; another IMP run each, made in parallel).
+    status = reprolib_cli(["tickets", "--profile", P.profile, "--levels", f"0-{top}",
+                           "--kinds", ",".join(["imp", *P.baselines]),
+                           "--baseline-levels", str(P.baseline_level), *([] if live_frontend() else ["--quiet"])])
+    assert status == 0, f"the tickets command failed with status {status}"
 
 # %% [markdown]
 # ## Upstream accuracy and density per level
@@ -75,7 +89,8 @@ assert status == 0, f"the tickets command failed with status {status}"
 # ticket hypothesis promises; the later notebooks ask whether it also *transfers* as well.
 
 # %%
-tickets = tickets_table(P.path("artifacts"))
+tickets = (pd.read_csv(paths.tickets_table_file(P.path("artifacts"))) if shipped
+           else tickets_table(P.path("artifacts")))
 fig = plots.upstream_per_level(tickets)
 plots.save(fig, FIGURES, "upstream_per_level", why="no tickets")
 fig

@@ -197,14 +197,16 @@ def record_problem(record: Any, expected_id: str, recompute_id: Any = record_id,
 
 
 def verified_record(path: str | Path, expected_id: str | None = None, recompute_id: Any = record_id,
-                    required: tuple[str, ...] = REQUIRED_METRICS) -> dict[str, Any] | None:
+                    required: tuple[str, ...] = REQUIRED_METRICS, absent_files_ok: bool = False) -> dict[str, Any] | None:
     """The record at `path` if it is sound; None when there is none or it is bad.
 
     `expected_id` defaults to the file name; `recompute_id(config)` gives the id a config
     hashes to; `required` names the metrics a finished record holds. A bad record (truncated
     JSON, `{}`, an edited config, a missing or non-finite metric) is named in one line on stderr
     and moved aside to `<id>.bad.json`, so the next sweep reruns the run and the ledger never
-    shows it.
+    shows it. `absent_files_ok`: a record that came with a checkout without its companion files
+    (reprolib.notebooks.plan.SHIPPED_FILES) is read for its metrics; a companion that is there
+    must still match its digest, and the record its own.
     """
     path = Path(path)
     expected_id = expected_id or path.name.removesuffix(".json")
@@ -215,7 +217,7 @@ def verified_record(path: str | Path, expected_id: str | None = None, recompute_
         problem = record_problem(record, expected_id, recompute_id, required)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         record, problem = None, f"it is not valid JSON ({getattr(err, 'msg', err)}; truncated?)"
-    problem = problem or digest_problem(record, path.parent)
+    problem = problem or digest_problem(record, path.parent, absent_files_ok)
     if problem is None:
         return record
     move_aside(path, problem)
@@ -253,8 +255,9 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def digest_problem(record: dict[str, Any], folder: Path) -> str | None:
-    """Why a record does not match its digests (None when it does, or when it predates them)."""
+def digest_problem(record: dict[str, Any], folder: Path, absent_files_ok: bool = False) -> str | None:
+    """Why a record does not match its digests (None when it does, or when it predates them);
+    `absent_files_ok`: a companion file that is not there is no problem (verified_record)."""
     digests = record.get(DIGESTS)
     if digests is None:
         return None
@@ -265,6 +268,8 @@ def digest_problem(record: dict[str, Any], folder: Path) -> str | None:
         return "its content does not match its digest (edited by hand?)"
     for name, expected in sorted(files.items()):
         if not (folder / name).is_file():
+            if absent_files_ok and not (folder / name).exists():
+                continue
             return f"its file {name} is missing"
         if file_sha256(folder / name) != expected:
             return f"its file {name} does not match its digest (cut, replaced or edited)"

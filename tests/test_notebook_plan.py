@@ -80,7 +80,7 @@ def test_a_parameter_overrides_and_none_takes_the_profiles_value() -> None:
 def test_every_notebook_declares_what_it_reads_and_writes(checkout_home: Path) -> None:
     specs = [read_spec(s.stem) for s in SOURCES]
     assert all(spec.writes for spec in specs)
-    assert [s.name for s in specs if s.trains] == ["01_upstream_and_tickets", "02_transfer_sweep"]
+    assert [s.name for s in specs if s.trains] == ["01_upstream_and_tickets", "02_transfer_sweep", "08_reprogrammer"]
     by_name = {s.name: s for s in specs}
     assert "tickets" in by_name["01_upstream_and_tickets"].writes and "tickets" in by_name["02_transfer_sweep"].reads
     assert {"ledger", "tickets_table"} <= set(by_name["02_transfer_sweep"].writes)

@@ -177,3 +177,49 @@ def test_notebook_02_run_by_hand_on_shipped_results_reports_them_and_writes_noth
     assert {p: p.is_file() and p.read_bytes() for p in artifacts.rglob("*")} == before
     text = nbformat.writes(nbformat.read(out / "02_transfer_sweep.ipynb", as_version=4))
     assert "the shipped results of smoke" in text and "(retrain = True trains the grid here)" in text
+
+
+def _shipped_checkout(home: Path, study: str) -> Path:
+    """`home` as a fresh clone holds `study`: exactly the files git ships under artifacts/<study>/."""
+    import shutil
+    import subprocess
+
+    checkout = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (checkout / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(["git", "ls-files", f"artifacts/{study}"], cwd=checkout, check=True,
+                            capture_output=True, text=True).stdout.split()
+    for name in listed:
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(checkout / name, home / name)
+    shutil.copytree(checkout / "notebooks", home / "notebooks", ignore=shutil.ignore_patterns("executed"))
+    return checkout
+
+
+@pytest.mark.parametrize("name, study, figures", [
+    ("01_upstream_and_tickets", "embedded", ["tickets.csv", "upstream_per_level.png"]),
+    ("08_reprogrammer", "embedded", ["reprogrammer.csv", "reprogrammer.png"]),
+    ("08_reprogrammer", "imagenet-lite", ["reprogrammer.csv", "reprogrammer.png"])])
+def test_a_training_notebook_run_by_hand_in_a_fresh_clone_reports_the_shipped_study(name, study, figures, tmp_path,
+                                                                                      monkeypatch) -> None:
+    """Run All of a training notebook with its default parameters in a fresh clone of a shipped
+    study (its tables and Reprogrammer records, without tickets, run records or logits): it trains
+    and rewrites nothing (every shipped record verifies: a stale one would be set aside), and draws
+    the shipped figures and tables again, byte for byte."""
+    from reprolib import paths
+    from reprolib.notebooks.runner import execute
+
+    checkout = _shipped_checkout(tmp_path, study)
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(checkout))   # the kernel imports this checkout's reprolib
+    artifacts = tmp_path / "artifacts" / study
+    before = {p: p.read_bytes() for p in artifacts.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    out.mkdir()
+    assert execute(name, study, out)[0] == "executed"   # not forced: no RETRAIN injected
+    assert {p: p.read_bytes() for p in artifacts.rglob("*") if p.is_file()} == before
+    for figure in figures:
+        assert (tmp_path / "figures" / study / figure).read_bytes() == \
+            (checkout / "figures" / study / figure).read_bytes(), figure
+    text = nbformat.writes(nbformat.read(out / f"{name}.ipynb", as_version=4))
+    assert "(retrain = True " in text

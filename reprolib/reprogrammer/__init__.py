@@ -3,6 +3,8 @@
 Public API (torch is imported lazily by the submodules):
 - `run_reprogrammer_study(profile, targets=None, alphas=(0, .2, .4, .6, .8, 1), seed=None)`
   -> list of record dicts (also on disk under <artifacts>/reprogrammer/runs/).
+- `shipped_reprogrammer_study(profile, targets=None, seed=None)` -> the records a checkout ships
+  (without their logits), read without training or writing.
 - `reprogrammer_table(records)` -> pandas.DataFrame.
 - building blocks: encoders.{TextImageEncoder, TinyDualEncoder, OpenClipEncoder, build_open_clip},
   reprogram.{Reprogrammer, ImageReprogram, frame_mask, residual_mix}, loss, train, evaluate,
@@ -22,10 +24,16 @@ def run_reprogrammer_study(*args: Any, **kwargs: Any) -> list[dict]:
     return run(*args, **kwargs)
 
 
+def shipped_reprogrammer_study(*args: Any, **kwargs: Any) -> list[dict]:
+    from reprolib.reprogrammer.study import shipped_reprogrammer_study as shipped
+
+    return shipped(*args, **kwargs)
+
+
 def reprogrammer_table(records: list[dict]) -> Any:
     from reprolib.reprogrammer.study import reprogrammer_table as table
 
     return table(records)
 
 
-__all__ = ["run_reprogrammer_study", "reprogrammer_table"]
+__all__ = ["run_reprogrammer_study", "shipped_reprogrammer_study", "reprogrammer_table"]

@@ -30,7 +30,7 @@ import torch
 
 from reprolib.data import get_dataset, info
 from reprolib.determinism import kernel_facts
-from reprolib.records import config_hash, verified_record, write_run_files
+from reprolib.records import config_hash, is_aside_file, verified_record, write_run_files
 from reprolib.reprogrammer.evaluate import metrics_from_logits, ood_split
 from reprolib.scores.saved import SavedScores, load_scores, scores_path
 from reprolib.sparsity.digest import tensors_digest
@@ -87,6 +87,16 @@ def record_file(runs_dir: Path, config: dict[str, Any]) -> Path:
 def finished(runs_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
     """The run's sound record, or None (none yet, or a bad one, moved aside: the study reruns it)."""
     return verified_record(record_file(runs_dir, config), recompute_id=run_id, required=REQUIRED_METRICS)
+
+
+def shipped_records(runs_dir: Path, targets: list[str], seed: int) -> list[dict[str, Any]]:
+    """The sound records in `runs_dir` of `targets` and `seed`, read as a checkout ships them:
+    without their `<id>.scores.npz` (records.verified_record, absent_files_ok). Nothing here needs
+    the encoder or the data, so a clone reports its shipped study in a second; a record edited by
+    hand, or a scores file that is there but damaged, is still named and set aside."""
+    records = [verified_record(path, recompute_id=run_id, required=REQUIRED_METRICS, absent_files_ok=True)
+               for path in sorted(Path(runs_dir).glob("*.json")) if not is_aside_file(path)]
+    return [r for r in records if r and r["config"]["target"] in targets and r["config"]["seed"] == seed]
 
 
 def scores_arrays(logits: dict[str, torch.Tensor], id_labels: torch.Tensor) -> dict[str, np.ndarray]:

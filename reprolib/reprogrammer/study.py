@@ -31,7 +31,8 @@ from reprolib.reprogrammer.method_runs import TargetRun
 from reprolib.reprogrammer.methods import METHODS, get_method, mixing_alpha
 from reprolib.reprogrammer.pretrain import get_embedded_encoder
 from reprolib.reprogrammer.recipe import ReprogrammerRecipe, recipe_for
-from reprolib.reprogrammer.runs import describe, finished, record_file, run_id, target_inputs, write_run
+from reprolib.reprogrammer.runs import (describe, finished, record_file, run_id, shipped_records, target_inputs,
+                                        write_run)
 
 ONE_RUN = "one run"   # a table row of a single seed (the words of reprolib.study.stats.ONE_RUN, a floor above)
 
@@ -55,13 +56,10 @@ def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
     """All records of the study (one per target x method, and per alpha for the residual); a run whose
     record verifies is read (reprolib.reprogrammer.runs.finished), every other one runs."""
     recipe = recipe_for(profile)
-    seed = (profile.seeds[0] if profile.seeds else 1) if seed is None else seed
-    check_type("seed", seed, int)
+    targets, seed = _targets_and_seed(profile, recipe, targets, seed)
     for a in alphas:
         if not 0.0 <= float(a) <= 1.0:
             raise ReprolibError(f"residual alpha {a} is outside [0, 1]; valid: numbers in [0, 1]")
-    if targets is None:
-        targets = list(profile.targets) if recipe.encoder == "embedded" else ["cifar10"]
     device = resolve_device(profile.device)
     if device == "cpu":
         pin_threads()   # the protocol's CPU threads, as for a transfer run: the same numbers in any process
@@ -83,6 +81,27 @@ def run_reprogrammer_study(profile: Any, targets: list[str] | None = None,
             _run_target(profile, recipe, target, missing, seed, device, encoder, write)
         records += [done[w] or read_record(record_file(runs_dir, configs[w])) for w in configs]
     return records
+
+
+def shipped_reprogrammer_study(profile: Any, targets: list[str] | None = None, seed: int | None = None) -> list[dict]:
+    """The study's records as a checkout ships them (runs.shipped_records: without their logits),
+    for the targets and seed `run_reprogrammer_study` would run; nothing trains or is written."""
+    targets, seed = _targets_and_seed(profile, recipe_for(profile), targets, seed)
+    records = shipped_records(paths.reprogrammer_runs_dir(profile.path("artifacts")), targets, seed)
+    # in the order the study makes them (target, method, alpha), so the table's columns come out the same
+    order = {m: i for i, m in enumerate(METHODS)}
+    return sorted(records, key=lambda r: (targets.index(r["config"]["target"]), order[r["config"]["method"]],
+                                          -1.0 if r["config"]["alpha"] is None else r["config"]["alpha"]))
+
+
+def _targets_and_seed(profile: Any, recipe: ReprogrammerRecipe, targets: list[str] | None,
+                      seed: int | None) -> tuple[list[str], int]:
+    """The study's targets (the profile's for the embedded encoder; CIFAR-10 for CLIP) and its one seed."""
+    seed = (profile.seeds[0] if profile.seeds else 1) if seed is None else seed
+    check_type("seed", seed, int)
+    if targets is None:
+        targets = list(profile.targets) if recipe.encoder == "embedded" else ["cifar10"]
+    return targets, seed
 
 
 def _wanted(recipe: ReprogrammerRecipe, alphas: tuple[float, ...], device: str) -> list[tuple[str, float | None]]:
