@@ -204,10 +204,8 @@ def verified_record(path: str | Path, expected_id: str | None = None, recompute_
     hashes to; `required` names the metrics a finished record holds. A bad record (truncated
     JSON, `{}`, an edited config, a missing or non-finite metric) is named in one line on stderr
     and moved aside to `<id>.bad.json`, so the next sweep reruns the run and the ledger never
-    shows it. `absent_files_ok`: a record that came with a checkout without its companion files
-    (reprolib.notebooks.plan.SHIPPED_FILES) is read for its metrics; a companion that is there
-    must still match its digest, and the record its own.
-    """
+    shows it. `absent_files_ok`: a record shipped without its companion files is read for its
+    metrics; a companion that is there must match its digest, and the record its own."""
     path = Path(path)
     expected_id = expected_id or path.name.removesuffix(".json")
     if not path.is_file():
