@@ -117,9 +117,11 @@ def test_gpu_profiles_borrow_their_variances_and_price_gpu_hours(home) -> None:
     assert table["pilot"].str.match(r"borrowed from (embedded|imagenet-lite)").all()
     assert table.loc[table["claim"] == "2", "pilot"].str.startswith("borrowed from imagenet-lite").all()   # one-shot LP/VP
     # an average over the pilot's cells is scaled to the profile's (paper-headline's claim 1: 2 targets x 3
-    # n-shots, 1, 10 and full): sd x sqrt(pilot's cells / 6), the pilot's cells counted from its own claim
-    pilot_cells = planner._averaged(planner.pilot_claims(load_profile("embedded"))[0][0])
-    assert table.loc[0, "pilot"] == f"borrowed from embedded, sd x {math.sqrt(pilot_cells / 6):.2f} for 6 cells"
+    # n-shots, 1, 10 and full): sd x sqrt(pilot's cells / 6), the pilot's cells counted from its own claim;
+    # the pilot is the nearest study that tests claim 1 (imagenet-lite, an ImageNet source, with its full-data runs)
+    pilot, label = planner.pilot_claims(load_profile("paper-headline"))[0]
+    assert label == "borrowed from imagenet-lite"
+    assert table.loc[0, "pilot"] == f"{label}, sd x {math.sqrt(planner._averaged(pilot) / 6):.2f} for 6 cells"
     assert table["sd tickets"].eq("n/a (one-shot: 1 replicate)").all()
     assert table["design now"].eq("1 x 3 (3 units)").all()
     decided = table[table["decides at"].str.match(r"1 x \d+$")]
