@@ -59,7 +59,7 @@ ARGS ?=
 # The browser test (tests/browser): Debian's chromium driven by Playwright.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup torch-variant sweep data data-dryrun test test-lib test-notebooks test-dryrun test-slurm test-browser figures lab bench bench-data gpu-check docs clean-results
+.PHONY: help setup torch-variant sweep data data-dryrun test test-lanes test-lib test-notebooks test-dryrun test-slurm test-browser figures lab bench bench-data gpu-check docs clean-results
 help:
 	@echo "make figures    redraw every table and figure of the embedded and imagenet-lite studies from their"
 	@echo "                shipped results (FORCE=1: retrain and re-execute everything)"
@@ -131,7 +131,13 @@ sweep: setup $(SWEEP_DATA)
 	$(PY) -m reprolib data --prepare --profile $(PROFILE)
 	$(PY) -m reprolib sweep --profile $(PROFILE) --executor $(EXECUTOR) $(SWEEP_FLAGS)
 
-test: setup data test-lib test-notebooks test-dryrun test-slurm
+# Two lanes, one per core of a 2-core CI machine (each alone keeps one core busy): the library
+# tests, and the notebooks under nbval, the paper dry run and the real Slurm in turn. Each lane's
+# output is printed when it ends; the data both read is made first.
+test: setup data data-dryrun
+	@$(MAKE) --no-print-directory -j2 --output-sync=recurse test-lib test-lanes
+test-lanes:
+	@$(MAKE) --no-print-directory -j1 test-notebooks test-dryrun test-slurm
 test-lib:
 	$(PY) -m pytest -q tests
 test-notebooks:

@@ -8,7 +8,9 @@ exists) so the offline caches that `make data` built are read, not rebuilt.
 `results_untouched` (session, autouse) then fails the session if anything under the
 checkout's `artifacts/` or `figures/` was created, changed or removed, or if an existing
 file under `data/` was changed or removed (new files there can only be the caches that
-`make data` builds, which a test on a fresh clone may build first).
+`make data` builds, which a test on a fresh clone may build first). The folders of the
+profiles that `make test`'s other lane writes while this session runs (LANE_PROFILES: the
+notebooks under nbval, the dry run, the Slurm slice; git ignores them) are not watched.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from synthetic_study import write_synthetic_study
 REPO = Path(__file__).resolve().parent.parent
 STRICT_DIRS = ("artifacts", "figures")    # no file created, changed or removed
 READ_DIRS = ("data",)                     # no existing file changed or removed
+LANE_PROFILES = ("smoke", "smoke-lite", "paper-dryrun")   # make test's other lane writes these
 _SAVED_HOME = "_reprolib_saved_home"
 
 
@@ -48,7 +51,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """{relative path: (size, mtime_ns)} of every file under `root` (empty when it does not exist)."""
     out = {}
-    for folder, _, files in os.walk(root):
+    for folder, subfolders, files in os.walk(root):
+        if Path(folder) == root:
+            subfolders[:] = [d for d in subfolders if d not in LANE_PROFILES]
         for name in files:
             path = Path(folder, name)
             try:
