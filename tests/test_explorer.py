@@ -169,6 +169,33 @@ def _shipped_index(study: str):
     return StudyIndex(load_ledger(CHECKOUT / "artifacts" / study))
 
 
+@pytest.mark.skipif("imagenet-lite" not in SHIPPED, reason="no shipped imagenet-lite study in this checkout")
+def test_the_shots_picker_offers_what_the_chosen_target_and_arm_ran(tmp_path, monkeypatch) -> None:
+    """imagenet-lite runs full data on digits only: moving from digits at full data to glyphs keeps
+    a cell with runs (its most shots), with seeds to pick, instead of an empty one."""
+    pytest.importorskip("ipywidgets")
+    import shutil
+
+    from reprolib.plots.explorer_widgets import explorer_widgets, open_study
+
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(PROFILE_ENV, "imagenet-lite")
+    (tmp_path / "artifacts" / "imagenet-lite").mkdir(parents=True)
+    shutil.copy(CHECKOUT / "artifacts" / "imagenet-lite" / "ledger.csv", tmp_path / "artifacts" / "imagenet-lite")
+    index = _shipped_index("imagenet-lite")
+    ran = {target: index.shots(target, "vp/ilm") for target in ("digits", "glyphs")}
+    assert ran["digits"][-1] == -1 and -1 not in ran["glyphs"]
+    box = explorer_widgets(open_study("imagenet-lite"))
+    controls = box.controls
+    controls["target"].value, controls["arm"].value = "digits", "vp/ilm"
+    controls["n_shot"].value = -1
+    assert box.numbers.value.startswith("digits · vp/ilm · full |")
+    controls["target"].value = "glyphs"
+    assert [n for _, n in controls["n_shot"].options] == ran["glyphs"]
+    assert controls["n_shot"].value == ran["glyphs"][-1] and controls["seed"].options
+    assert box.numbers.value.startswith(f"glyphs · vp/ilm · {ran['glyphs'][-1]}-shot |")
+
+
 def _texts_outside(fig) -> list[str]:
     """What is drawn outside the figure: each visible axes' tight box (its tick labels, axis labels,
     title and texts), each legend, each figure text (the title)."""

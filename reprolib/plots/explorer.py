@@ -148,6 +148,11 @@ class StudyIndex:
                       for (target, arm, n_shot), frame in keyed.groupby(["target", "arm", "n_shot"], sort=False)}
         self._pooled: dict[tuple, dict | None] = {}
 
+    def shots(self, target: str, arm: str) -> list[int]:
+        """The shots with runs for this target and arm (full data last): a study may run full data
+        on some targets only (imagenet-lite: digits)."""
+        return sorted((n for t, a, n in self.cells if (t, a) == (target, arm)), key=lambda n: (n < 0, n))
+
     def runs(self, target: str, arm: str, n_shot: int, key: str, metric: str = "ece") -> NetworkRuns:
         """A network's runs in a cell; a one-line error names the networks that have runs there."""
         if key not in self.labels:

@@ -144,13 +144,28 @@ def _offer(controls: dict, current: Study) -> None:
         controls[key].options = choices[key]
         values = [c[1] if isinstance(c, tuple) else c for c in choices[key]]
         controls[key].value = before if before in values else values[0]
-    controls["n_shot"].options = [("full data" if n < 0 else f"{n}-shot", n) for n in choices["n_shot"]]
+    controls["n_shot"].options = _shot_options(choices["n_shot"])
     controls["n_shot"].value = choices["n_shot"][-1]
     keys = [key for _, key in choices["network"]]
     controls["a"].options = choices["network"]
     controls["a"].value = DENSE if DENSE in keys else keys[0]
     controls["b"].options = choices["network"]
     controls["b"].value = sparsest(choices)
+
+
+def _shot_options(shots: list[int]) -> list[tuple[str, int]]:
+    return [("full data" if n < 0 else f"{n}-shot", n) for n in shots]
+
+
+def _shots(controls: dict, study: Study) -> None:
+    """The shots picker offers what the chosen target and arm ran (keeping the shots picked when they ran it,
+    else full data or the most shots): no picked cell is one without runs."""
+    shots = study.index.shots(controls["target"].value, controls["arm"].value)
+    if not shots:
+        return
+    before = controls["n_shot"].value
+    controls["n_shot"].options = _shot_options(shots)
+    controls["n_shot"].value = before if before in shots else shots[-1]
 
 
 def _seeds(controls: dict, study: Study) -> None:
@@ -185,6 +200,7 @@ def explorer_widgets(study: Study):
         started = time.perf_counter()
         state["hold"] = True
         try:
+            _shots(controls, current)
             _seeds(controls, current)
         finally:
             state["hold"] = False
