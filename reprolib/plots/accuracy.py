@@ -13,8 +13,9 @@ from matplotlib.figure import Figure
 
 from reprolib.transfer import registry as method_registry
 from reprolib.plots.common import (ARM_ORDER, INTERVAL_NOTE, KIND_MARKERS, MARKER_NAMES, REFERENCE, arm_color,
-                                   density_lines, density_ticks, interval_yerr, marker_note, network_name, ordered,
-                                   percent_ticks, require, shot_label, sparse_kind, summarize, trend_rows)
+                                   density_lines, density_ticks, full_data_last, interval_yerr, marker_note,
+                                   network_name, ordered, percent_ticks, require, shot_label, sparse_kind, summarize,
+                                   trend_rows)
 
 # The prompt-comparison figure's arms and tick labels (the method registry's Arm.short / Arm.panel).
 SMM_PROMPTS = {arm.name: arm.short for arm in sorted((a for a in method_registry.arms() if a.panel is not None),
@@ -121,7 +122,7 @@ def few_shot(ledger: pd.DataFrame, arms: list[str] | None = None) -> Figure | No
     if rows.empty or rows["n_shot"].nunique() < 1:
         return None
     targets, arm_list = sorted(rows["target"].unique()), ordered(rows["arm"].tolist(), ARM_ORDER)
-    shots = sorted(rows["n_shot"].unique(), key=lambda n: (n < 0, n))   # full data last
+    shots = full_data_last(rows["n_shot"].unique())
     fig = Figure(figsize=(3.2 * len(arm_list), 2.8 * len(targets)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(targets), len(arm_list), sharey=True, squeeze=False))
     levels = sorted(rows["level"].unique())

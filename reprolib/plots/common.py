@@ -66,6 +66,11 @@ def shot_label(n_shot: int) -> str:
     return "full" if int(n_shot) < 0 else f"{int(n_shot)}-shot"
 
 
+def full_data_last(shots) -> list:
+    """Shots per class in increasing order, full data (-1) last."""
+    return sorted(shots, key=lambda n: (n < 0, n))
+
+
 def require(ledger: pd.DataFrame, columns: list[str], what: str) -> None:
     """A one-line error when the ledger lacks the columns a figure needs."""
     missing = [c for c in columns if c not in ledger.columns]

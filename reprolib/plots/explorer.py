@@ -25,7 +25,7 @@ import pandas as pd
 
 from reprolib.errors import ReprolibError, check_choice
 from reprolib.scores.registry import get as get_metric
-from reprolib.plots.common import shot_label, shown_metrics
+from reprolib.plots.common import full_data_last, shot_label, shown_metrics
 from reprolib.study.stats import t_interval
 from reprolib.transfer import registry as method_registry
 
@@ -85,7 +85,7 @@ def explorer_choices(ledger: pd.DataFrame) -> dict[str, list]:
     return {"target": sorted(ledger["target"].unique()),
             "arm": sorted(ledger["arm"].unique(), key=lambda a: (a != _first_arm(), a)),
             "network": networks(ledger),
-            "n_shot": sorted((int(v) for v in ledger["n_shot"].unique()), key=lambda n: (n < 0, n))}
+            "n_shot": full_data_last(int(v) for v in ledger["n_shot"].unique())}
 
 
 def metric_choices(ledger: pd.DataFrame) -> list[tuple[str, str]]:
@@ -151,7 +151,7 @@ class StudyIndex:
     def shots(self, target: str, arm: str) -> list[int]:
         """The shots with runs for this target and arm (full data last): a study may run full data
         on some targets only (imagenet-lite: digits)."""
-        return sorted((n for t, a, n in self.cells if (t, a) == (target, arm)), key=lambda n: (n < 0, n))
+        return full_data_last(n for t, a, n in self.cells if (t, a) == (target, arm))
 
     def runs(self, target: str, arm: str, n_shot: int, key: str, metric: str = "ece") -> NetworkRuns:
         """A network's runs in a cell; a one-line error names the networks that have runs there."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reprolib.plots.common import ARM_ORDER, ordered, require, shot_label
+from reprolib.plots.common import ARM_ORDER, full_data_last, ordered, require, shot_label
 from reprolib.study.effects import with_replicate
 from reprolib.study.stats import two_level_interval
 
@@ -100,7 +100,7 @@ def few_shot_pivot(ledger: pd.DataFrame, metric: str = "accuracy", digits: int =
         stats.loc[flagged, "cell"] = [f"{c} {CAPPED_MARK}{int(k)}" for c, k in
                                       zip(stats.loc[flagged, "cell"], stats.loc[flagged, "shots_min"])]
         capped_any = bool(flagged.any())
-    shots = sorted(stats["n_shot"].unique(), key=lambda n: (n < 0, n))
+    shots = full_data_last(stats["n_shot"].unique())
     stats["shots"] = stats["n_shot"].map(shot_label)
     wide = stats.pivot(index=["target", "arm", "level"], columns="shots", values="cell")
     wide = wide[[shot_label(n) for n in shots]].reset_index()
