@@ -87,11 +87,7 @@ def shipped_reprogrammer_study(profile: Any, targets: list[str] | None = None, s
     """The study's records as a checkout ships them (runs.shipped_records: without their logits),
     for the targets and seed `run_reprogrammer_study` would run; nothing trains or is written."""
     targets, seed = _targets_and_seed(profile, recipe_for(profile), targets, seed)
-    records = shipped_records(paths.reprogrammer_runs_dir(profile.path("artifacts")), targets, seed)
-    # in the order the study makes them (target, method, alpha), so the table's columns come out the same
-    order = {m: i for i, m in enumerate(METHODS)}
-    return sorted(records, key=lambda r: (targets.index(r["config"]["target"]), order[r["config"]["method"]],
-                                          -1.0 if r["config"]["alpha"] is None else r["config"]["alpha"]))
+    return shipped_records(paths.reprogrammer_runs_dir(profile.path("artifacts")), targets, seed)
 
 
 def _targets_and_seed(profile: Any, recipe: ReprogrammerRecipe, targets: list[str] | None,
@@ -148,8 +144,12 @@ def reprogrammer_table(records: list[dict]):
     mean accuracy, and per OOD set AUROC / FPR95 (plus their means)."""
     import pandas as pd
 
+    # rows by target, method (METHODS' order), alpha (none first), whatever order the records came in: the
+    # columns follow the first row's OOD sets, so the table is the same from any listing of the same records
+    order = {m: i for i, m in enumerate(METHODS)}
     rows = []
-    for rec in records:
+    for rec in sorted(records, key=lambda r: (r["config"]["target"], order[r["config"]["method"]],
+                                              -1.0 if r["config"].get("alpha") is None else r["config"]["alpha"])):
         cfg, met = rec["config"], rec["metrics"]
         row = {"target": cfg["target"], "method": cfg["method"], "alpha": cfg.get("alpha"), "runs": ONE_RUN,
                "id_accuracy": met["id_accuracy"], "mean_covariate_accuracy": met["mean_covariate_accuracy"]}
@@ -161,11 +161,6 @@ def reprogrammer_table(records: list[dict]):
         row["mean_auroc"] = sum(d["auroc"] for d in det.values()) / len(det)
         row["mean_fpr95"] = sum(d["fpr95"] for d in det.values()) / len(det)
         rows.append(row)
-    order = {m: i for i, m in enumerate(METHODS)}
     table = pd.DataFrame(rows)
-    if len(table):
-        table = table.assign(_o=table["method"].map(order)).sort_values(["target", "_o", "alpha"],
-                                                                       na_position="first").drop(columns="_o")
-    table = table.reset_index(drop=True)
     table.attrs["footnote"] = f"{ONE_RUN}: every number is a single run (one seed), with no interval"
     return table
