@@ -16,17 +16,16 @@ After each, `git status --porcelain` is empty.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from tracked_files import CHECKOUT, copy_tracked
 
 from reprolib import paths
 from reprolib.notebooks.plan import plan, read_spec
 from reprolib.notebooks.runner import execute, names, run_notebooks
 
-CHECKOUT = Path(__file__).resolve().parents[1]
 STUDIES = ("embedded", "imagenet-lite")
 
 
@@ -38,16 +37,10 @@ def _git(clone: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
-    if shutil.which("git") is None or not (CHECKOUT / ".git").exists():
-        pytest.skip("not a git checkout")
     if not (CHECKOUT / "data").is_dir():
         pytest.skip("no prepared data here (make data)")
     clone = tmp_path_factory.mktemp("fresh_clone")
-    tracked = _git(CHECKOUT, "ls-files", "-z").split("\0")
-    for name in filter(None, tracked):
-        if (CHECKOUT / name).is_file():   # a file deleted but not yet committed is not in the clone
-            (clone / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(CHECKOUT / name, clone / name)
+    copy_tracked(clone)
     _git(clone, "init", "-q")
     _git(clone, "add", "-A")
     _git(clone, "commit", "-q", "-m", "clone")

@@ -182,16 +182,10 @@ def test_notebook_02_run_by_hand_on_shipped_results_reports_them_and_writes_noth
 def _shipped_checkout(home: Path, study: str) -> Path:
     """`home` as a fresh clone holds `study`: exactly the files git ships under artifacts/<study>/."""
     import shutil
-    import subprocess
 
-    checkout = Path(__file__).resolve().parents[1]
-    if shutil.which("git") is None or not (checkout / ".git").exists():
-        pytest.skip("not a git checkout")
-    listed = subprocess.run(["git", "ls-files", f"artifacts/{study}"], cwd=checkout, check=True,
-                            capture_output=True, text=True).stdout.split()
-    for name in listed:
-        (home / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(checkout / name, home / name)
+    from tracked_files import copy_tracked
+
+    checkout = copy_tracked(home, f"artifacts/{study}")
     shutil.copytree(checkout / "notebooks", home / "notebooks", ignore=shutil.ignore_patterns("executed"))
     return checkout
 
