@@ -270,6 +270,31 @@ def test_the_redrawn_figure_is_the_full_draw_pixel_for_pixel(synthetic_study) ->
     assert (shown == np.asarray(figure.canvas.buffer_rgba())).all()
 
 
+def test_the_redrawn_run_panel_is_the_full_draw_pixel_for_pixel(synthetic_study, tmp_path) -> None:
+    """The one-run panel is made once and redrawn over its unchanging pixels; after runs of every
+    kind (a prompt, LP's none, one not shipped) what it shows must be what a full draw shows."""
+    import io
+
+    from matplotlib.text import Text
+    from PIL import Image
+
+    from reprolib.plots.explorer_run import NOT_SHIPPED, RunFigure
+
+    artifacts, ledger = synthetic_study
+    prompt = ledger[(ledger["arm"] == "vp/ilm") & (ledger["level"] == 4)].iloc[0]
+    np.savez(artifacts / "runs" / f"{prompt['id']}.npz", **{"prompt.theta": np.zeros((1, 28, 28), np.float32)})
+    probe = ledger[ledger["arm"] == "lp"].iloc[0]
+    figure = RunFigure()
+    for row, study in ((probe, artifacts), (prompt, tmp_path / "clone"), (prompt, artifacts)):
+        figure.show(row, study)
+        shown = np.asarray(Image.open(io.BytesIO(figure.png())).convert("RGBA"))
+        texts = [t.get_text() for t in figure.figure.findobj(Text)]
+        assert (NOT_SHIPPED in texts) == (study != artifacts), row["id"]
+        assert bool(figure.ax_prompt.get_images()) == (row["arm"] != "lp" and study == artifacts)
+    figure.canvas.draw()
+    assert (shown == np.asarray(figure.canvas.buffer_rgba())).all()
+
+
 def test_the_picked_seed_is_ringed_and_the_one_run_panel_follows_it(synthetic_study, tmp_path, monkeypatch) -> None:
     pytest.importorskip("ipywidgets")
     from matplotlib.text import Text

@@ -5,7 +5,8 @@ seed); class names come from the data registry, or, for a pretrained backbone's 
 (ImageNet), from the category names torchvision ships with its weights.
 
 It reads the ledger row (numbers, bins, the label map's indices) and the run's learned state
-through one function, `learned_state(study, run_id)`, so it draws instantly. A checkout whose
+through one function, `learned_state(study, run_id)`. `RunFigure` lays the panel out once and
+updates it in place, as the explorer redraws it for every run picked. A checkout whose
 results were shipped without the runs' learned state says so in the prompt's panel.
 """
 
@@ -17,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from reprolib import paths
 from reprolib.errors import ReprolibError
 from reprolib.study.ledger import label_map, reliability
-from reprolib.plots.calibration import draw_reliability
+from reprolib.plots.calibration import ReliabilityDiagram, bin_edges
 from reprolib.plots.common import arm_label, network_name, shot_label
+from reprolib.plots.explorer_figure import DPI, encode_png
 from reprolib.transfer import registry as method_registry
 
 
@@ -137,17 +139,6 @@ def label_map_lines(mapping: list[int], target: str, source: str | None) -> list
     return lines
 
 
-def draw_label_map(ax: Axes, mapping: list[int] | None, target: str, source: str | None) -> None:
-    """The label map, one line per target class: target class -> the source class it reads."""
-    ax.axis("off")
-    ax.set_title(f"label map: {target} class -> {source or 'source'} class", fontsize=9)
-    if not mapping:
-        ax.text(0.5, 0.5, "linear probe: no label map\n(a new linear head)", ha="center", va="center", fontsize=9)
-        return
-    ax.text(0.0, 1.0, "\n".join(label_map_lines(mapping, target, source)), va="top", family="monospace",
-            fontsize=7.5)
-
-
 def _numbers(run: pd.Series) -> str:
     lines = [f"{run['target']} · {run['arm']}", network_name(str(run["ticket_kind"]), int(run["level"]), run["density"]),
              f"{shot_label(int(run['n_shot']))} · seed {int(run['seed'])}", "",
@@ -159,46 +150,124 @@ def _numbers(run: pd.Series) -> str:
 NOT_SHIPPED = "learned prompt: not shipped\nwith this checkout's results\n(a retrained study has it)"
 
 
-def _draw_prompt(ax: Axes, state: dict[str, np.ndarray] | None, run: pd.Series) -> None:
-    picture = None if state is None else prompt_picture(state, str(run["method"]), run.get("prompt_size"))
-    if picture is None:
-        ax.axis("off")
-        spec = method_registry.method_of_arm(str(run["method"]))
-        no_input_prompt = spec is not None and not spec.input_prompt   # LP: a head on features
-        ax.text(0.5, 0.5, f"{arm_label(str(run['arm']))}:\nno prompt" if no_input_prompt
-                else NOT_SHIPPED if state is None else "no prompt saved",
-                ha="center", va="center", fontsize=9)
-        return
-    image, caption = picture
-    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
-    ax.set(xticks=[], yticks=[])
-    ax.set_title("learned prompt", fontsize=9)
-    ax.set_xlabel("\n".join(textwrap.wrap(caption, 38)), fontsize=7)
+def _prompt_note(state: dict[str, np.ndarray] | None, run: pd.Series) -> str:
+    """What the prompt's panel says when it has no picture: LP has no input prompt; else not shipped or not saved."""
+    spec = method_registry.method_of_arm(str(run["method"]))
+    if spec is not None and not spec.input_prompt:   # LP: a head on features
+        return f"{arm_label(str(run['arm']))}:\nno prompt"
+    return NOT_SHIPPED if state is None else "no prompt saved"
+
+
+USUAL_BINS = 15
+
+
+class RunFigure:
+    """The one-run panel (numbers, reliability diagram, learned prompt, label map), laid out once:
+    `show(run, study, source)` sets it to any run of a study (a ledger row, its artifacts folder)
+    and `png` renders it. As the comparison figure (explorer_figure.CompareFigure), the explorer
+    keeps one per session and renders only what a run changes over the pixels of what it does
+    not (the reliability diagram's axes and ticks): a fixed grid, no layout solver."""
+
+    def __init__(self):
+        fig = Figure(figsize=(12, 3.3), dpi=DPI)
+        self.figure, self.canvas = fig, FigureCanvasAgg(fig)
+        grid = fig.add_gridspec(1, 4, width_ratios=[0.9, 1, 1, 1.3], left=0.01, right=0.99, top=0.88, bottom=0.2,
+                                wspace=0.3)
+        self.ax_text, self.ax_rel, self.ax_prompt, self.ax_map = (fig.add_subplot(grid[0, k]) for k in range(4))
+        self.ax_text.axis("off")
+        self.ax_map.axis("off")
+        self.numbers = self.ax_text.text(0.0, 1.0, "", va="top", family="monospace", fontsize=8.5)
+        self.mapping = self.ax_map.text(0.0, 1.0, "", va="top", family="monospace", fontsize=7.5)
+        self.map_note = self.ax_map.text(0.5, 0.5, "", ha="center", va="center", fontsize=9)
+        self.prompt_note = self.ax_prompt.text(0.5, 0.5, "", ha="center", va="center", fontsize=9,
+                                               transform=self.ax_prompt.transAxes)
+        self.image = None
+        # Made now for the ledger's usual bins (equal-width: scores.metrics.reliability_bins), so
+        # that `png` can render the unchanging pixels before the first run is shown.
+        self.diagram = ReliabilityDiagram(self.ax_rel, np.linspace(0.0, 1.0, USUAL_BINS + 1))
+        self.background, self.background_key = None, None   # the unchanging pixels, and what they show
+
+    def show(self, run: pd.Series, study: str | Path, source: str | None = None) -> Figure:
+        """Set the panel to `run` (its learned state read by `learned_state`); returns the figure."""
+        self.numbers.set_text(_numbers(run))
+        self._reliability(reliability(run))
+        state = learned_state(study, run["id"])
+        self._prompt(state, run)
+        mapping = label_map(run)
+        if mapping is None and state is not None and "label_map" in state:
+            mapping = [int(s) for s in state["label_map"].tolist()]
+        self._label_map(mapping, str(run["target"]), source)
+        return self.figure
+
+    def _reliability(self, bins: dict[str, list] | None) -> None:
+        self.ax_rel.set_visible(bool(bins))
+        if not bins:
+            return
+        if not self.diagram.fits(bins):
+            self.diagram.remove()
+            self.diagram = ReliabilityDiagram(self.ax_rel, bin_edges(bins))
+        self.diagram.show(bins, "reliability (this run)")
+        self.ax_rel.title.set_fontsize(9)
+
+    def _prompt(self, state: dict[str, np.ndarray] | None, run: pd.Series) -> None:
+        ax = self.ax_prompt
+        if self.image is not None:
+            self.image.remove()
+            self.image = None
+        picture = None if state is None else prompt_picture(state, str(run["method"]), run.get("prompt_size"))
+        if picture is None:
+            ax.axis("off")
+            ax.set(title="", xlabel="")
+            self.prompt_note.set_text(_prompt_note(state, run))
+            return
+        image, caption = picture
+        ax.axis("on")
+        self.prompt_note.set_text("")
+        self.image = ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+        ax.set(xticks=[], yticks=[])
+        ax.set_title("learned prompt", fontsize=9)
+        ax.set_xlabel("\n".join(textwrap.wrap(caption, 38)), fontsize=7)
+
+    def _label_map(self, mapping: list[int] | None, target: str, source: str | None) -> None:
+        """The label map, one line per target class: target class -> the source class it reads."""
+        self.ax_map.set_title(f"label map: {target} class -> {source or 'source'} class", fontsize=9)
+        self.mapping.set_text("\n".join(label_map_lines(mapping, target, source)) if mapping else "")
+        self.map_note.set_text("" if mapping else "linear probe: no label map\n(a new linear head)")
+
+    def _changing(self) -> list:
+        """The artists a run changes, in drawing order: the numbers', prompt's and label map's axes
+        whole, and the diagram's bars, diagonal, frame and title."""
+        out = [self.ax_text]
+        if self.ax_rel.get_visible():
+            out += [*self.diagram.accuracy, self.diagram.diagonal, *self.ax_rel.spines.values(), *self.diagram.over,
+                    *self.diagram.under, self.ax_rel.title]
+        return out + [self.ax_prompt, self.ax_map]
+
+    def png(self) -> bytes:
+        """The panel as PNG bytes at DPI: the unchanging part rendered the first time (and again
+        when the diagram is shown, hidden or made anew), the rest over its pixels."""
+        changing = self._changing()
+        key = (self.ax_rel.get_visible(), id(self.diagram))
+        if self.background is None or key != self.background_key:
+            for artist in changing:
+                artist.set_animated(True)   # left out of the full draw
+            self.canvas.draw()
+            self.background, self.background_key = self.canvas.copy_from_bbox(self.figure.bbox), key
+            for artist in changing:
+                artist.set_animated(False)
+        else:
+            self.canvas.restore_region(self.background)
+        renderer = self.canvas.get_renderer()
+        for artist in changing:
+            artist.draw(renderer)
+        return encode_png(self.canvas)
 
 
 def run_panel(run: pd.Series, study: str | Path, source: str | None = None) -> Figure:
     """Four panels for one run (a ledger row of `study`, its artifacts folder): numbers,
     reliability diagram, learned prompt (`learned_state`), label map (the ledger's, else the
-    state's). A fixed grid, not a layout solver: the explorer draws this on every change."""
-    fig = Figure(figsize=(12, 3.3), dpi=100)
-    grid = fig.add_gridspec(1, 4, width_ratios=[0.9, 1, 1, 1.3], left=0.01, right=0.99, top=0.88, bottom=0.2,
-                            wspace=0.3)
-    ax_text, ax_rel, ax_prompt, ax_map = (fig.add_subplot(grid[0, k]) for k in range(4))
-    ax_text.axis("off")
-    ax_text.text(0.0, 1.0, _numbers(run), va="top", family="monospace", fontsize=8.5)
-    bins = reliability(run)
-    if bins:
-        draw_reliability(ax_rel, bins, "reliability (this run)")
-        ax_rel.title.set_fontsize(9)
-    else:
-        ax_rel.axis("off")
-    state = learned_state(study, run["id"])
-    _draw_prompt(ax_prompt, state, run)
-    mapping = label_map(run)
-    if mapping is None and state is not None and "label_map" in state:
-        mapping = [int(s) for s in state["label_map"].tolist()]
-    draw_label_map(ax_map, mapping, str(run["target"]), source)
-    return fig
+    state's); `RunFigure` shown once."""
+    return RunFigure().show(run, study, source)
 
 
 def explorer_panel(ledger: pd.DataFrame, artifacts: str | Path, target: str, arm: str, level: int,

@@ -6,30 +6,34 @@ stays usable; the command depends on where the profile trains, reprolib.notebook
 `explorer_widgets(study)` builds the controls (study, target, arm, shots, network A, network B,
 the metric beside accuracy, one run's details and its seed), a numbers line, a busy sign and
 the figures, and redraws on every change: the busy sign shows while drawing and then the time
-the redraw took. The comparison figure is made once and updated in place
-(reprolib.plots.explorer_figure.CompareFigure); the one-run panel is drawn only when the run it
-shows changes. Picking a study sets $REPROLIB_PROFILE in the kernel, so running the notebook
+the redraw took. The comparison figure and the one-run panel are each made once and updated in
+place (reprolib.plots.explorer_figure.CompareFigure, reprolib.plots.explorer_run.RunFigure); the
+one-run panel is drawn only when the run it shows changes. What the first redraws of a study
+would each pay once (the scores archive's manifest, the pooled bins) is read in the background
+when the study opens (`warm`). Picking a study sets $REPROLIB_PROFILE in the kernel, so running the notebook
 again opens that study (its cells are never edited for it).
 """
 
 from __future__ import annotations
 
+import gc
 import html
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from reprolib import paths
 from reprolib.config import Profile, load_profile, profile_names
 from reprolib.errors import ReprolibError
 from reprolib.notebooks.studies import PROFILE_ENV, results_command
 from reprolib.plots.explorer import DENSE, StudyIndex, comparison, compare_summary, explorer_choices, metric_choices
-from reprolib.plots.explorer_figure import DPI, CompareFigure, comparison_title, encode_png
-from reprolib.plots.explorer_run import run_panel
+from reprolib.plots.explorer_figure import CompareFigure, comparison_title
+from reprolib.plots.explorer_run import RunFigure
+from reprolib.scores import archive
 from reprolib.study.ledger import load_ledger
 
 BUSY = "⏳ redrawing…"
@@ -38,16 +42,43 @@ PICKED = ("target", "arm", "n_shot", "a", "b", "metric")   # the controls a comp
 
 @dataclass
 class Study:
-    """A profile, its finished runs (None without results), their index and the line that says which."""
+    """A profile, its finished runs (None without results), their index and the line that says which;
+    `warming`: the thread that reads, in the background, what the study's first redraws would otherwise
+    pay for once (`warm`)."""
 
     profile: Profile
     ledger: pd.DataFrame | None
     message: str
     index: StudyIndex | None = None
+    warming: threading.Thread | None = None
+
+    def warmed(self) -> None:
+        """Wait until the background reading is done (before the one-run panel reads the archive:
+        it must not be read twice at once)."""
+        if self.warming is not None:
+            self.warming.join()
+
+
+def warm(study: Study) -> None:
+    """Do what a study's redraws would otherwise pay for at random: read the scores archive's manifest
+    (about 0.5 s of CPU, once: the one-run panel's learned prompt in a clone) and every cell's
+    pooled reliability bins, then collect the garbage (a study picked before this one) and freeze
+    what is alive (gc.freeze). Python's full collections walk every live object, about 0.2 s of
+    CPU in this kernel, and one lands in whichever redraw crosses its allocation threshold;
+    frozen objects are left out of them. Unfrozen again at the next study, so nothing the
+    kernel drops stays uncollected."""
+    path = archive.archive_path(study.profile.path("artifacts"))
+    if path.is_file():
+        archive.opened(path)
+    study.index.pool_all()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def open_study(profile: Profile | str) -> Study:
-    """The profile's ledger, indexed, or None and a line saying what to run to make it."""
+    """The profile's ledger, indexed, or None and a line saying what to run to make it; `warm` starts
+    in a background thread (a user's first click comes later than its half second)."""
     profile = load_profile(profile) if isinstance(profile, str) else profile
     path = paths.ledger_file(profile.path("artifacts"))
     todo = f"run {results_command(profile)}, then rerun this notebook"
@@ -56,7 +87,10 @@ def open_study(profile: Profile | str) -> Study:
     ledger = load_ledger(profile.path("artifacts"))
     if ledger.empty:
         return Study(profile, None, f"{profile.profile}: its ledger holds no finished run; {todo}")
-    return Study(profile, ledger, f"{profile.profile}: {len(ledger)} finished runs", StudyIndex(ledger))
+    study = Study(profile, ledger, f"{profile.profile}: {len(ledger)} finished runs", StudyIndex(ledger))
+    study.warming = threading.Thread(target=warm, args=(study,), name=f"warm {profile.profile}", daemon=True)
+    study.warming.start()
+    return study
 
 
 def profile_options() -> list[tuple[str, str]]:
@@ -79,20 +113,13 @@ def sparsest(choices: dict[str, list]) -> str:
     return [k for k in sparse if k.split(":")[0] == family][-1]
 
 
-def render(fig) -> bytes:
-    """A figure as PNG bytes at the explorer's DPI (what the widget shows)."""
-    fig.set_dpi(DPI)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return encode_png(canvas)
-
-
 class Drawing:
-    """What a redraw needs between changes: the comparison figure (made once) and the one-run
-    panel of the run last shown (drawn again only for another run)."""
+    """What a redraw needs between changes: the comparison figure and the one-run panel, each made
+    once and updated in place, and the PNG of the run last shown (drawn again only for another run)."""
 
     def __init__(self):
-        self.figure = CompareFigure()
+        self.figure, self.run_figure = CompareFigure(), RunFigure()
+        self.run_figure.png()   # its unchanging pixels now, not in the redraw that first shows a run
         self.run_key, self.run_png = None, b""
 
     def draw(self, study: Study, values: dict[str, Any], details: bool) -> tuple[str, list[bytes]]:
@@ -109,9 +136,10 @@ class Drawing:
             run_id = runs[1].ids[runs[1].seeds.index(seed)]
             key = (study.profile.profile, run_id)
             if key != self.run_key:
+                study.warmed()
                 row = study.ledger.loc[study.ledger["id"] == run_id].iloc[0]
-                self.run_key, self.run_png = key, render(run_panel(row, study.profile.path("artifacts"),
-                                                                   study.profile.source))
+                self.run_figure.show(row, study.profile.path("artifacts"), study.profile.source)
+                self.run_key, self.run_png = key, self.run_figure.png()
             pictures.append(self.run_png)
         return compare_summary(study.index, *chosen), pictures
 
