@@ -1,11 +1,12 @@
 """The explorer's redraw: CPU seconds per control change, on the shipped studies' ledgers.
 
 `python bench/bench_explorer.py [--rounds 3] [--out bench/results.md]` opens each shipped study as
-the explorer does (reprolib.plots.explorer_widgets.open_study: the ledger read and indexed once)
-and replays the browser test's path through the controls (target, arm, shots, network A,
+the explorer does (reprolib.plots.explorer_widgets.open_study: the ledger read and indexed once,
+then the scores archive's manifest and the pooled reliability bins read in the background, which
+the replay waits for, as a user's first click comes later) and replays the browser test's path through the controls (target, arm, shots, network A,
 metric, every network B, the one-run panel on, each seed) with the explorer's own drawing
-object (`Drawing`: the comparison figure made once and updated in place, PNG at its DPI, the
-one-run panel drawn only for a new run). For each change it records the process's CPU time
+object (`Drawing`: the comparison figure and the one-run panel each made once and updated in
+place, PNG at their DPI, the one-run panel drawn only for a new run). For each change it records the process's CPU time
 (time.process_time: what the kernel spends, whatever else the machine runs) and the wall
 time, and writes their median and maximum, with the machine's load average, as a Markdown
 section appended to --out. Nothing here asserts a time.
@@ -55,6 +56,7 @@ def changes(choices: dict, metrics: list[str]) -> list[tuple[str, dict]]:
 def replay(study_name: str) -> list[tuple[str, float, float]]:
     """(change, CPU seconds, wall seconds) of every change of the path, in a fresh drawing."""
     study = open_study(study_name)
+    study.warmed()   # its background reading (explorer_widgets.warm): done before a user's first click
     choices = explorer_choices(study.ledger)
     metrics = [name for _, name in metric_choices(study.ledger)]
     drawing = Drawing()
