@@ -78,7 +78,16 @@ def test_plan_reads_a_replicated_pilot_and_picks_the_cheapest_design_that_decide
     _study(home, seeds=(1, 2, 3), noise=0.01, replicates=4, replicate_noise=0.01, n_shots=(5, -1))
     table = plan(load_profile("smoke"))
     assert table["claim"].tolist() == ["1", "1", "2", "2", "3"]
-    assert table["pilot"].eq("smoke ledger").all() and table.attrs["unit"] == "CPU-minutes"
+    assert table["pilot"].str.startswith("smoke ledger").all() and table.attrs["unit"] == "CPU-minutes"
+    # claim 3: the Bonferroni model, scaled so that at the pilot's own design it gives the widest of
+    # the cells' max-T intervals that the analysis measured
+    pilot, _ = planner.pilot_claims(load_profile("smoke"))[2]
+    parts = pilot.evaluate(pilot.cells, True)[0]
+    r0, s0, _ = planner._units(pilot)
+    v, m = components(parts, "pilot"), len(pilot.shifts)
+    scale = planner._max_t_scale(parts, v, pilot, m)
+    assert scale * half_width(v, r0, s0, m) == pytest.approx(max(p.interval.half_width for p in parts))
+    assert scale != 1.0 and table.iloc[4]["pilot"] == f"smoke ledger, max-T x {scale:.2f}"
     gap = table.iloc[0]
     assert gap["part"] == "gap" and gap["design now"] == "1 x 1 (1 units)"   # smoke's grid: one seed
     r, s = (int(x) for x in gap["decides at"].split(" x "))
@@ -127,3 +136,17 @@ def test_gpu_profiles_borrow_their_variances_and_price_gpu_hours(home) -> None:
     decided = table[table["decides at"].str.match(r"1 x \d+$")]
     assert len(decided) and (decided["half-width"].astype(float) <= [2.0 if c == "1" else 0.01 if c == "2" else 5.0
                                                                       for c in decided["claim"]]).all()
+
+
+def test_a_clone_prices_a_ticket_replicate_from_the_shipped_tickets_table(home) -> None:
+    """A clone holds tickets.csv, not the ticket folders: a replicate is priced from the table."""
+    import pandas as pd
+
+    profile = load_profile("embedded")
+    target = profile.path("artifacts")
+    target.mkdir(parents=True)
+    assert math.isnan(planner._replicate_seconds(profile))   # no tickets at all: not priced
+    shutil.copy(REPO / "artifacts" / "embedded" / "tickets.csv", target / "tickets.csv")
+    table = pd.read_csv(target / "tickets.csv")
+    levels = table[(table["ticket_kind"] == "imp") & (table["level"] > 0)]["train_cpu_seconds"]
+    assert planner._replicate_seconds(profile) == pytest.approx(levels.mean() * max(profile.levels))

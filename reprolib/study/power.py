@@ -10,7 +10,8 @@ gives `within` only. Claim 3's cells are pooled (the mean of their variances).
 
 For a design (R, S) the two-level interval of the claim (stats.two_level_interval) has
 half-width t(R - 1) x sqrt((between^2 + within^2 / S) / R), the t quantile at 97.5% (claim
-3: at 1 - 2.5%/m, Bonferroni over its m cells, which bounds its max-T correction from above).
+3: at 1 - 2.5%/m, Bonferroni over its m cells, which bounds its max-T correction from above;
+the planner scales it to the widest interval a study's own ledger measured).
 With R = 1 it is t(S - 1) x within / sqrt(S), which covers the seeds on one ticket only.
 `detectable` is the distance from the margin at which the one-sided test says "holds" with
 80% power: statsmodels' TTestPower (the noncentral t) on the R replicate means (R = 1: the S

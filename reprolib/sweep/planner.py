@@ -157,7 +157,8 @@ def _replicate_seconds(profile: Profile) -> float:
     long), times the levels; NaN where none were timed, 0 where replicates cannot be made."""
     if get_spec(profile.backbone).tickets != "imp":
         return 0.0
-    tables = [tickets_table(profile.path("artifacts"))]
+    shipped = paths.tickets_table_file(profile.path("artifacts"))   # a clone: the table, not the ticket folders
+    tables = [tickets_table(profile.path("artifacts"))] + ([pd.read_csv(shipped)] if shipped.is_file() else [])
     pilot = paths.home() / "bench" / "pilots" / f"{profile.profile}_tickets.csv"
     tables += [pd.read_csv(pilot)] if pilot.is_file() else []
     for table in tables:
@@ -187,13 +188,30 @@ def _text(value: float, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
 
 
-def _search(v: Variance, cells: list[tuple], prices: Prices, width: float, m: int, replicable: bool):
-    """The cheapest (R, S, half-width, cost) whose half-width is at most `width`, else None."""
+def _max_t_scale(group: list, v: Variance, claim: Claim, m: int) -> float:
+    """Claim 3 on its own pilot: the widest of the pilot's simultaneous cell intervals (max-T sign
+    flips, the analysis itself) over the Bonferroni model's half-width at the pilot's design and
+    its m cells.
+    Bonferroni ignores the cells' correlation and bounds max-T from above; this ratio brings the
+    model to what the analysis measured, and the planner scales every design's half-width and
+    detectable effect by it (docs/methods.md s.12). 1 where either is not a number."""
+    r, s, _ = _units(claim)
+    model = half_width(v, r, s, m)
+    measured = max((p.interval.half_width for p in group), default=math.nan)
+    return measured / model if model > 0 and math.isfinite(measured) and measured > 0 else 1.0
+
+
+def _search(v: Variance, cells: list[tuple], prices: Prices, width: float, m: int, replicable: bool,
+            scale: float = 1.0):
+    """The cheapest (R, S, half-width, cost) whose half-width (the model's times `scale`) is at most
+    `width`, else None.
+
+    Many parameters because each is one piece of the claim's plan, already prepared by `plan`."""
     unit_cost = sum(prices.run(*cell) for cell in cells)
     best = None
     for r in (range(2, MAX_REPLICATES + 1) if replicable else [1]):
         for s in range(1, MAX_SEEDS + 1):
-            hw = half_width(v, r, s, m)
+            hw = scale * half_width(v, r, s, m)
             if not hw <= width:
                 continue
             price = unit_cost * r * s + (r - 1) * prices.replicate()
@@ -253,11 +271,14 @@ def _plan_part(number: str, group: list, pilot: tuple[Claim, str], planned: Clai
     m = 1 if planned.every else len(planned.shifts)
     name = group[0].name if planned.every else f"each of m={m} cells"
     r0, s0, cells = _units(planned)
-    found, unit_cost = _search(v, cells, prices, group[0].width, m, replicable)
+    scale = 1.0 if planned.every or label.startswith("borrowed") else _max_t_scale(group, v, claim, len(claim.shifts))
+    if scale != 1.0:
+        v = Variance(v.within, v.between, v.replicates, v.units, f"{v.source}, max-T x {scale:.2f}")
+    found, unit_cost = _search(v, cells, prices, group[0].width, m, replicable, scale)
     row = {"claim": number, "part": name, "pilot": v.source, "sd seeds": _text(v.within),
            "sd tickets": _text(v.between) if replicable else "n/a (one-shot: 1 replicate)",
-           "design now": f"{r0} x {s0} ({r0 * s0} units)", "half-width now": _text(half_width(v, r0, s0, m)),
-           "detectable now": _text(detectable(v, r0, s0, m))}
+           "design now": f"{r0} x {s0} ({r0 * s0} units)", "half-width now": _text(scale * half_width(v, r0, s0, m)),
+           "detectable now": _text(scale * detectable(v, r0, s0, m))}
     top = f"{MAX_REPLICATES if replicable else 1} replicates x {MAX_SEEDS} seeds"
     limit, total = budget
     if found is None:
@@ -281,8 +302,9 @@ def _averaged(claim: Claim) -> int:
 
 
 def _footnote(prices: Prices) -> str:
-    return (f"design: ticket replicates x seeds per replicate; half-width: of the claim's interval (claim 3: each "
-            f"cell's, under its correction); detectable: the distance beyond the margin decided 'holds' with 80% "
+    return (f"design: ticket replicates x seeds per replicate; half-width: of the claim's interval (claim 3: the "
+            f"widest cell's, under its correction: the Bonferroni bound, scaled to the max-T intervals its own "
+            f"ledger measured); detectable: the distance beyond the margin decided 'holds' with 80% "
             f"power; decides at: the cheapest design whose half-width reaches the claim's target (claim 1: 2 "
             f"points, claim 2: 0.01 ECE, claim 3: 5 points); cost: {prices.unit} of the claim's cells at that "
             f"design (one more ticket replicate: {_text(prices.replicate(), 4) if prices.replicate() else 'n/a'}), "
