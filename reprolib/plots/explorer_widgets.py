@@ -8,10 +8,10 @@ the metric beside accuracy, one run's details and its seed), a numbers line, a b
 the figures, and redraws on every change: the busy sign shows while drawing and then the time
 the redraw took. The comparison figure and the one-run panel are each made once and updated in
 place (reprolib.plots.explorer_figure.CompareFigure, reprolib.plots.explorer_run.RunFigure); the
-one-run panel is drawn only when the run it shows changes. What the first redraws of a study
-would each pay once (the scores archive's manifest, the pooled bins) is read in the background
-when the study opens (`warm`). Picking a study sets $REPROLIB_PROFILE in the kernel, so running the notebook
-again opens that study (its cells are never edited for it).
+one-run panel is drawn only when the run it shows changes. What redraws would otherwise pay for
+at random (the scores archive's manifest, the pooled bins, a full garbage collection) is done in
+the background when a study opens (`warm`). Picking a study sets $REPROLIB_PROFILE in the
+kernel, so running the notebook again opens that study (its cells are never edited for it).
 """
 
 from __future__ import annotations
