@@ -6,8 +6,8 @@ sets it to any comparison (reprolib.plots.explorer.comparison) by updating its a
 `png` renders it at `DPI`. The widgets keep one per session, so a change of a control costs the
 update and the rendering only, and the rendering draws only what a comparison changes: the
 frame, axes, labels and legends that stay the same are rendered once and their pixels reused
-(matplotlib's blitting: the changing artists are drawn over a copy of the rest). `compare_panel`
-is one comparison drawn once (the saved figure).
+(matplotlib's blitting, `Blitted`: the changing artists are drawn over a copy of the rest).
+`compare_panel` is one comparison drawn once (the saved figure).
 Long labels are wrapped so that no text leaves the figure and no two tick labels overlap
 (tests/test_explorer.py measures every text's extent).
 """
@@ -53,7 +53,8 @@ class CompareFigure:
 
     def __init__(self):
         fig = Figure(figsize=SIZE, dpi=DPI)
-        self.figure, self.canvas = fig, FigureCanvasAgg(fig)
+        self.blitted = Blitted(fig)
+        self.figure, self.canvas = fig, self.blitted.canvas
         grid = fig.add_gridspec(2, 4, height_ratios=[3, 1], width_ratios=[1.2, 1.2, 1, 1], left=0.05, right=0.98,
                                 top=0.86, bottom=0.36, wspace=0.3, hspace=0.1)
         self.strips = [fig.add_subplot(grid[:, column]) for column in (0, 1)]
@@ -64,7 +65,6 @@ class CompareFigure:
         self.panels[1][1].tick_params(labelleft=False)
         self.diagrams: list[ReliabilityDiagram | None] = [None, None]
         self.drawn: list = []   # the strips' artists of the comparison shown
-        self.background, self.background_key = None, None   # the unchanging pixels, and what they show
         ring = Line2D([], [], color="black", marker="o", markersize=9, markerfacecolor="none", linestyle="none")
         handles = [Line2D([], [], color="grey", marker="o", markersize=5, linestyle="none", alpha=0.75),
                    ring, Line2D([], [], color="black", linewidth=2), _interval_proxy()]
@@ -151,13 +151,26 @@ class CompareFigure:
     def png(self) -> bytes:
         """The figure as PNG bytes at DPI (what the widget shows): the unchanging part is rendered
         the first time (and again when a diagram is shown or hidden), the rest over its pixels."""
-        changing = self._changing()
-        key = tuple(ax.get_visible() for ax, _ in self.panels)
-        if self.background is None or key != self.background_key:
+        return self.blitted.png(self._changing(), tuple(ax.get_visible() for ax, _ in self.panels))
+
+
+class Blitted:
+    """A figure whose unchanging pixels are kept between renderings (matplotlib's blitting): `png`
+    draws the changing artists over a copy of the rest, rendered again only when `key` (what the
+    unchanging part shows) changes. The explorer's two figures (CompareFigure, explorer_run.RunFigure)
+    each keep one."""
+
+    def __init__(self, figure: Figure):
+        self.figure, self.canvas = figure, FigureCanvasAgg(figure)
+        self.background, self.key = None, None   # the unchanging pixels, and what they show
+
+    def png(self, changing: list, key: tuple) -> bytes:
+        """PNG bytes at the figure's DPI; `changing`: the artists to draw over the rest, in drawing order."""
+        if self.background is None or key != self.key:
             for artist in changing:
                 artist.set_animated(True)   # left out of the full draw
             self.canvas.draw()
-            self.background, self.background_key = self.canvas.copy_from_bbox(self.figure.bbox), key
+            self.background, self.key = self.canvas.copy_from_bbox(self.figure.bbox), key
             for artist in changing:
                 artist.set_animated(False)
         else:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from reprolib import paths
@@ -26,7 +25,7 @@ from reprolib.errors import ReprolibError
 from reprolib.study.ledger import label_map, reliability
 from reprolib.plots.calibration import ReliabilityDiagram, bin_edges
 from reprolib.plots.common import arm_label, network_name, shot_label
-from reprolib.plots.explorer_figure import DPI, encode_png
+from reprolib.plots.explorer_figure import DPI, Blitted
 from reprolib.transfer import registry as method_registry
 
 
@@ -170,7 +169,8 @@ class RunFigure:
 
     def __init__(self):
         fig = Figure(figsize=(12, 3.3), dpi=DPI)
-        self.figure, self.canvas = fig, FigureCanvasAgg(fig)
+        self.blitted = Blitted(fig)
+        self.figure, self.canvas = fig, self.blitted.canvas
         grid = fig.add_gridspec(1, 4, width_ratios=[0.9, 1, 1, 1.3], left=0.01, right=0.99, top=0.88, bottom=0.2,
                                 wspace=0.3)
         self.ax_text, self.ax_rel, self.ax_prompt, self.ax_map = (fig.add_subplot(grid[0, k]) for k in range(4))
@@ -185,7 +185,6 @@ class RunFigure:
         # Made now for the ledger's usual bins (equal-width: scores.metrics.reliability_bins), so
         # that `png` can render the unchanging pixels before the first run is shown.
         self.diagram = ReliabilityDiagram(self.ax_rel, np.linspace(0.0, 1.0, USUAL_BINS + 1))
-        self.background, self.background_key = None, None   # the unchanging pixels, and what they show
 
     def show(self, run: pd.Series, study: str | Path, source: str | None = None) -> Figure:
         """Set the panel to `run` (its learned state read by `learned_state`); returns the figure."""
@@ -246,21 +245,7 @@ class RunFigure:
     def png(self) -> bytes:
         """The panel as PNG bytes at DPI: the unchanging part rendered the first time (and again
         when the diagram is shown, hidden or made anew), the rest over its pixels."""
-        changing = self._changing()
-        key = (self.ax_rel.get_visible(), id(self.diagram))
-        if self.background is None or key != self.background_key:
-            for artist in changing:
-                artist.set_animated(True)   # left out of the full draw
-            self.canvas.draw()
-            self.background, self.background_key = self.canvas.copy_from_bbox(self.figure.bbox), key
-            for artist in changing:
-                artist.set_animated(False)
-        else:
-            self.canvas.restore_region(self.background)
-        renderer = self.canvas.get_renderer()
-        for artist in changing:
-            artist.draw(renderer)
-        return encode_png(self.canvas)
+        return self.blitted.png(self._changing(), (self.ax_rel.get_visible(), id(self.diagram)))
 
 
 def run_panel(run: pd.Series, study: str | Path, source: str | None = None) -> Figure:
