@@ -10,7 +10,8 @@ For every part of every claim (claims 1 and 2: their two effects; claim 3: its c
   claim (an ImageNet source: imagenet-lite, then embedded), and every row says which;
 - the profile's design for the claim's cells: replicates x seeds per replicate (from its grid,
   sweep.runner.build_grid), the half-width it gives and the smallest effect beyond the margin it
-  detects with 80% power (power.half_width, power.detectable);
+  detects with 80% power (power.half_width, power.detectable; claim 3's scaled to the widest
+  max-T interval its own ledger measured, `_max_t_scale`);
 - the cheapest design (R, S) whose half-width is at most the claim's target (Part.width: claim 1
   2 points, claim 2 0.01 ECE, claim 3 5 points per cell under its correction), priced by the cost
   model: CPU-minutes of one core for offline profiles (each run at the mean wall time its cell's
@@ -191,8 +192,7 @@ def _text(value: float, digits: int = 3) -> str:
 def _max_t_scale(group: list, v: Variance, claim: Claim, m: int) -> float:
     """Claim 3 on its own pilot: the widest of the pilot's simultaneous cell intervals (max-T sign
     flips, the analysis itself) over the Bonferroni model's half-width at the pilot's design and
-    its m cells.
-    Bonferroni ignores the cells' correlation and bounds max-T from above; this ratio brings the
+    its m cells. Bonferroni ignores the cells' correlation and bounds max-T from above; this ratio brings the
     model to what the analysis measured, and the planner scales every design's half-width and
     detectable effect by it (docs/methods.md s.12). 1 where either is not a number."""
     r, s, _ = _units(claim)
