@@ -2,12 +2,13 @@
 
 `python bench/bench_explorer.py [--rounds 3] [--out bench/results.md]` opens each shipped study as
 the explorer does (reprolib.plots.explorer_widgets.open_study: the ledger read and indexed once,
-then the scores archive's manifest and the pooled reliability bins read in the background, which
-the replay waits for, as a user's first click comes later) and replays the browser test's path through the controls (target, arm, shots, network A,
-metric, every network B, the one-run panel on, each seed) with the explorer's own drawing
-object (`Drawing`: the comparison figure and the one-run panel each made once and updated in
-place, PNG at their DPI, the one-run panel drawn only for a new run). For each change it records the process's CPU time
-(time.process_time: what the kernel spends, whatever else the machine runs) and the wall
+then, in the background, the scores archive's manifest read, the reliability bins pooled and the
+garbage collected; the replay waits for that, as a user's first click comes later) and replays
+the browser test's path through the controls (target, arm, shots, network A, metric, every
+network B, the one-run panel on, each seed) with the explorer's own drawing object (`Drawing`:
+the comparison figure and the one-run panel each made once and updated in place, PNG at their
+DPI, the one-run panel drawn only for a new run). For each change it records the process's CPU
+time (time.process_time: what the kernel spends, whatever else the machine runs) and the wall
 time, and writes their median and maximum, with the machine's load average, as a Markdown
 section appended to --out. Nothing here asserts a time.
 """
